@@ -1,0 +1,114 @@
+//! CartPole: balance a pole on a cart (Barto, Sutton & Anderson 1983), as Gymnasium's
+//! `CartPoleEnv`.
+
+use crate::env::{Action, Dynamics, Observation, Transition};
+use crate::rng::EnvRng;
+use crate::space::Space;
+
+const GRAVITY: f64 = 9.8;
+const MASS_CART: f64 = 1.0;
+const MASS_POLE: f64 = 0.1;
+const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
+/// Half the pole's length.
+const HALF_LENGTH: f64 = 0.5;
+const POLE_MASS_LENGTH: f64 = MASS_POLE * HALF_LENGTH;
+const FORCE_MAG: f64 = 10.0;
+/// Seconds between state updates.
+const TAU: f64 = 0.02;
+/// 12 degrees, computed in Gymnasium's order so that the threshold is the same double.
+const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
+const X_THRESHOLD: f64 = 2.4;
+
+/// CartPole's physics. State: `[x, x_dot, theta, theta_dot]`; actions: 0 pushes left,
+/// 1 pushes right.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CartPole {
+    /// Sutton & Barto's reward: 0 per step and -1 on failure, instead of 1 per step.
+    pub sutton_barto_reward: bool,
+}
+
+impl Dynamics for CartPole {
+    type State = [f64; 4];
+
+    fn observation_space(&self) -> Space {
+        Space::symmetric_box(&[
+            (X_THRESHOLD * 2.0) as f32,
+            f32::INFINITY,
+            (THETA_THRESHOLD * 2.0) as f32,
+            f32::INFINITY,
+        ])
+    }
+
+    fn action_space(&self) -> Space {
+        Space::Discrete { n: 2 }
+    }
+
+    fn initial_state(&self, rng: &mut EnvRng) -> [f64; 4] {
+        rng.uniform_array(-0.05, 0.05)
+    }
+
+    fn step(&self, state: &mut [f64; 4], action: Action<'_>) -> Transition {
+        let push_right = matches!(action, Action::Discrete(1));
+        let terminated = step_cartpole(state, push_right);
+        let reward = match (self.sutton_barto_reward, terminated) {
+            (false, _) => 1.0,
+            (true, false) => 0.0,
+            (true, true) => -1.0,
+        };
+        Transition { reward, terminated }
+    }
+
+    fn observe(&self, state: &[f64; 4]) -> Observation {
+        Observation::new(&state.map(|v| v as f32))
+    }
+
+    fn reward_after_termination(&self) -> Option<f64> {
+        Some(if self.sutton_barto_reward { -1.0 } else { 0.0 })
+    }
+}
+
+/// One explicit-Euler step; returns whether the new state is out of bounds. The operations
+/// follow Gymnasium's expression order so that every double comes out the same.
+#[inline]
+fn step_cartpole(state: &mut [f64; 4], push_right: bool) -> bool {
+    let [x, x_dot, theta, theta_dot] = *state;
+    let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
+    let (sin_theta, cos_theta) = theta.sin_cos();
+    let temp = (force + POLE_MASS_LENGTH * (theta_dot * theta_dot) * sin_theta) / TOTAL_MASS;
+    let theta_acc = (GRAVITY * sin_theta - cos_theta * temp)
+        / (HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * (cos_theta * cos_theta) / TOTAL_MASS));
+    let x_acc = temp - POLE_MASS_LENGTH * theta_acc * cos_theta / TOTAL_MASS;
+    let x = x + TAU * x_dot;
+    let x_dot = x_dot + TAU * x_acc;
+    let theta = theta + TAU * theta_dot;
+    let theta_dot = theta_dot + TAU * theta_acc;
+    *state = [x, x_dot, theta, theta_dot];
+    x < -X_THRESHOLD || x > X_THRESHOLD || theta < -THETA_THRESHOLD || theta > THETA_THRESHOLD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn termination_thresholds_are_strict() {
+        let mut state = [X_THRESHOLD, 0.0, 0.0, 0.0];
+        // x does not move in the first Euler step (x_dot = 0), so the pole is not out.
+        assert!(!step_cartpole(&mut state, true));
+        let mut state = [X_THRESHOLD, 1e-3, 0.0, 0.0];
+        assert!(step_cartpole(&mut state, true));
+    }
+
+    #[test]
+    fn sutton_barto_reward_is_minus_one_on_failure_only() {
+        let env = CartPole {
+            sutton_barto_reward: true,
+        };
+        let mut alive = [0.0; 4];
+        assert_eq!(env.step(&mut alive, Action::Discrete(0)).reward, 0.0);
+        let mut failing = [0.0, 0.0, THETA_THRESHOLD, 1.0];
+        let t = env.step(&mut failing, Action::Discrete(0));
+        assert!(t.terminated);
+        assert_eq!(t.reward, -1.0);
+    }
+}

@@ -1,0 +1,32 @@
+//! Gymnasium's classic-control environments, step for step: the same constants, integrators,
+//! termination and truncation rules, float64 internal state and float32 observations, and
+//! the same seeded initial states (Gymnasium's PCG64 generator is reproduced bit for bit).
+//!
+//! - [`make`] builds one environment by id (`CartPole-v1`, `Acrobot-v1`, ...); [`Env`] is
+//!   Gymnasium's `reset`/`step` API.
+//! - [`make_vector`] builds a [`VectorEnv`]: many copies stepped in one call, with Gymnasium's
+//!   autoreset modes and per-episode statistics.
+//! - [`replay`] runs reference trajectories (the format the parity fixtures use).
+//! - With the `gym-rs` feature, the `gym-rs` crate's environments run behind the same API.
+
+mod classic;
+mod env;
+mod error;
+#[cfg(feature = "gym-rs")]
+pub mod gym_rs;
+mod registry;
+pub mod replay;
+mod rng;
+mod space;
+mod vector;
+
+pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
+pub use env::{
+    Action, ClassicEnv, Dynamics, Env, MAX_OBSERVATION_DIM, Observation, StateVector, Step,
+    Transition, check_action,
+};
+pub use error::EnvError;
+pub use registry::{EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, spaces, spec};
+pub use rng::EnvRng;
+pub use space::Space;
+pub use vector::{Actions, AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorStep};

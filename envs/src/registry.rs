@@ -1,0 +1,207 @@
+//! The registered ids, with Gymnasium's episode limits, and `make`.
+
+use serde::Serialize;
+
+use crate::classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
+use crate::env::{ClassicEnv, Dynamics, Env};
+use crate::error::EnvError;
+use crate::space::Space;
+use crate::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
+
+/// What Gymnasium's registry says about an id.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EnvSpec {
+    /// The id, e.g. `CartPole-v1`.
+    pub id: &'static str,
+    /// The `TimeLimit` that truncates episodes.
+    pub max_episode_steps: Option<u32>,
+    /// The return at which the task counts as solved.
+    pub reward_threshold: Option<f64>,
+}
+
+/// Every id this crate registers, in Gymnasium's order.
+pub const SPECS: [EnvSpec; 6] = [
+    EnvSpec {
+        id: "CartPole-v0",
+        max_episode_steps: Some(200),
+        reward_threshold: Some(195.0),
+    },
+    EnvSpec {
+        id: "CartPole-v1",
+        max_episode_steps: Some(500),
+        reward_threshold: Some(475.0),
+    },
+    EnvSpec {
+        id: "MountainCar-v0",
+        max_episode_steps: Some(200),
+        reward_threshold: Some(-110.0),
+    },
+    EnvSpec {
+        id: "MountainCarContinuous-v0",
+        max_episode_steps: Some(999),
+        reward_threshold: Some(90.0),
+    },
+    EnvSpec {
+        id: "Pendulum-v1",
+        max_episode_steps: Some(200),
+        reward_threshold: None,
+    },
+    EnvSpec {
+        id: "Acrobot-v1",
+        max_episode_steps: Some(500),
+        reward_threshold: Some(-100.0),
+    },
+];
+
+/// Keyword arguments of `gym.make` that the tasks accept.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MakeOptions {
+    /// CartPole only: Sutton & Barto's reward (0 per step, -1 on failure).
+    pub sutton_barto_reward: bool,
+}
+
+/// An id's registered spec, or an error listing the known ids.
+pub fn spec(id: &str) -> Result<EnvSpec, EnvError> {
+    SPECS
+        .iter()
+        .find(|spec| spec.id == id)
+        .copied()
+        .ok_or_else(|| EnvError::UnknownEnv {
+            id: id.to_string(),
+            known: known_ids(),
+        })
+}
+
+/// Every id `make` accepts, including those of optional adapters.
+pub fn known_ids() -> Vec<String> {
+    let ids = SPECS.iter().map(|spec| spec.id.to_string());
+    #[cfg(feature = "gym-rs")]
+    let ids = ids.chain(crate::gym_rs::IDS.iter().map(|id| id.to_string()));
+    ids.collect()
+}
+
+/// Code that works with any task's dynamics, so each id is dispatched once, here.
+trait WithDynamics {
+    type Output;
+    fn run<D: Dynamics>(self, dynamics: D, spec: EnvSpec) -> Self::Output;
+}
+
+fn with_dynamics<W: WithDynamics>(
+    id: &str,
+    options: MakeOptions,
+    work: W,
+) -> Result<W::Output, EnvError> {
+    let spec = spec(id)?;
+    if options.sutton_barto_reward && !id.starts_with("CartPole") {
+        return Err(EnvError::InvalidOption {
+            env: id.to_string(),
+            reason: "sutton_barto_reward applies to CartPole only".into(),
+        });
+    }
+    Ok(match id {
+        "CartPole-v0" | "CartPole-v1" => work.run(
+            CartPole {
+                sutton_barto_reward: options.sutton_barto_reward,
+            },
+            spec,
+        ),
+        "Acrobot-v1" => work.run(Acrobot, spec),
+        "MountainCar-v0" => work.run(MountainCar, spec),
+        "MountainCarContinuous-v0" => work.run(MountainCarContinuous, spec),
+        "Pendulum-v1" => work.run(Pendulum, spec),
+        other => unreachable!("{other} is in SPECS but has no dynamics"),
+    })
+}
+
+/// `gym.make(id)`: the environment with its registered step limit.
+pub fn make(id: &str) -> Result<Box<dyn Env>, EnvError> {
+    make_with(id, MakeOptions::default())
+}
+
+/// `gym.make(id, **options)`.
+pub fn make_with(id: &str, options: MakeOptions) -> Result<Box<dyn Env>, EnvError> {
+    #[cfg(feature = "gym-rs")]
+    if let Some(env) = crate::gym_rs::make(id, options)? {
+        return Ok(env);
+    }
+    struct Single;
+    impl WithDynamics for Single {
+        type Output = Box<dyn Env>;
+        fn run<D: Dynamics>(self, dynamics: D, spec: EnvSpec) -> Box<dyn Env> {
+            Box::new(ClassicEnv::new(dynamics, spec))
+        }
+    }
+    with_dynamics(id, options, Single)
+}
+
+/// `gym.make_vec(id, num_envs)`: `num_envs` copies stepped together, each with its own
+/// generator, resetting themselves as `mode` says.
+pub fn make_vector(
+    id: &str,
+    num_envs: usize,
+    mode: AutoresetMode,
+    options: MakeOptions,
+) -> Result<Box<dyn VectorEnv>, EnvError> {
+    if num_envs == 0 {
+        return Err(EnvError::InvalidOption {
+            env: id.to_string(),
+            reason: "num_envs must be at least 1".into(),
+        });
+    }
+    struct Vector {
+        num_envs: usize,
+        mode: AutoresetMode,
+    }
+    impl WithDynamics for Vector {
+        type Output = Box<dyn VectorEnv>;
+        fn run<D: Dynamics>(self, dynamics: D, spec: EnvSpec) -> Box<dyn VectorEnv> {
+            Box::new(SyncVectorEnv::new(dynamics, spec, self.num_envs, self.mode))
+        }
+    }
+    with_dynamics(id, options, Vector { num_envs, mode })
+}
+
+/// The spaces of a registered id, without making an environment.
+pub fn spaces(id: &str) -> Result<(Space, Space), EnvError> {
+    let env = make(id)?;
+    Ok((env.observation_space().clone(), env.action_space().clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_id_lists_the_known_ones() {
+        let err = make("CartPole-v9").err().unwrap();
+        let message = err.to_string();
+        assert!(message.contains("CartPole-v9"), "{message}");
+        assert!(message.contains("Acrobot-v1"), "{message}");
+        assert!(message.contains("Pendulum-v1"), "{message}");
+    }
+
+    #[test]
+    fn every_spec_can_be_made() {
+        for spec in SPECS {
+            let env = make(spec.id).unwrap();
+            assert_eq!(env.spec().id, spec.id);
+        }
+    }
+
+    #[test]
+    fn sutton_barto_reward_is_refused_outside_cartpole() {
+        let options = MakeOptions {
+            sutton_barto_reward: true,
+        };
+        assert!(make_with("CartPole-v1", options).is_ok());
+        assert!(matches!(
+            make_with("Pendulum-v1", options),
+            Err(EnvError::InvalidOption { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_envs_is_an_error() {
+        assert!(make_vector("CartPole-v1", 0, AutoresetMode::NextStep, MakeOptions::default()).is_err());
+    }
+}
