@@ -2,6 +2,7 @@
 
 use std::f64::consts::PI;
 
+use super::{numpy_square, numpy_square_f32};
 use crate::env::{Action, Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
@@ -42,10 +43,9 @@ impl Dynamics for Pendulum {
         // The torque stays float32, as in Gymnasium, where `u**2` and `3.0 * u` are float32
         // operations under NumPy's promotion rules.
         let u = torque.clamp(-MAX_TORQUE, MAX_TORQUE);
-        let normalized = angle_normalize(theta);
-        let costs = normalized * normalized
-            + 0.1 * (theta_dot * theta_dot)
-            + f64::from(0.001_f32 * (u * u));
+        let costs = numpy_square(angle_normalize(theta))
+            + 0.1 * numpy_square(theta_dot)
+            + f64::from(0.001_f32 * numpy_square_f32(u));
         let new_theta_dot = theta_dot
             + (3.0 * GRAVITY / (2.0 * LENGTH) * theta.sin()
                 + f64::from((3.0 / (MASS * LENGTH * LENGTH)) as f32 * u))
