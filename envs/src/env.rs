@@ -179,8 +179,9 @@ pub fn check_action(space: &Space, env_id: &str, action: Action<'_>) -> Result<(
     Ok(())
 }
 
-/// A Gymnasium environment: `reset` and `step`, with its spaces and registered spec.
-pub trait Env: Send {
+/// A Gymnasium environment: `reset` and `step`, with its spaces and registered spec. Not
+/// `Send`: gym-rs environments hold SDL handles that must stay on their thread.
+pub trait Env {
     /// The registered id, episode limit and reward threshold.
     fn spec(&self) -> &EnvSpec;
     /// The observation space.

@@ -26,7 +26,10 @@ pub use env::{
     Transition, check_action,
 };
 pub use error::EnvError;
-pub use registry::{EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, spaces, spec};
+pub use registry::{
+    EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, registered_specs, spaces,
+    spec,
+};
 pub use rng::EnvRng;
 pub use space::Space;
 pub use vector::{Actions, AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorStep};

@@ -60,12 +60,19 @@ pub struct MakeOptions {
     pub sutton_barto_reward: bool,
 }
 
+/// Every spec `make` accepts: Gymnasium's ids, then those of optional adapters.
+pub fn registered_specs() -> Vec<EnvSpec> {
+    let specs = SPECS.to_vec();
+    #[cfg(feature = "gym-rs")]
+    let specs = [specs, crate::gym_rs::SPECS.to_vec()].concat();
+    specs
+}
+
 /// An id's registered spec, or an error listing the known ids.
 pub fn spec(id: &str) -> Result<EnvSpec, EnvError> {
-    SPECS
-        .iter()
+    registered_specs()
+        .into_iter()
         .find(|spec| spec.id == id)
-        .copied()
         .ok_or_else(|| EnvError::UnknownEnv {
             id: id.to_string(),
             known: known_ids(),
@@ -74,10 +81,10 @@ pub fn spec(id: &str) -> Result<EnvSpec, EnvError> {
 
 /// Every id `make` accepts, including those of optional adapters.
 pub fn known_ids() -> Vec<String> {
-    let ids = SPECS.iter().map(|spec| spec.id.to_string());
-    #[cfg(feature = "gym-rs")]
-    let ids = ids.chain(crate::gym_rs::IDS.iter().map(|id| id.to_string()));
-    ids.collect()
+    registered_specs()
+        .iter()
+        .map(|spec| spec.id.to_string())
+        .collect()
 }
 
 /// Code that works with any task's dynamics, so each id is dispatched once, here.
@@ -109,7 +116,13 @@ fn with_dynamics<W: WithDynamics>(
         "MountainCar-v0" => work.run(MountainCar, spec),
         "MountainCarContinuous-v0" => work.run(MountainCarContinuous, spec),
         "Pendulum-v1" => work.run(Pendulum, spec),
-        other => unreachable!("{other} is in SPECS but has no dynamics"),
+        // Adapter ids reach here only through `make_vector`: they have no vector form.
+        other => {
+            return Err(EnvError::InvalidOption {
+                env: other.to_string(),
+                reason: "only Gymnasium's classic-control ids run as vector envs".into(),
+            });
+        }
     })
 }
 
@@ -202,6 +215,14 @@ mod tests {
 
     #[test]
     fn zero_envs_is_an_error() {
-        assert!(make_vector("CartPole-v1", 0, AutoresetMode::NextStep, MakeOptions::default()).is_err());
+        assert!(
+            make_vector(
+                "CartPole-v1",
+                0,
+                AutoresetMode::NextStep,
+                MakeOptions::default()
+            )
+            .is_err()
+        );
     }
 }

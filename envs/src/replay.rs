@@ -82,7 +82,8 @@ pub fn parse(json: &str) -> Result<Vec<ReplayCase>, ReplayError> {
         location: "top level".into(),
         reason,
     };
-    let document: Value = serde_json::from_str(json).map_err(|e| top_level(format!("not JSON: {e}")))?;
+    let document: Value =
+        serde_json::from_str(json).map_err(|e| top_level(format!("not JSON: {e}")))?;
     let cases = document
         .get("cases")
         .and_then(Value::as_array)
@@ -140,9 +141,15 @@ fn parse_case(index: usize, case: &Value) -> Result<ReplayCase, ReplayError> {
         .ok_or_else(|| case_error(index, "actions", "expected an array"))?
         .iter()
         .enumerate()
-        .map(|(i, v)| parse_action(probe.action_space(), v).map_err(|reason| {
-            case_error(index, &format!("actions[{i}]"), format!("{reason} for {env}"))
-        }))
+        .map(|(i, v)| {
+            parse_action(probe.action_space(), v).map_err(|reason| {
+                case_error(
+                    index,
+                    &format!("actions[{i}]"),
+                    format!("{reason} for {env}"),
+                )
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ReplayCase {
         env,
@@ -174,7 +181,8 @@ fn parse_action(space: &Space, value: &Value) -> Result<ReplayAction, String> {
 /// Runs one case: make, start from `init_state`, step until the episode ends or the actions
 /// run out. Errors (a bad state, an invalid action) name the case index and field.
 pub fn run_case(index: usize, case: &ReplayCase) -> Result<ReplayOutcome, ReplayError> {
-    let mut env = make_with(&case.env, case.options).map_err(|e| case_error(index, "env", e.to_string()))?;
+    let mut env =
+        make_with(&case.env, case.options).map_err(|e| case_error(index, "env", e.to_string()))?;
     env.reset(Some(0));
     env.set_state(&case.init_state)
         .map_err(|e| case_error(index, "init_state", e.to_string()))?;
@@ -235,12 +243,20 @@ mod tests {
             parse(bad_action).unwrap_err().location,
             "case 1, field `actions[1]`"
         );
-        let out_of_range = r#"{"cases": [{"env": "Acrobot-v1", "init_state": [0, 0, 0, 0], "actions": [3]}]}"#;
+        let out_of_range =
+            r#"{"cases": [{"env": "Acrobot-v1", "init_state": [0, 0, 0, 0], "actions": [3]}]}"#;
         let err = run(out_of_range).unwrap_err().to_string();
-        assert!(err.contains("case 0, field `actions[0]`") && err.contains("Acrobot-v1"), "{err}");
-        let short_state = r#"{"cases": [{"env": "Pendulum-v1", "init_state": [0], "actions": [0.1]}]}"#;
+        assert!(
+            err.contains("case 0, field `actions[0]`") && err.contains("Acrobot-v1"),
+            "{err}"
+        );
+        let short_state =
+            r#"{"cases": [{"env": "Pendulum-v1", "init_state": [0], "actions": [0.1]}]}"#;
         let err = run(short_state).unwrap_err().to_string();
-        assert!(err.contains("init_state") && err.contains("expected 2"), "{err}");
+        assert!(
+            err.contains("init_state") && err.contains("expected 2"),
+            "{err}"
+        );
         let unknown = r#"{"cases": [{"env": "Nope-v0", "init_state": [], "actions": []}]}"#;
         assert!(run(unknown).unwrap_err().to_string().contains("known ids"));
         assert_eq!(parse("[]").unwrap_err().location, "top level");

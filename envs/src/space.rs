@@ -44,7 +44,12 @@ impl Space {
             Space::Box { low, high } => {
                 let uniform = |v: &[f32]| v.windows(2).all(|w| w[0] == w[1]);
                 if uniform(low) && uniform(high) && !low.is_empty() {
-                    format!("Box({:?}, {:?}, ({},), float32)", low[0], high[0], low.len())
+                    format!(
+                        "Box({:?}, {:?}, ({},), float32)",
+                        low[0],
+                        high[0],
+                        low.len()
+                    )
                 } else {
                     format!("Box({low:?}, {high:?}, ({},), float32)", low.len())
                 }

@@ -174,7 +174,13 @@ impl<D: Dynamics> SyncVectorEnv<D> {
         self.store(i, &state);
         self.elapsed_steps[i] = 0;
         self.episode_returns[i] = 0.0;
-        Self::write_observation(&mut self.observations, self.observation_dim, i, &self.dynamics, &state);
+        Self::write_observation(
+            &mut self.observations,
+            self.observation_dim,
+            i,
+            &self.dynamics,
+            &state,
+        );
     }
 
     fn restart_all(&mut self) -> &[f32] {
@@ -310,7 +316,13 @@ impl<D: Dynamics> VectorEnv for SyncVectorEnv<D> {
                 (AutoresetMode::SameStep, true) => &mut self.final_observations,
                 _ => &mut self.observations,
             };
-            Self::write_observation(observations, self.observation_dim, i, &self.dynamics, &state);
+            Self::write_observation(
+                observations,
+                self.observation_dim,
+                i,
+                &self.dynamics,
+                &state,
+            );
             if finished {
                 self.episodes.push(EpisodeStats {
                     env_index: i,
@@ -350,10 +362,15 @@ mod tests {
     fn sub_envs_match_single_envs_with_offset_seeds() {
         let num_envs = 3;
         let mut vector = cartpole_vector(num_envs, AutoresetMode::NextStep);
-        let mut singles: Vec<_> = (0..num_envs).map(|_| make("CartPole-v1").unwrap()).collect();
+        let mut singles: Vec<_> = (0..num_envs)
+            .map(|_| make("CartPole-v1").unwrap())
+            .collect();
         let first = vector.reset(Some(10)).to_vec();
         for (i, single) in singles.iter_mut().enumerate() {
-            assert_eq!(&first[i * 4..(i + 1) * 4], &*single.reset(Some(10 + i as u64)));
+            assert_eq!(
+                &first[i * 4..(i + 1) * 4],
+                &*single.reset(Some(10 + i as u64))
+            );
         }
         let mut rng = EnvRng::from_seed(0);
         for _ in 0..40 {
@@ -361,7 +378,10 @@ mod tests {
             let step = vector.step(Actions::Discrete(&actions)).unwrap();
             for (i, single) in singles.iter_mut().enumerate() {
                 let expected = single.step(Action::Discrete(actions[i])).unwrap();
-                assert_eq!(&step.observations[i * 4..(i + 1) * 4], &*expected.observation);
+                assert_eq!(
+                    &step.observations[i * 4..(i + 1) * 4],
+                    &*expected.observation
+                );
                 assert_eq!(step.rewards[i], expected.reward);
                 assert_eq!(step.terminated[i], expected.terminated);
                 if expected.terminated {
@@ -414,8 +434,13 @@ mod tests {
 
     #[test]
     fn truncates_at_the_registered_limit() {
-        let mut vector =
-            make_vector("Pendulum-v1", 2, AutoresetMode::NextStep, MakeOptions::default()).unwrap();
+        let mut vector = make_vector(
+            "Pendulum-v1",
+            2,
+            AutoresetMode::NextStep,
+            MakeOptions::default(),
+        )
+        .unwrap();
         vector.reset(Some(0));
         for step_index in 1..=200 {
             let step = vector.step(Actions::Continuous(&[0.0, 0.0])).unwrap();
@@ -428,14 +453,31 @@ mod tests {
     fn invalid_actions_name_the_env_and_the_action() {
         let mut vector = cartpole_vector(2, AutoresetMode::NextStep);
         vector.reset(Some(0));
-        let err = vector.step(Actions::Discrete(&[0, 2])).unwrap_err().to_string();
-        assert!(err.contains("CartPole-v1") && err.contains("sub-env 1") && err.contains('2'), "{err}");
-        let err = vector.step(Actions::Discrete(&[0])).unwrap_err().to_string();
+        let err = vector
+            .step(Actions::Discrete(&[0, 2]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CartPole-v1") && err.contains("sub-env 1") && err.contains('2'),
+            "{err}"
+        );
+        let err = vector
+            .step(Actions::Discrete(&[0]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected 2"), "{err}");
-        let mut pendulum =
-            make_vector("Pendulum-v1", 1, AutoresetMode::NextStep, MakeOptions::default()).unwrap();
+        let mut pendulum = make_vector(
+            "Pendulum-v1",
+            1,
+            AutoresetMode::NextStep,
+            MakeOptions::default(),
+        )
+        .unwrap();
         pendulum.reset(Some(0));
-        let err = pendulum.step(Actions::Continuous(&[f32::NAN])).unwrap_err().to_string();
+        let err = pendulum
+            .step(Actions::Continuous(&[f32::NAN]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Pendulum-v1") && err.contains("NaN"), "{err}");
     }
 

@@ -46,13 +46,29 @@ fn replayed_cases_match_gymnasium() {
     for (index, (outcome, want)) in outcomes.iter().zip(expected_cases).enumerate() {
         let want_steps = want["steps"].as_array().unwrap();
         let context = format!("case {index} ({})", outcome.env);
-        assert_eq!(outcome.steps.len(), want_steps.len(), "{context}: episode length");
+        assert_eq!(
+            outcome.steps.len(),
+            want_steps.len(),
+            "{context}: episode length"
+        );
         for (t, (step, want_step)) in outcome.steps.iter().zip(want_steps).enumerate() {
             let context = format!("{context}, step {t}");
             assert_close(&step.obs, &floats(&want_step["obs"]), &context);
-            assert_eq!(step.reward, want_step["reward"].as_f64().unwrap(), "{context}: reward");
-            assert_eq!(step.terminated, want_step["terminated"].as_bool().unwrap(), "{context}: terminated");
-            assert_eq!(step.truncated, want_step["truncated"].as_bool().unwrap(), "{context}: truncated");
+            assert_eq!(
+                step.reward,
+                want_step["reward"].as_f64().unwrap(),
+                "{context}: reward"
+            );
+            assert_eq!(
+                step.terminated,
+                want_step["terminated"].as_bool().unwrap(),
+                "{context}: terminated"
+            );
+            assert_eq!(
+                step.truncated,
+                want_step["truncated"].as_bool().unwrap(),
+                "{context}: truncated"
+            );
         }
     }
 }
@@ -66,13 +82,28 @@ fn seeded_resets_match_gymnasium_exactly() {
         let mut env = make(id).unwrap();
         let obs = env.reset(Some(seed));
         let want: Vec<f32> = floats(&case["obs"]).iter().map(|v| *v as f32).collect();
-        assert_eq!(&*obs, want.as_slice(), "{id} seed {seed}: reset observation");
+        assert_eq!(
+            &*obs,
+            want.as_slice(),
+            "{id} seed {seed}: reset observation"
+        );
         let state_after_first = env.state().unwrap();
         let next = env.reset(None);
-        let want_next: Vec<f32> = floats(&case["next_reset_obs"]).iter().map(|v| *v as f32).collect();
-        assert_eq!(&*next, want_next.as_slice(), "{id} seed {seed}: second reset");
+        let want_next: Vec<f32> = floats(&case["next_reset_obs"])
+            .iter()
+            .map(|v| *v as f32)
+            .collect();
+        assert_eq!(
+            &*next,
+            want_next.as_slice(),
+            "{id} seed {seed}: second reset"
+        );
         // Gymnasium's state after the second reset.
-        assert_eq!(env.state().unwrap(), floats(&case["state"]), "{id} seed {seed}: state");
+        assert_eq!(
+            env.state().unwrap(),
+            floats(&case["state"]),
+            "{id} seed {seed}: state"
+        );
         assert_ne!(state_after_first, env.state().unwrap());
     }
 }
@@ -83,9 +114,20 @@ fn seeded_vector_envs_match_gymnasium_sync_vector_env() {
     for run in document["runs"].as_array().unwrap() {
         let id = run["env"].as_str().unwrap();
         let num_envs = run["num_envs"].as_u64().unwrap() as usize;
-        let mut envs = make_vector(id, num_envs, AutoresetMode::NextStep, MakeOptions::default()).unwrap();
+        let mut envs = make_vector(
+            id,
+            num_envs,
+            AutoresetMode::NextStep,
+            MakeOptions::default(),
+        )
+        .unwrap();
         let reset_obs = envs.reset(Some(run["seed"].as_u64().unwrap())).to_vec();
-        let want: Vec<f64> = run["reset_obs"].as_array().unwrap().iter().flat_map(floats).collect();
+        let want: Vec<f64> = run["reset_obs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
         assert_close(&reset_obs, &want, &format!("{id} reset"));
         let mut episodes_seen = 0;
         for (t, step) in run["steps"].as_array().unwrap().iter().enumerate() {
@@ -93,29 +135,64 @@ fn seeded_vector_envs_match_gymnasium_sync_vector_env() {
             let discrete: Vec<i64>;
             let continuous: Vec<f32>;
             let actions = if step["actions"][0].is_i64() {
-                discrete = step["actions"].as_array().unwrap().iter().map(|a| a.as_i64().unwrap()).collect();
+                discrete = step["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_i64().unwrap())
+                    .collect();
                 Actions::Discrete(&discrete)
             } else {
                 continuous = floats(&step["actions"]).iter().map(|a| *a as f32).collect();
                 Actions::Continuous(&continuous)
             };
             let got = envs.step(actions).unwrap();
-            let want_obs: Vec<f64> = step["obs"].as_array().unwrap().iter().flat_map(floats).collect();
+            let want_obs: Vec<f64> = step["obs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(floats)
+                .collect();
             assert_close(got.observations, &want_obs, &context);
-            assert_eq!(got.rewards, floats(&step["rewards"]).as_slice(), "{context}: rewards");
+            assert_eq!(
+                got.rewards,
+                floats(&step["rewards"]).as_slice(),
+                "{context}: rewards"
+            );
             let flags = |key: &str| -> Vec<bool> {
-                step[key].as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect()
+                step[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| b.as_bool().unwrap())
+                    .collect()
             };
-            assert_eq!(got.terminated, flags("terminated").as_slice(), "{context}: terminated");
-            assert_eq!(got.truncated, flags("truncated").as_slice(), "{context}: truncated");
+            assert_eq!(
+                got.terminated,
+                flags("terminated").as_slice(),
+                "{context}: terminated"
+            );
+            assert_eq!(
+                got.truncated,
+                flags("truncated").as_slice(),
+                "{context}: truncated"
+            );
             let want_episodes = step["episodes"].as_array().unwrap();
-            assert_eq!(got.episodes.len(), want_episodes.len(), "{context}: finished episodes");
+            assert_eq!(
+                got.episodes.len(),
+                want_episodes.len(),
+                "{context}: finished episodes"
+            );
             for (episode, want) in got.episodes.iter().zip(want_episodes) {
-                assert_eq!(episode.env_index as u64, want["env_index"].as_u64().unwrap());
+                assert_eq!(
+                    episode.env_index as u64,
+                    want["env_index"].as_u64().unwrap()
+                );
                 assert_eq!(u64::from(episode.length), want["length"].as_u64().unwrap());
                 let want_return = want["return"].as_f64().unwrap();
                 assert!(
-                    (episode.episode_return - want_return).abs() <= 1e-6 * want_return.abs().max(1.0),
+                    (episode.episode_return - want_return).abs()
+                        <= 1e-6 * want_return.abs().max(1.0),
                     "{context}: return {} vs {want_return}",
                     episode.episode_return
                 );

@@ -83,19 +83,17 @@ fn derivatives(s: [f64; 4], torque: f64) -> [f64; 4] {
     let (i1, i2) = (LINK_MOI, LINK_MOI);
     let g = GRAVITY;
     let [theta1, theta2, dtheta1, dtheta2] = s;
-    let d1 = m1 * (lc1 * lc1)
-        + m2 * ((l1 * l1) + (lc2 * lc2) + 2.0 * l1 * lc2 * theta2.cos())
-        + i1
-        + i2;
+    let d1 =
+        m1 * (lc1 * lc1) + m2 * ((l1 * l1) + (lc2 * lc2) + 2.0 * l1 * lc2 * theta2.cos()) + i1 + i2;
     let d2 = m2 * ((lc2 * lc2) + l1 * lc2 * theta2.cos()) + i2;
     let phi2 = m2 * lc2 * g * (theta1 + theta2 - PI / 2.0).cos();
     let phi1 = -m2 * l1 * lc2 * numpy_square(dtheta2) * theta2.sin()
         - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * theta2.sin()
         + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
         + phi2;
-    let ddtheta2 = (torque + d2 / d1 * phi1 - m2 * l1 * lc2 * numpy_square(dtheta1) * theta2.sin()
-        - phi2)
-        / (m2 * (lc2 * lc2) + i2 - numpy_square(d2) / d1);
+    let ddtheta2 =
+        (torque + d2 / d1 * phi1 - m2 * l1 * lc2 * numpy_square(dtheta1) * theta2.sin() - phi2)
+            / (m2 * (lc2 * lc2) + i2 - numpy_square(d2) / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2]
 }
