@@ -9,6 +9,7 @@ use crate::error::EnvError;
 use crate::registry::EnvSpec;
 use crate::rng::EnvRng;
 use crate::space::Space;
+use crate::vector::Actions;
 
 /// An action, borrowed so that stepping allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +105,11 @@ pub trait StateVector: Copy + Send + Sync + 'static {
     fn components(&self) -> &[f64];
     /// The state with these components; `values.len()` must be `DIM`.
     fn from_components(values: &[f64]) -> Self;
+    /// Env `i`'s state out of struct-of-arrays storage with components `stride` apart
+    /// (`soa[c * stride + i]`).
+    fn load(soa: &[f64], stride: usize, i: usize) -> Self;
+    /// Writes env `i`'s state into struct-of-arrays storage with components `stride` apart.
+    fn store(&self, soa: &mut [f64], stride: usize, i: usize);
 }
 
 impl<const N: usize> StateVector for [f64; N] {
@@ -113,6 +119,16 @@ impl<const N: usize> StateVector for [f64; N] {
     }
     fn from_components(values: &[f64]) -> Self {
         std::array::from_fn(|i| values[i])
+    }
+    #[inline]
+    fn load(soa: &[f64], stride: usize, i: usize) -> Self {
+        std::array::from_fn(|c| soa[c * stride + i])
+    }
+    #[inline]
+    fn store(&self, soa: &mut [f64], stride: usize, i: usize) {
+        for (c, value) in self.iter().enumerate() {
+            soa[c * stride + i] = *value;
+        }
     }
 }
 
@@ -131,6 +147,28 @@ pub trait Dynamics: Clone + Send + Sync + 'static {
     fn step(&self, state: &mut Self::State, action: Action<'_>) -> Transition;
     /// The float32 observation of a state.
     fn observe(&self, state: &Self::State) -> Observation;
+    /// Steps `n = rewards.len()` envs at once, writing each env's reward and terminal flag.
+    /// Their states are stored component by component, `stride` apart: component `c` of env
+    /// `i` is `states[c * stride + i]`. Tasks with a vectorisable kernel override this; the
+    /// default steps the envs one by one.
+    fn step_batch(
+        &self,
+        states: &mut [f64],
+        stride: usize,
+        actions: Actions<'_>,
+        rewards: &mut [f64],
+        terminated: &mut [bool],
+    ) {
+        let n = rewards.len();
+        for i in 0..n {
+            let mut state = Self::State::load(states, stride, i);
+            let transition = self.step(&mut state, actions.get(i, n));
+            state.store(states, stride, i);
+            rewards[i] = transition.reward;
+            terminated[i] = transition.terminated;
+        }
+    }
+
     /// The reward for stepping into a terminal state again after the episode had terminated,
     /// where the task defines one (CartPole does).
     fn reward_after_termination(&self) -> Option<f64> {

@@ -1,1 +1,57 @@
-fn main() {}
+//! `gradless`: the command-line front end. It parses arguments, sets up logging and hands
+//! each command to the library crates; results go to stdout, logs to stderr.
+
+mod commands;
+mod logging;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// Train, evaluate and benchmark reinforcement-learning agents on burn.
+#[derive(Debug, Parser)]
+#[command(name = "gradless", version, about)]
+struct Cli {
+    /// Print results as JSON (one object per line) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr; the level comes from RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the environment ids with their spaces and episode limits.
+    Envs,
+    /// Replay reference trajectories (Gymnasium parity format) and print what the envs return.
+    Replay(commands::replay::ReplayArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+    /// List the burn devices this build can use and the wgpu adapter it gets.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Envs => commands::envs::run(cli.json),
+        Command::Replay(args) => commands::replay::run(&args),
+        Command::Bench(command) => commands::bench::run(command, cli.json),
+        Command::Devices => commands::devices::run(cli.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,255 @@
-pub fn x() {}
+//! The burn devices gradless runs on: choosing one by name (`wgpu`, `flex`), saying which
+//! adapter it got, and the two roles a device plays — training, with autodiff on, and
+//! inference, with autodiff off — as distinct types, so that code written for one role
+//! cannot be handed a device of the other.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use burn::prelude::{Device, Tensor, TensorData};
+use burn::tensor::activation;
+use serde::Serialize;
+use thiserror::Error;
+
+/// The burn backends gradless can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A GPU through wgpu (Vulkan, Metal, DX12); Mesa's lavapipe where there is no GPU.
+    Wgpu,
+    /// burn's pure-Rust CPU backend.
+    Flex,
+}
+
+impl Backend {
+    /// Every backend, in the order `gradless devices` lists them.
+    pub const ALL: [Backend; 2] = [Backend::Wgpu, Backend::Flex];
+
+    /// The name used on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wgpu => "wgpu",
+            Backend::Flex => "flex",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = DeviceError;
+    fn from_str(name: &str) -> Result<Self, DeviceError> {
+        Backend::ALL
+            .into_iter()
+            .find(|backend| backend.name() == name)
+            .ok_or_else(|| DeviceError::UnknownBackend(name.to_string()))
+    }
+}
+
+/// Why a device could not be had or used.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum DeviceError {
+    /// A backend name that is not `wgpu` or `flex`.
+    #[error("unknown device `{0}` (expected `wgpu` or `flex`)")]
+    UnknownBackend(String),
+    /// wgpu found no adapter or could not open it.
+    #[error(
+        "wgpu could not open a device: {0} (without a GPU, install Mesa's lavapipe: \
+         `apt-get install mesa-vulkan-drivers`; or use `--device flex`)"
+    )]
+    WgpuUnavailable(String),
+    /// A computation failed on the device.
+    #[error("{backend} device failed: {message}")]
+    Execution {
+        /// The backend that failed.
+        backend: Backend,
+        /// What it reported.
+        message: String,
+    },
+}
+
+/// Opens the base device (autodiff off) of a backend. wgpu is initialised once per process,
+/// so that an adapter problem is a clean error here rather than a panic at first use.
+pub fn open(backend: Backend) -> Result<Device, DeviceError> {
+    match backend {
+        Backend::Flex => Ok(Device::flex()),
+        Backend::Wgpu => {
+            static WGPU: OnceLock<Result<Device, DeviceError>> = OnceLock::new();
+            WGPU.get_or_init(|| {
+                Device::wgpu_options()
+                    .init()
+                    .map_err(|e| DeviceError::WgpuUnavailable(e.to_string()))
+            })
+            .clone()
+        }
+    }
+}
+
+/// What a device turned out to be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceReport {
+    /// The backend.
+    pub backend: Backend,
+    /// The adapter's own name (e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` or `NVIDIA H100`);
+    /// `None` for backends that report none (flex).
+    pub adapter: Option<String>,
+    /// What kernels are compiled for, as the runtime reports it.
+    pub target: Option<String>,
+    /// Whether the adapter is a real card (`false` for CPUs and software rasterisers such as
+    /// lavapipe).
+    pub hardware: bool,
+}
+
+impl fmt::Display for DeviceReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.adapter {
+            Some(adapter) => write!(
+                f,
+                "{}: {adapter} ({})",
+                self.backend,
+                if self.hardware {
+                    "hardware"
+                } else {
+                    "software"
+                }
+            ),
+            None => write!(f, "{}: CPU (pure Rust)", self.backend),
+        }
+    }
+}
+
+/// Opens a backend's device and says what it is.
+pub fn describe(backend: Backend) -> Result<DeviceReport, DeviceError> {
+    let device = open(backend)?;
+    Ok(match backend {
+        Backend::Flex => DeviceReport {
+            backend,
+            adapter: None,
+            target: None,
+            hardware: false,
+        },
+        Backend::Wgpu => {
+            let identity = device.identity();
+            DeviceReport {
+                backend,
+                hardware: identity.as_ref().is_some_and(|id| id.physical.is_some()),
+                adapter: identity.as_ref().map(|id| id.name.clone()),
+                target: identity.map(|id| id.fingerprint),
+            }
+        }
+    })
+}
+
+/// A device with autodiff on: every operation is recorded for `backward`. Made only from
+/// [`Device::autodiff`].
+#[derive(Debug, Clone)]
+pub struct TrainingDevice(Device);
+
+impl TrainingDevice {
+    /// The autodiff form of `base`.
+    pub fn new(base: &Device) -> Self {
+        Self(base.clone().autodiff())
+    }
+
+    /// The device, for building tensors and modules.
+    pub fn device(&self) -> &Device {
+        &self.0
+    }
+
+    /// The same hardware with autodiff off, for rollouts.
+    pub fn inference(&self) -> InferenceDevice {
+        InferenceDevice::new(&self.0)
+    }
+}
+
+/// A device with autodiff off: no graph, no saved tensors (burn's `inference_mode`). Made
+/// only from [`Device::without_autodiff`], so code that takes one cannot record gradients.
+#[derive(Debug, Clone)]
+pub struct InferenceDevice(Device);
+
+impl InferenceDevice {
+    /// The inference form of `base`, whatever `base`'s autodiff setting.
+    pub fn new(base: &Device) -> Self {
+        Self(base.clone().without_autodiff())
+    }
+
+    /// The device, for building tensors and modules.
+    pub fn device(&self) -> &Device {
+        &self.0
+    }
+}
+
+/// A small deterministic network-shaped computation (matmul, bias, ReLU, softmax) whose
+/// result should agree across backends up to float32 rounding; used to check that a device
+/// computes what the CPU computes.
+pub fn reference_computation(backend: Backend) -> Result<Vec<f32>, DeviceError> {
+    const BATCH: usize = 64;
+    const INPUTS: usize = 16;
+    const OUTPUTS: usize = 8;
+    let device = open(backend)?;
+    let fill = |rows: usize, cols: usize, a: f32, b: f32| -> Tensor<2> {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|k| ((k / cols) as f32 * a + (k % cols) as f32 * b).sin())
+            .collect();
+        Tensor::from_data(TensorData::new(values, [rows, cols]), &device)
+    };
+    let x = fill(BATCH, INPUTS, 0.37, 0.11);
+    let w = fill(INPUTS, OUTPUTS, 0.23, 0.71);
+    let b = fill(1, OUTPUTS, 0.5, 0.3);
+    let hidden = activation::relu(x.matmul(w) + b);
+    let probabilities = activation::softmax(hidden, 1);
+    probabilities
+        .try_into_data()
+        .map_err(|e| DeviceError::Execution {
+            backend,
+            message: e.to_string(),
+        })?
+        .try_to_vec::<f32>()
+        .map_err(|e| DeviceError::Execution {
+            backend,
+            message: format!("{e:?}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_round_trip_and_unknown_names_are_errors() {
+        for backend in Backend::ALL {
+            assert_eq!(backend.name().parse::<Backend>().unwrap(), backend);
+        }
+        let err = "cuda".parse::<Backend>().unwrap_err().to_string();
+        assert!(err.contains("`cuda`") && err.contains("wgpu"), "{err}");
+    }
+
+    #[test]
+    fn roles_have_the_autodiff_setting_their_type_says() {
+        let base = open(Backend::Flex).unwrap();
+        let training = TrainingDevice::new(&base);
+        assert!(training.device().is_autodiff());
+        let inference = training.inference();
+        assert!(!inference.device().is_autodiff());
+        assert!(
+            !InferenceDevice::new(&base.autodiff())
+                .device()
+                .is_autodiff()
+        );
+    }
+
+    #[test]
+    fn reference_computation_gives_probabilities_on_flex() {
+        let values = reference_computation(Backend::Flex).unwrap();
+        assert_eq!(values.len(), 64 * 8);
+        for row in values.chunks(8) {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{row:?}");
+        }
+    }
+}

@@ -4,6 +4,7 @@ mod acrobot;
 mod cartpole;
 mod mountain_car;
 mod pendulum;
+mod small_angle_trig;
 
 pub use acrobot::Acrobot;
 pub use cartpole::CartPole;

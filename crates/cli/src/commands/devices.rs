@@ -1,0 +1,32 @@
+//! `gradless devices`: which burn devices work here, and what wgpu runs on.
+
+use anyhow::Result;
+use gradless_device::{Backend, describe};
+use serde_json::json;
+
+use crate::output::print_json_line;
+
+/// Prints one line per backend: the adapter it opened, or why it could not.
+pub fn run(json: bool) -> Result<()> {
+    for backend in Backend::ALL {
+        let report = describe(backend);
+        if json {
+            let line = match &report {
+                Ok(report) => {
+                    json!({ "device": backend, "available": true, "adapter": report.adapter,
+                    "target": report.target, "hardware": report.hardware })
+                }
+                Err(error) => {
+                    json!({ "device": backend, "available": false, "error": error.to_string() })
+                }
+            };
+            print_json_line(&line)?;
+        } else {
+            match report {
+                Ok(report) => println!("{report}"),
+                Err(error) => println!("{backend}: unavailable: {error}"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod devices;
+pub mod envs;
+pub mod replay;

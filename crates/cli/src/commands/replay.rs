@@ -1,0 +1,37 @@
+//! `gradless replay FILE`: run reference trajectories through the envs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use gradless_envs::replay;
+use serde_json::json;
+
+use crate::output::write_atomically;
+
+/// Arguments of `gradless replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Input file: `{"cases": [{"env", "init_state", "actions"}, ...]}`.
+    file: PathBuf,
+    /// Write the output here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Replays every case and writes `{"cases": [{"env", "steps": [...]}, ...]}`.
+pub fn run(args: &ReplayArgs) -> Result<()> {
+    let input = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let outcomes = replay::run(&input).with_context(|| args.file.display().to_string())?;
+    let steps: usize = outcomes.iter().map(|o| o.steps.len()).sum();
+    tracing::info!(file = %args.file.display(), cases = outcomes.len(), steps, "replayed");
+    let document = serde_json::to_string(&json!({ "cases": outcomes }))?;
+    match &args.out {
+        Some(path) => write_atomically(path, format!("{document}\n").as_bytes()),
+        None => {
+            println!("{document}");
+            Ok(())
+        }
+    }
+}

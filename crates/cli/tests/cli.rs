@@ -1,0 +1,181 @@
+//! The `gradless` binary end to end: exit codes, stdout results, one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gradless(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the gradless binary runs")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../envs/tests/fixtures")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradless-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A one-line error on stderr, a non-zero exit and no panic.
+fn assert_clean_failure(output: &Output, must_mention: &[&str]) {
+    let stderr = stderr(output);
+    assert!(
+        !output.status.success(),
+        "expected failure, stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    for word in must_mention {
+        assert!(stderr.contains(word), "`{word}` missing from: {stderr}");
+    }
+}
+
+#[test]
+fn replay_reproduces_the_gymnasium_fixtures_end_to_end() {
+    let out = scratch("replay").join("replayed.json");
+    let input = fixtures().join("replay_input.json");
+    let run = gradless(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("replay_expected.json")).unwrap())
+            .unwrap();
+    let ours = ours["cases"].as_array().unwrap();
+    let theirs = theirs["cases"].as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(theirs) {
+        assert_eq!(a["env"], b["env"]);
+        let (a, b) = (
+            a["steps"].as_array().unwrap(),
+            b["steps"].as_array().unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        for (sa, sb) in a.iter().zip(b) {
+            assert_eq!(sa["reward"], sb["reward"]);
+            assert_eq!(sa["terminated"], sb["terminated"]);
+            assert_eq!(sa["truncated"], sb["truncated"]);
+            for (x, y) in sa["obs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(sb["obs"].as_array().unwrap())
+            {
+                assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn replay_to_stdout_is_json_only() {
+    let dir = scratch("stdout");
+    let input = dir.join("one.json");
+    std::fs::write(
+        &input,
+        r#"{"cases": [{"env": "MountainCar-v0", "init_state": [-0.5, 0], "actions": [2, 2]}]}"#,
+    )
+    .unwrap();
+    let run = gradless(&["replay", input.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let document: serde_json::Value = serde_json::from_slice(&run.stdout).expect("stdout is JSON");
+    assert_eq!(document["cases"][0]["steps"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_replay_input_is_a_one_line_error_naming_case_and_field() {
+    let dir = scratch("bad");
+    let input = dir.join("bad.json");
+    std::fs::write(
+        &input,
+        r#"{"cases": [{"env": "CartPole-v1", "init_state": [0, 0, 0, 0], "actions": [0, 7]}]}"#,
+    )
+    .unwrap();
+    let out = dir.join("never.json");
+    let run = gradless(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&run, &["bad.json", "case 0", "actions[1]", "CartPole-v1"]);
+    assert!(!out.exists(), "no output file is left behind on failure");
+    let missing = gradless(&["replay", dir.join("missing.json").to_str().unwrap()]);
+    assert_clean_failure(&missing, &["missing.json"]);
+}
+
+#[test]
+fn envs_lists_every_id_as_json_lines() {
+    let run = gradless(&["envs", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let lines: Vec<serde_json::Value> = String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    for id in [
+        "CartPole-v1",
+        "CartPole-v0",
+        "Acrobot-v1",
+        "MountainCar-v0",
+        "MountainCarContinuous-v0",
+        "Pendulum-v1",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let pendulum = lines.iter().find(|l| l["id"] == "Pendulum-v1").unwrap();
+    assert_eq!(pendulum["action_space"], "Box(-2.0, 2.0, (1,), float32)");
+    assert_eq!(pendulum["max_episode_steps"], 200);
+}
+
+#[test]
+fn bench_envs_prints_one_json_line_per_size() {
+    let run = gradless(&[
+        "bench",
+        "envs",
+        "--env",
+        "CartPole-v1",
+        "--num-envs",
+        "1,64",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.05",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let lines: Vec<serde_json::Value> = String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["num_envs"], 64);
+    assert!(lines[1]["steps_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn unknown_env_is_a_one_line_error_listing_the_known_ids() {
+    let run = gradless(&["bench", "envs", "--env", "CartPole-v7", "--num-envs", "1"]);
+    assert_clean_failure(&run, &["CartPole-v7", "CartPole-v1", "Acrobot-v1"]);
+}
