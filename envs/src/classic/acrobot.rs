@@ -52,8 +52,8 @@ impl Dynamics for Acrobot {
         let mut next = rk4_step(*state, torque);
         next[0] = wrap(next[0], -PI, PI);
         next[1] = wrap(next[1], -PI, PI);
-        next[2] = next[2].max(-MAX_VEL_1).min(MAX_VEL_1);
-        next[3] = next[3].max(-MAX_VEL_2).min(MAX_VEL_2);
+        next[2] = next[2].clamp(-MAX_VEL_1, MAX_VEL_1);
+        next[3] = next[3].clamp(-MAX_VEL_2, MAX_VEL_2);
         *state = next;
         let terminated = -state[0].cos() - (state[1] + state[0]).cos() > 1.0;
         Transition {

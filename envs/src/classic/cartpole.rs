@@ -143,7 +143,11 @@ fn step_cartpole_with(
     let theta = theta + TAU * theta_dot;
     let theta_dot = theta_dot + TAU * theta_acc;
     *state = [x, x_dot, theta, theta_dot];
-    x < -X_THRESHOLD || x > X_THRESHOLD || theta < -THETA_THRESHOLD || theta > THETA_THRESHOLD
+    // Gymnasium's four strict comparisons (a NaN state does not terminate there either).
+    #[allow(clippy::manual_range_contains)]
+    let out_of_bounds =
+        x < -X_THRESHOLD || x > X_THRESHOLD || theta < -THETA_THRESHOLD || theta > THETA_THRESHOLD;
+    out_of_bounds
 }
 
 #[cfg(test)]

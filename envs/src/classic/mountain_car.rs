@@ -59,9 +59,9 @@ impl Dynamics for MountainCar {
         };
         let [mut position, mut velocity] = *state;
         velocity += (action - 1) as f64 * FORCE + (3.0 * position).cos() * (-GRAVITY);
-        velocity = velocity.max(-MAX_SPEED).min(MAX_SPEED);
+        velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED);
         position += velocity;
-        position = position.max(MIN_POSITION).min(MAX_POSITION);
+        position = position.clamp(MIN_POSITION, MAX_POSITION);
         velocity = stop_at_left_wall(position, velocity);
         *state = [position, velocity];
         Transition {

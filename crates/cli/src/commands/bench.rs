@@ -58,7 +58,7 @@ pub fn run(command: BenchCommand, json: bool) -> Result<()> {
 }
 
 fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
-    if args.threads == 0 || args.repeats == 0 || !(args.seconds > 0.0) {
+    if args.threads == 0 || args.repeats == 0 || !args.seconds.is_finite() || args.seconds <= 0.0 {
         bail!("--threads and --repeats must be at least 1 and --seconds positive");
     }
     make(&args.env)?; // an unknown id fails here, listing the known ones
@@ -269,7 +269,7 @@ impl Stepper {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
