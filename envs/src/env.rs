@@ -220,12 +220,20 @@ pub fn check_action(space: &Space, env_id: &str, action: Action<'_>) -> Result<(
 /// A Gymnasium environment: `reset` and `step`, with its spaces and registered spec. Not
 /// `Send`: gym-rs environments hold SDL handles that must stay on their thread.
 pub trait Env {
+    /// The spec and spaces.
+    fn description(&self) -> &EnvDescription;
     /// The registered id, episode limit and reward threshold.
-    fn spec(&self) -> &EnvSpec;
+    fn spec(&self) -> &EnvSpec {
+        &self.description().spec
+    }
     /// The observation space.
-    fn observation_space(&self) -> &Space;
+    fn observation_space(&self) -> &Space {
+        &self.description().observation_space
+    }
     /// The action space.
-    fn action_space(&self) -> &Space;
+    fn action_space(&self) -> &Space {
+        &self.description().action_space
+    }
     /// Starts an episode. `Some(seed)` reseeds the environment's generator (as Gymnasium's
     /// `reset(seed=...)`); `None` continues it (seeding from entropy the first time).
     fn reset(&mut self, seed: Option<u64>) -> Observation;
@@ -238,17 +246,56 @@ pub trait Env {
     fn set_state(&mut self, state: &[f64]) -> Result<Observation, EnvError>;
 }
 
+/// What an environment is, as `gym.make` would describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvDescription {
+    /// The registered spec.
+    pub spec: EnvSpec,
+    /// The observation space.
+    pub observation_space: Space,
+    /// The action space.
+    pub action_space: Space,
+}
+
+/// Gymnasium's `TimeLimit`: counts an episode's steps and says when it is truncated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeLimit {
+    max_episode_steps: Option<u32>,
+    elapsed_steps: u32,
+}
+
+impl TimeLimit {
+    /// A limit of `max_episode_steps` (none: never truncate).
+    pub fn new(max_episode_steps: Option<u32>) -> Self {
+        Self {
+            max_episode_steps,
+            elapsed_steps: 0,
+        }
+    }
+
+    /// Starts counting a new episode.
+    pub fn restart(&mut self) {
+        self.elapsed_steps = 0;
+    }
+
+    /// Counts one step and says whether the episode is now truncated (it stays so for any
+    /// further step, as in Gymnasium).
+    pub fn tick(&mut self) -> bool {
+        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
+        self.max_episode_steps
+            .is_some_and(|limit| self.elapsed_steps >= limit)
+    }
+}
+
 /// A task's dynamics wrapped with Gymnasium's episode bookkeeping: the order check
 /// (`OrderEnforcing`), the step limit (`TimeLimit`) and the seeded generator.
 #[derive(Debug, Clone)]
 pub struct ClassicEnv<D: Dynamics> {
     dynamics: D,
-    spec: EnvSpec,
-    observation_space: Space,
-    action_space: Space,
+    description: EnvDescription,
     rng: Option<EnvRng>,
     state: Option<D::State>,
-    elapsed_steps: u32,
+    time_limit: TimeLimit,
     has_terminated: bool,
 }
 
@@ -256,36 +303,30 @@ impl<D: Dynamics> ClassicEnv<D> {
     /// Wraps `dynamics` under `spec`.
     pub fn new(dynamics: D, spec: EnvSpec) -> Self {
         Self {
-            observation_space: dynamics.observation_space(),
-            action_space: dynamics.action_space(),
+            description: EnvDescription {
+                spec,
+                observation_space: dynamics.observation_space(),
+                action_space: dynamics.action_space(),
+            },
+            time_limit: TimeLimit::new(spec.max_episode_steps),
             dynamics,
-            spec,
             rng: None,
             state: None,
-            elapsed_steps: 0,
             has_terminated: false,
         }
     }
 
     fn start_episode(&mut self, state: D::State) -> Observation {
         self.state = Some(state);
-        self.elapsed_steps = 0;
+        self.time_limit.restart();
         self.has_terminated = false;
         self.dynamics.observe(&state)
     }
 }
 
 impl<D: Dynamics> Env for ClassicEnv<D> {
-    fn spec(&self) -> &EnvSpec {
-        &self.spec
-    }
-
-    fn observation_space(&self) -> &Space {
-        &self.observation_space
-    }
-
-    fn action_space(&self) -> &Space {
-        &self.action_space
+    fn description(&self) -> &EnvDescription {
+        &self.description
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Observation {
@@ -298,9 +339,10 @@ impl<D: Dynamics> Env for ClassicEnv<D> {
     }
 
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
-        check_action(&self.action_space, self.spec.id, action)?;
+        let id = self.description.spec.id;
+        check_action(&self.description.action_space, id, action)?;
         let state = self.state.as_mut().ok_or_else(|| EnvError::ResetNeeded {
-            env: self.spec.id.to_string(),
+            env: id.to_string(),
         })?;
         let mut transition = self.dynamics.step(state, action);
         if transition.terminated {
@@ -311,15 +353,11 @@ impl<D: Dynamics> Env for ClassicEnv<D> {
             }
             self.has_terminated = true;
         }
-        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
         Ok(Step {
             observation: self.dynamics.observe(state),
             reward: transition.reward,
             terminated: transition.terminated,
-            truncated: self
-                .spec
-                .max_episode_steps
-                .is_some_and(|limit| self.elapsed_steps >= limit),
+            truncated: self.time_limit.tick(),
         })
     }
 
@@ -329,7 +367,7 @@ impl<D: Dynamics> Env for ClassicEnv<D> {
 
     fn set_state(&mut self, state: &[f64]) -> Result<Observation, EnvError> {
         let invalid = |reason: String| EnvError::InvalidState {
-            env: self.spec.id.to_string(),
+            env: self.description.spec.id.to_string(),
             reason,
         };
         if state.len() != D::State::DIM {

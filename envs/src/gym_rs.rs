@@ -19,7 +19,7 @@ use gym_rs::envs::classical_control::mountain_car::{MountainCarEnv, MountainCarO
 use gym_rs::utils::renderer::RenderMode;
 use ordered_float::OrderedFloat;
 
-use crate::env::{Action, Env, Observation, Step, check_action};
+use crate::env::{Action, Env, EnvDescription, Observation, Step, TimeLimit, check_action};
 use crate::error::EnvError;
 use crate::registry::{EnvSpec, MakeOptions};
 use crate::space::Space;
@@ -76,11 +76,9 @@ impl GymRsTask for MountainCarEnv {
 /// A gym-rs environment with Gymnasium's order check and step limit around it.
 struct GymRsEnv<E: GymRsTask> {
     inner: E,
-    spec: EnvSpec,
-    observation_space: Space,
-    action_space: Space,
+    description: EnvDescription,
     state: Option<Vec<f64>>,
-    elapsed_steps: u32,
+    time_limit: TimeLimit,
 }
 
 impl<E: GymRsTask> GymRsEnv<E> {
@@ -88,11 +86,13 @@ impl<E: GymRsTask> GymRsEnv<E> {
         let (observation_space, action_space) = E::spaces();
         Self {
             inner: E::create(),
-            spec,
-            observation_space,
-            action_space,
+            description: EnvDescription {
+                spec,
+                observation_space,
+                action_space,
+            },
             state: None,
-            elapsed_steps: 0,
+            time_limit: TimeLimit::new(spec.max_episode_steps),
         }
     }
 
@@ -104,45 +104,34 @@ impl<E: GymRsTask> GymRsEnv<E> {
 }
 
 impl<E: GymRsTask> Env for GymRsEnv<E> {
-    fn spec(&self) -> &EnvSpec {
-        &self.spec
-    }
-
-    fn observation_space(&self) -> &Space {
-        &self.observation_space
-    }
-
-    fn action_space(&self) -> &Space {
-        &self.action_space
+    fn description(&self) -> &EnvDescription {
+        &self.description
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Observation {
         let (observation, _) = self.inner.reset(seed, false, None);
-        self.elapsed_steps = 0;
+        self.time_limit.restart();
         self.observe(observation.into())
     }
 
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
-        check_action(&self.action_space, self.spec.id, action)?;
+        let id = self.description.spec.id;
+        check_action(&self.description.action_space, id, action)?;
         if self.state.is_none() {
             return Err(EnvError::ResetNeeded {
-                env: self.spec.id.to_string(),
+                env: id.to_string(),
             });
         }
         let Action::Discrete(action) = action else {
             unreachable!("checked against a Discrete space")
         };
         let outcome = self.inner.step(action as usize);
-        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
+        let truncated = self.time_limit.tick() || outcome.truncated;
         Ok(Step {
             observation: self.observe(outcome.observation.into()),
             reward: outcome.reward.into_inner(),
             terminated: outcome.done,
-            truncated: outcome.truncated
-                || self
-                    .spec
-                    .max_episode_steps
-                    .is_some_and(|limit| self.elapsed_steps >= limit),
+            truncated,
         })
     }
 
@@ -151,16 +140,16 @@ impl<E: GymRsTask> Env for GymRsEnv<E> {
     }
 
     fn set_state(&mut self, state: &[f64]) -> Result<Observation, EnvError> {
-        let dim = self.observation_space.flat_dim();
+        let dim = self.description.observation_space.flat_dim();
         if state.len() != dim || state.iter().any(|v| !v.is_finite()) {
             return Err(EnvError::InvalidState {
-                env: self.spec.id.to_string(),
+                env: self.description.spec.id.to_string(),
                 reason: format!("expected {dim} finite components, got {state:?}"),
             });
         }
         self.inner.reset(Some(0), false, None);
         self.inner.write_state(state);
-        self.elapsed_steps = 0;
+        self.time_limit.restart();
         Ok(self.observe(state.to_vec()))
     }
 }

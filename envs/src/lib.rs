@@ -22,8 +22,8 @@ mod vector;
 
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 pub use env::{
-    Action, ClassicEnv, Dynamics, Env, MAX_OBSERVATION_DIM, Observation, StateVector, Step,
-    Transition, check_action,
+    Action, ClassicEnv, Dynamics, Env, EnvDescription, MAX_OBSERVATION_DIM, Observation,
+    StateVector, Step, TimeLimit, Transition, check_action,
 };
 pub use error::EnvError;
 pub use registry::{

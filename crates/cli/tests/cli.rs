@@ -25,6 +25,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Stdout as one JSON value per line.
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("stdout lines are JSON"))
+        .collect()
+}
+
 /// A one-line error on stderr, a non-zero exit and no panic.
 fn assert_clean_failure(output: &Output, must_mention: &[&str]) {
     let stderr = stderr(output);
@@ -125,11 +133,7 @@ fn bad_replay_input_is_a_one_line_error_naming_case_and_field() {
 fn envs_lists_every_id_as_json_lines() {
     let run = gradless(&["envs", "--json"]);
     assert!(run.status.success(), "{}", stderr(&run));
-    let lines: Vec<serde_json::Value> = String::from_utf8(run.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&run);
     let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
     for id in [
         "CartPole-v1",
@@ -164,11 +168,7 @@ fn bench_envs_prints_one_json_line_per_size() {
         "--json",
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
-    let lines: Vec<serde_json::Value> = String::from_utf8(run.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&run);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["num_envs"], 64);
     assert!(lines[1]["steps_per_sec"].as_f64().unwrap() > 0.0);
