@@ -88,7 +88,7 @@ def controlled_policy(env_id):
     if env_id == "MountainCarContinuous-v0":
         return lambda s, t: 1.0 if s[1] >= 0 else -1.0
     if env_id == "Acrobot-v1":
-        return lambda s, t: 2 if s[2] >= 0 else 0  # swings up: terminates
+        return lambda s, t: 2 if s[3] >= 0 else 0  # pumps the second link: swings up, terminates
     if env_id == "Pendulum-v1":
         return lambda s, t: float(np.clip(-8.0 * math.sin(s[0]) - 2.0 * s[1], -2.0, 2.0))
     raise ValueError(env_id)
