@@ -169,6 +169,16 @@ pub trait Dynamics: Clone + Send + Sync + 'static {
         }
     }
 
+    /// Writes the observations of `n` envs into `out` (`out.len() / n` values each), their
+    /// states stored as in [`Dynamics::step_batch`]. Tasks whose observation is a cheap
+    /// function of the state override this with a loop the compiler vectorises.
+    fn observe_batch(&self, states: &[f64], stride: usize, n: usize, out: &mut [f32]) {
+        let dim = out.len() / n;
+        for (i, slot) in out.chunks_exact_mut(dim).enumerate() {
+            slot.copy_from_slice(&self.observe(&Self::State::load(states, stride, i)));
+        }
+    }
+
     /// The reward for stepping into a terminal state again after the episode had terminated,
     /// where the task defines one (CartPole does).
     fn reward_after_termination(&self) -> Option<f64> {

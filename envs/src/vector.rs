@@ -218,17 +218,13 @@ impl<D: Dynamics> SyncVectorEnv<D> {
             self.episode_returns[i] += self.rewards[i];
             self.truncated[i] = self.elapsed_steps[i] >= limit;
         }
-        let block = Self::block_states(&mut self.state, b);
-        for i in envs.clone() {
-            let state = D::State::load(block, BLOCK, i - envs.start);
-            Self::write_observation(
-                &mut self.observations,
-                self.observation_dim,
-                i,
-                &self.dynamics,
-                &state,
-            );
-        }
+        let dim = self.observation_dim;
+        self.dynamics.observe_batch(
+            Self::block_states(&mut self.state, b),
+            BLOCK,
+            envs.len(),
+            &mut self.observations[envs.start * dim..envs.end * dim],
+        );
         for i in envs.clone() {
             if self.restart_pending[i] {
                 self.restart(i);

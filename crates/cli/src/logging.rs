@@ -12,9 +12,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the subscriber; `RUST_LOG` overrides the default `info` level.
+/// `info`, less the failed EGL probe that wgpu logs as an error on every start on machines
+/// without OpenGL drivers, even when it goes on to use Vulkan.
+const DEFAULT_FILTER: &str = "info,wgpu_hal::gles::egl=off";
+
+/// Installs the subscriber; `RUST_LOG` replaces the default filter.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

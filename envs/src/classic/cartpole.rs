@@ -113,6 +113,20 @@ impl Dynamics for CartPole {
         }
     }
 
+    fn observe_batch(&self, states: &[f64], stride: usize, n: usize, out: &mut [f32]) {
+        let (x, rest) = states.split_at(stride);
+        let (x_dot, rest) = rest.split_at(stride);
+        let (theta, theta_dot) = rest.split_at(stride);
+        for (i, slot) in out.chunks_exact_mut(4).take(n).enumerate() {
+            slot.copy_from_slice(&[
+                x[i] as f32,
+                x_dot[i] as f32,
+                theta[i] as f32,
+                theta_dot[i] as f32,
+            ]);
+        }
+    }
+
     fn reward_after_termination(&self) -> Option<f64> {
         Some(if self.sutton_barto_reward { -1.0 } else { 0.0 })
     }
