@@ -141,6 +141,8 @@ pub struct SyncVectorEnv<D: Dynamics> {
     terminated: Vec<bool>,
     truncated: Vec<bool>,
     episodes: Vec<EpisodeStats>,
+    /// Scratch space for the next-step restarts of one block: env index and generator.
+    fresh_starts: Vec<(usize, EnvRng)>,
     was_reset: bool,
 }
 
@@ -174,6 +176,7 @@ impl<D: Dynamics> SyncVectorEnv<D> {
             terminated: vec![false; num_envs],
             truncated: vec![false; num_envs],
             episodes: Vec::new(),
+            fresh_starts: Vec::new(),
             was_reset: false,
         }
     }
@@ -188,9 +191,14 @@ impl<D: Dynamics> SyncVectorEnv<D> {
         buffer[i * dim..(i + 1) * dim].copy_from_slice(&dynamics.observe(state));
     }
 
-    /// Starts a new episode in env `i` and writes its first observation.
+    /// Starts a new episode in env `i` from a freshly drawn state.
     fn restart(&mut self, i: usize) {
         let state = self.dynamics.initial_state(&mut self.rngs[i]);
+        self.begin_episode(i, state);
+    }
+
+    /// Starts a new episode in env `i` from `state` and writes its first observation.
+    fn begin_episode(&mut self, i: usize, state: D::State) {
         state.store(
             Self::block_states(&mut self.state, i / BLOCK),
             BLOCK,
@@ -225,14 +233,31 @@ impl<D: Dynamics> SyncVectorEnv<D> {
             envs.len(),
             &mut self.observations[envs.start * dim..envs.end * dim],
         );
+        // Next-step autoreset: the envs that finished at the previous step start again. Their
+        // generators are rarely touched, so they have left the cache by now; they are copied
+        // out in a tight loop over the restarting envs, where the loads overlap, instead of
+        // stalling on each in turn.
+        self.fresh_starts.clear();
+        self.fresh_starts.extend(
+            envs.clone()
+                .filter(|&i| self.restart_pending[i])
+                .map(|i| (i, EnvRng::default())),
+        );
+        for (i, rng) in &mut self.fresh_starts {
+            *rng = self.rngs[*i].clone();
+        }
+        for k in 0..self.fresh_starts.len() {
+            let (i, mut rng) = self.fresh_starts[k].clone();
+            let state = self.dynamics.initial_state(&mut rng);
+            self.rngs[i] = rng;
+            self.begin_episode(i, state);
+            self.restart_pending[i] = false;
+            self.rewards[i] = 0.0;
+            self.terminated[i] = false;
+            self.truncated[i] = false;
+        }
         for i in envs.clone() {
-            if self.restart_pending[i] {
-                self.restart(i);
-                self.restart_pending[i] = false;
-                self.rewards[i] = 0.0;
-                self.terminated[i] = false;
-                self.truncated[i] = false;
-            } else if self.terminated[i] || self.truncated[i] {
+            if self.terminated[i] || self.truncated[i] {
                 self.episodes.push(EpisodeStats {
                     env_index: i,
                     episode_return: self.episode_returns[i],
