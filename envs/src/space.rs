@@ -1,9 +1,9 @@
 //! Observation and action spaces, named as in Gymnasium.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The set of values an observation or an action can take.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Space {
     /// The integers `0..n`.
@@ -14,10 +14,51 @@ pub enum Space {
     /// A box of float32 vectors, bounded per component (`±inf` for unbounded).
     Box {
         /// Lower bound of each component.
+        #[serde(with = "bounds")]
         low: Vec<f32>,
         /// Upper bound of each component.
+        #[serde(with = "bounds")]
         high: Vec<f32>,
     },
+}
+
+/// Box bounds in JSON: numbers, and `"inf"` / `"-inf"` for the unbounded components that JSON
+/// numbers cannot express.
+mod bounds {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Bound {
+        Number(f32),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
+        let bounds: Vec<Bound> = values
+            .iter()
+            .map(|&v| match v {
+                f32::INFINITY => Bound::Text("inf".into()),
+                f32::NEG_INFINITY => Bound::Text("-inf".into()),
+                v => Bound::Number(v),
+            })
+            .collect();
+        bounds.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
+        Vec::<Bound>::deserialize(deserializer)?
+            .into_iter()
+            .map(|bound| match bound {
+                Bound::Number(v) => Ok(v),
+                Bound::Text(text) if text == "inf" => Ok(f32::INFINITY),
+                Bound::Text(text) if text == "-inf" => Ok(f32::NEG_INFINITY),
+                Bound::Text(text) => Err(serde::de::Error::custom(format!(
+                    "invalid bound `{text}` (expected a number, \"inf\" or \"-inf\")"
+                ))),
+            })
+            .collect()
+    }
 }
 
 impl Space {
@@ -70,5 +111,17 @@ mod tests {
             "Box(-2.0, 2.0, (1,), float32)"
         );
         assert_eq!(Space::symmetric_box(&[1.0, 2.0]).flat_dim(), 2);
+    }
+
+    #[test]
+    fn unbounded_boxes_survive_json() {
+        let space = Space::symmetric_box(&[4.8, f32::INFINITY]);
+        let json = serde_json::to_string(&space).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"Box","low":[-4.8,"-inf"],"high":[4.8,"inf"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Space>(&json).unwrap(), space);
+        assert!(serde_json::from_str::<Space>(r#"{"type":"Box","low":["x"],"high":[1]}"#).is_err());
     }
 }

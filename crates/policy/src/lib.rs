@@ -1,0 +1,13 @@
+//! What the trainer and the evaluator share: the networks (an actor-critic with a
+//! categorical or Gaussian head for PPO, a Q-network for DQN) and the checkpoint format that
+//! carries them from one to the other. The evaluator depends on this crate, never on the
+//! trainer.
+
+mod checkpoint;
+mod network;
+
+pub use checkpoint::{
+    Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
+    write_checkpoint,
+};
+pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork};
