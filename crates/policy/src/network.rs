@@ -249,16 +249,21 @@ mod tests {
         Tensor::from_data(TensorData::new(values, [batch, dim]), device)
     }
 
-    #[test]
-    fn shapes_follow_the_architecture() {
-        let device = Device::flex();
-        let model = ActorCritic::new(
+    /// CleanRL's CartPole network: 4 -> 64 -> 64 -> 2 (and -> 1 for the critic), tanh.
+    fn cartpole_actor_critic(device: &Device) -> ActorCritic {
+        ActorCritic::new(
             4,
             &[64, 64],
             Activation::Tanh,
             ActionHead::Categorical { n: 2 },
-            &device,
-        );
+            device,
+        )
+    }
+
+    #[test]
+    fn shapes_follow_the_architecture() {
+        let device = Device::flex();
+        let model = cartpole_actor_critic(&device);
         let x = observations(5, 4, &device);
         assert_eq!(model.actor(x.clone()).dims(), [5, 2]);
         assert_eq!(model.value(x).dims(), [5]);
@@ -280,13 +285,7 @@ mod tests {
     #[test]
     fn output_layers_start_small_and_biases_at_zero() {
         let device = Device::flex();
-        let model = ActorCritic::new(
-            4,
-            &[64, 64],
-            Activation::Tanh,
-            ActionHead::Categorical { n: 2 },
-            &device,
-        );
+        let model = cartpole_actor_critic(&device);
         let layers = model.actor_network().layers();
         let max_abs = |t: Tensor<2>| t.abs().max().into_scalar::<f32>();
         // Orthogonal rows with gain 0.01 vs sqrt(2).
