@@ -6,7 +6,7 @@
 //! so a trajectory can be compared step for step with one recorded from Gymnasium.
 
 /// PCG64 (XSL-RR 128/64), seeded through NumPy's `SeedSequence`, as NumPy's default generator.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvRng {
     state: u128,
     increment: u128,

@@ -141,8 +141,10 @@ pub struct SyncVectorEnv<D: Dynamics> {
     terminated: Vec<bool>,
     truncated: Vec<bool>,
     episodes: Vec<EpisodeStats>,
-    /// Scratch space for the next-step restarts of one block: env index and generator.
-    fresh_starts: Vec<(usize, EnvRng)>,
+    /// Scratch space for the next-step restarts of one block: the envs, and copies of their
+    /// generators.
+    restarting: Vec<usize>,
+    restarting_rngs: Vec<EnvRng>,
     was_reset: bool,
 }
 
@@ -176,7 +178,8 @@ impl<D: Dynamics> SyncVectorEnv<D> {
             terminated: vec![false; num_envs],
             truncated: vec![false; num_envs],
             episodes: Vec::new(),
-            fresh_starts: Vec::new(),
+            restarting: Vec::new(),
+            restarting_rngs: Vec::new(),
             was_reset: false,
         }
     }
@@ -237,19 +240,16 @@ impl<D: Dynamics> SyncVectorEnv<D> {
         // generators are rarely touched, so they have left the cache by now; they are copied
         // out in a tight loop over the restarting envs, where the loads overlap, instead of
         // stalling on each in turn.
-        self.fresh_starts.clear();
-        self.fresh_starts.extend(
-            envs.clone()
-                .filter(|&i| self.restart_pending[i])
-                .map(|i| (i, EnvRng::default())),
-        );
-        for (i, rng) in &mut self.fresh_starts {
-            *rng = self.rngs[*i].clone();
-        }
-        for k in 0..self.fresh_starts.len() {
-            let (i, mut rng) = self.fresh_starts[k].clone();
-            let state = self.dynamics.initial_state(&mut rng);
-            self.rngs[i] = rng;
+        self.restarting.clear();
+        self.restarting
+            .extend(envs.clone().filter(|&i| self.restart_pending[i]));
+        self.restarting_rngs.clear();
+        self.restarting_rngs
+            .extend(self.restarting.iter().map(|&i| self.rngs[i].clone()));
+        for k in 0..self.restarting.len() {
+            let i = self.restarting[k];
+            let state = self.dynamics.initial_state(&mut self.restarting_rngs[k]);
+            self.rngs[i] = self.restarting_rngs[k].clone();
             self.begin_episode(i, state);
             self.restart_pending[i] = false;
             self.rewards[i] = 0.0;
