@@ -62,6 +62,12 @@ fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
         bail!("--threads and --repeats must be at least 1 and --seconds positive");
     }
     make(&args.env)?; // an unknown id fails here, listing the known ones
+    if let Some(bad) = args.num_envs.iter().find(|&&n| n == 0 || n < args.threads) {
+        bail!(
+            "--num-envs {bad}: need at least one env per thread ({} threads)",
+            args.threads
+        );
+    }
     if !json {
         println!(
             "{:<26} {:>9} {:>7} {:>16}",
@@ -69,12 +75,6 @@ fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
         );
     }
     for &num_envs in &args.num_envs {
-        if num_envs == 0 || num_envs < args.threads {
-            bail!(
-                "--num-envs {num_envs}: need at least one env per thread ({} threads)",
-                args.threads
-            );
-        }
         let window = Duration::from_secs_f64(args.seconds);
         let mut rates = Vec::with_capacity(args.repeats);
         // The first window warms caches and the allocator and is not counted.
