@@ -179,3 +179,22 @@ fn unknown_env_is_a_one_line_error_listing_the_known_ids() {
     let run = gradless(&["bench", "envs", "--env", "CartPole-v7", "--num-envs", "1"]);
     assert_clean_failure(&run, &["CartPole-v7", "CartPole-v1", "Acrobot-v1"]);
 }
+
+#[test]
+fn bad_bench_sizes_are_refused_before_anything_is_measured() {
+    let run = gradless(&[
+        "bench",
+        "envs",
+        "--num-envs",
+        "64,0",
+        "--seconds",
+        "0.01",
+        "--json",
+    ]);
+    assert_clean_failure(&run, &["--num-envs 0"]);
+    assert!(
+        run.stdout.is_empty(),
+        "nothing measured: {}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+}
