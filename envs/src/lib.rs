@@ -27,8 +27,7 @@ pub use env::{
 };
 pub use error::EnvError;
 pub use registry::{
-    EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, registered_specs, spaces,
-    spec,
+    EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, registered_specs, spec,
 };
 pub use rng::EnvRng;
 pub use space::Space;

@@ -5,7 +5,6 @@ use serde::Serialize;
 use crate::classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 use crate::env::{ClassicEnv, Dynamics, Env};
 use crate::error::EnvError;
-use crate::space::Space;
 use crate::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 
 /// What Gymnasium's registry says about an id.
@@ -172,12 +171,6 @@ pub fn make_vector(
         }
     }
     with_dynamics(id, options, Vector { num_envs, mode })
-}
-
-/// The spaces of a registered id, without making an environment.
-pub fn spaces(id: &str) -> Result<(Space, Space), EnvError> {
-    let env = make(id)?;
-    Ok((env.observation_space().clone(), env.action_space().clone()))
 }
 
 #[cfg(test)]
