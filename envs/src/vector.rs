@@ -424,22 +424,49 @@ mod tests {
         make_vector("CartPole-v1", num_envs, mode, MakeOptions::default()).unwrap()
     }
 
+    /// A CartPole vector env reset with `seed` and, beside it, single envs reset with
+    /// `seed + i`, after checking that they start from the same observations.
+    fn reset_beside_single_envs(
+        num_envs: usize,
+        mode: AutoresetMode,
+        seed: u64,
+    ) -> (Box<dyn VectorEnv>, Vec<Box<dyn crate::env::Env>>) {
+        let mut vector = cartpole_vector(num_envs, mode);
+        let first = vector.reset(Some(seed)).to_vec();
+        let singles = (0..num_envs)
+            .map(|i| {
+                let mut single = make("CartPole-v1").unwrap();
+                let obs = single.reset(Some(seed + i as u64));
+                assert_eq!(
+                    &first[i * 4..(i + 1) * 4],
+                    &*obs,
+                    "env {i} starts elsewhere"
+                );
+                single
+            })
+            .collect();
+        (vector, singles)
+    }
+
+    #[test]
+    fn explicit_seeds_seed_each_env() {
+        let mut vector = cartpole_vector(2, AutoresetMode::NextStep);
+        let obs = vector.reset_with_seeds(&[5, 9]).unwrap().to_vec();
+        for (i, seed) in [5, 9].into_iter().enumerate() {
+            let mut single = make("CartPole-v1").unwrap();
+            assert_eq!(&obs[i * 4..(i + 1) * 4], &*single.reset(Some(seed)));
+        }
+        let err = vector.reset_with_seeds(&[1]).unwrap_err().to_string();
+        assert!(err.contains("1 seeds for 2 envs"), "{err}");
+    }
+
     /// Env `i` of a vector seeded with `s` runs the very episode a single env seeded with
     /// `s + i` runs, step for step.
     #[test]
     fn sub_envs_match_single_envs_with_offset_seeds() {
         let num_envs = 3;
-        let mut vector = cartpole_vector(num_envs, AutoresetMode::NextStep);
-        let mut singles: Vec<_> = (0..num_envs)
-            .map(|_| make("CartPole-v1").unwrap())
-            .collect();
-        let first = vector.reset(Some(10)).to_vec();
-        for (i, single) in singles.iter_mut().enumerate() {
-            assert_eq!(
-                &first[i * 4..(i + 1) * 4],
-                &*single.reset(Some(10 + i as u64))
-            );
-        }
+        let (mut vector, mut singles) =
+            reset_beside_single_envs(num_envs, AutoresetMode::NextStep, 10);
         let mut rng = EnvRng::from_seed(0);
         for _ in 0..40 {
             let actions: Vec<i64> = (0..num_envs).map(|_| rng.below(2) as i64).collect();
@@ -564,14 +591,8 @@ mod tests {
     #[test]
     fn vector_cartpole_agrees_with_single_envs_over_a_million_steps() {
         let num_envs = 256;
-        let mut vector = cartpole_vector(num_envs, AutoresetMode::SameStep);
-        let mut singles: Vec<_> = (0..num_envs)
-            .map(|_| make("CartPole-v1").unwrap())
-            .collect();
-        vector.reset(Some(0));
-        for (i, single) in singles.iter_mut().enumerate() {
-            single.reset(Some(i as u64));
-        }
+        let (mut vector, mut singles) =
+            reset_beside_single_envs(num_envs, AutoresetMode::SameStep, 0);
         let mut rng = EnvRng::from_seed(9);
         let mut actions = vec![0i64; num_envs];
         let mut episodes = 0;

@@ -21,6 +21,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes a replay input document into `dir` as `input.json`.
+fn replay_input(dir: &Path, json: &str) -> PathBuf {
+    let path = dir.join("input.json");
+    std::fs::write(&path, json).unwrap();
+    path
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -94,13 +101,10 @@ fn replay_reproduces_the_gymnasium_fixtures_end_to_end() {
 
 #[test]
 fn replay_to_stdout_is_json_only() {
-    let dir = scratch("stdout");
-    let input = dir.join("one.json");
-    std::fs::write(
-        &input,
+    let input = replay_input(
+        &scratch("stdout"),
         r#"{"cases": [{"env": "MountainCar-v0", "init_state": [-0.5, 0], "actions": [2, 2]}]}"#,
-    )
-    .unwrap();
+    );
     let run = gradless(&["replay", input.to_str().unwrap()]);
     assert!(run.status.success(), "{}", stderr(&run));
     let document: serde_json::Value = serde_json::from_slice(&run.stdout).expect("stdout is JSON");
@@ -110,12 +114,10 @@ fn replay_to_stdout_is_json_only() {
 #[test]
 fn bad_replay_input_is_a_one_line_error_naming_case_and_field() {
     let dir = scratch("bad");
-    let input = dir.join("bad.json");
-    std::fs::write(
-        &input,
+    let input = replay_input(
+        &dir,
         r#"{"cases": [{"env": "CartPole-v1", "init_state": [0, 0, 0, 0], "actions": [0, 7]}]}"#,
-    )
-    .unwrap();
+    );
     let out = dir.join("never.json");
     let run = gradless(&[
         "replay",
@@ -123,7 +125,7 @@ fn bad_replay_input_is_a_one_line_error_naming_case_and_field() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_clean_failure(&run, &["bad.json", "case 0", "actions[1]", "CartPole-v1"]);
+    assert_clean_failure(&run, &["input.json", "case 0", "actions[1]", "CartPole-v1"]);
     assert!(!out.exists(), "no output file is left behind on failure");
     let missing = gradless(&["replay", dir.join("missing.json").to_str().unwrap()]);
     assert_clean_failure(&missing, &["missing.json"]);
