@@ -31,4 +31,6 @@ pub use registry::{
 };
 pub use rng::EnvRng;
 pub use space::Space;
-pub use vector::{Actions, AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorStep};
+pub use vector::{
+    Actions, AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorSnapshot, VectorStep,
+};

@@ -5,7 +5,11 @@
 //! `reset(Some(seed))` gives the very same initial state as Gymnasium does for the same seed,
 //! so a trajectory can be compared step for step with one recorded from Gymnasium.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// PCG64 (XSL-RR 128/64), seeded through NumPy's `SeedSequence`, as NumPy's default generator.
+/// It serialises as its exact state (two 128-bit numbers in hex), so that a run saved
+/// mid-way continues with the very same draws.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvRng {
     state: u128,
@@ -70,6 +74,42 @@ impl EnvRng {
     /// algorithm, which nothing here needs to reproduce).
     pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// A standard normal draw (Box-Muller over two uniform draws; not NumPy's ziggurat,
+    /// which nothing here needs to reproduce).
+    pub fn standard_normal(&mut self) -> f64 {
+        // 1 - u lies in (0, 1], so the logarithm is finite.
+        let radius = (-2.0 * (1.0 - self.next_f64()).ln()).sqrt();
+        radius * (std::f64::consts::TAU * self.next_f64()).cos()
+    }
+
+    /// Shuffles `values` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, values: &mut [T]) {
+        for i in (1..values.len()).rev() {
+            values.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
+}
+
+impl Serialize for EnvRng {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        format!("{:032x}:{:032x}", self.state, self.increment).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvRng {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let parse = |part: &str| u128::from_str_radix(part, 16).ok();
+        match text.split_once(':').map(|(s, i)| (parse(s), parse(i))) {
+            Some((Some(state), Some(increment))) if increment % 2 == 1 => {
+                Ok(Self { state, increment })
+            }
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid generator state `{text}`"
+            ))),
+        }
     }
 }
 
@@ -174,6 +214,32 @@ mod tests {
         let words = seed_sequence_state((1 << 40) + 5, 2);
         let first = u64::from(words[0]) | (u64::from(words[1]) << 32);
         assert_eq!(first, 15772757452565124875);
+    }
+
+    #[test]
+    fn serialised_state_continues_the_same_stream() {
+        let mut rng = EnvRng::from_seed(7);
+        rng.next_u64();
+        let json = serde_json::to_string(&rng).unwrap();
+        let mut restored: EnvRng = serde_json::from_str(&json).unwrap();
+        assert_eq!(restored, rng);
+        assert_eq!(restored.next_u64(), rng.next_u64());
+        assert!(serde_json::from_str::<EnvRng>("\"12:34\"").is_err(), "even increment");
+        assert!(serde_json::from_str::<EnvRng>("\"zz\"").is_err());
+    }
+
+    #[test]
+    fn standard_normal_has_unit_moments_and_shuffle_permutes() {
+        let mut rng = EnvRng::from_seed(3);
+        let draws: Vec<f64> = (0..100_000).map(|_| rng.standard_normal()).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        let mut values: Vec<u32> = (0..100).collect();
+        rng.shuffle(&mut values);
+        assert_ne!(values, (0..100).collect::<Vec<_>>());
+        values.sort_unstable();
+        assert_eq!(values, (0..100).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Many copies of one task stepped in one call, over struct-of-arrays storage.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::env::{Action, Dynamics, StateVector, check_action};
 use crate::error::EnvError;
@@ -110,6 +110,32 @@ pub trait VectorEnv: Send {
     fn reset_with_seeds(&mut self, seeds: &[u64]) -> Result<&[f32], EnvError>;
     /// Steps every sub-environment.
     fn step(&mut self, actions: Actions<'_>) -> Result<VectorStep<'_>, EnvError>;
+    /// Everything that decides what the env does next, so that a saved run continues
+    /// exactly; `None` before the first reset.
+    fn snapshot(&self) -> Option<VectorSnapshot>;
+    /// Puts the env back where [`snapshot`](VectorEnv::snapshot) found it; refuses a snapshot
+    /// of another env id or size.
+    fn restore(&mut self, snapshot: &VectorSnapshot) -> Result<(), EnvError>;
+}
+
+/// A vector env's complete state between two steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorSnapshot {
+    /// The env id.
+    pub env_id: String,
+    /// Each sub-environment's internal state components.
+    pub states: Vec<Vec<f64>>,
+    /// Each sub-environment's generator.
+    pub generators: Vec<EnvRng>,
+    /// Steps taken in each current episode.
+    pub elapsed_steps: Vec<u32>,
+    /// Next-step mode: which envs restart at the next step.
+    pub restart_pending: Vec<bool>,
+    /// Rewards summed so far in each current episode.
+    pub episode_returns: Vec<f64>,
+    /// The observations the last reset or step returned.
+    pub observations: Vec<f32>,
 }
 
 /// Envs per block. States are stored block by block, each block component by component,
@@ -277,6 +303,34 @@ impl<D: Dynamics> SyncVectorEnv<D> {
         }
     }
 
+    fn check_snapshot(&self, snapshot: &VectorSnapshot) -> Result<(), String> {
+        if snapshot.env_id != self.spec.id {
+            return Err(format!("snapshot of {}", snapshot.env_id));
+        }
+        let n = self.num_envs;
+        let sizes = [
+            snapshot.states.len(),
+            snapshot.generators.len(),
+            snapshot.elapsed_steps.len(),
+            snapshot.restart_pending.len(),
+            snapshot.episode_returns.len(),
+            snapshot.observations.len() / self.observation_dim,
+        ];
+        if sizes.iter().any(|&size| size != n)
+            || snapshot.observations.len() % self.observation_dim != 0
+        {
+            return Err(format!("snapshot sizes {sizes:?} do not fit {n} envs"));
+        }
+        if let Some(state) = snapshot
+            .states
+            .iter()
+            .find(|s| s.len() != D::State::DIM || s.iter().any(|v| !v.is_finite()))
+        {
+            return Err(format!("invalid state {state:?}"));
+        }
+        Ok(())
+    }
+
     fn restart_all(&mut self) -> &[f32] {
         for i in 0..self.num_envs {
             self.restart(i);
@@ -412,6 +466,46 @@ impl<D: Dynamics> VectorEnv for SyncVectorEnv<D> {
             final_observations: &self.final_observations,
             episodes: &self.episodes,
         })
+    }
+
+    fn snapshot(&self) -> Option<VectorSnapshot> {
+        self.was_reset.then(|| VectorSnapshot {
+            env_id: self.spec.id.to_string(),
+            states: (0..self.num_envs)
+                .map(|i| {
+                    let b = i / BLOCK;
+                    let block = &self.state[b * D::State::DIM * BLOCK..];
+                    D::State::load(block, BLOCK, i % BLOCK).components().to_vec()
+                })
+                .collect(),
+            generators: self.rngs.clone(),
+            elapsed_steps: self.elapsed_steps.clone(),
+            restart_pending: self.restart_pending.clone(),
+            episode_returns: self.episode_returns.clone(),
+            observations: self.observations.clone(),
+        })
+    }
+
+    fn restore(&mut self, snapshot: &VectorSnapshot) -> Result<(), EnvError> {
+        self.check_snapshot(snapshot)
+            .map_err(|reason| EnvError::InvalidState {
+                env: self.spec.id.to_string(),
+                reason,
+            })?;
+        for (i, components) in snapshot.states.iter().enumerate() {
+            D::State::from_components(components).store(
+                Self::block_states(&mut self.state, i / BLOCK),
+                BLOCK,
+                i % BLOCK,
+            );
+        }
+        self.rngs = snapshot.generators.clone();
+        self.elapsed_steps = snapshot.elapsed_steps.clone();
+        self.restart_pending = snapshot.restart_pending.clone();
+        self.episode_returns = snapshot.episode_returns.clone();
+        self.observations = snapshot.observations.clone();
+        self.was_reset = true;
+        Ok(())
     }
 }
 
@@ -583,6 +677,47 @@ mod tests {
             vector.step(Actions::Discrete(&[0])),
             Err(EnvError::ResetNeeded { .. })
         ));
+    }
+
+    /// A snapshot taken mid-run, restored into a fresh env (through JSON, as checkpoints
+    /// store it), continues exactly as the original does, restarts and all.
+    #[test]
+    fn restored_snapshot_continues_identically() {
+        for mode in [AutoresetMode::NextStep, AutoresetMode::SameStep] {
+            let mut original = cartpole_vector(3, mode);
+            assert!(original.snapshot().is_none());
+            original.reset(Some(11));
+            let mut rng = EnvRng::from_seed(5);
+            let mut actions = || -> Vec<i64> { (0..3).map(|_| rng.below(2) as i64).collect() };
+            for _ in 0..40 {
+                original.step(Actions::Discrete(&actions())).unwrap();
+            }
+            let json = serde_json::to_string(&original.snapshot().unwrap()).unwrap();
+            let mut restored = cartpole_vector(3, mode);
+            restored
+                .restore(&serde_json::from_str(&json).unwrap())
+                .unwrap();
+            let mut episodes = 0;
+            for _ in 0..200 {
+                let a = actions();
+                let expected = original.step(Actions::Discrete(&a)).unwrap();
+                let (observations, rewards, ended) = (
+                    expected.observations.to_vec(),
+                    expected.rewards.to_vec(),
+                    expected.episodes.to_vec(),
+                );
+                let got = restored.step(Actions::Discrete(&a)).unwrap();
+                assert_eq!(got.observations, observations.as_slice());
+                assert_eq!(got.rewards, rewards.as_slice());
+                assert_eq!(got.episodes, ended.as_slice());
+                episodes += ended.len();
+            }
+            assert!(episodes > 3, "the comparison should cover restarts");
+
+            let mut other = cartpole_vector(2, mode);
+            let err = other.restore(&original.snapshot().unwrap()).unwrap_err();
+            assert!(err.to_string().contains("2 envs"), "{err}");
+        }
     }
 
     /// CartPole's vector kernel computes sine and cosine its own way; over a million env
