@@ -3,6 +3,7 @@
 //! carries them from one to the other. The evaluator depends on this crate, never on the
 //! trainer.
 
+pub mod acting;
 mod checkpoint;
 mod network;
 
@@ -10,4 +11,5 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,
 };
+pub use acting::{ActError, ActionBatch, Agent, SeededEpisode, Selection, run_seeded_episodes};
 pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork};
