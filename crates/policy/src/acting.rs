@@ -311,12 +311,12 @@ mod tests {
     #[test]
     fn seeded_episodes_are_counted_once_and_reproducible() {
         let device = InferenceDevice::new(&Device::flex());
-        device.device().seed(0);
         let model = ActorCritic::new(
             4,
             &[8],
             Activation::Tanh,
             ActionHead::Categorical { n: 2 },
+            &mut EnvRng::from_seed(4),
             &device.device().clone().autodiff(),
         );
         let agent = Agent::actor_critic(&model);

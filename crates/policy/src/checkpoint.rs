@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::{Device, Module};
-use gradless_envs::Space;
+use gradless_envs::{EnvRng, Space};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -67,6 +67,15 @@ pub enum CheckpointError {
         /// The weights file.
         path: PathBuf,
         /// What burn reported.
+        reason: String,
+    },
+    /// Another state file (optimizer, replay buffer, trainer state) is invalid or does not
+    /// fit the run.
+    #[error("{path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -180,6 +189,7 @@ impl Checkpoint {
                 hidden,
                 *activation,
                 *head,
+                &mut placeholder_rng(),
                 device,
             )),
             other => Err(self.wrong_architecture("actor-critic", other)),
@@ -199,6 +209,7 @@ impl Checkpoint {
                 hidden,
                 *activation,
                 *actions,
+                &mut placeholder_rng(),
                 device,
             )),
             other => Err(self.wrong_architecture("Q-network", other)),
@@ -229,6 +240,11 @@ impl Checkpoint {
             },
         }
     }
+}
+
+/// The generator for initial weights that loading replaces.
+fn placeholder_rng() -> EnvRng {
+    EnvRng::from_seed(0)
 }
 
 /// Writes a checkpoint to `dir`, which must not exist yet. `write_files` puts the weights
@@ -356,6 +372,7 @@ mod tests {
             &[16, 16],
             Activation::Tanh,
             ActionHead::Categorical { n: 2 },
+            &mut EnvRng::from_seed(5),
             device,
         );
         let saved = model.clone();

@@ -3,9 +3,10 @@
 //! that a network can be rebuilt before its weights are loaded.
 
 use burn::module::Param;
-use burn::nn::{Initializer, Linear};
-use burn::prelude::{Device, Module, Tensor};
+use burn::nn::Linear;
+use burn::prelude::{Device, Module, Tensor, TensorData};
 use burn::tensor::activation;
+use gradless_envs::EnvRng;
 use serde::{Deserialize, Serialize};
 
 /// The nonlinearity between hidden layers.
@@ -37,13 +38,16 @@ pub struct Mlp {
 
 impl Mlp {
     /// Layers of sizes `input -> hidden... -> output`, weights orthogonal with gain `sqrt(2)`
-    /// (the output layer with `output_gain`), biases zero, as CleanRL initialises them.
+    /// (the output layer with `output_gain`), biases zero, as CleanRL initialises them. The
+    /// weights are drawn on the host from `rng`, so that a seed gives the same network on
+    /// every device and whatever else the process draws meanwhile.
     pub fn new(
         input: usize,
         hidden: &[usize],
         output: usize,
         activation: Activation,
         output_gain: f64,
+        rng: &mut EnvRng,
         device: &Device,
     ) -> Self {
         let sizes: Vec<usize> = std::iter::once(input)
@@ -60,9 +64,13 @@ impl Mlp {
                 } else {
                     std::f64::consts::SQRT_2
                 };
+                let weight = orthogonal(pair[0], pair[1], gain, rng);
                 Linear {
-                    weight: Initializer::Orthogonal { gain }.init([pair[0], pair[1]], device),
-                    bias: Some(Initializer::Zeros.init([pair[1]], device)),
+                    weight: Param::from_data(TensorData::new(weight, [pair[0], pair[1]]), device),
+                    bias: Some(Param::from_data(
+                        TensorData::new(vec![0.0f32; pair[1]], [pair[1]]),
+                        device,
+                    )),
                 }
             })
             .collect();
@@ -91,6 +99,38 @@ impl Mlp {
     pub fn activation(&self) -> Activation {
         self.activation
     }
+}
+
+/// A `rows x cols` matrix (row-major) with orthonormal rows or columns, whichever are fewer,
+/// times `gain`: PyTorch's `orthogonal_` (QR of a standard normal matrix, signs fixed by
+/// R's diagonal), with QR done by modified Gram-Schmidt in `f64`.
+fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut EnvRng) -> Vec<f32> {
+    // Orthonormalise the longer dimension's vectors: `count` vectors of length `len`.
+    let (len, count) = (rows.max(cols), rows.min(cols));
+    let mut vectors: Vec<Vec<f64>> = (0..count)
+        .map(|_| (0..len).map(|_| rng.standard_normal()).collect())
+        .collect();
+    for k in 0..count {
+        let (done, rest) = vectors.split_at_mut(k);
+        let v = &mut rest[0];
+        for q in done.iter() {
+            let projection: f64 = q.iter().zip(v.iter()).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(q).for_each(|(x, q)| *x -= projection * q);
+        }
+        // R's diagonal entry is the norm, positive: Gram-Schmidt already gives PyTorch's
+        // sign convention.
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    let mut matrix = vec![0.0f32; rows * cols];
+    for (k, v) in vectors.iter().enumerate() {
+        for (i, x) in v.iter().enumerate() {
+            // Vectors are columns when rows >= cols, else rows.
+            let (r, c) = if rows >= cols { (i, k) } else { (k, i) };
+            matrix[r * cols + c] = (x * gain) as f32;
+        }
+    }
+    matrix
 }
 
 /// What an action head outputs.
@@ -165,6 +205,7 @@ impl ActorCritic {
         hidden: &[usize],
         activation: Activation,
         head: ActionHead,
+        rng: &mut EnvRng,
         device: &Device,
     ) -> Self {
         let actor = Mlp::new(
@@ -173,12 +214,16 @@ impl ActorCritic {
             head.outputs(),
             activation,
             0.01,
+            rng,
             device,
         );
-        let critic = Mlp::new(observation_dim, hidden, 1, activation, 1.0, device);
+        let critic = Mlp::new(observation_dim, hidden, 1, activation, 1.0, rng, device);
         let log_std = match head {
             ActionHead::Categorical { .. } => None,
-            ActionHead::Gaussian { dim } => Some(Initializer::Zeros.init([1, dim], device)),
+            ActionHead::Gaussian { dim } => Some(Param::from_data(
+                TensorData::new(vec![0.0f32; dim], [1, dim]),
+                device,
+            )),
         };
         Self {
             actor,
@@ -221,10 +266,11 @@ impl QNetwork {
         hidden: &[usize],
         activation: Activation,
         actions: usize,
+        rng: &mut EnvRng,
         device: &Device,
     ) -> Self {
         Self {
-            net: Mlp::new(observation_dim, hidden, actions, activation, 1.0, device),
+            net: Mlp::new(observation_dim, hidden, actions, activation, 1.0, rng, device),
         }
     }
 
@@ -256,6 +302,7 @@ mod tests {
             &[64, 64],
             Activation::Tanh,
             ActionHead::Categorical { n: 2 },
+            &mut EnvRng::from_seed(1),
             device,
         )
     }
@@ -275,10 +322,18 @@ mod tests {
             &[16],
             Activation::Tanh,
             ActionHead::Gaussian { dim: 1 },
+            &mut EnvRng::from_seed(2),
             &device,
         );
         assert_eq!(gaussian.log_std().unwrap().dims(), [1, 1]);
-        let q = QNetwork::new(4, &[120, 84], Activation::Relu, 2, &device);
+        let q = QNetwork::new(
+            4,
+            &[120, 84],
+            Activation::Relu,
+            2,
+            &mut EnvRng::from_seed(3),
+            &device,
+        );
         assert_eq!(q.forward(observations(3, 4, &device)).dims(), [3, 2]);
     }
 
@@ -293,5 +348,28 @@ mod tests {
         assert!(max_abs(layers[0].weight.val()) > 0.1);
         let bias = layers[0].bias.as_ref().unwrap().val();
         assert_eq!(bias.abs().max().into_scalar::<f32>(), 0.0);
+    }
+
+    /// W^T W = gain^2 I for tall matrices, W W^T for wide ones; the same seed gives the
+    /// same matrix.
+    #[test]
+    fn orthogonal_weights_are_orthogonal_and_seeded() {
+        for (rows, cols) in [(4, 64), (64, 64), (64, 2)] {
+            let gain = 1.5;
+            let w = orthogonal(rows, cols, gain, &mut EnvRng::from_seed(9));
+            assert_eq!(w, orthogonal(rows, cols, gain, &mut EnvRng::from_seed(9)));
+            let n = rows.min(cols);
+            for a in 0..n {
+                for b in 0..n {
+                    let dot: f64 = if rows >= cols {
+                        (0..rows).map(|r| f64::from(w[r * cols + a] * w[r * cols + b])).sum()
+                    } else {
+                        (0..cols).map(|c| f64::from(w[a * cols + c] * w[b * cols + c])).sum()
+                    };
+                    let expected = if a == b { gain * gain } else { 0.0 };
+                    assert!((dot - expected).abs() < 1e-4, "{rows}x{cols} {a},{b}: {dot}");
+                }
+            }
+        }
     }
 }

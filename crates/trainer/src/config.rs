@@ -1,0 +1,612 @@
+//! Run configuration: TOML files (`configs/*.toml`) plus `--set key=value` overrides,
+//! resolved into one [`TrainConfig`] with every default filled in. That resolved form is what
+//! checkpoints record and what a resume is compared against.
+//!
+//! Defaults follow CleanRL (`ppo.py`, `dqn.py`); the shipped configs say where they depart.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use gradless_envs::Space;
+use gradless_policy::Activation;
+
+/// A configuration problem, naming the key it is about.
+#[derive(Debug, Clone, Error, PartialEq)]
+#[error("{}{reason}", if key.is_empty() { String::new() } else { format!("`{key}`: ") })]
+pub struct ConfigError {
+    /// The dotted key (`ppo.learning_rate`); empty for syntax errors that name their line.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The training algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlgorithmKind {
+    /// Proximal policy optimisation (discrete or continuous actions).
+    Ppo,
+    /// Deep Q-learning (discrete actions).
+    Dqn,
+}
+
+impl AlgorithmKind {
+    /// Its name in configs and checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlgorithmKind::Ppo => "ppo",
+            AlgorithmKind::Dqn => "dqn",
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The environment id (`CartPole-v1`, ...).
+    pub env: String,
+    /// The algorithm; its own section (`[ppo]` or `[dqn]`) tunes it.
+    pub algorithm: AlgorithmKind,
+    /// Seeds the network initialisation, the envs (env `i` gets `seed + i`) and every draw
+    /// the trainer makes.
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// Environment steps to train for (summed over parallel envs).
+    pub total_timesteps: u64,
+    /// Network sizes; the default depends on the algorithm.
+    #[serde(default)]
+    pub network: Option<NetworkConfig>,
+    /// When checkpoints are written and how many are kept.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Greedy evaluation during training.
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+    /// PPO's hyperparameters (with `algorithm = "ppo"`).
+    #[serde(default)]
+    pub ppo: Option<PpoConfig>,
+    /// DQN's hyperparameters (with `algorithm = "dqn"`).
+    #[serde(default)]
+    pub dqn: Option<DqnConfig>,
+}
+
+/// Network sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Hidden layer sizes.
+    pub hidden: Vec<usize>,
+    /// The nonlinearity between layers.
+    pub activation: Activation,
+}
+
+/// Checkpoint cadence and retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Write a checkpoint each time this many environment steps have passed (and at the end).
+    pub every_steps: u64,
+    /// How many of the most recent checkpoints to keep (the best is kept besides).
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            every_steps: 50_000,
+            keep_last: 3,
+        }
+    }
+}
+
+/// Greedy evaluation during training: `episodes` episodes, episode `i` from seed
+/// `seed + i`, each time `every_steps` environment steps have passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationConfig {
+    /// Cadence in environment steps; 0 turns evaluation off.
+    pub every_steps: u64,
+    /// Episodes per evaluation.
+    pub episodes: usize,
+    /// First evaluation seed (kept apart from the training seeds).
+    pub seed: u64,
+    /// Stop training once an evaluation's mean return reaches this.
+    pub stop_at_return: Option<f64>,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self {
+            every_steps: 10_000,
+            episodes: 100,
+            seed: 1_000_000,
+            stop_at_return: None,
+        }
+    }
+}
+
+/// PPO (CleanRL's `ppo.py` defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Parallel envs.
+    pub num_envs: usize,
+    /// Steps per env per rollout.
+    pub num_steps: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Anneal the learning rate linearly to 0 over the run.
+    pub anneal_lr: bool,
+    /// Adam's epsilon.
+    pub adam_epsilon: f64,
+    /// Discount.
+    pub gamma: f64,
+    /// GAE's lambda.
+    pub gae_lambda: f64,
+    /// Minibatches per epoch.
+    pub num_minibatches: usize,
+    /// Passes over each rollout.
+    pub update_epochs: usize,
+    /// Normalise advantages per minibatch.
+    pub normalize_advantages: bool,
+    /// The policy ratio's clip range.
+    pub clip_coef: f64,
+    /// Clip the value loss as the policy loss is.
+    pub clip_value_loss: bool,
+    /// Entropy bonus weight.
+    pub entropy_coef: f64,
+    /// Value loss weight.
+    pub value_coef: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 4,
+            num_steps: 128,
+            learning_rate: 2.5e-4,
+            anneal_lr: true,
+            adam_epsilon: 1e-5,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            num_minibatches: 4,
+            update_epochs: 4,
+            normalize_advantages: true,
+            clip_coef: 0.2,
+            clip_value_loss: true,
+            entropy_coef: 0.01,
+            value_coef: 0.5,
+            max_grad_norm: 0.5,
+        }
+    }
+}
+
+impl PpoConfig {
+    /// Transitions per rollout.
+    pub fn batch_size(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+
+    /// Transitions per minibatch.
+    pub fn minibatch_size(&self) -> usize {
+        self.batch_size() / self.num_minibatches
+    }
+}
+
+/// DQN's TD loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TdLoss {
+    /// Squared error (CleanRL).
+    Mse,
+    /// Huber / smooth L1 with threshold 1 (Stable-Baselines3).
+    Huber,
+}
+
+/// DQN (CleanRL's `dqn.py` defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DqnConfig {
+    /// Parallel envs.
+    pub num_envs: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Adam's epsilon.
+    pub adam_epsilon: f64,
+    /// Replay buffer capacity in transitions.
+    pub buffer_size: usize,
+    /// Discount.
+    pub gamma: f64,
+    /// Copy the online network into the target network every this many env steps.
+    pub target_network_frequency: u64,
+    /// Transitions per gradient step.
+    pub batch_size: usize,
+    /// Exploration rate at the start.
+    pub start_epsilon: f64,
+    /// Exploration rate at the end of the schedule.
+    pub end_epsilon: f64,
+    /// Fraction of `total_timesteps` over which epsilon falls linearly.
+    pub exploration_fraction: f64,
+    /// Env steps before learning starts (actions are random until then).
+    pub learning_starts: u64,
+    /// Train every this many env steps...
+    pub train_frequency: u64,
+    /// ...with this many gradient steps.
+    pub gradient_steps: usize,
+    /// The TD loss.
+    pub loss: TdLoss,
+    /// Global gradient-norm clip (none by default, as CleanRL).
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for DqnConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 1,
+            learning_rate: 2.5e-4,
+            adam_epsilon: 1e-8,
+            buffer_size: 10_000,
+            gamma: 0.99,
+            target_network_frequency: 500,
+            batch_size: 128,
+            start_epsilon: 1.0,
+            end_epsilon: 0.05,
+            exploration_fraction: 0.5,
+            learning_starts: 10_000,
+            train_frequency: 10,
+            gradient_steps: 1,
+            loss: TdLoss::Mse,
+            max_grad_norm: None,
+        }
+    }
+}
+
+mod defaults {
+    pub fn seed() -> u64 {
+        1
+    }
+}
+
+impl TrainConfig {
+    /// Parses TOML text, applies `key=value` overrides and resolves defaults; every error
+    /// names the key.
+    pub fn from_toml(text: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::new("", one_line(&e.to_string())))?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        let config: TrainConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let key = if key == "." { String::new() } else { key };
+                ConfigError::new(&key, one_line(&e.into_inner().to_string()))
+            })?;
+        config.resolved()
+    }
+
+    /// Fills in the algorithm-dependent defaults and checks every value.
+    pub fn resolved(mut self) -> Result<Self, ConfigError> {
+        match self.algorithm {
+            AlgorithmKind::Ppo => {
+                if self.dqn.is_some() {
+                    return Err(ConfigError::new("dqn", "given, but `algorithm` is \"ppo\""));
+                }
+                self.ppo.get_or_insert_with(PpoConfig::default);
+            }
+            AlgorithmKind::Dqn => {
+                if self.ppo.is_some() {
+                    return Err(ConfigError::new("ppo", "given, but `algorithm` is \"dqn\""));
+                }
+                self.dqn.get_or_insert_with(DqnConfig::default);
+            }
+        }
+        self.network.get_or_insert_with(|| match self.algorithm {
+            AlgorithmKind::Ppo => NetworkConfig {
+                hidden: vec![64, 64],
+                activation: Activation::Tanh,
+            },
+            AlgorithmKind::Dqn => NetworkConfig {
+                hidden: vec![120, 84],
+                activation: Activation::Relu,
+            },
+        });
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The network section (present once resolved).
+    pub fn network(&self) -> &NetworkConfig {
+        self.network.as_ref().expect("resolved config has a network")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let env = gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;
+        positive_int("total_timesteps", self.total_timesteps)?;
+        let network = self.network();
+        if network.hidden.is_empty() || network.hidden.contains(&0) {
+            return Err(ConfigError::new(
+                "network.hidden",
+                format!("needs at least one layer and no empty ones, got {:?}", network.hidden),
+            ));
+        }
+        positive_int("checkpoint.every_steps", self.checkpoint.every_steps)?;
+        positive_int("checkpoint.keep_last", self.checkpoint.keep_last as u64)?;
+        if self.evaluation.every_steps > 0 {
+            positive_int("evaluation.episodes", self.evaluation.episodes as u64)?;
+        }
+        if let Some(target) = self.evaluation.stop_at_return {
+            finite("evaluation.stop_at_return", target)?;
+        }
+        if let Some(ppo) = &self.ppo {
+            positive_int("ppo.num_envs", ppo.num_envs as u64)?;
+            positive_int("ppo.num_steps", ppo.num_steps as u64)?;
+            positive("ppo.learning_rate", ppo.learning_rate)?;
+            positive("ppo.adam_epsilon", ppo.adam_epsilon)?;
+            unit_interval("ppo.gamma", ppo.gamma)?;
+            unit_interval("ppo.gae_lambda", ppo.gae_lambda)?;
+            positive_int("ppo.num_minibatches", ppo.num_minibatches as u64)?;
+            if ppo.batch_size() % ppo.num_minibatches != 0 {
+                return Err(ConfigError::new(
+                    "ppo.num_minibatches",
+                    format!(
+                        "must divide the rollout of {} transitions (num_envs x num_steps)",
+                        ppo.batch_size()
+                    ),
+                ));
+            }
+            positive_int("ppo.update_epochs", ppo.update_epochs as u64)?;
+            positive("ppo.clip_coef", ppo.clip_coef)?;
+            non_negative("ppo.entropy_coef", ppo.entropy_coef)?;
+            non_negative("ppo.value_coef", ppo.value_coef)?;
+            positive("ppo.max_grad_norm", ppo.max_grad_norm)?;
+            if (self.total_timesteps as usize) < ppo.batch_size() {
+                return Err(ConfigError::new(
+                    "total_timesteps",
+                    format!("is less than one rollout ({} transitions)", ppo.batch_size()),
+                ));
+            }
+        }
+        if let Some(dqn) = &self.dqn {
+            if !matches!(env.action_space(), Space::Discrete { .. }) {
+                return Err(ConfigError::new(
+                    "algorithm",
+                    format!("DQN needs discrete actions; {} has {}", self.env, env.action_space().describe()),
+                ));
+            }
+            positive_int("dqn.num_envs", dqn.num_envs as u64)?;
+            positive("dqn.learning_rate", dqn.learning_rate)?;
+            positive("dqn.adam_epsilon", dqn.adam_epsilon)?;
+            positive_int("dqn.buffer_size", dqn.buffer_size as u64)?;
+            unit_interval("dqn.gamma", dqn.gamma)?;
+            positive_int("dqn.target_network_frequency", dqn.target_network_frequency)?;
+            positive_int("dqn.batch_size", dqn.batch_size as u64)?;
+            unit_interval("dqn.start_epsilon", dqn.start_epsilon)?;
+            unit_interval("dqn.end_epsilon", dqn.end_epsilon)?;
+            unit_interval("dqn.exploration_fraction", dqn.exploration_fraction)?;
+            positive_int("dqn.train_frequency", dqn.train_frequency)?;
+            positive_int("dqn.gradient_steps", dqn.gradient_steps as u64)?;
+            if let Some(norm) = dqn.max_grad_norm {
+                positive("dqn.max_grad_norm", norm)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first key at which `other` differs from `self`, with both values; `None` when
+    /// they are the same run.
+    pub fn first_difference(&self, other: &TrainConfig) -> Option<(String, String, String)> {
+        let a = serde_json::to_value(self).expect("config serialises");
+        let b = serde_json::to_value(other).expect("config serialises");
+        first_difference(&a, &b, "")
+    }
+}
+
+fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    path: &str,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|key| {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                first_difference(
+                    x.get(key).unwrap_or(&Value::Null),
+                    y.get(key).unwrap_or(&Value::Null),
+                    &child,
+                )
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.to_string(), b.to_string())),
+    }
+}
+
+/// toml's messages span lines (source excerpt, caret); errors here are one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('|') && !line.ends_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `a.b.c=value`: the value is read as TOML (`3e-4`, `true`, `[64, 64]`, `"x"`) and,
+/// failing that, taken as a bare string (`--set env=CartPole-v0`).
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+        ConfigError::new(assignment, "an override is `key=value`, e.g. `ppo.learning_rate=3e-4`")
+    })?;
+    let key = key.trim();
+    let value = format!("value = {}", raw.trim())
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::new(key, "not a valid key"));
+    }
+    let (last, parents) = parts.split_last().expect("split gives at least one part");
+    let mut current = table;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::new(&parts[..=depth].join("."), "is a value, not a section")
+        })?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn positive_int(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(key, "must be at least 1, got 0"));
+    }
+    Ok(())
+}
+
+fn finite(key: &str, value: f64) -> Result<(), ConfigError> {
+    if !value.is_finite() {
+        return Err(ConfigError::new(key, format!("must be a finite number, got {value}")));
+    }
+    Ok(())
+}
+
+fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
+    finite(key, value)?;
+    if value <= 0.0 {
+        return Err(ConfigError::new(key, format!("must be positive, got {value}")));
+    }
+    Ok(())
+}
+
+fn non_negative(key: &str, value: f64) -> Result<(), ConfigError> {
+    finite(key, value)?;
+    if value < 0.0 {
+        return Err(ConfigError::new(key, format!("must not be negative, got {value}")));
+    }
+    Ok(())
+}
+
+fn unit_interval(key: &str, value: f64) -> Result<(), ConfigError> {
+    finite(key, value)?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(ConfigError::new(key, format!("must lie in [0, 1], got {value}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PPO: &str = r#"
+        env = "CartPole-v1"
+        algorithm = "ppo"
+        total_timesteps = 100000
+        [ppo]
+        learning_rate = 2.5e-4
+    "#;
+
+    fn error(text: &str, overrides: &[&str]) -> ConfigError {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_toml(text, &overrides).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_resolved_per_algorithm() {
+        let config = TrainConfig::from_toml(PPO, &[]).unwrap();
+        assert_eq!(config.seed, 1);
+        assert_eq!(config.ppo.as_ref().unwrap().num_envs, 4);
+        assert_eq!(config.network().hidden, vec![64, 64]);
+        assert_eq!(config.network().activation, Activation::Tanh);
+        let dqn = TrainConfig::from_toml(
+            "env = \"CartPole-v1\"\nalgorithm = \"dqn\"\ntotal_timesteps = 1000",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(dqn.network().hidden, vec![120, 84]);
+        assert_eq!(dqn.dqn.unwrap().loss, TdLoss::Mse);
+    }
+
+    #[test]
+    fn overrides_parse_values_and_create_sections() {
+        let overrides = [
+            "ppo.learning_rate=3e-4".to_string(),
+            "network.hidden=[32]".to_string(),
+            "network.activation=relu".to_string(),
+            "env=CartPole-v0".to_string(),
+            "evaluation.stop_at_return=190".to_string(),
+        ];
+        let config = TrainConfig::from_toml(PPO, &overrides).unwrap();
+        assert_eq!(config.ppo.as_ref().unwrap().learning_rate, 3e-4);
+        assert_eq!(config.network().hidden, vec![32]);
+        assert_eq!(config.network().activation, Activation::Relu);
+        assert_eq!(config.env, "CartPole-v0");
+        assert_eq!(config.evaluation.stop_at_return, Some(190.0));
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_name_the_key() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&["ppo.learning_rate=-1"], "ppo.learning_rate", "positive"),
+            (&["ppo.num_envs=0"], "ppo.num_envs", "at least 1"),
+            (&["ppo.gamma=1.5"], "ppo.gamma", "[0, 1]"),
+            (&["ppo.num_minibatches=3"], "ppo.num_minibatches", "divide"),
+            (&["env=CartPole-v9"], "env", "unknown environment id"),
+            (&["ppo.lr=1"], "ppo.lr", "unknown field `lr`"),
+            (&["ppo.learning_rate=\"fast\""], "ppo.learning_rate", "invalid type"),
+            (&["dqn.buffer_size=10"], "dqn", "algorithm"),
+            (&["ppo.learning_rate.x=1"], "ppo.learning_rate", "not a section"),
+            (&["ppo.learning_rate"], "ppo.learning_rate", "key=value"),
+            (&["network.activation=gelu"], "network.activation", "unknown variant"),
+        ];
+        for (overrides, key, reason) in cases {
+            let err = error(PPO, overrides);
+            assert_eq!(err.key, *key, "{overrides:?}: {err}");
+            assert!(err.reason.contains(reason), "{overrides:?}: {err}");
+        }
+        let err = error(
+            "env = \"Pendulum-v1\"\nalgorithm = \"dqn\"\ntotal_timesteps = 10",
+            &[],
+        );
+        assert_eq!(err.key, "algorithm");
+        assert!(err.to_string().contains("discrete"), "{err}");
+        let err = error("env = \"CartPole-v1\"\nalgorithm = ", &[]);
+        assert_eq!(err.key, "");
+        assert!(!err.reason.contains('\n') && err.reason.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn differences_are_found_by_key() {
+        let a = TrainConfig::from_toml(PPO, &[]).unwrap();
+        assert_eq!(a.first_difference(&a.clone()), None);
+        let b = TrainConfig::from_toml(PPO, &["ppo.clip_coef=0.1".into()]).unwrap();
+        let (key, left, right) = a.first_difference(&b).unwrap();
+        assert_eq!((key.as_str(), left.as_str(), right.as_str()), ("ppo.clip_coef", "0.2", "0.1"));
+    }
+}

@@ -1,0 +1,429 @@
+//! DQN with a replay buffer, a target network and a linear epsilon schedule, after
+//! CleanRL's `dqn.py` (and Stable-Baselines3's `gradient_steps`, Huber loss and gradient
+//! clipping as options).
+//!
+//! One iteration is one step of the vector env, followed by `gradient_steps` gradient steps
+//! when `train_frequency` env steps have passed since the last ones. Acting and the target
+//! network run on the inference device; only the online network's update is recorded for
+//! backward. Transitions cut by the time limit keep their true last observation and are
+//! bootstrapped; only terminations are not.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::{Int, Module, Tensor, TensorData};
+use gradless_device::{InferenceDevice, TrainingDevice};
+use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, Space, VectorEnv, VectorSnapshot};
+use gradless_policy::acting::{argmax, observation_tensor, read_f32};
+use gradless_policy::{
+    ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, QNetwork,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::adam::Adam;
+use crate::config::{DqnConfig, TdLoss, TrainConfig};
+use crate::grad_clip::{clip_by_global_norm, global_norm};
+use crate::replay_buffer::ReplayBuffer;
+use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
+use crate::TrainError;
+
+/// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
+/// streams (`seed + i`).
+const INIT_STREAM: u64 = 0x494e_4954_0000_0000;
+const SAMPLING_STREAM: u64 = 0x4451_4e00_0000_0000;
+
+/// The replay buffer's file inside a checkpoint.
+const REPLAY_FILE: &str = "replay_buffer.bin";
+/// Update statistics are averaged and reported once per this many env steps.
+const REPORT_EVERY: u64 = 1_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DqnState {
+    global_step: u64,
+    gradient_steps: u64,
+    rng: EnvRng,
+    env: VectorSnapshot,
+    /// Statistics gathered since the last report: sums of loss, mean Q and gradient norm.
+    pending: [f64; 3],
+    pending_count: u64,
+}
+
+pub(crate) struct Dqn {
+    config: DqnConfig,
+    total_timesteps: u64,
+    architecture: Architecture,
+    training: TrainingDevice,
+    inference: InferenceDevice,
+    q: QNetwork,
+    /// Inference copies: the one that acts (refreshed after training) and the target.
+    acting: QNetwork,
+    target: QNetwork,
+    optimizer: Adam,
+    buffer: ReplayBuffer,
+    env: Box<dyn VectorEnv>,
+    observations: Vec<f32>,
+    observation_dim: usize,
+    actions: usize,
+    rng: EnvRng,
+    global_step: u64,
+    gradient_steps: u64,
+    pending: [f64; 3],
+    pending_count: u64,
+}
+
+impl Dqn {
+    fn make_env(config: &TrainConfig) -> Result<(Box<dyn VectorEnv>, usize, usize), TrainError> {
+        let dqn = config.dqn.as_ref().expect("resolved DQN config");
+        let env = gradless_envs::make_vector(
+            &config.env,
+            dqn.num_envs,
+            AutoresetMode::SameStep,
+            MakeOptions::default(),
+        )?;
+        let observation_dim = env.single_observation_space().flat_dim();
+        let Space::Discrete { n } = env.single_action_space() else {
+            unreachable!("config validation allows DQN on discrete action spaces only")
+        };
+        let actions = *n as usize;
+        Ok((env, observation_dim, actions))
+    }
+
+    fn with_network(
+        config: &TrainConfig,
+        training: &TrainingDevice,
+        q: QNetwork,
+        env: Box<dyn VectorEnv>,
+        observation_dim: usize,
+        actions: usize,
+    ) -> Self {
+        let dqn = config.dqn.clone().expect("resolved DQN config");
+        let network = config.network();
+        Self {
+            total_timesteps: config.total_timesteps,
+            architecture: Architecture::QNetwork {
+                observation_dim,
+                hidden: network.hidden.clone(),
+                activation: network.activation,
+                actions,
+            },
+            training: training.clone(),
+            inference: training.inference(),
+            acting: q.valid(),
+            target: q.valid(),
+            q,
+            optimizer: Adam::new(dqn.adam_epsilon),
+            buffer: ReplayBuffer::new(dqn.buffer_size, observation_dim),
+            config: dqn,
+            env,
+            observations: Vec::new(),
+            observation_dim,
+            actions,
+            rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
+            global_step: 0,
+            gradient_steps: 0,
+            pending: [0.0; 3],
+            pending_count: 0,
+        }
+    }
+
+    /// A fresh run.
+    pub(crate) fn new(config: &TrainConfig, training: &TrainingDevice) -> Result<Self, TrainError> {
+        let (mut env, observation_dim, actions) = Self::make_env(config)?;
+        let network = config.network();
+        let q = QNetwork::new(
+            observation_dim,
+            &network.hidden,
+            network.activation,
+            actions,
+            &mut EnvRng::from_seed(config.seed ^ INIT_STREAM),
+            training.device(),
+        );
+        let observations = env.reset(Some(config.seed)).to_vec();
+        let mut dqn = Self::with_network(config, training, q, env, observation_dim, actions);
+        dqn.observations = observations;
+        Ok(dqn)
+    }
+
+    /// Continues the run saved in `checkpoint`: online and target networks, optimizer,
+    /// replay buffer, generator and envs.
+    pub(crate) fn resume(
+        config: &TrainConfig,
+        training: &TrainingDevice,
+        checkpoint: &Checkpoint,
+        state: serde_json::Value,
+    ) -> Result<Self, TrainError> {
+        let (mut env, observation_dim, actions) = Self::make_env(config)?;
+        let q = checkpoint.load_q_network(training.device())?;
+        let state: DqnState =
+            serde_json::from_value(state).map_err(|e| state_error(checkpoint, e))?;
+        env.restore(&state.env)?;
+        let mut dqn = Self::with_network(config, training, q, env, observation_dim, actions);
+        dqn.optimizer = Adam::load(&checkpoint.file(OPTIMIZER_FILE), &dqn.q, training.device())?;
+        let target = checkpoint.file(TARGET_FILE);
+        dqn.target = QNetwork::new(
+            observation_dim,
+            &config.network().hidden,
+            config.network().activation,
+            actions,
+            &mut EnvRng::from_seed(0),
+            dqn.inference.device(),
+        )
+        .try_load_file(&target)
+        .map_err(|e| CheckpointError::Weights {
+            path: target,
+            reason: e.to_string(),
+        })?;
+        let dqn_config = config.dqn.as_ref().expect("resolved DQN config");
+        dqn.buffer = ReplayBuffer::load(
+            &checkpoint.file(REPLAY_FILE),
+            dqn_config.buffer_size,
+            observation_dim,
+        )?;
+        dqn.observations = state.env.observations.clone();
+        dqn.rng = state.rng;
+        dqn.global_step = state.global_step;
+        dqn.gradient_steps = state.gradient_steps;
+        dqn.pending = state.pending;
+        dqn.pending_count = state.pending_count;
+        Ok(dqn)
+    }
+
+    fn epsilon(&self) -> f64 {
+        let c = &self.config;
+        let duration = c.exploration_fraction * self.total_timesteps as f64;
+        let progress = if duration > 0.0 {
+            (self.global_step as f64 / duration).min(1.0)
+        } else {
+            1.0
+        };
+        c.start_epsilon + (c.end_epsilon - c.start_epsilon) * progress
+    }
+
+    fn non_finite(&self, what: &str) -> TrainError {
+        TrainError::NonFinite {
+            global_step: self.global_step,
+            what: what.to_string(),
+        }
+    }
+
+    fn act_error(&self, error: ActError, what: &str) -> TrainError {
+        match error {
+            ActError::NonFinite => self.non_finite(what),
+            other => other.into(),
+        }
+    }
+
+    /// Epsilon-greedy actions; the network runs only when some env acts greedily.
+    fn choose_actions(&mut self) -> Result<Vec<i64>, TrainError> {
+        let n = self.env.num_envs();
+        let epsilon = self.epsilon();
+        let explore: Vec<Option<i64>> = (0..n)
+            .map(|_| {
+                (self.rng.next_f64() < epsilon).then(|| self.rng.below(self.actions as u64) as i64)
+            })
+            .collect();
+        if explore.iter().all(Option::is_some) {
+            return Ok(explore.into_iter().flatten().collect());
+        }
+        let x = observation_tensor(&self.observations, self.observation_dim, self.inference.device());
+        let q_values = read_f32(self.acting.forward(x)).map_err(|e| self.act_error(e, "Q-values"))?;
+        Ok(explore
+            .into_iter()
+            .zip(q_values.chunks(self.actions))
+            .map(|(random, row)| random.unwrap_or(argmax(row) as i64))
+            .collect())
+    }
+
+    /// One gradient step on a sampled minibatch; returns `[loss, mean Q, grad norm]` as a
+    /// `[3]` tensor (left on the device).
+    fn train_step(&mut self) -> Tensor<1> {
+        let size = self.config.batch_size;
+        let batch = self.buffer.sample(size, &mut self.rng);
+        let dim = self.observation_dim;
+        let device = self.training.device().clone();
+        let inference = self.inference.device().clone();
+        let upload = |values: Vec<f32>, device| Tensor::<1>::from_data(TensorData::new(values, [size]), device);
+        // The TD target on the inference device: a constant for the update.
+        let next_max = self
+            .target
+            .forward(observation_tensor(&batch.next_observations, dim, &inference))
+            .max_dim(1)
+            .reshape([size]);
+        let continues = upload(batch.terminated, &inference).neg().add_scalar(1.0);
+        let td_target = upload(batch.rewards, &inference)
+            + next_max.mul_scalar(self.config.gamma) * continues;
+        let actions = Tensor::<2, Int>::from_data(TensorData::new(batch.actions, [size, 1]), &device);
+        let q_taken = self
+            .q
+            .forward(observation_tensor(&batch.observations, dim, &device))
+            .gather(1, actions)
+            .reshape([size]);
+        let error = q_taken.clone() - td_target;
+        let loss = match self.config.loss {
+            TdLoss::Mse => error.powi_scalar(2).mean(),
+            TdLoss::Huber => {
+                // 0.5 e^2 for |e| <= 1, |e| - 0.5 beyond.
+                let magnitude = error.abs();
+                let quadratic = magnitude.clone().clamp_max(1.0);
+                (quadratic.clone().powi_scalar(2).mul_scalar(0.5) + magnitude - quadratic).mean()
+            }
+        };
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.q);
+        let norm = match self.config.max_grad_norm {
+            Some(max_norm) => clip_by_global_norm(&self.q, &mut grads, max_norm),
+            None => global_norm(&self.q, &grads),
+        }
+        .expect("the network has parameters");
+        self.q = self
+            .optimizer
+            .step(self.config.learning_rate, self.q.clone(), grads);
+        self.gradient_steps += 1;
+        Tensor::cat(vec![loss.inner(), q_taken.inner().mean(), norm.inner()], 0)
+    }
+}
+
+/// Whether a multiple of `every` lies in `(before, after]`.
+fn crossed(before: u64, after: u64, every: u64) -> bool {
+    after / every > before / every
+}
+
+/// The target network's file inside a checkpoint.
+const TARGET_FILE: &str = "target.bpk";
+
+impl Algorithm for Dqn {
+    fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
+        let started = Instant::now();
+        let n = self.env.num_envs();
+        let dim = self.observation_dim;
+        let actions = self.choose_actions()?;
+        let step = self.env.step(Actions::Discrete(&actions))?;
+        let before = self.global_step;
+        self.global_step += n as u64;
+        for e in 0..n {
+            let ended = step.terminated[e] || step.truncated[e];
+            let next = if ended {
+                &step.final_observations[e * dim..(e + 1) * dim]
+            } else {
+                &step.observations[e * dim..(e + 1) * dim]
+            };
+            self.buffer.push(
+                &self.observations[e * dim..(e + 1) * dim],
+                actions[e],
+                step.rewards[e] as f32,
+                next,
+                step.terminated[e],
+            );
+        }
+        iteration
+            .episodes
+            .extend(step.episodes.iter().map(|episode| (self.global_step, *episode)));
+        self.observations.copy_from_slice(step.observations);
+
+        let c = &self.config;
+        if self.global_step > c.learning_starts && crossed(before, self.global_step, c.train_frequency) {
+            let statistics: Vec<Tensor<1>> =
+                (0..c.gradient_steps).map(|_| self.train_step()).collect();
+            let count = statistics.len();
+            // Read back every training round, so a diverging loss stops the run before the
+            // next checkpoint could save it.
+            let sums = read_f32(
+                Tensor::cat(statistics, 0)
+                    .reshape([count, 3])
+                    .sum_dim(0)
+                    .reshape([3]),
+            )
+            .map_err(|e| self.act_error(e, "the loss"))?;
+            for (pending, value) in self.pending.iter_mut().zip(sums) {
+                *pending += f64::from(value);
+            }
+            self.pending_count += count as u64;
+            self.acting = self.q.valid();
+        }
+        if crossed(before, self.global_step, self.config.target_network_frequency) {
+            self.target = self.q.valid();
+        }
+        if self.pending_count > 0 && crossed(before, self.global_step, REPORT_EVERY) {
+            let k = self.pending_count as f64;
+            let seconds = started.elapsed().as_secs_f64();
+            iteration.update = Some(json!({
+                "gradient_steps": self.gradient_steps,
+                "td_loss": self.pending[0] / k,
+                "q_values": self.pending[1] / k,
+                "grad_norm": self.pending[2] / k,
+                "epsilon": self.epsilon(),
+                "buffer": self.buffer.len(),
+                "iteration_seconds": seconds,
+            }));
+            self.pending = [0.0; 3];
+            self.pending_count = 0;
+        }
+        Ok(())
+    }
+
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    fn finished(&self) -> bool {
+        self.global_step >= self.total_timesteps
+    }
+
+    fn agent(&self) -> Agent {
+        Agent::q_network(&self.q)
+    }
+
+    fn architecture(&self, _config: &TrainConfig) -> Architecture {
+        self.architecture.clone()
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(DqnState {
+            global_step: self.global_step,
+            gradient_steps: self.gradient_steps,
+            rng: self.rng.clone(),
+            env: self.env.snapshot().expect("the env was reset"),
+            pending: self.pending,
+            pending_count: self.pending_count,
+        })
+        .expect("state serialises")
+    }
+
+    fn write_files(&self, dir: &Path) -> Result<(), CheckpointError> {
+        for (network, name) in [(&self.q, MODEL_FILE), (&self.target, TARGET_FILE)] {
+            let path = dir.join(name);
+            network
+                .clone()
+                .save_file(&path)
+                .map_err(|e| CheckpointError::Weights {
+                    path,
+                    reason: e.to_string(),
+                })?;
+        }
+        self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
+        self.buffer.save(&dir.join(REPLAY_FILE))
+    }
+
+    #[cfg(test)]
+    fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+        let mut parameters = crate::session::flat_parameters(&self.q);
+        parameters.extend(crate::session::flat_parameters(&self.target));
+        (parameters, self.optimizer.moments())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossings_count_multiples_in_the_half_open_interval() {
+        assert!(crossed(9, 10, 10));
+        assert!(!crossed(10, 19, 10));
+        assert!(crossed(15, 25, 10));
+        assert!(crossed(0, 4, 4));
+        assert!(!crossed(0, 3, 4));
+    }
+}

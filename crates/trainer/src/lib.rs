@@ -1,0 +1,77 @@
+//! Training: PPO and DQN on a burn device with autodiff on. Rollouts act through an inference
+//! copy of the network (`valid()`), only the updates run on the autodiff device. Every
+//! checkpoint holds the complete training state (weights, optimizer moments, generator
+//! states, env states, replay buffer), so a resumed run continues exactly where the saved one
+//! stood.
+
+mod adam;
+mod binary;
+pub mod config;
+mod dqn;
+mod grad_clip;
+mod ppo;
+mod replay_buffer;
+pub mod run_dir;
+mod session;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub use adam::Adam;
+pub use config::{AlgorithmKind, ConfigError, TrainConfig};
+pub use grad_clip::{clip_by_global_norm, global_norm};
+pub use run_dir::RunDir;
+pub use session::{Progress, RunSummary, Session, StopAt};
+
+/// Why training stopped early or could not start.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// The configuration is invalid.
+    #[error("config: {0}")]
+    Config(#[from] ConfigError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] gradless_policy::CheckpointError),
+    /// The environment refused something.
+    #[error(transparent)]
+    Env(#[from] gradless_envs::EnvError),
+    /// Acting failed (device read-back, non-finite outputs).
+    #[error(transparent)]
+    Act(#[from] gradless_policy::ActError),
+    /// The device could not be opened.
+    #[error(transparent)]
+    Device(#[from] gradless_device::DeviceError),
+    /// A run file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A new run was pointed at a directory that already holds one.
+    #[error("{0}: already holds a run (continue it with --resume, or choose another --out)")]
+    RunExists(PathBuf),
+    /// `--resume` was pointed at something that is not a run directory.
+    #[error("{0}: not a run directory (no `latest` checkpoint)")]
+    NotARun(PathBuf),
+    /// A resume whose configuration or environment does not match the saved run.
+    #[error("{path}: cannot resume: {reason}")]
+    ResumeMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A loss or network output became NaN or infinite.
+    #[error(
+        "training diverged at step {global_step}: {what} is not finite; the last good checkpoint is kept"
+    )]
+    NonFinite {
+        /// The environment step at which it was seen.
+        global_step: u64,
+        /// Which quantity.
+        what: String,
+    },
+}

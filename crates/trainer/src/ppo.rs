@@ -1,0 +1,629 @@
+//! PPO with clipped objective, GAE, advantage normalisation, clipped value loss and global
+//! gradient-norm clipping, after CleanRL's `ppo.py` and `ppo_continuous_action.py`.
+//!
+//! One iteration is one rollout (`num_envs x num_steps` transitions, acting through an
+//! inference copy of the network) and one update (`update_epochs` passes in
+//! `num_minibatches` shuffled minibatches on the autodiff device).
+//!
+//! Truncation is not termination: when the time limit cuts an episode, the value of its last
+//! observation is added to the last reward (discounted), so returns are bootstrapped there,
+//! and only true terminations end the bootstrap.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::{Int, Module, Tensor, TensorData};
+use burn::tensor::Transaction;
+use burn::tensor::activation::log_softmax;
+use gradless_device::{InferenceDevice, TrainingDevice};
+use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, VectorEnv, VectorSnapshot};
+use gradless_policy::acting::{observation_tensor, read_f32, sample_categorical, sample_gaussian};
+use gradless_policy::{
+    ActError, ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError,
+    MODEL_FILE,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::adam::Adam;
+use crate::config::{PpoConfig, TrainConfig};
+use crate::grad_clip::clip_by_global_norm;
+use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
+use crate::TrainError;
+
+/// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
+/// streams (`seed + i`).
+const INIT_STREAM: u64 = 0x494e_4954_0000_0000;
+const SAMPLING_STREAM: u64 = 0x5050_4f00_0000_0000;
+
+/// What a checkpoint records of a PPO run besides weights and optimizer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PpoState {
+    updates: u64,
+    global_step: u64,
+    rng: EnvRng,
+    env: VectorSnapshot,
+}
+
+pub(crate) struct Ppo {
+    config: PpoConfig,
+    num_updates: u64,
+    training: TrainingDevice,
+    inference: InferenceDevice,
+    model: ActorCritic,
+    optimizer: Adam,
+    env: Box<dyn VectorEnv>,
+    observations: Vec<f32>,
+    observation_dim: usize,
+    head: ActionHead,
+    rng: EnvRng,
+    updates: u64,
+    global_step: u64,
+}
+
+/// One rollout's transitions, step-major (`t * num_envs + env`).
+#[derive(Default)]
+struct Rollout {
+    observations: Vec<f32>,
+    discrete_actions: Vec<i64>,
+    continuous_actions: Vec<f32>,
+    log_probs: Vec<f32>,
+    values: Vec<f32>,
+    rewards: Vec<f32>,
+    dones: Vec<bool>,
+}
+
+fn architecture(config: &TrainConfig, observation_dim: usize, head: ActionHead) -> Architecture {
+    let network = config.network();
+    Architecture::ActorCritic {
+        observation_dim,
+        hidden: network.hidden.clone(),
+        activation: network.activation,
+        head,
+    }
+}
+
+impl Ppo {
+    fn make_env(config: &TrainConfig) -> Result<(Box<dyn VectorEnv>, usize, ActionHead), TrainError> {
+        let ppo = config.ppo.as_ref().expect("resolved PPO config");
+        let env = gradless_envs::make_vector(
+            &config.env,
+            ppo.num_envs,
+            AutoresetMode::SameStep,
+            MakeOptions::default(),
+        )?;
+        let observation_dim = env.single_observation_space().flat_dim();
+        let head = match env.single_action_space() {
+            gradless_envs::Space::Discrete { n } => ActionHead::Categorical { n: *n as usize },
+            space => ActionHead::Gaussian {
+                dim: space.flat_dim(),
+            },
+        };
+        Ok((env, observation_dim, head))
+    }
+
+    /// A fresh run: network initialised from the device's seeded generator, envs reset
+    /// with `seed + i`.
+    pub(crate) fn new(config: &TrainConfig, training: &TrainingDevice) -> Result<Self, TrainError> {
+        let (mut env, observation_dim, head) = Self::make_env(config)?;
+        let network = config.network();
+        let model = ActorCritic::new(
+            observation_dim,
+            &network.hidden,
+            network.activation,
+            head,
+            &mut EnvRng::from_seed(config.seed ^ INIT_STREAM),
+            training.device(),
+        );
+        let observations = env.reset(Some(config.seed)).to_vec();
+        let ppo = config.ppo.clone().expect("resolved PPO config");
+        Ok(Self {
+            num_updates: config.total_timesteps / ppo.batch_size() as u64,
+            optimizer: Adam::new(ppo.adam_epsilon),
+            config: ppo,
+            training: training.clone(),
+            inference: training.inference(),
+            model,
+            env,
+            observations,
+            observation_dim,
+            head,
+            rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
+            updates: 0,
+            global_step: 0,
+        })
+    }
+
+    /// Continues the run saved in `checkpoint`.
+    pub(crate) fn resume(
+        config: &TrainConfig,
+        training: &TrainingDevice,
+        checkpoint: &Checkpoint,
+        state: serde_json::Value,
+    ) -> Result<Self, TrainError> {
+        let (mut env, observation_dim, head) = Self::make_env(config)?;
+        let model = checkpoint.load_actor_critic(training.device())?;
+        let optimizer_path = checkpoint.file(OPTIMIZER_FILE);
+        let optimizer = Adam::load(&optimizer_path, &model, training.device())?;
+        let state: PpoState =
+            serde_json::from_value(state).map_err(|e| state_error(checkpoint, e))?;
+        env.restore(&state.env)?;
+        let ppo = config.ppo.clone().expect("resolved PPO config");
+        Ok(Self {
+            num_updates: config.total_timesteps / ppo.batch_size() as u64,
+            config: ppo,
+            training: training.clone(),
+            inference: training.inference(),
+            model,
+            optimizer,
+            observations: state.env.observations.clone(),
+            env,
+            observation_dim,
+            head,
+            rng: state.rng,
+            updates: state.updates,
+            global_step: state.global_step,
+        })
+    }
+
+    /// The current network (for tests that compare runs).
+    #[cfg(test)]
+    pub(crate) fn model(&self) -> &ActorCritic {
+        &self.model
+    }
+
+    #[cfg(test)]
+    pub(crate) fn optimizer(&self) -> &Adam {
+        &self.optimizer
+    }
+
+    fn non_finite(&self, what: &str) -> TrainError {
+        TrainError::NonFinite {
+            global_step: self.global_step,
+            what: what.to_string(),
+        }
+    }
+
+    fn act_error(&self, error: ActError) -> TrainError {
+        match error {
+            ActError::NonFinite => self.non_finite("the policy's output"),
+            other => other.into(),
+        }
+    }
+
+    /// Collects one rollout with an inference copy of the network.
+    fn collect(&mut self, iteration: &mut Iteration) -> Result<(Rollout, Vec<f32>), TrainError> {
+        let actor = self.model.valid();
+        let n = self.env.num_envs();
+        let dim = self.observation_dim;
+        let device = self.inference.device().clone();
+        let gamma = self.config.gamma as f32;
+        let log_std = match actor.log_std() {
+            Some(t) => read_f32(t).map_err(|e| self.act_error(e))?,
+            None => Vec::new(),
+        };
+        let values_of = |observations: &[f32]| -> Result<Vec<f32>, ActError> {
+            read_f32(actor.value(observation_tensor(observations, dim, &device)))
+        };
+        let mut rollout = Rollout::default();
+        for _ in 0..self.config.num_steps {
+            let x = observation_tensor(&self.observations, dim, &device);
+            let [outputs, values]: [TensorData; 2] = Transaction::default()
+                .register(actor.actor(x.clone()))
+                .register(actor.value(x))
+                .try_execute()
+                .map_err(|e| ActError::Device(e.to_string()))?
+                .try_into()
+                .expect("two tensors registered");
+            let to_f32 = |data: TensorData| -> Result<Vec<f32>, ActError> {
+                let values = data
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| ActError::Device(format!("{e:?}")))?;
+                if values.iter().all(|v| v.is_finite()) {
+                    Ok(values)
+                } else {
+                    Err(ActError::NonFinite)
+                }
+            };
+            let outputs = to_f32(outputs).map_err(|e| self.act_error(e))?;
+            let values = to_f32(values).map_err(|e| self.act_error(e))?;
+            let width = outputs.len() / n;
+            rollout.observations.extend_from_slice(&self.observations);
+            rollout.values.extend_from_slice(&values);
+            let first_action = rollout.continuous_actions.len();
+            for row in outputs.chunks(width) {
+                let log_prob = match self.head {
+                    ActionHead::Categorical { .. } => {
+                        let (action, log_prob) = sample_categorical(row, &mut self.rng);
+                        rollout.discrete_actions.push(action as i64);
+                        log_prob
+                    }
+                    ActionHead::Gaussian { dim } => {
+                        let start = rollout.continuous_actions.len();
+                        rollout.continuous_actions.resize(start + dim, 0.0);
+                        sample_gaussian(
+                            row,
+                            &log_std,
+                            &mut self.rng,
+                            &mut rollout.continuous_actions[start..],
+                        )
+                    }
+                };
+                rollout.log_probs.push(log_prob as f32);
+            }
+            let actions = match self.head {
+                ActionHead::Categorical { .. } => {
+                    Actions::Discrete(&rollout.discrete_actions[rollout.discrete_actions.len() - n..])
+                }
+                ActionHead::Gaussian { .. } => {
+                    Actions::Continuous(&rollout.continuous_actions[first_action..])
+                }
+            };
+            let step = self.env.step(actions)?;
+            self.global_step += n as u64;
+            let mut rewards: Vec<f32> = step.rewards.iter().map(|&r| r as f32).collect();
+            let cut: Vec<usize> = (0..n)
+                .filter(|&e| step.truncated[e] && !step.terminated[e])
+                .collect();
+            let final_observations: Vec<f32> = cut
+                .iter()
+                .flat_map(|&e| step.final_observations[e * dim..(e + 1) * dim].to_vec())
+                .collect();
+            rollout
+                .dones
+                .extend((0..n).map(|e| step.terminated[e] || step.truncated[e]));
+            iteration.episodes.extend(
+                step.episodes
+                    .iter()
+                    .map(|episode| (self.global_step, *episode)),
+            );
+            self.observations.copy_from_slice(step.observations);
+            if !cut.is_empty() {
+                let bootstrap = values_of(&final_observations).map_err(|e| self.act_error(e))?;
+                for (&e, value) in cut.iter().zip(bootstrap) {
+                    rewards[e] += gamma * value;
+                }
+            }
+            rollout.rewards.extend(rewards);
+        }
+        let next_values = values_of(&self.observations).map_err(|e| self.act_error(e))?;
+        Ok((rollout, next_values))
+    }
+
+    /// GAE advantages, step-major.
+    fn advantages(&self, rollout: &Rollout, next_values: &[f32]) -> Vec<f32> {
+        let n = next_values.len();
+        let steps = rollout.rewards.len() / n;
+        let (gamma, lambda) = (self.config.gamma as f32, self.config.gae_lambda as f32);
+        let mut advantages = vec![0.0f32; rollout.rewards.len()];
+        for e in 0..n {
+            let mut running = 0.0f32;
+            for t in (0..steps).rev() {
+                let k = t * n + e;
+                let next_value = if t + 1 == steps {
+                    next_values[e]
+                } else {
+                    rollout.values[k + n]
+                };
+                let continues = if rollout.dones[k] { 0.0 } else { 1.0 };
+                let delta = rollout.rewards[k] + gamma * next_value * continues - rollout.values[k];
+                running = delta + gamma * lambda * continues * running;
+                advantages[k] = running;
+            }
+        }
+        advantages
+    }
+
+    /// The update: epochs of shuffled minibatches on the autodiff device.
+    fn update(
+        &mut self,
+        rollout: &Rollout,
+        advantages: &[f32],
+        lr: f64,
+    ) -> Result<[f32; 6], TrainError> {
+        let config = self.config.clone();
+        let device = self.training.device().clone();
+        let dim = self.observation_dim;
+        let returns: Vec<f32> = advantages
+            .iter()
+            .zip(&rollout.values)
+            .map(|(a, v)| a + v)
+            .collect();
+        let batch = rollout.values.len();
+        let minibatch = config.minibatch_size();
+        let mut indices: Vec<usize> = (0..batch).collect();
+        let mut model = self.model.clone();
+        let mut statistics = Vec::with_capacity(config.update_epochs * config.num_minibatches);
+        for _ in 0..config.update_epochs {
+            self.rng.shuffle(&mut indices);
+            for chunk in indices.chunks(minibatch) {
+                let pick = |values: &[f32]| -> Vec<f32> { chunk.iter().map(|&i| values[i]).collect() };
+                let mut chunk_advantages = pick(advantages);
+                if config.normalize_advantages {
+                    normalise(&mut chunk_advantages);
+                }
+                let upload = |values: Vec<f32>| {
+                    Tensor::<1>::from_data(TensorData::new(values, [chunk.len()]), &device)
+                };
+                let observations: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| rollout.observations[i * dim..(i + 1) * dim].iter().copied())
+                    .collect();
+                let observations = observation_tensor(&observations, dim, &device);
+                let (new_log_probs, entropy) = match self.head {
+                    ActionHead::Categorical { .. } => {
+                        let actions: Vec<i64> =
+                            chunk.iter().map(|&i| rollout.discrete_actions[i]).collect();
+                        let actions = Tensor::<2, Int>::from_data(
+                            TensorData::new(actions, [chunk.len(), 1]),
+                            &device,
+                        );
+                        let log_probs = log_softmax(model.actor(observations.clone()), 1);
+                        let chosen = log_probs.clone().gather(1, actions).squeeze_dim::<1>(1);
+                        let entropy = (log_probs.clone().exp() * log_probs)
+                            .sum_dim(1)
+                            .squeeze_dim::<1>(1)
+                            .neg();
+                        (chosen, entropy.mean())
+                    }
+                    ActionHead::Gaussian { dim: action_dim } => {
+                        let actions: Vec<f32> = chunk
+                            .iter()
+                            .flat_map(|&i| {
+                                rollout.continuous_actions[i * action_dim..(i + 1) * action_dim]
+                                    .iter()
+                                    .copied()
+                            })
+                            .collect();
+                        let actions = Tensor::<2>::from_data(
+                            TensorData::new(actions, [chunk.len(), action_dim]),
+                            &device,
+                        );
+                        let mean = model.actor(observations.clone());
+                        let log_std = model.log_std().expect("Gaussian head has a log-std");
+                        let z = (actions - mean) / log_std.clone().exp();
+                        let half_log_two_pi = 0.5 * std::f64::consts::TAU.ln();
+                        let log_density = (z.powi_scalar(2).mul_scalar(-0.5) - log_std.clone())
+                            .sub_scalar(half_log_two_pi)
+                            .sum_dim(1)
+                            .squeeze_dim::<1>(1);
+                        let entropy = log_std.add_scalar(0.5 + half_log_two_pi).sum();
+                        (log_density, entropy)
+                    }
+                };
+                let log_ratio = new_log_probs - upload(pick(&rollout.log_probs));
+                let ratio = log_ratio.clone().exp();
+                let chunk_advantages = upload(chunk_advantages);
+                let clip = config.clip_coef;
+                let policy_loss = (chunk_advantages.clone().neg() * ratio.clone())
+                    .max_pair(
+                        chunk_advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip),
+                    )
+                    .mean();
+                let new_values = model.value(observations);
+                let chunk_returns = upload(pick(&returns));
+                let unclipped = (new_values.clone() - chunk_returns.clone()).powi_scalar(2);
+                let value_loss = if config.clip_value_loss {
+                    let old_values = upload(pick(&rollout.values));
+                    let clipped = old_values.clone()
+                        + (new_values - old_values).clamp(-clip, clip);
+                    unclipped
+                        .max_pair((clipped - chunk_returns).powi_scalar(2))
+                        .mean()
+                        .mul_scalar(0.5)
+                } else {
+                    unclipped.mean().mul_scalar(0.5)
+                };
+                let loss = policy_loss.clone() - entropy.clone().mul_scalar(config.entropy_coef)
+                    + value_loss.clone().mul_scalar(config.value_coef);
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                let grad_norm = clip_by_global_norm(&model, &mut grads, config.max_grad_norm)
+                    .expect("the network has parameters");
+                model = self.optimizer.step(lr, model, grads);
+
+                // Diagnostics, off the graph; read back once per update.
+                let ratio = ratio.inner();
+                let log_ratio = log_ratio.inner();
+                let approx_kl = (ratio.clone().sub_scalar(1.0) - log_ratio).mean();
+                let clip_fraction = ratio
+                    .sub_scalar(1.0)
+                    .abs()
+                    .greater_elem(clip)
+                    .float()
+                    .mean();
+                statistics.push(Tensor::cat(
+                    vec![
+                        policy_loss.inner(),
+                        value_loss.inner(),
+                        entropy.inner(),
+                        approx_kl,
+                        clip_fraction,
+                        grad_norm.inner(),
+                    ],
+                    0,
+                ));
+            }
+        }
+        self.model = model;
+        let count = statistics.len();
+        let means = read_f32(Tensor::cat(statistics, 0).reshape([count, 6]).mean_dim(0))
+            .map_err(|e| match e {
+                ActError::NonFinite => self.non_finite("the loss"),
+                other => other.into(),
+            })?;
+        Ok(means.try_into().expect("six statistics"))
+    }
+}
+
+/// `(x - mean) / (std + 1e-8)` with the sample standard deviation, as CleanRL normalises
+/// advantages.
+fn normalise(values: &mut [f32]) {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let variance = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0).max(1.0);
+    let scale = variance.sqrt() + 1e-8;
+    for v in values {
+        *v = ((f64::from(*v) - mean) / scale) as f32;
+    }
+}
+
+/// `1 - Var(returns - values) / Var(returns)`: how much of the returns the critic explains.
+fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    let variance = |xs: &mut dyn Iterator<Item = f64>| {
+        let xs: Vec<f64> = xs.collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64
+    };
+    let of_returns = variance(&mut returns.iter().map(|&r| f64::from(r)));
+    if of_returns == 0.0 {
+        return f64::NAN;
+    }
+    let of_residuals = variance(
+        &mut returns
+            .iter()
+            .zip(values)
+            .map(|(&r, &v)| f64::from(r) - f64::from(v)),
+    );
+    1.0 - of_residuals / of_returns
+}
+
+impl Algorithm for Ppo {
+    fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
+        let started = Instant::now();
+        let lr = if self.config.anneal_lr {
+            self.config.learning_rate * (1.0 - self.updates as f64 / self.num_updates as f64)
+        } else {
+            self.config.learning_rate
+        };
+        let (rollout, next_values) = self.collect(iteration)?;
+        let advantages = self.advantages(&rollout, &next_values);
+        let [policy_loss, value_loss, entropy, approx_kl, clip_fraction, grad_norm] =
+            self.update(&rollout, &advantages, lr)?;
+        self.updates += 1;
+        let returns: Vec<f32> = advantages
+            .iter()
+            .zip(&rollout.values)
+            .map(|(a, v)| a + v)
+            .collect();
+        let seconds = started.elapsed().as_secs_f64();
+        iteration.update = Some(json!({
+            "update": self.updates,
+            "learning_rate": lr,
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": approx_kl,
+            "clip_fraction": clip_fraction,
+            "grad_norm": grad_norm,
+            "explained_variance": explained_variance(&rollout.values, &returns),
+            "sps": (rollout.values.len() as f64 / seconds).round(),
+        }));
+        Ok(())
+    }
+
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    fn finished(&self) -> bool {
+        self.updates >= self.num_updates
+    }
+
+    fn agent(&self) -> Agent {
+        Agent::actor_critic(&self.model)
+    }
+
+    fn architecture(&self, config: &TrainConfig) -> Architecture {
+        architecture(config, self.observation_dim, self.head)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(PpoState {
+            updates: self.updates,
+            global_step: self.global_step,
+            rng: self.rng.clone(),
+            env: self.env.snapshot().expect("the env was reset"),
+        })
+        .expect("state serialises")
+    }
+
+    fn write_files(&self, dir: &Path) -> Result<(), CheckpointError> {
+        let path = dir.join(MODEL_FILE);
+        self.model
+            .clone()
+            .save_file(&path)
+            .map_err(|e| CheckpointError::Weights {
+                path,
+                reason: e.to_string(),
+            })?;
+        self.optimizer.save(&dir.join(OPTIMIZER_FILE))
+    }
+
+    #[cfg(test)]
+    fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+        (
+            crate::session::flat_parameters(self.model()),
+            self.optimizer().moments(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gae_bootstraps_through_steps_and_stops_at_episode_ends() {
+        // Two envs, three steps; env 1's episode ends at step 1.
+        let rollout = Rollout {
+            values: vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0],
+            rewards: vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            dones: vec![false, false, false, true, false, false],
+            ..Rollout::default()
+        };
+        let ppo_config = PpoConfig {
+            gamma: 0.5,
+            gae_lambda: 1.0,
+            ..PpoConfig::default()
+        };
+        let (gamma, _) = (ppo_config.gamma as f32, ());
+        let advantages = gae_for_test(&rollout, &[4.0, 4.0], &ppo_config);
+        // Env 0: return 1 + .5 + .25 + .125 * 4 = 2.25 at t=0, minus value 1.
+        assert!((advantages[0] - 1.25).abs() < 1e-6, "{advantages:?}");
+        // Env 1 at t=2: a new episode, bootstrapped from the next value.
+        assert!((advantages[5] - (1.0 + gamma * 4.0 - 2.0)).abs() < 1e-6);
+        // Env 1 at t=1: the episode ended, so just the reward minus the value.
+        assert!((advantages[3] - (1.0 - 2.0)).abs() < 1e-6);
+        // Env 1 at t=0: bootstraps into t=1 only (which has no future).
+        assert!((advantages[1] - (1.0 + gamma * 1.0 - 2.0)).abs() < 1e-6);
+    }
+
+    fn gae_for_test(rollout: &Rollout, next_values: &[f32], config: &PpoConfig) -> Vec<f32> {
+        let training = TrainingDevice::new(&burn::prelude::Device::flex());
+        let mut train = TrainConfig::from_toml(
+            "env = \"CartPole-v1\"\nalgorithm = \"ppo\"\ntotal_timesteps = 1024",
+            &[],
+        )
+        .unwrap();
+        train.ppo = Some(config.clone());
+        let ppo = Ppo::new(&train, &training).unwrap();
+        ppo.advantages(rollout, next_values)
+    }
+
+    #[test]
+    fn normalised_values_have_zero_mean_unit_spread() {
+        let mut values = vec![1.0f32, 2.0, 3.0, 4.0];
+        normalise(&mut values);
+        assert!(values.iter().sum::<f32>().abs() < 1e-6);
+        let spread = values.iter().map(|v| v * v).sum::<f32>() / 3.0;
+        assert!((spread - 1.0).abs() < 1e-5);
+        assert!((explained_variance(&[1.0, 2.0], &[1.0, 2.0]) - 1.0).abs() < 1e-12);
+    }
+}

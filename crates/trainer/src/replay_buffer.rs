@@ -1,0 +1,182 @@
+//! DQN's replay buffer: a ring of transitions sampled uniformly with replacement. It is part
+//! of the training state, so checkpoints save it whole.
+
+use std::path::Path;
+
+use gradless_envs::EnvRng;
+use gradless_policy::CheckpointError;
+
+use crate::binary::{BinaryReader, BinaryWriter};
+
+const MAGIC: &[u8; 8] = b"GLREPLY1";
+
+/// Transitions `(observation, action, reward, next observation, terminated)`. The next
+/// observation is the true last one when an episode ended, not the reset that followed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayBuffer {
+    capacity: usize,
+    observation_dim: usize,
+    observations: Vec<f32>,
+    next_observations: Vec<f32>,
+    actions: Vec<i64>,
+    rewards: Vec<f32>,
+    /// 1 where the episode terminated (no bootstrap), 0 otherwise (also on truncation).
+    terminated: Vec<f32>,
+    /// Where the next transition goes once the buffer is full.
+    position: usize,
+}
+
+/// A sampled minibatch, as flat host arrays.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// `batch * observation_dim` values.
+    pub observations: Vec<f32>,
+    /// `batch * observation_dim` values.
+    pub next_observations: Vec<f32>,
+    /// One action per transition.
+    pub actions: Vec<i64>,
+    /// One reward per transition.
+    pub rewards: Vec<f32>,
+    /// 1 where the transition ended its episode in a terminal state.
+    pub terminated: Vec<f32>,
+}
+
+impl ReplayBuffer {
+    /// An empty buffer.
+    pub fn new(capacity: usize, observation_dim: usize) -> Self {
+        Self {
+            capacity,
+            observation_dim,
+            observations: Vec::new(),
+            next_observations: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            terminated: Vec::new(),
+            position: 0,
+        }
+    }
+
+    /// Transitions held.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Adds a transition, replacing the oldest once full.
+    pub fn push(&mut self, observation: &[f32], action: i64, reward: f32, next: &[f32], terminated: bool) {
+        let dim = self.observation_dim;
+        let done = if terminated { 1.0 } else { 0.0 };
+        if self.len() < self.capacity {
+            self.observations.extend_from_slice(observation);
+            self.next_observations.extend_from_slice(next);
+            self.actions.push(action);
+            self.rewards.push(reward);
+            self.terminated.push(done);
+        } else {
+            let k = self.position;
+            self.observations[k * dim..(k + 1) * dim].copy_from_slice(observation);
+            self.next_observations[k * dim..(k + 1) * dim].copy_from_slice(next);
+            self.actions[k] = action;
+            self.rewards[k] = reward;
+            self.terminated[k] = done;
+            self.position = (k + 1) % self.capacity;
+        }
+    }
+
+    /// `size` transitions drawn uniformly with replacement.
+    pub fn sample(&self, size: usize, rng: &mut EnvRng) -> Batch {
+        let dim = self.observation_dim;
+        let mut batch = Batch::default();
+        for _ in 0..size {
+            let k = rng.below(self.len() as u64) as usize;
+            batch
+                .observations
+                .extend_from_slice(&self.observations[k * dim..(k + 1) * dim]);
+            batch
+                .next_observations
+                .extend_from_slice(&self.next_observations[k * dim..(k + 1) * dim]);
+            batch.actions.push(self.actions[k]);
+            batch.rewards.push(self.rewards[k]);
+            batch.terminated.push(self.terminated[k]);
+        }
+        batch
+    }
+
+    /// Writes the whole buffer to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let mut writer = BinaryWriter::new(MAGIC);
+        writer.u64(self.capacity as u64);
+        writer.u64(self.observation_dim as u64);
+        writer.u64(self.position as u64);
+        writer.f32s(&self.observations);
+        writer.f32s(&self.next_observations);
+        writer.i64s(&self.actions);
+        writer.f32s(&self.rewards);
+        writer.f32s(&self.terminated);
+        writer.write(path)
+    }
+
+    /// Reads a buffer saved for a run with this capacity and observation size.
+    pub fn load(path: &Path, capacity: usize, observation_dim: usize) -> Result<Self, CheckpointError> {
+        let mut reader = BinaryReader::open(path, MAGIC)?;
+        let (saved_capacity, saved_dim, position) =
+            (reader.u64()? as usize, reader.u64()? as usize, reader.u64()? as usize);
+        if (saved_capacity, saved_dim) != (capacity, observation_dim) {
+            return Err(reader.invalid(format!(
+                "a buffer of {saved_capacity} transitions of {saved_dim} values; the run needs {capacity} of {observation_dim}"
+            )));
+        }
+        let buffer = Self {
+            capacity,
+            observation_dim,
+            observations: reader.f32s()?,
+            next_observations: reader.f32s()?,
+            actions: reader.i64s()?,
+            rewards: reader.f32s()?,
+            terminated: reader.f32s()?,
+            position,
+        };
+        let n = buffer.len();
+        if n > capacity
+            || position >= capacity.max(1)
+            || buffer.observations.len() != n * observation_dim
+            || buffer.next_observations.len() != n * observation_dim
+            || buffer.rewards.len() != n
+            || buffer.terminated.len() != n
+        {
+            return Err(reader.invalid("inconsistent replay buffer sizes"));
+        }
+        reader.finish()?;
+        Ok(buffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_replaces_the_oldest_and_round_trips() {
+        let mut buffer = ReplayBuffer::new(3, 2);
+        for k in 0..5 {
+            let x = k as f32;
+            buffer.push(&[x, x], k, x, &[x + 1.0, x + 1.0], k == 4);
+        }
+        assert_eq!(buffer.len(), 3);
+        // 3 and 4 replaced 0 and 1.
+        let mut actions = buffer.actions.clone();
+        actions.sort_unstable();
+        assert_eq!(actions, vec![2, 3, 4]);
+        let batch = buffer.sample(50, &mut EnvRng::from_seed(1));
+        for (i, &a) in batch.actions.iter().enumerate() {
+            assert_eq!(batch.observations[2 * i], a as f32);
+            assert_eq!(batch.next_observations[2 * i], a as f32 + 1.0);
+            assert_eq!(batch.terminated[i], if a == 4 { 1.0 } else { 0.0 });
+        }
+        let path = std::env::temp_dir().join(format!("gradless-replay-{}", std::process::id()));
+        buffer.save(&path).unwrap();
+        assert_eq!(ReplayBuffer::load(&path, 3, 2).unwrap(), buffer);
+        let err = ReplayBuffer::load(&path, 4, 2).unwrap_err().to_string();
+        assert!(err.contains("needs 4 of 2"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

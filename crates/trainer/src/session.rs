@@ -1,0 +1,709 @@
+//! A training session: drives an algorithm iteration by iteration, logs episodes and
+//! updates, evaluates greedily, writes checkpoints, and starts or resumes a run directory.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gradless_device::{Backend, TrainingDevice};
+use gradless_envs::EpisodeStats;
+use gradless_policy::{
+    Agent, Architecture, Checkpoint, CheckpointError, METADATA_FILE, Metadata, Selection,
+    run_seeded_episodes, write_checkpoint,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::{AlgorithmKind, TrainConfig};
+use crate::dqn::Dqn;
+use crate::ppo::Ppo;
+use crate::run_dir::{BEST, CONFIG_FILE, LATEST, RunDir};
+use crate::TrainError;
+
+/// The optimizer state's file inside a checkpoint.
+pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bin";
+
+/// The burn version this build uses (checked against Cargo.lock by a test).
+pub const BURN_VERSION: &str = "0.22.1";
+
+/// Episodes the training return is averaged over.
+const RECENT_EPISODES: usize = 100;
+
+/// What one iteration produced, for logging.
+#[derive(Debug, Default)]
+pub(crate) struct Iteration {
+    /// Finished episodes with the global step at which each ended.
+    pub episodes: Vec<(u64, EpisodeStats)>,
+    /// Update statistics, when an update happened.
+    pub update: Option<serde_json::Value>,
+}
+
+/// A training algorithm as the session drives it.
+pub(crate) trait Algorithm {
+    /// One iteration: PPO a rollout and an update, DQN an env step and any training due.
+    fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError>;
+    /// Environment steps taken.
+    fn global_step(&self) -> u64;
+    /// Whether the configured budget is spent.
+    fn finished(&self) -> bool;
+    /// An inference copy of the current network.
+    fn agent(&self) -> Agent;
+    /// The network's architecture.
+    fn architecture(&self, config: &TrainConfig) -> Architecture;
+    /// What a checkpoint must record to continue exactly.
+    fn state(&self) -> serde_json::Value;
+    /// Writes weights, optimizer and other state files into a checkpoint directory.
+    fn write_files(&self, dir: &Path) -> Result<(), CheckpointError>;
+    /// All parameters and optimizer moments, for tests comparing runs.
+    #[cfg(test)]
+    fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>);
+}
+
+/// A checkpoint's trainer state that does not parse.
+pub(crate) fn state_error(checkpoint: &Checkpoint, error: serde_json::Error) -> TrainError {
+    CheckpointError::Metadata {
+        path: checkpoint.file(METADATA_FILE),
+        reason: format!("trainer state: {error}"),
+    }
+    .into()
+}
+
+/// Every float parameter of a module, flattened in visiting order.
+#[cfg(test)]
+pub(crate) fn flat_parameters<M: burn::module::Module>(module: &M) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::prelude::Tensor;
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().inner().into_data().convert::<f32>();
+            self.0.extend(data.iter::<f32>());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
+/// The session's own bookkeeping, saved in every checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionState {
+    episodes: u64,
+    recent_returns: VecDeque<f64>,
+    best_training_return: Option<f64>,
+    next_checkpoint: u64,
+    next_evaluation: u64,
+    last_evaluation: Option<Evaluation>,
+    target_reached: Option<Evaluation>,
+    train_seconds: f64,
+}
+
+/// One greedy evaluation during training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Environment steps trained when it ran.
+    pub global_step: u64,
+    /// Mean return over its episodes.
+    pub mean_return: f64,
+    /// Training time up to it (rollouts and updates; not evaluations or checkpoints).
+    pub train_seconds: f64,
+}
+
+/// Where [`Session::run`] stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAt {
+    /// When the configured steps are done (or the evaluation target is reached).
+    End,
+    /// After this many iterations of this call, writing nothing extra: what a process
+    /// killed right then leaves behind (used to test resuming).
+    Iterations(u64),
+}
+
+/// Receives progress, e.g. to draw a progress bar.
+pub trait Progress {
+    /// Called after every iteration.
+    fn advance(&mut self, global_step: u64, total_timesteps: u64, training_return: Option<f64>);
+}
+
+/// No progress display.
+impl Progress for () {
+    fn advance(&mut self, _: u64, _: u64, _: Option<f64>) {}
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Environment steps taken.
+    pub global_step: u64,
+    /// Episodes finished.
+    pub episodes: u64,
+    /// Training time (rollouts and updates), summed over resumes.
+    pub train_seconds: f64,
+    /// The newest checkpoint.
+    pub latest_checkpoint: Option<PathBuf>,
+    /// The checkpoint with the best training return.
+    pub best_checkpoint: Option<PathBuf>,
+    /// Mean return of the last 100 training episodes.
+    pub training_return: Option<f64>,
+    /// The last greedy evaluation.
+    pub last_evaluation: Option<Evaluation>,
+    /// The first evaluation that reached `evaluation.stop_at_return`.
+    pub target_reached: Option<Evaluation>,
+}
+
+/// A run in progress.
+pub struct Session {
+    config: TrainConfig,
+    run: RunDir,
+    device_name: String,
+    training: TrainingDevice,
+    algorithm: Box<dyn Algorithm>,
+    state: SessionState,
+}
+
+impl Session {
+    /// Starts a new run in `out` (which must not hold a run yet).
+    pub fn start(config: TrainConfig, backend: Backend, out: &Path) -> Result<Self, TrainError> {
+        let config = config.resolved()?;
+        let base = gradless_device::open(backend)?;
+        let device_name = gradless_device::describe(backend)?.to_string();
+        let training = TrainingDevice::new(&base);
+        let run = RunDir::create(out)?;
+        crate::run_dir::write_atomically(
+            &run.path(CONFIG_FILE),
+            toml::to_string_pretty(&config)
+                .expect("config serialises")
+                .as_bytes(),
+        )?;
+        let algorithm: Box<dyn Algorithm> = match config.algorithm {
+            AlgorithmKind::Ppo => Box::new(Ppo::new(&config, &training)?),
+            AlgorithmKind::Dqn => Box::new(Dqn::new(&config, &training)?),
+        };
+        let state = SessionState {
+            episodes: 0,
+            recent_returns: VecDeque::new(),
+            best_training_return: None,
+            next_checkpoint: config.checkpoint.every_steps,
+            next_evaluation: config.evaluation.every_steps,
+            last_evaluation: None,
+            target_reached: None,
+            train_seconds: 0.0,
+        };
+        tracing::info!(
+            run = %out.display(),
+            env = %config.env,
+            algorithm = config.algorithm.name(),
+            device = %device_name,
+            total_timesteps = config.total_timesteps,
+            "training started"
+        );
+        Ok(Self {
+            config,
+            run,
+            device_name,
+            training,
+            algorithm,
+            state,
+        })
+    }
+
+    /// Continues the run in `dir` from its `latest` checkpoint. `backend` defaults to the
+    /// one the run used; `config`, when given, must equal the run's.
+    pub fn resume(
+        dir: &Path,
+        backend: Option<Backend>,
+        config: Option<TrainConfig>,
+    ) -> Result<Self, TrainError> {
+        let run = RunDir::open(dir)?;
+        let latest = run.pointer(LATEST)?.ok_or_else(|| TrainError::NotARun(dir.into()))?;
+        let checkpoint = Checkpoint::open(&latest)?;
+        let metadata = checkpoint.metadata().clone();
+        let mismatch = |reason: String| TrainError::ResumeMismatch {
+            path: latest.clone(),
+            reason,
+        };
+        let saved: TrainConfig = serde_json::from_value(metadata.config.clone())
+            .map_err(|e| state_error(&checkpoint, e))?;
+        let saved = saved.resolved()?;
+        if let Some(given) = config {
+            let given = given.resolved()?;
+            if let Some((key, was, now)) = saved.first_difference(&given) {
+                return Err(mismatch(format!(
+                    "the config differs at `{key}` (run: {was}, given: {now})"
+                )));
+            }
+        }
+        let env = gradless_envs::make(&saved.env)?;
+        if metadata.env_id != saved.env
+            || env.observation_space() != &metadata.observation_space
+            || env.action_space() != &metadata.action_space
+        {
+            return Err(mismatch(format!(
+                "the checkpoint's env {} ({} -> {}) does not match {} ({} -> {})",
+                metadata.env_id,
+                metadata.observation_space.describe(),
+                metadata.action_space.describe(),
+                saved.env,
+                env.observation_space().describe(),
+                env.action_space().describe()
+            )));
+        }
+        let recorded_backend = metadata.device.split(':').next().unwrap_or_default();
+        let backend = match backend {
+            Some(backend) => backend,
+            None => recorded_backend
+                .parse()
+                .map_err(|_| mismatch(format!("unknown device `{}`", metadata.device)))?,
+        };
+        if backend.name() != recorded_backend {
+            tracing::warn!(
+                run_device = %metadata.device,
+                device = backend.name(),
+                "resuming on another device: the run continues, but not bit for bit as it would have"
+            );
+        }
+        let base = gradless_device::open(backend)?;
+        let device_name = gradless_device::describe(backend)?.to_string();
+        let training = TrainingDevice::new(&base);
+        let session_state = metadata
+            .trainer_state
+            .get("session")
+            .cloned()
+            .unwrap_or_default();
+        let state: SessionState =
+            serde_json::from_value(session_state).map_err(|e| state_error(&checkpoint, e))?;
+        let algorithm_state = metadata
+            .trainer_state
+            .get("algorithm")
+            .cloned()
+            .unwrap_or_default();
+        let algorithm: Box<dyn Algorithm> = match saved.algorithm {
+            AlgorithmKind::Ppo => Box::new(Ppo::resume(
+                &saved,
+                &training,
+                &checkpoint,
+                algorithm_state,
+            )?),
+            AlgorithmKind::Dqn => Box::new(Dqn::resume(
+                &saved,
+                &training,
+                &checkpoint,
+                algorithm_state,
+            )?),
+        };
+        if saved.algorithm.name() != metadata.algorithm
+            || algorithm.architecture(&saved) != metadata.architecture
+        {
+            return Err(mismatch(
+                "the checkpoint's algorithm or network does not match its config".into(),
+            ));
+        }
+        run.truncate_metrics_after(metadata.global_step)?;
+        tracing::info!(
+            run = %dir.display(),
+            checkpoint = %latest.display(),
+            global_step = metadata.global_step,
+            device = %device_name,
+            "training resumed"
+        );
+        Ok(Self {
+            config: saved,
+            run,
+            device_name,
+            training,
+            algorithm,
+            state,
+        })
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &RunDir {
+        &self.run
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains until `stop`; writes a checkpoint at every `checkpoint.every_steps` and at the
+    /// end. A non-finite loss stops with an error, leaving the last good checkpoint.
+    pub fn run(&mut self, stop: StopAt, progress: &mut dyn Progress) -> Result<RunSummary, TrainError> {
+        let mut iterations = 0;
+        loop {
+            if self.algorithm.finished() || self.state.target_reached.is_some() {
+                break;
+            }
+            if let StopAt::Iterations(limit) = stop
+                && iterations >= limit
+            {
+                return Ok(self.summary());
+            }
+            let started = Instant::now();
+            let mut iteration = Iteration::default();
+            self.algorithm.iterate(&mut iteration)?;
+            self.state.train_seconds += started.elapsed().as_secs_f64();
+            iterations += 1;
+            self.log(iteration)?;
+            let step = self.algorithm.global_step();
+            if self.config.evaluation.every_steps > 0 && step >= self.state.next_evaluation {
+                self.state.next_evaluation = next_multiple(step, self.config.evaluation.every_steps);
+                self.evaluate()?;
+            }
+            if step >= self.state.next_checkpoint {
+                self.state.next_checkpoint = next_multiple(step, self.config.checkpoint.every_steps);
+                self.checkpoint()?;
+            }
+            progress.advance(step, self.config.total_timesteps, self.training_return());
+        }
+        let step = self.algorithm.global_step();
+        if self.config.evaluation.every_steps > 0
+            && self.state.last_evaluation.is_none_or(|e| e.global_step != step)
+        {
+            self.evaluate()?;
+        }
+        self.checkpoint()?;
+        let summary = self.summary();
+        tracing::info!(
+            global_step = summary.global_step,
+            episodes = summary.episodes,
+            train_seconds = summary.train_seconds,
+            training_return = summary.training_return,
+            "training finished"
+        );
+        Ok(summary)
+    }
+
+    fn training_return(&self) -> Option<f64> {
+        let returns = &self.state.recent_returns;
+        (!returns.is_empty()).then(|| returns.iter().sum::<f64>() / returns.len() as f64)
+    }
+
+    fn summary(&self) -> RunSummary {
+        RunSummary {
+            run_dir: self.run.root().to_path_buf(),
+            global_step: self.algorithm.global_step(),
+            episodes: self.state.episodes,
+            train_seconds: self.state.train_seconds,
+            latest_checkpoint: self.run.pointer(LATEST).ok().flatten(),
+            best_checkpoint: self.run.pointer(BEST).ok().flatten(),
+            training_return: self.training_return(),
+            last_evaluation: self.state.last_evaluation,
+            target_reached: self.state.target_reached,
+        }
+    }
+
+    fn log(&mut self, iteration: Iteration) -> Result<(), TrainError> {
+        let mut lines = Vec::with_capacity(iteration.episodes.len() + 1);
+        for (global_step, episode) in iteration.episodes {
+            self.state.episodes += 1;
+            if self.state.recent_returns.len() == RECENT_EPISODES {
+                self.state.recent_returns.pop_front();
+            }
+            self.state.recent_returns.push_back(episode.episode_return);
+            tracing::debug!(
+                episode = self.state.episodes,
+                r#return = episode.episode_return,
+                length = episode.length,
+                terminated = episode.terminated,
+                global_step,
+                "episode"
+            );
+            lines.push(
+                json!({
+                    "event": "episode",
+                    "episode": self.state.episodes,
+                    "return": episode.episode_return,
+                    "length": episode.length,
+                    "terminated": episode.terminated,
+                    "global_step": global_step,
+                })
+                .to_string(),
+            );
+        }
+        if let Some(mut update) = iteration.update {
+            let global_step = self.algorithm.global_step();
+            update["event"] = json!("update");
+            update["global_step"] = json!(global_step);
+            update["training_return"] = json!(self.training_return());
+            tracing::info!(
+                global_step,
+                training_return = self.training_return(),
+                stats = %update,
+                "update"
+            );
+            lines.push(update.to_string());
+        }
+        self.run.append_metrics(&lines)
+    }
+
+    fn evaluate(&mut self) -> Result<(), TrainError> {
+        let settings = &self.config.evaluation;
+        let episodes = run_seeded_episodes(
+            &self.algorithm.agent(),
+            &self.config.env,
+            settings.seed,
+            settings.episodes,
+            &self.training.inference(),
+            Selection::Greedy,
+        )
+        .map_err(|e| match e {
+            gradless_policy::ActError::NonFinite => TrainError::NonFinite {
+                global_step: self.algorithm.global_step(),
+                what: "the policy's output".into(),
+            },
+            other => other.into(),
+        })?;
+        let returns: Vec<f64> = episodes.iter().map(|e| e.episode_return).collect();
+        let mean_return = returns.iter().sum::<f64>() / returns.len() as f64;
+        let evaluation = Evaluation {
+            global_step: self.algorithm.global_step(),
+            mean_return,
+            train_seconds: self.state.train_seconds,
+        };
+        self.state.last_evaluation = Some(evaluation);
+        let reached = settings
+            .stop_at_return
+            .is_some_and(|target| mean_return >= target);
+        if reached {
+            self.state.target_reached = Some(evaluation);
+        }
+        tracing::info!(
+            global_step = evaluation.global_step,
+            episodes = returns.len(),
+            mean_return,
+            min_return = returns.iter().copied().fold(f64::INFINITY, f64::min),
+            train_seconds = evaluation.train_seconds,
+            "greedy evaluation"
+        );
+        self.run.append_metrics(&[json!({
+            "event": "evaluation",
+            "global_step": evaluation.global_step,
+            "episodes": returns.len(),
+            "mean_return": mean_return,
+            "returns": returns,
+            "train_seconds": evaluation.train_seconds,
+            "target_reached": reached,
+        })
+        .to_string()])
+    }
+
+    fn checkpoint(&mut self) -> Result<(), TrainError> {
+        let step = self.algorithm.global_step();
+        let dir = self.run.checkpoint_path(step);
+        if dir.exists() {
+            return Ok(());
+        }
+        // Decided before the state is saved, so that a resumed run carries the same record.
+        let training_return = self.training_return();
+        let best = match (training_return, self.state.best_training_return) {
+            (Some(now), Some(best)) => now > best,
+            (Some(_), None) => true,
+            (None, _) => self.run.pointer(BEST)?.is_none(),
+        };
+        if best && training_return.is_some() {
+            self.state.best_training_return = training_return;
+        }
+        let env = gradless_envs::make(&self.config.env)?;
+        let metadata = Metadata {
+            format_version: gradless_policy::FORMAT_VERSION,
+            algorithm: self.config.algorithm.name().to_string(),
+            env_id: self.config.env.clone(),
+            observation_space: env.observation_space().clone(),
+            action_space: env.action_space().clone(),
+            architecture: self.algorithm.architecture(&self.config),
+            global_step: step,
+            episodes: self.state.episodes,
+            burn_version: BURN_VERSION.to_string(),
+            device: self.device_name.clone(),
+            config: serde_json::to_value(&self.config).expect("config serialises"),
+            trainer_state: json!({
+                "session": self.state,
+                "algorithm": self.algorithm.state(),
+            }),
+            files: Default::default(),
+        };
+        write_checkpoint(&dir, metadata, |staging| self.algorithm.write_files(staging))?;
+        self.run.set_pointer(LATEST, &dir)?;
+        if best {
+            self.run.set_pointer(BEST, &dir)?;
+        }
+        self.run.prune(self.config.checkpoint.keep_last)?;
+        tracing::info!(
+            checkpoint = %dir.display(),
+            global_step = step,
+            training_return,
+            best,
+            "checkpoint written"
+        );
+        self.run.append_metrics(&[json!({
+            "event": "checkpoint",
+            "global_step": step,
+            "path": dir,
+            "training_return": training_return,
+            "best": best,
+        })
+        .to_string()])
+    }
+
+    #[cfg(test)]
+    pub(crate) fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+        self.algorithm.parameters_and_moments()
+    }
+}
+
+/// The first multiple of `every` above `step`.
+fn next_multiple(step: u64, every: u64) -> u64 {
+    (step / every + 1) * every
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gradless-session-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn config(text: &str) -> TrainConfig {
+        TrainConfig::from_toml(text, &[]).unwrap()
+    }
+
+    const PPO: &str = r#"
+        env = "CartPole-v1"
+        algorithm = "ppo"
+        seed = 7
+        total_timesteps = 256
+        network = { hidden = [16], activation = "tanh" }
+        checkpoint = { every_steps = 64, keep_last = 2 }
+        evaluation = { every_steps = 0 }
+        [ppo]
+        num_envs = 2
+        num_steps = 32
+        num_minibatches = 2
+        update_epochs = 2
+    "#;
+
+    const DQN: &str = r#"
+        env = "CartPole-v1"
+        algorithm = "dqn"
+        seed = 3
+        total_timesteps = 400
+        network = { hidden = [16], activation = "relu" }
+        checkpoint = { every_steps = 100, keep_last = 2 }
+        evaluation = { every_steps = 0 }
+        [dqn]
+        num_envs = 2
+        buffer_size = 150
+        batch_size = 16
+        learning_starts = 60
+        train_frequency = 4
+        gradient_steps = 2
+        target_network_frequency = 30
+        exploration_fraction = 0.5
+        loss = "huber"
+        max_grad_norm = 10.0
+    "#;
+
+    fn episode_lines(run: &Path) -> Vec<String> {
+        std::fs::read_to_string(run.join(crate::run_dir::METRICS_FILE))
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("\"episode\""))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Training N iterations straight and N/2, a "kill", a resume from the latest checkpoint
+    /// and the rest gives the very same parameters, optimizer moments and episodes, on flex.
+    fn resume_matches_straight_run(name: &str, text: &str, halfway: u64) {
+        let straight_dir = scratch(&format!("{name}-straight"));
+        let mut straight = Session::start(config(text), Backend::Flex, &straight_dir).unwrap();
+        let summary = straight.run(StopAt::End, &mut ()).unwrap();
+        assert!(summary.episodes > 0);
+
+        let resumed_dir = scratch(&format!("{name}-resumed"));
+        let mut first = Session::start(config(text), Backend::Flex, &resumed_dir).unwrap();
+        first.run(StopAt::Iterations(halfway), &mut ()).unwrap();
+        // Steps taken after the checkpoint are lost with the process; they are redone.
+        drop(first);
+        let mut second = Session::resume(&resumed_dir, None, Some(config(text))).unwrap();
+        second.run(StopAt::End, &mut ()).unwrap();
+
+        let (parameters, moments) = straight.parameters_and_moments();
+        let (resumed_parameters, resumed_moments) = second.parameters_and_moments();
+        assert!(!moments.is_empty());
+        assert_eq!(parameters, resumed_parameters);
+        assert_eq!(moments, resumed_moments);
+        assert_eq!(episode_lines(&straight_dir), episode_lines(&resumed_dir));
+        // Only the newest `keep_last` checkpoints (and the best) remain.
+        let kept = RunDir::open(&resumed_dir).unwrap().checkpoints().unwrap();
+        assert!((2..=3).contains(&kept.len()), "{kept:?}");
+        Checkpoint::open(&RunDir::open(&resumed_dir).unwrap().pointer(LATEST).unwrap().unwrap())
+            .unwrap();
+        std::fs::remove_dir_all(&straight_dir).unwrap();
+        std::fs::remove_dir_all(&resumed_dir).unwrap();
+    }
+
+    #[test]
+    fn ppo_resume_is_exact() {
+        // 4 updates of 64 transitions; checkpoints every update; killed after 3, one of
+        // which is lost.
+        resume_matches_straight_run("ppo", PPO, 3);
+    }
+
+    #[test]
+    fn dqn_resume_is_exact() {
+        // 200 vector steps; checkpoints every 50; killed after 120 (20 lost).
+        resume_matches_straight_run("dqn", DQN, 120);
+    }
+
+    #[test]
+    fn resume_refuses_another_config_and_non_runs() {
+        let dir = scratch("mismatch");
+        let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        session.run(StopAt::Iterations(1), &mut ()).unwrap();
+        let other = TrainConfig::from_toml(PPO, &["ppo.clip_coef=0.3".into()]).unwrap();
+        let err = Session::resume(&dir, None, Some(other)).err().unwrap().to_string();
+        assert!(err.contains("`ppo.clip_coef` (run: 0.2, given: 0.3)"), "{err}");
+        assert!(err.contains("step-0000000064"), "{err}");
+        let err = Session::start(config(PPO), Backend::Flex, &dir).err().unwrap();
+        assert!(matches!(err, TrainError::RunExists(_)), "{err}");
+        let err = Session::resume(&dir.join("checkpoints"), None, None).err().unwrap();
+        assert!(err.to_string().contains("not a run directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A learning rate that blows the network up stops training with an error, and the
+    /// checkpoint written before stays the latest and intact.
+    #[test]
+    fn divergence_stops_and_keeps_the_last_good_checkpoint() {
+        let dir = scratch("diverge");
+        let text = DQN.replace("learning_starts = 60", "learning_starts = 120\nlearning_rate = 1e30")
+            .replace("max_grad_norm = 10.0", "");
+        let mut session = Session::start(config(&text), Backend::Flex, &dir).unwrap();
+        let err = session.run(StopAt::End, &mut ()).err().unwrap();
+        assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
+        assert!(err.to_string().contains("last good checkpoint"), "{err}");
+        let run = RunDir::open(&dir).unwrap();
+        let latest = run.pointer(LATEST).unwrap().unwrap();
+        assert!(latest.ends_with("step-0000000100"), "{latest:?}");
+        Checkpoint::open(&latest).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn burn_version_is_the_locked_one() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+            .unwrap();
+        assert!(
+            lock.contains(&format!("name = \"burn\"\nversion = \"{BURN_VERSION}\"")),
+            "Cargo.lock pins another burn than {BURN_VERSION}"
+        );
+    }
+}
