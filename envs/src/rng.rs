@@ -224,7 +224,10 @@ mod tests {
         let mut restored: EnvRng = serde_json::from_str(&json).unwrap();
         assert_eq!(restored, rng);
         assert_eq!(restored.next_u64(), rng.next_u64());
-        assert!(serde_json::from_str::<EnvRng>("\"12:34\"").is_err(), "even increment");
+        assert!(
+            serde_json::from_str::<EnvRng>("\"12:34\"").is_err(),
+            "even increment"
+        );
         assert!(serde_json::from_str::<EnvRng>("\"zz\"").is_err());
     }
 
@@ -234,7 +237,10 @@ mod tests {
         let draws: Vec<f64> = (0..100_000).map(|_| rng.standard_normal()).collect();
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
         let mut values: Vec<u32> = (0..100).collect();
         rng.shuffle(&mut values);
         assert_ne!(values, (0..100).collect::<Vec<_>>());

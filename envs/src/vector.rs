@@ -475,7 +475,9 @@ impl<D: Dynamics> VectorEnv for SyncVectorEnv<D> {
                 .map(|i| {
                     let b = i / BLOCK;
                     let block = &self.state[b * D::State::DIM * BLOCK..];
-                    D::State::load(block, BLOCK, i % BLOCK).components().to_vec()
+                    D::State::load(block, BLOCK, i % BLOCK)
+                        .components()
+                        .to_vec()
                 })
                 .collect(),
             generators: self.rngs.clone(),

@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// List the environment ids with their spaces and episode limits.
     Envs,
+    /// Train an agent (PPO or DQN) from a config, or resume a run.
+    Train(commands::train::TrainArgs),
     /// Replay reference trajectories (Gymnasium parity format) and print what the envs return.
     Replay(commands::replay::ReplayArgs),
     /// Measure throughput.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Envs => commands::envs::run(cli.json),
+        Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Bench(command) => commands::bench::run(command, cli.json),
         Command::Devices => commands::devices::run(cli.json),

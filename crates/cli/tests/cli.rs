@@ -1,24 +1,14 @@
 //! The `gradless` binary end to end: exit codes, stdout results, one-line errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn gradless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradless"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the gradless binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../envs/tests/fixtures")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradless-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Writes a replay input document into `dir` as `input.json`.
@@ -26,36 +16,6 @@ fn replay_input(dir: &Path, json: &str) -> PathBuf {
     let path = dir.join("input.json");
     std::fs::write(&path, json).unwrap();
     path
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Stdout as one JSON value per line.
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("stdout lines are JSON"))
-        .collect()
-}
-
-/// A one-line error on stderr, a non-zero exit and no panic.
-fn assert_clean_failure(output: &Output, must_mention: &[&str]) {
-    let stderr = stderr(output);
-    assert!(
-        !output.status.success(),
-        "expected failure, stderr: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(
-        stderr.trim().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
-    for word in must_mention {
-        assert!(stderr.contains(word), "`{word}` missing from: {stderr}");
-    }
 }
 
 #[test]

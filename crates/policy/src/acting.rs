@@ -91,7 +91,9 @@ pub fn argmax(values: &[f32]) -> usize {
 
 /// `log_softmax` of one row of logits, in `f64`.
 pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
     let log_sum = logits
         .iter()
         .map(|&v| (f64::from(v) - max).exp())
@@ -303,7 +305,10 @@ mod tests {
                 -0.5 * z * z - std.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
             })
             .sum();
-        assert!((log_density - expected).abs() < 1e-5, "{log_density} {expected}");
+        assert!(
+            (log_density - expected).abs() < 1e-5,
+            "{log_density} {expected}"
+        );
     }
 
     /// Every episode is counted once, in seed order, whatever order they finish in; the
@@ -339,6 +344,10 @@ mod tests {
         assert_eq!(episodes, run(100));
         // The same seed gives the same episode whichever batch it runs in.
         assert_eq!(episodes[3], run(103)[0]);
-        assert!(episodes.iter().all(|e| e.length > 0 && e.episode_return > 0.0));
+        assert!(
+            episodes
+                .iter()
+                .all(|e| e.length > 0 && e.episode_return > 0.0)
+        );
     }
 }

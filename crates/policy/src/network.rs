@@ -270,7 +270,15 @@ impl QNetwork {
         device: &Device,
     ) -> Self {
         Self {
-            net: Mlp::new(observation_dim, hidden, actions, activation, 1.0, rng, device),
+            net: Mlp::new(
+                observation_dim,
+                hidden,
+                actions,
+                activation,
+                1.0,
+                rng,
+                device,
+            ),
         }
     }
 
@@ -362,12 +370,19 @@ mod tests {
             for a in 0..n {
                 for b in 0..n {
                     let dot: f64 = if rows >= cols {
-                        (0..rows).map(|r| f64::from(w[r * cols + a] * w[r * cols + b])).sum()
+                        (0..rows)
+                            .map(|r| f64::from(w[r * cols + a] * w[r * cols + b]))
+                            .sum()
                     } else {
-                        (0..cols).map(|c| f64::from(w[a * cols + c] * w[b * cols + c])).sum()
+                        (0..cols)
+                            .map(|c| f64::from(w[a * cols + c] * w[b * cols + c]))
+                            .sum()
                     };
                     let expected = if a == b { gain * gain } else { 0.0 };
-                    assert!((dot - expected).abs() < 1e-4, "{rows}x{cols} {a},{b}: {dot}");
+                    assert!(
+                        (dot - expected).abs() < 1e-4,
+                        "{rows}x{cols} {a},{b}: {dot}"
+                    );
                 }
             }
         }

@@ -85,7 +85,11 @@ impl Adam {
 
     /// Reads the state saved for `module` onto `device`; refuses state whose tensors do not
     /// match `module`'s parameters one for one.
-    pub fn load<M: Module>(path: &Path, module: &M, device: &Device) -> Result<Self, CheckpointError> {
+    pub fn load<M: Module>(
+        path: &Path,
+        module: &M,
+        device: &Device,
+    ) -> Result<Self, CheckpointError> {
         let mut reader = BinaryReader::open(path, MAGIC)?;
         let epsilon = reader.f64()?;
         let steps = reader.u64()?;
@@ -112,9 +116,8 @@ impl Adam {
                     first.len()
                 )));
             }
-            let upload = |values: Vec<f32>| {
-                Tensor::<1>::from_data(TensorData::new(values, [size]), &device)
-            };
+            let upload =
+                |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [size]), &device);
             moments.push((upload(first), upload(second)));
         }
         reader.finish()?;
@@ -226,7 +229,15 @@ mod tests {
     #[test]
     fn first_step_moves_each_parameter_by_the_learning_rate() {
         let device = Device::flex().autodiff();
-        let mut mlp = Mlp::new(3, &[4], 2, Activation::Tanh, 1.0, &mut gradless_envs::EnvRng::from_seed(4), &device);
+        let mut mlp = Mlp::new(
+            3,
+            &[4],
+            2,
+            Activation::Tanh,
+            1.0,
+            &mut gradless_envs::EnvRng::from_seed(4),
+            &device,
+        );
         let before = parameters(&mlp);
         let first_loss = loss(&mlp, &device).into_scalar::<f32>();
         let mut adam = Adam::new(1e-8);
@@ -249,7 +260,15 @@ mod tests {
     #[test]
     fn saved_state_restores_exactly_and_foreign_state_is_refused() {
         let device = Device::flex().autodiff();
-        let mut mlp = Mlp::new(3, &[4], 2, Activation::Tanh, 1.0, &mut gradless_envs::EnvRng::from_seed(4), &device);
+        let mut mlp = Mlp::new(
+            3,
+            &[4],
+            2,
+            Activation::Tanh,
+            1.0,
+            &mut gradless_envs::EnvRng::from_seed(4),
+            &device,
+        );
         let mut adam = Adam::new(1e-5);
         for _ in 0..3 {
             let grads = GradientsParams::from_grads(loss(&mlp, &device).backward(), &mlp);
@@ -268,12 +287,31 @@ mod tests {
         let b = restored.clone().step(0.01, mlp.clone(), grads);
         assert_eq!(parameters(&a), parameters(&b));
 
-        let other = Mlp::new(3, &[5], 2, Activation::Tanh, 1.0, &mut gradless_envs::EnvRng::from_seed(4), &device);
+        let other = Mlp::new(
+            3,
+            &[5],
+            2,
+            Activation::Tanh,
+            1.0,
+            &mut gradless_envs::EnvRng::from_seed(4),
+            &device,
+        );
         let err = Adam::load(&path, &other, &device).unwrap_err().to_string();
         assert!(err.contains("values, the parameter"), "{err}");
-        let deeper = Mlp::new(3, &[4, 4], 2, Activation::Tanh, 1.0, &mut gradless_envs::EnvRng::from_seed(4), &device);
+        let deeper = Mlp::new(
+            3,
+            &[4, 4],
+            2,
+            Activation::Tanh,
+            1.0,
+            &mut gradless_envs::EnvRng::from_seed(4),
+            &device,
+        );
         let err = Adam::load(&path, &deeper, &device).unwrap_err().to_string();
-        assert!(err.contains("4 parameter tensors") || err.contains("has 6"), "{err}");
+        assert!(
+            err.contains("4 parameter tensors") || err.contains("has 6"),
+            "{err}"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }

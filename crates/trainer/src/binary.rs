@@ -108,12 +108,16 @@ impl BinaryReader {
 
     /// Reads a `u64`.
     pub fn u64(&mut self) -> Result<u64, CheckpointError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     /// Reads an `f64`.
     pub fn f64(&mut self) -> Result<f64, CheckpointError> {
-        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(f64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn length(&mut self, element: usize) -> Result<usize, CheckpointError> {
@@ -180,7 +184,10 @@ mod tests {
             r.finish()?;
             Ok(values)
         };
-        assert_eq!(read(&path).unwrap(), (7, -0.5, vec![1.0, f32::MIN_POSITIVE], vec![-3]));
+        assert_eq!(
+            read(&path).unwrap(),
+            (7, -0.5, vec![1.0, f32::MIN_POSITIVE], vec![-3])
+        );
         let bytes = std::fs::read(&path).unwrap();
         for cut in 0..bytes.len() {
             std::fs::write(&path, &bytes[..cut]).unwrap();
@@ -190,7 +197,12 @@ mod tests {
         let mut padded = bytes.clone();
         padded.push(0);
         std::fs::write(&path, &padded).unwrap();
-        assert!(read(&path).unwrap_err().to_string().contains("unexpected bytes"));
+        assert!(
+            read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("unexpected bytes")
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -330,17 +330,23 @@ impl TrainConfig {
 
     /// The network section (present once resolved).
     pub fn network(&self) -> &NetworkConfig {
-        self.network.as_ref().expect("resolved config has a network")
+        self.network
+            .as_ref()
+            .expect("resolved config has a network")
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let env = gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;
+        let env =
+            gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;
         positive_int("total_timesteps", self.total_timesteps)?;
         let network = self.network();
         if network.hidden.is_empty() || network.hidden.contains(&0) {
             return Err(ConfigError::new(
                 "network.hidden",
-                format!("needs at least one layer and no empty ones, got {:?}", network.hidden),
+                format!(
+                    "needs at least one layer and no empty ones, got {:?}",
+                    network.hidden
+                ),
             ));
         }
         positive_int("checkpoint.every_steps", self.checkpoint.every_steps)?;
@@ -376,7 +382,10 @@ impl TrainConfig {
             if (self.total_timesteps as usize) < ppo.batch_size() {
                 return Err(ConfigError::new(
                     "total_timesteps",
-                    format!("is less than one rollout ({} transitions)", ppo.batch_size()),
+                    format!(
+                        "is less than one rollout ({} transitions)",
+                        ppo.batch_size()
+                    ),
                 ));
             }
         }
@@ -384,7 +393,11 @@ impl TrainConfig {
             if !matches!(env.action_space(), Space::Discrete { .. }) {
                 return Err(ConfigError::new(
                     "algorithm",
-                    format!("DQN needs discrete actions; {} has {}", self.env, env.action_space().describe()),
+                    format!(
+                        "DQN needs discrete actions; {} has {}",
+                        self.env,
+                        env.action_space().describe()
+                    ),
                 ));
             }
             positive_int("dqn.num_envs", dqn.num_envs as u64)?;
@@ -456,7 +469,10 @@ fn one_line(message: &str) -> String {
 /// failing that, taken as a bare string (`--set env=CartPole-v0`).
 fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
     let (key, raw) = assignment.split_once('=').ok_or_else(|| {
-        ConfigError::new(assignment, "an override is `key=value`, e.g. `ppo.learning_rate=3e-4`")
+        ConfigError::new(
+            assignment,
+            "an override is `key=value`, e.g. `ppo.learning_rate=3e-4`",
+        )
     })?;
     let key = key.trim();
     let value = format!("value = {}", raw.trim())
@@ -491,7 +507,10 @@ fn positive_int(key: &str, value: u64) -> Result<(), ConfigError> {
 
 fn finite(key: &str, value: f64) -> Result<(), ConfigError> {
     if !value.is_finite() {
-        return Err(ConfigError::new(key, format!("must be a finite number, got {value}")));
+        return Err(ConfigError::new(
+            key,
+            format!("must be a finite number, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -499,7 +518,10 @@ fn finite(key: &str, value: f64) -> Result<(), ConfigError> {
 fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
     finite(key, value)?;
     if value <= 0.0 {
-        return Err(ConfigError::new(key, format!("must be positive, got {value}")));
+        return Err(ConfigError::new(
+            key,
+            format!("must be positive, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -507,7 +529,10 @@ fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
 fn non_negative(key: &str, value: f64) -> Result<(), ConfigError> {
     finite(key, value)?;
     if value < 0.0 {
-        return Err(ConfigError::new(key, format!("must not be negative, got {value}")));
+        return Err(ConfigError::new(
+            key,
+            format!("must not be negative, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -515,7 +540,10 @@ fn non_negative(key: &str, value: f64) -> Result<(), ConfigError> {
 fn unit_interval(key: &str, value: f64) -> Result<(), ConfigError> {
     finite(key, value)?;
     if !(0.0..=1.0).contains(&value) {
-        return Err(ConfigError::new(key, format!("must lie in [0, 1], got {value}")));
+        return Err(ConfigError::new(
+            key,
+            format!("must lie in [0, 1], got {value}"),
+        ));
     }
     Ok(())
 }
@@ -579,11 +607,23 @@ mod tests {
             (&["ppo.num_minibatches=3"], "ppo.num_minibatches", "divide"),
             (&["env=CartPole-v9"], "env", "unknown environment id"),
             (&["ppo.lr=1"], "ppo.lr", "unknown field `lr`"),
-            (&["ppo.learning_rate=\"fast\""], "ppo.learning_rate", "invalid type"),
+            (
+                &["ppo.learning_rate=\"fast\""],
+                "ppo.learning_rate",
+                "invalid type",
+            ),
             (&["dqn.buffer_size=10"], "dqn", "algorithm"),
-            (&["ppo.learning_rate.x=1"], "ppo.learning_rate", "not a section"),
+            (
+                &["ppo.learning_rate.x=1"],
+                "ppo.learning_rate",
+                "not a section",
+            ),
             (&["ppo.learning_rate"], "ppo.learning_rate", "key=value"),
-            (&["network.activation=gelu"], "network.activation", "unknown variant"),
+            (
+                &["network.activation=gelu"],
+                "network.activation",
+                "unknown variant",
+            ),
         ];
         for (overrides, key, reason) in cases {
             let err = error(PPO, overrides);
@@ -598,7 +638,10 @@ mod tests {
         assert!(err.to_string().contains("discrete"), "{err}");
         let err = error("env = \"CartPole-v1\"\nalgorithm = ", &[]);
         assert_eq!(err.key, "");
-        assert!(!err.reason.contains('\n') && err.reason.contains("line"), "{err}");
+        assert!(
+            !err.reason.contains('\n') && err.reason.contains("line"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -607,6 +650,9 @@ mod tests {
         assert_eq!(a.first_difference(&a.clone()), None);
         let b = TrainConfig::from_toml(PPO, &["ppo.clip_coef=0.1".into()]).unwrap();
         let (key, left, right) = a.first_difference(&b).unwrap();
-        assert_eq!((key.as_str(), left.as_str(), right.as_str()), ("ppo.clip_coef", "0.2", "0.1"));
+        assert_eq!(
+            (key.as_str(), left.as_str(), right.as_str()),
+            ("ppo.clip_coef", "0.2", "0.1")
+        );
     }
 }

@@ -14,7 +14,9 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use burn::prelude::{Int, Module, Tensor, TensorData};
 use gradless_device::{InferenceDevice, TrainingDevice};
-use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, Space, VectorEnv, VectorSnapshot};
+use gradless_envs::{
+    Actions, AutoresetMode, EnvRng, MakeOptions, Space, VectorEnv, VectorSnapshot,
+};
 use gradless_policy::acting::{argmax, observation_tensor, read_f32};
 use gradless_policy::{
     ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, QNetwork,
@@ -22,12 +24,12 @@ use gradless_policy::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::TrainError;
 use crate::adam::Adam;
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::replay_buffer::ReplayBuffer;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
-use crate::TrainError;
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -228,8 +230,13 @@ impl Dqn {
         if explore.iter().all(Option::is_some) {
             return Ok(explore.into_iter().flatten().collect());
         }
-        let x = observation_tensor(&self.observations, self.observation_dim, self.inference.device());
-        let q_values = read_f32(self.acting.forward(x)).map_err(|e| self.act_error(e, "Q-values"))?;
+        let x = observation_tensor(
+            &self.observations,
+            self.observation_dim,
+            self.inference.device(),
+        );
+        let q_values =
+            read_f32(self.acting.forward(x)).map_err(|e| self.act_error(e, "Q-values"))?;
         Ok(explore
             .into_iter()
             .zip(q_values.chunks(self.actions))
@@ -245,17 +252,24 @@ impl Dqn {
         let dim = self.observation_dim;
         let device = self.training.device().clone();
         let inference = self.inference.device().clone();
-        let upload = |values: Vec<f32>, device| Tensor::<1>::from_data(TensorData::new(values, [size]), device);
+        let upload = |values: Vec<f32>, device| {
+            Tensor::<1>::from_data(TensorData::new(values, [size]), device)
+        };
         // The TD target on the inference device: a constant for the update.
         let next_max = self
             .target
-            .forward(observation_tensor(&batch.next_observations, dim, &inference))
+            .forward(observation_tensor(
+                &batch.next_observations,
+                dim,
+                &inference,
+            ))
             .max_dim(1)
             .reshape([size]);
         let continues = upload(batch.terminated, &inference).neg().add_scalar(1.0);
-        let td_target = upload(batch.rewards, &inference)
-            + next_max.mul_scalar(self.config.gamma) * continues;
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(batch.actions, [size, 1]), &device);
+        let td_target =
+            upload(batch.rewards, &inference) + next_max.mul_scalar(self.config.gamma) * continues;
+        let actions =
+            Tensor::<2, Int>::from_data(TensorData::new(batch.actions, [size, 1]), &device);
         let q_taken = self
             .q
             .forward(observation_tensor(&batch.observations, dim, &device))
@@ -317,13 +331,17 @@ impl Algorithm for Dqn {
                 step.terminated[e],
             );
         }
-        iteration
-            .episodes
-            .extend(step.episodes.iter().map(|episode| (self.global_step, *episode)));
+        iteration.episodes.extend(
+            step.episodes
+                .iter()
+                .map(|episode| (self.global_step, *episode)),
+        );
         self.observations.copy_from_slice(step.observations);
 
         let c = &self.config;
-        if self.global_step > c.learning_starts && crossed(before, self.global_step, c.train_frequency) {
+        if self.global_step > c.learning_starts
+            && crossed(before, self.global_step, c.train_frequency)
+        {
             let statistics: Vec<Tensor<1>> =
                 (0..c.gradient_steps).map(|_| self.train_step()).collect();
             let count = statistics.len();
@@ -342,7 +360,11 @@ impl Algorithm for Dqn {
             self.pending_count += count as u64;
             self.acting = self.q.valid();
         }
-        if crossed(before, self.global_step, self.config.target_network_frequency) {
+        if crossed(
+            before,
+            self.global_step,
+            self.config.target_network_frequency,
+        ) {
             self.target = self.q.valid();
         }
         if self.pending_count > 0 && crossed(before, self.global_step, REPORT_EVERY) {

@@ -14,10 +14,7 @@ pub fn clip_by_global_norm<M: Module>(
     grads: &mut GradientsParams,
     max_norm: f64,
 ) -> Option<Tensor<1>> {
-    let mut squares = SquaredNorm {
-        grads,
-        total: None,
-    };
+    let mut squares = SquaredNorm { grads, total: None };
     module.visit(&mut squares);
     let norm = squares.total?.sqrt();
     // min(1, max_norm / (norm + 1e-6)), PyTorch's factor.
@@ -33,10 +30,7 @@ pub fn clip_by_global_norm<M: Module>(
 
 /// The global gradient norm of `module`'s parameters without changing them.
 pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
-    let mut squares = SquaredNorm {
-        grads,
-        total: None,
-    };
+    let mut squares = SquaredNorm { grads, total: None };
     module.visit(&mut squares);
     squares.total.map(Tensor::sqrt)
 }
@@ -80,7 +74,15 @@ mod tests {
 
     fn gradients(scale: f32) -> (Mlp, GradientsParams) {
         let device = Device::flex().autodiff();
-        let mlp = Mlp::new(3, &[5], 2, Activation::Tanh, 1.0, &mut gradless_envs::EnvRng::from_seed(4), &device);
+        let mlp = Mlp::new(
+            3,
+            &[5],
+            2,
+            Activation::Tanh,
+            1.0,
+            &mut gradless_envs::EnvRng::from_seed(4),
+            &device,
+        );
         let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0], [1, 3]), &device);
         let loss = mlp.forward(x).sum().mul_scalar(scale);
         let grads = GradientsParams::from_grads(loss.backward(), &mlp);

@@ -20,17 +20,16 @@ use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, VectorEnv, VectorSnapshot};
 use gradless_policy::acting::{observation_tensor, read_f32, sample_categorical, sample_gaussian};
 use gradless_policy::{
-    ActError, ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError,
-    MODEL_FILE,
+    ActError, ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::TrainError;
 use crate::adam::Adam;
 use crate::config::{PpoConfig, TrainConfig};
 use crate::grad_clip::clip_by_global_norm;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
-use crate::TrainError;
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -86,7 +85,9 @@ fn architecture(config: &TrainConfig, observation_dim: usize, head: ActionHead) 
 }
 
 impl Ppo {
-    fn make_env(config: &TrainConfig) -> Result<(Box<dyn VectorEnv>, usize, ActionHead), TrainError> {
+    fn make_env(
+        config: &TrainConfig,
+    ) -> Result<(Box<dyn VectorEnv>, usize, ActionHead), TrainError> {
         let ppo = config.ppo.as_ref().expect("resolved PPO config");
         let env = gradless_envs::make_vector(
             &config.env,
@@ -255,9 +256,9 @@ impl Ppo {
                 rollout.log_probs.push(log_prob as f32);
             }
             let actions = match self.head {
-                ActionHead::Categorical { .. } => {
-                    Actions::Discrete(&rollout.discrete_actions[rollout.discrete_actions.len() - n..])
-                }
+                ActionHead::Categorical { .. } => Actions::Discrete(
+                    &rollout.discrete_actions[rollout.discrete_actions.len() - n..],
+                ),
                 ActionHead::Gaussian { .. } => {
                     Actions::Continuous(&rollout.continuous_actions[first_action..])
                 }
@@ -340,7 +341,8 @@ impl Ppo {
         for _ in 0..config.update_epochs {
             self.rng.shuffle(&mut indices);
             for chunk in indices.chunks(minibatch) {
-                let pick = |values: &[f32]| -> Vec<f32> { chunk.iter().map(|&i| values[i]).collect() };
+                let pick =
+                    |values: &[f32]| -> Vec<f32> { chunk.iter().map(|&i| values[i]).collect() };
                 let mut chunk_advantages = pick(advantages);
                 if config.normalize_advantages {
                     normalise(&mut chunk_advantages);
@@ -399,17 +401,14 @@ impl Ppo {
                 let chunk_advantages = upload(chunk_advantages);
                 let clip = config.clip_coef;
                 let policy_loss = (chunk_advantages.clone().neg() * ratio.clone())
-                    .max_pair(
-                        chunk_advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip),
-                    )
+                    .max_pair(chunk_advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip))
                     .mean();
                 let new_values = model.value(observations);
                 let chunk_returns = upload(pick(&returns));
                 let unclipped = (new_values.clone() - chunk_returns.clone()).powi_scalar(2);
                 let value_loss = if config.clip_value_loss {
                     let old_values = upload(pick(&rollout.values));
-                    let clipped = old_values.clone()
-                        + (new_values - old_values).clamp(-clip, clip);
+                    let clipped = old_values.clone() + (new_values - old_values).clamp(-clip, clip);
                     unclipped
                         .max_pair((clipped - chunk_returns).powi_scalar(2))
                         .mean()
@@ -449,10 +448,12 @@ impl Ppo {
         }
         self.model = model;
         let count = statistics.len();
-        let means = read_f32(Tensor::cat(statistics, 0).reshape([count, 6]).mean_dim(0))
-            .map_err(|e| match e {
-                ActError::NonFinite => self.non_finite("the loss"),
-                other => other.into(),
+        let means =
+            read_f32(Tensor::cat(statistics, 0).reshape([count, 6]).mean_dim(0)).map_err(|e| {
+                match e {
+                    ActError::NonFinite => self.non_finite("the loss"),
+                    other => other.into(),
+                }
             })?;
         Ok(means.try_into().expect("six statistics"))
     }
@@ -504,8 +505,14 @@ impl Algorithm for Ppo {
         };
         let (rollout, next_values) = self.collect(iteration)?;
         let advantages = self.advantages(&rollout, &next_values);
-        let [policy_loss, value_loss, entropy, approx_kl, clip_fraction, grad_norm] =
-            self.update(&rollout, &advantages, lr)?;
+        let [
+            policy_loss,
+            value_loss,
+            entropy,
+            approx_kl,
+            clip_fraction,
+            grad_norm,
+        ] = self.update(&rollout, &advantages, lr)?;
         self.updates += 1;
         let returns: Vec<f32> = advantages
             .iter()

@@ -62,7 +62,14 @@ impl ReplayBuffer {
     }
 
     /// Adds a transition, replacing the oldest once full.
-    pub fn push(&mut self, observation: &[f32], action: i64, reward: f32, next: &[f32], terminated: bool) {
+    pub fn push(
+        &mut self,
+        observation: &[f32],
+        action: i64,
+        reward: f32,
+        next: &[f32],
+        terminated: bool,
+    ) {
         let dim = self.observation_dim;
         let done = if terminated { 1.0 } else { 0.0 };
         if self.len() < self.capacity {
@@ -116,10 +123,17 @@ impl ReplayBuffer {
     }
 
     /// Reads a buffer saved for a run with this capacity and observation size.
-    pub fn load(path: &Path, capacity: usize, observation_dim: usize) -> Result<Self, CheckpointError> {
+    pub fn load(
+        path: &Path,
+        capacity: usize,
+        observation_dim: usize,
+    ) -> Result<Self, CheckpointError> {
         let mut reader = BinaryReader::open(path, MAGIC)?;
-        let (saved_capacity, saved_dim, position) =
-            (reader.u64()? as usize, reader.u64()? as usize, reader.u64()? as usize);
+        let (saved_capacity, saved_dim, position) = (
+            reader.u64()? as usize,
+            reader.u64()? as usize,
+            reader.u64()? as usize,
+        );
         if (saved_capacity, saved_dim) != (capacity, observation_dim) {
             return Err(reader.invalid(format!(
                 "a buffer of {saved_capacity} transitions of {saved_dim} values; the run needs {capacity} of {observation_dim}"

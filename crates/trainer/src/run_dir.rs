@@ -45,12 +45,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 impl RunDir {
     /// Creates a new run directory; refuses one that already holds files.
     pub fn create(root: &Path) -> Result<Self, TrainError> {
-        if root.exists()
-            && std::fs::read_dir(root)
-                .map_err(io(root))?
-                .next()
-                .is_some()
-        {
+        if root.exists() && std::fs::read_dir(root).map_err(io(root))?.next().is_some() {
             return Err(TrainError::RunExists(root.to_path_buf()));
         }
         let checkpoints = root.join(CHECKPOINTS_DIR);
@@ -242,13 +237,24 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["step-0000000100", "step-0000000400", "step-0000000500"]);
+        assert_eq!(
+            names,
+            ["step-0000000100", "step-0000000400", "step-0000000500"]
+        );
         assert!(!root.join("checkpoints/.step-0000000600.partial-1").exists());
         assert_eq!(run.pointer(LATEST).unwrap(), Some(run.checkpoint_path(500)));
         assert!(RunDir::open(&root).is_ok());
-        assert!(matches!(RunDir::create(&root), Err(TrainError::RunExists(_))));
+        assert!(matches!(
+            RunDir::create(&root),
+            Err(TrainError::RunExists(_))
+        ));
         std::fs::write(root.join(LATEST), "../../etc").unwrap();
-        assert!(run.pointer(LATEST).unwrap_err().to_string().contains("latest"));
+        assert!(
+            run.pointer(LATEST)
+                .unwrap_err()
+                .to_string()
+                .contains("latest")
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -14,11 +14,11 @@ use gradless_policy::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::TrainError;
 use crate::config::{AlgorithmKind, TrainConfig};
 use crate::dqn::Dqn;
 use crate::ppo::Ppo;
 use crate::run_dir::{BEST, CONFIG_FILE, LATEST, RunDir};
-use crate::TrainError;
 
 /// The optimizer state's file inside a checkpoint.
 pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bin";
@@ -218,7 +218,9 @@ impl Session {
         config: Option<TrainConfig>,
     ) -> Result<Self, TrainError> {
         let run = RunDir::open(dir)?;
-        let latest = run.pointer(LATEST)?.ok_or_else(|| TrainError::NotARun(dir.into()))?;
+        let latest = run
+            .pointer(LATEST)?
+            .ok_or_else(|| TrainError::NotARun(dir.into()))?;
         let checkpoint = Checkpoint::open(&latest)?;
         let metadata = checkpoint.metadata().clone();
         let mismatch = |reason: String| TrainError::ResumeMismatch {
@@ -331,7 +333,11 @@ impl Session {
 
     /// Trains until `stop`; writes a checkpoint at every `checkpoint.every_steps` and at the
     /// end. A non-finite loss stops with an error, leaving the last good checkpoint.
-    pub fn run(&mut self, stop: StopAt, progress: &mut dyn Progress) -> Result<RunSummary, TrainError> {
+    pub fn run(
+        &mut self,
+        stop: StopAt,
+        progress: &mut dyn Progress,
+    ) -> Result<RunSummary, TrainError> {
         let mut iterations = 0;
         loop {
             if self.algorithm.finished() || self.state.target_reached.is_some() {
@@ -350,18 +356,23 @@ impl Session {
             self.log(iteration)?;
             let step = self.algorithm.global_step();
             if self.config.evaluation.every_steps > 0 && step >= self.state.next_evaluation {
-                self.state.next_evaluation = next_multiple(step, self.config.evaluation.every_steps);
+                self.state.next_evaluation =
+                    next_multiple(step, self.config.evaluation.every_steps);
                 self.evaluate()?;
             }
             if step >= self.state.next_checkpoint {
-                self.state.next_checkpoint = next_multiple(step, self.config.checkpoint.every_steps);
+                self.state.next_checkpoint =
+                    next_multiple(step, self.config.checkpoint.every_steps);
                 self.checkpoint()?;
             }
             progress.advance(step, self.config.total_timesteps, self.training_return());
         }
         let step = self.algorithm.global_step();
         if self.config.evaluation.every_steps > 0
-            && self.state.last_evaluation.is_none_or(|e| e.global_step != step)
+            && self
+                .state
+                .last_evaluation
+                .is_none_or(|e| e.global_step != step)
         {
             self.evaluate()?;
         }
@@ -526,7 +537,9 @@ impl Session {
             }),
             files: Default::default(),
         };
-        write_checkpoint(&dir, metadata, |staging| self.algorithm.write_files(staging))?;
+        write_checkpoint(&dir, metadata, |staging| {
+            self.algorithm.write_files(staging)
+        })?;
         self.run.set_pointer(LATEST, &dir)?;
         if best {
             self.run.set_pointer(BEST, &dir)?;
@@ -565,7 +578,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("gradless-session-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("gradless-session-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -644,8 +658,14 @@ mod tests {
         // Only the newest `keep_last` checkpoints (and the best) remain.
         let kept = RunDir::open(&resumed_dir).unwrap().checkpoints().unwrap();
         assert!((2..=3).contains(&kept.len()), "{kept:?}");
-        Checkpoint::open(&RunDir::open(&resumed_dir).unwrap().pointer(LATEST).unwrap().unwrap())
-            .unwrap();
+        Checkpoint::open(
+            &RunDir::open(&resumed_dir)
+                .unwrap()
+                .pointer(LATEST)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
         std::fs::remove_dir_all(&straight_dir).unwrap();
         std::fs::remove_dir_all(&resumed_dir).unwrap();
     }
@@ -669,12 +689,22 @@ mod tests {
         let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
         session.run(StopAt::Iterations(1), &mut ()).unwrap();
         let other = TrainConfig::from_toml(PPO, &["ppo.clip_coef=0.3".into()]).unwrap();
-        let err = Session::resume(&dir, None, Some(other)).err().unwrap().to_string();
-        assert!(err.contains("`ppo.clip_coef` (run: 0.2, given: 0.3)"), "{err}");
+        let err = Session::resume(&dir, None, Some(other))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("`ppo.clip_coef` (run: 0.2, given: 0.3)"),
+            "{err}"
+        );
         assert!(err.contains("step-0000000064"), "{err}");
-        let err = Session::start(config(PPO), Backend::Flex, &dir).err().unwrap();
+        let err = Session::start(config(PPO), Backend::Flex, &dir)
+            .err()
+            .unwrap();
         assert!(matches!(err, TrainError::RunExists(_)), "{err}");
-        let err = Session::resume(&dir.join("checkpoints"), None, None).err().unwrap();
+        let err = Session::resume(&dir.join("checkpoints"), None, None)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("not a run directory"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -684,7 +714,11 @@ mod tests {
     #[test]
     fn divergence_stops_and_keeps_the_last_good_checkpoint() {
         let dir = scratch("diverge");
-        let text = DQN.replace("learning_starts = 60", "learning_starts = 120\nlearning_rate = 1e30")
+        let text = DQN
+            .replace(
+                "learning_starts = 60",
+                "learning_starts = 120\nlearning_rate = 1e30",
+            )
             .replace("max_grad_norm = 10.0", "");
         let mut session = Session::start(config(&text), Backend::Flex, &dir).unwrap();
         let err = session.run(StopAt::End, &mut ()).err().unwrap();
@@ -699,8 +733,9 @@ mod tests {
 
     #[test]
     fn burn_version_is_the_locked_one() {
-        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
-            .unwrap();
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
         assert!(
             lock.contains(&format!("name = \"burn\"\nversion = \"{BURN_VERSION}\"")),
             "Cargo.lock pins another burn than {BURN_VERSION}"

@@ -4,3 +4,4 @@ pub mod bench;
 pub mod devices;
 pub mod envs;
 pub mod replay;
+pub mod train;

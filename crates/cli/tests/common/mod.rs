@@ -1,0 +1,49 @@
+//! Running the `gradless` binary from integration tests.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn gradless(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the gradless binary runs")
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradless-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Stdout as one JSON value per line.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("stdout lines are JSON"))
+        .collect()
+}
+
+/// A one-line error on stderr, a non-zero exit and no panic.
+pub fn assert_clean_failure(output: &Output, must_mention: &[&str]) {
+    let stderr = stderr(output);
+    assert!(
+        !output.status.success(),
+        "expected failure, stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    for word in must_mention {
+        assert!(stderr.contains(word), "`{word}` missing from: {stderr}");
+    }
+}

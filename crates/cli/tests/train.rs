@@ -1,0 +1,219 @@
+//! `gradless train` end to end on flex: runs, resumes, bad configs, and a process killed
+//! again and again while it writes checkpoints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use gradless_policy::Checkpoint;
+
+/// A tiny PPO run: 2 envs x 32 steps per update, a checkpoint after every update.
+const TINY_PPO: &str = r#"
+env = "CartPole-v1"
+algorithm = "ppo"
+seed = 5
+total_timesteps = 1024
+network = { hidden = [16], activation = "tanh" }
+checkpoint = { every_steps = 64, keep_last = 2 }
+evaluation = { every_steps = 512, episodes = 5 }
+[ppo]
+num_envs = 2
+num_steps = 32
+num_minibatches = 2
+update_epochs = 2
+"#;
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn latest(run: &Path) -> PathBuf {
+    let name = std::fs::read_to_string(run.join("latest")).unwrap();
+    run.join(name.trim())
+}
+
+/// The episodes a run logged, in order.
+fn episodes(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["event"] == "episode")
+        .collect()
+}
+
+#[test]
+fn train_writes_a_run_that_resume_recognises_as_finished() {
+    let dir = scratch("train");
+    let config = write_config(&dir, TINY_PPO);
+    let run = dir.join("run");
+    let output = gradless(&[
+        "--json",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = &json_lines(&output)[0];
+    assert_eq!(summary["global_step"], 1024);
+    assert!(summary["episodes"].as_u64().unwrap() > 0);
+    assert_eq!(summary["last_evaluation"]["global_step"], 1024);
+    let checkpoint = Checkpoint::open(&latest(&run)).unwrap();
+    assert_eq!(checkpoint.metadata().global_step, 1024);
+    assert_eq!(checkpoint.metadata().env_id, "CartPole-v1");
+    assert!(checkpoint.file("optimizer.bin").exists());
+    assert!(run.join("config.toml").exists() && run.join("best").exists());
+    for episode in episodes(&run) {
+        for field in ["episode", "return", "length", "global_step"] {
+            assert!(episode.get(field).is_some(), "{episode}");
+        }
+    }
+
+    let again = gradless(&["--json", "train", "--resume", run.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(json_lines(&again)[0]["global_step"], 1024);
+
+    let mismatch = gradless(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "ppo.gamma=0.9",
+    ]);
+    assert_clean_failure(&mismatch, &["cannot resume", "`ppo.gamma`"]);
+    let exists = gradless(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&exists, &["already holds a run", "--resume"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_configs_are_one_line_errors_naming_the_file_and_key() {
+    let dir = scratch("bad-config");
+    let config = write_config(&dir, TINY_PPO);
+    let path = config.to_str().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--set", "ppo.learning_rate=-0.1"],
+            &["`ppo.learning_rate`", "positive"],
+        ),
+        (
+            &["--set", "ppo.num_envs=0"],
+            &["`ppo.num_envs`", "at least 1"],
+        ),
+        (
+            &["--set", "env=CartPole-v7"],
+            &["`env`", "unknown environment id"],
+        ),
+        (
+            &["--set", "ppo.learning_rat=1"],
+            &["`ppo.learning_rat`", "unknown field"],
+        ),
+        (&["--device", "tpu"], &["--device", "`tpu`"]),
+    ];
+    for (extra, words) in cases {
+        let mut args = vec!["train", "--config", path, "--out"];
+        let out = dir.join("never");
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let output = gradless(&args);
+        let mut must = vec![];
+        if extra[0] == "--set" {
+            must.push(path);
+        }
+        must.extend_from_slice(words);
+        assert_clean_failure(&output, &must);
+        assert!(
+            !out.exists(),
+            "a refused config must not create the run directory"
+        );
+    }
+    std::fs::write(&config, "env = \"CartPole-v1\"\nalgorithm = ppo").unwrap();
+    assert_clean_failure(&gradless(&["train", "--config", path]), &[path, "line 2"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SIGKILL at arbitrary moments (checkpoints are written after every update, so many kills
+/// land mid-write): each time the latest checkpoint opens with every hash intact, and the
+/// run resumed after every kill logs exactly the episodes of a run never interrupted.
+#[test]
+fn killed_runs_keep_an_intact_checkpoint_and_resume_exactly() {
+    let dir = scratch("kill");
+    let text = TINY_PPO
+        .replace("total_timesteps = 1024", "total_timesteps = 12800")
+        .replace(
+            "evaluation = { every_steps = 512, episodes = 5 }",
+            "evaluation = { every_steps = 0 }",
+        );
+    let config = write_config(&dir, &text);
+    let killed = dir.join("killed");
+    let straight = dir.join("straight");
+    let mut kills = 0;
+    for (attempt, delay_ms) in [120u64, 250, 400, 170, 330, 90, 500].iter().enumerate() {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gradless"));
+        command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if attempt == 0 {
+            command.args([
+                "train",
+                "--config",
+                config.to_str().unwrap(),
+                "--device",
+                "flex",
+            ]);
+            command.args(["--out", killed.to_str().unwrap()]);
+        } else {
+            command.args(["train", "--resume", killed.to_str().unwrap()]);
+        }
+        let mut child = command.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(*delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if killed.join("latest").exists() {
+            Checkpoint::open(&latest(&killed)).expect("the latest checkpoint is intact");
+        }
+    }
+    assert!(
+        kills >= 2,
+        "the run should have been killed mid-way at least twice"
+    );
+    let finish = gradless(&["train", "--resume", killed.to_str().unwrap()]);
+    assert!(finish.status.success(), "{}", stderr(&finish));
+    let output = gradless(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--out",
+        straight.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (resumed, uninterrupted) = (episodes(&killed), episodes(&straight));
+    assert!(uninterrupted.len() > 100);
+    assert_eq!(resumed, uninterrupted);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
