@@ -317,7 +317,10 @@ impl<D: Dynamics> SyncVectorEnv<D> {
             snapshot.observations.len() / self.observation_dim,
         ];
         if sizes.iter().any(|&size| size != n)
-            || snapshot.observations.len() % self.observation_dim != 0
+            || !snapshot
+                .observations
+                .len()
+                .is_multiple_of(self.observation_dim)
         {
             return Err(format!("snapshot sizes {sizes:?} do not fit {n} envs"));
         }

@@ -21,6 +21,9 @@ const MAGIC: &[u8; 8] = b"GLADAM1\0";
 const BETA_1: f64 = 0.9;
 const BETA_2: f64 = 0.999;
 
+/// First and second moments per parameter tensor, as host values.
+pub type MomentValues = Vec<(Vec<f32>, Vec<f32>)>;
+
 /// Adam's state for one network.
 #[derive(Debug, Clone)]
 pub struct Adam {
@@ -63,7 +66,7 @@ impl Adam {
     }
 
     /// The moments as host values, parameter by parameter (first, second).
-    pub fn moments(&self) -> Vec<(Vec<f32>, Vec<f32>)> {
+    pub fn moments(&self) -> MomentValues {
         self.moments
             .iter()
             .map(|(m, v)| (to_vec(m.clone()), to_vec(v.clone())))

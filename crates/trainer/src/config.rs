@@ -365,7 +365,7 @@ impl TrainConfig {
             unit_interval("ppo.gamma", ppo.gamma)?;
             unit_interval("ppo.gae_lambda", ppo.gae_lambda)?;
             positive_int("ppo.num_minibatches", ppo.num_minibatches as u64)?;
-            if ppo.batch_size() % ppo.num_minibatches != 0 {
+            if !ppo.batch_size().is_multiple_of(ppo.num_minibatches) {
                 return Err(ConfigError::new(
                     "ppo.num_minibatches",
                     format!(

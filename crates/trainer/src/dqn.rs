@@ -26,6 +26,8 @@ use serde_json::json;
 
 use crate::TrainError;
 use crate::adam::Adam;
+#[cfg(test)]
+use crate::adam::MomentValues;
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::replay_buffer::ReplayBuffer;
@@ -316,7 +318,7 @@ impl Algorithm for Dqn {
         let step = self.env.step(Actions::Discrete(&actions))?;
         let before = self.global_step;
         self.global_step += n as u64;
-        for e in 0..n {
+        for (e, &action) in actions.iter().enumerate() {
             let ended = step.terminated[e] || step.truncated[e];
             let next = if ended {
                 &step.final_observations[e * dim..(e + 1) * dim]
@@ -325,7 +327,7 @@ impl Algorithm for Dqn {
             };
             self.buffer.push(
                 &self.observations[e * dim..(e + 1) * dim],
-                actions[e],
+                action,
                 step.rewards[e] as f32,
                 next,
                 step.terminated[e],
@@ -429,7 +431,7 @@ impl Algorithm for Dqn {
     }
 
     #[cfg(test)]
-    fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+    fn parameters_and_moments(&self) -> (Vec<f32>, MomentValues) {
         let mut parameters = crate::session::flat_parameters(&self.q);
         parameters.extend(crate::session::flat_parameters(&self.target));
         (parameters, self.optimizer.moments())

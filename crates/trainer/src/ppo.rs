@@ -27,6 +27,8 @@ use serde_json::json;
 
 use crate::TrainError;
 use crate::adam::Adam;
+#[cfg(test)]
+use crate::adam::MomentValues;
 use crate::config::{PpoConfig, TrainConfig};
 use crate::grad_clip::clip_by_global_norm;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
@@ -300,12 +302,12 @@ impl Ppo {
         let steps = rollout.rewards.len() / n;
         let (gamma, lambda) = (self.config.gamma as f32, self.config.gae_lambda as f32);
         let mut advantages = vec![0.0f32; rollout.rewards.len()];
-        for e in 0..n {
+        for (e, &last_value) in next_values.iter().enumerate() {
             let mut running = 0.0f32;
             for t in (0..steps).rev() {
                 let k = t * n + e;
                 let next_value = if t + 1 == steps {
-                    next_values[e]
+                    last_value
                 } else {
                     rollout.values[k + n]
                 };
@@ -574,7 +576,7 @@ impl Algorithm for Ppo {
     }
 
     #[cfg(test)]
-    fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+    fn parameters_and_moments(&self) -> (Vec<f32>, MomentValues) {
         (
             crate::session::flat_parameters(self.model()),
             self.optimizer().moments(),

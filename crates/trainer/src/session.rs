@@ -56,7 +56,7 @@ pub(crate) trait Algorithm {
     fn write_files(&self, dir: &Path) -> Result<(), CheckpointError>;
     /// All parameters and optimizer moments, for tests comparing runs.
     #[cfg(test)]
-    fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>);
+    fn parameters_and_moments(&self) -> (Vec<f32>, crate::adam::MomentValues);
 }
 
 /// A checkpoint's trainer state that does not parse.
@@ -563,7 +563,7 @@ impl Session {
     }
 
     #[cfg(test)]
-    pub(crate) fn parameters_and_moments(&self) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+    pub(crate) fn parameters_and_moments(&self) -> (Vec<f32>, crate::adam::MomentValues) {
         self.algorithm.parameters_and_moments()
     }
 }
@@ -729,6 +729,27 @@ mod tests {
         assert!(latest.ends_with("step-0000000100"), "{latest:?}");
         Checkpoint::open(&latest).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The same run's first update on wgpu (lavapipe without a GPU) and on flex: same
+    /// initial network (drawn on the host), same rollout, parameters after the update
+    /// agree to float32 rounding.
+    #[test]
+    fn first_update_on_wgpu_matches_flex() {
+        let mut parameters = Vec::new();
+        for backend in [Backend::Flex, Backend::Wgpu] {
+            let dir = scratch(&format!("wgpu-{backend}"));
+            let mut session = Session::start(config(PPO), backend, &dir).unwrap();
+            session.run(StopAt::Iterations(1), &mut ()).unwrap();
+            parameters.push(session.parameters_and_moments().0);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let largest = parameters[0]
+            .iter()
+            .zip(&parameters[1])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(largest < 1e-4, "largest difference {largest}");
     }
 
     #[test]

@@ -1,0 +1,123 @@
+"""Stable-Baselines3 PPO on Gymnasium's CartPole-v1 with the hyperparameters of
+configs/cartpole_ppo.toml, timed the way `gradless train` times itself.
+
+Every 10,240 steps the policy is evaluated greedily on 100 episodes (episode i from seed
+1_000_000 + i, as gradless does); training stops once the mean return reaches 475. The
+reported `train_seconds` leave out evaluation time, like gradless's.
+
+Run by hand (not by CI):
+    python3 -m venv ~/.venvs/sb3 && ~/.venvs/sb3/bin/pip install stable-baselines3 gymnasium
+    ~/.venvs/sb3/bin/python benchmarks/sb3/ppo_cartpole.py --seeds 1 2 3
+Prints one JSON line per seed. With --no-eval --total-timesteps N it trains exactly N steps
+(for a throughput comparison with `gradless train --set evaluation.every_steps=0
+--set total_timesteps=N`).
+"""
+
+import argparse
+import json
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+EVAL_EVERY = 10_240
+EVAL_EPISODES = 100
+EVAL_SEED = 1_000_000
+TARGET = 475.0
+
+
+def greedy_mean_return(model):
+    """Exactly EVAL_EPISODES episodes side by side, each counted once."""
+    envs = gym.make_vec("CartPole-v1", num_envs=EVAL_EPISODES, vectorization_mode="sync")
+    observations, _ = envs.reset(seed=EVAL_SEED)
+    returns = np.zeros(EVAL_EPISODES)
+    finished = np.zeros(EVAL_EPISODES, dtype=bool)
+    restarting = np.zeros(EVAL_EPISODES, dtype=bool)
+    while not finished.all():
+        actions, _ = model.predict(observations, deterministic=True)
+        observations, rewards, terminated, truncated, _ = envs.step(actions)
+        # Next-step autoreset: an env that just ended returns a reset step next.
+        counting = ~finished & ~restarting
+        returns[counting] += rewards[counting]
+        ended = (terminated | truncated) & counting
+        finished |= ended
+        restarting = terminated | truncated
+    envs.close()
+    return float(returns.mean())
+
+
+class EvaluateAndStop(BaseCallback):
+    def __init__(self, evaluate=True):
+        super().__init__()
+        self.evaluate = evaluate
+        self.eval_seconds = 0.0
+        self.evaluations = []
+
+    def _on_step(self):
+        if not self.evaluate or self.num_timesteps % EVAL_EVERY != 0:
+            return True
+        started = time.perf_counter()
+        mean = greedy_mean_return(self.model)
+        self.eval_seconds += time.perf_counter() - started
+        self.evaluations.append((self.num_timesteps, mean))
+        return mean < TARGET
+
+
+def run(seed, total_timesteps, evaluate):
+    env = make_vec_env("CartPole-v1", n_envs=4, seed=seed)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=128,
+        batch_size=128,
+        n_epochs=4,
+        learning_rate=lambda progress: 2.5e-4 * progress,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        clip_range_vf=0.2,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        normalize_advantage=True,
+        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+        seed=seed,
+        device="cpu",
+    )
+    callback = EvaluateAndStop(evaluate)
+    started = time.perf_counter()
+    model.learn(total_timesteps=total_timesteps, callback=callback)
+    elapsed = time.perf_counter() - started
+    reached = next(((s, m) for s, m in callback.evaluations if m >= TARGET), None)
+    return {
+        "library": "stable-baselines3",
+        "seed": seed,
+        "torch_threads": torch.get_num_threads(),
+        "global_step": int(model.num_timesteps),
+        "train_seconds": elapsed - callback.eval_seconds,
+        "target_reached_at": reached[0] if reached else None,
+        "evaluations": callback.evaluations,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--total-timesteps", type=int, default=200_000)
+    parser.add_argument(
+        "--no-eval", action="store_true", help="train the whole budget, no evaluation or stop"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for seed in args.seeds:
+        print(json.dumps(run(seed, args.total_timesteps, not args.no_eval)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
