@@ -645,6 +645,22 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_are_valid() {
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+        let mut count = 0;
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                TrainConfig::from_toml(&text, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                count += 1;
+            }
+        }
+        assert!(count >= 5, "{count} configs");
+    }
+
+    #[test]
     fn differences_are_found_by_key() {
         let a = TrainConfig::from_toml(PPO, &[]).unwrap();
         assert_eq!(a.first_difference(&a.clone()), None);

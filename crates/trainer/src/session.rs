@@ -678,6 +678,15 @@ mod tests {
     }
 
     #[test]
+    fn gaussian_ppo_resume_is_exact() {
+        // Pendulum only truncates (at 200 steps): this also covers the bootstrap there.
+        let pendulum = PPO
+            .replace("CartPole-v1", "Pendulum-v1")
+            .replace("total_timesteps = 256", "total_timesteps = 512");
+        resume_matches_straight_run("ppo-gaussian", &pendulum, 5);
+    }
+
+    #[test]
     fn dqn_resume_is_exact() {
         // 200 vector steps; checkpoints every 50; killed after 120 (20 lost).
         resume_matches_straight_run("dqn", DQN, 120);
