@@ -217,3 +217,30 @@ fn killed_runs_keep_an_intact_checkpoint_and_resume_exactly() {
     assert_eq!(resumed, uninterrupted);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn default_run_directories_are_numbered_instead_of_colliding() {
+    let dir = scratch("default-out");
+    let config = write_config(
+        &dir,
+        &TINY_PPO.replace("total_timesteps = 1024", "total_timesteps = 64"),
+    );
+    for _ in 0..2 {
+        let output = Command::new(env!("CARGO_BIN_EXE_gradless"))
+            .args([
+                "train",
+                "--config",
+                config.to_str().unwrap(),
+                "--device",
+                "flex",
+            ])
+            .env("RUST_LOG", "warn")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(dir.join("runs/run-seed5/latest").exists());
+    assert!(dir.join("runs/run-seed5-2/latest").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -24,7 +24,7 @@ pub struct TrainArgs {
     /// Override the config's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// The run directory (default: runs/<config name>-seed<seed>).
+    /// The run directory (default: runs/<config name>-seed<seed>, numbered past existing ones).
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
     /// Device to train on: wgpu (default for new runs) or flex (CPU); a resumed run
@@ -43,6 +43,20 @@ fn load_config(path: &Path, overrides: &[String], seed: Option<u64>) -> Result<T
         overrides.push(format!("seed={seed}"));
     }
     TrainConfig::from_toml(&text, &overrides).with_context(|| format!("{}", path.display()))
+}
+
+/// `runs/<config name>-seed<seed>`, numbered `-2`, `-3`, ... past the ones that exist, so
+/// that running the same command again starts a new run instead of failing.
+fn default_run_dir(config: &Path, seed: u64) -> PathBuf {
+    let stem = config.file_stem().unwrap_or_default().to_string_lossy();
+    let base = format!("{stem}-seed{seed}");
+    (1..)
+        .map(|k| match k {
+            1 => PathBuf::from("runs").join(&base),
+            k => PathBuf::from("runs").join(format!("{base}-{k}")),
+        })
+        .find(|dir| !dir.exists())
+        .expect("some name is free")
 }
 
 /// A progress bar on a terminal's stderr; log lines are printed above it.
@@ -83,10 +97,10 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 .as_ref()
                 .expect("clap requires --config without --resume");
             let config = load_config(path, &args.overrides, args.seed)?;
-            let out = args.out.clone().unwrap_or_else(|| {
-                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                PathBuf::from("runs").join(format!("{stem}-seed{}", config.seed))
-            });
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| default_run_dir(path, config.seed));
             Session::start(config, backend.unwrap_or(Backend::Wgpu), &out)?
         }
     };
