@@ -37,6 +37,23 @@ fn latest(run: &Path) -> PathBuf {
     run.join(name.trim())
 }
 
+/// `gradless [--json] train --config CONFIG --device flex --out RUN`.
+fn train_new(config: &Path, run: &Path, json: bool) -> std::process::Output {
+    let mut args = vec![];
+    if json {
+        args.push("--json");
+    }
+    args.extend([
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+    ]);
+    args.extend(["--out", run.to_str().unwrap()]);
+    gradless(&args)
+}
+
 /// The episodes a run logged, in order.
 fn episodes(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
@@ -52,16 +69,7 @@ fn train_writes_a_run_that_resume_recognises_as_finished() {
     let dir = scratch("train");
     let config = write_config(&dir, TINY_PPO);
     let run = dir.join("run");
-    let output = gradless(&[
-        "--json",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_new(&config, &run, true);
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = &json_lines(&output)[0];
     assert_eq!(summary["global_step"], 1024);
@@ -92,15 +100,7 @@ fn train_writes_a_run_that_resume_recognises_as_finished() {
         "ppo.gamma=0.9",
     ]);
     assert_clean_failure(&mismatch, &["cannot resume", "`ppo.gamma`"]);
-    let exists = gradless(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let exists = train_new(&config, &run, false);
     assert_clean_failure(&exists, &["already holds a run", "--resume"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -202,15 +202,7 @@ fn killed_runs_keep_an_intact_checkpoint_and_resume_exactly() {
     );
     let finish = gradless(&["train", "--resume", killed.to_str().unwrap()]);
     assert!(finish.status.success(), "{}", stderr(&finish));
-    let output = gradless(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--out",
-        straight.to_str().unwrap(),
-    ]);
+    let output = train_new(&config, &straight, false);
     assert!(output.status.success(), "{}", stderr(&output));
     let (resumed, uninterrupted) = (episodes(&killed), episodes(&straight));
     assert!(uninterrupted.len() > 100);

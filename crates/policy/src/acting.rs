@@ -29,11 +29,18 @@ pub enum ActError {
 
 /// Reads a tensor back to the host as `f32` values.
 pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ActError> {
-    let values = tensor
-        .try_into_data()
-        .map_err(|e| ActError::Device(e.to_string()))?
+    finite_f32(
+        tensor
+            .try_into_data()
+            .map_err(|e| ActError::Device(e.to_string()))?,
+    )
+}
+
+/// Read-back data as `f32` values, refusing NaN and infinities.
+pub fn finite_f32(data: TensorData) -> Result<Vec<f32>, ActError> {
+    let values = data
         .convert::<f32>()
-        .try_to_vec::<f32>()
+        .try_into_vec::<f32>()
         .map_err(|e| ActError::Device(format!("{e:?}")))?;
     if values.iter().all(|v| v.is_finite()) {
         Ok(values)

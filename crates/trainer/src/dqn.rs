@@ -31,7 +31,7 @@ use crate::adam::MomentValues;
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::replay_buffer::ReplayBuffer;
-use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
+use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -416,16 +416,8 @@ impl Algorithm for Dqn {
     }
 
     fn write_files(&self, dir: &Path) -> Result<(), CheckpointError> {
-        for (network, name) in [(&self.q, MODEL_FILE), (&self.target, TARGET_FILE)] {
-            let path = dir.join(name);
-            network
-                .clone()
-                .save_file(&path)
-                .map_err(|e| CheckpointError::Weights {
-                    path,
-                    reason: e.to_string(),
-                })?;
-        }
+        save_module(&self.q, &dir.join(MODEL_FILE))?;
+        save_module(&self.target, &dir.join(TARGET_FILE))?;
         self.optimizer.save(&dir.join(OPTIMIZER_FILE))?;
         self.buffer.save(&dir.join(REPLAY_FILE))
     }

@@ -18,7 +18,9 @@ use burn::tensor::Transaction;
 use burn::tensor::activation::log_softmax;
 use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, VectorEnv, VectorSnapshot};
-use gradless_policy::acting::{observation_tensor, read_f32, sample_categorical, sample_gaussian};
+use gradless_policy::acting::{
+    finite_f32, observation_tensor, read_f32, sample_categorical, sample_gaussian,
+};
 use gradless_policy::{
     ActError, ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
 };
@@ -31,7 +33,7 @@ use crate::adam::Adam;
 use crate::adam::MomentValues;
 use crate::config::{PpoConfig, TrainConfig};
 use crate::grad_clip::clip_by_global_norm;
-use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, state_error};
+use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -220,19 +222,8 @@ impl Ppo {
                 .map_err(|e| ActError::Device(e.to_string()))?
                 .try_into()
                 .expect("two tensors registered");
-            let to_f32 = |data: TensorData| -> Result<Vec<f32>, ActError> {
-                let values = data
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| ActError::Device(format!("{e:?}")))?;
-                if values.iter().all(|v| v.is_finite()) {
-                    Ok(values)
-                } else {
-                    Err(ActError::NonFinite)
-                }
-            };
-            let outputs = to_f32(outputs).map_err(|e| self.act_error(e))?;
-            let values = to_f32(values).map_err(|e| self.act_error(e))?;
+            let outputs = finite_f32(outputs).map_err(|e| self.act_error(e))?;
+            let values = finite_f32(values).map_err(|e| self.act_error(e))?;
             let width = outputs.len() / n;
             rollout.observations.extend_from_slice(&self.observations);
             rollout.values.extend_from_slice(&values);
@@ -564,14 +555,7 @@ impl Algorithm for Ppo {
     }
 
     fn write_files(&self, dir: &Path) -> Result<(), CheckpointError> {
-        let path = dir.join(MODEL_FILE);
-        self.model
-            .clone()
-            .save_file(&path)
-            .map_err(|e| CheckpointError::Weights {
-                path,
-                reason: e.to_string(),
-            })?;
+        save_module(&self.model, &dir.join(MODEL_FILE))?;
         self.optimizer.save(&dir.join(OPTIMIZER_FILE))
     }
 

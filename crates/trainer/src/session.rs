@@ -59,6 +59,20 @@ pub(crate) trait Algorithm {
     fn parameters_and_moments(&self) -> (Vec<f32>, crate::adam::MomentValues);
 }
 
+/// Writes a module's parameters in burn's format.
+pub(crate) fn save_module<M: burn::module::Module>(
+    module: &M,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    module
+        .clone()
+        .save_file(path)
+        .map_err(|e| CheckpointError::Weights {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
 /// A checkpoint's trainer state that does not parse.
 pub(crate) fn state_error(checkpoint: &Checkpoint, error: serde_json::Error) -> TrainError {
     CheckpointError::Metadata {
