@@ -8,10 +8,11 @@
 
 use burn::prelude::{Module, Tensor, TensorData};
 use gradless_device::InferenceDevice;
-use gradless_envs::{Actions, AutoresetMode, EnvError, EnvRng, MakeOptions, make_vector};
+use gradless_envs::{Action, Actions, Env, EnvError, EnvRng, Observation};
 use thiserror::Error;
 
-use crate::network::{ActorCritic, QNetwork};
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::network::{ActorCritic, Architecture, QNetwork};
 
 /// Why acting failed.
 #[derive(Debug, Error)]
@@ -62,8 +63,9 @@ pub fn observation_tensor(values: &[f32], dim: usize, device: &burn::prelude::De
 pub enum Selection<'a> {
     /// The most likely action: argmax of the logits or Q-values, the Gaussian mean.
     Greedy,
-    /// A draw from the policy's distribution (for a Q-network, still the argmax).
-    Sample(&'a mut EnvRng),
+    /// A draw from the policy's distribution, row `k` from generator `k` (for a Q-network,
+    /// still the argmax).
+    Sample(&'a mut [EnvRng]),
 }
 
 /// One action per env, in the form the vector envs take.
@@ -173,6 +175,38 @@ impl Agent {
         }
     }
 
+    /// Loads the policy a checkpoint holds (the actor-critic or the Q-network, as its
+    /// metadata says) onto the inference device.
+    pub fn load(
+        checkpoint: &Checkpoint,
+        device: &InferenceDevice,
+    ) -> Result<Self, CheckpointError> {
+        Ok(match checkpoint.metadata().architecture {
+            Architecture::ActorCritic { .. } => {
+                Self::actor_critic(&checkpoint.load_actor_critic(device.device())?)
+            }
+            Architecture::QNetwork { .. } => {
+                Self::q_network(&checkpoint.load_q_network(device.device())?)
+            }
+        })
+    }
+
+    /// Every tensor of the network is on a device without autodiff.
+    pub fn is_inference_only(&self) -> bool {
+        struct AnyAutodiff(bool);
+        impl burn::module::ModuleVisitor for AnyAutodiff {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0 |= param.val().is_autodiff();
+            }
+        }
+        let mut visitor = AnyAutodiff(false);
+        match &self.network {
+            AgentNetwork::ActorCritic(model) => model.visit(&mut visitor),
+            AgentNetwork::QNetwork(model) => model.visit(&mut visitor),
+        }
+        !visitor.0
+    }
+
     /// The actions for `observations` (`rows * dim` values).
     pub fn act(
         &self,
@@ -198,17 +232,22 @@ impl Agent {
                     (None, Selection::Greedy) => Ok(ActionBatch::Discrete(
                         outputs.chunks(n).map(|row| argmax(row) as i64).collect(),
                     )),
-                    (None, Selection::Sample(rng)) => Ok(ActionBatch::Discrete(
+                    (None, Selection::Sample(rngs)) => Ok(ActionBatch::Discrete(
                         outputs
                             .chunks(n)
-                            .map(|row| sample_categorical(row, rng).0 as i64)
+                            .zip(rngs.iter_mut())
+                            .map(|(row, rng)| sample_categorical(row, rng).0 as i64)
                             .collect(),
                     )),
                     (Some(_), Selection::Greedy) => Ok(ActionBatch::Continuous(outputs)),
-                    (Some(log_std), Selection::Sample(rng)) => {
+                    (Some(log_std), Selection::Sample(rngs)) => {
                         let log_std = read_f32(log_std)?;
                         let mut actions = vec![0.0; outputs.len()];
-                        for (mean, out) in outputs.chunks(n).zip(actions.chunks_mut(n)) {
+                        for ((mean, out), rng) in outputs
+                            .chunks(n)
+                            .zip(actions.chunks_mut(n))
+                            .zip(rngs.iter_mut())
+                        {
                             sample_gaussian(mean, &log_std, rng, out);
                         }
                         Ok(ActionBatch::Continuous(actions))
@@ -219,9 +258,11 @@ impl Agent {
     }
 }
 
-/// One finished episode of [`run_seeded_episodes`].
+/// One finished episode of [`run_episodes`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SeededEpisode {
+    /// Its index in the plan: it ran from seed `first_seed + episode`.
+    pub episode: usize,
     /// The seed its env was reset with.
     pub seed: u64,
     /// The sum of its rewards.
@@ -229,52 +270,134 @@ pub struct SeededEpisode {
     pub episode_return: f64,
     /// Its number of steps.
     pub length: u32,
-    /// Whether it ended in a terminal state (else the time limit cut it).
+    /// Whether it ended in a terminal state.
     pub terminated: bool,
+    /// Whether the time limit cut it (possibly on the same step as a termination).
+    pub truncated: bool,
 }
 
-/// Runs exactly `episodes` episodes of `env_id`, episode `i` from seed `first_seed + i`, all
-/// side by side, and returns them in seed order. Every episode counts, long or short, so
-/// the result does not favour episodes that end early.
-pub fn run_seeded_episodes(
+/// Which episodes to run: episode `i` from seed `first_seed + i`, `num_envs` at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpisodePlan {
+    /// Seed of episode 0.
+    pub first_seed: u64,
+    /// Episodes to run; every one is counted, long or short.
+    pub episodes: usize,
+    /// Envs stepped side by side (the network sees them as one batch).
+    pub num_envs: usize,
+    /// Sample actions from the policy (episode `i` from its own generator) instead of
+    /// taking the greedy ones.
+    pub stochastic: bool,
+}
+
+/// Episode `i`'s action generator (stochastic plans), apart from the env's own stream.
+fn action_rng(seed: u64) -> EnvRng {
+    EnvRng::from_seed(seed ^ 0x4143_5400_0000_0000)
+}
+
+/// Runs the plan's episodes of `env_id` and returns them in episode order. Each episode's
+/// seed, and in stochastic plans its action generator, belongs to the episode, not to the
+/// env slot that runs it, so results do not depend on `num_envs`; a slot that finishes an
+/// episode starts the next unstarted one. `on_episode` sees each as it ends.
+pub fn run_episodes(
     agent: &Agent,
     env_id: &str,
-    first_seed: u64,
-    episodes: usize,
+    plan: EpisodePlan,
     device: &InferenceDevice,
-    mut selection: Selection<'_>,
+    mut on_episode: impl FnMut(&SeededEpisode),
 ) -> Result<Vec<SeededEpisode>, ActError> {
-    let mut env = make_vector(
-        env_id,
-        episodes,
-        AutoresetMode::NextStep,
-        MakeOptions::default(),
-    )?;
-    let dim = env.single_observation_space().flat_dim();
-    let seeds: Vec<u64> = (0..episodes as u64).map(|i| first_seed + i).collect();
-    let mut observations = env.reset_with_seeds(&seeds)?.to_vec();
-    let mut finished: Vec<Option<SeededEpisode>> = vec![None; episodes];
-    let mut remaining = episodes;
-    while remaining > 0 {
-        let selection = match &mut selection {
-            Selection::Greedy => Selection::Greedy,
-            Selection::Sample(rng) => Selection::Sample(rng),
+    /// An env and the episode it is running.
+    struct Slot {
+        env: Box<dyn Env>,
+        episode: Option<usize>,
+        seed: u64,
+        rng: EnvRng,
+        observation: Observation,
+        episode_return: f64,
+        length: u32,
+    }
+    impl Slot {
+        fn begin(&mut self, episode: usize, seed: u64) {
+            self.episode = Some(episode);
+            self.seed = seed;
+            self.rng = action_rng(seed);
+            self.observation = self.env.reset(Some(seed));
+            self.episode_return = 0.0;
+            self.length = 0;
+        }
+    }
+    let seed_of = |episode: usize| plan.first_seed.wrapping_add(episode as u64);
+    let mut slots = Vec::new();
+    for episode in 0..plan.num_envs.min(plan.episodes) {
+        let mut env = gradless_envs::make(env_id)?;
+        let observation = env.reset(None);
+        let mut slot = Slot {
+            env,
+            episode: None,
+            seed: 0,
+            rng: action_rng(0),
+            observation,
+            episode_return: 0.0,
+            length: 0,
         };
-        let actions = agent.act(&observations, dim, device, selection)?;
-        let step = env.step(actions.as_actions())?;
-        for episode in step.episodes {
-            let slot = &mut finished[episode.env_index];
-            if slot.is_none() {
-                *slot = Some(SeededEpisode {
-                    seed: seeds[episode.env_index],
-                    episode_return: episode.episode_return,
-                    length: episode.length,
-                    terminated: episode.terminated,
-                });
-                remaining -= 1;
+        slot.begin(episode, seed_of(episode));
+        slots.push(slot);
+    }
+    let dim = slots
+        .first()
+        .map_or(1, |slot| slot.env.observation_space().flat_dim());
+    let mut next_episode = slots.len();
+    let mut finished: Vec<Option<SeededEpisode>> = vec![None; plan.episodes];
+    let mut observations = Vec::with_capacity(slots.len() * dim);
+    while !slots.is_empty() {
+        observations.clear();
+        for slot in &slots {
+            observations.extend_from_slice(&slot.observation);
+        }
+        let actions = if plan.stochastic {
+            let mut rngs: Vec<EnvRng> = slots.iter().map(|s| s.rng.clone()).collect();
+            let actions = agent.act(&observations, dim, device, Selection::Sample(&mut rngs))?;
+            for (slot, rng) in slots.iter_mut().zip(rngs) {
+                slot.rng = rng;
+            }
+            actions
+        } else {
+            agent.act(&observations, dim, device, Selection::Greedy)?
+        };
+        let rows = slots.len();
+        for (k, slot) in slots.iter_mut().enumerate() {
+            let action = match &actions {
+                ActionBatch::Discrete(a) => Action::Discrete(a[k]),
+                ActionBatch::Continuous(a) => {
+                    let width = a.len() / rows;
+                    Action::Continuous(&a[k * width..(k + 1) * width])
+                }
+            };
+            let step = slot.env.step(action)?;
+            slot.episode_return += step.reward;
+            slot.length += 1;
+            slot.observation = step.observation;
+            if step.terminated || step.truncated {
+                let episode = slot.episode.expect("active slots run an episode");
+                let result = SeededEpisode {
+                    episode,
+                    seed: slot.seed,
+                    episode_return: slot.episode_return,
+                    length: slot.length,
+                    terminated: step.terminated,
+                    truncated: step.truncated,
+                };
+                on_episode(&result);
+                finished[episode] = Some(result);
+                if next_episode < plan.episodes {
+                    slot.begin(next_episode, seed_of(next_episode));
+                    next_episode += 1;
+                } else {
+                    slot.episode = None;
+                }
             }
         }
-        observations.copy_from_slice(step.observations);
+        slots.retain(|slot| slot.episode.is_some());
     }
     Ok(finished.into_iter().flatten().collect())
 }
@@ -318,43 +441,57 @@ mod tests {
         );
     }
 
-    /// Every episode is counted once, in seed order, whatever order they finish in; the
-    /// same seeds give the same episodes.
-    #[test]
-    fn seeded_episodes_are_counted_once_and_reproducible() {
-        let device = InferenceDevice::new(&Device::flex());
+    fn small_agent() -> Agent {
         let model = ActorCritic::new(
             4,
             &[8],
             Activation::Tanh,
             ActionHead::Categorical { n: 2 },
             &mut EnvRng::from_seed(4),
-            &device.device().clone().autodiff(),
+            &Device::flex().autodiff(),
         );
-        let agent = Agent::actor_critic(&model);
-        let run = |first_seed| {
-            run_seeded_episodes(
-                &agent,
-                "CartPole-v1",
-                first_seed,
-                7,
-                &device,
-                Selection::Greedy,
-            )
-            .unwrap()
+        Agent::actor_critic(&model)
+    }
+
+    fn run(
+        agent: &Agent,
+        first_seed: u64,
+        episodes: usize,
+        num_envs: usize,
+        stochastic: bool,
+    ) -> Vec<SeededEpisode> {
+        let plan = EpisodePlan {
+            first_seed,
+            episodes,
+            num_envs,
+            stochastic,
         };
-        let episodes = run(100);
+        let device = InferenceDevice::new(&Device::flex());
+        run_episodes(agent, "CartPole-v1", plan, &device, |_| {}).unwrap()
+    }
+
+    /// Every episode is counted once, in episode order, whatever order they finish in, and
+    /// each is the same whether 1, 3 or all envs run side by side, greedy or sampled.
+    #[test]
+    fn episodes_do_not_depend_on_how_many_envs_run_them() {
+        let agent = small_agent();
+        assert!(agent.is_inference_only());
+        for stochastic in [false, true] {
+            let all = run(&agent, 100, 7, 7, stochastic);
+            assert_eq!(
+                all.iter().map(|e| (e.episode, e.seed)).collect::<Vec<_>>(),
+                (0..7).map(|i| (i, 100 + i as u64)).collect::<Vec<_>>()
+            );
+            assert_eq!(all, run(&agent, 100, 7, 3, stochastic));
+            assert_eq!(all, run(&agent, 100, 7, 1, stochastic));
+            assert!(all.iter().all(|e| e.length > 0 && e.episode_return > 0.0));
+        }
+        // The same seed gives the same episode in another plan.
+        let shifted = run(&agent, 103, 2, 2, false);
+        let all = run(&agent, 100, 7, 7, false);
         assert_eq!(
-            episodes.iter().map(|e| e.seed).collect::<Vec<_>>(),
-            (100..107).collect::<Vec<_>>()
-        );
-        assert_eq!(episodes, run(100));
-        // The same seed gives the same episode whichever batch it runs in.
-        assert_eq!(episodes[3], run(103)[0]);
-        assert!(
-            episodes
-                .iter()
-                .all(|e| e.length > 0 && e.episode_return > 0.0)
+            (shifted[0].episode_return, shifted[0].length),
+            (all[3].episode_return, all[3].length)
         );
     }
 }

@@ -7,7 +7,9 @@ pub mod acting;
 mod checkpoint;
 mod network;
 
-pub use acting::{ActError, ActionBatch, Agent, SeededEpisode, Selection, run_seeded_episodes};
+pub use acting::{
+    ActError, ActionBatch, Agent, EpisodePlan, SeededEpisode, Selection, run_episodes,
+};
 pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,

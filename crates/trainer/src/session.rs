@@ -8,8 +8,8 @@ use std::time::Instant;
 use gradless_device::{Backend, TrainingDevice};
 use gradless_envs::EpisodeStats;
 use gradless_policy::{
-    Agent, Architecture, Checkpoint, CheckpointError, METADATA_FILE, Metadata, Selection,
-    run_seeded_episodes, write_checkpoint,
+    Agent, Architecture, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, Metadata,
+    run_episodes, write_checkpoint,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -467,13 +467,18 @@ impl Session {
 
     fn evaluate(&mut self) -> Result<(), TrainError> {
         let settings = &self.config.evaluation;
-        let episodes = run_seeded_episodes(
+        let plan = EpisodePlan {
+            first_seed: settings.seed,
+            episodes: settings.episodes,
+            num_envs: settings.episodes,
+            stochastic: false,
+        };
+        let episodes = run_episodes(
             &self.algorithm.agent(),
             &self.config.env,
-            settings.seed,
-            settings.episodes,
+            plan,
             &self.training.inference(),
-            Selection::Greedy,
+            |_| {},
         )
         .map_err(|e| match e {
             gradless_policy::ActError::NonFinite => TrainError::NonFinite {
