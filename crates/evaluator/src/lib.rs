@@ -1,0 +1,474 @@
+//! Validating checkpoints in inference mode: load the policy onto a device without
+//! autodiff, run a fixed set of seeded episodes, log every episode's return and summarise
+//! them (mean, spread, IQM with a bootstrap interval). Depends on the policy crate and the
+//! envs, never on the trainer.
+//!
+//! The device is an [`InferenceDevice`], which can only be made from
+//! `Device::without_autodiff()`, and the policy is an [`Agent`], which can only be built
+//! from a `valid()` copy: nothing here can record a gradient.
+
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+use gradless_device::InferenceDevice;
+use gradless_envs::Space;
+use gradless_policy::{
+    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, SeededEpisode,
+    run_episodes,
+};
+use serde::Serialize;
+use thiserror::Error;
+
+pub use stats::{ReturnSummary, summarise};
+
+/// Why a checkpoint could not be evaluated.
+#[derive(Debug, Error)]
+pub enum EvalError {
+    /// The checkpoint is missing, corrupt or of an unknown kind.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The env asked for does not fit the checkpoint's policy.
+    #[error("{path}: {reason}")]
+    Incompatible {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// Acting or stepping failed.
+    #[error("{path}: {source}")]
+    Act {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What failed.
+        source: ActError,
+    },
+    /// A path holds no checkpoint.
+    #[error("{0}: no checkpoint here (expected a checkpoint, a run directory or a folder of runs)")]
+    NothingToEvaluate(PathBuf),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// How to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSettings {
+    /// Episodes per checkpoint; episode `i` runs from seed `seed + i`.
+    pub episodes: usize,
+    /// Envs stepped side by side (does not change any episode's result).
+    pub num_envs: usize,
+    /// Seed of episode 0.
+    pub seed: u64,
+    /// Sample actions instead of taking the greedy ones.
+    pub stochastic: bool,
+    /// Evaluate on this env instead of the one the checkpoint was trained on.
+    pub env: Option<String>,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self {
+            episodes: 100,
+            num_envs: 16,
+            seed: 1_000_000,
+            stochastic: false,
+            env: None,
+        }
+    }
+}
+
+/// One checkpoint's evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointEvaluation {
+    /// The checkpoint directory.
+    pub checkpoint: PathBuf,
+    /// The training step it was written at.
+    pub step: u64,
+    /// The env it was evaluated on.
+    pub env: String,
+    /// Whether actions were sampled.
+    pub stochastic: bool,
+    /// The statistics.
+    #[serde(flatten)]
+    pub summary: ReturnSummary,
+    /// Every episode, in order.
+    #[serde(skip)]
+    pub episodes: Vec<SeededEpisode>,
+}
+
+/// What a path given to `gradless eval` holds: checkpoints grouped by run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalTarget {
+    /// The run directory, when the checkpoints are a run's.
+    pub run: Option<PathBuf>,
+    /// Checkpoint directories, in step order.
+    pub checkpoints: Vec<PathBuf>,
+}
+
+fn is_checkpoint(path: &Path) -> bool {
+    path.join(METADATA_FILE).is_file()
+}
+
+fn run_checkpoints(path: &Path) -> Result<Option<Vec<PathBuf>>, EvalError> {
+    let folder = path.join("checkpoints");
+    if !folder.is_dir() {
+        return Ok(None);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .map_err(|source| EvalError::Io {
+            path: folder.clone(),
+            source,
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+        })
+        .collect();
+    // Zero-padded step numbers: name order is step order.
+    found.sort();
+    Ok(Some(found))
+}
+
+/// Finds what `path` holds: a checkpoint directory, a run directory (every checkpoint in it,
+/// in step order), or a folder of runs (and checkpoints), in name order.
+pub fn discover(path: &Path) -> Result<Vec<EvalTarget>, EvalError> {
+    if is_checkpoint(path) {
+        return Ok(vec![EvalTarget {
+            run: None,
+            checkpoints: vec![path.to_path_buf()],
+        }]);
+    }
+    if let Some(checkpoints) = run_checkpoints(path)? {
+        return Ok(vec![EvalTarget {
+            run: Some(path.to_path_buf()),
+            checkpoints,
+        }]);
+    }
+    let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
+        Ok(entries) => entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(_) => return Err(EvalError::NothingToEvaluate(path.to_path_buf())),
+    };
+    children.sort();
+    let mut targets = Vec::new();
+    for child in children {
+        if is_checkpoint(&child) {
+            targets.push(EvalTarget {
+                run: None,
+                checkpoints: vec![child],
+            });
+        } else if let Some(checkpoints) = run_checkpoints(&child)? {
+            targets.push(EvalTarget {
+                run: Some(child),
+                checkpoints,
+            });
+        }
+    }
+    if targets.iter().all(|t| t.checkpoints.is_empty()) {
+        return Err(EvalError::NothingToEvaluate(path.to_path_buf()));
+    }
+    Ok(targets)
+}
+
+/// Spaces fit when they are of the same kind and size (bounds may differ: gym-rs's
+/// CartPole declares other observation bounds than Gymnasium's).
+fn spaces_fit(a: &Space, b: &Space) -> bool {
+    match (a, b) {
+        (Space::Discrete { n }, Space::Discrete { n: m }) => n == m,
+        (Space::Box { .. }, Space::Box { .. }) => a.flat_dim() == b.flat_dim(),
+        _ => false,
+    }
+}
+
+/// Evaluates one checkpoint: every episode is logged as a `tracing` event as it ends.
+pub fn evaluate_checkpoint(
+    dir: &Path,
+    settings: &EvalSettings,
+    device: &InferenceDevice,
+) -> Result<CheckpointEvaluation, EvalError> {
+    let checkpoint = Checkpoint::open(dir)?;
+    let metadata = checkpoint.metadata();
+    let env_id = settings
+        .env
+        .clone()
+        .unwrap_or_else(|| metadata.env_id.clone());
+    let incompatible = |reason: String| EvalError::Incompatible {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
+    if !spaces_fit(env.observation_space(), &metadata.observation_space)
+        || !spaces_fit(env.action_space(), &metadata.action_space)
+    {
+        return Err(incompatible(format!(
+            "trained on {} ({} -> {}); {env_id} has {} -> {}",
+            metadata.env_id,
+            metadata.observation_space.describe(),
+            metadata.action_space.describe(),
+            env.observation_space().describe(),
+            env.action_space().describe()
+        )));
+    }
+    let agent = Agent::load(&checkpoint, device)?;
+    let plan = EpisodePlan {
+        first_seed: settings.seed,
+        episodes: settings.episodes,
+        num_envs: settings.num_envs,
+        stochastic: settings.stochastic,
+    };
+    let name = dir.display().to_string();
+    let episodes = run_episodes(&agent, &env_id, plan, device, |episode| {
+        tracing::info!(
+            checkpoint = %name,
+            episode = episode.episode,
+            seed = episode.seed,
+            r#return = episode.episode_return,
+            length = episode.length,
+            terminated = episode.terminated,
+            truncated = episode.truncated,
+            "episode"
+        );
+    })
+    .map_err(|source| EvalError::Act {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let returns: Vec<f64> = episodes.iter().map(|e| e.episode_return).collect();
+    let truncated: Vec<bool> = episodes.iter().map(|e| e.truncated).collect();
+    let summary = summarise(&returns, &truncated).ok_or_else(|| {
+        incompatible("no episodes to evaluate (--episodes must be at least 1)".into())
+    })?;
+    Ok(CheckpointEvaluation {
+        checkpoint: dir.to_path_buf(),
+        step: metadata.global_step,
+        env: env_id,
+        stochastic: settings.stochastic,
+        summary,
+        episodes,
+    })
+}
+
+/// Writes `episodes.jsonl`, `summary.json` and `summary.csv` into `dir`, each through a
+/// temporary file and a rename.
+pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<(), EvalError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EvalError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut lines = String::new();
+    for episode in &evaluation.episodes {
+        lines.push_str(&serde_json::to_string(episode).expect("episodes serialise"));
+        lines.push('\n');
+    }
+    let summary = serde_json::to_string_pretty(evaluation).expect("summaries serialise");
+    let s = &evaluation.summary;
+    let csv = format!(
+        "checkpoint,step,env,stochastic,episodes,mean_return,std_return,median_return,min_return,max_return,iqm,iqm_ci95_lo,iqm_ci95_hi,truncated_fraction\n\
+         {},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        csv_field(&evaluation.checkpoint.display().to_string()),
+        evaluation.step,
+        csv_field(&evaluation.env),
+        evaluation.stochastic,
+        s.episodes,
+        s.mean_return,
+        s.std_return,
+        s.median_return,
+        s.min_return,
+        s.max_return,
+        s.iqm,
+        s.iqm_ci95[0],
+        s.iqm_ci95[1],
+        s.truncated_fraction
+    );
+    for (name, text) in [
+        ("episodes.jsonl", lines),
+        ("summary.json", summary + "\n"),
+        ("summary.csv", csv),
+    ] {
+        let path = dir.join(name);
+        let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::prelude::Device;
+
+    fn shipped(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../checkpoints")
+            .join(name)
+    }
+
+    fn flex() -> InferenceDevice {
+        InferenceDevice::new(&Device::flex())
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gradless-eval-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+
+    fn settings(episodes: usize, num_envs: usize) -> EvalSettings {
+        EvalSettings {
+            episodes,
+            num_envs,
+            ..EvalSettings::default()
+        }
+    }
+
+    /// The shipped policies are trained (and load); per-episode returns are the same
+    /// whatever the number of envs.
+    #[test]
+    fn shipped_checkpoints_evaluate_identically_at_any_num_envs() {
+        for name in ["cartpole-v1-ppo", "cartpole-v1-dqn"] {
+            let one = evaluate_checkpoint(&shipped(name), &settings(12, 1), &flex()).unwrap();
+            let many = evaluate_checkpoint(&shipped(name), &settings(12, 5), &flex()).unwrap();
+            assert_eq!(one.episodes, many.episodes, "{name}");
+            assert_eq!(one.episodes.len(), 12);
+            assert!(one.summary.mean_return > 400.0, "{name}: {:?}", one.summary);
+            let [lo, hi] = one.summary.iqm_ci95;
+            assert!(lo <= one.summary.iqm && one.summary.iqm <= hi);
+        }
+    }
+
+    /// Built from an inference device, the loaded policy holds no autodiff tensor, and
+    /// the observations it is fed are made on that device.
+    #[test]
+    fn nothing_the_evaluator_creates_is_an_autodiff_tensor() {
+        let device = flex();
+        assert!(!device.device().is_autodiff());
+        let checkpoint = Checkpoint::open(&shipped("cartpole-v1-ppo")).unwrap();
+        let agent = Agent::load(&checkpoint, &device).unwrap();
+        assert!(agent.is_inference_only());
+        let x = gradless_policy::acting::observation_tensor(&[0.0; 8], 4, device.device());
+        assert!(!x.is_autodiff());
+    }
+
+    #[test]
+    fn other_envs_are_accepted_when_their_spaces_fit() {
+        let on_v0 = EvalSettings {
+            env: Some("CartPole-v0".into()),
+            ..settings(3, 3)
+        };
+        let evaluation = evaluate_checkpoint(&shipped("cartpole-v1-ppo"), &on_v0, &flex()).unwrap();
+        assert_eq!(evaluation.env, "CartPole-v0");
+        assert!(evaluation.episodes.iter().all(|e| e.length <= 200));
+        let on_pendulum = EvalSettings {
+            env: Some("Pendulum-v1".into()),
+            ..settings(3, 3)
+        };
+        let err = evaluate_checkpoint(&shipped("cartpole-v1-ppo"), &on_pendulum, &flex())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cartpole-v1-ppo") && err.contains("Pendulum-v1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_weights_are_an_error_naming_the_file() {
+        let dir = scratch("corrupt");
+        copy_dir(&shipped("cartpole-v1-ppo"), &dir);
+        let model = dir.join("model.bpk");
+        let bytes = std::fs::read(&model).unwrap();
+        std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+        let err = evaluate_checkpoint(&dir, &settings(2, 2), &flex())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.bpk") && err.contains("SHA-256"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn paths_are_a_checkpoint_a_run_or_a_folder_of_runs() {
+        let root = scratch("discover");
+        let run = root.join("run-a");
+        for step in ["step-0000000200", "step-0000000100"] {
+            copy_dir(
+                &shipped("cartpole-v1-ppo"),
+                &run.join("checkpoints").join(step),
+            );
+        }
+        copy_dir(&shipped("cartpole-v1-dqn"), &root.join("single"));
+        let as_checkpoint = discover(&run.join("checkpoints/step-0000000100")).unwrap();
+        assert_eq!(as_checkpoint[0].checkpoints.len(), 1);
+        let as_run = discover(&run).unwrap();
+        assert_eq!(as_run[0].run.as_deref(), Some(run.as_path()));
+        assert!(
+            as_run[0].checkpoints[0].ends_with("step-0000000100"),
+            "step order"
+        );
+        let as_folder = discover(&root).unwrap();
+        assert_eq!(as_folder.len(), 2);
+        let err = discover(&root.join("run-a/checkpoints/missing")).unwrap_err();
+        assert!(err.to_string().contains("no checkpoint here"), "{err}");
+
+        let evaluation =
+            evaluate_checkpoint(&root.join("single"), &settings(4, 2), &flex()).unwrap();
+        let out = root.join("out");
+        write_outputs(&evaluation, &out).unwrap();
+        let lines = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 4);
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        for key in [
+            "checkpoint",
+            "step",
+            "episodes",
+            "mean_return",
+            "std_return",
+            "iqm",
+            "iqm_ci95",
+            "truncated_fraction",
+        ] {
+            assert!(summary.get(key).is_some(), "{key} missing: {summary}");
+        }
+        let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 2);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
