@@ -31,6 +31,8 @@ enum Command {
     Envs,
     /// Train an agent (PPO or DQN) from a config, or resume a run.
     Train(commands::train::TrainArgs),
+    /// Evaluate checkpoints in inference mode and log every episode's return.
+    Eval(commands::eval::EvalArgs),
     /// Replay reference trajectories (Gymnasium parity format) and print what the envs return.
     Replay(commands::replay::ReplayArgs),
     /// Measure throughput.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Envs => commands::envs::run(cli.json),
         Command::Train(args) => commands::train::run(&args, cli.json),
+        Command::Eval(args) => commands::eval::run(&args, cli.json),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Bench(command) => commands::bench::run(command, cli.json),
         Command::Devices => commands::devices::run(cli.json),

@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod devices;
 pub mod envs;
+pub mod eval;
 pub mod replay;
 pub mod train;

@@ -1,0 +1,129 @@
+//! `gradless eval` end to end on flex.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../checkpoints")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn json_summaries_have_the_documented_keys() {
+    let out = scratch("eval-json");
+    let output = gradless(&[
+        "--json",
+        "eval",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--episodes",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1);
+    for key in [
+        "checkpoint",
+        "step",
+        "episodes",
+        "mean_return",
+        "std_return",
+        "iqm",
+        "iqm_ci95",
+        "truncated_fraction",
+    ] {
+        assert!(lines[0].get(key).is_some(), "{key} missing: {}", lines[0]);
+    }
+    assert_eq!(lines[0]["episodes"], 10);
+    assert!(out.join("cartpole-v1-ppo/episodes.jsonl").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// In a run directory a bad checkpoint is reported on one line and skipped, the others are
+/// evaluated, and the exit status says one failed.
+#[test]
+fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
+    let root = scratch("eval-run");
+    let run = root.join("run");
+    for step in ["step-0000000100", "step-0000000200"] {
+        copy_dir(
+            &shipped("cartpole-v1-ppo"),
+            &run.join("checkpoints").join(step),
+        );
+    }
+    let bad = run.join("checkpoints/step-0000000200/model.bpk");
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&bad, bytes).unwrap();
+    let output = gradless(&[
+        "--json",
+        "eval",
+        run.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--episodes",
+        "4",
+        "--out",
+        root.join("out").to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = stderr(&output);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("step-0000000200/model.bpk") && stderr.contains("SHA-256"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 checkpoints could not be evaluated"),
+        "{stderr}"
+    );
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["step"], 51200);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn bad_options_are_one_line_errors() {
+    let ppo = shipped("cartpole-v1-ppo");
+    let path = ppo.to_str().unwrap();
+    assert_clean_failure(
+        &gradless(&["eval", path, "--device", "tpu"]),
+        &["--device", "`tpu`"],
+    );
+    assert_clean_failure(
+        &gradless(&[
+            "eval",
+            path,
+            "--device",
+            "flex",
+            "--env",
+            "Pendulum-v1",
+            "--episodes",
+            "2",
+        ]),
+        &["Pendulum-v1", "cartpole-v1-ppo"],
+    );
+    assert_clean_failure(
+        &gradless(&["eval", "/nonexistent", "--device", "flex"]),
+        &["/nonexistent", "no checkpoint"],
+    );
+}
