@@ -127,3 +127,41 @@ fn bad_options_are_one_line_errors() {
         &["/nonexistent", "no checkpoint"],
     );
 }
+
+#[test]
+fn export_writes_sequential_keys_and_refuses_bad_checkpoints_cleanly() {
+    let dir = scratch("export");
+    let out = dir.join("ppo.safetensors");
+    let output = gradless(&[
+        "export",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--format",
+        "safetensors",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bytes = std::fs::read(&out).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(header["0.weight"]["shape"], serde_json::json!([64, 4]));
+    assert_eq!(header["4.weight"]["shape"], serde_json::json!([2, 64]));
+    assert_eq!(header["__metadata__"]["activation"], "tanh");
+    assert_eq!(header["__metadata__"]["policy"], "categorical_actor");
+
+    let broken = dir.join("broken");
+    copy_dir(&shipped("cartpole-v1-ppo"), &broken);
+    std::fs::write(broken.join("model.bpk"), b"not a model").unwrap();
+    let refused = dir.join("refused.safetensors");
+    assert_clean_failure(
+        &gradless(&[
+            "export",
+            broken.to_str().unwrap(),
+            "--out",
+            refused.to_str().unwrap(),
+        ]),
+        &["model.bpk"],
+    );
+    assert!(!refused.exists(), "no file is left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

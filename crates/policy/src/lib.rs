@@ -5,6 +5,7 @@
 
 pub mod acting;
 mod checkpoint;
+pub mod export;
 mod network;
 
 pub use acting::{

@@ -1,0 +1,69 @@
+"""Evaluate a policy exported by `gradless export` in PyTorch on Gymnasium's own env.
+
+Loads the safetensors file into torch.nn.Sequential(Linear, Act, ..., Linear), runs
+greedy episodes (episode i from seed SEED + i, as `gradless eval` does) in Gymnasium's
+CartPole-v1 (or --env) and prints one JSON object: the per-episode returns and their mean.
+The returns should equal `gradless eval --json`'s for the same checkpoint and seeds.
+
+Run by hand (not by CI):
+    ~/.venvs/sb3/bin/pip install safetensors   # beside torch and gymnasium
+    cargo run --release -p gradless -- export checkpoints/cartpole-v1-ppo --out /tmp/ppo.safetensors
+    ~/.venvs/sb3/bin/python benchmarks/torch/eval_exported.py /tmp/ppo.safetensors --episodes 100
+"""
+
+import argparse
+import json
+
+import gymnasium as gym
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
+
+
+def load(path):
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    state = load_file(path)
+    layers = sorted({int(key.split(".")[0]) for key in state})
+    modules = []
+    for k in layers:
+        out_features, in_features = state[f"{k}.weight"].shape
+        modules.append(torch.nn.Linear(in_features, out_features))
+        if k != layers[-1]:
+            modules.append(ACTIVATIONS[metadata["activation"]]())
+    network = torch.nn.Sequential(*modules)
+    network.load_state_dict(state)
+    return network, metadata
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file")
+    parser.add_argument("--env", default=None, help="default: the env the policy was trained on")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1_000_000)
+    args = parser.parse_args()
+    network, metadata = load(args.file)
+    env = gym.make(args.env or metadata["env_id"])
+    returns = []
+    with torch.inference_mode():
+        for i in range(args.episodes):
+            observation, _ = env.reset(seed=args.seed + i)
+            total, done = 0.0, False
+            while not done:
+                output = network(torch.as_tensor(observation).unsqueeze(0))[0]
+                if metadata["policy"] == "gaussian_actor_mean":
+                    action = output.numpy()
+                else:
+                    action = int(output.argmax())
+                observation, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    print(json.dumps({"episodes": len(returns), "mean_return": sum(returns) / len(returns), "returns": returns}))
+
+
+if __name__ == "__main__":
+    main()
