@@ -2,9 +2,10 @@
 # Installs the system packages gradless needs on Debian/Ubuntu; does nothing when they are
 # already there. mesa-vulkan-drivers: lavapipe, the software Vulkan driver wgpu runs on
 # when there is no GPU. cmake and libsdl2-gfx-dev: building the gym-rs crate (SDL2).
+# fonts-dejavu-core: the font of the learning curves' PNG text.
 set -euo pipefail
 
-packages=(mesa-vulkan-drivers cmake libsdl2-gfx-dev)
+packages=(mesa-vulkan-drivers cmake libsdl2-gfx-dev fonts-dejavu-core)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -98,6 +98,11 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     let lines = json_lines(&output);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["step"], 51200);
+    let curve = root.join("out/run/learning_curve");
+    let svg = std::fs::read_to_string(curve.with_extension("svg")).unwrap();
+    assert!(svg.contains("training step"), "{svg}");
+    let png = std::fs::read(curve.with_extension("png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -7,6 +7,7 @@
 //! `Device::without_autodiff()`, and the policy is an [`Agent`], which can only be built
 //! from a `valid()` copy: nothing here can record a gradient.
 
+pub mod curve;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use gradless_policy::{
 use serde::Serialize;
 use thiserror::Error;
 
+pub use curve::write_learning_curve;
 pub use stats::{ReturnSummary, summarise};
 
 /// Why a checkpoint could not be evaluated.

@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, InferenceDevice};
 use gradless_evaluator::{
-    CheckpointEvaluation, EvalSettings, discover, evaluate_checkpoint, write_outputs,
+    CheckpointEvaluation, EvalSettings, discover, evaluate_checkpoint, write_learning_curve,
+    write_outputs,
 };
 
 use crate::output::print_json_line;
@@ -138,6 +139,15 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                 .iter()
                 .max_by(|a, b| a.summary.iqm.total_cmp(&b.summary.iqm))
         {
+            let folder = match &args.out {
+                Some(out) => out.join(run.file_name().unwrap_or_default()),
+                None => run.join("eval"),
+            };
+            let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
+            let title = format!("{} on {}", run.display(), best.env);
+            for file in write_learning_curve(&points, &title, &folder.join("learning_curve"))? {
+                tracing::info!(file = %file.display(), "learning curve written");
+            }
             tracing::info!(
                 run = %run.display(),
                 best = %best.checkpoint.display(),
