@@ -170,3 +170,30 @@ fn export_writes_sequential_keys_and_refuses_bad_checkpoints_cleanly() {
     assert!(!refused.exists(), "no file is left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_eval_prints_one_json_line_per_device_and_size() {
+    let output = gradless(&[
+        "--json",
+        "bench",
+        "eval",
+        "--checkpoint",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--num-envs",
+        "1,4",
+        "--seconds",
+        "0.05",
+        "--repeats",
+        "1",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 2);
+    for (line, n) in lines.iter().zip([1, 4]) {
+        assert_eq!(line["device"], "flex");
+        assert_eq!(line["num_envs"], n);
+        assert!(line["steps_per_sec"].as_f64().unwrap() > 0.0);
+    }
+}

@@ -82,7 +82,7 @@ fn safetensors_bytes(
     }
     let mut header = serde_json::to_vec(&header).expect("header serialises");
     // The data starts 8-byte aligned, as the format recommends.
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();

@@ -4,11 +4,15 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use gradless_device::{Backend, InferenceDevice};
 use gradless_envs::{
     Action, Actions, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
 };
+use gradless_policy::{Agent, Checkpoint, Selection};
 use serde::Serialize;
 
 use crate::output::print_json_line;
@@ -18,6 +22,38 @@ use crate::output::print_json_line;
 pub enum BenchCommand {
     /// Environment steps per second with random actions (env stepping only).
     Envs(EnvBenchArgs),
+    /// Evaluation throughput: greedy policy (inference device) plus env steps per second.
+    Eval(EvalBenchArgs),
+}
+
+/// Arguments of `gradless bench eval`.
+#[derive(Debug, Args)]
+pub struct EvalBenchArgs {
+    /// The checkpoint whose policy acts.
+    #[arg(long, default_value = "checkpoints/cartpole-v1-ppo")]
+    checkpoint: PathBuf,
+    /// Comma-separated devices: wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    device: Vec<String>,
+    /// Comma-separated numbers of envs (the policy's batch size).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,1024")]
+    num_envs: Vec<usize>,
+    /// Length of one timed window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Timed windows per size; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+}
+
+/// One measured device and size.
+#[derive(Debug, Serialize)]
+struct EvalBenchResult {
+    checkpoint: PathBuf,
+    device: String,
+    num_envs: usize,
+    steps_per_sec: f64,
+    repeats: usize,
 }
 
 /// Arguments of `gradless bench envs`.
@@ -54,6 +90,7 @@ struct EnvBenchResult {
 pub fn run(command: BenchCommand, json: bool) -> Result<()> {
     match command {
         BenchCommand::Envs(args) => bench_envs(&args, json),
+        BenchCommand::Eval(args) => bench_eval(&args, json),
     }
 }
 
@@ -99,6 +136,78 @@ fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
                 "{:<26} {:>9} {:>7} {:>16.0}",
                 result.env, result.num_envs, result.threads, result.steps_per_sec
             );
+        }
+    }
+    Ok(())
+}
+
+fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
+    if args.repeats == 0 || !args.seconds.is_finite() || args.seconds <= 0.0 {
+        bail!("--repeats must be at least 1 and --seconds positive");
+    }
+    if args.num_envs.contains(&0) {
+        bail!("--num-envs: every size must be at least 1");
+    }
+    let backends: Vec<Backend> = args
+        .device
+        .iter()
+        .map(|name| name.parse::<Backend>())
+        .collect::<Result<_, _>>()
+        .context("--device")?;
+    let checkpoint = Checkpoint::open(&args.checkpoint)?;
+    let env_id = checkpoint.metadata().env_id.clone();
+    if !json {
+        println!(
+            "{:<40} {:<8} {:>9} {:>16}",
+            "checkpoint", "device", "num_envs", "steps/s (median)"
+        );
+    }
+    for backend in backends {
+        let device = InferenceDevice::new(&gradless_device::open(backend)?);
+        let agent = Agent::load(&checkpoint, &device)?;
+        for &num_envs in &args.num_envs {
+            let mut env = make_vector(
+                &env_id,
+                num_envs,
+                AutoresetMode::NextStep,
+                MakeOptions::default(),
+            )?;
+            let dim = env.single_observation_space().flat_dim();
+            let mut observations = env.reset(Some(0)).to_vec();
+            let window = Duration::from_secs_f64(args.seconds);
+            let mut rates = Vec::with_capacity(args.repeats);
+            // The first window compiles kernels and warms caches; it is not counted.
+            for repeat in 0..=args.repeats {
+                let start = Instant::now();
+                let mut steps = 0u64;
+                while start.elapsed() < window {
+                    let actions = agent.act(&observations, dim, &device, Selection::Greedy)?;
+                    observations.copy_from_slice(env.step(actions.as_actions())?.observations);
+                    steps += num_envs as u64;
+                }
+                if repeat > 0 {
+                    rates.push(steps as f64 / start.elapsed().as_secs_f64());
+                }
+            }
+            let result = EvalBenchResult {
+                checkpoint: args.checkpoint.clone(),
+                device: backend.to_string(),
+                num_envs,
+                steps_per_sec: median(&mut rates),
+                repeats: args.repeats,
+            };
+            tracing::info!(device = %result.device, num_envs, steps_per_sec = result.steps_per_sec, "measured");
+            if json {
+                print_json_line(&result)?;
+            } else {
+                println!(
+                    "{:<40} {:<8} {:>9} {:>16.0}",
+                    result.checkpoint.display(),
+                    result.device,
+                    result.num_envs,
+                    result.steps_per_sec
+                );
+            }
         }
     }
     Ok(())
