@@ -300,10 +300,7 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
         ("summary.csv", csv),
     ] {
         let path = dir.join(name);
-        let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(io(&path))?;
+        gradless_policy::write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
     }
     Ok(())
 }

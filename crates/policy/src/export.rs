@@ -162,13 +162,7 @@ pub fn export_safetensors(
         );
     }
     let bytes = safetensors_bytes(&network, metadata)?;
-    let name = out.file_name().unwrap_or_default().to_string_lossy();
-    let temporary = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, out));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result.map_err(|source| ExportError::Io {
+    crate::files::write_atomically(out, &bytes).map_err(|source| ExportError::Io {
         path: out.to_path_buf(),
         source,
     })

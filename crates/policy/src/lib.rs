@@ -6,6 +6,7 @@
 pub mod acting;
 mod checkpoint;
 pub mod export;
+mod files;
 mod network;
 
 pub use acting::{
@@ -15,4 +16,5 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,
 };
+pub use files::write_atomically;
 pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork};
