@@ -8,6 +8,7 @@ mod checkpoint;
 pub mod export;
 mod files;
 mod network;
+mod tanh;
 
 pub use acting::{
     ActError, ActionBatch, Agent, EpisodePlan, SeededEpisode, Selection, run_episodes,

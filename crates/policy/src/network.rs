@@ -22,7 +22,7 @@ pub enum Activation {
 impl Activation {
     fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Activation::Tanh => activation::tanh(x),
+            Activation::Tanh => crate::tanh::tanh_tensor(x),
             Activation::Relu => activation::relu(x),
         }
     }
