@@ -11,6 +11,12 @@ use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
+// Tensor ops allocate and free a buffer per op. glibc returns buffers over its mmap
+// threshold (128 KiB at first) to the kernel, so a 1024-env rollout paid page faults on
+// every layer; mimalloc keeps freed pages for reuse (measured 1.5M -> 3.x M steps/s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Train, evaluate and benchmark reinforcement-learning agents on burn.
 #[derive(Debug, Parser)]
 #[command(name = "gradless", version, about)]
