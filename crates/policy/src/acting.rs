@@ -12,7 +12,7 @@ use gradless_envs::{Action, Actions, Env, EnvError, EnvRng, Observation};
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::network::{ActorCritic, Architecture, QNetwork};
+use crate::network::{ActorCritic, Architecture, QNetwork, TanhKernel};
 
 /// Why acting failed.
 #[derive(Debug, Error)]
@@ -148,7 +148,7 @@ pub fn gaussian_log_density_term(z: f64, log_std: f64) -> f64 {
 }
 
 /// A network ready to act: moved off autodiff (burn's `valid()`), so nothing it computes is
-/// recorded for backward.
+/// recorded for backward, and free to use the vectorised `tanh` on flex.
 #[derive(Debug, Clone)]
 pub struct Agent {
     network: AgentNetwork,
@@ -164,14 +164,16 @@ impl Agent {
     /// Acts with an inference copy of a PPO actor-critic.
     pub fn actor_critic(model: &ActorCritic) -> Self {
         Self {
-            network: AgentNetwork::ActorCritic(model.valid()),
+            network: AgentNetwork::ActorCritic(
+                model.valid().with_tanh_kernel(TanhKernel::Vectorised),
+            ),
         }
     }
 
     /// Acts with an inference copy of a DQN Q-network.
     pub fn q_network(model: &QNetwork) -> Self {
         Self {
-            network: AgentNetwork::QNetwork(model.valid()),
+            network: AgentNetwork::QNetwork(model.valid().with_tanh_kernel(TanhKernel::Vectorised)),
         }
     }
 

@@ -18,4 +18,4 @@ pub use checkpoint::{
     write_checkpoint,
 };
 pub use files::write_atomically;
-pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork};
+pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork, TanhKernel};

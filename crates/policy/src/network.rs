@@ -20,12 +20,25 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            Activation::Tanh => crate::tanh::tanh_tensor(x),
-            Activation::Relu => activation::relu(x),
+    fn apply<const D: usize>(self, x: Tensor<D>, kernel: TanhKernel) -> Tensor<D> {
+        match (self, kernel) {
+            (Activation::Tanh, TanhKernel::Burn) => activation::tanh(x),
+            (Activation::Tanh, TanhKernel::Vectorised) => crate::tanh::vectorised_tanh(x),
+            (Activation::Relu, _) => activation::relu(x),
         }
     }
+}
+
+/// How `tanh` is computed. Only inference copies choose: what the trainer differentiates, and
+/// what `gradless bench grad-modes` compares across grad modes, always runs burn's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TanhKernel {
+    /// burn's `tanh` on every device.
+    #[default]
+    Burn,
+    /// On a flex device without autodiff, a vectorised approximation within 6 ULP (burn-flex
+    /// calls libm one element at a time); burn's `tanh` everywhere else.
+    Vectorised,
 }
 
 /// A fully connected network: `Linear, Act, Linear, Act, ..., Linear`.
@@ -34,6 +47,8 @@ pub struct Mlp {
     layers: Vec<Linear>,
     #[module(skip)]
     activation: Activation,
+    #[module(skip)]
+    tanh: TanhKernel,
 }
 
 impl Mlp {
@@ -74,7 +89,11 @@ impl Mlp {
                 }
             })
             .collect();
-        Self { layers, activation }
+        Self {
+            layers,
+            activation,
+            tanh: TanhKernel::default(),
+        }
     }
 
     /// `[batch, input] -> [batch, output]`.
@@ -85,7 +104,7 @@ impl Mlp {
             if k == last {
                 y
             } else {
-                self.activation.apply(y)
+                self.activation.apply(y, self.tanh)
             }
         })
     }
@@ -98,6 +117,14 @@ impl Mlp {
     /// The activation between hidden layers.
     pub fn activation(&self) -> Activation {
         self.activation
+    }
+
+    /// The same network computing `tanh` with `kernel`.
+    pub fn with_tanh_kernel(self, kernel: TanhKernel) -> Self {
+        Self {
+            tanh: kernel,
+            ..self
+        }
     }
 }
 
@@ -251,6 +278,15 @@ impl ActorCritic {
     pub fn actor_network(&self) -> &Mlp {
         &self.actor
     }
+
+    /// The same networks computing `tanh` with `kernel`.
+    pub fn with_tanh_kernel(self, kernel: TanhKernel) -> Self {
+        Self {
+            actor: self.actor.with_tanh_kernel(kernel),
+            critic: self.critic.with_tanh_kernel(kernel),
+            log_std: self.log_std,
+        }
+    }
 }
 
 /// DQN's Q-network.
@@ -290,6 +326,13 @@ impl QNetwork {
     /// The network.
     pub fn network(&self) -> &Mlp {
         &self.net
+    }
+
+    /// The same network computing `tanh` with `kernel`.
+    pub fn with_tanh_kernel(self, kernel: TanhKernel) -> Self {
+        Self {
+            net: self.net.with_tanh_kernel(kernel),
+        }
     }
 }
 

@@ -32,12 +32,13 @@ pub fn tanh(x: f32) -> f32 {
     (x * horner(&NUMERATOR, s) / horner(&DENOMINATOR, s)).clamp(-1.0, 1.0)
 }
 
-/// `tanh` of every element. On a plain flex device (not autodiff: nothing here records a
-/// gradient) it runs the vectorised approximation over the tensor's memory; elsewhere it is
-/// burn's own `tanh`.
-pub fn tanh_tensor<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+/// `tanh` of every element. On a flex device without autodiff it runs the vectorised
+/// approximation over the tensor's memory (a host round trip, which would cut an autodiff
+/// graph); elsewhere it is burn's own `tanh`.
+pub fn vectorised_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if device != Device::flex() {
+    // Device equality ignores autodiff, so that is checked on its own.
+    if device != Device::flex() || x.is_autodiff() {
         return activation::tanh(x);
     }
     let mut data = x.into_data();
@@ -88,20 +89,41 @@ mod tests {
         assert!(tanh(f32::NAN).is_nan());
     }
 
+    fn inputs(device: &Device) -> Tensor<2> {
+        let values: Vec<f32> = (0..256).map(|k| (k as f32 - 128.0) / 16.0).collect();
+        Tensor::from_data(TensorData::new(values, [16, 16]), device)
+    }
+
+    fn values(x: Tensor<2>) -> Vec<f32> {
+        x.into_data().try_to_vec::<f32>().unwrap()
+    }
+
     #[test]
-    fn flex_tensors_take_the_approximation_and_match_burns_tanh() {
-        let inputs: Vec<f32> = (0..256).map(|k| (k as f32 - 128.0) / 16.0).collect();
-        let on = |device: &Device| {
-            let x = Tensor::<2>::from_data(TensorData::new(inputs.clone(), [16, 16]), device);
-            tanh_tensor(x).into_data().try_to_vec::<f32>().unwrap()
-        };
-        let plain = on(&Device::flex());
-        let expected: Vec<f32> = inputs.iter().map(|&x| tanh(x)).collect();
-        assert_eq!(plain, expected);
-        // On the autodiff device burn's own tanh runs; both agree to the approximation's error.
-        let tracked = on(&Device::flex().autodiff());
-        for (a, b) in plain.iter().zip(&tracked) {
+    fn plain_flex_tensors_take_the_approximation() {
+        let x = inputs(&Device::flex());
+        let expected: Vec<f32> = values(x.clone()).into_iter().map(tanh).collect();
+        assert_eq!(values(vectorised_tanh(x.clone())), expected);
+        // burn's own tanh agrees to within the approximation's error.
+        for (a, b) in expected.iter().zip(values(activation::tanh(x))) {
             assert!((a - b).abs() <= 4e-7, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn autodiff_tensors_keep_burns_tanh_and_their_gradient() {
+        let device = Device::flex().autodiff();
+        let x = inputs(&device).require_grad();
+        let y = vectorised_tanh(x.clone());
+        assert_eq!(values(y.clone()), values(activation::tanh(x.clone())));
+        let grads = y.sum().backward();
+        let grad = x.grad(&grads).expect("x keeps its gradient");
+        // d tanh / dx = 1 - tanh^2.
+        let expected: Vec<f32> = values(activation::tanh(x.inner()))
+            .iter()
+            .map(|t| 1.0 - t * t)
+            .collect();
+        for (a, b) in values(grad).iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
         }
     }
 }
