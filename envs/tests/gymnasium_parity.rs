@@ -7,8 +7,14 @@ use serde_json::Value;
 
 const OBS_TOLERANCE: f64 = 1e-5;
 
+/// Read when the test runs, not baked in at build time: a build cached from another
+/// checkout would otherwise look for that checkout's fixtures.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+}
+
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/{name}", manifest_dir());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -36,7 +42,7 @@ fn assert_close(got: &[f32], want: &[f64], context: &str) {
 fn replayed_cases_match_gymnasium() {
     let input = std::fs::read_to_string(format!(
         "{}/tests/fixtures/replay_input.json",
-        env!("CARGO_MANIFEST_DIR")
+        manifest_dir()
     ))
     .unwrap();
     let expected = fixture("replay_expected.json");

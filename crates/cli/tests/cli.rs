@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../envs/tests/fixtures")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../envs/tests/fixtures")
 }
 
 /// Writes a replay input document into `dir` as `input.json`.

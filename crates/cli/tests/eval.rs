@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn shipped(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
         .join("../../checkpoints")
         .join(name)
 }

@@ -320,7 +320,7 @@ mod tests {
     use burn::prelude::Device;
 
     fn shipped(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
             .join("../../checkpoints")
             .join(name)
     }

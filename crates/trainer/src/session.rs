@@ -782,9 +782,11 @@ mod tests {
 
     #[test]
     fn burn_version_is_the_locked_one() {
-        let lock =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
-                .unwrap();
+        let lock = std::fs::read_to_string(format!(
+            "{}/../../Cargo.lock",
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         assert!(
             lock.contains(&format!("name = \"burn\"\nversion = \"{BURN_VERSION}\"")),
             "Cargo.lock pins another burn than {BURN_VERSION}"
