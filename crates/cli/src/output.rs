@@ -13,6 +13,20 @@ pub fn print_json_line<T: Serialize>(value: &T) -> Result<()> {
     writeln!(stdout, "{line}").context("writing to stdout")
 }
 
+/// An error and its causes on one line, leaving out a cause whose text the line already
+/// holds (many errors end their message with their source's).
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// crash never leaves a truncated file behind.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -25,6 +39,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_lines_keep_every_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let repeated = anyhow::Error::new(io).context("out.json: disk full");
+        assert_eq!(error_line(&repeated), "out.json: disk full");
+        let chained = anyhow::anyhow!("disk full").context("writing out.json");
+        assert_eq!(error_line(&chained), "writing out.json: disk full");
+    }
 
     #[test]
     fn atomic_write_replaces_the_file_and_leaves_no_temporary() {

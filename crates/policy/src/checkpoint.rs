@@ -30,12 +30,13 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Error)]
 pub enum CheckpointError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    // Not a `source` field: the message already ends with it, and a chain would repeat it.
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// `metadata.json` is not valid metadata.
     #[error("{path}: invalid checkpoint metadata: {reason}")]
@@ -81,9 +82,9 @@ pub enum CheckpointError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
+    move |cause| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -259,7 +260,7 @@ pub fn write_checkpoint(
     if dir.exists() {
         return Err(CheckpointError::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "checkpoint exists"),
+            cause: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "checkpoint exists"),
         });
     }
     let name = dir

@@ -49,9 +49,9 @@ impl BinaryWriter {
     /// Writes the file (inside a checkpoint's staging directory, which is renamed into place
     /// only when complete).
     pub fn write(self, path: &Path) -> Result<(), CheckpointError> {
-        std::fs::write(path, &self.bytes).map_err(|source| CheckpointError::Io {
+        std::fs::write(path, &self.bytes).map_err(|cause| CheckpointError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
     }
 }
@@ -67,9 +67,9 @@ pub struct BinaryReader {
 impl BinaryReader {
     /// Opens `path` and checks its magic tag.
     pub fn open(path: &Path, magic: &[u8; 8]) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        let bytes = std::fs::read(path).map_err(|cause| CheckpointError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let mut reader = Self {
             path: path.to_path_buf(),
