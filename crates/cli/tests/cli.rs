@@ -160,3 +160,56 @@ fn bad_bench_sizes_are_refused_before_anything_is_measured() {
         String::from_utf8_lossy(&run.stdout)
     );
 }
+
+#[test]
+fn bench_grad_modes_reports_each_mode_and_draws_its_chart() {
+    let out = scratch("grad-modes");
+    let checkpoints = fixtures().join("../../../checkpoints");
+    let output = gradless(&[
+        "--json",
+        "bench",
+        "grad-modes",
+        checkpoints.join("cartpole-v1-ppo").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--batch",
+        "1,4",
+        "--seconds",
+        "0.01",
+        "--windows",
+        "1",
+        "--memory-steps",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    let modes: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|l| (l["batch"].as_u64().unwrap(), l["mode"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            (1, "inference"),
+            (1, "no_grad"),
+            (1, "tracked"),
+            (4, "inference"),
+            (4, "no_grad"),
+            (4, "tracked")
+        ]
+    );
+    for line in &lines {
+        assert_eq!(line["device"], "flex");
+        assert!(line["us_per_step"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["memory_growth_bytes"].is_i64(), "{line}");
+        assert_eq!(line["actions_identical"], true);
+    }
+    assert!(out.join("grad-modes-flex.svg").exists());
+    assert!(out.join("grad-modes-flex.png").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let bad = gradless(&["bench", "grad-modes", "--batch", "0", "--device", "flex"]);
+    assert_clean_failure(&bad, &["--batch"]);
+}

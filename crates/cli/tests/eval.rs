@@ -197,3 +197,35 @@ fn bench_eval_prints_one_json_line_per_device_and_size() {
         assert!(line["steps_per_sec"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn grad_mode_report_adds_the_measured_speedup() {
+    let out = scratch("eval-grad-modes");
+    let output = gradless(&[
+        "--json",
+        "eval",
+        shipped("cartpole-v1-dqn").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--episodes",
+        "2",
+        "--num-envs",
+        "8",
+        "--grad-mode-report",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = &json_lines(&output)[0]["grad_mode_report"];
+    assert_eq!(report["batch"], 8);
+    let no_grad = report["no_grad_us_per_step"].as_f64().unwrap();
+    let inference = report["inference_us_per_step"].as_f64().unwrap();
+    let speedup = report["inference_speedup"].as_f64().unwrap();
+    assert!((speedup - no_grad / inference).abs() < 1e-9, "{report}");
+    let written: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("cartpole-v1-dqn/grad_mode_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&written, report);
+    std::fs::remove_dir_all(&out).unwrap();
+}

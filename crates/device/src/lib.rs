@@ -7,7 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use burn::prelude::{Device, Tensor, TensorData};
+pub use burn::prelude::Device;
+use burn::prelude::{Tensor, TensorData};
 use burn::tensor::activation;
 use serde::Serialize;
 use thiserror::Error;

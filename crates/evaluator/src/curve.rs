@@ -2,43 +2,28 @@
 //! its 95% bootstrap interval shaded, as SVG and PNG.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use plotters::prelude::*;
-use plotters::style::FontStyle;
+use gradless_plots::plotters::prelude::*;
+use gradless_plots::{FONT, Figure, write_svg_and_png};
 
 use crate::{CheckpointEvaluation, EvalError};
 
-/// Where the text font is looked for (Debian's `fonts-dejavu-core`, which
-/// `scripts/setup.sh` installs).
-const FONT_PATHS: [&str; 2] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
+struct LearningCurve<'a> {
+    title: &'a str,
+    evaluations: &'a [&'a CheckpointEvaluation],
+}
 
-fn register_font() -> Result<(), String> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            let bytes = FONT_PATHS
-                .iter()
-                .find_map(|path| std::fs::read(path).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "no font for the plot text at {} (install fonts-dejavu-core)",
-                        FONT_PATHS.join(" or ")
-                    )
-                })?;
-            // plotters keeps fonts for the life of the process.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-                .map_err(|_| "the font file could not be read".to_string())
-        })
-        .clone()
+impl Figure for LearningCurve<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, gradless_plots::plotters::coord::Shift>,
+    ) -> Result<(), String> {
+        draw(root, self.title, self.evaluations)
+    }
 }
 
 fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+    root: DrawingArea<DB, gradless_plots::plotters::coord::Shift>,
     title: &str,
     evaluations: &[&CheckpointEvaluation],
 ) -> Result<(), String> {
@@ -52,7 +37,7 @@ fn draw<DB: DrawingBackend>(
         });
     let margin = ((high - low) * 0.05).max(1.0);
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(title, (FONT, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -97,31 +82,8 @@ pub fn write_learning_curve(
     title: &str,
     stem: &Path,
 ) -> Result<Vec<PathBuf>, EvalError> {
-    let failed = |path: &Path, reason: String| EvalError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(reason),
-    };
-    if let Some(folder) = stem.parent() {
-        std::fs::create_dir_all(folder).map_err(|source| EvalError::Io {
-            path: folder.to_path_buf(),
-            source,
-        })?;
-    }
-    let svg = stem.with_extension("svg");
-    // Text is laid out with this font in both formats.
-    register_font().map_err(|reason| failed(&svg, reason))?;
-    draw(
-        SVGBackend::new(&svg, (800, 500)).into_drawing_area(),
-        title,
-        evaluations,
-    )
-    .map_err(|reason| failed(&svg, reason))?;
-    let png = stem.with_extension("png");
-    draw(
-        BitMapBackend::new(&png, (800, 500)).into_drawing_area(),
-        title,
-        evaluations,
-    )
-    .map_err(|reason| failed(&png, reason))?;
-    Ok(vec![svg, png])
+    write_svg_and_png(&LearningCurve { title, evaluations }, stem).map_err(|e| EvalError::Io {
+        source: std::io::Error::other(e.reason),
+        path: e.path,
+    })
 }

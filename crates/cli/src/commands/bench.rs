@@ -15,6 +15,9 @@ use gradless_envs::{
 use gradless_policy::{Agent, Checkpoint, Selection};
 use serde::Serialize;
 
+use gradless_grad_modes::median;
+
+use crate::commands::grad_modes::{self, GradModesArgs};
 use crate::output::print_json_line;
 
 /// What `gradless bench` can measure.
@@ -24,6 +27,9 @@ pub enum BenchCommand {
     Envs(EnvBenchArgs),
     /// Evaluation throughput: greedy policy (inference device) plus env steps per second.
     Eval(EvalBenchArgs),
+    /// What gradient tracking costs during evaluation: time per policy step and leftover
+    /// memory with grads tracked, under no_grad and in inference mode.
+    GradModes(GradModesArgs),
 }
 
 /// Arguments of `gradless bench eval`.
@@ -91,6 +97,7 @@ pub fn run(command: BenchCommand, json: bool) -> Result<()> {
     match command {
         BenchCommand::Envs(args) => bench_envs(&args, json),
         BenchCommand::Eval(args) => bench_eval(&args, json),
+        BenchCommand::GradModes(args) => grad_modes::bench(&args, json),
     }
 }
 
@@ -375,25 +382,9 @@ impl Stepper {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-    }
 
     #[test]
     fn a_short_window_counts_steps_for_single_and_vector_envs() {

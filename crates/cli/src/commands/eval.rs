@@ -4,13 +4,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gradless_device::{Backend, InferenceDevice};
+use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
     CheckpointEvaluation, EvalSettings, discover, evaluate_checkpoint, write_learning_curve,
     write_outputs,
 };
 
-use crate::output::print_json_line;
+use gradless_grad_modes::{Speedup, inference_speedup};
+use gradless_policy::Checkpoint;
+use serde::Serialize;
+
+use crate::commands::grad_modes;
+use crate::output::{error_line, print_json_line, write_atomically};
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
@@ -40,6 +45,28 @@ pub struct EvalArgs {
     /// checkpoint); default: an `eval` folder inside each checkpoint.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also measure, per checkpoint, how much faster its policy runs in inference mode than
+    /// under no_grad at a batch of NUM_ENVS (written to grad_mode_report.json too).
+    #[arg(long)]
+    grad_mode_report: bool,
+}
+
+/// A checkpoint's evaluation as printed with `--json`.
+#[derive(Serialize)]
+struct EvaluationLine<'a> {
+    #[serde(flatten)]
+    evaluation: &'a CheckpointEvaluation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grad_mode_report: Option<Speedup>,
+}
+
+/// Times the checkpoint's policy under no_grad and in inference mode on `base`.
+fn grad_mode_report(checkpoint: &Path, base: &Device, batch: usize, dir: &Path) -> Result<Speedup> {
+    let opened = Checkpoint::open(checkpoint)?;
+    let speedup = inference_speedup(&opened, base, batch, &grad_modes::report_plan())?;
+    let json = serde_json::to_vec_pretty(&speedup).context("serialising the grad-mode report")?;
+    write_atomically(&dir.join("grad_mode_report.json"), &json)?;
+    Ok(speedup)
 }
 
 fn output_dir(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> PathBuf {
@@ -81,7 +108,8 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         bail!("--episodes and --num-envs must be at least 1");
     }
     let backend: Backend = args.device.parse().context("--device")?;
-    let device = InferenceDevice::new(&gradless_device::open(backend)?);
+    let base = gradless_device::open(backend)?;
+    let device = InferenceDevice::new(&base);
     let settings = EvalSettings {
         episodes: args.episodes,
         num_envs: args.num_envs,
@@ -111,25 +139,45 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     for target in &targets {
         let mut evaluated = Vec::new();
         for checkpoint in &target.checkpoints {
-            let result =
-                evaluate_checkpoint(checkpoint, &settings, &device).and_then(|evaluation| {
-                    let dir = output_dir(args.out.as_deref(), checkpoint, target.run.as_deref());
+            let dir = output_dir(args.out.as_deref(), checkpoint, target.run.as_deref());
+            let result = evaluate_checkpoint(checkpoint, &settings, &device)
+                .and_then(|evaluation| {
                     write_outputs(&evaluation, &dir)?;
                     Ok(evaluation)
+                })
+                .map_err(anyhow::Error::from)
+                .and_then(|evaluation| {
+                    let report = args
+                        .grad_mode_report
+                        .then(|| grad_mode_report(checkpoint, &base, args.num_envs, &dir))
+                        .transpose()?;
+                    Ok((evaluation, report))
                 });
             match result {
-                Ok(evaluation) => {
+                Ok((evaluation, report)) => {
                     if json {
-                        print_json_line(&evaluation)?;
+                        print_json_line(&EvaluationLine {
+                            evaluation: &evaluation,
+                            grad_mode_report: report,
+                        })?;
                     } else {
                         print_row(&evaluation);
+                        if let Some(r) = report {
+                            println!(
+                                "  inference mode vs no_grad at batch {}: {:.2}x faster ({:.1} vs {:.1} us per policy step)",
+                                r.batch,
+                                r.inference_speedup,
+                                r.inference_us_per_step,
+                                r.no_grad_us_per_step
+                            );
+                        }
                     }
                     evaluated.push(evaluation);
                 }
                 // One checkpoint: its error is the command's error.
-                Err(error) if total == 1 => return Err(error.into()),
+                Err(error) if total == 1 => return Err(error),
                 Err(error) => {
-                    eprintln!("error: {error}");
+                    eprintln!("error: {}", error_line(&error));
                     failed += 1;
                 }
             }

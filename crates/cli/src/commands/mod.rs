@@ -5,5 +5,6 @@ pub mod devices;
 pub mod envs;
 pub mod eval;
 pub mod export;
+pub mod grad_modes;
 pub mod replay;
 pub mod train;

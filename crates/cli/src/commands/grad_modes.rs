@@ -1,0 +1,152 @@
+//! `gradless bench grad-modes`: what gradient tracking costs a policy that only evaluates,
+//! and the quick comparison behind `gradless eval --grad-mode-report`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use gradless_device::Backend;
+use gradless_grad_modes::{GradMode, Measurement, Plan, measure, write_charts};
+use gradless_policy::Checkpoint;
+
+use crate::output::print_json_line;
+
+/// Arguments of `gradless bench grad-modes`.
+#[derive(Debug, Args)]
+pub struct GradModesArgs {
+    /// The checkpoint whose policy runs.
+    #[arg(default_value = "checkpoints/cartpole-v1-ppo")]
+    checkpoint: PathBuf,
+    /// Comma-separated devices: wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    device: Vec<String>,
+    /// Comma-separated batch sizes (observations per policy step).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256,4096")]
+    batch: Vec<usize>,
+    /// Length of one timed window, in seconds.
+    #[arg(long, default_value_t = 0.5)]
+    seconds: f64,
+    /// Timed windows per mode and batch (alternating between modes); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    windows: usize,
+    /// Steps of the forward-only rollout whose leftover memory is measured.
+    #[arg(long, default_value_t = 10_000)]
+    memory_steps: usize,
+    /// Stop a memory rollout early once resident memory has grown by this many MiB.
+    #[arg(long, default_value_t = 2048)]
+    memory_limit_mib: u64,
+    /// Folder for the bar charts (grad-modes-<device>.svg and .png).
+    #[arg(long, default_value = "runs/bench")]
+    out: PathBuf,
+}
+
+fn check_timing(seconds: f64, windows: usize) -> Result<Duration> {
+    if windows == 0 || !seconds.is_finite() || seconds <= 0.0 {
+        bail!("--windows must be at least 1 and --seconds positive");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The plan of `gradless eval --grad-mode-report`: timing only, a few short windows.
+pub fn report_plan() -> Plan {
+    Plan {
+        batches: Vec::new(),
+        window: Duration::from_millis(200),
+        windows: 5,
+        warmup_steps: 5,
+        memory_steps: 0,
+        memory_limit_bytes: 0,
+    }
+}
+
+fn mib(bytes: i64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn print_row(m: &Measurement, inference_us: f64) {
+    println!(
+        "{:<6} {:>6} {:<10} {:>12.1} {:>14.0} {:>9.2}x {:>8} {:>13} {:>12}",
+        m.device,
+        m.batch,
+        m.mode.name(),
+        m.us_per_step,
+        m.steps_per_sec,
+        m.us_per_step / inference_us,
+        m.memory_steps,
+        mib(m.memory_growth_bytes),
+        m.device_memory_growth_bytes
+            .map_or_else(|| "-".to_string(), mib),
+    );
+}
+
+/// Runs `gradless bench grad-modes`.
+pub fn bench(args: &GradModesArgs, json: bool) -> Result<()> {
+    let window = check_timing(args.seconds, args.windows)?;
+    if args.batch.is_empty() || args.batch.contains(&0) {
+        bail!("--batch: every size must be at least 1");
+    }
+    let backends: Vec<Backend> = args
+        .device
+        .iter()
+        .map(|name| name.parse::<Backend>())
+        .collect::<Result<_, _>>()
+        .context("--device")?;
+    let checkpoint = Checkpoint::open(&args.checkpoint)?;
+    let plan = Plan {
+        batches: args.batch.clone(),
+        window,
+        windows: args.windows,
+        warmup_steps: 20,
+        memory_steps: args.memory_steps,
+        memory_limit_bytes: args.memory_limit_mib.saturating_mul(1024 * 1024),
+    };
+    if !json {
+        println!(
+            "{:<6} {:>6} {:<10} {:>12} {:>14} {:>10} {:>8} {:>13} {:>12}",
+            "device",
+            "batch",
+            "mode",
+            "us/step",
+            "obs/s",
+            "vs infer",
+            "mem steps",
+            "RSS grow MiB",
+            "dev grow MiB"
+        );
+    }
+    let mut all = Vec::new();
+    for backend in backends {
+        let base = gradless_device::open(backend)?;
+        let mut pending = Vec::new();
+        let measured = measure(&checkpoint, backend.name(), &base, &plan, |m| {
+            tracing::info!(device = %m.device, batch = m.batch, mode = %m.mode, us_per_step = m.us_per_step, memory_growth_bytes = m.memory_growth_bytes, "measured");
+            pending.push(m.clone());
+            // A batch's rows are printed together, relative to its inference time.
+            if pending.len() == GradMode::ALL.len() {
+                let inference = pending
+                    .iter()
+                    .find(|p| p.mode == GradMode::Inference)
+                    .map_or(f64::NAN, |p| p.us_per_step);
+                for p in pending.drain(..) {
+                    if json {
+                        // stdout closed: nothing more to do with this line.
+                        let _ = print_json_line(&p);
+                    } else {
+                        print_row(&p, inference);
+                    }
+                }
+            }
+        })?;
+        all.extend(measured);
+    }
+    for file in write_charts(&all, &args.out)? {
+        tracing::info!(file = %file.display(), "chart written");
+    }
+    if all.iter().all(|m| m.actions_identical) {
+        tracing::info!("actions identical in all three modes at every device and batch");
+        Ok(())
+    } else {
+        bail!("the three modes chose different actions on the same inputs (see actions_identical)")
+    }
+}

@@ -1,0 +1,357 @@
+//! Timing and memory of one policy in the three grad modes, side by side.
+
+use std::time::{Duration, Instant};
+
+use burn::prelude::Device;
+use gradless_device::InferenceDevice;
+use gradless_envs::{AutoresetMode, EnvError, MakeOptions, make_vector};
+use gradless_policy::{ActError, ActionBatch, Agent, Checkpoint, CheckpointError, Selection};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::memory::resident_bytes;
+use crate::mode::{GradMode, ModedPolicy};
+
+/// Observation batches the policies cycle through: real states from a greedy rollout.
+const INPUT_BATCHES: usize = 8;
+
+/// How much to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Batch sizes (observations per policy step).
+    pub batches: Vec<usize>,
+    /// Length of one timed window.
+    pub window: Duration,
+    /// Timed windows per mode and batch; the median is reported.
+    pub windows: usize,
+    /// Untimed steps per mode first (kernel compilation, allocator warm-up).
+    pub warmup_steps: usize,
+    /// Steps of the forward-only rollout whose leftover memory is measured.
+    pub memory_steps: usize,
+    /// The rollout stops early once resident memory has grown by this much.
+    pub memory_limit_bytes: u64,
+}
+
+/// One device, batch and mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// The backend (`flex`, `wgpu`).
+    pub device: String,
+    /// Observations per policy step.
+    pub batch: usize,
+    /// The grad mode.
+    pub mode: GradMode,
+    /// Median time of one policy step (upload, forward, greedy selection, read-back).
+    pub us_per_step: f64,
+    /// Observations acted on per second at that median.
+    pub steps_per_sec: f64,
+    /// Timed windows behind the median.
+    pub windows: usize,
+    /// Forward-only steps the memory rollout ran (fewer than planned if it hit the limit).
+    pub memory_steps: usize,
+    /// Growth of the process's resident memory over the rollout, outputs dropped.
+    pub memory_growth_bytes: i64,
+    /// Growth of the device allocator's live bytes, where the backend reports it.
+    pub device_memory_growth_bytes: Option<i64>,
+    /// Whether this mode chose the same actions as the others on every input batch.
+    pub actions_identical: bool,
+}
+
+/// Inference mode against `no_grad` for one policy at one batch.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Speedup {
+    /// Observations per policy step.
+    pub batch: usize,
+    /// Median time of a `no_grad` step.
+    pub no_grad_us_per_step: f64,
+    /// Median time of an inference-mode step.
+    pub inference_us_per_step: f64,
+    /// `no_grad` time over inference time.
+    pub inference_speedup: f64,
+}
+
+/// Why a measurement failed.
+#[derive(Debug, Error)]
+pub enum GradModeError {
+    /// The checkpoint could not be loaded.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The policy failed to act.
+    #[error(transparent)]
+    Act(#[from] ActError),
+    /// The env behind the input batches failed.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// A plan that cannot be measured.
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// Observation batches from a greedy rollout of the checkpoint's policy in its env.
+fn input_batches(
+    checkpoint: &Checkpoint,
+    base: &Device,
+    batch: usize,
+) -> Result<(Vec<Vec<f32>>, usize), GradModeError> {
+    let device = InferenceDevice::new(base);
+    let agent = Agent::load(checkpoint, &device)?;
+    let mut envs = make_vector(
+        &checkpoint.metadata().env_id,
+        batch,
+        AutoresetMode::NextStep,
+        MakeOptions::default(),
+    )?;
+    let dim = envs.single_observation_space().flat_dim();
+    let mut observations = envs.reset(Some(0)).to_vec();
+    let mut batches = Vec::with_capacity(INPUT_BATCHES);
+    for _ in 0..INPUT_BATCHES {
+        let actions = agent.act(&observations, dim, &device, Selection::Greedy)?;
+        batches.push(observations.clone());
+        observations.copy_from_slice(envs.step(actions.as_actions())?.observations);
+    }
+    Ok((batches, dim))
+}
+
+/// Whether every policy picks the same actions on every input batch.
+fn actions_agree(
+    policies: &[ModedPolicy],
+    inputs: &[Vec<f32>],
+    dim: usize,
+) -> Result<bool, ActError> {
+    for input in inputs {
+        let actions: Vec<ActionBatch> = policies
+            .iter()
+            .map(|p| p.step(input, dim))
+            .collect::<Result<_, _>>()?;
+        if actions.windows(2).any(|pair| pair[0] != pair[1]) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Median microseconds per step of each policy. Windows alternate between the policies so
+/// that a noisy stretch of the machine hits them all alike.
+fn time_steps(
+    policies: &[ModedPolicy],
+    inputs: &[Vec<f32>],
+    dim: usize,
+    plan: &Plan,
+) -> Result<Vec<f64>, ActError> {
+    for policy in policies {
+        for k in 0..plan.warmup_steps {
+            policy.step(&inputs[k % inputs.len()], dim)?;
+        }
+        policy.sync()?;
+    }
+    let mut samples = vec![Vec::with_capacity(plan.windows); policies.len()];
+    for _ in 0..plan.windows {
+        for (policy, samples) in policies.iter().zip(&mut samples) {
+            let start = Instant::now();
+            let mut steps = 0usize;
+            // Each step reads its actions back, which waits for the device.
+            while steps == 0 || start.elapsed() < plan.window {
+                policy.step(&inputs[steps % inputs.len()], dim)?;
+                steps += 1;
+            }
+            samples.push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
+        }
+    }
+    Ok(samples.iter_mut().map(|s| median(s)).collect())
+}
+
+/// What a forward-only rollout leaves behind: steps run, resident growth, device growth.
+fn memory_rollout(
+    policy: &ModedPolicy,
+    inputs: &[Vec<f32>],
+    dim: usize,
+    plan: &Plan,
+) -> Result<(usize, i64, Option<i64>), ActError> {
+    policy.sync()?;
+    let resident_before = resident_bytes().unwrap_or(0);
+    let device_before = policy.device_bytes_in_use();
+    let mut steps = 0;
+    while steps < plan.memory_steps {
+        policy.step(&inputs[steps % inputs.len()], dim)?;
+        steps += 1;
+        if steps.is_multiple_of(100)
+            && resident_bytes()
+                .unwrap_or(0)
+                .saturating_sub(resident_before)
+                > plan.memory_limit_bytes
+        {
+            break;
+        }
+    }
+    policy.sync()?;
+    let growth = resident_bytes().unwrap_or(0) as i64 - resident_before as i64;
+    let device_growth = device_before
+        .zip(policy.device_bytes_in_use())
+        .map(|(before, after)| after as i64 - before as i64);
+    Ok((steps, growth, device_growth))
+}
+
+/// Measures the checkpoint's policy on `base` (named `device_name`) in all three modes at
+/// every batch of the plan; `on_measurement` sees each result as it is made.
+///
+/// Graphs recorded in tracked mode are never freed (burn frees graph state only in
+/// `backward`), so their memory stays with the process: memory is measured as growth, with
+/// the leakiest mode last.
+pub fn measure(
+    checkpoint: &Checkpoint,
+    device_name: &str,
+    base: &Device,
+    plan: &Plan,
+    mut on_measurement: impl FnMut(&Measurement),
+) -> Result<Vec<Measurement>, GradModeError> {
+    if plan.windows == 0 || plan.batches.contains(&0) {
+        return Err(GradModeError::Plan(
+            "need at least one timed window and batches of at least 1".into(),
+        ));
+    }
+    let mut results = Vec::new();
+    for &batch in &plan.batches {
+        let (inputs, dim) = input_batches(checkpoint, base, batch)?;
+        let policies: Vec<ModedPolicy> = [GradMode::Inference, GradMode::NoGrad, GradMode::Tracked]
+            .into_iter()
+            .map(|mode| ModedPolicy::load(checkpoint, base, mode))
+            .collect::<Result<_, _>>()?;
+        let identical = actions_agree(&policies, &inputs, dim)?;
+        let times = time_steps(&policies, &inputs, dim, plan)?;
+        for (policy, us_per_step) in policies.iter().zip(times) {
+            let (memory_steps, memory_growth_bytes, device_memory_growth_bytes) =
+                memory_rollout(policy, &inputs, dim, plan)?;
+            let measurement = Measurement {
+                device: device_name.to_string(),
+                batch,
+                mode: policy.mode(),
+                us_per_step,
+                steps_per_sec: batch as f64 * 1e6 / us_per_step,
+                windows: plan.windows,
+                memory_steps,
+                memory_growth_bytes,
+                device_memory_growth_bytes,
+                actions_identical: identical,
+            };
+            on_measurement(&measurement);
+            results.push(measurement);
+        }
+    }
+    Ok(results)
+}
+
+/// How much faster inference mode is than `no_grad` for this policy at `batch`: the
+/// number `gradless eval --grad-mode-report` shows.
+pub fn inference_speedup(
+    checkpoint: &Checkpoint,
+    base: &Device,
+    batch: usize,
+    plan: &Plan,
+) -> Result<Speedup, GradModeError> {
+    if plan.windows == 0 || batch == 0 {
+        return Err(GradModeError::Plan(
+            "need at least one timed window and a batch of at least 1".into(),
+        ));
+    }
+    let (inputs, dim) = input_batches(checkpoint, base, batch)?;
+    let policies = [GradMode::NoGrad, GradMode::Inference]
+        .into_iter()
+        .map(|mode| ModedPolicy::load(checkpoint, base, mode))
+        .collect::<Result<Vec<_>, _>>()?;
+    let times = time_steps(&policies, &inputs, dim, plan)?;
+    Ok(Speedup {
+        batch,
+        no_grad_us_per_step: times[0],
+        inference_us_per_step: times[1],
+        inference_speedup: times[0] / times[1],
+    })
+}
+
+/// The median (the mean of the middle two for even counts).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::tests::shipped;
+
+    fn quick_plan(batches: Vec<usize>) -> Plan {
+        Plan {
+            batches,
+            window: Duration::from_millis(20),
+            windows: 3,
+            warmup_steps: 2,
+            memory_steps: 300,
+            memory_limit_bytes: 1 << 30,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    /// Forward-only steps with tracked parameters keep their graphs (and the activations
+    /// saved for backward); inference mode keeps nothing.
+    #[test]
+    fn tracked_rollouts_leave_memory_behind_and_inference_rollouts_do_not() {
+        let _exclusive = crate::memory::RESIDENT_MEMORY_TESTS.lock().unwrap();
+        let mut seen = Vec::new();
+        let results = measure(
+            &shipped("cartpole-v1-ppo"),
+            "flex",
+            &Device::flex(),
+            &quick_plan(vec![256]),
+            |m| seen.push(m.mode),
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            [GradMode::Inference, GradMode::NoGrad, GradMode::Tracked]
+        );
+        let by_mode = |mode| results.iter().find(|m| m.mode == mode).unwrap();
+        for m in &results {
+            assert!(m.actions_identical && m.us_per_step > 0.0 && m.memory_steps == 300);
+        }
+        // 300 steps of a 256-row batch through 64-wide layers save at least 256*64*4 bytes
+        // per hidden layer per step when tracked: 40 MB.
+        let tracked = by_mode(GradMode::Tracked).memory_growth_bytes;
+        assert!(tracked > 20_000_000, "tracked grew {tracked} bytes");
+        let inference = by_mode(GradMode::Inference).memory_growth_bytes;
+        assert!(inference < tracked / 10, "inference grew {inference} bytes");
+    }
+
+    #[test]
+    fn speedup_compares_no_grad_with_inference() {
+        let speedup = inference_speedup(
+            &shipped("cartpole-v1-dqn"),
+            &Device::flex(),
+            16,
+            &quick_plan(vec![]),
+        )
+        .unwrap();
+        assert_eq!(speedup.batch, 16);
+        let ratio = speedup.no_grad_us_per_step / speedup.inference_us_per_step;
+        assert!((speedup.inference_speedup - ratio).abs() < 1e-12);
+        assert!(speedup.inference_speedup > 0.0);
+    }
+
+    #[test]
+    fn empty_plans_are_refused() {
+        let mut plan = quick_plan(vec![0]);
+        let checkpoint = shipped("cartpole-v1-ppo");
+        assert!(measure(&checkpoint, "flex", &Device::flex(), &plan, |_| {}).is_err());
+        plan.batches = vec![4];
+        plan.windows = 0;
+        assert!(measure(&checkpoint, "flex", &Device::flex(), &plan, |_| {}).is_err());
+    }
+}

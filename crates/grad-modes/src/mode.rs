@@ -1,0 +1,183 @@
+//! The three grad modes and a checkpoint's policy loaded in one of them.
+
+use std::fmt;
+
+use burn::prelude::{Device, Int, Module, Tensor};
+use gradless_device::{InferenceDevice, TrainingDevice};
+use gradless_policy::acting::{observation_tensor, read_f32};
+use gradless_policy::{
+    ActError, ActionBatch, ActorCritic, Architecture, Checkpoint, CheckpointError, QNetwork,
+};
+use serde::Serialize;
+
+/// How a policy runs with respect to gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradMode {
+    /// On the autodiff device with every parameter requiring grad: PyTorch's default.
+    Tracked,
+    /// On the autodiff device after `model.no_grad()`: nothing requires grad, but every op
+    /// still goes through the autodiff layer (PyTorch's `torch.no_grad()`).
+    NoGrad,
+    /// `model.valid()` on the device without autodiff (PyTorch's `torch.inference_mode()`).
+    Inference,
+}
+
+impl GradMode {
+    /// Every mode, most bookkeeping first.
+    pub const ALL: [GradMode; 3] = [GradMode::Tracked, GradMode::NoGrad, GradMode::Inference];
+
+    /// The name in output and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            GradMode::Tracked => "tracked",
+            GradMode::NoGrad => "no_grad",
+            GradMode::Inference => "inference",
+        }
+    }
+}
+
+impl fmt::Display for GradMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug)]
+enum Network {
+    ActorCritic(ActorCritic),
+    QNetwork(QNetwork),
+}
+
+/// A checkpoint's policy (PPO's actor or DQN's Q-network) on one device in one grad mode.
+/// Every mode computes with burn's own kernels, so that only the grad mode differs.
+#[derive(Debug)]
+pub struct ModedPolicy {
+    mode: GradMode,
+    device: Device,
+    network: Network,
+}
+
+impl ModedPolicy {
+    /// Loads the checkpoint's policy onto `base` (a device without autodiff) in `mode`.
+    pub fn load(
+        checkpoint: &Checkpoint,
+        base: &Device,
+        mode: GradMode,
+    ) -> Result<Self, CheckpointError> {
+        let device = match mode {
+            GradMode::Tracked | GradMode::NoGrad => TrainingDevice::new(base).device().clone(),
+            GradMode::Inference => InferenceDevice::new(base).device().clone(),
+        };
+        fn in_mode<M: Module>(module: M, mode: GradMode) -> M {
+            match mode {
+                GradMode::Tracked => module,
+                GradMode::NoGrad => module.no_grad(),
+                GradMode::Inference => module.valid(),
+            }
+        }
+        let network = match checkpoint.metadata().architecture {
+            Architecture::ActorCritic { .. } => {
+                Network::ActorCritic(in_mode(checkpoint.load_actor_critic(&device)?, mode))
+            }
+            Architecture::QNetwork { .. } => {
+                Network::QNetwork(in_mode(checkpoint.load_q_network(&device)?, mode))
+            }
+        };
+        Ok(Self {
+            mode,
+            device,
+            network,
+        })
+    }
+
+    /// The mode it runs in.
+    pub fn mode(&self) -> GradMode {
+        self.mode
+    }
+
+    /// How many parameter tensors require grad (all of them when tracked, none otherwise).
+    pub fn parameters_requiring_grad(&self) -> (usize, usize) {
+        struct Count(usize, usize);
+        impl burn::module::ModuleVisitor for Count {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0 += usize::from(param.val().is_require_grad());
+                self.1 += 1;
+            }
+        }
+        let mut count = Count(0, 0);
+        match &self.network {
+            Network::ActorCritic(model) => model.visit(&mut count),
+            Network::QNetwork(model) => model.visit(&mut count),
+        }
+        (count.0, count.1)
+    }
+
+    /// One policy step: uploads `observations` (`rows * dim` values), runs the network,
+    /// selects greedy actions on the device (argmax, or the Gaussian mean) and reads them back.
+    pub fn step(&self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
+        let x = observation_tensor(observations, dim, &self.device);
+        let (outputs, continuous) = match &self.network {
+            Network::ActorCritic(model) => (model.actor(x), model.log_std().is_some()),
+            Network::QNetwork(model) => (model.forward(x), false),
+        };
+        if continuous {
+            return read_f32(outputs).map(ActionBatch::Continuous);
+        }
+        let actions: Tensor<2, Int> = outputs.argmax(1);
+        let data = actions
+            .try_into_data()
+            .map_err(|e| ActError::Device(e.to_string()))?;
+        data.convert::<i64>()
+            .try_into_vec::<i64>()
+            .map(ActionBatch::Discrete)
+            .map_err(|e| ActError::Device(format!("{e:?}")))
+    }
+
+    /// Waits for the device's queued work.
+    pub fn sync(&self) -> Result<(), ActError> {
+        self.device
+            .sync()
+            .map_err(|e| ActError::Device(e.to_string()))
+    }
+
+    /// Bytes the device's allocator holds in live allocations, where the backend reports it.
+    pub fn device_bytes_in_use(&self) -> Option<u64> {
+        self.device
+            .memory_pool_usage()
+            .map(|usage| usage.bytes_in_use)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    pub(crate) fn shipped(name: &str) -> Checkpoint {
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+        Checkpoint::open(&PathBuf::from(root).join("../../checkpoints").join(name)).unwrap()
+    }
+
+    #[test]
+    fn modes_differ_only_in_grad_bookkeeping() {
+        let checkpoint = shipped("cartpole-v1-ppo");
+        let base = Device::flex();
+        let observations: Vec<f32> = (0..64).map(|k| ((k as f32) * 0.37).sin() * 0.2).collect();
+        let mut actions = Vec::new();
+        for mode in GradMode::ALL {
+            let policy = ModedPolicy::load(&checkpoint, &base, mode).unwrap();
+            let (requiring, total) = policy.parameters_requiring_grad();
+            let on_autodiff = policy.device.is_autodiff();
+            match mode {
+                GradMode::Tracked => assert!(requiring == total && on_autodiff),
+                GradMode::NoGrad => assert!(requiring == 0 && on_autodiff),
+                GradMode::Inference => assert!(requiring == 0 && !on_autodiff),
+            }
+            actions.push(policy.step(&observations, 4).unwrap());
+        }
+        assert_eq!(actions[0], actions[1]);
+        assert_eq!(actions[1], actions[2]);
+    }
+}
