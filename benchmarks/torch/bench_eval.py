@@ -17,7 +17,7 @@ import time
 import gymnasium as gym
 import torch
 
-from eval_exported import load
+from exported import load
 
 
 def window(network, envs, observations, num_envs, seconds):
