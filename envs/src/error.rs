@@ -45,4 +45,15 @@ pub enum EnvError {
         /// Why it was refused.
         reason: String,
     },
+    /// An env that has no tensor (device) version.
+    #[error(
+        "{env} has no device version (CartPole-v0, CartPole-v1, MountainCar-v0 and Pendulum-v1 do)"
+    )]
+    NoDeviceVersion {
+        /// The environment id.
+        env: String,
+    },
+    /// Envs on a burn device failed to run or to read back.
+    #[error("device envs failed: {0}")]
+    Device(String),
 }

@@ -7,9 +7,12 @@
 //! - [`make_vector`] builds a [`VectorEnv`]: many copies stepped in one call, with Gymnasium's
 //!   autoreset modes and per-episode statistics.
 //! - [`replay`] runs reference trajectories (the format the parity fixtures use).
+//! - [`device::make_device_vector`] builds CartPole, MountainCar or Pendulum as burn tensor
+//!   programs, so a batch of envs steps on the same device as the policy.
 //! - With the `gym-rs` feature, the `gym-rs` crate's environments run behind the same API.
 
 mod classic;
+pub mod device;
 mod env;
 mod error;
 #[cfg(feature = "gym-rs")]
