@@ -229,3 +229,46 @@ fn grad_mode_report_adds_the_measured_speedup() {
     assert_eq!(&written, report);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn device_envs_evaluate_beside_the_policy() {
+    let out = scratch("eval-device-envs");
+    let output = gradless(&[
+        "--json",
+        "eval",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--env-backend",
+        "device",
+        "--episodes",
+        "6",
+        "--num-envs",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = &json_lines(&output)[0];
+    assert_eq!(summary["env_backend"], "device");
+    assert_eq!(summary["episodes"], 6);
+    let episodes = std::fs::read_to_string(out.join("cartpole-v1-ppo/episodes.jsonl")).unwrap();
+    let episodes: Vec<serde_json::Value> = episodes
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(episodes.len(), 6);
+    assert!(episodes.iter().all(|e| e["seed"].is_null()));
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let sampled = gradless(&[
+        "eval",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--env-backend",
+        "device",
+        "--stochastic",
+    ]);
+    assert_clean_failure(&sampled, &["--stochastic"]);
+}

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 use gradless_device::InferenceDevice;
 use gradless_envs::Space;
+pub use gradless_envs::device::EnvBackend;
 use gradless_policy::{
     ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, SeededEpisode,
-    run_episodes,
+    run_device_episodes, run_episodes,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -72,6 +73,9 @@ pub struct EvalSettings {
     pub stochastic: bool,
     /// Evaluate on this env instead of the one the checkpoint was trained on.
     pub env: Option<String>,
+    /// Where the envs step: on the CPU (Gymnasium-exact, seeded episodes) or on the device
+    /// beside the policy.
+    pub env_backend: EnvBackend,
 }
 
 impl Default for EvalSettings {
@@ -82,6 +86,7 @@ impl Default for EvalSettings {
             seed: 1_000_000,
             stochastic: false,
             env: None,
+            env_backend: EnvBackend::Cpu,
         }
     }
 }
@@ -97,6 +102,8 @@ pub struct CheckpointEvaluation {
     pub env: String,
     /// Whether actions were sampled.
     pub stochastic: bool,
+    /// Where the envs stepped.
+    pub env_backend: EnvBackend,
     /// The statistics.
     #[serde(flatten)]
     pub summary: ReturnSummary,
@@ -230,18 +237,22 @@ pub fn evaluate_checkpoint(
         stochastic: settings.stochastic,
     };
     let name = dir.display().to_string();
-    let episodes = run_episodes(&agent, &env_id, plan, device, |episode| {
+    let log_episode = |episode: &SeededEpisode| {
         tracing::info!(
             checkpoint = %name,
             episode = episode.episode,
-            seed = episode.seed,
+            seed = ?episode.seed,
             r#return = episode.episode_return,
             length = episode.length,
             terminated = episode.terminated,
             truncated = episode.truncated,
             "episode"
         );
-    })
+    };
+    let episodes = match settings.env_backend {
+        EnvBackend::Cpu => run_episodes(&agent, &env_id, plan, device, log_episode),
+        EnvBackend::Device => run_device_episodes(&agent, &env_id, plan, device, log_episode),
+    }
     .map_err(|source| EvalError::Act {
         path: dir.to_path_buf(),
         source,
@@ -256,6 +267,7 @@ pub fn evaluate_checkpoint(
         step: metadata.global_step,
         env: env_id,
         stochastic: settings.stochastic,
+        env_backend: settings.env_backend,
         summary,
         episodes,
     })
@@ -277,12 +289,13 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
     let summary = serde_json::to_string_pretty(evaluation).expect("summaries serialise");
     let s = &evaluation.summary;
     let csv = format!(
-        "checkpoint,step,env,stochastic,episodes,mean_return,std_return,median_return,min_return,max_return,iqm,iqm_ci95_lo,iqm_ci95_hi,truncated_fraction\n\
-         {},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        "checkpoint,step,env,stochastic,env_backend,episodes,mean_return,std_return,median_return,min_return,max_return,iqm,iqm_ci95_lo,iqm_ci95_hi,truncated_fraction\n\
+         {},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
         csv_field(&evaluation.checkpoint.display().to_string()),
         evaluation.step,
         csv_field(&evaluation.env),
         evaluation.stochastic,
+        evaluation.env_backend,
         s.episodes,
         s.mean_return,
         s.std_return,

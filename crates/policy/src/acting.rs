@@ -8,6 +8,7 @@
 
 use burn::prelude::{Module, Tensor, TensorData};
 use gradless_device::InferenceDevice;
+use gradless_envs::device::DeviceActions;
 use gradless_envs::{Action, Actions, Env, EnvError, EnvRng, Observation};
 use thiserror::Error;
 
@@ -26,6 +27,9 @@ pub enum ActError {
     /// The network produced NaN or infinite outputs.
     #[error("the network produced non-finite outputs")]
     NonFinite,
+    /// Something this way of acting cannot do.
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 /// Reads a tensor back to the host as `f32` values.
@@ -209,6 +213,22 @@ impl Agent {
         !visitor.0
     }
 
+    /// Greedy actions for a batch of observations already on the agent's device, left on
+    /// the device: argmax of the logits or Q-values, or the Gaussian mean.
+    pub fn greedy_device_actions(&self, observations: Tensor<2>) -> DeviceActions {
+        let (outputs, continuous) = match &self.network {
+            AgentNetwork::QNetwork(q) => (q.forward(observations), false),
+            AgentNetwork::ActorCritic(model) => {
+                (model.actor(observations), model.log_std().is_some())
+            }
+        };
+        if continuous {
+            DeviceActions::Continuous(outputs)
+        } else {
+            DeviceActions::Discrete(outputs.argmax(1).squeeze_dim(1))
+        }
+    }
+
     /// The actions for `observations` (`rows * dim` values).
     pub fn act(
         &self,
@@ -260,13 +280,15 @@ impl Agent {
     }
 }
 
-/// One finished episode of [`run_episodes`].
+/// One finished episode of [`run_episodes`] (or of
+/// [`run_device_episodes`](crate::run_device_episodes)).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SeededEpisode {
     /// Its index in the plan: it ran from seed `first_seed + episode`.
     pub episode: usize,
-    /// The seed its env was reset with.
-    pub seed: u64,
+    /// The seed its env was reset with; `None` for device envs, whose starts come from the
+    /// device's generator.
+    pub seed: Option<u64>,
     /// The sum of its rewards.
     #[serde(rename = "return")]
     pub episode_return: f64,
@@ -383,7 +405,7 @@ pub fn run_episodes(
                 let episode = slot.episode.expect("active slots run an episode");
                 let result = SeededEpisode {
                     episode,
-                    seed: slot.seed,
+                    seed: Some(slot.seed),
                     episode_return: slot.episode_return,
                     length: slot.length,
                     terminated: step.terminated,
@@ -481,7 +503,9 @@ mod tests {
         for stochastic in [false, true] {
             let all = run(&agent, 100, 7, 7, stochastic);
             assert_eq!(
-                all.iter().map(|e| (e.episode, e.seed)).collect::<Vec<_>>(),
+                all.iter()
+                    .map(|e| (e.episode, e.seed.unwrap()))
+                    .collect::<Vec<_>>(),
                 (0..7).map(|i| (i, 100 + i as u64)).collect::<Vec<_>>()
             );
             assert_eq!(all, run(&agent, 100, 7, 3, stochastic));

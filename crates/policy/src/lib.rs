@@ -5,6 +5,7 @@
 
 pub mod acting;
 mod checkpoint;
+mod device_rollout;
 pub mod export;
 mod files;
 mod network;
@@ -17,5 +18,6 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,
 };
+pub use device_rollout::run_device_episodes;
 pub use files::write_atomically;
 pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork, TanhKernel};

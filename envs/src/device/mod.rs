@@ -25,6 +25,44 @@ use crate::error::EnvError;
 use crate::registry::spec;
 use crate::space::Space;
 
+/// Where a batch of envs steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvBackend {
+    /// On the CPU in `f64`, Gymnasium-exact; observations go to the policy's device and
+    /// actions come back every step.
+    #[default]
+    Cpu,
+    /// On the policy's device as tensor programs in `f32`.
+    Device,
+}
+
+impl EnvBackend {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvBackend::Cpu => "cpu",
+            EnvBackend::Device => "device",
+        }
+    }
+}
+
+impl std::fmt::Display for EnvBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EnvBackend {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        [EnvBackend::Cpu, EnvBackend::Device]
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| format!("unknown env backend `{name}` (expected `cpu` or `device`)"))
+    }
+}
+
 /// Env state: one `[num_envs]` column per state variable.
 pub type Columns = Vec<Tensor<1>>;
 

@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    CheckpointEvaluation, EvalSettings, discover, evaluate_checkpoint, write_learning_curve,
-    write_outputs,
+    CheckpointEvaluation, EnvBackend, EvalSettings, discover, evaluate_checkpoint,
+    write_learning_curve, write_outputs,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -41,6 +41,11 @@ pub struct EvalArgs {
     /// Evaluate on another env with the same spaces (e.g. CartPole-v0).
     #[arg(long)]
     env: Option<String>,
+    /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i) or
+    /// `device` (beside the policy, in f32; starts drawn from the device's generator seeded
+    /// with SEED; CartPole, MountainCar-v0 and Pendulum-v1; greedy actions only).
+    #[arg(long, default_value = "cpu")]
+    env_backend: String,
     /// Where to write episodes.jsonl, summary.json and summary.csv (one folder per
     /// checkpoint); default: an `eval` folder inside each checkpoint.
     #[arg(long)]
@@ -116,7 +121,14 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         seed: args.seed,
         stochastic: args.stochastic,
         env: args.env.clone(),
+        env_backend: args
+            .env_backend
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--env-backend: {e}"))?,
     };
+    if settings.env_backend == EnvBackend::Device && settings.stochastic {
+        bail!("--stochastic: sampled actions need --env-backend cpu");
+    }
     let targets = discover(&args.path)?;
     if !json {
         println!(
