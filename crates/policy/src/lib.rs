@@ -9,6 +9,7 @@ mod device_rollout;
 pub mod export;
 mod files;
 mod network;
+mod rollout;
 mod tanh;
 
 pub use acting::{
@@ -21,3 +22,4 @@ pub use checkpoint::{
 pub use device_rollout::run_device_episodes;
 pub use files::write_atomically;
 pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork, TanhKernel};
+pub use rollout::Rollout;

@@ -49,7 +49,7 @@ impl EnvBackend {
 
 impl std::fmt::Display for EnvBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use gradless_device::{Backend, InferenceDevice};
+use gradless_envs::device::{EnvBackend, make_device_vector};
 use gradless_envs::{
     Action, Actions, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
 };
-use gradless_policy::{Agent, Checkpoint, Selection};
+use gradless_policy::{ActionHead, Activation, ActorCritic, Agent, Checkpoint, Rollout};
 use serde::Serialize;
 
 use gradless_grad_modes::median;
@@ -30,6 +31,46 @@ pub enum BenchCommand {
     /// What gradient tracking costs during evaluation: time per policy step and leftover
     /// memory with grads tracked, under no_grad and in inference mode.
     GradModes(GradModesArgs),
+    /// Rollout throughput (greedy policy plus env steps per second) with the envs on the
+    /// CPU or on the device beside the policy.
+    Rollout(RolloutBenchArgs),
+}
+
+/// Arguments of `gradless bench rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutBenchArgs {
+    /// Environment id (CartPole-v1, MountainCar-v0 or Pendulum-v1 have device versions).
+    #[arg(long, default_value = "CartPole-v1")]
+    env: String,
+    /// Comma-separated env backends: cpu, device.
+    #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
+    env_backend: Vec<String>,
+    /// Comma-separated devices: wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    device: Vec<String>,
+    /// Comma-separated numbers of envs.
+    #[arg(long, value_delimiter = ',', default_value = "1024,16384,65536")]
+    num_envs: Vec<usize>,
+    /// Device envs: steps between read-backs of the finished-episode statistics.
+    #[arg(long, default_value_t = 100)]
+    read_every: usize,
+    /// Length of one timed window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Timed windows per size; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+}
+
+/// One measured backend pair and size.
+#[derive(Debug, Serialize)]
+struct RolloutBenchResult {
+    env: String,
+    env_backend: EnvBackend,
+    device: String,
+    num_envs: usize,
+    steps_per_sec: f64,
+    repeats: usize,
 }
 
 /// Arguments of `gradless bench eval`.
@@ -98,6 +139,7 @@ pub fn run(command: BenchCommand, json: bool) -> Result<()> {
         BenchCommand::Envs(args) => bench_envs(&args, json),
         BenchCommand::Eval(args) => bench_eval(&args, json),
         BenchCommand::GradModes(args) => grad_modes::bench(&args, json),
+        BenchCommand::Rollout(args) => bench_rollout(&args, json),
     }
 }
 
@@ -173,34 +215,15 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
         let agent = Agent::load(&checkpoint, &device)?;
         for &num_envs in &args.num_envs {
-            let mut env = make_vector(
-                &env_id,
-                num_envs,
-                AutoresetMode::NextStep,
-                MakeOptions::default(),
-            )?;
-            let dim = env.single_observation_space().flat_dim();
-            let mut observations = env.reset(Some(0)).to_vec();
+            let mut rollout = Rollout::new(&env_id, num_envs, EnvBackend::Cpu, &device)?;
             let window = Duration::from_secs_f64(args.seconds);
-            let mut rates = Vec::with_capacity(args.repeats);
-            // The first window compiles kernels and warms caches; it is not counted.
-            for repeat in 0..=args.repeats {
-                let start = Instant::now();
-                let mut steps = 0u64;
-                while start.elapsed() < window {
-                    let actions = agent.act(&observations, dim, &device, Selection::Greedy)?;
-                    observations.copy_from_slice(env.step(actions.as_actions())?.observations);
-                    steps += num_envs as u64;
-                }
-                if repeat > 0 {
-                    rates.push(steps as f64 / start.elapsed().as_secs_f64());
-                }
-            }
+            let steps_per_sec =
+                median_steps_per_sec(&mut rollout, &agent, &device, window, args.repeats, 1)?;
             let result = EvalBenchResult {
                 checkpoint: args.checkpoint.clone(),
                 device: backend.to_string(),
                 num_envs,
-                steps_per_sec: median(&mut rates),
+                steps_per_sec,
                 repeats: args.repeats,
             };
             tracing::info!(device = %result.device, num_envs, steps_per_sec = result.steps_per_sec, "measured");
@@ -214,6 +237,126 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
                     result.num_envs,
                     result.steps_per_sec
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The median env steps per second over `repeats` windows of at least `window`, after an
+/// uncounted warm-up window (kernel compilation, caches). Device envs read their episode
+/// statistics back every `read_every` steps and at the end of each window, so queued work
+/// is inside the window it was queued in.
+fn median_steps_per_sec(
+    rollout: &mut Rollout,
+    agent: &Agent,
+    device: &InferenceDevice,
+    window: Duration,
+    repeats: usize,
+    read_every: usize,
+) -> Result<f64> {
+    let mut rates = Vec::with_capacity(repeats);
+    for repeat in 0..=repeats {
+        let start = Instant::now();
+        let mut steps = 0usize;
+        while start.elapsed() < window {
+            rollout.step(agent, device)?;
+            steps += 1;
+            if steps.is_multiple_of(read_every) {
+                rollout.take_finished()?;
+            }
+        }
+        rollout.take_finished()?;
+        if repeat > 0 {
+            rates.push((steps * rollout.num_envs()) as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(&mut rates))
+}
+
+/// A freshly initialised PPO actor for the env's spaces (CleanRL's 64-64 tanh), acting
+/// greedily: what a rollout costs does not depend on the weights.
+fn fresh_agent(env_id: &str, device: &InferenceDevice) -> Result<Agent> {
+    let env = make(env_id)?;
+    let head = match env.action_space() {
+        Space::Discrete { n } => ActionHead::Categorical { n: *n as usize },
+        Space::Box { low, .. } => ActionHead::Gaussian { dim: low.len() },
+    };
+    let model = ActorCritic::new(
+        env.observation_space().flat_dim(),
+        &[64, 64],
+        Activation::Tanh,
+        head,
+        &mut EnvRng::from_seed(0),
+        device.device(),
+    );
+    Ok(Agent::actor_critic(&model))
+}
+
+fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
+    if args.repeats == 0 || args.read_every == 0 || !args.seconds.is_finite() || args.seconds <= 0.0
+    {
+        bail!("--repeats and --read-every must be at least 1 and --seconds positive");
+    }
+    if args.num_envs.contains(&0) {
+        bail!("--num-envs: every size must be at least 1");
+    }
+    let env_backends: Vec<EnvBackend> = args
+        .env_backend
+        .iter()
+        .map(|name| {
+            name.parse::<EnvBackend>()
+                .map_err(|e| anyhow!("--env-backend: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let backends: Vec<Backend> = args
+        .device
+        .iter()
+        .map(|name| name.parse::<Backend>())
+        .collect::<Result<_, _>>()
+        .context("--device")?;
+    if env_backends.contains(&EnvBackend::Device) {
+        // An env without a device version fails here, before anything is measured.
+        make_device_vector(&args.env, 1, &gradless_device::open(Backend::Flex)?)?;
+    }
+    if !json {
+        println!(
+            "{:<16} {:<8} {:<8} {:>9} {:>16}",
+            "env", "envs on", "device", "num_envs", "steps/s (median)"
+        );
+    }
+    let window = Duration::from_secs_f64(args.seconds);
+    for backend in backends {
+        let device = InferenceDevice::new(&gradless_device::open(backend)?);
+        let agent = fresh_agent(&args.env, &device)?;
+        for &num_envs in &args.num_envs {
+            for &env_backend in &env_backends {
+                let mut rollout = Rollout::new(&args.env, num_envs, env_backend, &device)?;
+                let steps_per_sec = median_steps_per_sec(
+                    &mut rollout,
+                    &agent,
+                    &device,
+                    window,
+                    args.repeats,
+                    args.read_every,
+                )?;
+                let result = RolloutBenchResult {
+                    env: args.env.clone(),
+                    env_backend,
+                    device: backend.to_string(),
+                    num_envs,
+                    steps_per_sec,
+                    repeats: args.repeats,
+                };
+                tracing::info!(env_backend = %env_backend, device = %result.device, num_envs, steps_per_sec, "measured");
+                if json {
+                    print_json_line(&result)?;
+                } else {
+                    println!(
+                        "{:<16} {:<8} {:<8} {:>9} {:>16.0}",
+                        result.env, env_backend, result.device, num_envs, steps_per_sec
+                    );
+                }
             }
         }
     }
