@@ -3,8 +3,8 @@ gradless checkpoint (loaded from `gradless export`'s safetensors) timed with gra
 default: parameters require grad), under torch.no_grad() and under torch.inference_mode(),
 on the same inputs, as `gradless bench grad-modes` does for burn.
 
-A policy step is: upload the observations, forward, greedy selection (argmax, or the Gaussian
-mean), read the actions back. Timed windows alternate between the modes after a warm-up; the
+A policy step is: upload the observations, forward, read the outputs back, greedy selection
+on the host (argmax, or the Gaussian mean), as the evaluator does. Timed windows alternate between the modes after a warm-up; the
 median of each is reported. Then a forward-only rollout of --memory-steps steps per mode
 (outputs dropped, no backward) measures what it leaves behind: resident memory and, on CUDA,
 torch.cuda.memory_allocated(). Observations are drawn from a seeded normal distribution
@@ -56,11 +56,12 @@ def sync(device):
 
 
 def make_step(network, gaussian, device):
+    # As `gradless bench grad-modes` (and the evaluator) take a step: outputs read back,
+    # greedy actions chosen on the host.
     def step(observations):
         x = torch.from_numpy(observations).to(device)
-        output = network(x)
-        chosen = output if gaussian else output.argmax(dim=1)
-        return chosen.cpu().numpy()
+        output = network(x).cpu().numpy()
+        return output if gaussian else output.argmax(axis=1)
 
     return step
 

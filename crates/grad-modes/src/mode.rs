@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use burn::prelude::{Device, Int, Module, Tensor};
+use burn::prelude::{Device, Module, Tensor};
 use gradless_device::{InferenceDevice, TrainingDevice};
-use gradless_policy::acting::{observation_tensor, read_f32};
+use gradless_policy::acting::{argmax, observation_tensor, read_f32};
 use gradless_policy::{
     ActError, ActionBatch, ActorCritic, Architecture, Checkpoint, CheckpointError, QNetwork,
 };
@@ -113,25 +113,27 @@ impl ModedPolicy {
         (count.0, count.1)
     }
 
-    /// One policy step: uploads `observations` (`rows * dim` values), runs the network,
-    /// selects greedy actions on the device (argmax, or the Gaussian mean) and reads them back.
+    /// One policy step as the evaluator takes it: uploads `observations` (`rows * dim`
+    /// values), runs the network, reads its outputs back and selects greedy actions (argmax,
+    /// or the Gaussian mean).
     pub fn step(&self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
         let x = observation_tensor(observations, dim, &self.device);
+        let rows = observations.len() / dim;
         let (outputs, continuous) = match &self.network {
             Network::ActorCritic(model) => (model.actor(x), model.log_std().is_some()),
             Network::QNetwork(model) => (model.forward(x), false),
         };
+        let outputs = read_f32(outputs)?;
         if continuous {
-            return read_f32(outputs).map(ActionBatch::Continuous);
+            return Ok(ActionBatch::Continuous(outputs));
         }
-        let actions: Tensor<2, Int> = outputs.argmax(1);
-        let data = actions
-            .try_into_data()
-            .map_err(|e| ActError::Device(e.to_string()))?;
-        data.convert::<i64>()
-            .try_into_vec::<i64>()
-            .map(ActionBatch::Discrete)
-            .map_err(|e| ActError::Device(format!("{e:?}")))
+        let width = outputs.len() / rows;
+        Ok(ActionBatch::Discrete(
+            outputs
+                .chunks(width)
+                .map(|row| argmax(row) as i64)
+                .collect(),
+        ))
     }
 
     /// Waits for the device's queued work.

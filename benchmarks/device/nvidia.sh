@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The device check for a machine with an NVIDIA GPU and no Rust toolchain: the binaries are
+# built elsewhere (scripts below) and carried in .device-bin/, the Vulkan loader in .gl/.
+# Runs the wgpu integration tests, then bench eval, bench grad-modes and bench rollout on wgpu
+# (the GPU through Vulkan) and flex, and PyTorch's grad modes on CUDA and CPU; everything it
+# prints also goes to $OUT/log.
+#
+# Prepare (here, with the toolchain):
+#   cargo build --release -p gradless
+#   cargo test --release --no-run -p gradless-device --test wgpu_matches_flex \
+#       -p gradless-envs --test device_envs_on_wgpu
+#   put the three executables, stripped and xz-compressed (gradless.xz, wgpu_matches_flex.xz,
+#   device_envs_on_wgpu.xz), and `gradless export checkpoints/cartpole-v1-ppo` as
+#   ppo.safetensors into .device-bin/
+set -uo pipefail
+log="${OUT:-/tmp}/log"
+exec > >(tee "$log") 2>&1
+section() { echo; echo "=== $1 ($(date +%T))"; }
+
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] && export VK_DRIVER_FILES="$icd"
+export XDG_RUNTIME_DIR=/tmp RUST_LOG=warn
+bin=.device-bin
+python3 - <<'PY'
+import lzma, os, pathlib
+for packed in pathlib.Path(".device-bin").glob("*.xz"):
+    unpacked = packed.with_suffix("")
+    unpacked.write_bytes(lzma.decompress(packed.read_bytes()))
+    os.chmod(unpacked, 0o755)
+PY
+
+section "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv
+nproc
+$bin/gradless devices
+
+section "wgpu tests"
+(cd crates/device && ../../$bin/wgpu_matches_flex)
+(cd envs && ../$bin/device_envs_on_wgpu)
+
+section "bench eval (flex, wgpu)"
+$bin/gradless --json bench eval --device flex,wgpu --num-envs 1,16,1024 --repeats 3
+
+section "bench rollout CartPole-v1 (wgpu, flex)"
+$bin/gradless --json bench rollout --env CartPole-v1 --device wgpu,flex \
+    --num-envs 1024,16384,65536 --repeats 3
+
+section "bench grad-modes (wgpu, flex)"
+$bin/gradless --json bench grad-modes checkpoints/cartpole-v1-ppo --device wgpu,flex \
+    --batch 1,16,256,4096 --seconds 0.3 --windows 5 --memory-steps 2000 --out "${OUT:-/tmp}"
+
+section "PyTorch grad modes (cuda, then cpu)"
+python3 benchmarks/torch_grad_modes.py $bin/ppo.safetensors --device cuda \
+    --batch 1 16 256 4096 --seconds 0.3 --memory-steps 2000
+python3 benchmarks/torch_grad_modes.py $bin/ppo.safetensors --device cpu --threads 16 \
+    --batch 1 16 256 4096 --seconds 0.3 --memory-steps 2000
+
+section "done"
