@@ -60,7 +60,7 @@ def make_step(network, gaussian, device):
     # greedy actions chosen on the host.
     def step(observations):
         x = torch.from_numpy(observations).to(device)
-        output = network(x).cpu().numpy()
+        output = network(x).detach().cpu().numpy()
         return output if gaussian else output.argmax(axis=1)
 
     return step

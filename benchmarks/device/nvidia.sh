@@ -31,30 +31,46 @@ for packed in pathlib.Path(".device-bin").glob("*.xz"):
     os.chmod(unpacked, 0o755)
 PY
 
-section "machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv
-nproc
-$bin/gradless devices
+# Sections to run (all by default): machine tests eval rollout grad_modes torch.
+sections="${SECTIONS:-machine tests eval rollout grad_modes torch}"
+wants() { [[ " $sections " == *" $1 "* ]]; }
 
-section "wgpu tests"
-(cd crates/device && ../../$bin/wgpu_matches_flex)
-(cd envs && ../$bin/device_envs_on_wgpu)
+if wants machine; then
+    section "machine"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv
+    nproc
+    $bin/gradless devices
+fi
 
-section "bench eval (flex, wgpu)"
-$bin/gradless --json bench eval --device flex,wgpu --num-envs 1,16,1024 --repeats 3
+if wants tests; then
+    section "wgpu tests"
+    (cd crates/device && ../../$bin/wgpu_matches_flex)
+    (cd envs && ../$bin/device_envs_on_wgpu)
+fi
 
-section "bench rollout CartPole-v1 (wgpu, flex)"
-$bin/gradless --json bench rollout --env CartPole-v1 --device wgpu,flex \
-    --num-envs 1024,16384,65536 --repeats 3
+if wants eval; then
+    section "bench eval (flex, wgpu)"
+    $bin/gradless --json bench eval --device flex,wgpu --num-envs 1,16,1024 --repeats 3
+fi
 
-section "bench grad-modes (wgpu, flex)"
-$bin/gradless --json bench grad-modes checkpoints/cartpole-v1-ppo --device wgpu,flex \
-    --batch 1,16,256,4096 --seconds 0.3 --windows 5 --memory-steps 2000 --out "${OUT:-/tmp}"
+if wants rollout; then
+    section "bench rollout CartPole-v1 (${ROLLOUT_DEVICES:=wgpu,flex})"
+    $bin/gradless --json bench rollout --env CartPole-v1 --device "$ROLLOUT_DEVICES" \
+        --num-envs "${ROLLOUT_SIZES:-1024,16384,65536}" --repeats 3
+fi
 
-section "PyTorch grad modes (cuda, then cpu)"
-python3 benchmarks/torch_grad_modes.py $bin/ppo.safetensors --device cuda \
-    --batch 1 16 256 4096 --seconds 0.3 --memory-steps 2000
-python3 benchmarks/torch_grad_modes.py $bin/ppo.safetensors --device cpu --threads 16 \
-    --batch 1 16 256 4096 --seconds 0.3 --memory-steps 2000
+if wants grad_modes; then
+    section "bench grad-modes (${GRAD_MODE_DEVICES:=wgpu,flex})"
+    $bin/gradless --json bench grad-modes checkpoints/cartpole-v1-ppo --device "$GRAD_MODE_DEVICES" \
+        --batch 1,16,256,4096 --seconds 0.3 --windows 5 --memory-steps 2000 --out "${OUT:-/tmp}"
+fi
+
+if wants torch; then
+    section "PyTorch grad modes (${TORCH_DEVICES:=cuda cpu})"
+    for device in $TORCH_DEVICES; do
+        python3 benchmarks/torch_grad_modes.py $bin/ppo.safetensors --device "$device" \
+            --threads "$(nproc)" --batch 1 16 256 4096 --seconds 0.3 --memory-steps 2000
+    done
+fi
 
 section "done"
