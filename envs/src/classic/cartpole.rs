@@ -7,19 +7,19 @@ use crate::rng::EnvRng;
 use crate::space::Space;
 use crate::vector::Actions;
 
-const GRAVITY: f64 = 9.8;
-const MASS_CART: f64 = 1.0;
-const MASS_POLE: f64 = 0.1;
-const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
+pub(crate) const GRAVITY: f64 = 9.8;
+pub(crate) const MASS_CART: f64 = 1.0;
+pub(crate) const MASS_POLE: f64 = 0.1;
+pub(crate) const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
 /// Half the pole's length.
-const HALF_LENGTH: f64 = 0.5;
-const POLE_MASS_LENGTH: f64 = MASS_POLE * HALF_LENGTH;
-const FORCE_MAG: f64 = 10.0;
+pub(crate) const HALF_LENGTH: f64 = 0.5;
+pub(crate) const POLE_MASS_LENGTH: f64 = MASS_POLE * HALF_LENGTH;
+pub(crate) const FORCE_MAG: f64 = 10.0;
 /// Seconds between state updates.
-const TAU: f64 = 0.02;
+pub(crate) const TAU: f64 = 0.02;
 /// 12 degrees, computed in Gymnasium's order so that the threshold is the same double.
-const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
-const X_THRESHOLD: f64 = 2.4;
+pub(crate) const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
+pub(crate) const X_THRESHOLD: f64 = 2.4;
 
 /// CartPole's physics. State: `[x, x_dot, theta, theta_dot]`; actions: 0 pushes left,
 /// 1 pushes right.

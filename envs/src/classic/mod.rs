@@ -1,9 +1,9 @@
 //! The physics of Gymnasium's classic-control tasks.
 
 mod acrobot;
-mod cartpole;
-mod mountain_car;
-mod pendulum;
+pub(crate) mod cartpole;
+pub(crate) mod mountain_car;
+pub(crate) mod pendulum;
 mod small_angle_trig;
 
 pub use acrobot::Acrobot;

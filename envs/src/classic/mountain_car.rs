@@ -5,10 +5,14 @@ use crate::env::{Action, Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
 
-const MIN_POSITION: f64 = -1.2;
-const MAX_POSITION: f64 = 0.6;
-const MAX_SPEED: f64 = 0.07;
-const GRAVITY: f64 = 0.0025;
+pub(crate) const MIN_POSITION: f64 = -1.2;
+pub(crate) const MAX_POSITION: f64 = 0.6;
+pub(crate) const MAX_SPEED: f64 = 0.07;
+pub(crate) const GRAVITY: f64 = 0.0025;
+/// Discrete MountainCar's push per action step.
+pub(crate) const FORCE: f64 = 0.001;
+/// Where discrete MountainCar's flag stands.
+pub(crate) const GOAL_POSITION: f64 = 0.5;
 
 fn mountain_car_observation_space() -> Space {
     Space::Box {
@@ -52,8 +56,6 @@ impl Dynamics for MountainCar {
     }
 
     fn step(&self, state: &mut [f64; 2], action: Action<'_>) -> Transition {
-        const FORCE: f64 = 0.001;
-        const GOAL_POSITION: f64 = 0.5;
         let Action::Discrete(action) = action else {
             unreachable!("actions are checked against Discrete(3) before stepping")
         };

@@ -7,12 +7,12 @@ use crate::env::{Action, Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
 
-const MAX_SPEED: f64 = 8.0;
-const MAX_TORQUE: f32 = 2.0;
-const DT: f64 = 0.05;
-const GRAVITY: f64 = 10.0;
-const MASS: f64 = 1.0;
-const LENGTH: f64 = 1.0;
+pub(crate) const MAX_SPEED: f64 = 8.0;
+pub(crate) const MAX_TORQUE: f32 = 2.0;
+pub(crate) const DT: f64 = 0.05;
+pub(crate) const GRAVITY: f64 = 10.0;
+pub(crate) const MASS: f64 = 1.0;
+pub(crate) const LENGTH: f64 = 1.0;
 
 /// Pendulum's physics. State: `[theta, theta_dot]` (theta 0 is upright); observation:
 /// `[cos theta, sin theta, theta_dot]`; action: a torque in `[-2, 2]` (clipped). Never

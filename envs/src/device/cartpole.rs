@@ -1,23 +1,17 @@
-//! CartPole's physics over a batch: the CPU env's explicit Euler step, column by column.
+//! CartPole's physics over a batch: the CPU env's explicit Euler step and constants, column
+//! by column.
 
 use burn::prelude::{Device, Tensor};
 
 use super::{
     Columns, DeviceActions, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
+use crate::classic::cartpole::{
+    FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_POLE, POLE_MASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
+    X_THRESHOLD,
+};
 use crate::error::EnvError;
 use crate::space::Space;
-
-const GRAVITY: f64 = 9.8;
-const MASS_CART: f64 = 1.0;
-const MASS_POLE: f64 = 0.1;
-const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
-const HALF_LENGTH: f64 = 0.5;
-const POLE_MASS_LENGTH: f64 = MASS_POLE * HALF_LENGTH;
-const FORCE_MAG: f64 = 10.0;
-const TAU: f64 = 0.02;
-const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
-const X_THRESHOLD: f64 = 2.4;
 
 /// CartPole (`CartPole-v0`/`-v1`, Gymnasium's reward of 1 per step) as tensor operations.
 /// State columns: `x, x_dot, theta, theta_dot`; actions: 0 pushes left, 1 right.

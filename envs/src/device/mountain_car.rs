@@ -5,15 +5,11 @@ use burn::prelude::{Device, Tensor};
 use super::{
     Columns, DeviceActions, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
+use crate::classic::mountain_car::{
+    FORCE, GOAL_POSITION, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION,
+};
 use crate::error::EnvError;
 use crate::space::Space;
-
-const MIN_POSITION: f64 = -1.2;
-const MAX_POSITION: f64 = 0.6;
-const MAX_SPEED: f64 = 0.07;
-const GRAVITY: f64 = 0.0025;
-const FORCE: f64 = 0.001;
-const GOAL_POSITION: f64 = 0.5;
 
 /// `MountainCar-v0` as tensor operations. State columns: `position, velocity`; actions:
 /// 0 accelerates left, 1 coasts, 2 accelerates right; -1 per step until the flag.

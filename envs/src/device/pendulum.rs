@@ -7,15 +7,9 @@ use burn::prelude::{Device, Tensor};
 use super::{
     Columns, DeviceActions, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
+use crate::classic::pendulum::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE};
 use crate::error::EnvError;
 use crate::space::Space;
-
-const MAX_SPEED: f64 = 8.0;
-const MAX_TORQUE: f64 = 2.0;
-const DT: f64 = 0.05;
-const GRAVITY: f64 = 10.0;
-const MASS: f64 = 1.0;
-const LENGTH: f64 = 1.0;
 
 /// `Pendulum-v1` as tensor operations. State columns: `theta, theta_dot`; observation
 /// `cos theta, sin theta, theta_dot`; action: a torque, clipped to `[-2, 2]`. Never
@@ -36,7 +30,7 @@ impl TensorDynamics for PendulumTensors {
     }
 
     fn action_space(&self) -> Space {
-        Space::symmetric_box(&[MAX_TORQUE as f32])
+        Space::symmetric_box(&[MAX_TORQUE])
     }
 
     fn initial_state(&self, n: usize, device: &Device) -> Columns {
@@ -51,7 +45,7 @@ impl TensorDynamics for PendulumTensors {
         let u = actions
             .clone()
             .squeeze_dim::<1>(1)
-            .clamp(-MAX_TORQUE, MAX_TORQUE);
+            .clamp(-f64::from(MAX_TORQUE), f64::from(MAX_TORQUE));
         let costs = angle_normalize(theta.clone()).square()
             + theta_dot.clone().square() * 0.1
             + u.clone().square() * 0.001;

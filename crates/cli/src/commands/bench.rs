@@ -197,12 +197,7 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
     if args.num_envs.contains(&0) {
         bail!("--num-envs: every size must be at least 1");
     }
-    let backends: Vec<Backend> = args
-        .device
-        .iter()
-        .map(|name| name.parse::<Backend>())
-        .collect::<Result<_, _>>()
-        .context("--device")?;
+    let backends = parse_backends(&args.device)?;
     let checkpoint = Checkpoint::open(&args.checkpoint)?;
     let env_id = checkpoint.metadata().env_id.clone();
     if !json {
@@ -241,6 +236,15 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The backends named by `--device`.
+pub(crate) fn parse_backends(names: &[String]) -> Result<Vec<Backend>> {
+    names
+        .iter()
+        .map(|name| name.parse::<Backend>())
+        .collect::<Result<_, _>>()
+        .context("--device")
 }
 
 /// The median env steps per second over `repeats` windows of at least `window`, after an
@@ -309,12 +313,7 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                 .map_err(|e| anyhow!("--env-backend: {e}"))
         })
         .collect::<Result<_>>()?;
-    let backends: Vec<Backend> = args
-        .device
-        .iter()
-        .map(|name| name.parse::<Backend>())
-        .collect::<Result<_, _>>()
-        .context("--device")?;
+    let backends = parse_backends(&args.device)?;
     if env_backends.contains(&EnvBackend::Device) {
         // An env without a device version fails here, before anything is measured.
         make_device_vector(&args.env, 1, &gradless_device::open(Backend::Flex)?)?;

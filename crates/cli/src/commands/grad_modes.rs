@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use gradless_device::Backend;
 use gradless_grad_modes::{GradMode, Measurement, Plan, measure, write_charts};
 use gradless_policy::Checkpoint;
 
+use crate::commands::bench::parse_backends;
 use crate::output::print_json_line;
 
 /// Arguments of `gradless bench grad-modes`.
@@ -86,12 +86,7 @@ pub fn bench(args: &GradModesArgs, json: bool) -> Result<()> {
     if args.batch.is_empty() || args.batch.contains(&0) {
         bail!("--batch: every size must be at least 1");
     }
-    let backends: Vec<Backend> = args
-        .device
-        .iter()
-        .map(|name| name.parse::<Backend>())
-        .collect::<Result<_, _>>()
-        .context("--device")?;
+    let backends = parse_backends(&args.device)?;
     let checkpoint = Checkpoint::open(&args.checkpoint)?;
     let plan = Plan {
         batches: args.batch.clone(),
