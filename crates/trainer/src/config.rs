@@ -4,6 +4,8 @@
 //!
 //! Defaults follow CleanRL (`ppo.py`, `dqn.py`); the shipped configs say where they depart.
 
+use burn::prelude::Device;
+use gradless_envs::device::{EnvBackend, make_device_vector};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -169,6 +171,10 @@ pub struct PpoConfig {
     pub value_coef: f64,
     /// Global gradient-norm clip.
     pub max_grad_norm: f64,
+    /// Where the rollout's envs step: `cpu` (Gymnasium-exact; observations and actions cross
+    /// to the device every step) or `device` (beside the policy, as tensor programs; the
+    /// rollout is read back once, with its finished episodes).
+    pub env_backend: EnvBackend,
 }
 
 impl Default for PpoConfig {
@@ -189,6 +195,7 @@ impl Default for PpoConfig {
             entropy_coef: 0.01,
             value_coef: 0.5,
             max_grad_norm: 0.5,
+            env_backend: EnvBackend::Cpu,
         }
     }
 }
@@ -379,6 +386,10 @@ impl TrainConfig {
             non_negative("ppo.entropy_coef", ppo.entropy_coef)?;
             non_negative("ppo.value_coef", ppo.value_coef)?;
             positive("ppo.max_grad_norm", ppo.max_grad_norm)?;
+            if ppo.env_backend == EnvBackend::Device {
+                make_device_vector(&self.env, 1, &Device::flex())
+                    .map_err(|e| ConfigError::new("ppo.env_backend", e.to_string()))?;
+            }
             if (self.total_timesteps as usize) < ppo.batch_size() {
                 return Err(ConfigError::new(
                     "total_timesteps",
@@ -623,6 +634,16 @@ mod tests {
                 &["network.activation=gelu"],
                 "network.activation",
                 "unknown variant",
+            ),
+            (
+                &["ppo.env_backend=gpu"],
+                "ppo.env_backend",
+                "unknown variant",
+            ),
+            (
+                &["env=Acrobot-v1", "ppo.env_backend=device"],
+                "ppo.env_backend",
+                "no device version",
             ),
         ];
         for (overrides, key, reason) in cases {

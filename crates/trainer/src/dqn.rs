@@ -403,8 +403,8 @@ impl Algorithm for Dqn {
         self.architecture.clone()
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(DqnState {
+    fn state(&self) -> Result<serde_json::Value, TrainError> {
+        Ok(serde_json::to_value(DqnState {
             global_step: self.global_step,
             gradient_steps: self.gradient_steps,
             rng: self.rng.clone(),
@@ -412,7 +412,7 @@ impl Algorithm for Dqn {
             pending: self.pending,
             pending_count: self.pending_count,
         })
-        .expect("state serialises")
+        .expect("state serialises"))
     }
 
     fn write_files(&self, dir: &Path) -> Result<(), CheckpointError> {

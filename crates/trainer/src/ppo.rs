@@ -8,16 +8,28 @@
 //! Truncation is not termination: when the time limit cuts an episode, the value of its last
 //! observation is added to the last reward (discounted), so returns are bootstrapped there,
 //! and only true terminations end the bootstrap.
+//!
+//! With `env_backend = "device"` the envs step on the inference device beside the policy,
+//! actions are sampled there too (Gumbel-max for categorical heads), and nothing is read back
+//! until the rollout ends: then the transitions and the finished episodes come back in one
+//! transfer, and the update proceeds as for CPU envs. Device envs restart on the step after
+//! an episode ends (Gymnasium's next-step autoreset); that step's transition, whose action
+//! was ignored, is left out of the update.
 
 use std::path::Path;
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::prelude::{Int, Module, Tensor, TensorData};
-use burn::tensor::Transaction;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::{Distribution, Transaction};
 use gradless_device::{InferenceDevice, TrainingDevice};
-use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, VectorEnv, VectorSnapshot};
+use gradless_envs::device::{
+    DeviceActions, DeviceSnapshot, DeviceVectorEnv, EnvBackend, make_device_vector,
+};
+use gradless_envs::{
+    Actions, AutoresetMode, EnvRng, EpisodeStats, MakeOptions, VectorEnv, VectorSnapshot,
+};
 use gradless_policy::acting::{
     finite_f32, observation_tensor, read_f32, sample_categorical, sample_gaussian,
 };
@@ -40,14 +52,35 @@ use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_er
 const INIT_STREAM: u64 = 0x494e_4954_0000_0000;
 const SAMPLING_STREAM: u64 = 0x5050_4f00_0000_0000;
 
-/// What a checkpoint records of a PPO run besides weights and optimizer.
+/// What a checkpoint records of a PPO run besides weights and optimizer: the CPU envs'
+/// snapshot, or the device envs'.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PpoState {
     updates: u64,
     global_step: u64,
     rng: EnvRng,
-    env: VectorSnapshot,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    env: Option<VectorSnapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_env: Option<DeviceSnapshot>,
+}
+
+/// The rollout's envs.
+enum RolloutEnvs {
+    /// On the CPU, with the observations the next step acts on.
+    Cpu {
+        env: Box<dyn VectorEnv>,
+        observations: Vec<f32>,
+    },
+    /// On the inference device.
+    Device(Box<OnDevice>),
+}
+
+/// Device envs and the observations the next step acts on.
+struct OnDevice {
+    envs: DeviceVectorEnv,
+    observations: Tensor<2>,
 }
 
 pub(crate) struct Ppo {
@@ -57,8 +90,7 @@ pub(crate) struct Ppo {
     inference: InferenceDevice,
     model: ActorCritic,
     optimizer: Adam,
-    env: Box<dyn VectorEnv>,
-    observations: Vec<f32>,
+    envs: RolloutEnvs,
     observation_dim: usize,
     head: ActionHead,
     rng: EnvRng,
@@ -76,6 +108,9 @@ struct Rollout {
     values: Vec<f32>,
     rewards: Vec<f32>,
     dones: Vec<bool>,
+    /// Transitions the update learns from; empty means all (device envs leave out the
+    /// steps on which an env restarted).
+    valid: Vec<bool>,
 }
 
 fn architecture(config: &TrainConfig, observation_dim: usize, head: ActionHead) -> Architecture {
@@ -89,30 +124,51 @@ fn architecture(config: &TrainConfig, observation_dim: usize, head: ActionHead) 
 }
 
 impl Ppo {
-    fn make_env(
+    /// The run's envs, reset (CPU envs from `seed + i`, device envs from the device's
+    /// generator seeded with `seed`), with the observation size and action head.
+    fn make_envs(
         config: &TrainConfig,
-    ) -> Result<(Box<dyn VectorEnv>, usize, ActionHead), TrainError> {
+        inference: &InferenceDevice,
+    ) -> Result<(RolloutEnvs, usize, ActionHead), TrainError> {
         let ppo = config.ppo.as_ref().expect("resolved PPO config");
-        let env = gradless_envs::make_vector(
-            &config.env,
-            ppo.num_envs,
-            AutoresetMode::SameStep,
-            MakeOptions::default(),
-        )?;
-        let observation_dim = env.single_observation_space().flat_dim();
-        let head = match env.single_action_space() {
-            gradless_envs::Space::Discrete { n } => ActionHead::Categorical { n: *n as usize },
+        let (envs, observation_dim, action_space) = match ppo.env_backend {
+            EnvBackend::Cpu => {
+                let mut env = gradless_envs::make_vector(
+                    &config.env,
+                    ppo.num_envs,
+                    AutoresetMode::SameStep,
+                    MakeOptions::default(),
+                )?;
+                let dim = env.single_observation_space().flat_dim();
+                let space = env.single_action_space().clone();
+                let observations = env.reset(Some(config.seed)).to_vec();
+                (RolloutEnvs::Cpu { env, observations }, dim, space)
+            }
+            EnvBackend::Device => {
+                inference.device().seed(config.seed);
+                let envs = make_device_vector(&config.env, ppo.num_envs, inference.device())?;
+                let (dim, space) = (envs.observation_dim(), envs.action_space());
+                let observations = envs.observations();
+                (
+                    RolloutEnvs::Device(Box::new(OnDevice { envs, observations })),
+                    dim,
+                    space,
+                )
+            }
+        };
+        let head = match action_space {
+            gradless_envs::Space::Discrete { n } => ActionHead::Categorical { n: n as usize },
             space => ActionHead::Gaussian {
                 dim: space.flat_dim(),
             },
         };
-        Ok((env, observation_dim, head))
+        Ok((envs, observation_dim, head))
     }
 
     /// A fresh run: network initialised from the device's seeded generator, envs reset
     /// with `seed + i`.
     pub(crate) fn new(config: &TrainConfig, training: &TrainingDevice) -> Result<Self, TrainError> {
-        let (mut env, observation_dim, head) = Self::make_env(config)?;
+        let (envs, observation_dim, head) = Self::make_envs(config, &training.inference())?;
         let network = config.network();
         let model = ActorCritic::new(
             observation_dim,
@@ -122,7 +178,6 @@ impl Ppo {
             &mut EnvRng::from_seed(config.seed ^ INIT_STREAM),
             training.device(),
         );
-        let observations = env.reset(Some(config.seed)).to_vec();
         let ppo = config.ppo.clone().expect("resolved PPO config");
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
@@ -131,8 +186,7 @@ impl Ppo {
             training: training.clone(),
             inference: training.inference(),
             model,
-            env,
-            observations,
+            envs,
             observation_dim,
             head,
             rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
@@ -148,13 +202,30 @@ impl Ppo {
         checkpoint: &Checkpoint,
         state: serde_json::Value,
     ) -> Result<Self, TrainError> {
-        let (mut env, observation_dim, head) = Self::make_env(config)?;
+        let (mut envs, observation_dim, head) = Self::make_envs(config, &training.inference())?;
         let model = checkpoint.load_actor_critic(training.device())?;
         let optimizer_path = checkpoint.file(OPTIMIZER_FILE);
         let optimizer = Adam::load(&optimizer_path, &model, training.device())?;
         let state: PpoState =
             serde_json::from_value(state).map_err(|e| state_error(checkpoint, e))?;
-        env.restore(&state.env)?;
+        let missing = || {
+            state_error(
+                checkpoint,
+                serde::de::Error::custom("no snapshot of this run's kind of envs"),
+            )
+        };
+        match &mut envs {
+            RolloutEnvs::Cpu { env, observations } => {
+                let snapshot = state.env.as_ref().ok_or_else(missing)?;
+                env.restore(snapshot)?;
+                observations.clone_from(&snapshot.observations);
+            }
+            RolloutEnvs::Device(on) => {
+                on.envs
+                    .restore(state.device_env.as_ref().ok_or_else(missing)?)?;
+                on.observations = on.envs.observations();
+            }
+        }
         let ppo = config.ppo.clone().expect("resolved PPO config");
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
@@ -163,8 +234,7 @@ impl Ppo {
             inference: training.inference(),
             model,
             optimizer,
-            observations: state.env.observations.clone(),
-            env,
+            envs,
             observation_dim,
             head,
             rng: state.rng,
@@ -185,28 +255,33 @@ impl Ppo {
     }
 
     fn non_finite(&self, what: &str) -> TrainError {
-        TrainError::NonFinite {
-            global_step: self.global_step,
-            what: what.to_string(),
-        }
-    }
-
-    fn act_error(&self, error: ActError) -> TrainError {
-        match error {
-            ActError::NonFinite => self.non_finite("the policy's output"),
-            other => other.into(),
-        }
+        non_finite(self.global_step, what)
     }
 
     /// Collects one rollout with an inference copy of the network.
     fn collect(&mut self, iteration: &mut Iteration) -> Result<(Rollout, Vec<f32>), TrainError> {
+        match self.envs {
+            RolloutEnvs::Cpu { .. } => self.collect_on_cpu(iteration),
+            RolloutEnvs::Device(_) => self.collect_on_device(iteration),
+        }
+    }
+
+    /// A rollout of the CPU envs: every step uploads the observations, reads outputs back and
+    /// samples on the host.
+    fn collect_on_cpu(
+        &mut self,
+        iteration: &mut Iteration,
+    ) -> Result<(Rollout, Vec<f32>), TrainError> {
         let actor = self.model.valid();
-        let n = self.env.num_envs();
+        let RolloutEnvs::Cpu { env, observations } = &mut self.envs else {
+            unreachable!("called for CPU envs")
+        };
+        let n = env.num_envs();
         let dim = self.observation_dim;
         let device = self.inference.device().clone();
         let gamma = self.config.gamma as f32;
         let log_std = match actor.log_std() {
-            Some(t) => read_f32(t).map_err(|e| self.act_error(e))?,
+            Some(t) => read_f32(t).map_err(|e| act_error(self.global_step, e))?,
             None => Vec::new(),
         };
         let values_of = |observations: &[f32]| -> Result<Vec<f32>, ActError> {
@@ -214,7 +289,7 @@ impl Ppo {
         };
         let mut rollout = Rollout::default();
         for _ in 0..self.config.num_steps {
-            let x = observation_tensor(&self.observations, dim, &device);
+            let x = observation_tensor(observations, dim, &device);
             let [outputs, values]: [TensorData; 2] = Transaction::default()
                 .register(actor.actor(x.clone()))
                 .register(actor.value(x))
@@ -222,10 +297,10 @@ impl Ppo {
                 .map_err(|e| ActError::Device(e.to_string()))?
                 .try_into()
                 .expect("two tensors registered");
-            let outputs = finite_f32(outputs).map_err(|e| self.act_error(e))?;
-            let values = finite_f32(values).map_err(|e| self.act_error(e))?;
+            let outputs = finite_f32(outputs).map_err(|e| act_error(self.global_step, e))?;
+            let values = finite_f32(values).map_err(|e| act_error(self.global_step, e))?;
             let width = outputs.len() / n;
-            rollout.observations.extend_from_slice(&self.observations);
+            rollout.observations.extend_from_slice(observations);
             rollout.values.extend_from_slice(&values);
             let first_action = rollout.continuous_actions.len();
             for row in outputs.chunks(width) {
@@ -256,7 +331,7 @@ impl Ppo {
                     Actions::Continuous(&rollout.continuous_actions[first_action..])
                 }
             };
-            let step = self.env.step(actions)?;
+            let step = env.step(actions)?;
             self.global_step += n as u64;
             let mut rewards: Vec<f32> = step.rewards.iter().map(|&r| r as f32).collect();
             let cut: Vec<usize> = (0..n)
@@ -274,16 +349,83 @@ impl Ppo {
                     .iter()
                     .map(|episode| (self.global_step, *episode)),
             );
-            self.observations.copy_from_slice(step.observations);
+            observations.copy_from_slice(step.observations);
             if !cut.is_empty() {
-                let bootstrap = values_of(&final_observations).map_err(|e| self.act_error(e))?;
+                let bootstrap =
+                    values_of(&final_observations).map_err(|e| act_error(self.global_step, e))?;
                 for (&e, value) in cut.iter().zip(bootstrap) {
                     rewards[e] += gamma * value;
                 }
             }
             rollout.rewards.extend(rewards);
         }
-        let next_values = values_of(&self.observations).map_err(|e| self.act_error(e))?;
+        let next_values = values_of(observations).map_err(|e| act_error(self.global_step, e))?;
+        Ok((rollout, next_values))
+    }
+
+    /// A rollout of the device envs: acting, sampling and stepping stay on the device; the
+    /// transitions and the finished episodes are read back once, at the end.
+    fn collect_on_device(
+        &mut self,
+        iteration: &mut Iteration,
+    ) -> Result<(Rollout, Vec<f32>), TrainError> {
+        let actor = self.model.valid();
+        let head = self.head;
+        let steps = self.config.num_steps;
+        let gamma = self.config.gamma as f32;
+        let RolloutEnvs::Device(on) = &mut self.envs else {
+            unreachable!("called for device envs")
+        };
+        let n = on.envs.num_envs();
+        // An env finishes at most one episode every two steps (one acting, one restarting).
+        on.envs.record_episodes(steps.div_ceil(2) + 1);
+        let mut recorded = DeviceTransitions::default();
+        for _ in 0..steps {
+            let observations = on.observations.clone();
+            let (actions, log_probs) = sample_on_device(&actor, head, observations.clone());
+            recorded.values.push(actor.value(observations.clone()));
+            recorded.observations.push(observations);
+            recorded.log_probs.push(log_probs);
+            let step = on.envs.step(&actions)?;
+            match actions {
+                DeviceActions::Discrete(a) => recorded.discrete_actions.push(a),
+                DeviceActions::Continuous(a) => recorded.continuous_actions.push(a),
+            }
+            recorded.rewards.push(step.rewards);
+            recorded.terminated.push(step.terminated.float());
+            recorded.truncated.push(step.truncated.float());
+            recorded.reset.push(step.reset.float());
+            on.observations = step.observations;
+        }
+        let episodes = on.envs.read_records()?;
+        let global_step = self.global_step;
+        let (mut rollout, truncated, next_values) = recorded
+            .read_back(actor.value(on.observations.clone()))
+            .map_err(|e| act_error(global_step, e))?;
+        // A truncated episode's last observation is what the env returned on its last step,
+        // the next row's observation, whose value the next row holds.
+        for (k, &cut) in truncated.iter().enumerate() {
+            if cut {
+                let next = rollout
+                    .values
+                    .get(k + n)
+                    .copied()
+                    .unwrap_or(next_values[k % n]);
+                rollout.rewards[k] += gamma * next;
+            }
+        }
+        self.global_step += (steps * n) as u64;
+        iteration.episodes.extend(episodes.iter().map(|e| {
+            (
+                self.global_step,
+                EpisodeStats {
+                    env_index: e.env_index,
+                    episode_return: e.episode_return,
+                    length: e.length,
+                    terminated: !e.truncated,
+                },
+            )
+        }));
         Ok((rollout, next_values))
     }
 
@@ -327,8 +469,11 @@ impl Ppo {
             .map(|(a, v)| a + v)
             .collect();
         let batch = rollout.values.len();
-        let minibatch = config.minibatch_size();
-        let mut indices: Vec<usize> = (0..batch).collect();
+        let mut indices: Vec<usize> = (0..batch)
+            .filter(|&i| rollout.valid.get(i).copied().unwrap_or(true))
+            .collect();
+        // All transitions of CPU envs: the configured minibatch size.
+        let minibatch = indices.len().div_ceil(config.num_minibatches);
         let mut model = self.model.clone();
         let mut statistics = Vec::with_capacity(config.update_epochs * config.num_minibatches);
         for _ in 0..config.update_epochs {
@@ -452,6 +597,139 @@ impl Ppo {
     }
 }
 
+/// A device rollout's tensors, one per step, until they are read back.
+#[derive(Default)]
+struct DeviceTransitions {
+    observations: Vec<Tensor<2>>,
+    discrete_actions: Vec<Tensor<1, Int>>,
+    continuous_actions: Vec<Tensor<2>>,
+    log_probs: Vec<Tensor<1>>,
+    values: Vec<Tensor<1>>,
+    rewards: Vec<Tensor<1>>,
+    terminated: Vec<Tensor<1>>,
+    truncated: Vec<Tensor<1>>,
+    reset: Vec<Tensor<1>>,
+}
+
+impl DeviceTransitions {
+    /// Reads every step and `next_values` back in one transfer, step-major; returns the
+    /// rollout, which transitions the time limit cut, and the next values.
+    fn read_back(self, next_values: Tensor<1>) -> Result<(Rollout, Vec<bool>, Vec<f32>), ActError> {
+        let discrete = !self.discrete_actions.is_empty();
+        let mut transaction = Transaction::default()
+            .register(Tensor::cat(self.observations, 0))
+            .register(Tensor::cat(self.log_probs, 0))
+            .register(Tensor::cat(self.values, 0))
+            .register(Tensor::cat(self.rewards, 0))
+            .register(Tensor::cat(self.terminated, 0))
+            .register(Tensor::cat(self.truncated, 0))
+            .register(Tensor::cat(self.reset, 0))
+            .register(next_values);
+        transaction = if discrete {
+            transaction.register(Tensor::cat(self.discrete_actions, 0))
+        } else {
+            transaction.register(Tensor::cat(self.continuous_actions, 0))
+        };
+        let data = transaction
+            .try_execute()
+            .map_err(|e| ActError::Device(e.to_string()))?;
+        let [
+            observations,
+            log_probs,
+            values,
+            rewards,
+            terminated,
+            truncated,
+            reset,
+            next,
+            actions,
+        ]: [TensorData; 9] = data.try_into().expect("nine tensors registered");
+        let flags = |data: TensorData| -> Result<Vec<bool>, ActError> {
+            Ok(finite_f32(data)?.into_iter().map(|v| v > 0.5).collect())
+        };
+        let terminated = flags(terminated)?;
+        let truncated = flags(truncated)?;
+        let mut rollout = Rollout {
+            observations: finite_f32(observations)?,
+            log_probs: finite_f32(log_probs)?,
+            values: finite_f32(values)?,
+            rewards: finite_f32(rewards)?,
+            dones: terminated
+                .iter()
+                .zip(&truncated)
+                .map(|(t, c)| t | c)
+                .collect(),
+            valid: flags(reset)?.into_iter().map(|r| !r).collect(),
+            ..Rollout::default()
+        };
+        if discrete {
+            rollout.discrete_actions = actions
+                .convert::<i64>()
+                .try_into_vec::<i64>()
+                .map_err(|e| ActError::Device(format!("{e:?}")))?;
+        } else {
+            rollout.continuous_actions = finite_f32(actions)?;
+        }
+        Ok((rollout, truncated, finite_f32(next)?))
+    }
+}
+
+/// Samples actions on the device with their log-probabilities: Gumbel-max for categorical
+/// heads (the argmax of the logits plus Gumbel noise is a draw from their softmax), the mean
+/// plus scaled normal noise for Gaussian ones. The draws come from the device's generator.
+fn sample_on_device(
+    actor: &ActorCritic,
+    head: ActionHead,
+    observations: Tensor<2>,
+) -> (DeviceActions, Tensor<1>) {
+    let outputs = actor.actor(observations);
+    let [rows, width] = outputs.dims();
+    let device = outputs.device();
+    match head {
+        ActionHead::Categorical { .. } => {
+            let uniform = Tensor::<2>::random(
+                [rows, width],
+                Distribution::Uniform(f64::from(f32::MIN_POSITIVE), 1.0),
+                &device,
+            );
+            let gumbel = uniform.log().neg().log().neg();
+            let actions = (outputs.clone() + gumbel).argmax(1);
+            let log_probs = log_softmax(outputs, 1)
+                .gather(1, actions.clone())
+                .squeeze_dim::<1>(1);
+            (
+                DeviceActions::Discrete(actions.squeeze_dim::<1>(1)),
+                log_probs,
+            )
+        }
+        ActionHead::Gaussian { .. } => {
+            let log_std = actor.log_std().expect("Gaussian heads have a log-std");
+            let z = Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 1.0), &device);
+            let actions = outputs + log_std.clone().exp() * z.clone();
+            let log_density = (z.powi_scalar(2).mul_scalar(-0.5) - log_std)
+                .sub_scalar(0.5 * std::f64::consts::TAU.ln())
+                .sum_dim(1)
+                .squeeze_dim::<1>(1);
+            (DeviceActions::Continuous(actions), log_density)
+        }
+    }
+}
+
+fn non_finite(global_step: u64, what: &str) -> TrainError {
+    TrainError::NonFinite {
+        global_step,
+        what: what.to_string(),
+    }
+}
+
+/// An acting error at `global_step`; non-finite outputs name the policy.
+fn act_error(global_step: u64, error: ActError) -> TrainError {
+    match error {
+        ActError::NonFinite => non_finite(global_step, "the policy's output"),
+        other => other.into(),
+    }
+}
+
 /// `(x - mean) / (std + 1e-8)` with the sample standard deviation, as CleanRL normalises
 /// advantages.
 fn normalise(values: &mut [f32]) {
@@ -544,14 +822,21 @@ impl Algorithm for Ppo {
         architecture(config, self.observation_dim, self.head)
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(PpoState {
+    fn state(&self) -> Result<serde_json::Value, TrainError> {
+        let (env, device_env) = match &self.envs {
+            RolloutEnvs::Cpu { env, .. } => {
+                (Some(env.snapshot().expect("the env was reset")), None)
+            }
+            RolloutEnvs::Device(on) => (None, Some(on.envs.snapshot()?)),
+        };
+        Ok(serde_json::to_value(PpoState {
             updates: self.updates,
             global_step: self.global_step,
             rng: self.rng.clone(),
-            env: self.env.snapshot().expect("the env was reset"),
+            env,
+            device_env,
         })
-        .expect("state serialises")
+        .expect("state serialises"))
     }
 
     fn write_files(&self, dir: &Path) -> Result<(), CheckpointError> {

@@ -26,7 +26,7 @@ use crate::registry::spec;
 use crate::space::Space;
 
 /// Where a batch of envs steps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EnvBackend {
     /// On the CPU in `f64`, Gymnasium-exact; observations go to the policy's device and
@@ -131,6 +131,24 @@ pub struct DeviceStep {
     pub terminated: Tensor<1, Bool>,
     /// `[num_envs]`: the time limit cut the episode.
     pub truncated: Tensor<1, Bool>,
+    /// `[num_envs]`: the env started a new episode on this step instead of acting (its
+    /// previous one ended on the step before).
+    pub reset: Tensor<1, Bool>,
+}
+
+/// Where every env stands, for checkpoints: state columns, steps into the episode, running
+/// return, and which envs restart at the next step. The device's generator is not part of
+/// it (burn does not expose its state), so a restored run draws other starts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceSnapshot {
+    /// One `num_envs` column per state variable.
+    pub state: Vec<Vec<f32>>,
+    /// Steps taken in each current episode.
+    pub elapsed: Vec<f32>,
+    /// Rewards summed so far in each current episode.
+    pub episode_return: Vec<f32>,
+    /// Envs that restart at the next step.
+    pub needs_reset: Vec<bool>,
 }
 
 /// Episodes finished since the last read, per env.
@@ -362,13 +380,81 @@ impl DeviceVectorEnv {
         if let Some(records) = &mut self.records {
             records.record(&done, &truncated, &self.episode_return, &self.elapsed);
         }
-        self.needs_reset = done;
+        let reset = std::mem::replace(&mut self.needs_reset, done);
         Ok(DeviceStep {
             observations: self.observations(),
             rewards,
             terminated,
             truncated,
+            reset,
         })
+    }
+
+    /// Reads every env's state back (see [`DeviceSnapshot`]).
+    pub fn snapshot(&self) -> Result<DeviceSnapshot, EnvError> {
+        let mut transaction = Transaction::default();
+        for column in &self.state {
+            transaction = transaction.register(column.clone());
+        }
+        let data = transaction
+            .register(self.elapsed.clone())
+            .register(self.episode_return.clone())
+            .register(self.needs_reset.clone().float())
+            .try_execute()
+            .map_err(|e| EnvError::Device(e.to_string()))?;
+        let mut columns: Vec<Vec<f32>> = data
+            .into_iter()
+            .map(|d| {
+                d.convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| EnvError::Device(format!("{e:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let needs_reset = columns.pop().unwrap_or_default();
+        let episode_return = columns.pop().unwrap_or_default();
+        let elapsed = columns.pop().unwrap_or_default();
+        Ok(DeviceSnapshot {
+            state: columns,
+            elapsed,
+            episode_return,
+            needs_reset: needs_reset.iter().map(|&v| v > 0.5).collect(),
+        })
+    }
+
+    /// Puts every env back where a snapshot of envs like these left it.
+    pub fn restore(&mut self, snapshot: &DeviceSnapshot) -> Result<(), EnvError> {
+        let n = self.num_envs;
+        let fits = snapshot.state.len() == self.state.len()
+            && snapshot.state.iter().all(|c| c.len() == n)
+            && [
+                snapshot.elapsed.len(),
+                snapshot.episode_return.len(),
+                snapshot.needs_reset.len(),
+            ]
+            .iter()
+            .all(|&len| len == n);
+        if !fits {
+            return Err(EnvError::InvalidState {
+                env: "device envs".into(),
+                reason: format!(
+                    "the snapshot is not of {n} envs with {} state variables",
+                    self.state.len()
+                ),
+            });
+        }
+        let column = |values: &[f32]| {
+            Tensor::<1>::from_data(TensorData::new(values.to_vec(), [n]), &self.device)
+        };
+        self.state = snapshot.state.iter().map(|c| column(c)).collect();
+        self.elapsed = column(&snapshot.elapsed);
+        self.episode_return = column(&snapshot.episode_return);
+        let flags: Vec<f32> = snapshot
+            .needs_reset
+            .iter()
+            .map(|&b| f32::from(u8::from(b)))
+            .collect();
+        self.needs_reset = column(&flags).greater_elem(0.5);
+        Ok(())
     }
 
     /// Reads back (in one transfer) the episodes finished since the last read and starts
@@ -654,6 +740,27 @@ mod tests {
                 .iter()
                 .all(|r| r.truncated && r.length == 200)
         );
+    }
+
+    #[test]
+    fn a_restored_snapshot_continues_where_it_was_taken() {
+        let device = Device::flex();
+        let push = DeviceActions::Discrete(Tensor::from_data(
+            TensorData::new(vec![1i64, 0, 1], [3]),
+            &device,
+        ));
+        let mut envs = make_device_vector("CartPole-v1", 3, &device).unwrap();
+        for _ in 0..5 {
+            envs.step(&push).unwrap();
+        }
+        let snapshot = envs.snapshot().unwrap();
+        let mut copy = make_device_vector("CartPole-v1", 3, &device).unwrap();
+        copy.restore(&snapshot).unwrap();
+        assert_eq!(copy.snapshot().unwrap(), snapshot);
+        let (a, b) = (envs.step(&push).unwrap(), copy.step(&push).unwrap());
+        assert_eq!(values(a.observations), values(b.observations));
+        let other = make_device_vector("MountainCar-v0", 3, &device).unwrap();
+        assert!(other.snapshot().map(|s| copy.restore(&s)).unwrap().is_err());
     }
 
     #[test]
