@@ -31,8 +31,8 @@ for packed in pathlib.Path(".device-bin").glob("*.xz"):
     os.chmod(unpacked, 0o755)
 PY
 
-# Sections to run (all by default): machine tests eval rollout grad_modes torch.
-sections="${SECTIONS:-machine tests eval rollout grad_modes torch}"
+# Sections to run (all by default): machine tests eval rollout grad_modes torch train.
+sections="${SECTIONS:-machine tests eval rollout grad_modes torch train}"
 wants() { [[ " $sections " == *" $1 "* ]]; }
 
 if wants machine; then
@@ -70,6 +70,16 @@ if wants torch; then
     for device in $TORCH_DEVICES; do
         python3 benchmarks/torch_grad_modes.py $bin/ppo.safetensors --device "$device" \
             --threads "$(nproc)" --batch 1 16 256 4096 --seconds 0.3 --memory-steps 2000
+    done
+fi
+
+if wants train; then
+    steps="${TRAIN_STEPS:-51200}"
+    section "PPO CartPole-v1, $steps steps on wgpu: device envs, then CPU envs"
+    for backend in device cpu; do
+        timeout "${TRAIN_TIMEOUT:-300}" $bin/gradless --json train --config configs/cartpole_ppo.toml \
+            --device wgpu --set ppo.env_backend=$backend --set evaluation.every_steps=0 \
+            --set total_timesteps="$steps" --out "/tmp/ppo-$backend" | tail -1
     done
 fi
 
