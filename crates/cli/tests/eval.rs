@@ -22,20 +22,25 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `gradless --json eval PATH --device flex ...` with `out` as `--out`.
+fn eval_json_on_flex(path: &Path, out: &Path, options: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "--json",
+        "eval",
+        path.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(options);
+    gradless(&args)
+}
+
 #[test]
 fn json_summaries_have_the_documented_keys() {
     let out = scratch("eval-json");
-    let output = gradless(&[
-        "--json",
-        "eval",
-        shipped("cartpole-v1-ppo").to_str().unwrap(),
-        "--device",
-        "flex",
-        "--episodes",
-        "10",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = eval_json_on_flex(&shipped("cartpole-v1-ppo"), &out, &["--episodes", "10"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = json_lines(&output);
     assert_eq!(lines.len(), 1);
@@ -73,17 +78,7 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     std::fs::write(&bad, bytes).unwrap();
-    let output = gradless(&[
-        "--json",
-        "eval",
-        run.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--episodes",
-        "4",
-        "--out",
-        root.join("out").to_str().unwrap(),
-    ]);
+    let output = eval_json_on_flex(&run, &root.join("out"), &["--episodes", "4"]);
     assert!(!output.status.success());
     let stderr = stderr(&output);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -201,20 +196,11 @@ fn bench_eval_prints_one_json_line_per_device_and_size() {
 #[test]
 fn grad_mode_report_adds_the_measured_speedup() {
     let out = scratch("eval-grad-modes");
-    let output = gradless(&[
-        "--json",
-        "eval",
-        shipped("cartpole-v1-dqn").to_str().unwrap(),
-        "--device",
-        "flex",
-        "--episodes",
-        "2",
-        "--num-envs",
-        "8",
-        "--grad-mode-report",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = eval_json_on_flex(
+        &shipped("cartpole-v1-dqn"),
+        &out,
+        &["--episodes", "2", "--num-envs", "8", "--grad-mode-report"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let report = &json_lines(&output)[0]["grad_mode_report"];
     assert_eq!(report["batch"], 8);
@@ -233,21 +219,18 @@ fn grad_mode_report_adds_the_measured_speedup() {
 #[test]
 fn device_envs_evaluate_beside_the_policy() {
     let out = scratch("eval-device-envs");
-    let output = gradless(&[
-        "--json",
-        "eval",
-        shipped("cartpole-v1-ppo").to_str().unwrap(),
-        "--device",
-        "flex",
-        "--env-backend",
-        "device",
-        "--episodes",
-        "6",
-        "--num-envs",
-        "4",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = eval_json_on_flex(
+        &shipped("cartpole-v1-ppo"),
+        &out,
+        &[
+            "--env-backend",
+            "device",
+            "--episodes",
+            "6",
+            "--num-envs",
+            "4",
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = &json_lines(&output)[0];
     assert_eq!(summary["env_backend"], "device");
