@@ -4,10 +4,8 @@ use std::fmt;
 
 use burn::prelude::{Device, Module, Tensor};
 use gradless_device::{InferenceDevice, TrainingDevice};
-use gradless_policy::acting::{argmax, observation_tensor, read_f32};
-use gradless_policy::{
-    ActError, ActionBatch, ActorCritic, Architecture, Checkpoint, CheckpointError, QNetwork,
-};
+use gradless_policy::acting::{greedy_actions, observation_tensor, read_f32};
+use gradless_policy::{ActError, ActionBatch, Checkpoint, CheckpointError, PolicyNetwork};
 use serde::Serialize;
 
 /// How a policy runs with respect to gradients.
@@ -43,19 +41,13 @@ impl fmt::Display for GradMode {
     }
 }
 
-#[derive(Debug)]
-enum Network {
-    ActorCritic(ActorCritic),
-    QNetwork(QNetwork),
-}
-
 /// A checkpoint's policy (PPO's actor or DQN's Q-network) on one device in one grad mode.
 /// Every mode computes with burn's own kernels, so that only the grad mode differs.
 #[derive(Debug)]
 pub struct ModedPolicy {
     mode: GradMode,
     device: Device,
-    network: Network,
+    network: PolicyNetwork,
 }
 
 impl ModedPolicy {
@@ -76,13 +68,9 @@ impl ModedPolicy {
                 GradMode::Inference => module.valid(),
             }
         }
-        let network = match checkpoint.metadata().architecture {
-            Architecture::ActorCritic { .. } => {
-                Network::ActorCritic(in_mode(checkpoint.load_actor_critic(&device)?, mode))
-            }
-            Architecture::QNetwork { .. } => {
-                Network::QNetwork(in_mode(checkpoint.load_q_network(&device)?, mode))
-            }
+        let network = match PolicyNetwork::load(checkpoint, &device)? {
+            PolicyNetwork::ActorCritic(model) => PolicyNetwork::ActorCritic(in_mode(model, mode)),
+            PolicyNetwork::QNetwork(model) => PolicyNetwork::QNetwork(in_mode(model, mode)),
         };
         Ok(Self {
             mode,
@@ -106,10 +94,7 @@ impl ModedPolicy {
             }
         }
         let mut count = Count(0, 0);
-        match &self.network {
-            Network::ActorCritic(model) => model.visit(&mut count),
-            Network::QNetwork(model) => model.visit(&mut count),
-        }
+        self.network.visit(&mut count);
         (count.0, count.1)
     }
 
@@ -118,21 +103,11 @@ impl ModedPolicy {
     /// or the Gaussian mean).
     pub fn step(&self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
         let x = observation_tensor(observations, dim, &self.device);
-        let rows = observations.len() / dim;
-        let (outputs, continuous) = match &self.network {
-            Network::ActorCritic(model) => (model.actor(x), model.log_std().is_some()),
-            Network::QNetwork(model) => (model.forward(x), false),
-        };
-        let outputs = read_f32(outputs)?;
-        if continuous {
-            return Ok(ActionBatch::Continuous(outputs));
-        }
-        let width = outputs.len() / rows;
-        Ok(ActionBatch::Discrete(
-            outputs
-                .chunks(width)
-                .map(|row| argmax(row) as i64)
-                .collect(),
+        let (outputs, continuous) = self.network.action_outputs(x);
+        Ok(greedy_actions(
+            read_f32(outputs)?,
+            observations.len() / dim,
+            continuous,
         ))
     }
 

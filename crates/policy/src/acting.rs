@@ -6,7 +6,7 @@
 //! random numbers: that keeps runs reproducible across devices and lets a saved run continue
 //! with the very same draws.
 
-use burn::prelude::{Module, Tensor, TensorData};
+use burn::prelude::{Device, Module, Tensor, TensorData};
 use gradless_device::InferenceDevice;
 use gradless_envs::device::DeviceActions;
 use gradless_envs::{Action, Actions, Env, EnvError, EnvRng, Observation};
@@ -151,24 +151,71 @@ pub fn gaussian_log_density_term(z: f64, log_std: f64) -> f64 {
     -0.5 * z * z - log_std - 0.5 * std::f64::consts::TAU.ln()
 }
 
+/// The network a checkpoint's policy acts with: PPO's actor-critic (its actor acts) or DQN's
+/// Q-network, on whatever device and in whatever grad mode it was loaded.
+#[derive(Debug, Clone)]
+pub enum PolicyNetwork {
+    /// PPO's actor-critic.
+    ActorCritic(ActorCritic),
+    /// DQN's Q-network.
+    QNetwork(QNetwork),
+}
+
+impl PolicyNetwork {
+    /// Loads the network a checkpoint holds (as its metadata says) onto `device`.
+    pub fn load(checkpoint: &Checkpoint, device: &Device) -> Result<Self, CheckpointError> {
+        Ok(match checkpoint.metadata().architecture {
+            Architecture::ActorCritic { .. } => {
+                Self::ActorCritic(checkpoint.load_actor_critic(device)?)
+            }
+            Architecture::QNetwork { .. } => Self::QNetwork(checkpoint.load_q_network(device)?),
+        })
+    }
+
+    /// `[rows, outputs]`: logits or Q-values, or Gaussian means (then `true`).
+    pub fn action_outputs(&self, observations: Tensor<2>) -> (Tensor<2>, bool) {
+        match self {
+            Self::QNetwork(q) => (q.forward(observations), false),
+            Self::ActorCritic(model) => (model.actor(observations), model.log_std().is_some()),
+        }
+    }
+
+    /// Visits every parameter.
+    pub fn visit<V: burn::module::ModuleVisitor>(&self, visitor: &mut V) {
+        match self {
+            Self::ActorCritic(model) => model.visit(visitor),
+            Self::QNetwork(model) => model.visit(visitor),
+        }
+    }
+}
+
+/// Greedy actions from read-back outputs (`rows` of them): each row's argmax, or the
+/// Gaussian means as they are.
+pub fn greedy_actions(outputs: Vec<f32>, rows: usize, continuous: bool) -> ActionBatch {
+    if continuous {
+        return ActionBatch::Continuous(outputs);
+    }
+    let width = outputs.len() / rows;
+    ActionBatch::Discrete(
+        outputs
+            .chunks(width)
+            .map(|row| argmax(row) as i64)
+            .collect(),
+    )
+}
+
 /// A network ready to act: moved off autodiff (burn's `valid()`), so nothing it computes is
 /// recorded for backward, and free to use the vectorised `tanh` on flex.
 #[derive(Debug, Clone)]
 pub struct Agent {
-    network: AgentNetwork,
-}
-
-#[derive(Debug, Clone)]
-enum AgentNetwork {
-    ActorCritic(ActorCritic),
-    QNetwork(QNetwork),
+    network: PolicyNetwork,
 }
 
 impl Agent {
     /// Acts with an inference copy of a PPO actor-critic.
     pub fn actor_critic(model: &ActorCritic) -> Self {
         Self {
-            network: AgentNetwork::ActorCritic(
+            network: PolicyNetwork::ActorCritic(
                 model.valid().with_tanh_kernel(TanhKernel::Vectorised),
             ),
         }
@@ -177,23 +224,20 @@ impl Agent {
     /// Acts with an inference copy of a DQN Q-network.
     pub fn q_network(model: &QNetwork) -> Self {
         Self {
-            network: AgentNetwork::QNetwork(model.valid().with_tanh_kernel(TanhKernel::Vectorised)),
+            network: PolicyNetwork::QNetwork(
+                model.valid().with_tanh_kernel(TanhKernel::Vectorised),
+            ),
         }
     }
 
-    /// Loads the policy a checkpoint holds (the actor-critic or the Q-network, as its
-    /// metadata says) onto the inference device.
+    /// Loads the policy a checkpoint holds onto the inference device.
     pub fn load(
         checkpoint: &Checkpoint,
         device: &InferenceDevice,
     ) -> Result<Self, CheckpointError> {
-        Ok(match checkpoint.metadata().architecture {
-            Architecture::ActorCritic { .. } => {
-                Self::actor_critic(&checkpoint.load_actor_critic(device.device())?)
-            }
-            Architecture::QNetwork { .. } => {
-                Self::q_network(&checkpoint.load_q_network(device.device())?)
-            }
+        Ok(match PolicyNetwork::load(checkpoint, device.device())? {
+            PolicyNetwork::ActorCritic(model) => Self::actor_critic(&model),
+            PolicyNetwork::QNetwork(model) => Self::q_network(&model),
         })
     }
 
@@ -206,26 +250,16 @@ impl Agent {
             }
         }
         let mut visitor = AnyAutodiff(false);
-        match &self.network {
-            AgentNetwork::ActorCritic(model) => model.visit(&mut visitor),
-            AgentNetwork::QNetwork(model) => model.visit(&mut visitor),
-        }
+        self.network.visit(&mut visitor);
         !visitor.0
     }
 
     /// Greedy actions for a batch of observations already on the agent's device, left on
     /// the device: argmax of the logits or Q-values, or the Gaussian mean.
     pub fn greedy_device_actions(&self, observations: Tensor<2>) -> DeviceActions {
-        let (outputs, continuous) = match &self.network {
-            AgentNetwork::QNetwork(q) => (q.forward(observations), false),
-            AgentNetwork::ActorCritic(model) => {
-                (model.actor(observations), model.log_std().is_some())
-            }
-        };
-        if continuous {
-            DeviceActions::Continuous(outputs)
-        } else {
-            DeviceActions::Discrete(outputs.argmax(1).squeeze_dim(1))
+        match self.network.action_outputs(observations) {
+            (means, true) => DeviceActions::Continuous(means),
+            (outputs, false) => DeviceActions::Discrete(outputs.argmax(1).squeeze_dim(1)),
         }
     }
 
@@ -239,42 +273,34 @@ impl Agent {
     ) -> Result<ActionBatch, ActError> {
         let x = observation_tensor(observations, dim, device.device());
         let rows = observations.len() / dim;
-        match &self.network {
-            AgentNetwork::QNetwork(q) => {
-                let values = read_f32(q.forward(x))?;
-                let n = values.len() / rows;
-                Ok(ActionBatch::Discrete(
-                    values.chunks(n).map(|row| argmax(row) as i64).collect(),
-                ))
-            }
-            AgentNetwork::ActorCritic(model) => {
-                let outputs = read_f32(model.actor(x))?;
-                let n = outputs.len() / rows;
-                match (model.log_std(), selection) {
-                    (None, Selection::Greedy) => Ok(ActionBatch::Discrete(
-                        outputs.chunks(n).map(|row| argmax(row) as i64).collect(),
-                    )),
-                    (None, Selection::Sample(rngs)) => Ok(ActionBatch::Discrete(
-                        outputs
-                            .chunks(n)
-                            .zip(rngs.iter_mut())
-                            .map(|(row, rng)| sample_categorical(row, rng).0 as i64)
-                            .collect(),
-                    )),
-                    (Some(_), Selection::Greedy) => Ok(ActionBatch::Continuous(outputs)),
-                    (Some(log_std), Selection::Sample(rngs)) => {
-                        let log_std = read_f32(log_std)?;
-                        let mut actions = vec![0.0; outputs.len()];
-                        for ((mean, out), rng) in outputs
-                            .chunks(n)
-                            .zip(actions.chunks_mut(n))
-                            .zip(rngs.iter_mut())
-                        {
-                            sample_gaussian(mean, &log_std, rng, out);
-                        }
-                        Ok(ActionBatch::Continuous(actions))
-                    }
+        let (outputs, continuous) = self.network.action_outputs(x);
+        let outputs = read_f32(outputs)?;
+        let n = outputs.len() / rows;
+        // A Q-network acts greedily even when asked to sample.
+        let (PolicyNetwork::ActorCritic(model), Selection::Sample(rngs)) =
+            (&self.network, selection)
+        else {
+            return Ok(greedy_actions(outputs, rows, continuous));
+        };
+        match model.log_std() {
+            None => Ok(ActionBatch::Discrete(
+                outputs
+                    .chunks(n)
+                    .zip(rngs.iter_mut())
+                    .map(|(row, rng)| sample_categorical(row, rng).0 as i64)
+                    .collect(),
+            )),
+            Some(log_std) => {
+                let log_std = read_f32(log_std)?;
+                let mut actions = vec![0.0; outputs.len()];
+                for ((mean, out), rng) in outputs
+                    .chunks(n)
+                    .zip(actions.chunks_mut(n))
+                    .zip(rngs.iter_mut())
+                {
+                    sample_gaussian(mean, &log_std, rng, out);
                 }
+                Ok(ActionBatch::Continuous(actions))
             }
         }
     }

@@ -13,7 +13,8 @@ mod rollout;
 mod tanh;
 
 pub use acting::{
-    ActError, ActionBatch, Agent, EpisodePlan, SeededEpisode, Selection, run_episodes,
+    ActError, ActionBatch, Agent, EpisodePlan, PolicyNetwork, SeededEpisode, Selection,
+    run_episodes,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
