@@ -4,8 +4,7 @@
 //!
 //! Defaults follow CleanRL (`ppo.py`, `dqn.py`); the shipped configs say where they depart.
 
-use burn::prelude::Device;
-use gradless_envs::device::{EnvBackend, make_device_vector};
+use gradless_envs::device::{EnvBackend, device_dynamics};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -387,7 +386,7 @@ impl TrainConfig {
             non_negative("ppo.value_coef", ppo.value_coef)?;
             positive("ppo.max_grad_norm", ppo.max_grad_norm)?;
             if ppo.env_backend == EnvBackend::Device {
-                make_device_vector(&self.env, 1, &Device::flex())
+                device_dynamics(&self.env)
                     .map_err(|e| ConfigError::new("ppo.env_backend", e.to_string()))?;
             }
             if (self.total_timesteps as usize) < ppo.batch_size() {

@@ -222,6 +222,19 @@ pub struct DeviceVectorEnv {
     records: Option<EpisodeRecords>,
 }
 
+/// The tensor physics of a registered env, with its time limit: an error for an unknown id
+/// or an env without a device version. Touches no device.
+pub fn device_dynamics(id: &str) -> Result<(Box<dyn TensorDynamics>, Option<u32>), EnvError> {
+    let spec = spec(id)?;
+    let dynamics: Box<dyn TensorDynamics> = match spec.id {
+        "CartPole-v0" | "CartPole-v1" => Box::new(CartPoleTensors),
+        "MountainCar-v0" => Box::new(MountainCarTensors),
+        "Pendulum-v1" => Box::new(PendulumTensors),
+        other => return Err(EnvError::NoDeviceVersion { env: other.into() }),
+    };
+    Ok((dynamics, spec.max_episode_steps))
+}
+
 /// Builds the device version of a registered env: `CartPole-v1`, `MountainCar-v0` or
 /// `Pendulum-v1` (and their other versions with the same physics).
 pub fn make_device_vector(
@@ -229,15 +242,7 @@ pub fn make_device_vector(
     num_envs: usize,
     device: &Device,
 ) -> Result<DeviceVectorEnv, EnvError> {
-    let spec = spec(id)?;
-    let dynamics: Box<dyn TensorDynamics> = match spec.id {
-        "CartPole-v0" | "CartPole-v1" => Box::new(CartPoleTensors),
-        "MountainCar-v0" => Box::new(MountainCarTensors),
-        "Pendulum-v1" => Box::new(PendulumTensors),
-        other => {
-            return Err(EnvError::NoDeviceVersion { env: other.into() });
-        }
-    };
+    let (dynamics, max_episode_steps) = device_dynamics(id)?;
     if num_envs == 0 {
         return Err(EnvError::InvalidOption {
             env: id.into(),
@@ -247,7 +252,7 @@ pub fn make_device_vector(
     Ok(DeviceVectorEnv::new(
         dynamics,
         num_envs,
-        spec.max_episode_steps,
+        max_episode_steps,
         device,
     ))
 }

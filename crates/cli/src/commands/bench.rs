@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use gradless_device::{Backend, InferenceDevice};
-use gradless_envs::device::{EnvBackend, make_device_vector};
+use gradless_envs::device::{EnvBackend, device_dynamics};
 use gradless_envs::{
     Action, Actions, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
 };
@@ -316,7 +316,7 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
     let backends = parse_backends(&args.device)?;
     if env_backends.contains(&EnvBackend::Device) {
         // An env without a device version fails here, before anything is measured.
-        make_device_vector(&args.env, 1, &gradless_device::open(Backend::Flex)?)?;
+        device_dynamics(&args.env)?;
     }
     if !json {
         println!(
