@@ -1,11 +1,28 @@
-//! The device envs on wgpu (lavapipe on CI) against the same envs on flex: same states, same
-//! actions, observations equal to float32 rounding, episode statistics read back alike.
+//! The device envs on wgpu (lavapipe on CI) against the same envs on flex, and CartPole's fused
+//! step against its tensor operations: same states, same actions, observations equal to float32
+//! rounding, the same episodes.
+
+use std::sync::{Mutex, MutexGuard};
 
 use burn::prelude::{Device, Tensor, TensorData};
+use burn::tensor::Transaction;
 use gradless_device::{Backend, open};
-use gradless_envs::device::{DeviceActions, DeviceVectorEnv, make_device_vector};
+use gradless_envs::device::{
+    DeviceActions, DeviceSnapshot, DeviceVectorEnv, FinishedEpisodes, RecordedEpisode, StepKernel,
+    make_device_vector,
+};
 
 const NUM_ENVS: usize = 64;
+
+/// Held by every test that draws from the wgpu device's generator: it is one per device,
+/// shared by the test threads, so a test that seeds it must not see another draw from it.
+static GENERATOR: Mutex<()> = Mutex::new(());
+
+fn hold_generator() -> MutexGuard<'static, ()> {
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn observations(envs: &DeviceVectorEnv) -> Vec<f32> {
     envs.observations()
@@ -36,6 +53,7 @@ fn actions(id: &str, t: usize, device: &Device) -> DeviceActions {
 
 #[test]
 fn wgpu_device_envs_follow_flex() {
+    let _generator = hold_generator();
     let wgpu = open(Backend::Wgpu).expect("a wgpu adapter (lavapipe without a GPU)");
     let flex = open(Backend::Flex).unwrap();
     for (id, width) in [("CartPole-v1", 4), ("Pendulum-v1", 2)] {
@@ -44,6 +62,13 @@ fn wgpu_device_envs_follow_flex() {
             .collect();
         let mut on_gpu = make_device_vector(id, NUM_ENVS, &wgpu).unwrap();
         let mut on_cpu = make_device_vector(id, NUM_ENVS, &flex).unwrap();
+        let fused = if id.starts_with("CartPole") {
+            StepKernel::Fused
+        } else {
+            StepKernel::TensorOps
+        };
+        assert_eq!(on_gpu.step_kernel(), fused, "{id}");
+        assert_eq!(on_cpu.step_kernel(), StepKernel::TensorOps, "{id}");
         on_gpu.set_state(&start);
         on_cpu.set_state(&start);
         for t in 0..30 {
@@ -67,4 +92,133 @@ fn wgpu_device_envs_follow_flex() {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "{id}: wgpu and flex differ by {worst}");
     }
+}
+
+/// What a run of CartPole envs did, step by step and in total.
+#[derive(Debug, PartialEq)]
+struct Run {
+    /// Per step: rewards, terminated, truncated and reset flags of every env.
+    signals: Vec<[Vec<f32>; 4]>,
+    finished: FinishedEpisodes,
+    records: Vec<RecordedEpisode>,
+    observations: Vec<f32>,
+}
+
+/// CartPole envs in four kinds, `i % 4`: 0 always pushes right and falls within a few steps,
+/// again and again; 1 starts 490 steps into its episode, so the time limit cuts it; 2 just
+/// balances; 3 ended its episode on the step before, so it restarts first.
+fn four_kinds() -> DeviceSnapshot {
+    let kind = |i: usize| i % 4;
+    let state = (0..4)
+        .map(|k| {
+            (0..NUM_ENVS)
+                .map(|i| ((i * 4 + k) as f32 * 0.61).sin() * 0.04)
+                .collect()
+        })
+        .collect();
+    let elapsed: Vec<f32> = (0..NUM_ENVS)
+        .map(|i| if kind(i) == 1 { 490.0 } else { 0.0 })
+        .collect();
+    DeviceSnapshot {
+        state,
+        episode_return: elapsed.clone(),
+        elapsed,
+        needs_reset: (0..NUM_ENVS).map(|i| kind(i) == 3).collect(),
+    }
+}
+
+/// `steps` steps of [`four_kinds`] with `kernel`, every env's signals read back each step,
+/// restarts drawn from `seed`. The envs that do not fall balance the pole: push right when
+/// it leans or turns right.
+fn balance(device: &Device, kernel: StepKernel, seed: u64, steps: usize) -> Run {
+    device.seed(seed);
+    let mut envs = make_device_vector("CartPole-v1", NUM_ENVS, device).unwrap();
+    envs.use_step_kernel(kernel).unwrap();
+    envs.restore(&four_kinds()).unwrap();
+    envs.record_episodes(8);
+    let falling: Vec<f32> = (0..NUM_ENVS).map(|i| f32::from(i % 4 == 0)).collect();
+    let falling = Tensor::<1>::from_data(TensorData::new(falling, [NUM_ENVS]), device);
+    let mut observations = envs.observations();
+    let mut signals = Vec::new();
+    for _ in 0..steps {
+        let lean = observations.clone().narrow(1, 2, 1) + observations.narrow(1, 3, 1) * 0.5;
+        let lean = lean.squeeze_dim::<1>(1) + falling.clone();
+        let push = lean.greater_elem(0.0).int();
+        let step = envs.step(&DeviceActions::Discrete(push)).unwrap();
+        let read = Transaction::default()
+            .register(step.rewards)
+            .register(step.terminated.float())
+            .register(step.truncated.float())
+            .register(step.reset.float())
+            .execute();
+        let values: Vec<Vec<f32>> = read
+            .into_iter()
+            .map(|d| d.convert::<f32>().try_into_vec::<f32>().unwrap())
+            .collect();
+        signals.push(values.try_into().unwrap());
+        observations = step.observations;
+    }
+    Run {
+        signals,
+        finished: envs.take_finished().unwrap(),
+        records: envs.read_records().unwrap(),
+        observations: observations
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap(),
+    }
+}
+
+#[test]
+fn the_fused_cartpole_step_matches_its_tensor_operations() {
+    let _generator = hold_generator();
+    let wgpu = open(Backend::Wgpu).expect("a wgpu adapter (lavapipe without a GPU)");
+    // Long enough for several falls and restarts, short enough that rounding differences
+    // between the two (1e-5 after 100 steps of balancing) cannot flip a flag.
+    let steps = 60;
+    let fused = balance(&wgpu, StepKernel::Fused, 3, steps);
+    let tensor_ops = balance(&wgpu, StepKernel::TensorOps, 3, steps);
+    let first_difference = (0..steps).find_map(|t| {
+        (0..4).find_map(|k| {
+            (0..NUM_ENVS)
+                .find(|&i| fused.signals[t][k][i] != tensor_ops.signals[t][k][i])
+                .map(|i| (t, k, i))
+        })
+    });
+    assert_eq!(first_difference, None, "(step, signal, env)");
+    assert_eq!(fused.finished, tensor_ops.finished);
+    assert_eq!(fused.records, tensor_ops.records);
+    let worst = fused
+        .observations
+        .iter()
+        .zip(&tensor_ops.observations)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "fused and tensor-op steps differ by {worst}");
+    // Every kind did what it is there for.
+    let of_kind = |k: usize| fused.records.iter().filter(move |r| r.env_index % 4 == k);
+    assert!(of_kind(0).all(|r| !r.truncated && r.length < 20) && of_kind(0).count() >= 32);
+    assert!(of_kind(1).all(|r| r.truncated && r.length == 500 && r.episode_return == 500.0));
+    assert_eq!(of_kind(1).count(), NUM_ENVS / 4);
+    assert_eq!(of_kind(2).count(), 0);
+    let restarted_first: Vec<usize> = (0..NUM_ENVS)
+        .filter(|&i| fused.signals[0][3][i] == 1.0)
+        .collect();
+    assert_eq!(
+        restarted_first,
+        (3..NUM_ENVS).step_by(4).collect::<Vec<_>>()
+    );
+    assert_eq!(fused.finished.total(), fused.records.len() as u64);
+}
+
+#[test]
+fn fused_steps_are_refused_where_they_cannot_run() {
+    let _generator = hold_generator();
+    let flex = open(Backend::Flex).unwrap();
+    let mut on_flex = make_device_vector("CartPole-v1", NUM_ENVS, &flex).unwrap();
+    assert!(on_flex.use_step_kernel(StepKernel::Fused).is_err());
+    let wgpu = open(Backend::Wgpu).expect("a wgpu adapter (lavapipe without a GPU)");
+    let mut pendulum = make_device_vector("Pendulum-v1", NUM_ENVS, &wgpu).unwrap();
+    assert!(pendulum.use_step_kernel(StepKernel::Fused).is_err());
 }

@@ -4,7 +4,8 @@
 use burn::prelude::{Device, Tensor};
 
 use super::{
-    Columns, DeviceActions, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
+    Columns, DeviceActions, FusedStep, StepColumns, TensorDynamics, fused, stack, uniform,
+    wrong_action_kind,
 };
 use crate::classic::cartpole::{
     FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_POLE, POLE_MASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
@@ -27,8 +28,12 @@ impl TensorDynamics for CartPoleTensors {
         Space::Discrete { n: 2 }
     }
 
-    fn initial_state(&self, n: usize, device: &Device) -> Columns {
-        (0..4).map(|_| uniform(n, -0.05, 0.05, device)).collect()
+    fn initial_state(&self, n: usize, device: &Device) -> Tensor<2> {
+        uniform([4, n], -0.05, 0.05, device)
+    }
+
+    fn fused_step(&self) -> Option<FusedStep> {
+        Some(fused::cartpole_step)
     }
 
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {

@@ -11,10 +11,12 @@
 //! does not give the CPU env's starts.
 
 mod cartpole;
+mod fused;
 mod mountain_car;
 mod pendulum;
 
 use burn::prelude::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::kind::Basic;
 use burn::tensor::{Distribution, Transaction};
 
 pub use cartpole::CartPoleTensors;
@@ -92,13 +94,94 @@ pub trait TensorDynamics: Send + Sync + std::fmt::Debug {
     fn observation_dim(&self) -> usize;
     /// The action space of one env.
     fn action_space(&self) -> Space;
-    /// `n` initial states drawn from the device's generator.
-    fn initial_state(&self, n: usize, device: &Device) -> Columns;
+    /// `n` initial states drawn from the device's generator, `[state variables, n]`.
+    fn initial_state(&self, n: usize, device: &Device) -> Tensor<2>;
     /// Steps every env with its action. Action values are not checked on the device (that
     /// would read them back): they come from a policy sized for the action space.
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError>;
     /// Observations, `[n, observation_dim]`.
     fn observe(&self, state: &Columns) -> Tensor<2>;
+    /// The whole step of these dynamics as one kernel on the cubecl devices, if there is one.
+    fn fused_step(&self) -> Option<FusedStep> {
+        None
+    }
+}
+
+/// A whole step as one kernel: `(table, actions, starts, time limit)` to the next table,
+/// the observations `[n, observation_dim]` and the [`signal`]s `[4, n]`; the table has a
+/// row per state variable then the [`column`]s, `starts` a row per state variable. For the
+/// cubecl devices only (wgpu; CUDA when compiled in).
+pub type FusedStep = fn(Tensor<2>, Tensor<1, Int>, Tensor<2>, f32) -> [Tensor<2>; 3];
+
+/// How a [`DeviceVectorEnv`] steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKernel {
+    /// The env's tensor operations, then autoreset and statistics as more of them: any
+    /// device, ~75 burn operations a step for CartPole.
+    TensorOps,
+    /// One kernel for the whole step: CartPole on wgpu.
+    Fused,
+}
+
+impl StepKernel {
+    /// The name in benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKernel::TensorOps => "tensor-ops",
+            StepKernel::Fused => "fused",
+        }
+    }
+}
+
+impl std::fmt::Display for StepKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl std::str::FromStr for StepKernel {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        [StepKernel::TensorOps, StepKernel::Fused]
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                format!("unknown step kernel `{name}` (expected `tensor-ops` or `fused`)")
+            })
+    }
+}
+
+/// The per-env table's rows after the state variables: the bookkeeping every step updates.
+/// Packed in one tensor so a fused step reads and writes one buffer.
+pub mod column {
+    /// Steps taken in the current episode.
+    pub const ELAPSED: usize = 0;
+    /// Rewards summed in the current episode.
+    pub const EPISODE_RETURN: usize = 1;
+    /// 1 where the episode ended on the last step, so this step restarts it.
+    pub const NEEDS_RESET: usize = 2;
+    /// Episodes finished since the counters were last read.
+    pub const FINISHED_COUNT: usize = 3;
+    /// The sum of their returns.
+    pub const FINISHED_RETURN: usize = 4;
+    /// The sum of their lengths.
+    pub const FINISHED_LENGTH: usize = 5;
+    /// Bookkeeping rows after the state.
+    pub const COUNT: usize = 6;
+}
+
+/// The rows of a fused step's `[4, n]` signals.
+pub mod signal {
+    /// The reward (0 on a restart step).
+    pub const REWARD: usize = 0;
+    /// 1 where the episode reached a terminal state.
+    pub const TERMINATED: usize = 1;
+    /// 1 where the time limit cut it.
+    pub const TRUNCATED: usize = 2;
+    /// 1 where the env restarted instead of acting.
+    pub const RESET: usize = 3;
+    /// Signals per env.
+    pub const COUNT: usize = 4;
 }
 
 /// Continuous actions for a discrete env or the other way round.
@@ -110,9 +193,9 @@ pub(crate) fn wrong_action_kind(env: &str) -> EnvError {
     }
 }
 
-/// `n` values drawn uniformly from `[low, high)` on the device.
-pub(crate) fn uniform(n: usize, low: f64, high: f64, device: &Device) -> Tensor<1> {
-    Tensor::random([n], Distribution::Uniform(low, high), device)
+/// Values drawn uniformly from `[low, high)` on the device.
+pub(crate) fn uniform(shape: [usize; 2], low: f64, high: f64, device: &Device) -> Tensor<2> {
+    Tensor::random(shape, Distribution::Uniform(low, high), device)
 }
 
 /// Observations from state columns, `[n, columns]`.
@@ -204,21 +287,19 @@ pub struct RecordedEpisode {
 }
 
 /// `num_envs` copies of an env on a burn device, with Gymnasium's next-step autoreset and
-/// time limit, and running episode statistics, all as tensor operations.
+/// time limit, and running episode statistics, all on the device.
+///
+/// Everything an env carries between steps lives in one `[state + 6, num_envs]` table (a row
+/// per state variable, then the [`column`]s), so a fused step reads and writes one buffer, a
+/// snapshot is one transfer, and each variable is a contiguous row.
 #[derive(Debug)]
 pub struct DeviceVectorEnv {
     dynamics: Box<dyn TensorDynamics>,
     device: Device,
     num_envs: usize,
     max_episode_steps: Option<u32>,
-    state: Columns,
-    /// Envs whose episode ended on the last step: the next step resets them.
-    needs_reset: Tensor<1, Bool>,
-    elapsed: Tensor<1>,
-    episode_return: Tensor<1>,
-    finished_count: Tensor<1>,
-    finished_return: Tensor<1>,
-    finished_length: Tensor<1>,
+    kernel: StepKernel,
+    table: Tensor<2>,
     records: Option<EpisodeRecords>,
 }
 
@@ -257,33 +338,79 @@ pub fn make_device_vector(
     ))
 }
 
-fn zeros(n: usize, device: &Device) -> Tensor<1> {
-    Tensor::zeros([n], device)
+/// Whether a device runs cubecl kernels (wgpu, CUDA), where a [`FusedStep`] can run.
+fn runs_cube_kernels(device: &Device) -> bool {
+    matches!(
+        device.clone().without_autodiff().as_dispatch(),
+        burn::backend::DispatchDevice::Cube(_)
+    )
+}
+
+/// A table of `state` (`[state variables, n]`) with fresh bookkeeping (nothing elapsed, no
+/// reset pending, no finished episodes).
+fn fresh_table(state: Tensor<2>) -> Tensor<2> {
+    let [_, n] = state.dims();
+    let bookkeeping = Tensor::zeros([column::COUNT, n], &state.device());
+    Tensor::cat(vec![state, bookkeeping], 0)
+}
+
+/// A `[rows, n]` tensor's rows as `[n]` tensors.
+fn rows<K: Basic>(table: Tensor<2, K>) -> Vec<Tensor<1, K>> {
+    let height = table.dims()[0];
+    table
+        .chunk(height, 0)
+        .into_iter()
+        .map(|row| row.squeeze_dim::<1>(0))
+        .collect()
 }
 
 impl DeviceVectorEnv {
     /// `num_envs` envs with `dynamics`, truncated after `max_episode_steps`, freshly reset.
+    /// They step in one fused kernel where the dynamics have one and the device runs it.
     pub fn new(
         dynamics: Box<dyn TensorDynamics>,
         num_envs: usize,
         max_episode_steps: Option<u32>,
         device: &Device,
     ) -> Self {
-        let state = dynamics.initial_state(num_envs, device);
+        let kernel = match dynamics.fused_step() {
+            Some(_) if runs_cube_kernels(device) => StepKernel::Fused,
+            _ => StepKernel::TensorOps,
+        };
+        let table = fresh_table(dynamics.initial_state(num_envs, device));
         Self {
             dynamics,
             device: device.clone(),
             num_envs,
             max_episode_steps,
-            state,
-            needs_reset: zeros(num_envs, device).greater_elem(0.0),
-            elapsed: zeros(num_envs, device),
-            episode_return: zeros(num_envs, device),
-            finished_count: zeros(num_envs, device),
-            finished_return: zeros(num_envs, device),
-            finished_length: zeros(num_envs, device),
+            kernel,
+            table,
             records: None,
         }
+    }
+
+    /// How the envs step.
+    pub fn step_kernel(&self) -> StepKernel {
+        self.kernel
+    }
+
+    /// Steps with `kernel` from now on: an error if it is [`StepKernel::Fused`] and these
+    /// dynamics have no fused step or the device cannot run it.
+    pub fn use_step_kernel(&mut self, kernel: StepKernel) -> Result<(), EnvError> {
+        if kernel == StepKernel::Fused
+            && (self.dynamics.fused_step().is_none() || !runs_cube_kernels(&self.device))
+        {
+            return Err(EnvError::InvalidOption {
+                env: format!("{:?}", self.dynamics),
+                reason: "a fused step needs CartPole on a wgpu device".into(),
+            });
+        }
+        self.kernel = kernel;
+        Ok(())
+    }
+
+    fn state_dim(&self) -> usize {
+        self.table.dims()[0] - column::COUNT
     }
 
     /// Number of envs.
@@ -308,27 +435,20 @@ impl DeviceVectorEnv {
 
     /// The current observations, `[num_envs, observation_dim]`.
     pub fn observations(&self) -> Tensor<2> {
-        self.dynamics.observe(&self.state)
+        self.dynamics
+            .observe(&rows(self.table.clone().narrow(0, 0, self.state_dim())))
     }
 
     /// Replaces every env's state (`num_envs` rows of state variables, row-major) and
-    /// starts new episodes from there: for comparing with the CPU envs.
+    /// starts new episodes from there, counters at zero: for comparing with the CPU envs.
     pub fn set_state(&mut self, rows: &[f64]) {
         let width = rows.len() / self.num_envs;
-        self.state = (0..width)
-            .map(|k| {
-                let column: Vec<f32> = rows
-                    .iter()
-                    .skip(k)
-                    .step_by(width)
-                    .map(|&v| v as f32)
-                    .collect();
-                Tensor::from_data(TensorData::new(column, [self.num_envs]), &self.device)
-            })
-            .collect();
-        self.needs_reset = zeros(self.num_envs, &self.device).greater_elem(0.0);
-        self.elapsed = zeros(self.num_envs, &self.device);
-        self.episode_return = zeros(self.num_envs, &self.device);
+        let values: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+        let state = Tensor::<2>::from_data(
+            TensorData::new(values, [self.num_envs, width]),
+            &self.device,
+        );
+        self.table = fresh_table(state.transpose());
     }
 
     /// Keeps each env's first `capacity` episodes (return, length, truncation) on the
@@ -353,83 +473,135 @@ impl DeviceVectorEnv {
     /// instead (its action ignored, reward 0, both flags false), as Gymnasium's next-step
     /// autoreset does.
     pub fn step(&mut self, actions: &DeviceActions) -> Result<DeviceStep, EnvError> {
-        let n = self.num_envs;
-        let stepped = self.dynamics.step(&self.state, actions)?;
-        let fresh = self.dynamics.initial_state(n, &self.device);
-        let reset = self.needs_reset.clone();
-        self.state = stepped
+        let starts = self.dynamics.initial_state(self.num_envs, &self.device);
+        let time_limit = self
+            .max_episode_steps
+            .map_or(f32::MAX, |limit| limit as f32);
+        let fused = match (self.kernel, self.dynamics.fused_step(), actions) {
+            (StepKernel::Fused, Some(fused), DeviceActions::Discrete(actions)) => Some(fused(
+                self.table.clone(),
+                actions.clone(),
+                starts.clone(),
+                time_limit,
+            )),
+            _ => None,
+        };
+        let (step, done) = match fused {
+            Some([table, observations, signals]) => {
+                self.table = table;
+                // One comparison over the three flag rows; rows are contiguous views.
+                let flags = signals
+                    .clone()
+                    .narrow(0, signal::TERMINATED, 3)
+                    .greater_elem(0.5);
+                let [terminated, truncated, reset] = rows(flags)
+                    .try_into()
+                    .map_err(|_| EnvError::Device("a fused step lost a signal row".into()))?;
+                let step = DeviceStep {
+                    observations,
+                    rewards: signals.narrow(0, signal::REWARD, 1).squeeze_dim(0),
+                    terminated,
+                    truncated,
+                    reset,
+                };
+                (step, None)
+            }
+            None => self.step_with_tensor_ops(actions, starts, time_limit)?,
+        };
+        let state_dim = self.state_dim();
+        if let Some(records) = &mut self.records {
+            let book = rows(self.table.clone().narrow(0, state_dim, column::COUNT));
+            let done =
+                done.unwrap_or_else(|| step.terminated.clone().bool_or(step.truncated.clone()));
+            records.record(
+                &done,
+                &step.truncated,
+                &book[column::EPISODE_RETURN],
+                &book[column::ELAPSED],
+            );
+        }
+        Ok(step)
+    }
+
+    /// The step as the dynamics' tensor operations, then autoreset and statistics as more of
+    /// them; the same arithmetic as a fused step. Returns the step and which envs finished.
+    fn step_with_tensor_ops(
+        &mut self,
+        actions: &DeviceActions,
+        starts: Tensor<2>,
+        time_limit: f32,
+    ) -> Result<(DeviceStep, Option<Tensor<1, Bool>>), EnvError> {
+        let mut state = rows(self.table.clone());
+        let book = state.split_off(self.state_dim());
+        let stepped = self.dynamics.step(&state, actions)?;
+        let reset = book[column::NEEDS_RESET].clone().greater_elem(0.5);
+        let state: Columns = stepped
             .state
             .into_iter()
-            .zip(fresh)
+            .zip(rows(starts))
             .map(|(next, start)| next.mask_where(reset.clone(), start))
             .collect();
-        let not_reset = reset.clone().bool_not();
         let rewards = stepped.reward.mask_fill(reset.clone(), 0.0);
-        let terminated = stepped.terminated.bool_and(not_reset.clone());
-        self.elapsed = (self.elapsed.clone() + 1.0).mask_fill(reset.clone(), 0.0);
-        self.episode_return = (self.episode_return.clone() + rewards.clone()).mask_fill(reset, 0.0);
-        let truncated = match self.max_episode_steps {
-            Some(limit) => self
-                .elapsed
-                .clone()
-                .greater_equal_elem(limit as f32)
-                .bool_and(terminated.clone().bool_not()),
-            None => zeros(n, &self.device).greater_elem(0.0),
-        };
+        let terminated = stepped.terminated.bool_and(reset.clone().bool_not());
+        let elapsed = (book[column::ELAPSED].clone() + 1.0).mask_fill(reset.clone(), 0.0);
+        let episode_return =
+            (book[column::EPISODE_RETURN].clone() + rewards.clone()).mask_fill(reset.clone(), 0.0);
+        let truncated = elapsed
+            .clone()
+            .greater_equal_elem(time_limit)
+            .bool_and(terminated.clone().bool_not());
         let done = terminated.clone().bool_or(truncated.clone());
         let done_values = done.clone().float();
-        self.finished_count = self.finished_count.clone() + done_values.clone();
-        self.finished_return =
-            self.finished_return.clone() + done_values.clone() * self.episode_return.clone();
-        self.finished_length = self.finished_length.clone() + done_values * self.elapsed.clone();
-        if let Some(records) = &mut self.records {
-            records.record(&done, &truncated, &self.episode_return, &self.elapsed);
-        }
-        let reset = std::mem::replace(&mut self.needs_reset, done);
-        Ok(DeviceStep {
+        let mut next = state;
+        next.extend([
+            elapsed.clone(),
+            episode_return.clone(),
+            done_values.clone(),
+            book[column::FINISHED_COUNT].clone() + done_values.clone(),
+            book[column::FINISHED_RETURN].clone() + done_values.clone() * episode_return,
+            book[column::FINISHED_LENGTH].clone() + done_values * elapsed,
+        ]);
+        self.table = Tensor::stack(next, 0);
+        let step = DeviceStep {
             observations: self.observations(),
             rewards,
             terminated,
             truncated,
             reset,
-        })
+        };
+        Ok((step, Some(done)))
     }
 
-    /// Reads every env's state back (see [`DeviceSnapshot`]).
+    /// Reads every env's state back (see [`DeviceSnapshot`]), in one transfer.
     pub fn snapshot(&self) -> Result<DeviceSnapshot, EnvError> {
-        let mut transaction = Transaction::default();
-        for column in &self.state {
-            transaction = transaction.register(column.clone());
-        }
-        let data = transaction
-            .register(self.elapsed.clone())
-            .register(self.episode_return.clone())
-            .register(self.needs_reset.clone().float())
-            .try_execute()
-            .map_err(|e| EnvError::Device(e.to_string()))?;
-        let mut columns: Vec<Vec<f32>> = data
-            .into_iter()
-            .map(|d| {
-                d.convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| EnvError::Device(format!("{e:?}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let needs_reset = columns.pop().unwrap_or_default();
-        let episode_return = columns.pop().unwrap_or_default();
-        let elapsed = columns.pop().unwrap_or_default();
+        let n = self.num_envs;
+        let values = self
+            .table
+            .clone()
+            .try_into_data()
+            .map_err(|e| EnvError::Device(e.to_string()))?
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| EnvError::Device(format!("{e:?}")))?;
+        let column = |k: usize| values[k * n..(k + 1) * n].to_vec();
+        let book = self.state_dim();
         Ok(DeviceSnapshot {
-            state: columns,
-            elapsed,
-            episode_return,
-            needs_reset: needs_reset.iter().map(|&v| v > 0.5).collect(),
+            state: (0..book).map(column).collect(),
+            elapsed: column(book + column::ELAPSED),
+            episode_return: column(book + column::EPISODE_RETURN),
+            needs_reset: column(book + column::NEEDS_RESET)
+                .iter()
+                .map(|&v| v > 0.5)
+                .collect(),
         })
     }
 
-    /// Puts every env back where a snapshot of envs like these left it.
+    /// Puts every env back where a snapshot of envs like these left it; the finished-episode
+    /// counters start afresh.
     pub fn restore(&mut self, snapshot: &DeviceSnapshot) -> Result<(), EnvError> {
         let n = self.num_envs;
-        let fits = snapshot.state.len() == self.state.len()
+        let state_dim = self.state_dim();
+        let fits = snapshot.state.len() == state_dim
             && snapshot.state.iter().all(|c| c.len() == n)
             && [
                 snapshot.elapsed.len(),
@@ -441,48 +613,48 @@ impl DeviceVectorEnv {
         if !fits {
             return Err(EnvError::InvalidState {
                 env: "device envs".into(),
-                reason: format!(
-                    "the snapshot is not of {n} envs with {} state variables",
-                    self.state.len()
-                ),
+                reason: format!("the snapshot is not of {n} envs with {state_dim} state variables"),
             });
         }
-        let column = |values: &[f32]| {
-            Tensor::<1>::from_data(TensorData::new(values.to_vec(), [n]), &self.device)
-        };
-        self.state = snapshot.state.iter().map(|c| column(c)).collect();
-        self.elapsed = column(&snapshot.elapsed);
-        self.episode_return = column(&snapshot.episode_return);
-        let flags: Vec<f32> = snapshot
+        let needs_reset: Vec<f32> = snapshot
             .needs_reset
             .iter()
             .map(|&b| f32::from(u8::from(b)))
             .collect();
-        self.needs_reset = column(&flags).greater_elem(0.5);
+        let mut columns: Vec<&[f32]> = snapshot.state.iter().map(Vec::as_slice).collect();
+        columns.extend([
+            snapshot.elapsed.as_slice(),
+            snapshot.episode_return.as_slice(),
+            needs_reset.as_slice(),
+        ]);
+        let zeros = vec![0.0; n];
+        columns.extend([zeros.as_slice(); 3]);
+        let height = columns.len();
+        let values: Vec<f32> = columns.concat();
+        self.table = Tensor::from_data(TensorData::new(values, [height, n]), &self.device);
         Ok(())
     }
 
     /// Reads back (in one transfer) the episodes finished since the last read and starts
     /// counting afresh.
     pub fn take_finished(&mut self) -> Result<FinishedEpisodes, EnvError> {
-        let data = Transaction::default()
-            .register(self.finished_count.clone())
-            .register(self.finished_return.clone())
-            .register(self.finished_length.clone())
-            .try_execute()
-            .map_err(|e| EnvError::Device(e.to_string()))?;
-        let [count, return_sum, length_sum] = read_columns(data)?;
-        for tensor in [
-            &mut self.finished_count,
-            &mut self.finished_return,
-            &mut self.finished_length,
-        ] {
-            *tensor = zeros(self.num_envs, &self.device);
-        }
+        let first = self.state_dim() + column::FINISHED_COUNT;
+        let counters = self
+            .table
+            .clone()
+            .narrow(0, first, 3)
+            .try_into_data()
+            .map_err(|e| EnvError::Device(e.to_string()))?
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| EnvError::Device(format!("{e:?}")))?;
+        let n = self.num_envs;
+        self.table = self.table.clone().slice_fill([first..first + 3, 0..n], 0.0);
+        let column = |k: usize| counters[k * n..(k + 1) * n].iter().map(|&v| f64::from(v));
         Ok(FinishedEpisodes {
-            count: count.iter().map(|&c| c as u32).collect(),
-            return_sum,
-            length_sum,
+            count: column(0).map(|c| c as u32).collect(),
+            return_sum: column(1).collect(),
+            length_sum: column(2).collect(),
         })
     }
 

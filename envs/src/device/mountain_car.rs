@@ -25,8 +25,15 @@ impl TensorDynamics for MountainCarTensors {
         Space::Discrete { n: 3 }
     }
 
-    fn initial_state(&self, n: usize, device: &Device) -> Columns {
-        vec![uniform(n, -0.6, -0.4, device), Tensor::zeros([n], device)]
+    fn initial_state(&self, n: usize, device: &Device) -> Tensor<2> {
+        // Position uniform in [-0.6, -0.4), velocity 0.
+        Tensor::cat(
+            vec![
+                uniform([1, n], -0.6, -0.4, device),
+                Tensor::zeros([1, n], device),
+            ],
+            0,
+        )
     }
 
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {

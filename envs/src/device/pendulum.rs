@@ -33,8 +33,10 @@ impl TensorDynamics for PendulumTensors {
         Space::symmetric_box(&[MAX_TORQUE])
     }
 
-    fn initial_state(&self, n: usize, device: &Device) -> Columns {
-        vec![uniform(n, -PI, PI, device), uniform(n, -1.0, 1.0, device)]
+    fn initial_state(&self, n: usize, device: &Device) -> Tensor<2> {
+        // theta uniform in [-pi, pi), theta_dot in [-1, 1): one draw, scaled per column.
+        let scale = Tensor::<1>::from_floats([PI as f32, 1.0], device).unsqueeze_dim::<2>(1);
+        uniform([2, n], -1.0, 1.0, device) * scale
     }
 
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {
