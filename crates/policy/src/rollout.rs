@@ -5,7 +5,9 @@
 
 use burn::prelude::Tensor;
 use gradless_device::InferenceDevice;
-use gradless_envs::device::{DeviceVectorEnv, EnvBackend, FinishedEpisodes, make_device_vector};
+use gradless_envs::device::{
+    DeviceVectorEnv, EnvBackend, FinishedEpisodes, StepKernel, make_device_vector,
+};
 use gradless_envs::{AutoresetMode, MakeOptions, VectorEnv, make_vector};
 
 use crate::acting::{ActError, Agent, Selection};
@@ -63,6 +65,23 @@ impl Rollout {
             Rollout::Cpu { envs, .. } => envs.num_envs(),
             Rollout::Device(on) => on.envs.num_envs(),
         }
+    }
+
+    /// How device envs step; `None` for CPU envs.
+    pub fn step_kernel(&self) -> Option<StepKernel> {
+        match self {
+            Rollout::Cpu { .. } => None,
+            Rollout::Device(on) => Some(on.envs.step_kernel()),
+        }
+    }
+
+    /// Device envs step with `kernel` from now on (an error where it cannot run); CPU envs
+    /// ignore it.
+    pub fn use_step_kernel(&mut self, kernel: StepKernel) -> Result<(), ActError> {
+        if let Rollout::Device(on) = self {
+            on.envs.use_step_kernel(kernel)?;
+        }
+        Ok(())
     }
 
     /// One greedy policy step and one step of every env. On the device nothing is waited

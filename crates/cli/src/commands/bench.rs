@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use gradless_device::{Backend, InferenceDevice};
-use gradless_envs::device::{EnvBackend, device_dynamics};
+use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{
     Action, Actions, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
 };
@@ -51,6 +51,10 @@ pub struct RolloutBenchArgs {
     /// Comma-separated numbers of envs.
     #[arg(long, value_delimiter = ',', default_value = "1024,16384,65536")]
     num_envs: Vec<usize>,
+    /// Device envs: how they step, comma-separated: auto (fused where it can run), fused
+    /// (one kernel a step: CartPole on wgpu; skipped elsewhere), tensor-ops.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
+    step_kernel: Vec<String>,
     /// Device envs: steps between read-backs of the finished-episode statistics.
     #[arg(long, default_value_t = 100)]
     read_every: usize,
@@ -67,6 +71,8 @@ pub struct RolloutBenchArgs {
 struct RolloutBenchResult {
     env: String,
     env_backend: EnvBackend,
+    /// `fused` or `tensor-ops` for device envs, `null` for CPU envs.
+    step_kernel: Option<String>,
     device: String,
     num_envs: usize,
     steps_per_sec: f64,
@@ -313,6 +319,18 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                 .map_err(|e| anyhow!("--env-backend: {e}"))
         })
         .collect::<Result<_>>()?;
+    // `None` stands for auto: whatever the envs choose.
+    let step_kernels: Vec<Option<StepKernel>> = args
+        .step_kernel
+        .iter()
+        .map(|name| match name.as_str() {
+            "auto" => Ok(None),
+            other => other
+                .parse::<StepKernel>()
+                .map(Some)
+                .map_err(|e| anyhow!("--step-kernel: {e} or `auto`")),
+        })
+        .collect::<Result<_>>()?;
     let backends = parse_backends(&args.device)?;
     if env_backends.contains(&EnvBackend::Device) {
         // An env without a device version fails here, before anything is measured.
@@ -320,8 +338,8 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
     }
     if !json {
         println!(
-            "{:<16} {:<8} {:<8} {:>9} {:>16}",
-            "env", "envs on", "device", "num_envs", "steps/s (median)"
+            "{:<16} {:<8} {:<11} {:<8} {:>9} {:>16}",
+            "env", "envs on", "step", "device", "num_envs", "steps/s (median)"
         );
     }
     let window = Duration::from_secs_f64(args.seconds);
@@ -330,31 +348,50 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
         let agent = fresh_agent(&args.env, &device)?;
         for &num_envs in &args.num_envs {
             for &env_backend in &env_backends {
-                let mut rollout = Rollout::new(&args.env, num_envs, env_backend, &device)?;
-                let steps_per_sec = median_steps_per_sec(
-                    &mut rollout,
-                    &agent,
-                    &device,
-                    window,
-                    args.repeats,
-                    args.read_every,
-                )?;
-                let result = RolloutBenchResult {
-                    env: args.env.clone(),
-                    env_backend,
-                    device: backend.to_string(),
-                    num_envs,
-                    steps_per_sec,
-                    repeats: args.repeats,
+                // CPU envs have no step kernel to choose.
+                let kernels = match env_backend {
+                    EnvBackend::Cpu => &[None][..],
+                    EnvBackend::Device => &step_kernels[..],
                 };
-                tracing::info!(env_backend = %env_backend, device = %result.device, num_envs, steps_per_sec, "measured");
-                if json {
-                    print_json_line(&result)?;
-                } else {
-                    println!(
-                        "{:<16} {:<8} {:<8} {:>9} {:>16.0}",
-                        result.env, env_backend, result.device, num_envs, steps_per_sec
-                    );
+                for &kernel in kernels {
+                    let mut rollout = Rollout::new(&args.env, num_envs, env_backend, &device)?;
+                    if let Some(kernel) = kernel
+                        && let Err(e) = rollout.use_step_kernel(kernel)
+                    {
+                        tracing::warn!(device = %backend, "skipped: {e}");
+                        continue;
+                    }
+                    let steps_per_sec = median_steps_per_sec(
+                        &mut rollout,
+                        &agent,
+                        &device,
+                        window,
+                        args.repeats,
+                        args.read_every,
+                    )?;
+                    let result = RolloutBenchResult {
+                        env: args.env.clone(),
+                        env_backend,
+                        step_kernel: rollout.step_kernel().map(|k| k.to_string()),
+                        device: backend.to_string(),
+                        num_envs,
+                        steps_per_sec,
+                        repeats: args.repeats,
+                    };
+                    tracing::info!(env_backend = %env_backend, step_kernel = ?result.step_kernel, device = %result.device, num_envs, steps_per_sec, "measured");
+                    if json {
+                        print_json_line(&result)?;
+                    } else {
+                        println!(
+                            "{:<16} {:<8} {:<11} {:<8} {:>9} {:>16.0}",
+                            result.env,
+                            env_backend,
+                            result.step_kernel.as_deref().unwrap_or("-"),
+                            result.device,
+                            num_envs,
+                            steps_per_sec
+                        );
+                    }
                 }
             }
         }
