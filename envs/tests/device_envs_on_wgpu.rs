@@ -146,10 +146,10 @@ fn balance(device: &Device, kernel: StepKernel, seed: u64, steps: usize) -> Run 
         let push = lean.greater_elem(0.0).int();
         let step = envs.step(&DeviceActions::Discrete(push)).unwrap();
         let read = Transaction::default()
-            .register(step.rewards)
-            .register(step.terminated.float())
-            .register(step.truncated.float())
-            .register(step.reset.float())
+            .register(step.rewards())
+            .register(step.terminated().float())
+            .register(step.truncated().float())
+            .register(step.reset().float())
             .execute();
         let values: Vec<Vec<f32>> = read
             .into_iter()

@@ -25,7 +25,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Distribution, Transaction};
 use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::device::{
-    DeviceActions, DeviceSnapshot, DeviceVectorEnv, EnvBackend, make_device_vector,
+    DeviceActions, DeviceSnapshot, DeviceVectorEnv, EnvBackend, make_device_vector, signal,
 };
 use gradless_envs::{
     Actions, AutoresetMode, EnvRng, EpisodeStats, MakeOptions, VectorEnv, VectorSnapshot,
@@ -391,10 +391,7 @@ impl Ppo {
                 DeviceActions::Discrete(a) => recorded.discrete_actions.push(a),
                 DeviceActions::Continuous(a) => recorded.continuous_actions.push(a),
             }
-            recorded.rewards.push(step.rewards);
-            recorded.terminated.push(step.terminated.float());
-            recorded.truncated.push(step.truncated.float());
-            recorded.reset.push(step.reset.float());
+            recorded.signals.push(step.signals);
             on.observations = step.observations;
         }
         let episodes = on.envs.read_records()?;
@@ -605,10 +602,8 @@ struct DeviceTransitions {
     continuous_actions: Vec<Tensor<2>>,
     log_probs: Vec<Tensor<1>>,
     values: Vec<Tensor<1>>,
-    rewards: Vec<Tensor<1>>,
-    terminated: Vec<Tensor<1>>,
-    truncated: Vec<Tensor<1>>,
-    reset: Vec<Tensor<1>>,
+    /// Each step's `[4, num_envs]` signals (reward, terminated, truncated, reset).
+    signals: Vec<Tensor<2>>,
 }
 
 impl DeviceTransitions {
@@ -620,10 +615,8 @@ impl DeviceTransitions {
             .register(Tensor::cat(self.observations, 0))
             .register(Tensor::cat(self.log_probs, 0))
             .register(Tensor::cat(self.values, 0))
-            .register(Tensor::cat(self.rewards, 0))
-            .register(Tensor::cat(self.terminated, 0))
-            .register(Tensor::cat(self.truncated, 0))
-            .register(Tensor::cat(self.reset, 0))
+            // `[4, steps * num_envs]`: each signal's row, step-major.
+            .register(Tensor::cat(self.signals, 1))
             .register(next_values);
         transaction = if discrete {
             transaction.register(Tensor::cat(self.discrete_actions, 0))
@@ -633,33 +626,27 @@ impl DeviceTransitions {
         let data = transaction
             .try_execute()
             .map_err(|e| ActError::Device(e.to_string()))?;
-        let [
-            observations,
-            log_probs,
-            values,
-            rewards,
-            terminated,
-            truncated,
-            reset,
-            next,
-            actions,
-        ]: [TensorData; 9] = data.try_into().expect("nine tensors registered");
-        let flags = |data: TensorData| -> Result<Vec<bool>, ActError> {
-            Ok(finite_f32(data)?.into_iter().map(|v| v > 0.5).collect())
+        let [observations, log_probs, values, signals, next, actions]: [TensorData; 6] =
+            data.try_into().expect("six tensors registered");
+        let signals = finite_f32(signals)?;
+        let row = |k: usize| {
+            let len = signals.len() / signal::COUNT;
+            &signals[k * len..(k + 1) * len]
         };
-        let terminated = flags(terminated)?;
-        let truncated = flags(truncated)?;
+        let flags = |k: usize| -> Vec<bool> { row(k).iter().map(|&v| v > 0.5).collect() };
+        let terminated = flags(signal::TERMINATED);
+        let truncated = flags(signal::TRUNCATED);
         let mut rollout = Rollout {
             observations: finite_f32(observations)?,
             log_probs: finite_f32(log_probs)?,
             values: finite_f32(values)?,
-            rewards: finite_f32(rewards)?,
+            rewards: row(signal::REWARD).to_vec(),
             dones: terminated
                 .iter()
                 .zip(&truncated)
                 .map(|(t, c)| t | c)
                 .collect(),
-            valid: flags(reset)?.into_iter().map(|r| !r).collect(),
+            valid: flags(signal::RESET).into_iter().map(|r| !r).collect(),
             ..Rollout::default()
         };
         if discrete {

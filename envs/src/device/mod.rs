@@ -208,15 +208,47 @@ pub(crate) fn stack(columns: Vec<Tensor<1>>) -> Tensor<2> {
 pub struct DeviceStep {
     /// `[num_envs, observation_dim]`.
     pub observations: Tensor<2>,
-    /// `[num_envs]`; 0 on a step that reset the env.
-    pub rewards: Tensor<1>,
-    /// `[num_envs]`.
-    pub terminated: Tensor<1, Bool>,
+    /// `[4, num_envs]`, a row per [`signal`]: the reward (0 on a restart step), then 1 or 0
+    /// for terminated, truncated (the time limit cut the episode) and reset (the env started
+    /// a new episode on this step instead of acting; its previous one ended the step before).
+    /// One tensor, so a step that nobody asks about costs no operations.
+    pub signals: Tensor<2>,
+}
+
+impl DeviceStep {
+    /// `[num_envs]` rewards.
+    pub fn rewards(&self) -> Tensor<1> {
+        self.row(signal::REWARD)
+    }
+
+    /// `[num_envs]`: the episode reached a terminal state.
+    pub fn terminated(&self) -> Tensor<1, Bool> {
+        self.row(signal::TERMINATED).greater_elem(0.5)
+    }
+
     /// `[num_envs]`: the time limit cut the episode.
-    pub truncated: Tensor<1, Bool>,
-    /// `[num_envs]`: the env started a new episode on this step instead of acting (its
-    /// previous one ended on the step before).
-    pub reset: Tensor<1, Bool>,
+    pub fn truncated(&self) -> Tensor<1, Bool> {
+        self.row(signal::TRUNCATED).greater_elem(0.5)
+    }
+
+    /// `[num_envs]`: the env restarted instead of acting.
+    pub fn reset(&self) -> Tensor<1, Bool> {
+        self.row(signal::RESET).greater_elem(0.5)
+    }
+
+    /// `[num_envs]`: the episode ended, either way.
+    pub fn done(&self) -> Tensor<1, Bool> {
+        self.signals
+            .clone()
+            .narrow(0, signal::TERMINATED, 2)
+            .sum_dim(0)
+            .squeeze_dim::<1>(0)
+            .greater_elem(0.5)
+    }
+
+    fn row(&self, k: usize) -> Tensor<1> {
+        self.signals.clone().narrow(0, k, 1).squeeze_dim(0)
+    }
 }
 
 /// Where every env stands, for checkpoints: state columns, steps into the episode, running
@@ -486,36 +518,22 @@ impl DeviceVectorEnv {
             )),
             _ => None,
         };
-        let (step, done) = match fused {
+        let step = match fused {
             Some([table, observations, signals]) => {
                 self.table = table;
-                // One comparison over the three flag rows; rows are contiguous views.
-                let flags = signals
-                    .clone()
-                    .narrow(0, signal::TERMINATED, 3)
-                    .greater_elem(0.5);
-                let [terminated, truncated, reset] = rows(flags)
-                    .try_into()
-                    .map_err(|_| EnvError::Device("a fused step lost a signal row".into()))?;
-                let step = DeviceStep {
+                DeviceStep {
                     observations,
-                    rewards: signals.narrow(0, signal::REWARD, 1).squeeze_dim(0),
-                    terminated,
-                    truncated,
-                    reset,
-                };
-                (step, None)
+                    signals,
+                }
             }
             None => self.step_with_tensor_ops(actions, starts, time_limit)?,
         };
         let state_dim = self.state_dim();
         if let Some(records) = &mut self.records {
             let book = rows(self.table.clone().narrow(0, state_dim, column::COUNT));
-            let done =
-                done.unwrap_or_else(|| step.terminated.clone().bool_or(step.truncated.clone()));
             records.record(
-                &done,
-                &step.truncated,
+                &step.done(),
+                &step.truncated(),
                 &book[column::EPISODE_RETURN],
                 &book[column::ELAPSED],
             );
@@ -524,13 +542,13 @@ impl DeviceVectorEnv {
     }
 
     /// The step as the dynamics' tensor operations, then autoreset and statistics as more of
-    /// them; the same arithmetic as a fused step. Returns the step and which envs finished.
+    /// them; the same arithmetic as a fused step.
     fn step_with_tensor_ops(
         &mut self,
         actions: &DeviceActions,
         starts: Tensor<2>,
         time_limit: f32,
-    ) -> Result<(DeviceStep, Option<Tensor<1, Bool>>), EnvError> {
+    ) -> Result<DeviceStep, EnvError> {
         let mut state = rows(self.table.clone());
         let book = state.split_off(self.state_dim());
         let stepped = self.dynamics.step(&state, actions)?;
@@ -562,14 +580,19 @@ impl DeviceVectorEnv {
             book[column::FINISHED_LENGTH].clone() + done_values * elapsed,
         ]);
         self.table = Tensor::stack(next, 0);
-        let step = DeviceStep {
+        let signals = Tensor::stack(
+            vec![
+                rewards,
+                terminated.float(),
+                truncated.float(),
+                reset.float(),
+            ],
+            0,
+        );
+        Ok(DeviceStep {
             observations: self.observations(),
-            rewards,
-            terminated,
-            truncated,
-            reset,
-        };
-        Ok((step, Some(done)))
+            signals,
+        })
     }
 
     /// Reads every env's state back (see [`DeviceSnapshot`]), in one transfer.
@@ -807,8 +830,8 @@ mod tests {
                 ))
             };
             let step = envs.step(&batch).unwrap();
+            let terminated = flags(step.terminated());
             let observed = values(step.observations);
-            let terminated = flags(step.terminated);
             for (i, env) in cpu.iter_mut().enumerate() {
                 let reference = if discrete {
                     env.step(Action::Discrete(chosen[i] as i64)).unwrap()
@@ -865,11 +888,11 @@ mod tests {
             &device,
         ));
         let first = envs.step(&push).unwrap();
-        assert_eq!(flags(first.terminated), [true, false]);
+        assert_eq!(flags(first.terminated()), [true, false]);
         let second = envs.step(&push).unwrap();
         // The reset step: reward 0, no flags, a fresh start within +-0.05.
-        assert_eq!(flags(second.terminated), [false, false]);
-        assert_eq!(values(second.rewards.unsqueeze_dim(0)), [0.0, 1.0]);
+        assert_eq!(flags(second.terminated()), [false, false]);
+        assert_eq!(values(second.rewards().unsqueeze_dim(0)), [0.0, 1.0]);
         assert!(
             values(second.observations)[..4]
                 .iter()
@@ -904,7 +927,7 @@ mod tests {
         ));
         for step in 1..=200 {
             let result = envs.step(&coast).unwrap();
-            let truncated = flags(result.truncated);
+            let truncated = flags(result.truncated());
             assert!(truncated.iter().all(|&t| t == (step == 200)), "step {step}");
         }
         let finished = envs.take_finished().unwrap();
