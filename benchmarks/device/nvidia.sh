@@ -55,8 +55,10 @@ fi
 
 if wants rollout; then
     section "bench rollout CartPole-v1 (${ROLLOUT_DEVICES:=wgpu,flex})"
+    # Device envs both ways on wgpu: the fused step kernel and the same step as tensor ops.
     $bin/gradless --json bench rollout --env CartPole-v1 --device "$ROLLOUT_DEVICES" \
-        --num-envs "${ROLLOUT_SIZES:-1024,16384,65536}" --repeats 3
+        --env-backend cpu,device --step-kernel "${ROLLOUT_KERNELS:-fused,tensor-ops}" \
+        --num-envs "${ROLLOUT_SIZES:-1024,16384,65536,262144}" --repeats 3
 fi
 
 if wants grad_modes; then

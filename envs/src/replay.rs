@@ -19,7 +19,7 @@ use crate::space::Space;
 #[derive(Debug, Error, PartialEq)]
 #[error("{location}: {reason}")]
 pub struct ReplayError {
-    /// `case 3, field `actions[7]`` or `top level`.
+    /// Where: `case 3, field actions[7]` or `top level`.
     pub location: String,
     /// What is wrong there.
     pub reason: String,

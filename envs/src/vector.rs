@@ -142,7 +142,7 @@ pub struct VectorSnapshot {
 /// and a step runs block by block, so that every pass over a block finds it still in cache.
 const BLOCK: usize = 1024;
 
-/// The vector env for any task: struct-of-arrays states in blocks of [`BLOCK`] envs, one
+/// The vector env for any task: struct-of-arrays states in fixed-size blocks of envs, one
 /// generator per env, Gymnasium's `TimeLimit` and `RecordEpisodeStatistics` built in.
 #[derive(Debug, Clone)]
 pub struct SyncVectorEnv<D: Dynamics> {

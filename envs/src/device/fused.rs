@@ -15,14 +15,14 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use super::{column, signal};
+use super::{bookkeeping, signal};
 use crate::classic::cartpole::{
     FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_POLE, POLE_MASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
     X_THRESHOLD,
 };
 
 const STATE: usize = 4;
-const HEIGHT: usize = STATE + column::COUNT;
+const HEIGHT: usize = STATE + bookkeeping::COUNT;
 
 /// Output shapes, known before the kernel runs (for lazy fusion).
 fn step_outputs(
@@ -40,7 +40,7 @@ fn step_outputs(
 #[backend_extension(Cube, Fusion)]
 pub trait FusedCartPole: Backend {
     /// Steps every env of a `[10, n]` table (a row per state variable, then the
-    /// [`column`]s) with `[n]` actions, restarting the envs flagged in it from `[4, n]`
+    /// [`bookkeeping`] rows) with `[n]` actions, restarting the envs flagged in it from `[4, n]`
     /// `starts`. Returns the next table, the observations `[n, 4]` and the [`signal`]s
     /// `[4, n]`.
     #[fusion(meta = step_outputs)]
@@ -135,16 +135,16 @@ fn cartpole_step_kernel<F: Float, I: Numeric>(
     let mut x_dot = table[n + env];
     let mut theta = table[2 * n + env];
     let mut theta_dot = table[3 * n + env];
-    let mut elapsed = table[book + column::ELAPSED * n];
-    let mut episode_return = table[book + column::EPISODE_RETURN * n];
-    let mut finished_count = table[book + column::FINISHED_COUNT * n];
-    let mut finished_return = table[book + column::FINISHED_RETURN * n];
-    let mut finished_length = table[book + column::FINISHED_LENGTH * n];
+    let mut elapsed = table[book + bookkeeping::ELAPSED * n];
+    let mut episode_return = table[book + bookkeeping::EPISODE_RETURN * n];
+    let mut finished_count = table[book + bookkeeping::FINISHED_COUNT * n];
+    let mut finished_return = table[book + bookkeeping::FINISHED_RETURN * n];
+    let mut finished_length = table[book + bookkeeping::FINISHED_LENGTH * n];
     let mut reward = zero;
     let mut terminated = zero;
     let mut truncated = zero;
     let mut done = zero;
-    let reset = table[book + column::NEEDS_RESET * n];
+    let reset = table[book + bookkeeping::NEEDS_RESET * n];
     if reset > F::new(0.5) {
         x = starts[env];
         x_dot = starts[n + env];
@@ -189,12 +189,12 @@ fn cartpole_step_kernel<F: Float, I: Numeric>(
     next[n + env] = x_dot;
     next[2 * n + env] = theta;
     next[3 * n + env] = theta_dot;
-    next[book + column::ELAPSED * n] = elapsed;
-    next[book + column::EPISODE_RETURN * n] = episode_return;
-    next[book + column::NEEDS_RESET * n] = done;
-    next[book + column::FINISHED_COUNT * n] = finished_count;
-    next[book + column::FINISHED_RETURN * n] = finished_return;
-    next[book + column::FINISHED_LENGTH * n] = finished_length;
+    next[book + bookkeeping::ELAPSED * n] = elapsed;
+    next[book + bookkeeping::EPISODE_RETURN * n] = episode_return;
+    next[book + bookkeeping::NEEDS_RESET * n] = done;
+    next[book + bookkeeping::FINISHED_COUNT * n] = finished_count;
+    next[book + bookkeeping::FINISHED_RETURN * n] = finished_return;
+    next[book + bookkeeping::FINISHED_LENGTH * n] = finished_length;
     let observation = env * STATE;
     observations[observation] = x;
     observations[observation + 1] = x_dot;

@@ -1,14 +1,15 @@
-//! Batched environments as burn tensor programs: the state of `num_envs` envs lives on a
-//! burn device (wgpu, flex) as `[num_envs]` columns, and stepping, next-step autoreset and
-//! per-env episode statistics all run there, so a rollout reads nothing back but the
-//! finished episodes' statistics, when it asks for them.
+//! Batched environments on a burn device (wgpu, flex): the state of `num_envs` envs lives
+//! there as one table with a `[num_envs]` row per variable, and stepping, next-step autoreset
+//! and per-env episode statistics all run there, so a rollout reads nothing back but the
+//! finished episodes' statistics, when it asks for them. A step is the env's tensor
+//! operations ([`TensorDynamics`]) or, for CartPole on wgpu, one fused kernel ([`StepKernel`]).
 //!
 //! Same constants and rules as the CPU envs, in `f32` rather than Gymnasium's `f64`:
 //! observations agree with the `f64` reference to within 1e-5 over the first 50 steps
 //! (tested per env below), then drift apart as rounding differences grow; an episode that
-//! passes within rounding of a termination threshold may end a step earlier or later. Initial states come
-//! from the device's random generator (`Device::seed`), not from Gymnasium's PCG64, so a seed
-//! does not give the CPU env's starts.
+//! passes within rounding of a termination threshold may end a step earlier or later. Initial
+//! states come from the device's random generator (`Device::seed`), not from Gymnasium's
+//! PCG64, so a seed does not give the CPU env's starts.
 
 mod cartpole;
 mod fused;
@@ -109,7 +110,7 @@ pub trait TensorDynamics: Send + Sync + std::fmt::Debug {
 
 /// A whole step as one kernel: `(table, actions, starts, time limit)` to the next table,
 /// the observations `[n, observation_dim]` and the [`signal`]s `[4, n]`; the table has a
-/// row per state variable then the [`column`]s, `starts` a row per state variable. For the
+/// row per state variable then the [`bookkeeping`] rows, `starts` a row per state variable. For the
 /// cubecl devices only (wgpu; CUDA when compiled in).
 pub type FusedStep = fn(Tensor<2>, Tensor<1, Int>, Tensor<2>, f32) -> [Tensor<2>; 3];
 
@@ -153,7 +154,7 @@ impl std::str::FromStr for StepKernel {
 
 /// The per-env table's rows after the state variables: the bookkeeping every step updates.
 /// Packed in one tensor so a fused step reads and writes one buffer.
-pub mod column {
+pub mod bookkeeping {
     /// Steps taken in the current episode.
     pub const ELAPSED: usize = 0;
     /// Rewards summed in the current episode.
@@ -322,7 +323,7 @@ pub struct RecordedEpisode {
 /// time limit, and running episode statistics, all on the device.
 ///
 /// Everything an env carries between steps lives in one `[state + 6, num_envs]` table (a row
-/// per state variable, then the [`column`]s), so a fused step reads and writes one buffer, a
+/// per state variable, then the [`bookkeeping`] rows), so a fused step reads and writes one buffer, a
 /// snapshot is one transfer, and each variable is a contiguous row.
 #[derive(Debug)]
 pub struct DeviceVectorEnv {
@@ -382,7 +383,7 @@ fn runs_cube_kernels(device: &Device) -> bool {
 /// reset pending, no finished episodes).
 fn fresh_table(state: Tensor<2>) -> Tensor<2> {
     let [_, n] = state.dims();
-    let bookkeeping = Tensor::zeros([column::COUNT, n], &state.device());
+    let bookkeeping = Tensor::zeros([bookkeeping::COUNT, n], &state.device());
     Tensor::cat(vec![state, bookkeeping], 0)
 }
 
@@ -442,7 +443,7 @@ impl DeviceVectorEnv {
     }
 
     fn state_dim(&self) -> usize {
-        self.table.dims()[0] - column::COUNT
+        self.table.dims()[0] - bookkeeping::COUNT
     }
 
     /// Number of envs.
@@ -530,12 +531,12 @@ impl DeviceVectorEnv {
         };
         let state_dim = self.state_dim();
         if let Some(records) = &mut self.records {
-            let book = rows(self.table.clone().narrow(0, state_dim, column::COUNT));
+            let book = rows(self.table.clone().narrow(0, state_dim, bookkeeping::COUNT));
             records.record(
                 &step.done(),
                 &step.truncated(),
-                &book[column::EPISODE_RETURN],
-                &book[column::ELAPSED],
+                &book[bookkeeping::EPISODE_RETURN],
+                &book[bookkeeping::ELAPSED],
             );
         }
         Ok(step)
@@ -552,7 +553,7 @@ impl DeviceVectorEnv {
         let mut state = rows(self.table.clone());
         let book = state.split_off(self.state_dim());
         let stepped = self.dynamics.step(&state, actions)?;
-        let reset = book[column::NEEDS_RESET].clone().greater_elem(0.5);
+        let reset = book[bookkeeping::NEEDS_RESET].clone().greater_elem(0.5);
         let state: Columns = stepped
             .state
             .into_iter()
@@ -561,9 +562,9 @@ impl DeviceVectorEnv {
             .collect();
         let rewards = stepped.reward.mask_fill(reset.clone(), 0.0);
         let terminated = stepped.terminated.bool_and(reset.clone().bool_not());
-        let elapsed = (book[column::ELAPSED].clone() + 1.0).mask_fill(reset.clone(), 0.0);
-        let episode_return =
-            (book[column::EPISODE_RETURN].clone() + rewards.clone()).mask_fill(reset.clone(), 0.0);
+        let elapsed = (book[bookkeeping::ELAPSED].clone() + 1.0).mask_fill(reset.clone(), 0.0);
+        let episode_return = (book[bookkeeping::EPISODE_RETURN].clone() + rewards.clone())
+            .mask_fill(reset.clone(), 0.0);
         let truncated = elapsed
             .clone()
             .greater_equal_elem(time_limit)
@@ -575,9 +576,9 @@ impl DeviceVectorEnv {
             elapsed.clone(),
             episode_return.clone(),
             done_values.clone(),
-            book[column::FINISHED_COUNT].clone() + done_values.clone(),
-            book[column::FINISHED_RETURN].clone() + done_values.clone() * episode_return,
-            book[column::FINISHED_LENGTH].clone() + done_values * elapsed,
+            book[bookkeeping::FINISHED_COUNT].clone() + done_values.clone(),
+            book[bookkeeping::FINISHED_RETURN].clone() + done_values.clone() * episode_return,
+            book[bookkeeping::FINISHED_LENGTH].clone() + done_values * elapsed,
         ]);
         self.table = Tensor::stack(next, 0);
         let signals = Tensor::stack(
@@ -610,9 +611,9 @@ impl DeviceVectorEnv {
         let book = self.state_dim();
         Ok(DeviceSnapshot {
             state: (0..book).map(column).collect(),
-            elapsed: column(book + column::ELAPSED),
-            episode_return: column(book + column::EPISODE_RETURN),
-            needs_reset: column(book + column::NEEDS_RESET)
+            elapsed: column(book + bookkeeping::ELAPSED),
+            episode_return: column(book + bookkeeping::EPISODE_RETURN),
+            needs_reset: column(book + bookkeeping::NEEDS_RESET)
                 .iter()
                 .map(|&v| v > 0.5)
                 .collect(),
@@ -661,7 +662,7 @@ impl DeviceVectorEnv {
     /// Reads back (in one transfer) the episodes finished since the last read and starts
     /// counting afresh.
     pub fn take_finished(&mut self) -> Result<FinishedEpisodes, EnvError> {
-        let first = self.state_dim() + column::FINISHED_COUNT;
+        let first = self.state_dim() + bookkeeping::FINISHED_COUNT;
         let counters = self
             .table
             .clone()
