@@ -59,6 +59,9 @@ if wants rollout; then
     $bin/gradless --json bench rollout --env CartPole-v1 --device "$ROLLOUT_DEVICES" \
         --env-backend cpu,device --step-kernel "${ROLLOUT_KERNELS:-fused,tensor-ops}" \
         --num-envs "${ROLLOUT_SIZES:-1024,16384,65536,262144}" --repeats 3
+    # The host side's bound: kernels recorded and dispatched but dropped.
+    $bin/gradless --json bench rollout --env CartPole-v1 --device wgpu --env-backend device \
+        --step-kernel fused,tensor-ops --num-envs 1024,65536 --repeats 3 --host-only
 fi
 
 if wants grad_modes; then

@@ -162,6 +162,68 @@ fn bad_bench_sizes_are_refused_before_anything_is_measured() {
 }
 
 #[test]
+fn bench_rollout_prints_a_line_per_env_backend_and_step_kernel_that_can_run() {
+    let run = gradless(&[
+        "bench",
+        "rollout",
+        "--device",
+        "flex",
+        "--num-envs",
+        "16",
+        "--step-kernel",
+        "auto,fused",
+        "--seconds",
+        "0.05",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // CPU envs once; device envs with the automatic choice; no fused step on flex.
+    let kinds: Vec<(&str, Option<&str>)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["env_backend"].as_str().unwrap(),
+                l["step_kernel"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("cpu", None), ("device", Some("tensor-ops"))]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["steps_per_sec"].as_f64().unwrap() > 0.0
+                && l["num_envs"] == 16
+                && l["host_only"] == false)
+    );
+}
+
+#[test]
+fn host_only_rollouts_are_refused_where_nothing_would_be_measured() {
+    let with_cpu_envs = gradless(&["bench", "rollout", "--host-only", "--device", "wgpu"]);
+    assert_clean_failure(&with_cpu_envs, &["--host-only", "--env-backend device"]);
+    let on_flex = gradless(&[
+        "bench",
+        "rollout",
+        "--host-only",
+        "--env-backend",
+        "device",
+        "--device",
+        "flex",
+    ]);
+    assert_clean_failure(&on_flex, &["--host-only", "flex"]);
+}
+
+#[test]
 fn bench_grad_modes_reports_each_mode_and_draws_its_chart() {
     let out = scratch("grad-modes");
     let checkpoints = fixtures().join("../../../checkpoints");

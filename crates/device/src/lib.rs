@@ -185,6 +185,21 @@ impl InferenceDevice {
     }
 }
 
+/// While alive, kernels on the cubecl devices (wgpu) are recorded, fused, compiled and
+/// dispatched as usual but dropped instead of run (cubecl's dry run), on every thread:
+/// what a computation then costs is the host's share of it, which bounds throughput on a
+/// GPU fast enough that its own work is negligible. Anything read back meanwhile is
+/// meaningless; flex is not affected.
+#[derive(Debug)]
+pub struct HostOnly(#[allow(dead_code)] cubecl::dry_run::DryRun);
+
+impl HostOnly {
+    /// Starts dropping launches until the guard drops.
+    pub fn start() -> Self {
+        HostOnly(cubecl::dry_run::DryRun::new())
+    }
+}
+
 /// A small deterministic network-shaped computation (matmul, bias, ReLU, softmax) whose
 /// result should agree across backends up to float32 rounding; used to check that a device
 /// computes what the CPU computes.

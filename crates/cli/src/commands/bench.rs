@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use gradless_device::{Backend, InferenceDevice};
+use gradless_device::{Backend, HostOnly, InferenceDevice};
 use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{
     Action, Actions, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
@@ -58,6 +58,11 @@ pub struct RolloutBenchArgs {
     /// Device envs: steps between read-backs of the finished-episode statistics.
     #[arg(long, default_value_t = 100)]
     read_every: usize,
+    /// Device envs on wgpu: record, fuse and dispatch every kernel but drop it instead of
+    /// running it, so the rate is what the host side alone allows: the bound on a GPU fast
+    /// enough that its own work is negligible. Episode statistics read back are meaningless.
+    #[arg(long)]
+    host_only: bool,
     /// Length of one timed window, in seconds.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
@@ -76,6 +81,8 @@ struct RolloutBenchResult {
     device: String,
     num_envs: usize,
     steps_per_sec: f64,
+    /// Kernels were dropped, not run: `steps_per_sec` is the host side's bound.
+    host_only: bool,
     repeats: usize,
 }
 
@@ -217,9 +224,13 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
         let agent = Agent::load(&checkpoint, &device)?;
         for &num_envs in &args.num_envs {
             let mut rollout = Rollout::new(&env_id, num_envs, EnvBackend::Cpu, &device)?;
-            let window = Duration::from_secs_f64(args.seconds);
-            let steps_per_sec =
-                median_steps_per_sec(&mut rollout, &agent, &device, window, args.repeats, 1)?;
+            let timing = Timing {
+                window: Duration::from_secs_f64(args.seconds),
+                repeats: args.repeats,
+                read_every: 1,
+                host_only: false,
+            };
+            let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &device, &timing)?;
             let result = EvalBenchResult {
                 checkpoint: args.checkpoint.clone(),
                 device: backend.to_string(),
@@ -253,6 +264,18 @@ pub(crate) fn parse_backends(names: &[String]) -> Result<Vec<Backend>> {
         .context("--device")
 }
 
+/// How a rollout's throughput is timed.
+struct Timing {
+    /// The shortest timed window.
+    window: Duration,
+    /// Timed windows; the median is reported.
+    repeats: usize,
+    /// Device envs: steps between read-backs of the episode statistics.
+    read_every: usize,
+    /// Drop the kernel launches of the timed windows (see [`HostOnly`]).
+    host_only: bool,
+}
+
 /// The median env steps per second over `repeats` windows of at least `window`, after an
 /// uncounted warm-up window (kernel compilation, caches). Device envs read their episode
 /// statistics back every `read_every` steps and at the end of each window, so queued work
@@ -261,18 +284,18 @@ fn median_steps_per_sec(
     rollout: &mut Rollout,
     agent: &Agent,
     device: &InferenceDevice,
-    window: Duration,
-    repeats: usize,
-    read_every: usize,
+    timing: &Timing,
 ) -> Result<f64> {
-    let mut rates = Vec::with_capacity(repeats);
-    for repeat in 0..=repeats {
+    let mut rates = Vec::with_capacity(timing.repeats);
+    for repeat in 0..=timing.repeats {
+        // The warm-up window runs for real: autotuning measures what it launches.
+        let _host_only = (timing.host_only && repeat > 0).then(HostOnly::start);
         let start = Instant::now();
         let mut steps = 0usize;
-        while start.elapsed() < window {
+        while start.elapsed() < timing.window {
             rollout.step(agent, device)?;
             steps += 1;
-            if steps.is_multiple_of(read_every) {
+            if steps.is_multiple_of(timing.read_every) {
                 rollout.take_finished()?;
             }
         }
@@ -332,6 +355,10 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let backends = parse_backends(&args.device)?;
+    if args.host_only && env_backends.contains(&EnvBackend::Cpu) {
+        // CPU envs would step with actions read back from launches that never ran.
+        bail!("--host-only measures device envs only: pass --env-backend device");
+    }
     if env_backends.contains(&EnvBackend::Device) {
         // An env without a device version fails here, before anything is measured.
         device_dynamics(&args.env)?;
@@ -342,8 +369,16 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
             "env", "envs on", "step", "device", "num_envs", "steps/s (median)"
         );
     }
-    let window = Duration::from_secs_f64(args.seconds);
+    let timing = Timing {
+        window: Duration::from_secs_f64(args.seconds),
+        repeats: args.repeats,
+        read_every: args.read_every,
+        host_only: args.host_only,
+    };
     for backend in backends {
+        if args.host_only && backend != Backend::Wgpu {
+            bail!("--host-only: only wgpu launches kernels to drop, not {backend}");
+        }
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
         let agent = fresh_agent(&args.env, &device)?;
         for &num_envs in &args.num_envs {
@@ -361,14 +396,8 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                         tracing::warn!(device = %backend, "skipped: {e}");
                         continue;
                     }
-                    let steps_per_sec = median_steps_per_sec(
-                        &mut rollout,
-                        &agent,
-                        &device,
-                        window,
-                        args.repeats,
-                        args.read_every,
-                    )?;
+                    let steps_per_sec =
+                        median_steps_per_sec(&mut rollout, &agent, &device, &timing)?;
                     let result = RolloutBenchResult {
                         env: args.env.clone(),
                         env_backend,
@@ -376,6 +405,7 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                         device: backend.to_string(),
                         num_envs,
                         steps_per_sec,
+                        host_only: args.host_only,
                         repeats: args.repeats,
                     };
                     tracing::info!(env_backend = %env_backend, step_kernel = ?result.step_kernel, device = %result.device, num_envs, steps_per_sec, "measured");
