@@ -40,31 +40,40 @@ pub enum EnvBackend {
     Device,
 }
 
-impl EnvBackend {
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            EnvBackend::Cpu => "cpu",
-            EnvBackend::Device => "device",
+/// `name()`, `Display` and `FromStr` for a field-less enum chosen by name on the command line.
+macro_rules! chosen_by_name {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name on the command line.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
         }
-    }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(name: &str) -> Result<Self, String> {
+                [$($ty::$variant),+]
+                    .into_iter()
+                    .find(|choice| choice.name() == name)
+                    .ok_or_else(|| {
+                        let known: Vec<String> = [$($name),+].iter().map(|n| format!("`{n}`")).collect();
+                        format!("unknown {} `{name}` (expected {})", $what, known.join(" or "))
+                    })
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for EnvBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.name())
-    }
-}
-
-impl std::str::FromStr for EnvBackend {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, String> {
-        [EnvBackend::Cpu, EnvBackend::Device]
-            .into_iter()
-            .find(|b| b.name() == name)
-            .ok_or_else(|| format!("unknown env backend `{name}` (expected `cpu` or `device`)"))
-    }
-}
+chosen_by_name!(EnvBackend, "env backend", { Cpu => "cpu", Device => "device" });
 
 /// Env state: one `[num_envs]` column per state variable.
 pub type Columns = Vec<Tensor<1>>;
@@ -124,33 +133,7 @@ pub enum StepKernel {
     Fused,
 }
 
-impl StepKernel {
-    /// The name in benchmarks.
-    pub fn name(self) -> &'static str {
-        match self {
-            StepKernel::TensorOps => "tensor-ops",
-            StepKernel::Fused => "fused",
-        }
-    }
-}
-
-impl std::fmt::Display for StepKernel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.name())
-    }
-}
-
-impl std::str::FromStr for StepKernel {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, String> {
-        [StepKernel::TensorOps, StepKernel::Fused]
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                format!("unknown step kernel `{name}` (expected `tensor-ops` or `fused`)")
-            })
-    }
-}
+chosen_by_name!(StepKernel, "step kernel", { TensorOps => "tensor-ops", Fused => "fused" });
 
 /// The per-env table's rows after the state variables: the bookkeeping every step updates.
 /// Packed in one tensor so a fused step reads and writes one buffer.
