@@ -1,207 +1,564 @@
-//! CartPole's whole step (physics, next-step autoreset, time limit and episode statistics)
-//! as one CubeCL kernel, for the cubecl devices (wgpu; CUDA when compiled in).
+//! Each device env's whole step (physics, next-step autoreset, time limit and episode
+//! statistics) as one CubeCL kernel, for the cubecl devices (wgpu; CUDA when compiled in).
 //!
-//! Written as tensor operations a step is ~75 burn ops, and on a GPU each one pays its
-//! host-side cost (recording, fusion, dispatch) whatever the batch: ~1 ms a step on an H200
-//! at any size. One kernel over a packed table pays it once. The arithmetic is the tensor
-//! program's, in the same order, so both paths agree to rounding.
+//! Written as tensor operations a CartPole step is ~75 burn ops, and on a GPU each one pays
+//! its host-side cost (recording, fusion, dispatch) whatever the batch: ~1 ms a step on an
+//! H200 at any size. One kernel over the packed table pays it once. The physics is the
+//! tensor programs' arithmetic in the same order, so both paths agree to rounding; the
+//! bookkeeping is shared by the three kernels.
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Backend, Dispatch, backend_extension, cubecl::dtype_to_storage_type};
-use burn::prelude::{Int, Shape, Tensor as BurnTensor};
+use burn::backend::{
+    Backend, Dispatch, DispatchTensor, backend_extension, cubecl::dtype_to_storage_type,
+};
+use burn::prelude::{Shape, Tensor as BurnTensor};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::ir::ElemType;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use super::{bookkeeping, signal};
-use crate::classic::cartpole::{
-    FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_POLE, POLE_MASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
-    X_THRESHOLD,
-};
+use super::{DeviceActions, bookkeeping, signal, wrong_action_kind};
+use crate::classic::{cartpole, mountain_car, pendulum};
+use crate::error::EnvError;
 
-const STATE: usize = 4;
-const HEIGHT: usize = STATE + bookkeeping::COUNT;
-
-/// Output shapes, known before the kernel runs (for lazy fusion).
-fn step_outputs(
-    table: &TensorSpec,
-    _actions: &TensorSpec,
-    _starts: &TensorSpec,
-    _time_limit: &f32,
-) -> (TensorSpec, TensorSpec, TensorSpec) {
+/// The next table (shaped as the input), observations `[n, observation_dim]` and signals
+/// `[4, n]`, known before the kernel runs (for lazy fusion).
+fn outputs(table: &TensorSpec, observation_dim: usize) -> (TensorSpec, TensorSpec, TensorSpec) {
     let n = table.shape[1];
     let spec = |shape: [usize; 2]| TensorSpec::new(Shape::new(shape), table.dtype);
-    (table.clone(), spec([n, STATE]), spec([signal::COUNT, n]))
+    (
+        table.clone(),
+        spec([n, observation_dim]),
+        spec([signal::COUNT, n]),
+    )
 }
 
-/// Backends that step CartPole in one kernel.
+fn cartpole_outputs(
+    table: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &f32,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    outputs(table, 4)
+}
+
+fn mountain_car_outputs(
+    table: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &f32,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    outputs(table, 2)
+}
+
+fn pendulum_outputs(
+    table: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &f32,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    outputs(table, 3)
+}
+
+/// Backends that step the device envs in one kernel each. Every method takes the envs'
+/// `[state + 6, n]` table (a row per state variable, then the [`bookkeeping`] rows), their
+/// actions, `[state, n]` fresh starts for the envs that restart, and the time limit; and
+/// returns the next table, the observations `[n, observation_dim]` and the [`signal`]s
+/// `[4, n]`.
 #[backend_extension(Cube, Fusion)]
-pub trait FusedCartPole: Backend {
-    /// Steps every env of a `[10, n]` table (a row per state variable, then the
-    /// [`bookkeeping`] rows) with `[n]` actions, restarting the envs flagged in it from `[4, n]`
-    /// `starts`. Returns the next table, the observations `[n, 4]` and the [`signal`]s
-    /// `[4, n]`.
-    #[fusion(meta = step_outputs)]
+pub trait FusedSteps: Backend {
+    /// CartPole: `[n]` pushes (0 left, 1 right).
+    #[fusion(meta = cartpole_outputs)]
     fn cartpole_step(
         table: FloatTensor<Self>,
         actions: IntTensor<Self>,
         starts: FloatTensor<Self>,
         time_limit: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// MountainCar: `[n]` accelerations (0 left, 1 none, 2 right).
+    #[fusion(meta = mountain_car_outputs)]
+    fn mountain_car_step(
+        table: FloatTensor<Self>,
+        actions: IntTensor<Self>,
+        starts: FloatTensor<Self>,
+        time_limit: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Pendulum: `[n, 1]` torques.
+    #[fusion(meta = pendulum_outputs)]
+    fn pendulum_step(
+        table: FloatTensor<Self>,
+        actions: FloatTensor<Self>,
+        starts: FloatTensor<Self>,
+        time_limit: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-impl FusedCartPole for CubeBackend {
+/// Which env a step kernel steps: a compile-time choice, one kernel per env.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Physics {
+    CartPole,
+    MountainCar,
+    Pendulum,
+}
+
+impl Physics {
+    fn state_dim(self) -> usize {
+        match self {
+            Physics::CartPole => 4,
+            Physics::MountainCar | Physics::Pendulum => 2,
+        }
+    }
+
+    fn observation_dim(self) -> usize {
+        match self {
+            Physics::CartPole => 4,
+            Physics::MountainCar => 2,
+            Physics::Pendulum => 3,
+        }
+    }
+}
+
+/// Allocates the outputs and launches [`step_kernel`], one unit per env.
+fn launch_step(
+    physics: Physics,
+    table: CubeTensor,
+    actions: CubeTensor,
+    starts: CubeTensor,
+    time_limit: f32,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    // The kernel indexes rows directly: contiguous layouts (a no-op when they already are).
+    let [table, actions, starts] = [table, actions, starts].map(into_contiguous);
+    let [height, n] = table.meta.shape().dims::<2>();
+    let (client, device, float) = (table.client.clone(), table.device.clone(), table.dtype);
+    let empty = |shape: [usize; 2]| {
+        empty_device_dtype(client.clone(), device.clone(), Shape::new(shape), float)
+    };
+    let (next, observations, signals) = (
+        empty([height, n]),
+        empty([n, physics.observation_dim()]),
+        empty([signal::COUNT, n]),
+    );
+    let cube_dim = CubeDim::new(&client, n);
+    let cube_count = calculate_cube_count_elemwise(&client, n, cube_dim);
+    let action_type = dtype_to_storage_type(actions.dtype);
+    step_kernel::launch(
+        &client,
+        cube_count,
+        cube_dim,
+        table.into_tensor_arg(),
+        actions.into_tensor_arg(),
+        starts.into_tensor_arg(),
+        next.clone().into_tensor_arg(),
+        observations.clone().into_tensor_arg(),
+        signals.clone().into_tensor_arg(),
+        time_limit,
+        physics,
+        [dtype_to_storage_type(float), action_type],
+    );
+    (next, observations, signals)
+}
+
+impl FusedSteps for CubeBackend {
     fn cartpole_step(
         table: FloatTensor<Self>,
         actions: IntTensor<Self>,
         starts: FloatTensor<Self>,
         time_limit: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (table, actions, starts) = (
-            into_contiguous(table),
-            into_contiguous(actions),
-            into_contiguous(starts),
-        );
-        let n = table.meta.shape()[1];
-        let (client, device, float) = (table.client.clone(), table.device.clone(), table.dtype);
-        let empty = |shape: [usize; 2]| {
-            empty_device_dtype(client.clone(), device.clone(), Shape::new(shape), float)
-        };
-        let (next, observations, signals) = (
-            empty([HEIGHT, n]),
-            empty([n, STATE]),
-            empty([signal::COUNT, n]),
-        );
-        let cube_dim = CubeDim::new(&client, n);
-        let cube_count = calculate_cube_count_elemwise(&client, n, cube_dim);
-        let int = actions.dtype;
-        cartpole_step_kernel::launch(
-            &client,
-            cube_count,
-            cube_dim,
-            table.into_tensor_arg(),
-            actions.into_tensor_arg(),
-            starts.into_tensor_arg(),
-            next.clone().into_tensor_arg(),
-            observations.clone().into_tensor_arg(),
-            signals.clone().into_tensor_arg(),
-            time_limit,
-            [dtype_to_storage_type(float), dtype_to_storage_type(int)],
-        );
-        (next, observations, signals)
+        launch_step(Physics::CartPole, table, actions, starts, time_limit)
+    }
+
+    fn mountain_car_step(
+        table: FloatTensor<Self>,
+        actions: IntTensor<Self>,
+        starts: FloatTensor<Self>,
+        time_limit: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        launch_step(Physics::MountainCar, table, actions, starts, time_limit)
+    }
+
+    fn pendulum_step(
+        table: FloatTensor<Self>,
+        actions: FloatTensor<Self>,
+        starts: FloatTensor<Self>,
+        time_limit: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        launch_step(Physics::Pendulum, table, actions, starts, time_limit)
     }
 }
 
-/// [`FusedCartPole::cartpole_step`] on burn tensors (a [`FusedStep`](super::FusedStep)).
-pub(crate) fn cartpole_step(
+/// A [`FusedSteps`] method on burn's dispatch backend.
+type DispatchStep = fn(
+    DispatchTensor,
+    DispatchTensor,
+    DispatchTensor,
+    f32,
+) -> (DispatchTensor, DispatchTensor, DispatchTensor);
+
+/// Runs `step` on burn tensors; `actions` already checked for the env's kind.
+fn run(
+    step: DispatchStep,
     table: BurnTensor<2>,
-    actions: BurnTensor<1, Int>,
+    actions: DispatchTensor,
     starts: BurnTensor<2>,
     time_limit: f32,
 ) -> [BurnTensor<2>; 3] {
-    let (next, observations, signals) = <Dispatch as FusedCartPole>::cartpole_step(
+    let (next, observations, signals) = step(
         table.into_dispatch(),
-        actions.into_dispatch(),
+        actions,
         starts.into_dispatch(),
         time_limit,
     );
     [next, observations, signals].map(BurnTensor::from_dispatch)
 }
 
-/// One unit per env; every row of the table, `starts` and the signals is `n` long, so
-/// variable `k` of env `i` is at `k * n + i` (neighbouring units read neighbouring values).
-#[cube(launch)]
-fn cartpole_step_kernel<F: Float, I: Numeric>(
+/// Discrete actions, or an error naming `env`.
+fn discrete(actions: &DeviceActions, env: &str) -> Result<DispatchTensor, EnvError> {
+    match actions {
+        DeviceActions::Discrete(actions) => Ok(actions.clone().into_dispatch()),
+        DeviceActions::Continuous(_) => Err(wrong_action_kind(env)),
+    }
+}
+
+/// CartPole's fused step (a [`FusedStep`](super::FusedStep)).
+pub(crate) fn cartpole_step(
+    table: BurnTensor<2>,
+    actions: &DeviceActions,
+    starts: BurnTensor<2>,
+    time_limit: f32,
+) -> Result<[BurnTensor<2>; 3], EnvError> {
+    let actions = discrete(actions, "CartPole")?;
+    let step: DispatchStep = <Dispatch as FusedSteps>::cartpole_step;
+    Ok(run(step, table, actions, starts, time_limit))
+}
+
+/// MountainCar's fused step (a [`FusedStep`](super::FusedStep)).
+pub(crate) fn mountain_car_step(
+    table: BurnTensor<2>,
+    actions: &DeviceActions,
+    starts: BurnTensor<2>,
+    time_limit: f32,
+) -> Result<[BurnTensor<2>; 3], EnvError> {
+    let actions = discrete(actions, "MountainCar")?;
+    let step: DispatchStep = <Dispatch as FusedSteps>::mountain_car_step;
+    Ok(run(step, table, actions, starts, time_limit))
+}
+
+/// Pendulum's fused step (a [`FusedStep`](super::FusedStep)).
+pub(crate) fn pendulum_step(
+    table: BurnTensor<2>,
+    actions: &DeviceActions,
+    starts: BurnTensor<2>,
+    time_limit: f32,
+) -> Result<[BurnTensor<2>; 3], EnvError> {
+    let DeviceActions::Continuous(torques) = actions else {
+        return Err(wrong_action_kind("Pendulum"));
+    };
+    let step: DispatchStep = <Dispatch as FusedSteps>::pendulum_step;
+    Ok(run(
+        step,
+        table,
+        torques.clone().into_dispatch(),
+        starts,
+        time_limit,
+    ))
+}
+
+// One unit per env. Every row of the table, `starts` and the signals is `n` long, so
+// variable `k` of env `i` is at `k * n + i` (neighbouring units read neighbouring values).
+
+/// Whether env `env`'s episode ended on the last step, so this step restarts it.
+#[cube]
+fn restarts<F: Float>(table: &Tensor<F>, env: usize, n: usize, #[comptime] state: usize) -> bool {
+    table[(state + bookkeeping::NEEDS_RESET) * n + env] > F::new(0.5)
+}
+
+/// State variable `k` of the unit's env where this step starts from: its fresh start if it
+/// restarts, else where the last step left it.
+#[cube]
+fn state_variable<F: Float>(table: &Tensor<F>, starts: &Tensor<F>, at: &Unit, k: usize) -> F {
+    let at_k = k * at.n + at.env;
+    let mut value = table[at_k];
+    if at.restarted {
+        value = starts[at_k];
+    }
+    value
+}
+
+/// 1 or 0.
+#[cube]
+fn indicator<F: Float>(flag: bool) -> F {
+    let mut value = F::new(0.0);
+    if flag {
+        value = F::new(1.0);
+    }
+    value
+}
+
+/// `value` limited to `[low, high]`.
+#[cube]
+fn clamp<F: Float>(value: F, low: F, high: F) -> F {
+    let mut limited = value;
+    if limited < low {
+        limited = low;
+    }
+    if limited > high {
+        limited = high;
+    }
+    limited
+}
+
+/// Everything after the physics: the running return and length (restarted at zero), the time
+/// limit, the finished-episode counters, the next table's bookkeeping rows and the signals.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn bookkeep<F: Float>(
     table: &Tensor<F>,
-    actions: &Tensor<I>,
+    next: &mut Tensor<F>,
+    signals: &mut Tensor<F>,
+    at: &Unit,
+    reward: F,
+    terminated: bool,
+    time_limit: f32,
+    #[comptime] state: usize,
+) {
+    let (env, n, restarted) = (at.env, at.n, at.restarted);
+    let zero = F::new(0.0);
+    let one = F::new(1.0);
+    // Bookkeeping row `k` of this env is at `first + k * n`.
+    let first = state * n + env;
+    let mut elapsed = zero;
+    let mut episode_return = zero;
+    let mut finished_count = table[first + bookkeeping::FINISHED_COUNT * n];
+    let mut finished_return = table[first + bookkeeping::FINISHED_RETURN * n];
+    let mut finished_length = table[first + bookkeeping::FINISHED_LENGTH * n];
+    let mut truncated = false;
+    if !restarted {
+        elapsed = table[first + bookkeeping::ELAPSED * n] + one;
+        episode_return = table[first + bookkeeping::EPISODE_RETURN * n] + reward;
+        truncated = !terminated && elapsed >= F::cast_from(time_limit);
+    }
+    let done = terminated || truncated;
+    if done {
+        finished_count += one;
+        finished_return += episode_return;
+        finished_length += elapsed;
+    }
+    next[first + bookkeeping::ELAPSED * n] = elapsed;
+    next[first + bookkeeping::EPISODE_RETURN * n] = episode_return;
+    next[first + bookkeeping::NEEDS_RESET * n] = indicator::<F>(done);
+    next[first + bookkeeping::FINISHED_COUNT * n] = finished_count;
+    next[first + bookkeeping::FINISHED_RETURN * n] = finished_return;
+    next[first + bookkeeping::FINISHED_LENGTH * n] = finished_length;
+    signals[signal::REWARD * n + env] = reward;
+    signals[signal::TERMINATED * n + env] = indicator::<F>(terminated);
+    signals[signal::TRUNCATED * n + env] = indicator::<F>(truncated);
+    signals[signal::RESET * n + env] = indicator::<F>(restarted);
+}
+
+/// One env's step: restart or physics, then the bookkeeping.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn step_kernel<F: Float, A: Numeric>(
+    table: &Tensor<F>,
+    actions: &Tensor<A>,
     starts: &Tensor<F>,
     next: &mut Tensor<F>,
     observations: &mut Tensor<F>,
     signals: &mut Tensor<F>,
     time_limit: f32,
-    #[define(F, I)] _dtypes: [ElemType; 2],
+    #[comptime] physics: Physics,
+    #[define(F, A)] _types: [ElemType; 2],
 ) {
     let env = ABSOLUTE_POS;
     let n = actions.len();
     if env >= n {
         terminate!();
     }
-    let book = STATE * n + env;
-    let zero = F::new(0.0);
-    let one = F::new(1.0);
-    let mut x = table[env];
-    let mut x_dot = table[n + env];
-    let mut theta = table[2 * n + env];
-    let mut theta_dot = table[3 * n + env];
-    let mut elapsed = table[book + bookkeeping::ELAPSED * n];
-    let mut episode_return = table[book + bookkeeping::EPISODE_RETURN * n];
-    let mut finished_count = table[book + bookkeeping::FINISHED_COUNT * n];
-    let mut finished_return = table[book + bookkeeping::FINISHED_RETURN * n];
-    let mut finished_length = table[book + bookkeeping::FINISHED_LENGTH * n];
-    let mut reward = zero;
-    let mut terminated = zero;
-    let mut truncated = zero;
-    let mut done = zero;
-    let reset = table[book + bookkeeping::NEEDS_RESET * n];
-    if reset > F::new(0.5) {
-        x = starts[env];
-        x_dot = starts[n + env];
-        theta = starts[2 * n + env];
-        theta_dot = starts[3 * n + env];
-        elapsed = zero;
-        episode_return = zero;
-    } else {
-        // Same operation order as `CartPoleTensors::step`.
-        let force =
-            F::cast_from(actions[env]) * F::new(2.0 * FORCE_MAG as f32) - F::new(FORCE_MAG as f32);
+    let state = comptime![physics.state_dim()];
+    let restarted = restarts(table, env, n, state);
+    let at = Unit { env, n, restarted };
+    let outcome = match comptime![physics] {
+        Physics::CartPole => cartpole_physics(table, actions, starts, next, observations, &at),
+        Physics::MountainCar => {
+            mountain_car_physics(table, actions, starts, next, observations, &at)
+        }
+        Physics::Pendulum => pendulum_physics(table, actions, starts, next, observations, &at),
+    };
+    bookkeep(
+        table,
+        next,
+        signals,
+        &at,
+        outcome.reward,
+        outcome.terminated,
+        time_limit,
+        state,
+    );
+}
+
+/// Which env a unit steps, among how many, and whether it restarts on this step.
+#[derive(CubeType, Clone)]
+struct Unit {
+    env: usize,
+    n: usize,
+    restarted: bool,
+}
+
+/// What the physics of one step gave: the reward, and whether the episode ended in a
+/// terminal state (both 0/false on a restart step).
+#[derive(CubeType)]
+struct Outcome<F: Float> {
+    reward: F,
+    terminated: bool,
+}
+
+/// CartPole's physics, in `CartPoleTensors::step`'s operation order; writes the next state
+/// and the observation.
+#[cube]
+fn cartpole_physics<F: Float, A: Numeric>(
+    table: &Tensor<F>,
+    actions: &Tensor<A>,
+    starts: &Tensor<F>,
+    next: &mut Tensor<F>,
+    observations: &mut Tensor<F>,
+    at: &Unit,
+) -> Outcome<F> {
+    let (env, n) = (at.env, at.n);
+    let mut x = state_variable(table, starts, at, 0);
+    let mut x_dot = state_variable(table, starts, at, 1);
+    let mut theta = state_variable(table, starts, at, 2);
+    let mut theta_dot = state_variable(table, starts, at, 3);
+    let mut reward = F::new(0.0);
+    let mut terminated = false;
+    if !at.restarted {
+        let force = F::cast_from(actions[env]) * F::new(2.0 * cartpole::FORCE_MAG as f32)
+            - F::new(cartpole::FORCE_MAG as f32);
         let (sin, cos) = (F::sin(theta), F::cos(theta));
-        let temp = (force + theta_dot * theta_dot * sin * F::new(POLE_MASS_LENGTH as f32))
-            / F::new(TOTAL_MASS as f32);
-        let theta_acc = (sin * F::new(GRAVITY as f32) - cos * temp)
-            / ((cos * cos * F::new((-MASS_POLE / TOTAL_MASS) as f32) + F::new(4.0 / 3.0))
-                * F::new(HALF_LENGTH as f32));
-        let x_acc = temp - theta_acc * cos * F::new((POLE_MASS_LENGTH / TOTAL_MASS) as f32);
-        let tau = F::new(TAU as f32);
+        let temp = (force
+            + theta_dot * theta_dot * sin * F::new(cartpole::POLE_MASS_LENGTH as f32))
+            / F::new(cartpole::TOTAL_MASS as f32);
+        let theta_acc = (sin * F::new(cartpole::GRAVITY as f32) - cos * temp)
+            / ((cos * cos * F::new((-cartpole::MASS_POLE / cartpole::TOTAL_MASS) as f32)
+                + F::new(4.0 / 3.0))
+                * F::new(cartpole::HALF_LENGTH as f32));
+        let x_acc = temp
+            - theta_acc * cos * F::new((cartpole::POLE_MASS_LENGTH / cartpole::TOTAL_MASS) as f32);
+        let tau = F::new(cartpole::TAU as f32);
         x += x_dot * tau;
         x_dot += x_acc * tau;
         theta += theta_dot * tau;
         theta_dot += theta_acc * tau;
-        if F::abs(x) > F::new(X_THRESHOLD as f32) || F::abs(theta) > F::new(THETA_THRESHOLD as f32)
-        {
-            terminated = one;
-        }
-        reward = one;
-        elapsed += one;
-        episode_return += reward;
-        if terminated == zero && elapsed >= F::cast_from(time_limit) {
-            truncated = one;
-        }
-        if terminated + truncated > zero {
-            done = one;
-            finished_count += one;
-            finished_return += episode_return;
-            finished_length += elapsed;
-        }
+        terminated = F::abs(x) > F::new(cartpole::X_THRESHOLD as f32)
+            || F::abs(theta) > F::new(cartpole::THETA_THRESHOLD as f32);
+        reward = F::new(1.0);
     }
     next[env] = x;
     next[n + env] = x_dot;
     next[2 * n + env] = theta;
     next[3 * n + env] = theta_dot;
-    next[book + bookkeeping::ELAPSED * n] = elapsed;
-    next[book + bookkeeping::EPISODE_RETURN * n] = episode_return;
-    next[book + bookkeeping::NEEDS_RESET * n] = done;
-    next[book + bookkeeping::FINISHED_COUNT * n] = finished_count;
-    next[book + bookkeeping::FINISHED_RETURN * n] = finished_return;
-    next[book + bookkeeping::FINISHED_LENGTH * n] = finished_length;
-    let observation = env * STATE;
-    observations[observation] = x;
-    observations[observation + 1] = x_dot;
-    observations[observation + 2] = theta;
-    observations[observation + 3] = theta_dot;
-    signals[signal::REWARD * n + env] = reward;
-    signals[signal::TERMINATED * n + env] = terminated;
-    signals[signal::TRUNCATED * n + env] = truncated;
-    signals[signal::RESET * n + env] = reset;
+    observations[env * 4] = x;
+    observations[env * 4 + 1] = x_dot;
+    observations[env * 4 + 2] = theta;
+    observations[env * 4 + 3] = theta_dot;
+    Outcome::<F> { reward, terminated }
+}
+
+/// MountainCar's physics, in `MountainCarTensors::step`'s operation order.
+#[cube]
+fn mountain_car_physics<F: Float, A: Numeric>(
+    table: &Tensor<F>,
+    actions: &Tensor<A>,
+    starts: &Tensor<F>,
+    next: &mut Tensor<F>,
+    observations: &mut Tensor<F>,
+    at: &Unit,
+) -> Outcome<F> {
+    let (env, n) = (at.env, at.n);
+    let mut position = state_variable(table, starts, at, 0);
+    let mut velocity = state_variable(table, starts, at, 1);
+    let mut reward = F::new(0.0);
+    let mut terminated = false;
+    if !at.restarted {
+        let push = (F::cast_from(actions[env]) - F::new(1.0)) * F::new(mountain_car::FORCE as f32);
+        let max_speed = F::new(mountain_car::MAX_SPEED as f32);
+        velocity = clamp::<F>(
+            velocity
+                + push
+                + F::cos(position * F::new(3.0)) * F::new(-mountain_car::GRAVITY as f32),
+            -max_speed,
+            max_speed,
+        );
+        let min_position = F::new(mountain_car::MIN_POSITION as f32);
+        position = clamp::<F>(
+            position + velocity,
+            min_position,
+            F::new(mountain_car::MAX_POSITION as f32),
+        );
+        // The car stops dead against the left wall.
+        if position <= min_position && velocity < F::new(0.0) {
+            velocity = F::new(0.0);
+        }
+        terminated =
+            position >= F::new(mountain_car::GOAL_POSITION as f32) && velocity >= F::new(0.0);
+        reward = F::new(-1.0);
+    }
+    next[env] = position;
+    next[n + env] = velocity;
+    observations[env * 2] = position;
+    observations[env * 2 + 1] = velocity;
+    Outcome::<F> { reward, terminated }
+}
+
+/// Pendulum's physics, in `PendulumTensors::step`'s operation order; it never terminates.
+#[cube]
+fn pendulum_physics<F: Float, A: Numeric>(
+    table: &Tensor<F>,
+    actions: &Tensor<A>,
+    starts: &Tensor<F>,
+    next: &mut Tensor<F>,
+    observations: &mut Tensor<F>,
+    at: &Unit,
+) -> Outcome<F> {
+    let (env, n) = (at.env, at.n);
+    let mut theta = state_variable(table, starts, at, 0);
+    let mut theta_dot = state_variable(table, starts, at, 1);
+    let mut reward = F::new(0.0);
+    if !at.restarted {
+        let max_torque = F::new(pendulum::MAX_TORQUE);
+        let u = clamp::<F>(F::cast_from(actions[env]), -max_torque, max_torque);
+        // `((theta + pi) mod 2 pi) - pi`, the modulo floored as Python's.
+        let pi = F::new(core::f32::consts::PI);
+        let shifted = theta + pi;
+        let turns = F::floor(shifted / F::new(2.0 * core::f32::consts::PI));
+        let normalized = shifted - turns * F::new(2.0 * core::f32::consts::PI) - pi;
+        let costs =
+            normalized * normalized + theta_dot * theta_dot * F::new(0.1) + u * u * F::new(0.001);
+        let max_speed = F::new(pendulum::MAX_SPEED as f32);
+        let dt = F::new(pendulum::DT as f32);
+        let gravity_term = F::new((3.0 * pendulum::GRAVITY / (2.0 * pendulum::LENGTH)) as f32);
+        let torque_term =
+            F::new((3.0 / (pendulum::MASS * pendulum::LENGTH * pendulum::LENGTH)) as f32);
+        theta_dot = clamp::<F>(
+            theta_dot + (F::sin(theta) * gravity_term + u * torque_term) * dt,
+            -max_speed,
+            max_speed,
+        );
+        theta += theta_dot * dt;
+        reward = -costs;
+    }
+    next[env] = theta;
+    next[n + env] = theta_dot;
+    observations[env * 3] = F::cos(theta);
+    observations[env * 3 + 1] = F::sin(theta);
+    observations[env * 3 + 2] = theta_dot;
+    Outcome::<F> {
+        reward,
+        terminated: false,
+    }
 }

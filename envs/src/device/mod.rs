@@ -1,8 +1,8 @@
 //! Batched environments on a burn device (wgpu, flex): the state of `num_envs` envs lives
 //! there as one table with a `[num_envs]` row per variable, and stepping, next-step autoreset
 //! and per-env episode statistics all run there, so a rollout reads nothing back but the
-//! finished episodes' statistics, when it asks for them. A step is the env's tensor
-//! operations ([`TensorDynamics`]) or, for CartPole on wgpu, one fused kernel ([`StepKernel`]).
+//! finished episodes' statistics, when it asks for them. A step is one fused kernel on wgpu,
+//! or the env's tensor operations ([`TensorDynamics`]) anywhere ([`StepKernel`]).
 //!
 //! Same constants and rules as the CPU envs, in `f32` rather than Gymnasium's `f64`:
 //! observations agree with the `f64` reference to within 1e-5 over the first 50 steps
@@ -65,7 +65,8 @@ macro_rules! chosen_by_name {
                     .into_iter()
                     .find(|choice| choice.name() == name)
                     .ok_or_else(|| {
-                        let known: Vec<String> = [$($name),+].iter().map(|n| format!("`{n}`")).collect();
+                        let known: Vec<String> =
+                            [$($name),+].iter().map(|n| format!("`{n}`")).collect();
                         format!("unknown {} `{name}` (expected {})", $what, known.join(" or "))
                     })
             }
@@ -121,15 +122,16 @@ pub trait TensorDynamics: Send + Sync + std::fmt::Debug {
 /// the observations `[n, observation_dim]` and the [`signal`]s `[4, n]`; the table has a
 /// row per state variable then the [`bookkeeping`] rows, `starts` a row per state variable. For the
 /// cubecl devices only (wgpu; CUDA when compiled in).
-pub type FusedStep = fn(Tensor<2>, Tensor<1, Int>, Tensor<2>, f32) -> [Tensor<2>; 3];
+pub type FusedStep =
+    fn(Tensor<2>, &DeviceActions, Tensor<2>, f32) -> Result<[Tensor<2>; 3], EnvError>;
 
 /// How a [`DeviceVectorEnv`] steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKernel {
     /// The env's tensor operations, then autoreset and statistics as more of them: any
-    /// device, ~75 burn operations a step for CartPole.
+    /// device (the only choice on flex), ~75 burn operations a step for CartPole.
     TensorOps,
-    /// One kernel for the whole step: CartPole on wgpu.
+    /// One kernel for the whole step: on wgpu (every device env has one).
     Fused,
 }
 
@@ -306,8 +308,8 @@ pub struct RecordedEpisode {
 /// time limit, and running episode statistics, all on the device.
 ///
 /// Everything an env carries between steps lives in one `[state + 6, num_envs]` table (a row
-/// per state variable, then the [`bookkeeping`] rows), so a fused step reads and writes one buffer, a
-/// snapshot is one transfer, and each variable is a contiguous row.
+/// per state variable, then the [`bookkeeping`] rows), so a fused step reads and writes one
+/// buffer, a snapshot is one transfer, and each variable is a contiguous row.
 #[derive(Debug)]
 pub struct DeviceVectorEnv {
     dynamics: Box<dyn TensorDynamics>,
@@ -418,7 +420,7 @@ impl DeviceVectorEnv {
         {
             return Err(EnvError::InvalidOption {
                 env: format!("{:?}", self.dynamics),
-                reason: "a fused step needs CartPole on a wgpu device".into(),
+                reason: "a fused step needs a wgpu device".into(),
             });
         }
         self.kernel = kernel;
@@ -493,24 +495,17 @@ impl DeviceVectorEnv {
         let time_limit = self
             .max_episode_steps
             .map_or(f32::MAX, |limit| limit as f32);
-        let fused = match (self.kernel, self.dynamics.fused_step(), actions) {
-            (StepKernel::Fused, Some(fused), DeviceActions::Discrete(actions)) => Some(fused(
-                self.table.clone(),
-                actions.clone(),
-                starts.clone(),
-                time_limit,
-            )),
-            _ => None,
-        };
-        let step = match fused {
-            Some([table, observations, signals]) => {
+        let step = match (self.kernel, self.dynamics.fused_step()) {
+            (StepKernel::Fused, Some(fused)) => {
+                let [table, observations, signals] =
+                    fused(self.table.clone(), actions, starts, time_limit)?;
                 self.table = table;
                 DeviceStep {
                     observations,
                     signals,
                 }
             }
-            None => self.step_with_tensor_ops(actions, starts, time_limit)?,
+            _ => self.step_with_tensor_ops(actions, starts, time_limit)?,
         };
         let state_dim = self.state_dim();
         if let Some(records) = &mut self.records {

@@ -3,7 +3,8 @@
 use burn::prelude::{Device, Tensor};
 
 use super::{
-    Columns, DeviceActions, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
+    Columns, DeviceActions, FusedStep, StepColumns, TensorDynamics, fused, stack, uniform,
+    wrong_action_kind,
 };
 use crate::classic::mountain_car::{
     FORCE, GOAL_POSITION, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION,
@@ -60,6 +61,10 @@ impl TensorDynamics for MountainCarTensors {
             state: vec![position, velocity],
             terminated,
         })
+    }
+
+    fn fused_step(&self) -> Option<FusedStep> {
+        Some(fused::mountain_car_step)
     }
 
     fn observe(&self, state: &Columns) -> Tensor<2> {

@@ -5,7 +5,8 @@ use std::f64::consts::PI;
 use burn::prelude::{Device, Tensor};
 
 use super::{
-    Columns, DeviceActions, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
+    Columns, DeviceActions, FusedStep, StepColumns, TensorDynamics, fused, stack, uniform,
+    wrong_action_kind,
 };
 use crate::classic::pendulum::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE};
 use crate::error::EnvError;
@@ -62,6 +63,10 @@ impl TensorDynamics for PendulumTensors {
             reward: costs.neg(),
             state: vec![theta, theta_dot],
         })
+    }
+
+    fn fused_step(&self) -> Option<FusedStep> {
+        Some(fused::pendulum_step)
     }
 
     fn observe(&self, state: &Columns) -> Tensor<2> {

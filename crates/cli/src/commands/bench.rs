@@ -52,7 +52,7 @@ pub struct RolloutBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1024,16384,65536")]
     num_envs: Vec<usize>,
     /// Device envs: how they step, comma-separated: auto (fused where it can run), fused
-    /// (one kernel a step: CartPole on wgpu; skipped elsewhere), tensor-ops.
+    /// (one kernel a step, on wgpu; skipped elsewhere), tensor-ops.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     step_kernel: Vec<String>,
     /// Device envs: steps between read-backs of the finished-episode statistics.
@@ -408,7 +408,14 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                         host_only: args.host_only,
                         repeats: args.repeats,
                     };
-                    tracing::info!(env_backend = %env_backend, step_kernel = ?result.step_kernel, device = %result.device, num_envs, steps_per_sec, "measured");
+                    tracing::info!(
+                        env_backend = %env_backend,
+                        step_kernel = ?result.step_kernel,
+                        device = %result.device,
+                        num_envs,
+                        steps_per_sec,
+                        "measured"
+                    );
                     if json {
                         print_json_line(&result)?;
                     } else {
