@@ -224,6 +224,23 @@ fn host_only_rollouts_are_refused_where_nothing_would_be_measured() {
 }
 
 #[test]
+fn a_rollout_bench_that_can_measure_nothing_is_an_error() {
+    let run = gradless(&[
+        "bench",
+        "rollout",
+        "--env-backend",
+        "device",
+        "--step-kernel",
+        "fused",
+        "--device",
+        "flex",
+        "--num-envs",
+        "16",
+    ]);
+    assert_clean_failure(&run, &["--step-kernel", "wgpu"]);
+}
+
+#[test]
 fn bench_grad_modes_reports_each_mode_and_draws_its_chart() {
     let out = scratch("grad-modes");
     let checkpoints = fixtures().join("../../../checkpoints");

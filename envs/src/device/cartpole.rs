@@ -20,6 +20,10 @@ use crate::space::Space;
 pub struct CartPoleTensors;
 
 impl TensorDynamics for CartPoleTensors {
+    fn name(&self) -> &'static str {
+        "CartPole"
+    }
+
     fn observation_dim(&self) -> usize {
         4
     }
@@ -39,7 +43,7 @@ impl TensorDynamics for CartPoleTensors {
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {
         let [x, x_dot, theta, theta_dot] = [0, 1, 2, 3].map(|k| state[k].clone());
         let DeviceActions::Discrete(actions) = actions else {
-            return Err(wrong_action_kind("CartPole"));
+            return Err(wrong_action_kind(self.name()));
         };
         // 0 -> -FORCE_MAG, 1 -> +FORCE_MAG.
         let force = actions.clone().float() * (2.0 * FORCE_MAG) - FORCE_MAG;

@@ -101,6 +101,8 @@ pub struct StepColumns {
 
 /// An environment's physics over a batch, in tensor operations.
 pub trait TensorDynamics: Send + Sync + std::fmt::Debug {
+    /// The env's name in messages (`CartPole`).
+    fn name(&self) -> &'static str;
     /// Values per observation.
     fn observation_dim(&self) -> usize;
     /// The action space of one env.
@@ -419,7 +421,7 @@ impl DeviceVectorEnv {
             && (self.dynamics.fused_step().is_none() || !runs_cube_kernels(&self.device))
         {
             return Err(EnvError::InvalidOption {
-                env: format!("{:?}", self.dynamics),
+                env: self.dynamics.name().into(),
                 reason: "a fused step needs a wgpu device".into(),
             });
         }

@@ -18,6 +18,10 @@ use crate::space::Space;
 pub struct MountainCarTensors;
 
 impl TensorDynamics for MountainCarTensors {
+    fn name(&self) -> &'static str {
+        "MountainCar"
+    }
+
     fn observation_dim(&self) -> usize {
         2
     }
@@ -40,7 +44,7 @@ impl TensorDynamics for MountainCarTensors {
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {
         let [position, velocity] = [0, 1].map(|k| state[k].clone());
         let DeviceActions::Discrete(actions) = actions else {
-            return Err(wrong_action_kind("MountainCar"));
+            return Err(wrong_action_kind(self.name()));
         };
         let push = (actions.clone().float() - 1.0) * FORCE;
         let velocity = (velocity + push + (position.clone() * 3.0).cos() * (-GRAVITY))

@@ -26,6 +26,10 @@ fn angle_normalize(x: Tensor<1>) -> Tensor<1> {
 }
 
 impl TensorDynamics for PendulumTensors {
+    fn name(&self) -> &'static str {
+        "Pendulum"
+    }
+
     fn observation_dim(&self) -> usize {
         3
     }
@@ -43,7 +47,7 @@ impl TensorDynamics for PendulumTensors {
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {
         let [theta, theta_dot] = [0, 1].map(|k| state[k].clone());
         let DeviceActions::Continuous(actions) = actions else {
-            return Err(wrong_action_kind("Pendulum"));
+            return Err(wrong_action_kind(self.name()));
         };
         let u = actions
             .clone()

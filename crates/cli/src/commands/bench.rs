@@ -375,6 +375,7 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
         read_every: args.read_every,
         host_only: args.host_only,
     };
+    let (mut measured, mut skipped) = (0usize, None);
     for backend in backends {
         if args.host_only && backend != Backend::Wgpu {
             bail!("--host-only: only wgpu launches kernels to drop, not {backend}");
@@ -393,9 +394,10 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                     if let Some(kernel) = kernel
                         && let Err(e) = rollout.use_step_kernel(kernel)
                     {
-                        tracing::warn!(device = %backend, "skipped: {e}");
+                        skipped = Some(format!("{backend}: {e}"));
                         continue;
                     }
+                    measured += 1;
                     let steps_per_sec =
                         median_steps_per_sec(&mut rollout, &agent, &device, &timing)?;
                     let result = RolloutBenchResult {
@@ -432,6 +434,11 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                 }
             }
         }
+    }
+    match (measured, skipped) {
+        (0, Some(reason)) => bail!("--step-kernel: nothing could be measured ({reason})"),
+        (_, Some(reason)) => tracing::warn!("--step-kernel: some runs skipped ({reason})"),
+        _ => {}
     }
     Ok(())
 }
