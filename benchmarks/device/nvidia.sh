@@ -12,6 +12,8 @@
 #   put the three executables, stripped and xz-compressed (gradless.xz, wgpu_matches_flex.xz,
 #   device_envs_on_wgpu.xz), and `gradless export checkpoints/cartpole-v1-ppo` as
 #   ppo.safetensors into .device-bin/
+#   (cd .gl && apt-get download libvulkan1): the Vulkan loader, which the GPU image lacks
+# Both folders are ignored by git; name them in the device tool's `carry`.
 set -uo pipefail
 log="${OUT:-/tmp}/log"
 exec > >(tee "$log") 2>&1
