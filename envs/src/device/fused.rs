@@ -278,18 +278,6 @@ fn restarts<F: Float>(table: &Tensor<F>, env: usize, n: usize, #[comptime] state
     table[(state + bookkeeping::NEEDS_RESET) * n + env] > F::new(0.5)
 }
 
-/// State variable `k` of the unit's env where this step starts from: its fresh start if it
-/// restarts, else where the last step left it.
-#[cube]
-fn state_variable<F: Float>(table: &Tensor<F>, starts: &Tensor<F>, at: &Unit, k: usize) -> F {
-    let at_k = k * at.n + at.env;
-    let mut value = table[at_k];
-    if at.restarted {
-        value = starts[at_k];
-    }
-    value
-}
-
 /// 1 or 0.
 #[cube]
 fn indicator<F: Float>(flag: bool) -> F {
@@ -380,25 +368,52 @@ fn step_kernel<F: Float, A: Numeric>(
     if env >= n {
         terminate!();
     }
-    let state = comptime![physics.state_dim()];
-    let restarted = restarts(table, env, n, state);
-    let at = Unit { env, n, restarted };
-    let outcome = match comptime![physics] {
-        Physics::CartPole => cartpole_physics(table, actions, starts, next, observations, &at),
-        Physics::MountainCar => {
-            mountain_car_physics(table, actions, starts, next, observations, &at)
+    let state_dim = comptime![physics.state_dim()];
+    let restarted = restarts(table, env, n, state_dim);
+    // Where this step starts from: a fresh start if the env restarts, else where the last
+    // step left it.
+    let mut state = Array::<F>::new(state_dim);
+    #[unroll]
+    for k in 0..state_dim {
+        state[k] = table[k * n + env];
+        if restarted {
+            state[k] = starts[k * n + env];
         }
-        Physics::Pendulum => pendulum_physics(table, actions, starts, next, observations, &at),
-    };
+    }
+    let mut reward = F::new(0.0);
+    let mut terminated = false;
+    if !restarted {
+        let action = F::cast_from(actions[env]);
+        let outcome = match comptime![physics] {
+            Physics::CartPole => cartpole_physics(&mut state, action),
+            Physics::MountainCar => mountain_car_physics(&mut state, action),
+            Physics::Pendulum => pendulum_physics(&mut state, action),
+        };
+        reward = outcome.reward;
+        terminated = outcome.terminated;
+    }
+    #[unroll]
+    for k in 0..state_dim {
+        next[k * n + env] = state[k];
+    }
+    match comptime![physics] {
+        // Pendulum observes `cos theta, sin theta, theta_dot`.
+        Physics::Pendulum => {
+            observations[env * 3] = F::cos(state[0]);
+            observations[env * 3 + 1] = F::sin(state[0]);
+            observations[env * 3 + 2] = state[1];
+        }
+        _ =>
+        {
+            #[unroll]
+            for k in 0..state_dim {
+                observations[env * state_dim + k] = state[k];
+            }
+        }
+    }
+    let at = Unit { env, n, restarted };
     bookkeep(
-        table,
-        next,
-        signals,
-        &at,
-        outcome.reward,
-        outcome.terminated,
-        time_limit,
-        state,
+        table, next, signals, &at, reward, terminated, time_limit, state_dim,
     );
 }
 
@@ -411,154 +426,98 @@ struct Unit {
 }
 
 /// What the physics of one step gave: the reward, and whether the episode ended in a
-/// terminal state (both 0/false on a restart step).
+/// terminal state.
 #[derive(CubeType)]
 struct Outcome<F: Float> {
     reward: F,
     terminated: bool,
 }
 
-/// CartPole's physics, in `CartPoleTensors::step`'s operation order; writes the next state
-/// and the observation.
+/// CartPole's step of `x, x_dot, theta, theta_dot` under a push (0 left, 1 right), in
+/// `CartPoleTensors::step`'s operation order.
 #[cube]
-fn cartpole_physics<F: Float, A: Numeric>(
-    table: &Tensor<F>,
-    actions: &Tensor<A>,
-    starts: &Tensor<F>,
-    next: &mut Tensor<F>,
-    observations: &mut Tensor<F>,
-    at: &Unit,
-) -> Outcome<F> {
-    let (env, n) = (at.env, at.n);
-    let mut x = state_variable(table, starts, at, 0);
-    let mut x_dot = state_variable(table, starts, at, 1);
-    let mut theta = state_variable(table, starts, at, 2);
-    let mut theta_dot = state_variable(table, starts, at, 3);
-    let mut reward = F::new(0.0);
-    let mut terminated = false;
-    if !at.restarted {
-        let force = F::cast_from(actions[env]) * F::new(2.0 * cartpole::FORCE_MAG as f32)
-            - F::new(cartpole::FORCE_MAG as f32);
-        let (sin, cos) = (F::sin(theta), F::cos(theta));
-        let temp = (force
-            + theta_dot * theta_dot * sin * F::new(cartpole::POLE_MASS_LENGTH as f32))
-            / F::new(cartpole::TOTAL_MASS as f32);
-        let theta_acc = (sin * F::new(cartpole::GRAVITY as f32) - cos * temp)
-            / ((cos * cos * F::new((-cartpole::MASS_POLE / cartpole::TOTAL_MASS) as f32)
-                + F::new(4.0 / 3.0))
-                * F::new(cartpole::HALF_LENGTH as f32));
-        let x_acc = temp
-            - theta_acc * cos * F::new((cartpole::POLE_MASS_LENGTH / cartpole::TOTAL_MASS) as f32);
-        let tau = F::new(cartpole::TAU as f32);
-        x += x_dot * tau;
-        x_dot += x_acc * tau;
-        theta += theta_dot * tau;
-        theta_dot += theta_acc * tau;
-        terminated = F::abs(x) > F::new(cartpole::X_THRESHOLD as f32)
-            || F::abs(theta) > F::new(cartpole::THETA_THRESHOLD as f32);
-        reward = F::new(1.0);
-    }
-    next[env] = x;
-    next[n + env] = x_dot;
-    next[2 * n + env] = theta;
-    next[3 * n + env] = theta_dot;
-    observations[env * 4] = x;
-    observations[env * 4 + 1] = x_dot;
-    observations[env * 4 + 2] = theta;
-    observations[env * 4 + 3] = theta_dot;
-    Outcome::<F> { reward, terminated }
-}
-
-/// MountainCar's physics, in `MountainCarTensors::step`'s operation order.
-#[cube]
-fn mountain_car_physics<F: Float, A: Numeric>(
-    table: &Tensor<F>,
-    actions: &Tensor<A>,
-    starts: &Tensor<F>,
-    next: &mut Tensor<F>,
-    observations: &mut Tensor<F>,
-    at: &Unit,
-) -> Outcome<F> {
-    let (env, n) = (at.env, at.n);
-    let mut position = state_variable(table, starts, at, 0);
-    let mut velocity = state_variable(table, starts, at, 1);
-    let mut reward = F::new(0.0);
-    let mut terminated = false;
-    if !at.restarted {
-        let push = (F::cast_from(actions[env]) - F::new(1.0)) * F::new(mountain_car::FORCE as f32);
-        let max_speed = F::new(mountain_car::MAX_SPEED as f32);
-        velocity = clamp::<F>(
-            velocity
-                + push
-                + F::cos(position * F::new(3.0)) * F::new(-mountain_car::GRAVITY as f32),
-            -max_speed,
-            max_speed,
-        );
-        let min_position = F::new(mountain_car::MIN_POSITION as f32);
-        position = clamp::<F>(
-            position + velocity,
-            min_position,
-            F::new(mountain_car::MAX_POSITION as f32),
-        );
-        // The car stops dead against the left wall.
-        if position <= min_position && velocity < F::new(0.0) {
-            velocity = F::new(0.0);
-        }
-        terminated =
-            position >= F::new(mountain_car::GOAL_POSITION as f32) && velocity >= F::new(0.0);
-        reward = F::new(-1.0);
-    }
-    next[env] = position;
-    next[n + env] = velocity;
-    observations[env * 2] = position;
-    observations[env * 2 + 1] = velocity;
-    Outcome::<F> { reward, terminated }
-}
-
-/// Pendulum's physics, in `PendulumTensors::step`'s operation order; it never terminates.
-#[cube]
-fn pendulum_physics<F: Float, A: Numeric>(
-    table: &Tensor<F>,
-    actions: &Tensor<A>,
-    starts: &Tensor<F>,
-    next: &mut Tensor<F>,
-    observations: &mut Tensor<F>,
-    at: &Unit,
-) -> Outcome<F> {
-    let (env, n) = (at.env, at.n);
-    let mut theta = state_variable(table, starts, at, 0);
-    let mut theta_dot = state_variable(table, starts, at, 1);
-    let mut reward = F::new(0.0);
-    if !at.restarted {
-        let max_torque = F::new(pendulum::MAX_TORQUE);
-        let u = clamp::<F>(F::cast_from(actions[env]), -max_torque, max_torque);
-        // `((theta + pi) mod 2 pi) - pi`, the modulo floored as Python's.
-        let pi = F::new(core::f32::consts::PI);
-        let shifted = theta + pi;
-        let turns = F::floor(shifted / F::new(2.0 * core::f32::consts::PI));
-        let normalized = shifted - turns * F::new(2.0 * core::f32::consts::PI) - pi;
-        let costs =
-            normalized * normalized + theta_dot * theta_dot * F::new(0.1) + u * u * F::new(0.001);
-        let max_speed = F::new(pendulum::MAX_SPEED as f32);
-        let dt = F::new(pendulum::DT as f32);
-        let gravity_term = F::new((3.0 * pendulum::GRAVITY / (2.0 * pendulum::LENGTH)) as f32);
-        let torque_term =
-            F::new((3.0 / (pendulum::MASS * pendulum::LENGTH * pendulum::LENGTH)) as f32);
-        theta_dot = clamp::<F>(
-            theta_dot + (F::sin(theta) * gravity_term + u * torque_term) * dt,
-            -max_speed,
-            max_speed,
-        );
-        theta += theta_dot * dt;
-        reward = -costs;
-    }
-    next[env] = theta;
-    next[n + env] = theta_dot;
-    observations[env * 3] = F::cos(theta);
-    observations[env * 3 + 1] = F::sin(theta);
-    observations[env * 3 + 2] = theta_dot;
+fn cartpole_physics<F: Float>(state: &mut Array<F>, action: F) -> Outcome<F> {
+    let (x, x_dot, theta, theta_dot) = (state[0], state[1], state[2], state[3]);
+    let force =
+        action * F::new(2.0 * cartpole::FORCE_MAG as f32) - F::new(cartpole::FORCE_MAG as f32);
+    let (sin, cos) = (F::sin(theta), F::cos(theta));
+    let temp = (force + theta_dot * theta_dot * sin * F::new(cartpole::POLE_MASS_LENGTH as f32))
+        / F::new(cartpole::TOTAL_MASS as f32);
+    let theta_acc = (sin * F::new(cartpole::GRAVITY as f32) - cos * temp)
+        / ((cos * cos * F::new((-cartpole::MASS_POLE / cartpole::TOTAL_MASS) as f32)
+            + F::new(4.0 / 3.0))
+            * F::new(cartpole::HALF_LENGTH as f32));
+    let x_acc =
+        temp - theta_acc * cos * F::new((cartpole::POLE_MASS_LENGTH / cartpole::TOTAL_MASS) as f32);
+    let tau = F::new(cartpole::TAU as f32);
+    state[0] = x + x_dot * tau;
+    state[1] = x_dot + x_acc * tau;
+    state[2] = theta + theta_dot * tau;
+    state[3] = theta_dot + theta_acc * tau;
     Outcome::<F> {
-        reward,
+        reward: F::new(1.0),
+        terminated: F::abs(state[0]) > F::new(cartpole::X_THRESHOLD as f32)
+            || F::abs(state[2]) > F::new(cartpole::THETA_THRESHOLD as f32),
+    }
+}
+
+/// MountainCar's step of `position, velocity` under an acceleration (0 left, 1 none,
+/// 2 right), in `MountainCarTensors::step`'s operation order.
+#[cube]
+fn mountain_car_physics<F: Float>(state: &mut Array<F>, action: F) -> Outcome<F> {
+    let push = (action - F::new(1.0)) * F::new(mountain_car::FORCE as f32);
+    let max_speed = F::new(mountain_car::MAX_SPEED as f32);
+    let mut velocity = clamp::<F>(
+        state[1] + push + F::cos(state[0] * F::new(3.0)) * F::new(-mountain_car::GRAVITY as f32),
+        -max_speed,
+        max_speed,
+    );
+    let min_position = F::new(mountain_car::MIN_POSITION as f32);
+    let position = clamp::<F>(
+        state[0] + velocity,
+        min_position,
+        F::new(mountain_car::MAX_POSITION as f32),
+    );
+    // The car stops dead against the left wall.
+    if position <= min_position && velocity < F::new(0.0) {
+        velocity = F::new(0.0);
+    }
+    state[0] = position;
+    state[1] = velocity;
+    Outcome::<F> {
+        reward: F::new(-1.0),
+        terminated: position >= F::new(mountain_car::GOAL_POSITION as f32)
+            && velocity >= F::new(0.0),
+    }
+}
+
+/// Pendulum's step of `theta, theta_dot` under a torque, in `PendulumTensors::step`'s
+/// operation order; it never terminates.
+#[cube]
+fn pendulum_physics<F: Float>(state: &mut Array<F>, action: F) -> Outcome<F> {
+    let (theta, theta_dot) = (state[0], state[1]);
+    let max_torque = F::new(pendulum::MAX_TORQUE);
+    let u = clamp::<F>(action, -max_torque, max_torque);
+    // `((theta + pi) mod 2 pi) - pi`, the modulo floored as Python's.
+    let pi = F::new(core::f32::consts::PI);
+    let shifted = theta + pi;
+    let turns = F::floor(shifted / F::new(2.0 * core::f32::consts::PI));
+    let normalized = shifted - turns * F::new(2.0 * core::f32::consts::PI) - pi;
+    let costs =
+        normalized * normalized + theta_dot * theta_dot * F::new(0.1) + u * u * F::new(0.001);
+    let max_speed = F::new(pendulum::MAX_SPEED as f32);
+    let dt = F::new(pendulum::DT as f32);
+    let gravity_term = F::new((3.0 * pendulum::GRAVITY / (2.0 * pendulum::LENGTH)) as f32);
+    let torque_term = F::new((3.0 / (pendulum::MASS * pendulum::LENGTH * pendulum::LENGTH)) as f32);
+    let theta_dot = clamp::<F>(
+        theta_dot + (F::sin(theta) * gravity_term + u * torque_term) * dt,
+        -max_speed,
+        max_speed,
+    );
+    state[0] = theta + theta_dot * dt;
+    state[1] = theta_dot;
+    Outcome::<F> {
+        reward: -costs,
         terminated: false,
     }
 }
