@@ -14,7 +14,8 @@ pub fn print_json_line<T: Serialize>(value: &T) -> Result<()> {
 }
 
 /// An error and its causes on one line, leaving out a cause whose text the line already
-/// holds (many errors end their message with their source's).
+/// holds (many errors end their message with their source's). Messages that span lines
+/// (burn's execution errors list their causes one per line) are joined with spaces.
 pub fn error_line(error: &anyhow::Error) -> String {
     let mut line = error.to_string();
     for cause in error.chain().skip(1) {
@@ -24,7 +25,11 @@ pub fn error_line(error: &anyhow::Error) -> String {
             line.push_str(&text);
         }
     }
-    line
+    line.lines()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
@@ -47,6 +52,11 @@ mod tests {
         assert_eq!(error_line(&repeated), "out.json: disk full");
         let chained = anyhow::anyhow!("disk full").context("writing out.json");
         assert_eq!(error_line(&chained), "writing out.json: disk full");
+        let spanning = anyhow::anyhow!("execution failed\nCaused by:\n  out of memory\n");
+        assert_eq!(
+            error_line(&spanning),
+            "execution failed Caused by: out of memory"
+        );
     }
 
     #[test]
