@@ -122,8 +122,8 @@ pub trait TensorDynamics: Send + Sync + std::fmt::Debug {
 
 /// A whole step as one kernel: `(table, actions, starts, time limit)` to the next table,
 /// the observations `[n, observation_dim]` and the [`signal`]s `[4, n]`; the table has a
-/// row per state variable then the [`bookkeeping`] rows, `starts` a row per state variable. For the
-/// cubecl devices only (wgpu; CUDA when compiled in).
+/// row per state variable then the [`bookkeeping`] rows, `starts` a row per state variable.
+/// For the cubecl devices only (wgpu; CUDA when compiled in).
 pub type FusedStep =
     fn(Tensor<2>, &DeviceActions, Tensor<2>, f32) -> Result<[Tensor<2>; 3], EnvError>;
 
@@ -551,6 +551,7 @@ impl DeviceVectorEnv {
             .bool_and(terminated.clone().bool_not());
         let done = terminated.clone().bool_or(truncated.clone());
         let done_values = done.clone().float();
+        let observations = self.dynamics.observe(&state);
         let mut next = state;
         next.extend([
             elapsed.clone(),
@@ -571,7 +572,7 @@ impl DeviceVectorEnv {
             0,
         );
         Ok(DeviceStep {
-            observations: self.observations(),
+            observations,
             signals,
         })
     }
@@ -579,14 +580,7 @@ impl DeviceVectorEnv {
     /// Reads every env's state back (see [`DeviceSnapshot`]), in one transfer.
     pub fn snapshot(&self) -> Result<DeviceSnapshot, EnvError> {
         let n = self.num_envs;
-        let values = self
-            .table
-            .clone()
-            .try_into_data()
-            .map_err(|e| EnvError::Device(e.to_string()))?
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| EnvError::Device(format!("{e:?}")))?;
+        let values = read_f32(self.table.clone())?;
         let column = |k: usize| values[k * n..(k + 1) * n].to_vec();
         let book = self.state_dim();
         Ok(DeviceSnapshot {
@@ -643,15 +637,7 @@ impl DeviceVectorEnv {
     /// counting afresh.
     pub fn take_finished(&mut self) -> Result<FinishedEpisodes, EnvError> {
         let first = self.state_dim() + bookkeeping::FINISHED_COUNT;
-        let counters = self
-            .table
-            .clone()
-            .narrow(0, first, 3)
-            .try_into_data()
-            .map_err(|e| EnvError::Device(e.to_string()))?
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| EnvError::Device(format!("{e:?}")))?;
+        let counters = read_f32(self.table.clone().narrow(0, first, 3))?;
         let n = self.num_envs;
         self.table = self.table.clone().slice_fill([first..first + 3, 0..n], 0.0);
         let column = |k: usize| counters[k * n..(k + 1) * n].iter().map(|&v| f64::from(v));
@@ -745,17 +731,28 @@ impl EpisodeRecords {
     }
 }
 
+/// A read-back's values as `f32`.
+fn f32_values(data: TensorData) -> Result<Vec<f32>, EnvError> {
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| EnvError::Device(format!("{e:?}")))
+}
+
+/// A tensor's values, read back (waits for the work that writes it).
+fn read_f32(tensor: Tensor<2>) -> Result<Vec<f32>, EnvError> {
+    f32_values(
+        tensor
+            .try_into_data()
+            .map_err(|e| EnvError::Device(e.to_string()))?,
+    )
+}
+
 /// Transaction results as `f64` vectors.
 fn read_columns<const N: usize>(data: Vec<TensorData>) -> Result<[Vec<f64>; N], EnvError> {
     let columns: Vec<Vec<f64>> = data
         .into_iter()
-        .map(|d| {
-            d.convert::<f32>()
-                .try_into_vec::<f32>()
-                .map(|v| v.into_iter().map(f64::from).collect())
-                .map_err(|e| EnvError::Device(format!("{e:?}")))
-        })
-        .collect::<Result<_, _>>()?;
+        .map(|d| Ok(f32_values(d)?.into_iter().map(f64::from).collect()))
+        .collect::<Result<_, EnvError>>()?;
     columns
         .try_into()
         .map_err(|_| EnvError::Device("a read-back returned the wrong number of tensors".into()))
