@@ -4,8 +4,7 @@
 use burn::prelude::{Device, Tensor};
 
 use super::{
-    Columns, DeviceActions, FusedStep, StepColumns, TensorDynamics, fused, stack, uniform,
-    wrong_action_kind,
+    Columns, DeviceActions, Physics, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
 use crate::classic::cartpole::{
     FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_POLE, POLE_MASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
@@ -36,8 +35,8 @@ impl TensorDynamics for CartPoleTensors {
         uniform([4, n], -0.05, 0.05, device)
     }
 
-    fn fused_step(&self) -> Option<FusedStep> {
-        Some(fused::cartpole_step)
+    fn fused_physics(&self) -> Option<Physics> {
+        Some(Physics::CartPole)
     }
 
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError> {

@@ -4,13 +4,13 @@
 //! Written as tensor operations a CartPole step is ~75 burn ops, and on a GPU each one pays
 //! its host-side cost (recording, fusion, dispatch) whatever the batch: ~1 ms a step on an
 //! H200 at any size. One kernel over the packed table pays it once. The physics is the
-//! tensor programs' arithmetic in the same order, so both paths agree to rounding; the
-//! bookkeeping is shared by the three kernels.
+//! tensor programs' arithmetic in the same order, so both paths agree to rounding; one
+//! extension method and one kernel serve the three envs, the physics chosen at compile time.
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{
-    Backend, Dispatch, DispatchTensor, backend_extension, cubecl::dtype_to_storage_type,
+    Backend, Dispatch, ExtensionType, backend_extension, cubecl::dtype_to_storage_type,
 };
 use burn::prelude::{Shape, Tensor as BurnTensor};
 use burn_cubecl::CubeBackend;
@@ -24,85 +24,60 @@ use super::{DeviceActions, bookkeeping, signal, wrong_action_kind};
 use crate::classic::{cartpole, mountain_car, pendulum};
 use crate::error::EnvError;
 
+/// A step's actions, whichever kind the env takes.
+#[derive(ExtensionType)]
+#[extension_type(fusion)]
+pub enum StepActions<B: Backend> {
+    /// `[n]` action indices.
+    Discrete(IntTensor<B>),
+    /// `[n, 1]` values.
+    Continuous(FloatTensor<B>),
+}
+
 /// The next table (shaped as the input), observations `[n, observation_dim]` and signals
 /// `[4, n]`, known before the kernel runs (for lazy fusion).
-fn outputs(table: &TensorSpec, observation_dim: usize) -> (TensorSpec, TensorSpec, TensorSpec) {
+fn step_outputs(
+    table: &TensorSpec,
+    _actions: &StepActionsMetadata,
+    _starts: &TensorSpec,
+    _time_limit: &f32,
+    physics: &Physics,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
     let n = table.shape[1];
     let spec = |shape: [usize; 2]| TensorSpec::new(Shape::new(shape), table.dtype);
     (
         table.clone(),
-        spec([n, observation_dim]),
+        spec([n, physics.observation_dim()]),
         spec([signal::COUNT, n]),
     )
 }
 
-fn cartpole_outputs(
-    table: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &f32,
-) -> (TensorSpec, TensorSpec, TensorSpec) {
-    outputs(table, 4)
-}
-
-fn mountain_car_outputs(
-    table: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &f32,
-) -> (TensorSpec, TensorSpec, TensorSpec) {
-    outputs(table, 2)
-}
-
-fn pendulum_outputs(
-    table: &TensorSpec,
-    _: &TensorSpec,
-    _: &TensorSpec,
-    _: &f32,
-) -> (TensorSpec, TensorSpec, TensorSpec) {
-    outputs(table, 3)
-}
-
-/// Backends that step the device envs in one kernel each. Every method takes the envs'
-/// `[state + 6, n]` table (a row per state variable, then the [`bookkeeping`] rows), their
-/// actions, `[state, n]` fresh starts for the envs that restart, and the time limit; and
-/// returns the next table, the observations `[n, observation_dim]` and the [`signal`]s
-/// `[4, n]`.
+/// Backends that step a device env in one kernel.
 #[backend_extension(Cube, Fusion)]
-pub trait FusedSteps: Backend {
-    /// CartPole: `[n]` pushes (0 left, 1 right).
-    #[fusion(meta = cartpole_outputs)]
-    fn cartpole_step(
+pub trait FusedStep: Backend {
+    /// Steps every env of a `[state + 6, n]` table (a row per state variable, then the
+    /// [`bookkeeping`] rows) with its action, restarting the envs flagged in it from
+    /// `[state, n]` `starts`, under `physics`. Returns the next table, the observations
+    /// `[n, observation_dim]` and the [`signal`]s `[4, n]`.
+    #[fusion(meta = step_outputs)]
+    fn env_step(
         table: FloatTensor<Self>,
-        actions: IntTensor<Self>,
+        #[extension_type] actions: StepActions<Self>,
         starts: FloatTensor<Self>,
         time_limit: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
-    /// MountainCar: `[n]` accelerations (0 left, 1 none, 2 right).
-    #[fusion(meta = mountain_car_outputs)]
-    fn mountain_car_step(
-        table: FloatTensor<Self>,
-        actions: IntTensor<Self>,
-        starts: FloatTensor<Self>,
-        time_limit: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
-    /// Pendulum: `[n, 1]` torques.
-    #[fusion(meta = pendulum_outputs)]
-    fn pendulum_step(
-        table: FloatTensor<Self>,
-        actions: FloatTensor<Self>,
-        starts: FloatTensor<Self>,
-        time_limit: f32,
+        physics: Physics,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Which env a step kernel steps: a compile-time choice, one kernel per env.
+/// Which env's physics a fused step runs: chosen when the kernel is compiled, one kernel
+/// per env.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum Physics {
+pub enum Physics {
+    /// `CartPole-v0`/`-v1`: discrete pushes.
     CartPole,
+    /// `MountainCar-v0`: discrete accelerations.
     MountainCar,
+    /// `Pendulum-v1`: continuous torques.
     Pendulum,
 }
 
@@ -163,110 +138,45 @@ fn launch_step(
     (next, observations, signals)
 }
 
-impl FusedSteps for CubeBackend {
-    fn cartpole_step(
+impl FusedStep for CubeBackend {
+    fn env_step(
         table: FloatTensor<Self>,
-        actions: IntTensor<Self>,
+        actions: StepActions<Self>,
         starts: FloatTensor<Self>,
         time_limit: f32,
+        physics: Physics,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        launch_step(Physics::CartPole, table, actions, starts, time_limit)
-    }
-
-    fn mountain_car_step(
-        table: FloatTensor<Self>,
-        actions: IntTensor<Self>,
-        starts: FloatTensor<Self>,
-        time_limit: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        launch_step(Physics::MountainCar, table, actions, starts, time_limit)
-    }
-
-    fn pendulum_step(
-        table: FloatTensor<Self>,
-        actions: FloatTensor<Self>,
-        starts: FloatTensor<Self>,
-        time_limit: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        launch_step(Physics::Pendulum, table, actions, starts, time_limit)
+        let (StepActions::Discrete(actions) | StepActions::Continuous(actions)) = actions;
+        launch_step(physics, table, actions, starts, time_limit)
     }
 }
 
-/// A [`FusedSteps`] method on burn's dispatch backend.
-type DispatchStep = fn(
-    DispatchTensor,
-    DispatchTensor,
-    DispatchTensor,
-    f32,
-) -> (DispatchTensor, DispatchTensor, DispatchTensor);
-
-/// Runs `step` on burn tensors; `actions` already checked for the env's kind.
-fn run(
-    step: DispatchStep,
+/// One fused step of `physics` on burn tensors (see [`FusedStep::env_step`]): an error if
+/// the actions are not of the kind the env takes.
+pub(crate) fn step(
+    physics: Physics,
     table: BurnTensor<2>,
-    actions: DispatchTensor,
+    actions: &DeviceActions,
     starts: BurnTensor<2>,
     time_limit: f32,
-) -> [BurnTensor<2>; 3] {
-    let (next, observations, signals) = step(
+) -> Result<[BurnTensor<2>; 3], EnvError> {
+    let actions = match (physics, actions) {
+        (Physics::Pendulum, DeviceActions::Continuous(torques)) => {
+            StepActions::Continuous(torques.clone().into_dispatch())
+        }
+        (Physics::CartPole | Physics::MountainCar, DeviceActions::Discrete(indices)) => {
+            StepActions::Discrete(indices.clone().into_dispatch())
+        }
+        (physics, _) => return Err(wrong_action_kind(&format!("{physics:?}"))),
+    };
+    let (next, observations, signals) = <Dispatch as FusedStep>::env_step(
         table.into_dispatch(),
         actions,
         starts.into_dispatch(),
         time_limit,
+        physics,
     );
-    [next, observations, signals].map(BurnTensor::from_dispatch)
-}
-
-/// Discrete actions, or an error naming `env`.
-fn discrete(actions: &DeviceActions, env: &str) -> Result<DispatchTensor, EnvError> {
-    match actions {
-        DeviceActions::Discrete(actions) => Ok(actions.clone().into_dispatch()),
-        DeviceActions::Continuous(_) => Err(wrong_action_kind(env)),
-    }
-}
-
-/// CartPole's fused step (a [`FusedStep`](super::FusedStep)).
-pub(crate) fn cartpole_step(
-    table: BurnTensor<2>,
-    actions: &DeviceActions,
-    starts: BurnTensor<2>,
-    time_limit: f32,
-) -> Result<[BurnTensor<2>; 3], EnvError> {
-    let actions = discrete(actions, "CartPole")?;
-    let step: DispatchStep = <Dispatch as FusedSteps>::cartpole_step;
-    Ok(run(step, table, actions, starts, time_limit))
-}
-
-/// MountainCar's fused step (a [`FusedStep`](super::FusedStep)).
-pub(crate) fn mountain_car_step(
-    table: BurnTensor<2>,
-    actions: &DeviceActions,
-    starts: BurnTensor<2>,
-    time_limit: f32,
-) -> Result<[BurnTensor<2>; 3], EnvError> {
-    let actions = discrete(actions, "MountainCar")?;
-    let step: DispatchStep = <Dispatch as FusedSteps>::mountain_car_step;
-    Ok(run(step, table, actions, starts, time_limit))
-}
-
-/// Pendulum's fused step (a [`FusedStep`](super::FusedStep)).
-pub(crate) fn pendulum_step(
-    table: BurnTensor<2>,
-    actions: &DeviceActions,
-    starts: BurnTensor<2>,
-    time_limit: f32,
-) -> Result<[BurnTensor<2>; 3], EnvError> {
-    let DeviceActions::Continuous(torques) = actions else {
-        return Err(wrong_action_kind("Pendulum"));
-    };
-    let step: DispatchStep = <Dispatch as FusedSteps>::pendulum_step;
-    Ok(run(
-        step,
-        table,
-        torques.clone().into_dispatch(),
-        starts,
-        time_limit,
-    ))
+    Ok([next, observations, signals].map(BurnTensor::from_dispatch))
 }
 
 // One unit per env. Every row of the table, `starts` and the signals is `n` long, so

@@ -21,6 +21,7 @@ use burn::tensor::kind::Basic;
 use burn::tensor::{Distribution, Transaction};
 
 pub use cartpole::CartPoleTensors;
+pub use fused::Physics;
 pub use mountain_car::MountainCarTensors;
 pub use pendulum::PendulumTensors;
 
@@ -114,18 +115,12 @@ pub trait TensorDynamics: Send + Sync + std::fmt::Debug {
     fn step(&self, state: &Columns, actions: &DeviceActions) -> Result<StepColumns, EnvError>;
     /// Observations, `[n, observation_dim]`.
     fn observe(&self, state: &Columns) -> Tensor<2>;
-    /// The whole step of these dynamics as one kernel on the cubecl devices, if there is one.
-    fn fused_step(&self) -> Option<FusedStep> {
+    /// The physics of the fused kernel that runs this env's whole step on the cubecl
+    /// devices (wgpu; CUDA when compiled in), if there is one.
+    fn fused_physics(&self) -> Option<Physics> {
         None
     }
 }
-
-/// A whole step as one kernel: `(table, actions, starts, time limit)` to the next table,
-/// the observations `[n, observation_dim]` and the [`signal`]s `[4, n]`; the table has a
-/// row per state variable then the [`bookkeeping`] rows, `starts` a row per state variable.
-/// For the cubecl devices only (wgpu; CUDA when compiled in).
-pub type FusedStep =
-    fn(Tensor<2>, &DeviceActions, Tensor<2>, f32) -> Result<[Tensor<2>; 3], EnvError>;
 
 /// How a [`DeviceVectorEnv`] steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,7 +353,7 @@ pub fn make_device_vector(
     ))
 }
 
-/// Whether a device runs cubecl kernels (wgpu, CUDA), where a [`FusedStep`] can run.
+/// Whether a device runs cubecl kernels (wgpu, CUDA), where a fused step can run.
 fn runs_cube_kernels(device: &Device) -> bool {
     matches!(
         device.clone().without_autodiff().as_dispatch(),
@@ -393,7 +388,7 @@ impl DeviceVectorEnv {
         max_episode_steps: Option<u32>,
         device: &Device,
     ) -> Self {
-        let kernel = match dynamics.fused_step() {
+        let kernel = match dynamics.fused_physics() {
             Some(_) if runs_cube_kernels(device) => StepKernel::Fused,
             _ => StepKernel::TensorOps,
         };
@@ -418,7 +413,7 @@ impl DeviceVectorEnv {
     /// dynamics have no fused step or the device cannot run it.
     pub fn use_step_kernel(&mut self, kernel: StepKernel) -> Result<(), EnvError> {
         if kernel == StepKernel::Fused
-            && (self.dynamics.fused_step().is_none() || !runs_cube_kernels(&self.device))
+            && (self.dynamics.fused_physics().is_none() || !runs_cube_kernels(&self.device))
         {
             return Err(EnvError::InvalidOption {
                 env: self.dynamics.name().into(),
@@ -497,10 +492,10 @@ impl DeviceVectorEnv {
         let time_limit = self
             .max_episode_steps
             .map_or(f32::MAX, |limit| limit as f32);
-        let step = match (self.kernel, self.dynamics.fused_step()) {
-            (StepKernel::Fused, Some(fused)) => {
+        let step = match (self.kernel, self.dynamics.fused_physics()) {
+            (StepKernel::Fused, Some(physics)) => {
                 let [table, observations, signals] =
-                    fused(self.table.clone(), actions, starts, time_limit)?;
+                    fused::step(physics, self.table.clone(), actions, starts, time_limit)?;
                 self.table = table;
                 DeviceStep {
                     observations,

@@ -3,8 +3,7 @@
 use burn::prelude::{Device, Tensor};
 
 use super::{
-    Columns, DeviceActions, FusedStep, StepColumns, TensorDynamics, fused, stack, uniform,
-    wrong_action_kind,
+    Columns, DeviceActions, Physics, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
 use crate::classic::mountain_car::{
     FORCE, GOAL_POSITION, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION,
@@ -67,8 +66,8 @@ impl TensorDynamics for MountainCarTensors {
         })
     }
 
-    fn fused_step(&self) -> Option<FusedStep> {
-        Some(fused::mountain_car_step)
+    fn fused_physics(&self) -> Option<Physics> {
+        Some(Physics::MountainCar)
     }
 
     fn observe(&self, state: &Columns) -> Tensor<2> {

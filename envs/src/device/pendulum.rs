@@ -5,8 +5,7 @@ use std::f64::consts::PI;
 use burn::prelude::{Device, Tensor};
 
 use super::{
-    Columns, DeviceActions, FusedStep, StepColumns, TensorDynamics, fused, stack, uniform,
-    wrong_action_kind,
+    Columns, DeviceActions, Physics, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
 use crate::classic::pendulum::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE};
 use crate::error::EnvError;
@@ -69,8 +68,8 @@ impl TensorDynamics for PendulumTensors {
         })
     }
 
-    fn fused_step(&self) -> Option<FusedStep> {
-        Some(fused::pendulum_step)
+    fn fused_physics(&self) -> Option<Physics> {
+        Some(Physics::Pendulum)
     }
 
     fn observe(&self, state: &Columns) -> Tensor<2> {
