@@ -359,6 +359,12 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
         // CPU envs would step with actions read back from launches that never ran.
         bail!("--host-only measures device envs only: pass --env-backend device");
     }
+    if let Some(other) = backends
+        .iter()
+        .find(|&&b| args.host_only && b != Backend::Wgpu)
+    {
+        bail!("--host-only: only wgpu launches kernels to drop, not {other}");
+    }
     if env_backends.contains(&EnvBackend::Device) {
         // An env without a device version fails here, before anything is measured.
         device_dynamics(&args.env)?;
@@ -377,9 +383,6 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
     };
     let (mut measured, mut skipped) = (0usize, None);
     for backend in backends {
-        if args.host_only && backend != Backend::Wgpu {
-            bail!("--host-only: only wgpu launches kernels to drop, not {backend}");
-        }
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
         let agent = fresh_agent(&args.env, &device)?;
         for &num_envs in &args.num_envs {
