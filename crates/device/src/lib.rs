@@ -191,12 +191,16 @@ impl InferenceDevice {
 /// GPU fast enough that its own work is negligible. Anything read back meanwhile is
 /// meaningless; flex is not affected.
 #[derive(Debug)]
-pub struct HostOnly(#[allow(dead_code)] cubecl::dry_run::DryRun);
+pub struct HostOnly {
+    _dry_run: cubecl::dry_run::DryRun,
+}
 
 impl HostOnly {
     /// Starts dropping launches until the guard drops.
     pub fn start() -> Self {
-        HostOnly(cubecl::dry_run::DryRun::new())
+        HostOnly {
+            _dry_run: cubecl::dry_run::DryRun::new(),
+        }
     }
 }
 
