@@ -33,7 +33,7 @@ pub use registry::{
     EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, registered_specs, spec,
 };
 pub use rng::EnvRng;
-pub use space::Space;
+pub use space::{ActionSampler, Space};
 pub use vector::{
     Actions, AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorSnapshot, VectorStep,
 };

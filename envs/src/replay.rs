@@ -5,7 +5,9 @@
 //! Input: `{"cases": [{"env": "CartPole-v1", "init_state": [..], "actions": [..],
 //! "options": {"sutton_barto_reward": true}}]}` (`options` may be left out). Output:
 //! `{"cases": [{"env": .., "steps": [{"obs": [..], "reward": r, "terminated": b,
-//! "truncated": b}, ..]}]}`, stopping at the first step that terminates or truncates.
+//! "truncated": b}, ..]}]}`. Unknown keys are refused, and so are actions after the step
+//! that terminates or truncates: the env would ignore them, and a silently shortened
+//! trajectory is not what the file describes.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -88,6 +90,9 @@ pub fn parse(json: &str) -> Result<Vec<ReplayCase>, ReplayError> {
         .get("cases")
         .and_then(Value::as_array)
         .ok_or_else(|| top_level("expected an object with a `cases` array".into()))?;
+    if let Some(key) = unknown_key(&document, &["cases"]) {
+        return Err(top_level(format!("unknown key `{key}` (known: cases)")));
+    }
     cases
         .iter()
         .enumerate()
@@ -95,7 +100,24 @@ pub fn parse(json: &str) -> Result<Vec<ReplayCase>, ReplayError> {
         .collect()
 }
 
+/// The first key of an object that is not among `known`.
+fn unknown_key<'a>(object: &'a Value, known: &[&str]) -> Option<&'a str> {
+    object
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|key| !known.contains(key))
+}
+
 fn parse_case(index: usize, case: &Value) -> Result<ReplayCase, ReplayError> {
+    const KEYS: [&str; 4] = ["env", "init_state", "actions", "options"];
+    if let Some(key) = unknown_key(case, &KEYS) {
+        return Err(case_error(
+            index,
+            key,
+            format!("unknown key (known: {})", KEYS.join(", ")),
+        ));
+    }
     let env = case
         .get("env")
         .and_then(Value::as_str)
@@ -178,8 +200,9 @@ fn parse_action(space: &Space, value: &Value) -> Result<ReplayAction, String> {
     }
 }
 
-/// Runs one case: make, start from `init_state`, step until the episode ends or the actions
-/// run out. Errors (a bad state, an invalid action) name the case index and field.
+/// Runs one case: make, start from `init_state`, step through the actions. Errors (a bad
+/// state, an invalid action, an action after the episode ended) name the case index and
+/// field.
 pub fn run_case(index: usize, case: &ReplayCase) -> Result<ReplayOutcome, ReplayError> {
     let mut env =
         make_with(&case.env, case.options).map_err(|e| case_error(index, "env", e.to_string()))?;
@@ -201,8 +224,22 @@ pub fn run_case(index: usize, case: &ReplayCase) -> Result<ReplayOutcome, Replay
             terminated: step.terminated,
             truncated: step.truncated,
         });
-        if step.terminated || step.truncated {
-            break;
+        if (step.terminated || step.truncated) && i + 1 < case.actions.len() {
+            return Err(case_error(
+                index,
+                &format!("actions[{}]", i + 1),
+                format!(
+                    "the episode {} at step {} ({}); {} more action(s) follow",
+                    if step.terminated {
+                        "terminated"
+                    } else {
+                        "was truncated"
+                    },
+                    i + 1,
+                    format_args!("actions[{i}]"),
+                    case.actions.len() - i - 1
+                ),
+            ));
         }
     }
     Ok(ReplayOutcome {
@@ -225,13 +262,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replays_until_termination() {
+    fn replays_until_termination_and_refuses_actions_after_it() {
         let json = r#"{"cases": [{"env": "CartPole-v1", "init_state": [0, 0, 0.2, 0.5],
             "actions": [1, 1, 1, 1, 1, 1, 1, 1]}]}"#;
-        let outcome = run(json).unwrap();
+        let err = run(json).unwrap_err();
+        assert!(err.location.starts_with("case 0, field `actions["), "{err}");
+        assert!(err.reason.contains("terminated at step"), "{err}");
+        let ended_at: usize = err.reason["the episode terminated at step ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let exact = json.replace(
+            "[1, 1, 1, 1, 1, 1, 1, 1]",
+            &format!("{:?}", vec![1; ended_at]),
+        );
+        let outcome = run(&exact).unwrap();
         let steps = &outcome[0].steps;
-        assert!(steps.len() < 8);
+        assert_eq!(steps.len(), ended_at);
         assert!(steps.last().unwrap().terminated);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let extra = r#"{"cases": [{"env": "CartPole-v1", "init_state": [0, 0, 0, 0],
+            "actions": [1], "seed": 3}]}"#;
+        let err = parse(extra).unwrap_err();
+        assert_eq!(err.location, "case 0, field `seed`");
+        assert!(err.reason.contains("unknown key"), "{err}");
+        let top = r#"{"cases": [], "version": 2}"#;
+        assert!(parse(top).unwrap_err().reason.contains("`version`"));
     }
 
     #[test]

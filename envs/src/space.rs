@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::Action;
+use crate::rng::EnvRng;
+use crate::vector::Actions;
+
 /// The set of values an observation or an action can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -20,6 +24,64 @@ pub enum Space {
         #[serde(with = "bounds")]
         high: Vec<f32>,
     },
+}
+
+/// Draws random actions from a space, as Gymnasium's `action_space.sample()` does: uniform
+/// over `0..n`, or uniform within each bounded Box component.
+pub struct ActionSampler {
+    rng: EnvRng,
+    space: Space,
+}
+
+impl ActionSampler {
+    /// Draws from `space` with a generator seeded by `seed`.
+    pub fn new(space: &Space, seed: u64) -> Self {
+        Self {
+            rng: EnvRng::from_seed(seed),
+            space: space.clone(),
+        }
+    }
+
+    /// One action; continuous values go into `buffer`.
+    pub fn sample<'a>(&mut self, buffer: &'a mut [f32]) -> Action<'a> {
+        match &self.space {
+            Space::Discrete { n } => Action::Discrete(self.rng.below(u64::from(*n)) as i64),
+            Space::Box { .. } => {
+                self.fill_box(buffer);
+                Action::Continuous(buffer)
+            }
+        }
+    }
+
+    /// A batch of actions, written into the buffer of the space's kind.
+    pub fn sample_batch<'a>(
+        &mut self,
+        discrete: &'a mut [i64],
+        continuous: &'a mut [f32],
+    ) -> Actions<'a> {
+        match self.space {
+            Space::Discrete { n } => {
+                for a in discrete.iter_mut() {
+                    *a = self.rng.below(u64::from(n)) as i64;
+                }
+                Actions::Discrete(discrete)
+            }
+            Space::Box { .. } => {
+                self.fill_box(continuous);
+                Actions::Continuous(continuous)
+            }
+        }
+    }
+
+    fn fill_box(&mut self, out: &mut [f32]) {
+        let Space::Box { low, high } = &self.space else {
+            unreachable!("called for box spaces only")
+        };
+        for (k, a) in out.iter_mut().enumerate() {
+            let d = k % low.len();
+            *a = self.rng.uniform(f64::from(low[d]), f64::from(high[d])) as f32;
+        }
+    }
 }
 
 /// Box bounds in JSON: numbers, and `"inf"` / `"-inf"` for the unbounded components that JSON
@@ -123,5 +185,34 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Space>(&json).unwrap(), space);
         assert!(serde_json::from_str::<Space>(r#"{"type":"Box","low":["x"],"high":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn sampled_actions_lie_in_the_space_and_follow_the_seed() {
+        let mut discrete = ActionSampler::new(&Space::Discrete { n: 3 }, 7);
+        let mut seen = [0usize; 3];
+        for _ in 0..300 {
+            let Action::Discrete(a) = discrete.sample(&mut []) else {
+                panic!("a discrete space gives discrete actions")
+            };
+            seen[a as usize] += 1;
+        }
+        assert!(seen.iter().all(|&count| count > 50), "{seen:?}");
+        let space = Space::Box {
+            low: vec![-2.0, 0.0],
+            high: vec![2.0, 0.5],
+        };
+        let (mut a, mut b) = (ActionSampler::new(&space, 1), ActionSampler::new(&space, 1));
+        let (mut first, mut second) = ([0.0f32; 8], [0.0f32; 8]);
+        let Actions::Continuous(values) = a.sample_batch(&mut [], &mut first) else {
+            panic!("a box gives continuous actions")
+        };
+        assert!(
+            values
+                .chunks(2)
+                .all(|v| (-2.0..=2.0).contains(&v[0]) && (0.0..=0.5).contains(&v[1]))
+        );
+        b.sample_batch(&mut [], &mut second);
+        assert_eq!(first, second);
     }
 }

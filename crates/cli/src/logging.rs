@@ -17,9 +17,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// `info`, less the failed EGL probe that wgpu logs as an error on every start on machines
-/// without OpenGL drivers, even when it goes on to use Vulkan.
-const DEFAULT_FILTER: &str = "info,wgpu_hal::gles::egl=off";
+/// gradless's own events at `info`, every other crate at `warn` (cubecl's autotuner logs a
+/// line per kernel it tunes at info), and not even that for the failed EGL probe that wgpu
+/// logs as an error on every start on machines without OpenGL drivers, even when it goes on
+/// to use Vulkan.
+const DEFAULT_FILTER: &str = "warn,gradless=info,gradless_device=info,gradless_envs=info,\
+gradless_evaluator=info,gradless_grad_modes=info,gradless_policy=info,gradless_trainer=info,\
+wgpu_hal::gles::egl=off";
 
 /// Installs the subscriber; `RUST_LOG` replaces the default filter.
 pub fn init(format: LogFormat) {
@@ -27,6 +31,7 @@ pub fn init(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(Stderr);
     match format {

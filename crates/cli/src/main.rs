@@ -24,7 +24,8 @@ struct Cli {
     /// Print results as JSON (one object per line) instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// Log format on stderr; the level comes from RUST_LOG (default `info`).
+    /// Log format on stderr; levels come from RUST_LOG (default: gradless at `info`, the
+    /// libraries it uses at `warn`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
     #[command(subcommand)]

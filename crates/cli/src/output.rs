@@ -33,12 +33,10 @@ pub fn error_line(error: &anyhow::Error) -> String {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// crash never leaves a truncated file behind.
+/// crash never leaves a truncated file behind; a path holding anything but a regular file
+/// (a device, a FIFO, a link) is refused, not replaced (see [`gradless_files`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    path.file_name()
-        .with_context(|| format!("{}: not a file path", path.display()))?;
-    gradless_policy::write_atomically(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
+    gradless_files::write_atomically(path, bytes).with_context(|| format!("{}", path.display()))
 }
 
 #[cfg(test)]
@@ -71,6 +69,11 @@ mod tests {
         let missing = folder.join("no-such-folder").join("x.json");
         let err = write_atomically(&missing, b"x").unwrap_err();
         assert!(format!("{err:#}").contains("no-such-folder"));
+        let err = error_line(&write_atomically(Path::new("/dev/null"), b"x").unwrap_err());
+        assert!(
+            err.starts_with("/dev/null: ") && err.contains("character device"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&folder).unwrap();
     }
 }

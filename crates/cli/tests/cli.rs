@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn fixtures() -> PathBuf {
-    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
-        .join("../../envs/tests/fixtures")
+    workspace_root().join("envs/tests/fixtures")
 }
 
 /// Writes a replay input document into `dir` as `input.json`.

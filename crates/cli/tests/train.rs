@@ -100,6 +100,27 @@ fn train_writes_a_run_that_resume_recognises_as_finished() {
         "ppo.gamma=0.9",
     ]);
     assert_clean_failure(&mismatch, &["cannot resume", "`ppo.gamma`"]);
+    // --set on its own applies to the run's own config: the first key it changes is named,
+    // and one that changes nothing is accepted.
+    let changed = gradless(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--set",
+        "ppo.clip_coef=0.3",
+    ]);
+    assert_clean_failure(
+        &changed,
+        &["cannot resume", "`ppo.clip_coef` (run: 0.2, given: 0.3)"],
+    );
+    let unchanged = gradless(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--set",
+        "ppo.clip_coef=0.2",
+    ]);
+    assert!(unchanged.status.success(), "{}", stderr(&unchanged));
     let exists = train_new(&config, &run, false);
     assert_clean_failure(&exists, &["already holds a run", "--resume"]);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -128,6 +149,14 @@ fn bad_configs_are_one_line_errors_naming_the_file_and_key() {
             &["`ppo.learning_rat`", "unknown field"],
         ),
         (&["--device", "tpu"], &["--device", "`tpu`"]),
+        (
+            &["--set", "network.hidden=[1000000000]"],
+            &["`network.hidden`", "at most 4096"],
+        ),
+        (
+            &["--set", "network.hidden=[8192, 8192]"],
+            &["`network.hidden`", "at most 4096"],
+        ),
     ];
     for (extra, words) in cases {
         let mut args = vec!["train", "--config", path, "--out"];

@@ -10,11 +10,11 @@ use std::sync::OnceLock;
 pub use burn::prelude::Device;
 use burn::prelude::{Tensor, TensorData};
 use burn::tensor::activation;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The burn backends gradless can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// A GPU through wgpu (Vulkan, Metal, DX12); Mesa's lavapipe where there is no GPU.
@@ -91,8 +91,9 @@ pub fn open(backend: Backend) -> Result<Device, DeviceError> {
     }
 }
 
-/// What a device turned out to be.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a device turned out to be (checkpoints record it for the device they were trained on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceReport {
     /// The backend.
     pub backend: Backend,

@@ -4,8 +4,9 @@
 //! envs, never on the trainer.
 //!
 //! The device is an [`InferenceDevice`], which can only be made from
-//! `Device::without_autodiff()`, and the policy is an [`Agent`], which can only be built
-//! from a `valid()` copy: nothing here can record a gradient.
+//! `Device::without_autodiff()`, and the policy is an [`Agent`], which owns that device and a
+//! `valid()` copy of the network and hands out neither: nothing here can record a gradient,
+//! and this crate names no burn type outside its tests.
 
 pub mod curve;
 pub mod stats;
@@ -121,8 +122,10 @@ pub struct EvalTarget {
     pub checkpoints: Vec<PathBuf>,
 }
 
+/// A folder with a `metadata.json` of any kind: opening it says what is wrong with one that
+/// is not a regular file.
 fn is_checkpoint(path: &Path) -> bool {
-    path.join(METADATA_FILE).is_file()
+    path.join(METADATA_FILE).exists()
 }
 
 fn run_checkpoints(path: &Path) -> Result<Option<Vec<PathBuf>>, EvalError> {
@@ -200,87 +203,159 @@ fn spaces_fit(a: &Space, b: &Space) -> bool {
     }
 }
 
-/// Evaluates one checkpoint: every episode is logged as a `tracing` event as it ends.
+/// A checkpoint loaded for evaluation: its policy as an [`Agent`] on the inference device,
+/// and the env it is evaluated on.
+#[derive(Debug)]
+pub struct LoadedCheckpoint {
+    dir: PathBuf,
+    step: u64,
+    env_id: String,
+    agent: Agent,
+}
+
+impl LoadedCheckpoint {
+    /// Opens the checkpoint in `dir` (every hash checked), checks that the env to evaluate on
+    /// fits its spaces, and loads its policy onto `device`.
+    pub fn load(
+        dir: &Path,
+        settings: &EvalSettings,
+        device: &InferenceDevice,
+    ) -> Result<Self, EvalError> {
+        let checkpoint = Checkpoint::open(dir)?;
+        let metadata = checkpoint.metadata();
+        let env_id = settings
+            .env
+            .clone()
+            .unwrap_or_else(|| metadata.env_id.clone());
+        let incompatible = |reason: String| EvalError::Incompatible {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
+        if !spaces_fit(env.observation_space(), &metadata.observation_space)
+            || !spaces_fit(env.action_space(), &metadata.action_space)
+        {
+            return Err(incompatible(format!(
+                "trained on {} ({} -> {}); {env_id} has {} -> {}",
+                metadata.env_id,
+                metadata.observation_space.describe(),
+                metadata.action_space.describe(),
+                env.observation_space().describe(),
+                env.action_space().describe()
+            )));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            step: metadata.global_step,
+            env_id,
+            agent: Agent::load(&checkpoint, device)?,
+        })
+    }
+
+    /// The agent that acts.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// Runs the settings' episodes: every episode is logged as a `tracing` event as it ends.
+    pub fn evaluate(&self, settings: &EvalSettings) -> Result<CheckpointEvaluation, EvalError> {
+        let plan = EpisodePlan {
+            first_seed: settings.seed,
+            episodes: settings.episodes,
+            num_envs: settings.num_envs,
+            stochastic: settings.stochastic,
+        };
+        let name = self.dir.display().to_string();
+        let log_episode = |episode: &SeededEpisode| {
+            tracing::info!(
+                checkpoint = %name,
+                episode = episode.episode,
+                seed = ?episode.seed,
+                r#return = episode.episode_return,
+                length = episode.length,
+                terminated = episode.terminated,
+                truncated = episode.truncated,
+                "episode"
+            );
+        };
+        let episodes = match settings.env_backend {
+            EnvBackend::Cpu => run_episodes(&self.agent, &self.env_id, plan, log_episode),
+            EnvBackend::Device => run_device_episodes(&self.agent, &self.env_id, plan, log_episode),
+        }
+        .map_err(|source| EvalError::Act {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let returns: Vec<f64> = episodes.iter().map(|e| e.episode_return).collect();
+        let truncated: Vec<bool> = episodes.iter().map(|e| e.truncated).collect();
+        let summary = summarise(&returns, &truncated).ok_or_else(|| EvalError::Incompatible {
+            path: self.dir.clone(),
+            reason: "no episodes to evaluate (--episodes must be at least 1)".into(),
+        })?;
+        Ok(CheckpointEvaluation {
+            checkpoint: self.dir.clone(),
+            step: self.step,
+            env: self.env_id.clone(),
+            stochastic: settings.stochastic,
+            env_backend: settings.env_backend,
+            summary,
+            episodes,
+        })
+    }
+}
+
+/// Evaluates one checkpoint ([`LoadedCheckpoint::load`], then
+/// [`evaluate`](LoadedCheckpoint::evaluate)).
+///
+/// The device is an inference device; a training device, whose autodiff is on, does not fit:
+///
+/// ```compile_fail
+/// use gradless_device::{Device, TrainingDevice};
+/// use gradless_evaluator::{EvalSettings, evaluate_checkpoint};
+/// let training = TrainingDevice::new(&Device::flex());
+/// let dir = std::path::Path::new("checkpoints/cartpole-v1-ppo");
+/// let _ = evaluate_checkpoint(dir, &EvalSettings::default(), &training);
+/// ```
+///
+/// and what evaluation loads hands out no network to train or move onto autodiff:
+///
+/// ```compile_fail
+/// use gradless_device::{Device, InferenceDevice};
+/// use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
+/// let device = InferenceDevice::new(&Device::flex());
+/// let dir = std::path::Path::new("checkpoints/cartpole-v1-ppo");
+/// let loaded = LoadedCheckpoint::load(dir, &EvalSettings::default(), &device).unwrap();
+/// let _network = loaded.agent().network;
+/// ```
 pub fn evaluate_checkpoint(
     dir: &Path,
     settings: &EvalSettings,
     device: &InferenceDevice,
 ) -> Result<CheckpointEvaluation, EvalError> {
-    let checkpoint = Checkpoint::open(dir)?;
-    let metadata = checkpoint.metadata();
-    let env_id = settings
-        .env
-        .clone()
-        .unwrap_or_else(|| metadata.env_id.clone());
-    let incompatible = |reason: String| EvalError::Incompatible {
-        path: dir.to_path_buf(),
-        reason,
-    };
-    let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
-    if !spaces_fit(env.observation_space(), &metadata.observation_space)
-        || !spaces_fit(env.action_space(), &metadata.action_space)
-    {
-        return Err(incompatible(format!(
-            "trained on {} ({} -> {}); {env_id} has {} -> {}",
-            metadata.env_id,
-            metadata.observation_space.describe(),
-            metadata.action_space.describe(),
-            env.observation_space().describe(),
-            env.action_space().describe()
-        )));
-    }
-    let agent = Agent::load(&checkpoint, device)?;
-    let plan = EpisodePlan {
-        first_seed: settings.seed,
-        episodes: settings.episodes,
-        num_envs: settings.num_envs,
-        stochastic: settings.stochastic,
-    };
-    let name = dir.display().to_string();
-    let log_episode = |episode: &SeededEpisode| {
-        tracing::info!(
-            checkpoint = %name,
-            episode = episode.episode,
-            seed = ?episode.seed,
-            r#return = episode.episode_return,
-            length = episode.length,
-            terminated = episode.terminated,
-            truncated = episode.truncated,
-            "episode"
-        );
-    };
-    let episodes = match settings.env_backend {
-        EnvBackend::Cpu => run_episodes(&agent, &env_id, plan, device, log_episode),
-        EnvBackend::Device => run_device_episodes(&agent, &env_id, plan, device, log_episode),
-    }
-    .map_err(|source| EvalError::Act {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let returns: Vec<f64> = episodes.iter().map(|e| e.episode_return).collect();
-    let truncated: Vec<bool> = episodes.iter().map(|e| e.truncated).collect();
-    let summary = summarise(&returns, &truncated).ok_or_else(|| {
-        incompatible("no episodes to evaluate (--episodes must be at least 1)".into())
-    })?;
-    Ok(CheckpointEvaluation {
-        checkpoint: dir.to_path_buf(),
-        step: metadata.global_step,
-        env: env_id,
-        stochastic: settings.stochastic,
-        env_backend: settings.env_backend,
-        summary,
-        episodes,
-    })
+    LoadedCheckpoint::load(dir, settings, device)?.evaluate(settings)
 }
 
-/// Writes `episodes.jsonl`, `summary.json` and `summary.csv` into `dir`, each through a
-/// temporary file and a rename.
+/// Makes the folder `relative` inside `base` for an evaluation's files, before any episode
+/// runs: every folder below `base` must be a real directory (a checkpoint's `eval` that is a
+/// link is refused, never followed) and files must be creatable there.
+pub fn prepare_output_dir(base: &Path, relative: &Path) -> Result<PathBuf, EvalError> {
+    let dir = base.join(relative);
+    gradless_files::create_dir_inside(base, relative)
+        .and_then(|dir| gradless_files::check_writable(&dir))
+        .map_err(|source| EvalError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok(dir)
+}
+
+/// Writes `episodes.jsonl`, `summary.json` and `summary.csv` into `dir` (made by
+/// [`prepare_output_dir`]), each through a temporary file and a rename.
 pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<(), EvalError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| EvalError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut lines = String::new();
     for episode in &evaluation.episodes {
         lines.push_str(&serde_json::to_string(episode).expect("episodes serialise"));
@@ -313,7 +388,7 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
         ("summary.csv", csv),
     ] {
         let path = dir.join(name);
-        gradless_policy::write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
+        gradless_files::write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
     }
     Ok(())
 }
@@ -331,32 +406,10 @@ fn csv_field(value: &str) -> String {
 mod tests {
     use super::*;
     use burn::prelude::Device;
-
-    fn shipped(name: &str) -> PathBuf {
-        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
-            .join("../../checkpoints")
-            .join(name)
-    }
+    use gradless_test_support::{copy_dir, scratch, shipped_checkpoint as shipped};
 
     fn flex() -> InferenceDevice {
         InferenceDevice::new(&Device::flex())
-    }
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("gradless-eval-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-            }
-        }
     }
 
     fn settings(episodes: usize, num_envs: usize) -> EvalSettings {
@@ -382,17 +435,18 @@ mod tests {
         }
     }
 
-    /// Built from an inference device, the loaded policy holds no autodiff tensor, and
-    /// the observations it is fed are made on that device.
+    /// A checkpoint evaluated for real: every tensor its agent holds is off autodiff and
+    /// needs no gradient, before and after the episodes, and so is the agent's device.
     #[test]
-    fn nothing_the_evaluator_creates_is_an_autodiff_tensor() {
-        let device = flex();
-        assert!(!device.device().is_autodiff());
-        let checkpoint = Checkpoint::open(&shipped("cartpole-v1-ppo")).unwrap();
-        let agent = Agent::load(&checkpoint, &device).unwrap();
-        assert!(agent.is_inference_only());
-        let x = gradless_policy::acting::observation_tensor(&[0.0; 8], 4, device.device());
-        assert!(!x.is_autodiff());
+    fn an_evaluated_agent_holds_no_autodiff_tensor() {
+        for (name, tensors) in [("cartpole-v1-ppo", 12), ("cartpole-v1-dqn", 6)] {
+            let loaded = LoadedCheckpoint::load(&shipped(name), &settings(3, 3), &flex()).unwrap();
+            assert_eq!(loaded.agent().tensor_census(), (tensors, 0), "{name}");
+            assert!(!loaded.agent().device_is_autodiff());
+            let evaluation = loaded.evaluate(&settings(3, 3)).unwrap();
+            assert_eq!(evaluation.episodes.len(), 3);
+            assert_eq!(loaded.agent().tensor_census(), (tensors, 0), "{name}");
+        }
     }
 
     #[test]
@@ -460,7 +514,7 @@ mod tests {
 
         let evaluation =
             evaluate_checkpoint(&root.join("single"), &settings(4, 2), &flex()).unwrap();
-        let out = root.join("out");
+        let out = prepare_output_dir(&root, Path::new("out")).unwrap();
         write_outputs(&evaluation, &out).unwrap();
         let lines = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
         assert_eq!(lines.lines().count(), 4);

@@ -105,7 +105,7 @@ fn input_batches(
     let mut observations = envs.reset(Some(0)).to_vec();
     let mut batches = Vec::with_capacity(INPUT_BATCHES);
     for _ in 0..INPUT_BATCHES {
-        let actions = agent.act(&observations, dim, &device, Selection::Greedy)?;
+        let actions = agent.act(&observations, dim, Selection::Greedy)?;
         batches.push(observations.clone());
         observations.copy_from_slice(envs.step(actions.as_actions())?.observations);
     }

@@ -128,13 +128,10 @@ impl ModedPolicy {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     pub(crate) fn shipped(name: &str) -> Checkpoint {
-        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-        Checkpoint::open(&PathBuf::from(root).join("../../checkpoints").join(name)).unwrap()
+        Checkpoint::open(&gradless_test_support::shipped_checkpoint(name)).unwrap()
     }
 
     #[test]

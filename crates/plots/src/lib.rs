@@ -68,6 +68,8 @@ fn register_font() -> Result<(), String> {
 }
 
 /// Writes `<stem>.svg` and `<stem>.png` (creating the folder); returns the files written.
+/// Each is drawn into a staging file and moved into place under [`gradless_files`]' rules: a
+/// link, FIFO or device at either path is refused, not written through.
 pub fn write_svg_and_png(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
@@ -79,11 +81,28 @@ pub fn write_svg_and_png(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBu
         std::fs::create_dir_all(folder).map_err(|e| failed(folder)(e.to_string()))?;
     }
     register_font().map_err(failed(&svg))?;
-    figure
-        .draw(SVGBackend::new(&svg, SIZE).into_drawing_area())
-        .map_err(failed(&svg))?;
-    figure
-        .draw(BitMapBackend::new(&png, SIZE).into_drawing_area())
-        .map_err(failed(&png))?;
+    for path in [&svg, &png] {
+        gradless_files::check_replaceable(path).map_err(|e| failed(path)(e.to_string()))?;
+    }
+    let (svg_staging, png_staging) = (
+        gradless_files::staging_path(&svg),
+        gradless_files::staging_path(&png),
+    );
+    let drawn = figure
+        .draw(SVGBackend::new(&svg_staging, SIZE).into_drawing_area())
+        .map_err(failed(&svg))
+        .and_then(|()| {
+            figure
+                .draw(BitMapBackend::new(&png_staging, SIZE).into_drawing_area())
+                .map_err(failed(&png))
+        });
+    if let Err(error) = drawn {
+        let _ = std::fs::remove_file(&svg_staging);
+        let _ = std::fs::remove_file(&png_staging);
+        return Err(error);
+    }
+    for (staging, path) in [(&svg_staging, &svg), (&png_staging, &png)] {
+        gradless_files::replace_with(staging, path).map_err(|e| failed(path)(e.to_string()))?;
+    }
     Ok(vec![svg, png])
 }

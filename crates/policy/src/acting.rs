@@ -30,6 +30,9 @@ pub enum ActError {
     /// Something this way of acting cannot do.
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    /// An episode plan that cannot be run as asked.
+    #[error("{0}")]
+    Plan(String),
 }
 
 /// Reads a tensor back to the host as `f32` values.
@@ -204,29 +207,43 @@ pub fn greedy_actions(outputs: Vec<f32>, rows: usize, continuous: bool) -> Actio
     )
 }
 
-/// A network ready to act: moved off autodiff (burn's `valid()`), so nothing it computes is
-/// recorded for backward, and free to use the vectorised `tanh` on flex.
+/// A network ready to act, with the inference device it acts on: moved off autodiff (burn's
+/// `valid()`), so nothing it computes is recorded for backward, and free to use the
+/// vectorised `tanh` on flex. It hands out neither its network nor its device: what holds an
+/// agent can act, not train.
 #[derive(Debug, Clone)]
 pub struct Agent {
     network: PolicyNetwork,
+    device: InferenceDevice,
 }
 
 impl Agent {
-    /// Acts with an inference copy of a PPO actor-critic.
-    pub fn actor_critic(model: &ActorCritic) -> Self {
-        Self {
-            network: PolicyNetwork::ActorCritic(
-                model.valid().with_tanh_kernel(TanhKernel::Vectorised),
-            ),
-        }
+    /// Acts with an inference copy of a PPO actor-critic on `device`.
+    pub fn actor_critic(model: &ActorCritic, device: &InferenceDevice) -> Self {
+        Self::new(PolicyNetwork::ActorCritic(model.valid()), device)
     }
 
-    /// Acts with an inference copy of a DQN Q-network.
-    pub fn q_network(model: &QNetwork) -> Self {
-        Self {
-            network: PolicyNetwork::QNetwork(
-                model.valid().with_tanh_kernel(TanhKernel::Vectorised),
+    /// Acts with an inference copy of a DQN Q-network on `device`.
+    pub fn q_network(model: &QNetwork, device: &InferenceDevice) -> Self {
+        Self::new(PolicyNetwork::QNetwork(model.valid()), device)
+    }
+
+    fn new(network: PolicyNetwork, device: &InferenceDevice) -> Self {
+        let network = match network {
+            PolicyNetwork::ActorCritic(model) => PolicyNetwork::ActorCritic(
+                model
+                    .to_device(device.device())
+                    .with_tanh_kernel(TanhKernel::Vectorised),
             ),
+            PolicyNetwork::QNetwork(model) => PolicyNetwork::QNetwork(
+                model
+                    .to_device(device.device())
+                    .with_tanh_kernel(TanhKernel::Vectorised),
+            ),
+        };
+        Self {
+            network,
+            device: device.clone(),
         }
     }
 
@@ -235,23 +252,43 @@ impl Agent {
         checkpoint: &Checkpoint,
         device: &InferenceDevice,
     ) -> Result<Self, CheckpointError> {
-        Ok(match PolicyNetwork::load(checkpoint, device.device())? {
-            PolicyNetwork::ActorCritic(model) => Self::actor_critic(&model),
-            PolicyNetwork::QNetwork(model) => Self::q_network(&model),
-        })
+        Ok(Self::new(
+            PolicyNetwork::load(checkpoint, device.device())?,
+            device,
+        ))
     }
 
-    /// Every tensor of the network is on a device without autodiff.
-    pub fn is_inference_only(&self) -> bool {
-        struct AnyAutodiff(bool);
-        impl burn::module::ModuleVisitor for AnyAutodiff {
+    /// How many float tensors the network holds, and how many of them are on a device with
+    /// autodiff or require gradients (0 for every agent: tests check it).
+    pub fn tensor_census(&self) -> (usize, usize) {
+        struct Census(usize, usize);
+        impl burn::module::ModuleVisitor for Census {
             fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-                self.0 |= param.val().is_autodiff();
+                let tensor = param.val();
+                self.0 += 1;
+                if tensor.is_autodiff() || tensor.is_require_grad() {
+                    self.1 += 1;
+                }
             }
         }
-        let mut visitor = AnyAutodiff(false);
-        self.network.visit(&mut visitor);
-        !visitor.0
+        let mut census = Census(0, 0);
+        self.network.visit(&mut census);
+        (census.0, census.1)
+    }
+
+    /// Whether the agent's own device has autodiff on (never).
+    pub fn device_is_autodiff(&self) -> bool {
+        self.device.device().is_autodiff()
+    }
+
+    /// Uploads `rows * dim` observations to the agent's device.
+    pub(crate) fn observation_tensor(&self, observations: &[f32], dim: usize) -> Tensor<2> {
+        observation_tensor(observations, dim, self.device.device())
+    }
+
+    /// The agent's device, for the envs that step beside it in this crate.
+    pub(crate) fn inference_device(&self) -> &InferenceDevice {
+        &self.device
     }
 
     /// Greedy actions for a batch of observations already on the agent's device, left on
@@ -268,10 +305,9 @@ impl Agent {
         &self,
         observations: &[f32],
         dim: usize,
-        device: &InferenceDevice,
         selection: Selection<'_>,
     ) -> Result<ActionBatch, ActError> {
-        let x = observation_tensor(observations, dim, device.device());
+        let x = self.observation_tensor(observations, dim);
         let rows = observations.len() / dim;
         let (outputs, continuous) = self.network.action_outputs(x);
         let outputs = read_f32(outputs)?;
@@ -353,7 +389,6 @@ pub fn run_episodes(
     agent: &Agent,
     env_id: &str,
     plan: EpisodePlan,
-    device: &InferenceDevice,
     mut on_episode: impl FnMut(&SeededEpisode),
 ) -> Result<Vec<SeededEpisode>, ActError> {
     /// An env and the episode it is running.
@@ -376,7 +411,19 @@ pub fn run_episodes(
             self.length = 0;
         }
     }
-    let seed_of = |episode: usize| plan.first_seed.wrapping_add(episode as u64);
+    if plan
+        .first_seed
+        .checked_add(plan.episodes.saturating_sub(1) as u64)
+        .is_none()
+    {
+        return Err(ActError::Plan(format!(
+            "seeds {} + {} episodes pass the largest seed, {}",
+            plan.first_seed,
+            plan.episodes,
+            u64::MAX
+        )));
+    }
+    let seed_of = |episode: usize| plan.first_seed + episode as u64;
     let mut slots = Vec::new();
     for episode in 0..plan.num_envs.min(plan.episodes) {
         let mut env = gradless_envs::make(env_id)?;
@@ -406,13 +453,13 @@ pub fn run_episodes(
         }
         let actions = if plan.stochastic {
             let mut rngs: Vec<EnvRng> = slots.iter().map(|s| s.rng.clone()).collect();
-            let actions = agent.act(&observations, dim, device, Selection::Sample(&mut rngs))?;
+            let actions = agent.act(&observations, dim, Selection::Sample(&mut rngs))?;
             for (slot, rng) in slots.iter_mut().zip(rngs) {
                 slot.rng = rng;
             }
             actions
         } else {
-            agent.act(&observations, dim, device, Selection::Greedy)?
+            agent.act(&observations, dim, Selection::Greedy)?
         };
         let rows = slots.len();
         for (k, slot) in slots.iter_mut().enumerate() {
@@ -500,7 +547,7 @@ mod tests {
             &mut EnvRng::from_seed(4),
             &Device::flex().autodiff(),
         );
-        Agent::actor_critic(&model)
+        Agent::actor_critic(&model, &InferenceDevice::new(&Device::flex()))
     }
 
     fn run(
@@ -516,8 +563,7 @@ mod tests {
             num_envs,
             stochastic,
         };
-        let device = InferenceDevice::new(&Device::flex());
-        run_episodes(agent, "CartPole-v1", plan, &device, |_| {}).unwrap()
+        run_episodes(agent, "CartPole-v1", plan, |_| {}).unwrap()
     }
 
     /// Every episode is counted once, in episode order, whatever order they finish in, and
@@ -525,7 +571,9 @@ mod tests {
     #[test]
     fn episodes_do_not_depend_on_how_many_envs_run_them() {
         let agent = small_agent();
-        assert!(agent.is_inference_only());
+        // Built from a network on an autodiff device: the agent's copy is not.
+        assert_eq!(agent.tensor_census(), (8, 0));
+        assert!(!agent.device_is_autodiff());
         for stochastic in [false, true] {
             let all = run(&agent, 100, 7, 7, stochastic);
             assert_eq!(

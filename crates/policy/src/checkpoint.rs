@@ -3,6 +3,12 @@
 //! `metadata.json`, which describes the run and lists every file with its SHA-256, so that a
 //! truncated or flipped file is caught before anything is loaded from it.
 //!
+//! `metadata.json` carries a SHA-256 of its own content (`metadata_sha256`, computed over its
+//! compact JSON with that field empty), so an edited or damaged metadata file is caught too,
+//! and its fields are checked against one another and against the weights' shapes before any
+//! network is built: a checkpoint's own description never makes loading allocate or compute
+//! more than its weight file holds.
+//!
 //! A checkpoint is written into a temporary directory beside its final place and renamed
 //! into place only once complete, so a crash mid-write never leaves a partial checkpoint
 //! under the final name.
@@ -12,19 +18,24 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::{Device, Module};
-use gradless_envs::{EnvRng, Space};
+use gradless_device::DeviceReport;
+use gradless_envs::Space;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::network::{ActionHead, ActorCritic, Architecture, QNetwork};
+use crate::network::{ActionHead, ActorCritic, Architecture, MAX_LAYER_WIDTH, QNetwork};
 
 /// The metadata file's name inside a checkpoint directory.
 pub const METADATA_FILE: &str = "metadata.json";
 /// The weights file's name inside a checkpoint directory.
 pub const MODEL_FILE: &str = "model.bpk";
-/// The version of this format; readers refuse others.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of this format; readers refuse others. Version 2 added `metadata_sha256` and
+/// the device as a typed record.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The largest `metadata.json` read (the trainer's state lives there, env snapshots included).
+pub const MAX_METADATA_BYTES: u64 = 64 << 20;
 
 /// What can be wrong with a checkpoint; every variant names the file.
 #[derive(Debug, Error)]
@@ -110,14 +121,106 @@ pub struct Metadata {
     pub episodes: u64,
     /// The burn version that wrote the weights.
     pub burn_version: String,
-    /// The device it was trained on (`wgpu: <adapter>`, `flex`).
-    pub device: String,
+    /// The device it was trained on.
+    pub device: DeviceReport,
     /// The full run configuration, as the trainer resolved it.
     pub config: serde_json::Value,
     /// Trainer state needed to resume exactly (generator states, schedules, ...).
     pub trainer_state: serde_json::Value,
     /// Every other file of the checkpoint, with its SHA-256 in hex.
     pub files: BTreeMap<String, String>,
+    /// The SHA-256 of this metadata's compact JSON with this field empty.
+    #[serde(default)]
+    pub metadata_sha256: String,
+}
+
+impl Metadata {
+    /// The SHA-256 of this metadata with `metadata_sha256` left out, in hex.
+    pub fn content_sha256(&self) -> String {
+        let unsealed = Metadata {
+            metadata_sha256: String::new(),
+            ..self.clone()
+        };
+        hex_sha256(&serde_json::to_vec(&unsealed).expect("metadata serialises"))
+    }
+
+    /// Checks the fields against one another: sizes within bounds, the network fitting the
+    /// spaces, the config (when it names them) agreeing on env, algorithm and network.
+    fn check_consistency(&self) -> Result<(), String> {
+        self.architecture
+            .check_sizes()
+            .map_err(|reason| format!("architecture: {reason}"))?;
+        let (input, outputs) = match &self.architecture {
+            Architecture::ActorCritic {
+                observation_dim,
+                head,
+                ..
+            } => (*observation_dim, head.outputs()),
+            Architecture::QNetwork {
+                observation_dim,
+                actions,
+                ..
+            } => (*observation_dim, *actions),
+        };
+        let kinds_fit = matches!(
+            (&self.architecture, &self.action_space),
+            (
+                Architecture::ActorCritic {
+                    head: ActionHead::Categorical { .. },
+                    ..
+                } | Architecture::QNetwork { .. },
+                Space::Discrete { .. }
+            ) | (
+                Architecture::ActorCritic {
+                    head: ActionHead::Gaussian { .. },
+                    ..
+                },
+                Space::Box { .. }
+            )
+        );
+        let action_outputs = match &self.action_space {
+            Space::Discrete { n } => *n as usize,
+            space => space.flat_dim(),
+        };
+        if input != self.observation_space.flat_dim() || !kinds_fit || outputs != action_outputs {
+            return Err(format!(
+                "the architecture does not fit the spaces it records ({} -> {})",
+                self.observation_space.describe(),
+                self.action_space.describe()
+            ));
+        }
+        if self.observation_space.flat_dim() > MAX_LAYER_WIDTH {
+            return Err("the observation space is larger than any network takes".into());
+        }
+        let named = |key: &str| self.config.get(key).and_then(serde_json::Value::as_str);
+        if let Some(env) = named("env")
+            && env != self.env_id
+        {
+            return Err(format!("env_id is {} but config.env is {env}", self.env_id));
+        }
+        if let Some(algorithm) = named("algorithm")
+            && algorithm != self.algorithm
+        {
+            return Err(format!(
+                "algorithm is {} but config.algorithm is {algorithm}",
+                self.algorithm
+            ));
+        }
+        if let Some(network) = self.config.get("network").filter(|n| !n.is_null()) {
+            let hidden: Option<Vec<usize>> = network
+                .get("hidden")
+                .and_then(|h| serde_json::from_value(h.clone()).ok());
+            let activation = network
+                .get("activation")
+                .and_then(|a| serde_json::from_value(a.clone()).ok());
+            if hidden.as_deref() != Some(self.architecture.hidden())
+                || activation != Some(self.architecture.activation())
+            {
+                return Err("config.network does not match the architecture".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A checkpoint whose files all matched their recorded hashes when it was opened.
@@ -131,18 +234,31 @@ impl Checkpoint {
     /// Opens the checkpoint in `dir`: reads its metadata and checks every listed file.
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
         let metadata_path = dir.join(METADATA_FILE);
-        let text = std::fs::read_to_string(&metadata_path).map_err(io_error(&metadata_path))?;
+        let text = gradless_files::read_text_bounded(&metadata_path, MAX_METADATA_BYTES)
+            .map_err(io_error(&metadata_path))?;
         let invalid = |reason: String| CheckpointError::Metadata {
             path: metadata_path.clone(),
             reason,
         };
-        let metadata: Metadata = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        if metadata.format_version != FORMAT_VERSION {
+        let version: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let version = version
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(FORMAT_VERSION)) {
             return Err(invalid(format!(
                 "format version {} (this build reads {FORMAT_VERSION})",
-                metadata.format_version
+                version.map_or("missing".to_string(), |v| v.to_string())
             )));
         }
+        let metadata: Metadata = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        if metadata.metadata_sha256 != metadata.content_sha256() {
+            return Err(invalid(
+                "metadata_sha256 does not match its content (the file was edited or damaged)"
+                    .into(),
+            ));
+        }
+        metadata.check_consistency().map_err(invalid)?;
         if !metadata.files.contains_key(MODEL_FILE) {
             return Err(invalid(format!("does not list {MODEL_FILE}")));
         }
@@ -185,40 +301,91 @@ impl Checkpoint {
                 hidden,
                 activation,
                 head,
-            } => self.load_weights(ActorCritic::new(
-                *observation_dim,
-                hidden,
-                *activation,
-                *head,
-                &mut placeholder_rng(),
-                device,
-            )),
+            } => {
+                self.check_weight_shapes(MODEL_FILE)?;
+                self.load_weights(
+                    MODEL_FILE,
+                    ActorCritic::unset(*observation_dim, hidden, *activation, *head, device),
+                )
+            }
             other => Err(self.wrong_architecture("actor-critic", other)),
         }
     }
 
     /// Builds the Q-network the metadata describes on `device` and loads its weights.
     pub fn load_q_network(&self, device: &Device) -> Result<QNetwork, CheckpointError> {
+        self.load_q_network_from(MODEL_FILE, device)
+    }
+
+    /// The same from another weight file of the checkpoint with the same architecture (DQN's
+    /// target network).
+    pub fn load_q_network_from(
+        &self,
+        file: &str,
+        device: &Device,
+    ) -> Result<QNetwork, CheckpointError> {
         match &self.metadata.architecture {
             Architecture::QNetwork {
                 observation_dim,
                 hidden,
                 activation,
                 actions,
-            } => self.load_weights(QNetwork::new(
-                *observation_dim,
-                hidden,
-                *activation,
-                *actions,
-                &mut placeholder_rng(),
-                device,
-            )),
+            } => {
+                self.check_weight_shapes(file)?;
+                self.load_weights(
+                    file,
+                    QNetwork::unset(*observation_dim, hidden, *activation, *actions, device),
+                )
+            }
             other => Err(self.wrong_architecture("Q-network", other)),
         }
     }
 
-    fn load_weights<M: Module>(&self, module: M) -> Result<M, CheckpointError> {
-        let path = self.file(MODEL_FILE);
+    /// Reads the weight file's tensor names and shapes (not its data) and checks them against
+    /// the architecture, before a module of that architecture is built.
+    fn check_weight_shapes(&self, file: &str) -> Result<(), CheckpointError> {
+        let path = self.file(file);
+        let weights = |reason: String| CheckpointError::Weights {
+            path: path.clone(),
+            reason,
+        };
+        let found: BTreeMap<String, Vec<usize>> = burn_pack::Reader::from_file_exact(&path)
+            .and_then(burn_pack::Reader::into_tensors)
+            .map_err(|e| weights(e.to_string()))?
+            .into_iter()
+            .map(|tensor| (tensor.name, tensor.shape.to_vec()))
+            .collect();
+        let expected: BTreeMap<String, Vec<usize>> = self
+            .metadata
+            .architecture
+            .parameter_shapes()
+            .into_iter()
+            .collect();
+        for (name, shape) in &expected {
+            match found.get(name) {
+                Some(held) if held == shape => {}
+                Some(held) => {
+                    return Err(weights(format!(
+                        "`{name}` has shape {held:?}, but the metadata's architecture needs {shape:?}"
+                    )));
+                }
+                None => {
+                    return Err(weights(format!(
+                        "no tensor `{name}`, which the metadata's architecture needs"
+                    )));
+                }
+            }
+        }
+        if let Some(extra) = found.keys().find(|name| !expected.contains_key(*name)) {
+            return Err(weights(format!(
+                "holds `{extra}`, which the metadata's architecture does not have"
+            )));
+        }
+        Ok(())
+    }
+
+    fn load_weights<M: Module>(&self, file: &str, module: M) -> Result<M, CheckpointError> {
+        let path = self.file(file);
         module
             .try_load_file(&path)
             .map_err(|e| CheckpointError::Weights {
@@ -241,11 +408,6 @@ impl Checkpoint {
             },
         }
     }
-}
-
-/// The generator for initial weights that loading replaces.
-fn placeholder_rng() -> EnvRng {
-    EnvRng::from_seed(0)
 }
 
 /// Writes a checkpoint to `dir`, which must not exist yet. `write_files` puts the weights
@@ -284,6 +446,7 @@ pub fn write_checkpoint(
                 metadata.files.insert(file_name, sha256_file(&path)?);
             }
         }
+        metadata.metadata_sha256 = metadata.content_sha256();
         let metadata_path = staging.join(METADATA_FILE);
         let json =
             serde_json::to_string_pretty(&metadata).map_err(|e| CheckpointError::Metadata {
@@ -309,7 +472,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 
 /// The SHA-256 of a file, in lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, CheckpointError> {
-    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    let mut file = gradless_files::open_regular(path).map_err(io_error(path))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     loop {
@@ -319,11 +482,15 @@ pub fn sha256_file(path: &Path) -> Result<String, CheckpointError> {
         }
         hasher.update(&buffer[..read]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -331,14 +498,8 @@ mod tests {
     use super::*;
     use crate::network::Activation;
     use burn::prelude::{Tensor, TensorData};
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("gradless-checkpoint-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use gradless_envs::EnvRng;
+    use gradless_test_support::scratch;
 
     fn metadata(architecture: Architecture) -> Metadata {
         Metadata {
@@ -351,10 +512,16 @@ mod tests {
             global_step: 1024,
             episodes: 40,
             burn_version: "0.22.1".into(),
-            device: "flex".into(),
-            config: serde_json::json!({"ppo": {"lr": 2.5e-4}}),
+            device: DeviceReport {
+                backend: gradless_device::Backend::Flex,
+                adapter: None,
+                target: None,
+                hardware: false,
+            },
+            config: serde_json::json!({"env": "CartPole-v1", "algorithm": "ppo", "ppo": {"lr": 2.5e-4}}),
             trainer_state: serde_json::json!({}),
             files: BTreeMap::new(),
+            metadata_sha256: String::new(),
         }
     }
 
@@ -457,29 +624,159 @@ mod tests {
         assert!(missing.contains("nothing-here"), "{missing}");
     }
 
-    #[test]
-    fn weights_of_another_shape_are_refused() {
-        let device = Device::flex();
-        let dir = scratch("shape").join("ckpt");
-        save_actor_critic(&dir, &device);
-        // Metadata edited to claim wider hidden layers, with its hash list intact.
+    /// One change to a checkpoint's metadata.
+    type Edit = Box<dyn FnOnce(&mut Metadata)>;
+
+    /// Rewrites a checkpoint's metadata through `edit`, sealing it again when `reseal`, as
+    /// a careless or hostile editor might.
+    fn edit_metadata(dir: &Path, reseal: bool, edit: impl FnOnce(&mut Metadata)) {
         let path = dir.join(METADATA_FILE);
         let mut meta: Metadata =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        meta.architecture = Architecture::ActorCritic {
-            observation_dim: 4,
-            hidden: vec![32, 32],
-            activation: Activation::Tanh,
-            head: ActionHead::Categorical { n: 2 },
-        };
-        std::fs::write(&path, serde_json::to_string(&meta).unwrap()).unwrap();
-        let err = Checkpoint::open(&dir)
+        edit(&mut meta);
+        if reseal {
+            meta.metadata_sha256 = meta.content_sha256();
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    }
+
+    fn hidden(sizes: &[usize]) -> impl FnOnce(&mut Metadata) {
+        let sizes = sizes.to_vec();
+        move |meta: &mut Metadata| {
+            meta.architecture = Architecture::ActorCritic {
+                observation_dim: 4,
+                hidden: sizes,
+                activation: Activation::Tanh,
+                head: ActionHead::Categorical { n: 2 },
+            }
+        }
+    }
+
+    #[test]
+    fn edited_metadata_is_refused_by_its_checksum() {
+        let device = Device::flex();
+        let dir = scratch("edited").join("ckpt");
+        save_actor_critic(&dir, &device);
+        let original = std::fs::read(dir.join(METADATA_FILE)).unwrap();
+        let edits: [(&str, Edit); 3] = [
+            (
+                "activation",
+                Box::new(|meta| {
+                    meta.architecture = Architecture::ActorCritic {
+                        observation_dim: 4,
+                        hidden: vec![16, 16],
+                        activation: Activation::Relu,
+                        head: ActionHead::Categorical { n: 2 },
+                    }
+                }),
+            ),
+            (
+                "global_step",
+                Box::new(|meta| meta.global_step = 999_999_999),
+            ),
+            (
+                "trainer_state",
+                Box::new(|meta| meta.trainer_state = serde_json::json!({"x": 1})),
+            ),
+        ];
+        for (what, edit) in edits {
+            edit_metadata(&dir, false, edit);
+            let err = Checkpoint::open(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains("metadata.json") && err.contains("metadata_sha256"),
+                "{what}: {err}"
+            );
+            std::fs::write(dir.join(METADATA_FILE), &original).unwrap();
+        }
+        Checkpoint::open(&dir).unwrap();
+    }
+
+    #[test]
+    fn metadata_fields_are_checked_against_one_another() {
+        let device = Device::flex();
+        let dir = scratch("consistency").join("ckpt");
+        save_actor_critic(&dir, &device);
+        let original = std::fs::read(dir.join(METADATA_FILE)).unwrap();
+        let edits: [(&str, Edit); 4] = [
+            (
+                "config.env",
+                Box::new(|meta| meta.env_id = "CartPole-v0".into()),
+            ),
+            (
+                "config.algorithm",
+                Box::new(|meta| meta.algorithm = "dqn".into()),
+            ),
+            (
+                "does not fit the spaces",
+                Box::new(|meta| meta.action_space = Space::Discrete { n: 3 }),
+            ),
+            (
+                "at most 4096",
+                Box::new(hidden(&[1_000_000_000, 1_000_000_000])),
+            ),
+        ];
+        for (expected, edit) in edits {
+            edit_metadata(&dir, true, edit);
+            let err = Checkpoint::open(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains("metadata.json") && err.contains(expected),
+                "{err}"
+            );
+            std::fs::write(dir.join(METADATA_FILE), &original).unwrap();
+        }
+    }
+
+    /// Shapes come from the weight file before any module is built: metadata claiming
+    /// wide layers costs nothing (an [8192, 8192] orthogonal init took minutes).
+    #[test]
+    fn weights_of_another_shape_are_refused_before_building_anything() {
+        let device = Device::flex();
+        let dir = scratch("shape").join("ckpt");
+        save_actor_critic(&dir, &device);
+        for sizes in [&[32, 32][..], &[4096, 4096], &[16]] {
+            edit_metadata(&dir, true, hidden(sizes));
+            let started = std::time::Instant::now();
+            let err = Checkpoint::open(&dir)
+                .unwrap()
+                .load_actor_critic(&device)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("model.bpk") && err.contains("weights do not load"),
+                "{err}"
+            );
+            assert!(started.elapsed().as_secs_f64() < 1.0, "{sizes:?}");
+        }
+        edit_metadata(&dir, true, hidden(&[16, 16]));
+        Checkpoint::open(&dir)
             .unwrap()
             .load_actor_critic(&device)
-            .unwrap_err()
-            .to_string();
+            .unwrap();
+    }
+
+    #[test]
+    fn non_regular_and_oversized_files_are_refused() {
+        let device = Device::flex();
+        let dir = scratch("fifo").join("ckpt");
+        save_actor_critic(&dir, &device);
+        let model = dir.join(MODEL_FILE);
+        std::fs::remove_file(&model).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &model).unwrap();
+        let err = Checkpoint::open(&dir).unwrap_err().to_string();
         assert!(
-            err.contains("model.bpk") && err.contains("weights do not load"),
+            err.contains("model.bpk") && err.contains("character device"),
+            "{err}"
+        );
+        let metadata = dir.join(METADATA_FILE);
+        std::fs::remove_file(&metadata).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&metadata)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = Checkpoint::open(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("metadata.json") && err.contains("FIFO"),
             "{err}"
         );
     }

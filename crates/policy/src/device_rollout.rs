@@ -2,7 +2,6 @@
 //! [`DeviceVectorEnv`](gradless_envs::device::DeviceVectorEnv) step together, and only the
 //! count of recorded episodes comes back now and then, the episodes themselves at the end.
 
-use gradless_device::InferenceDevice;
 use gradless_envs::device::make_device_vector;
 
 use crate::acting::{ActError, Agent, EpisodePlan, SeededEpisode};
@@ -23,7 +22,6 @@ pub fn run_device_episodes(
     agent: &Agent,
     env_id: &str,
     plan: EpisodePlan,
-    device: &InferenceDevice,
     mut on_episode: impl FnMut(&SeededEpisode),
 ) -> Result<Vec<SeededEpisode>, ActError> {
     if plan.stochastic {
@@ -38,6 +36,7 @@ pub fn run_device_episodes(
     let quota: Vec<usize> = (0..num_envs)
         .map(|k| plan.episodes / num_envs + usize::from(k < plan.episodes % num_envs))
         .collect();
+    let device = agent.inference_device();
     device.device().seed(plan.first_seed);
     let mut envs = make_device_vector(env_id, num_envs, device.device())?;
     envs.record_episodes(quota[0]);
@@ -75,7 +74,7 @@ pub fn run_device_episodes(
             seed: None,
             episode_return: r.episode_return,
             length: r.length,
-            terminated: !r.truncated,
+            terminated: r.terminated,
             truncated: r.truncated,
         })
         .collect();
@@ -89,17 +88,15 @@ pub fn run_device_episodes(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use burn::prelude::Device;
+    use gradless_device::InferenceDevice;
 
     use super::*;
     use crate::Checkpoint;
 
     fn shipped_agent(name: &str, device: &InferenceDevice) -> Agent {
-        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
         let checkpoint =
-            Checkpoint::open(&PathBuf::from(root).join("../../checkpoints").join(name)).unwrap();
+            Checkpoint::open(&gradless_test_support::shipped_checkpoint(name)).unwrap();
         Agent::load(&checkpoint, device).unwrap()
     }
 
@@ -114,13 +111,12 @@ mod tests {
             stochastic: false,
         };
         let mut seen = 0;
-        let episodes =
-            run_device_episodes(&agent, "CartPole-v1", plan, &device, |_| seen += 1).unwrap();
+        let episodes = run_device_episodes(&agent, "CartPole-v1", plan, |_| seen += 1).unwrap();
         assert_eq!(seen, 10);
         let numbers: Vec<usize> = episodes.iter().map(|e| e.episode).collect();
         assert_eq!(numbers, (0..10).collect::<Vec<_>>());
         for e in &episodes {
-            assert!(e.seed.is_none() && e.terminated != e.truncated);
+            assert!(e.seed.is_none() && (e.terminated || e.truncated));
             assert_eq!(e.episode_return, f64::from(e.length));
         }
         // The shipped policy balances the pole: most episodes reach the limit.
@@ -138,7 +134,7 @@ mod tests {
             num_envs: 2,
             stochastic: true,
         };
-        let error = run_device_episodes(&agent, "CartPole-v1", plan, &device, |_| {});
+        let error = run_device_episodes(&agent, "CartPole-v1", plan, |_| {});
         assert!(matches!(error, Err(ActError::Unsupported(_))));
     }
 }

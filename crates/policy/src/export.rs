@@ -162,7 +162,7 @@ pub fn export_safetensors(
         );
     }
     let bytes = safetensors_bytes(&network, metadata)?;
-    crate::files::write_atomically(out, &bytes).map_err(|source| ExportError::Io {
+    gradless_files::write_atomically(out, &bytes).map_err(|source| ExportError::Io {
         path: out.to_path_buf(),
         source,
     })

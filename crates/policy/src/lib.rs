@@ -7,7 +7,6 @@ pub mod acting;
 mod checkpoint;
 mod device_rollout;
 pub mod export;
-mod files;
 mod network;
 mod rollout;
 mod tanh;
@@ -21,6 +20,8 @@ pub use checkpoint::{
     write_checkpoint,
 };
 pub use device_rollout::run_device_episodes;
-pub use files::write_atomically;
-pub use network::{ActionHead, Activation, ActorCritic, Architecture, Mlp, QNetwork, TanhKernel};
+pub use network::{
+    ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
+    QNetwork, TanhKernel, check_hidden_sizes,
+};
 pub use rollout::Rollout;

@@ -65,10 +65,7 @@ impl Mlp {
         rng: &mut EnvRng,
         device: &Device,
     ) -> Self {
-        let sizes: Vec<usize> = std::iter::once(input)
-            .chain(hidden.iter().copied())
-            .chain(std::iter::once(output))
-            .collect();
+        let sizes = layer_sizes(input, hidden, output);
         let last = sizes.len() - 2;
         let layers = sizes
             .windows(2)
@@ -87,6 +84,35 @@ impl Mlp {
                         device,
                     )),
                 }
+            })
+            .collect();
+        Self {
+            layers,
+            activation,
+            tanh: TanhKernel::default(),
+        }
+    }
+
+    /// Layers of sizes `input -> hidden... -> output` with zero weights, without running any
+    /// initialiser: the shape to load saved weights into.
+    fn unset(
+        input: usize,
+        hidden: &[usize],
+        output: usize,
+        activation: Activation,
+        device: &Device,
+    ) -> Self {
+        let layers = layer_sizes(input, hidden, output)
+            .windows(2)
+            .map(|pair| Linear {
+                weight: Param::from_data(
+                    TensorData::new(vec![0.0f32; pair[0] * pair[1]], [pair[0], pair[1]]),
+                    device,
+                ),
+                bias: Some(Param::from_data(
+                    TensorData::new(vec![0.0f32; pair[1]], [pair[1]]),
+                    device,
+                )),
             })
             .collect();
         Self {
@@ -126,6 +152,41 @@ impl Mlp {
             ..self
         }
     }
+}
+
+fn layer_sizes(input: usize, hidden: &[usize], output: usize) -> Vec<usize> {
+    std::iter::once(input)
+        .chain(hidden.iter().copied())
+        .chain(std::iter::once(output))
+        .collect()
+}
+
+/// The widest layer a network may have (inputs and outputs included): far beyond what the
+/// classic-control tasks need, small enough that a layer's weights stay under 64 MiB.
+pub const MAX_LAYER_WIDTH: usize = 4096;
+/// The most hidden layers a network may have.
+pub const MAX_HIDDEN_LAYERS: usize = 16;
+
+/// Checks hidden layer sizes against the bounds every network keeps: at least one layer, none
+/// empty, none wider than [`MAX_LAYER_WIDTH`], at most [`MAX_HIDDEN_LAYERS`].
+pub fn check_hidden_sizes(hidden: &[usize]) -> Result<(), String> {
+    if hidden.is_empty() || hidden.contains(&0) {
+        return Err(format!(
+            "needs at least one layer and no empty ones, got {hidden:?}"
+        ));
+    }
+    if hidden.len() > MAX_HIDDEN_LAYERS {
+        return Err(format!(
+            "{} layers; at most {MAX_HIDDEN_LAYERS} are allowed",
+            hidden.len()
+        ));
+    }
+    if let Some(width) = hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
+        return Err(format!(
+            "a layer of {width} units; layers may have at most {MAX_LAYER_WIDTH}"
+        ));
+    }
+    Ok(())
 }
 
 /// A `rows x cols` matrix (row-major) with orthonormal rows or columns, whichever are fewer,
@@ -215,6 +276,97 @@ pub enum Architecture {
     },
 }
 
+impl Architecture {
+    /// Its hidden layer sizes.
+    pub fn hidden(&self) -> &[usize] {
+        match self {
+            Architecture::ActorCritic { hidden, .. } | Architecture::QNetwork { hidden, .. } => {
+                hidden
+            }
+        }
+    }
+
+    /// Its activation.
+    pub fn activation(&self) -> Activation {
+        match self {
+            Architecture::ActorCritic { activation, .. }
+            | Architecture::QNetwork { activation, .. } => *activation,
+        }
+    }
+
+    /// Checks every size against the bounds networks keep (see [`check_hidden_sizes`]).
+    pub fn check_sizes(&self) -> Result<(), String> {
+        let (input, output) = match self {
+            Architecture::ActorCritic {
+                observation_dim,
+                head,
+                ..
+            } => (*observation_dim, head.outputs()),
+            Architecture::QNetwork {
+                observation_dim,
+                actions,
+                ..
+            } => (*observation_dim, *actions),
+        };
+        check_hidden_sizes(self.hidden()).map_err(|reason| format!("hidden: {reason}"))?;
+        for (name, size) in [("inputs", input), ("outputs", output)] {
+            if size == 0 || size > MAX_LAYER_WIDTH {
+                return Err(format!(
+                    "{size} {name}; a network has 1 to {MAX_LAYER_WIDTH}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The name and shape of every parameter the network has, as burn saves them.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        fn mlp(prefix: &str, sizes: &[usize], out: &mut Vec<(String, Vec<usize>)>) {
+            for (k, pair) in sizes.windows(2).enumerate() {
+                out.push((
+                    format!("{prefix}.layers.{k}.weight"),
+                    vec![pair[0], pair[1]],
+                ));
+                out.push((format!("{prefix}.layers.{k}.bias"), vec![pair[1]]));
+            }
+        }
+        let mut shapes = Vec::new();
+        match self {
+            Architecture::ActorCritic {
+                observation_dim,
+                hidden,
+                head,
+                ..
+            } => {
+                mlp(
+                    "actor",
+                    &layer_sizes(*observation_dim, hidden, head.outputs()),
+                    &mut shapes,
+                );
+                mlp(
+                    "critic",
+                    &layer_sizes(*observation_dim, hidden, 1),
+                    &mut shapes,
+                );
+                if let ActionHead::Gaussian { dim } = head {
+                    shapes.push(("log_std".into(), vec![1, *dim]));
+                }
+            }
+            Architecture::QNetwork {
+                observation_dim,
+                hidden,
+                actions,
+                ..
+            } => mlp(
+                "net",
+                &layer_sizes(*observation_dim, hidden, *actions),
+                &mut shapes,
+            ),
+        }
+        shapes
+    }
+}
+
 /// PPO's actor-critic: the actor gives logits (categorical) or means (Gaussian), the critic
 /// a state value.
 #[derive(Module, Debug)]
@@ -256,6 +408,27 @@ impl ActorCritic {
             actor,
             critic,
             log_std,
+        }
+    }
+
+    /// An actor-critic of this shape with zero weights, without running any initialiser.
+    pub(crate) fn unset(
+        observation_dim: usize,
+        hidden: &[usize],
+        activation: Activation,
+        head: ActionHead,
+        device: &Device,
+    ) -> Self {
+        Self {
+            actor: Mlp::unset(observation_dim, hidden, head.outputs(), activation, device),
+            critic: Mlp::unset(observation_dim, hidden, 1, activation, device),
+            log_std: match head {
+                ActionHead::Categorical { .. } => None,
+                ActionHead::Gaussian { dim } => Some(Param::from_data(
+                    TensorData::new(vec![0.0f32; dim], [1, dim]),
+                    device,
+                )),
+            },
         }
     }
 
@@ -315,6 +488,19 @@ impl QNetwork {
                 rng,
                 device,
             ),
+        }
+    }
+
+    /// A Q-network of this shape with zero weights, without running any initialiser.
+    pub(crate) fn unset(
+        observation_dim: usize,
+        hidden: &[usize],
+        activation: Activation,
+        actions: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            net: Mlp::unset(observation_dim, hidden, actions, activation, device),
         }
     }
 

@@ -86,11 +86,11 @@ impl Rollout {
 
     /// One greedy policy step and one step of every env. On the device nothing is waited
     /// for: call [`take_finished`](Self::take_finished) to synchronise.
-    pub fn step(&mut self, agent: &Agent, device: &InferenceDevice) -> Result<(), ActError> {
+    pub fn step(&mut self, agent: &Agent) -> Result<(), ActError> {
         match self {
             Rollout::Cpu { envs, observations } => {
                 let dim = envs.single_observation_space().flat_dim();
-                let actions = agent.act(observations, dim, device, Selection::Greedy)?;
+                let actions = agent.act(observations, dim, Selection::Greedy)?;
                 observations.copy_from_slice(envs.step(actions.as_actions())?.observations);
             }
             Rollout::Device(on) => {
@@ -130,13 +130,13 @@ mod tests {
             &mut EnvRng::from_seed(3),
             device.device(),
         );
-        let agent = Agent::actor_critic(&model);
+        let agent = Agent::actor_critic(&model, &device);
         for backend in [EnvBackend::Cpu, EnvBackend::Device] {
             let mut rollout = Rollout::new("CartPole-v1", 16, backend, &device).unwrap();
             assert_eq!(rollout.num_envs(), 16);
             // An untrained policy drops the pole within a few dozen steps.
             for _ in 0..200 {
-                rollout.step(&agent, &device).unwrap();
+                rollout.step(&agent).unwrap();
             }
             match rollout.take_finished().unwrap() {
                 None => assert_eq!(backend, EnvBackend::Cpu),

@@ -1,6 +1,9 @@
-//! Run configuration: TOML files (`configs/*.toml`) plus `--set key=value` overrides,
-//! resolved into one [`TrainConfig`] with every default filled in. That resolved form is what
-//! checkpoints record and what a resume is compared against.
+//! Run configuration: TOML files (`configs/*.toml`) plus `--set key=value` overrides. A file
+//! is read as a [`ConfigFile`] (sections optional, as people write them) and resolved into a
+//! [`TrainConfig`], whose algorithm section and network are always there and whose values
+//! are checked: a `TrainConfig` cannot be unresolved. It is written back out, and read in
+//! again, in the file form: that is what checkpoints record and what a resume is compared
+//! against.
 //!
 //! Defaults follow CleanRL (`ppo.py`, `dqn.py`); the shipped configs say where they depart.
 
@@ -50,10 +53,11 @@ impl AlgorithmKind {
     }
 }
 
-/// A whole run.
+/// A whole run as a config file writes it: `network` and the algorithm's section may be left
+/// out (their defaults depend on the algorithm).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct ConfigFile {
     /// The environment id (`CartPole-v1`, ...).
     pub env: String,
     /// The algorithm; its own section (`[ppo]` or `[dqn]`) tunes it.
@@ -79,6 +83,91 @@ pub struct TrainConfig {
     /// DQN's hyperparameters (with `algorithm = "dqn"`).
     #[serde(default)]
     pub dqn: Option<DqnConfig>,
+}
+
+/// A whole run, resolved: every default filled in and every value checked. It serialises as
+/// (and deserialises through) its [`ConfigFile`] form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConfigFile", into = "ConfigFile")]
+pub struct TrainConfig {
+    /// The environment id (`CartPole-v1`, ...).
+    pub env: String,
+    /// Seeds the network initialisation, the envs (env `i` gets `seed + i`) and every draw
+    /// the trainer makes.
+    pub seed: u64,
+    /// Environment steps to train for (summed over parallel envs).
+    pub total_timesteps: u64,
+    /// Network sizes.
+    pub network: NetworkConfig,
+    /// When checkpoints are written and how many are kept.
+    pub checkpoint: CheckpointConfig,
+    /// Greedy evaluation during training.
+    pub evaluation: EvaluationConfig,
+    /// The algorithm with its hyperparameters.
+    pub algorithm: AlgorithmConfig,
+}
+
+/// The algorithm and its section.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlgorithmConfig {
+    /// PPO.
+    Ppo(PpoConfig),
+    /// DQN.
+    Dqn(DqnConfig),
+}
+
+impl AlgorithmConfig {
+    /// Which algorithm.
+    pub fn kind(&self) -> AlgorithmKind {
+        match self {
+            AlgorithmConfig::Ppo(_) => AlgorithmKind::Ppo,
+            AlgorithmConfig::Dqn(_) => AlgorithmKind::Dqn,
+        }
+    }
+
+    /// Its name in configs and checkpoints.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Parallel envs of its rollouts.
+    pub fn num_envs(&self) -> usize {
+        match self {
+            AlgorithmConfig::Ppo(ppo) => ppo.num_envs,
+            AlgorithmConfig::Dqn(dqn) => dqn.num_envs,
+        }
+    }
+}
+
+impl TryFrom<ConfigFile> for TrainConfig {
+    type Error = ConfigError;
+    fn try_from(file: ConfigFile) -> Result<Self, ConfigError> {
+        file.resolve()
+    }
+}
+
+impl From<TrainConfig> for ConfigFile {
+    fn from(config: TrainConfig) -> Self {
+        let (ppo, dqn) = match config.algorithm {
+            AlgorithmConfig::Ppo(ppo) => (Some(ppo), None),
+            AlgorithmConfig::Dqn(dqn) => (None, Some(dqn)),
+        };
+        ConfigFile {
+            env: config.env,
+            algorithm: if ppo.is_some() {
+                AlgorithmKind::Ppo
+            } else {
+                AlgorithmKind::Dqn
+            },
+            seed: config.seed,
+            total_timesteps: config.total_timesteps,
+            network: Some(config.network),
+            checkpoint: config.checkpoint,
+            evaluation: config.evaluation,
+            ppo,
+            dqn,
+        }
+    }
 }
 
 /// Network sizes.
@@ -295,65 +384,92 @@ impl TrainConfig {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
-        let config: TrainConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+        let file: ConfigFile = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = e.path().to_string();
                 let key = if key == "." { String::new() } else { key };
                 ConfigError::new(&key, one_line(&e.into_inner().to_string()))
             })?;
-        config.resolved()
+        file.resolve()
     }
 
+    /// Parallel envs of the algorithm's rollouts.
+    pub fn num_envs(&self) -> usize {
+        self.algorithm.num_envs()
+    }
+
+    /// The first key at which `other` differs from `self`, with both values; `None` when
+    /// they are the same run.
+    pub fn first_difference(&self, other: &TrainConfig) -> Option<(String, String, String)> {
+        let a = serde_json::to_value(self).expect("config serialises");
+        let b = serde_json::to_value(other).expect("config serialises");
+        first_difference(&a, &b, "")
+    }
+}
+
+impl ConfigFile {
     /// Fills in the algorithm-dependent defaults and checks every value.
-    pub fn resolved(mut self) -> Result<Self, ConfigError> {
-        match self.algorithm {
-            AlgorithmKind::Ppo => {
-                if self.dqn.is_some() {
-                    return Err(ConfigError::new("dqn", "given, but `algorithm` is \"ppo\""));
-                }
-                self.ppo.get_or_insert_with(PpoConfig::default);
+    pub fn resolve(self) -> Result<TrainConfig, ConfigError> {
+        let algorithm = match (self.algorithm, self.ppo, self.dqn) {
+            (AlgorithmKind::Ppo, ppo, None) => AlgorithmConfig::Ppo(ppo.unwrap_or_default()),
+            (AlgorithmKind::Dqn, None, dqn) => AlgorithmConfig::Dqn(dqn.unwrap_or_default()),
+            (AlgorithmKind::Ppo, _, Some(_)) => {
+                return Err(ConfigError::new("dqn", "given, but `algorithm` is \"ppo\""));
             }
-            AlgorithmKind::Dqn => {
-                if self.ppo.is_some() {
-                    return Err(ConfigError::new("ppo", "given, but `algorithm` is \"dqn\""));
-                }
-                self.dqn.get_or_insert_with(DqnConfig::default);
+            (AlgorithmKind::Dqn, Some(_), _) => {
+                return Err(ConfigError::new("ppo", "given, but `algorithm` is \"dqn\""));
             }
-        }
-        self.network.get_or_insert_with(|| match self.algorithm {
-            AlgorithmKind::Ppo => NetworkConfig {
+        };
+        let network = self.network.unwrap_or_else(|| match algorithm {
+            AlgorithmConfig::Ppo(_) => NetworkConfig {
                 hidden: vec![64, 64],
                 activation: Activation::Tanh,
             },
-            AlgorithmKind::Dqn => NetworkConfig {
+            AlgorithmConfig::Dqn(_) => NetworkConfig {
                 hidden: vec![120, 84],
                 activation: Activation::Relu,
             },
         });
-        self.validate()?;
-        Ok(self)
+        let config = TrainConfig {
+            env: self.env,
+            seed: self.seed,
+            total_timesteps: self.total_timesteps,
+            network,
+            checkpoint: self.checkpoint,
+            evaluation: self.evaluation,
+            algorithm,
+        };
+        config.validate()?;
+        Ok(config)
     }
+}
 
-    /// The network section (present once resolved).
-    pub fn network(&self) -> &NetworkConfig {
-        self.network
-            .as_ref()
-            .expect("resolved config has a network")
-    }
-
+impl TrainConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let env =
             gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;
         positive_int("total_timesteps", self.total_timesteps)?;
-        let network = self.network();
-        if network.hidden.is_empty() || network.hidden.contains(&0) {
-            return Err(ConfigError::new(
-                "network.hidden",
-                format!(
-                    "needs at least one layer and no empty ones, got {:?}",
-                    network.hidden
-                ),
-            ));
+        let network = &self.network;
+        gradless_policy::check_hidden_sizes(&network.hidden)
+            .map_err(|reason| ConfigError::new("network.hidden", reason))?;
+        for (key, seed, count) in [
+            ("seed", self.seed, self.num_envs()),
+            (
+                "evaluation.seed",
+                self.evaluation.seed,
+                self.evaluation.episodes,
+            ),
+        ] {
+            if seed.checked_add(count.saturating_sub(1) as u64).is_none() {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "{seed} + {count} seeds pass the largest seed, {}; use {} or less",
+                        u64::MAX,
+                        u64::MAX - count.saturating_sub(1) as u64
+                    ),
+                ));
+            }
         }
         positive_int("checkpoint.every_steps", self.checkpoint.every_steps)?;
         positive_int("checkpoint.keep_last", self.checkpoint.keep_last as u64)?;
@@ -363,7 +479,7 @@ impl TrainConfig {
         if let Some(target) = self.evaluation.stop_at_return {
             finite("evaluation.stop_at_return", target)?;
         }
-        if let Some(ppo) = &self.ppo {
+        if let AlgorithmConfig::Ppo(ppo) = &self.algorithm {
             positive_int("ppo.num_envs", ppo.num_envs as u64)?;
             positive_int("ppo.num_steps", ppo.num_steps as u64)?;
             positive("ppo.learning_rate", ppo.learning_rate)?;
@@ -399,7 +515,7 @@ impl TrainConfig {
                 ));
             }
         }
-        if let Some(dqn) = &self.dqn {
+        if let AlgorithmConfig::Dqn(dqn) = &self.algorithm {
             if !matches!(env.action_space(), Space::Discrete { .. }) {
                 return Err(ConfigError::new(
                     "algorithm",
@@ -417,6 +533,15 @@ impl TrainConfig {
             unit_interval("dqn.gamma", dqn.gamma)?;
             positive_int("dqn.target_network_frequency", dqn.target_network_frequency)?;
             positive_int("dqn.batch_size", dqn.batch_size as u64)?;
+            if dqn.batch_size > dqn.buffer_size {
+                return Err(ConfigError::new(
+                    "dqn.batch_size",
+                    format!(
+                        "{} is larger than the replay buffer (dqn.buffer_size = {})",
+                        dqn.batch_size, dqn.buffer_size
+                    ),
+                ));
+            }
             unit_interval("dqn.start_epsilon", dqn.start_epsilon)?;
             unit_interval("dqn.end_epsilon", dqn.end_epsilon)?;
             unit_interval("dqn.exploration_fraction", dqn.exploration_fraction)?;
@@ -427,14 +552,6 @@ impl TrainConfig {
             }
         }
         Ok(())
-    }
-
-    /// The first key at which `other` differs from `self`, with both values; `None` when
-    /// they are the same run.
-    pub fn first_difference(&self, other: &TrainConfig) -> Option<(String, String, String)> {
-        let a = serde_json::to_value(self).expect("config serialises");
-        let b = serde_json::to_value(other).expect("config serialises");
-        first_difference(&a, &b, "")
     }
 }
 
@@ -579,16 +696,34 @@ mod tests {
     fn defaults_are_resolved_per_algorithm() {
         let config = TrainConfig::from_toml(PPO, &[]).unwrap();
         assert_eq!(config.seed, 1);
-        assert_eq!(config.ppo.as_ref().unwrap().num_envs, 4);
-        assert_eq!(config.network().hidden, vec![64, 64]);
-        assert_eq!(config.network().activation, Activation::Tanh);
+        assert_eq!(config.num_envs(), 4);
+        assert_eq!(config.network.hidden, vec![64, 64]);
+        assert_eq!(config.network.activation, Activation::Tanh);
         let dqn = TrainConfig::from_toml(
             "env = \"CartPole-v1\"\nalgorithm = \"dqn\"\ntotal_timesteps = 1000",
             &[],
         )
         .unwrap();
-        assert_eq!(dqn.network().hidden, vec![120, 84]);
-        assert_eq!(dqn.dqn.unwrap().loss, TdLoss::Mse);
+        assert_eq!(dqn.network.hidden, vec![120, 84]);
+        let AlgorithmConfig::Dqn(section) = &dqn.algorithm else {
+            panic!("{dqn:?}")
+        };
+        assert_eq!(section.loss, TdLoss::Mse);
+        // A seed whose envs' seeds would pass u64 (JSON holds one, TOML cannot).
+        let mut json = serde_json::to_value(&dqn).unwrap();
+        json["seed"] = u64::MAX.into();
+        json["dqn"]["num_envs"] = 2.into();
+        let err = serde_json::from_value::<TrainConfig>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`seed`") && err.contains("largest seed"),
+            "{err}"
+        );
+        // The file form round-trips, defaults written out.
+        let json = serde_json::to_value(&dqn).unwrap();
+        assert_eq!(json["dqn"]["loss"], "mse");
+        assert_eq!(serde_json::from_value::<TrainConfig>(json).unwrap(), dqn);
     }
 
     #[test]
@@ -601,9 +736,12 @@ mod tests {
             "evaluation.stop_at_return=190".to_string(),
         ];
         let config = TrainConfig::from_toml(PPO, &overrides).unwrap();
-        assert_eq!(config.ppo.as_ref().unwrap().learning_rate, 3e-4);
-        assert_eq!(config.network().hidden, vec![32]);
-        assert_eq!(config.network().activation, Activation::Relu);
+        let AlgorithmConfig::Ppo(ppo) = &config.algorithm else {
+            panic!("{config:?}")
+        };
+        assert_eq!(ppo.learning_rate, 3e-4);
+        assert_eq!(config.network.hidden, vec![32]);
+        assert_eq!(config.network.activation, Activation::Relu);
         assert_eq!(config.env, "CartPole-v0");
         assert_eq!(config.evaluation.stop_at_return, Some(190.0));
     }
@@ -613,6 +751,16 @@ mod tests {
         let cases: &[(&[&str], &str, &str)] = &[
             (&["ppo.learning_rate=-1"], "ppo.learning_rate", "positive"),
             (&["ppo.num_envs=0"], "ppo.num_envs", "at least 1"),
+            (
+                &["network.hidden=[1000000000]", "network.activation=tanh"],
+                "network.hidden",
+                "at most",
+            ),
+            (
+                &["network.hidden=[]", "network.activation=tanh"],
+                "network.hidden",
+                "at least one",
+            ),
             (&["ppo.gamma=1.5"], "ppo.gamma", "[0, 1]"),
             (&["ppo.num_minibatches=3"], "ppo.num_minibatches", "divide"),
             (&["env=CartPole-v9"], "env", "unknown environment id"),
@@ -656,6 +804,12 @@ mod tests {
         );
         assert_eq!(err.key, "algorithm");
         assert!(err.to_string().contains("discrete"), "{err}");
+        let err = error(
+            "env = \"CartPole-v1\"\nalgorithm = \"dqn\"\ntotal_timesteps = 10",
+            &["dqn.buffer_size=100", "dqn.batch_size=128"],
+        );
+        assert_eq!(err.key, "dqn.batch_size");
+        assert!(err.reason.contains("replay buffer"), "{err}");
         let err = error("env = \"CartPole-v1\"\nalgorithm = ", &[]);
         assert_eq!(err.key, "");
         assert!(
@@ -666,10 +820,7 @@ mod tests {
 
     #[test]
     fn shipped_configs_are_valid() {
-        let folder = format!(
-            "{}/../../configs",
-            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
-        );
+        let folder = gradless_test_support::workspace_root().join("configs");
         let mut count = 0;
         for entry in std::fs::read_dir(folder).unwrap() {
             let path = entry.unwrap().path();

@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::metrics::{DqnUpdate, Update};
 use burn::optim::GradientsParams;
 use burn::prelude::{Int, Module, Tensor, TensorData};
 use gradless_device::{InferenceDevice, TrainingDevice};
@@ -22,7 +23,6 @@ use gradless_policy::{
     ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, QNetwork,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::TrainError;
 use crate::adam::Adam;
@@ -79,8 +79,10 @@ pub(crate) struct Dqn {
 }
 
 impl Dqn {
-    fn make_env(config: &TrainConfig) -> Result<(Box<dyn VectorEnv>, usize, usize), TrainError> {
-        let dqn = config.dqn.as_ref().expect("resolved DQN config");
+    fn make_env(
+        config: &TrainConfig,
+        dqn: &DqnConfig,
+    ) -> Result<(Box<dyn VectorEnv>, usize, usize), TrainError> {
         let env = gradless_envs::make_vector(
             &config.env,
             dqn.num_envs,
@@ -97,14 +99,14 @@ impl Dqn {
 
     fn with_network(
         config: &TrainConfig,
+        dqn: &DqnConfig,
         training: &TrainingDevice,
         q: QNetwork,
         env: Box<dyn VectorEnv>,
         observation_dim: usize,
         actions: usize,
     ) -> Self {
-        let dqn = config.dqn.clone().expect("resolved DQN config");
-        let network = config.network();
+        let network = &config.network;
         Self {
             total_timesteps: config.total_timesteps,
             architecture: Architecture::QNetwork {
@@ -120,7 +122,7 @@ impl Dqn {
             q,
             optimizer: Adam::new(dqn.adam_epsilon),
             buffer: ReplayBuffer::new(dqn.buffer_size, observation_dim),
-            config: dqn,
+            config: dqn.clone(),
             env,
             observations: Vec::new(),
             observation_dim,
@@ -134,9 +136,13 @@ impl Dqn {
     }
 
     /// A fresh run.
-    pub(crate) fn new(config: &TrainConfig, training: &TrainingDevice) -> Result<Self, TrainError> {
-        let (mut env, observation_dim, actions) = Self::make_env(config)?;
-        let network = config.network();
+    pub(crate) fn new(
+        config: &TrainConfig,
+        dqn: &DqnConfig,
+        training: &TrainingDevice,
+    ) -> Result<Self, TrainError> {
+        let (mut env, observation_dim, actions) = Self::make_env(config, dqn)?;
+        let network = &config.network;
         let q = QNetwork::new(
             observation_dim,
             &network.hidden,
@@ -146,41 +152,36 @@ impl Dqn {
             training.device(),
         );
         let observations = env.reset(Some(config.seed)).to_vec();
-        let mut dqn = Self::with_network(config, training, q, env, observation_dim, actions);
-        dqn.observations = observations;
-        Ok(dqn)
+        let mut fresh = Self::with_network(config, dqn, training, q, env, observation_dim, actions);
+        fresh.observations = observations;
+        Ok(fresh)
     }
 
     /// Continues the run saved in `checkpoint`: online and target networks, optimizer,
     /// replay buffer, generator and envs.
     pub(crate) fn resume(
         config: &TrainConfig,
+        dqn_config: &DqnConfig,
         training: &TrainingDevice,
         checkpoint: &Checkpoint,
         state: serde_json::Value,
     ) -> Result<Self, TrainError> {
-        let (mut env, observation_dim, actions) = Self::make_env(config)?;
+        let (mut env, observation_dim, actions) = Self::make_env(config, dqn_config)?;
         let q = checkpoint.load_q_network(training.device())?;
         let state: DqnState =
             serde_json::from_value(state).map_err(|e| state_error(checkpoint, e))?;
         env.restore(&state.env)?;
-        let mut dqn = Self::with_network(config, training, q, env, observation_dim, actions);
-        dqn.optimizer = Adam::load(&checkpoint.file(OPTIMIZER_FILE), &dqn.q, training.device())?;
-        let target = checkpoint.file(TARGET_FILE);
-        dqn.target = QNetwork::new(
+        let mut dqn = Self::with_network(
+            config,
+            dqn_config,
+            training,
+            q,
+            env,
             observation_dim,
-            &config.network().hidden,
-            config.network().activation,
             actions,
-            &mut EnvRng::from_seed(0),
-            dqn.inference.device(),
-        )
-        .try_load_file(&target)
-        .map_err(|e| CheckpointError::Weights {
-            path: target,
-            reason: e.to_string(),
-        })?;
-        let dqn_config = config.dqn.as_ref().expect("resolved DQN config");
+        );
+        dqn.optimizer = Adam::load(&checkpoint.file(OPTIMIZER_FILE), &dqn.q, training.device())?;
+        dqn.target = checkpoint.load_q_network_from(TARGET_FILE, dqn.inference.device())?;
         dqn.buffer = ReplayBuffer::load(
             &checkpoint.file(REPLAY_FILE),
             dqn_config.buffer_size,
@@ -372,14 +373,14 @@ impl Algorithm for Dqn {
         if self.pending_count > 0 && crossed(before, self.global_step, REPORT_EVERY) {
             let k = self.pending_count as f64;
             let seconds = started.elapsed().as_secs_f64();
-            iteration.update = Some(json!({
-                "gradient_steps": self.gradient_steps,
-                "td_loss": self.pending[0] / k,
-                "q_values": self.pending[1] / k,
-                "grad_norm": self.pending[2] / k,
-                "epsilon": self.epsilon(),
-                "buffer": self.buffer.len(),
-                "iteration_seconds": seconds,
+            iteration.update = Some(Update::Dqn(DqnUpdate {
+                gradient_steps: self.gradient_steps,
+                td_loss: self.pending[0] / k,
+                q_values: self.pending[1] / k,
+                grad_norm: self.pending[2] / k,
+                epsilon: self.epsilon(),
+                buffer: self.buffer.len(),
+                iteration_seconds: seconds,
             }));
             self.pending = [0.0; 3];
             self.pending_count = 0;
@@ -396,7 +397,7 @@ impl Algorithm for Dqn {
     }
 
     fn agent(&self) -> Agent {
-        Agent::q_network(&self.q)
+        Agent::q_network(&self.q, &self.inference)
     }
 
     fn architecture(&self, _config: &TrainConfig) -> Architecture {

@@ -9,6 +9,7 @@ mod binary;
 pub mod config;
 mod dqn;
 mod grad_clip;
+pub mod metrics;
 mod ppo;
 mod replay_buffer;
 pub mod run_dir;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use adam::Adam;
-pub use config::{AlgorithmKind, ConfigError, TrainConfig};
+pub use config::{AlgorithmConfig, AlgorithmKind, ConfigError, ConfigFile, TrainConfig};
 pub use grad_clip::{clip_by_global_norm, global_norm};
 pub use run_dir::RunDir;
 pub use session::{Progress, RunSummary, Session, StopAt};
@@ -54,7 +55,7 @@ pub enum TrainError {
     #[error("{0}: already holds a run (continue it with --resume, or choose another --out)")]
     RunExists(PathBuf),
     /// `--resume` was pointed at something that is not a run directory.
-    #[error("{0}: not a run directory (no `latest` checkpoint)")]
+    #[error("{0}: not a run directory (no `latest` checkpoint and no config.toml)")]
     NotARun(PathBuf),
     /// A resume whose configuration or environment does not match the saved run.
     #[error("{path}: cannot resume: {reason}")]
@@ -65,13 +66,22 @@ pub enum TrainError {
         reason: String,
     },
     /// A loss or network output became NaN or infinite.
-    #[error(
-        "training diverged at step {global_step}: {what} is not finite; the last good checkpoint is kept"
-    )]
+    #[error("training diverged at step {global_step}: {what} is not finite")]
     NonFinite {
         /// The environment step at which it was seen.
         global_step: u64,
         /// Which quantity.
         what: String,
+    },
+    /// Training stopped at a non-finite value; says what of the run is left.
+    #[error("{cause}; {}", match kept {
+        Some(checkpoint) => format!("the last good checkpoint, {}, is kept", checkpoint.display()),
+        None => "no checkpoint was written before it (start the run again, e.g. with a lower learning rate)".to_string(),
+    })]
+    Diverged {
+        /// The [`TrainError::NonFinite`] that stopped it.
+        cause: Box<TrainError>,
+        /// The newest checkpoint, if one was written.
+        kept: Option<PathBuf>,
     },
 }

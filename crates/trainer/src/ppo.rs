@@ -19,6 +19,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::metrics::{PpoUpdate, Update};
 use burn::optim::GradientsParams;
 use burn::prelude::{Int, Module, Tensor, TensorData};
 use burn::tensor::activation::log_softmax;
@@ -37,7 +38,6 @@ use gradless_policy::{
     ActError, ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::TrainError;
 use crate::adam::Adam;
@@ -114,7 +114,7 @@ struct Rollout {
 }
 
 fn architecture(config: &TrainConfig, observation_dim: usize, head: ActionHead) -> Architecture {
-    let network = config.network();
+    let network = &config.network;
     Architecture::ActorCritic {
         observation_dim,
         hidden: network.hidden.clone(),
@@ -123,14 +123,46 @@ fn architecture(config: &TrainConfig, observation_dim: usize, head: ActionHead) 
     }
 }
 
+/// Generalised advantage estimates, step-major (`t * num_envs + env`) like the rollout:
+/// `rewards`, `values` and `dones` per transition, `next_values` per env for the
+/// observation after the last step. A done transition does not bootstrap.
+fn gae(
+    rewards: &[f32],
+    values: &[f32],
+    dones: &[bool],
+    next_values: &[f32],
+    gamma: f32,
+    lambda: f32,
+) -> Vec<f32> {
+    let n = next_values.len();
+    let steps = rewards.len() / n;
+    let mut advantages = vec![0.0f32; rewards.len()];
+    for (e, &last_value) in next_values.iter().enumerate() {
+        let mut running = 0.0f32;
+        for t in (0..steps).rev() {
+            let k = t * n + e;
+            let next_value = if t + 1 == steps {
+                last_value
+            } else {
+                values[k + n]
+            };
+            let continues = if dones[k] { 0.0 } else { 1.0 };
+            let delta = rewards[k] + gamma * next_value * continues - values[k];
+            running = delta + gamma * lambda * continues * running;
+            advantages[k] = running;
+        }
+    }
+    advantages
+}
+
 impl Ppo {
     /// The run's envs, reset (CPU envs from `seed + i`, device envs from the device's
     /// generator seeded with `seed`), with the observation size and action head.
     fn make_envs(
         config: &TrainConfig,
+        ppo: &PpoConfig,
         inference: &InferenceDevice,
     ) -> Result<(RolloutEnvs, usize, ActionHead), TrainError> {
-        let ppo = config.ppo.as_ref().expect("resolved PPO config");
         let (envs, observation_dim, action_space) = match ppo.env_backend {
             EnvBackend::Cpu => {
                 let mut env = gradless_envs::make_vector(
@@ -167,9 +199,13 @@ impl Ppo {
 
     /// A fresh run: network initialised from the device's seeded generator, envs reset
     /// with `seed + i`.
-    pub(crate) fn new(config: &TrainConfig, training: &TrainingDevice) -> Result<Self, TrainError> {
-        let (envs, observation_dim, head) = Self::make_envs(config, &training.inference())?;
-        let network = config.network();
+    pub(crate) fn new(
+        config: &TrainConfig,
+        ppo: &PpoConfig,
+        training: &TrainingDevice,
+    ) -> Result<Self, TrainError> {
+        let (envs, observation_dim, head) = Self::make_envs(config, ppo, &training.inference())?;
+        let network = &config.network;
         let model = ActorCritic::new(
             observation_dim,
             &network.hidden,
@@ -178,11 +214,10 @@ impl Ppo {
             &mut EnvRng::from_seed(config.seed ^ INIT_STREAM),
             training.device(),
         );
-        let ppo = config.ppo.clone().expect("resolved PPO config");
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
             optimizer: Adam::new(ppo.adam_epsilon),
-            config: ppo,
+            config: ppo.clone(),
             training: training.clone(),
             inference: training.inference(),
             model,
@@ -198,11 +233,13 @@ impl Ppo {
     /// Continues the run saved in `checkpoint`.
     pub(crate) fn resume(
         config: &TrainConfig,
+        ppo: &PpoConfig,
         training: &TrainingDevice,
         checkpoint: &Checkpoint,
         state: serde_json::Value,
     ) -> Result<Self, TrainError> {
-        let (mut envs, observation_dim, head) = Self::make_envs(config, &training.inference())?;
+        let (mut envs, observation_dim, head) =
+            Self::make_envs(config, ppo, &training.inference())?;
         let model = checkpoint.load_actor_critic(training.device())?;
         let optimizer_path = checkpoint.file(OPTIMIZER_FILE);
         let optimizer = Adam::load(&optimizer_path, &model, training.device())?;
@@ -226,10 +263,9 @@ impl Ppo {
                 on.observations = on.envs.observations();
             }
         }
-        let ppo = config.ppo.clone().expect("resolved PPO config");
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
-            config: ppo,
+            config: ppo.clone(),
             training: training.clone(),
             inference: training.inference(),
             model,
@@ -396,12 +432,12 @@ impl Ppo {
         }
         let episodes = on.envs.read_records()?;
         let global_step = self.global_step;
-        let (mut rollout, truncated, next_values) = recorded
+        let (mut rollout, bootstrap, next_values) = recorded
             .read_back(actor.value(on.observations.clone()))
             .map_err(|e| act_error(global_step, e))?;
         // A truncated episode's last observation is what the env returned on its last step,
         // the next row's observation, whose value the next row holds.
-        for (k, &cut) in truncated.iter().enumerate() {
+        for (k, &cut) in bootstrap.iter().enumerate() {
             if cut {
                 let next = rollout
                     .values
@@ -419,35 +455,11 @@ impl Ppo {
                     env_index: e.env_index,
                     episode_return: e.episode_return,
                     length: e.length,
-                    terminated: !e.truncated,
+                    terminated: e.terminated,
                 },
             )
         }));
         Ok((rollout, next_values))
-    }
-
-    /// GAE advantages, step-major.
-    fn advantages(&self, rollout: &Rollout, next_values: &[f32]) -> Vec<f32> {
-        let n = next_values.len();
-        let steps = rollout.rewards.len() / n;
-        let (gamma, lambda) = (self.config.gamma as f32, self.config.gae_lambda as f32);
-        let mut advantages = vec![0.0f32; rollout.rewards.len()];
-        for (e, &last_value) in next_values.iter().enumerate() {
-            let mut running = 0.0f32;
-            for t in (0..steps).rev() {
-                let k = t * n + e;
-                let next_value = if t + 1 == steps {
-                    last_value
-                } else {
-                    rollout.values[k + n]
-                };
-                let continues = if rollout.dones[k] { 0.0 } else { 1.0 };
-                let delta = rollout.rewards[k] + gamma * next_value * continues - rollout.values[k];
-                running = delta + gamma * lambda * continues * running;
-                advantages[k] = running;
-            }
-        }
-        advantages
     }
 
     /// The update: epochs of shuffled minibatches on the autodiff device.
@@ -608,7 +620,8 @@ struct DeviceTransitions {
 
 impl DeviceTransitions {
     /// Reads every step and `next_values` back in one transfer, step-major; returns the
-    /// rollout, which transitions the time limit cut, and the next values.
+    /// rollout, which transitions bootstrap (cut by the time limit, not terminated), and the
+    /// next values.
     fn read_back(self, next_values: Tensor<1>) -> Result<(Rollout, Vec<bool>, Vec<f32>), ActError> {
         let discrete = !self.discrete_actions.is_empty();
         let mut transaction = Transaction::default()
@@ -657,7 +670,13 @@ impl DeviceTransitions {
         } else {
             rollout.continuous_actions = finite_f32(actions)?;
         }
-        Ok((rollout, truncated, finite_f32(next)?))
+        // Only a cut that is not also a termination bootstraps from the next value.
+        let bootstrap = truncated
+            .iter()
+            .zip(&terminated)
+            .map(|(&cut, &ended)| cut && !ended)
+            .collect();
+        Ok((rollout, bootstrap, finite_f32(next)?))
     }
 }
 
@@ -762,7 +781,14 @@ impl Algorithm for Ppo {
             self.config.learning_rate
         };
         let (rollout, next_values) = self.collect(iteration)?;
-        let advantages = self.advantages(&rollout, &next_values);
+        let advantages = gae(
+            &rollout.rewards,
+            &rollout.values,
+            &rollout.dones,
+            &next_values,
+            self.config.gamma as f32,
+            self.config.gae_lambda as f32,
+        );
         let [
             policy_loss,
             value_loss,
@@ -778,17 +804,17 @@ impl Algorithm for Ppo {
             .map(|(a, v)| a + v)
             .collect();
         let seconds = started.elapsed().as_secs_f64();
-        iteration.update = Some(json!({
-            "update": self.updates,
-            "learning_rate": lr,
-            "policy_loss": policy_loss,
-            "value_loss": value_loss,
-            "entropy": entropy,
-            "approx_kl": approx_kl,
-            "clip_fraction": clip_fraction,
-            "grad_norm": grad_norm,
-            "explained_variance": explained_variance(&rollout.values, &returns),
-            "sps": (rollout.values.len() as f64 / seconds).round(),
+        iteration.update = Some(Update::Ppo(PpoUpdate {
+            update: self.updates,
+            learning_rate: lr,
+            policy_loss,
+            value_loss,
+            entropy,
+            approx_kl,
+            clip_fraction,
+            grad_norm,
+            explained_variance: explained_variance(&rollout.values, &returns),
+            sps: (rollout.values.len() as f64 / seconds).round(),
         }));
         Ok(())
     }
@@ -802,7 +828,7 @@ impl Algorithm for Ppo {
     }
 
     fn agent(&self) -> Agent {
-        Agent::actor_critic(&self.model)
+        Agent::actor_critic(&self.model, &self.inference)
     }
 
     fn architecture(&self, config: &TrainConfig) -> Architecture {
@@ -844,42 +870,28 @@ impl Algorithm for Ppo {
 mod tests {
     use super::*;
 
+    /// Two envs, three steps, every reward 1, values 1 (env 0) and 2 (env 1), next values 4;
+    /// env 1's episode ends at step 1. Worked by hand, step-major (`t * 2 + env`).
     #[test]
-    fn gae_bootstraps_through_steps_and_stops_at_episode_ends() {
-        // Two envs, three steps; env 1's episode ends at step 1.
-        let rollout = Rollout {
-            values: vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0],
-            rewards: vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-            dones: vec![false, false, false, true, false, false],
-            ..Rollout::default()
+    fn gae_matches_hand_computed_values() {
+        let rewards = [1.0f32; 6];
+        let values = [1.0, 2.0, 1.0, 2.0, 1.0, 2.0];
+        let dones = [false, false, false, true, false, false];
+        let close = |got: &[f32], want: &[f32]| {
+            assert!(
+                got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6),
+                "{got:?} vs {want:?}"
+            );
         };
-        let ppo_config = PpoConfig {
-            gamma: 0.5,
-            gae_lambda: 1.0,
-            ..PpoConfig::default()
-        };
-        let (gamma, _) = (ppo_config.gamma as f32, ());
-        let advantages = gae_for_test(&rollout, &[4.0, 4.0], &ppo_config);
-        // Env 0: return 1 + .5 + .25 + .125 * 4 = 2.25 at t=0, minus value 1.
-        assert!((advantages[0] - 1.25).abs() < 1e-6, "{advantages:?}");
-        // Env 1 at t=2: a new episode, bootstrapped from the next value.
-        assert!((advantages[5] - (1.0 + gamma * 4.0 - 2.0)).abs() < 1e-6);
-        // Env 1 at t=1: the episode ended, so just the reward minus the value.
-        assert!((advantages[3] - (1.0 - 2.0)).abs() < 1e-6);
-        // Env 1 at t=0: bootstraps into t=1 only (which has no future).
-        assert!((advantages[1] - (1.0 + gamma * 1.0 - 2.0)).abs() < 1e-6);
-    }
-
-    fn gae_for_test(rollout: &Rollout, next_values: &[f32], config: &PpoConfig) -> Vec<f32> {
-        let training = TrainingDevice::new(&burn::prelude::Device::flex());
-        let mut train = TrainConfig::from_toml(
-            "env = \"CartPole-v1\"\nalgorithm = \"ppo\"\ntotal_timesteps = 1024",
-            &[],
-        )
-        .unwrap();
-        train.ppo = Some(config.clone());
-        let ppo = Ppo::new(&train, &training).unwrap();
-        ppo.advantages(rollout, next_values)
+        // gamma 0.5, lambda 1: env 0 at t=0 is 1 + .5 + .25 + .125 * 4 - 1 = 1.25; env 1's
+        // t=1 ends its episode (1 - 2), t=2 bootstraps (1 + .5 * 4 - 2), t=0 reaches only
+        // t=1 (1 + .5 * 2 - 2 + .5 * (1 - 2) = -0.5).
+        let full = gae(&rewards, &values, &dones, &[4.0, 4.0], 0.5, 1.0);
+        close(&full, &[1.25, -0.5, 1.5, -1.0, 2.0, 1.0]);
+        // lambda 0.5: env 0 deltas 0.5, 0.5, 2 give 0.75, 1.0, 2.0; env 1 deltas 0, -1, 1
+        // give -0.25, -1, 1.
+        let half = gae(&rewards, &values, &dones, &[4.0, 4.0], 0.5, 0.5);
+        close(&half, &[0.75, -0.25, 1.0, -1.0, 2.0, 1.0]);
     }
 
     #[test]

@@ -3,18 +3,27 @@
 //! ```text
 //! runs/NAME/
 //!   config.toml            the resolved configuration, for people to read
+//!   device                 the backend the run trains on (`flex`, `wgpu`)
 //!   metrics.jsonl          one JSON object per episode, update, evaluation and checkpoint
 //!   checkpoints/step-0000051200/   one directory per checkpoint (see gradless-policy)
 //!   latest                 the name of the newest complete checkpoint
 //!   best                   the name of the checkpoint with the best training return
+//!   .lock                  held (an OS lock) by the process writing the run
 //! ```
 //!
 //! Order of writing keeps a killed process harmless: a checkpoint is complete before it is
 //! renamed into `checkpoints/`, a pointer is replaced by renaming a complete file over it,
-//! and old checkpoints are deleted only after the pointers have moved away from them.
+//! and old checkpoints are deleted only after the pointers have moved away from them. A
+//! checkpoint newer than `latest` (renamed into place by a process killed before it moved
+//! `latest`) is an orphan: the resumed run redoes those steps and writes it again.
+//!
+//! Only one process writes a run at a time: a [`RunDir`] holds the run's lock for as long as
+//! it lives, and a second writer is refused.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use gradless_files::DirLock;
 
 use crate::TrainError;
 
@@ -28,11 +37,17 @@ pub const BEST: &str = "best";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// The resolved configuration.
 pub const CONFIG_FILE: &str = "config.toml";
+/// The backend the run trains on, for a run resumed before its first checkpoint.
+pub const DEVICE_FILE: &str = "device";
 
-/// A run directory on disk.
-#[derive(Debug, Clone)]
+/// The largest pointer file read (it holds one checkpoint name).
+const MAX_POINTER_BYTES: u64 = 4096;
+
+/// A run directory on disk, locked against other writers while this value lives.
+#[derive(Debug)]
 pub struct RunDir {
     root: PathBuf,
+    _lock: DirLock,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -43,26 +58,64 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 }
 
 impl RunDir {
-    /// Creates a new run directory; refuses one that already holds files.
+    /// Creates a new run directory. An empty directory, or one holding a run that wrote no
+    /// checkpoint yet (killed or failed before its first), is taken and started afresh; one
+    /// holding checkpoints or anything else is refused.
     pub fn create(root: &Path) -> Result<Self, TrainError> {
-        if root.exists() && std::fs::read_dir(root).map_err(io(root))?.next().is_some() {
+        std::fs::create_dir_all(root).map_err(io(root))?;
+        let lock = lock(root)?;
+        let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(root)
+            .map_err(io(root))?
+            .collect::<Result<_, _>>()
+            .map_err(io(root))?;
+        let unstarted = |entry: &std::fs::DirEntry| {
+            let name = entry.file_name();
+            match name.to_str() {
+                Some(CONFIG_FILE | DEVICE_FILE | METRICS_FILE | gradless_files::LOCK_FILE) => true,
+                Some(CHECKPOINTS_DIR) => std::fs::read_dir(entry.path()).is_ok_and(|mut inside| {
+                    inside.all(|e| {
+                        e.is_ok_and(|e| e.file_name().to_string_lossy().contains(".partial-"))
+                    })
+                }),
+                _ => false,
+            }
+        };
+        if !entries.iter().all(unstarted) {
             return Err(TrainError::RunExists(root.to_path_buf()));
         }
-        let checkpoints = root.join(CHECKPOINTS_DIR);
-        std::fs::create_dir_all(&checkpoints).map_err(io(&checkpoints))?;
-        Ok(Self {
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// Opens an existing run directory (one with a `latest` checkpoint).
-    pub fn open(root: &Path) -> Result<Self, TrainError> {
         let run = Self {
             root: root.to_path_buf(),
+            _lock: lock,
         };
-        run.pointer(LATEST)?
-            .ok_or_else(|| TrainError::NotARun(root.to_path_buf()))?;
+        for name in [METRICS_FILE, CHECKPOINTS_DIR] {
+            let path = root.join(name);
+            let removed = if name == CHECKPOINTS_DIR {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
+                _ => {}
+            }
+        }
+        let checkpoints = gradless_files::create_dir_inside(root, Path::new(CHECKPOINTS_DIR))
+            .map_err(io(root))?;
+        tracing::debug!(run = %root.display(), checkpoints = %checkpoints.display(), "run directory ready");
         Ok(run)
+    }
+
+    /// Opens an existing run directory for writing. `Ok(None)` when it holds a run that wrote
+    /// no checkpoint yet (it has its `config.toml` but no `latest`): such a run starts again.
+    pub fn open(root: &Path) -> Result<Option<Self>, TrainError> {
+        if !root.join(CONFIG_FILE).is_file() && !root.join(LATEST).exists() {
+            return Err(TrainError::NotARun(root.to_path_buf()));
+        }
+        let run = Self {
+            root: root.to_path_buf(),
+            _lock: lock(root)?,
+        };
+        Ok(run.pointer(LATEST)?.map(|_| run))
     }
 
     /// The directory.
@@ -82,26 +135,47 @@ impl RunDir {
             .join(format!("step-{global_step:010}"))
     }
 
-    /// The checkpoint a pointer (`latest`, `best`) names, if it is set.
+    /// The checkpoint a pointer (`latest`, `best`) names, if it is set. A pointer names a
+    /// checkpoint directory of this run (`checkpoints/step-N`), reached without links.
     pub fn pointer(&self, name: &str) -> Result<Option<PathBuf>, TrainError> {
         let path = self.root.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(target) => {
-                let target = target.trim();
-                if target.is_empty() || target.contains("..") || Path::new(target).is_absolute() {
-                    return Err(TrainError::Io {
-                        path,
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("does not name a checkpoint of this run: `{target}`"),
-                        ),
-                    });
-                }
-                Ok(Some(self.root.join(target)))
+        let invalid = |reason: String| TrainError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        };
+        let target = match gradless_files::read_text_bounded(&path, MAX_POINTER_BYTES) {
+            Ok(target) => target,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(TrainError::Io { path, source }),
+        };
+        let target = target.trim();
+        let checkpoint = target
+            .strip_prefix(CHECKPOINTS_DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|step| {
+                step.starts_with("step-") && !step.contains(['/', '\\']) && *step != ".."
+            });
+        let Some(step) = checkpoint else {
+            let shown: String = target.chars().take(80).collect();
+            let more = if target.chars().count() > 80 {
+                "..."
+            } else {
+                ""
+            };
+            return Err(invalid(format!(
+                "does not name a checkpoint of this run (`{shown}{more}`)"
+            )));
+        };
+        let resolved = self.root.join(CHECKPOINTS_DIR).join(step);
+        for link in [self.root.join(CHECKPOINTS_DIR), resolved.clone()] {
+            if std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(invalid(format!(
+                    "names {}, which is a symbolic link; a run's checkpoints are its own",
+                    link.display()
+                )));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(TrainError::Io { path, source }),
         }
+        Ok(Some(resolved))
     }
 
     /// Points `name` at `checkpoint` (a directory inside this run), atomically.
@@ -129,6 +203,19 @@ impl RunDir {
             .collect();
         found.sort();
         Ok(found)
+    }
+
+    /// Deletes the checkpoints newer than `latest`: orphans a process killed between writing
+    /// a checkpoint and moving `latest` left behind; the resumed run writes them again.
+    pub fn remove_checkpoints_after(&self, latest: &Path) -> Result<(), TrainError> {
+        for path in self.checkpoints()? {
+            // Zero-padded step numbers: name order is step order.
+            if path.file_name() > latest.file_name() {
+                tracing::info!(checkpoint = %path.display(), "removing a checkpoint newer than `latest` (left by a killed process)");
+                std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes all but the newest `keep_last` checkpoints, never one a pointer names, and
@@ -160,11 +247,7 @@ impl RunDir {
             return Ok(());
         }
         let path = self.root.join(METRICS_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let mut file = gradless_files::open_append(&path).map_err(io(&path))?;
         let mut text = lines.join("\n");
         text.push('\n');
         file.write_all(text.as_bytes()).map_err(io(&path))
@@ -174,7 +257,7 @@ impl RunDir {
     /// checkpoint and is now resumed from it, so those steps will be logged again).
     pub fn truncate_metrics_after(&self, global_step: u64) -> Result<(), TrainError> {
         let path = self.root.join(METRICS_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match gradless_files::read_text_bounded(&path, MAX_METRICS_BYTES) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(source) => return Err(TrainError::Io { path, source }),
@@ -193,20 +276,53 @@ impl RunDir {
     }
 }
 
-/// Writes `bytes` to `path` atomically (see [`gradless_policy::write_atomically`]).
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The config a run directory recorded (its `config.toml`), with `overrides` applied.
+pub fn saved_config(root: &Path, overrides: &[String]) -> Result<crate::TrainConfig, TrainError> {
+    let path = root.join(CONFIG_FILE);
+    let text = gradless_files::read_text_bounded(&path, MAX_CONFIG_BYTES).map_err(io(&path))?;
+    crate::TrainConfig::from_toml(&text, overrides).map_err(|e| TrainError::Io {
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })
+}
+
+/// The backend a run directory records, if it records one.
+pub fn saved_backend(root: &Path) -> Result<Option<gradless_device::Backend>, TrainError> {
+    let path = root.join(DEVICE_FILE);
+    match gradless_files::read_text_bounded(&path, MAX_POINTER_BYTES) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: gradless_device::DeviceError| TrainError::Io {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TrainError::Io { path, source }),
+    }
+}
+
+/// The largest metrics log a resume rewrites (some millions of episodes).
+const MAX_METRICS_BYTES: u64 = 4 << 30;
+
+/// Takes a run directory's lock, or says that another process writes it.
+fn lock(root: &Path) -> Result<DirLock, TrainError> {
+    DirLock::acquire(root).map_err(io(root))
+}
+
+/// Writes `bytes` to `path` atomically (see [`gradless_files::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    gradless_policy::write_atomically(path, bytes).map_err(io(path))
+    gradless_files::write_atomically(path, bytes).map_err(io(path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("gradless-run-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use gradless_test_support::scratch;
 
     #[test]
     fn pointers_and_pruning_keep_what_is_pointed_at() {
@@ -232,18 +348,36 @@ mod tests {
         );
         assert!(!root.join("checkpoints/.step-0000000600.partial-1").exists());
         assert_eq!(run.pointer(LATEST).unwrap(), Some(run.checkpoint_path(500)));
-        assert!(RunDir::open(&root).is_ok());
+        // Locked while `run` lives.
+        let err = RunDir::open(&root).unwrap_err().to_string();
+        assert!(err.contains("in use"), "{err}");
+        for target in ["../../etc", "/etc", "checkpoints/../../x", "config.toml"] {
+            std::fs::write(root.join(LATEST), target).unwrap();
+            let err = run.pointer(LATEST).unwrap_err().to_string();
+            assert!(
+                err.contains("latest") && err.contains("does not name"),
+                "{target}: {err}"
+            );
+        }
+        run.set_pointer(LATEST, &run.checkpoint_path(500)).unwrap();
+        drop(run);
+        assert!(RunDir::open(&root).unwrap().is_some());
         assert!(matches!(
             RunDir::create(&root),
             Err(TrainError::RunExists(_))
         ));
-        std::fs::write(root.join(LATEST), "../../etc").unwrap();
-        assert!(
-            run.pointer(LATEST)
-                .unwrap_err()
-                .to_string()
-                .contains("latest")
-        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_metrics_log_that_is_a_link_is_not_written_through() {
+        let root = scratch("metrics-link");
+        let run = RunDir::create(&root).unwrap();
+        let elsewhere = root.with_extension("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, root.join(METRICS_FILE)).unwrap();
+        let err = run.append_metrics(&["{}".into()]).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!elsewhere.exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

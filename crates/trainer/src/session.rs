@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gradless_device::{Backend, TrainingDevice};
+use gradless_device::{Backend, DeviceReport, TrainingDevice};
 use gradless_envs::EpisodeStats;
 use gradless_policy::{
     Agent, Architecture, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, Metadata,
@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::TrainError;
-use crate::config::{AlgorithmKind, TrainConfig};
+use crate::config::{AlgorithmConfig, TrainConfig};
 use crate::dqn::Dqn;
+use crate::metrics::{MetricsLine, Throttle, Update};
 use crate::ppo::Ppo;
-use crate::run_dir::{BEST, CONFIG_FILE, LATEST, RunDir};
+use crate::run_dir::{BEST, CONFIG_FILE, DEVICE_FILE, LATEST, RunDir};
 
 /// The optimizer state's file inside a checkpoint.
 pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bin";
@@ -35,7 +36,7 @@ pub(crate) struct Iteration {
     /// Finished episodes with the global step at which each ended.
     pub episodes: Vec<(u64, EpisodeStats)>,
     /// Update statistics, when an update happened.
-    pub update: Option<serde_json::Value>,
+    pub update: Option<Update>,
 }
 
 /// A training algorithm as the session drives it.
@@ -172,29 +173,36 @@ pub struct RunSummary {
 pub struct Session {
     config: TrainConfig,
     run: RunDir,
-    device_name: String,
-    training: TrainingDevice,
+    device: DeviceReport,
     algorithm: Box<dyn Algorithm>,
     state: SessionState,
+    update_log: Throttle,
 }
 
+/// How often an update is logged at info level.
+const UPDATE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Session {
-    /// Starts a new run in `out` (which must not hold a run yet).
+    /// Starts a new run in `out` (which must not hold a run yet; one that stopped before its
+    /// first checkpoint is started again).
     pub fn start(config: TrainConfig, backend: Backend, out: &Path) -> Result<Self, TrainError> {
-        let config = config.resolved()?;
         let base = gradless_device::open(backend)?;
-        let device_name = gradless_device::describe(backend)?.to_string();
+        let device = gradless_device::describe(backend)?;
         let training = TrainingDevice::new(&base);
         let run = RunDir::create(out)?;
+        crate::run_dir::write_atomically(
+            &run.path(DEVICE_FILE),
+            format!("{backend}\n").as_bytes(),
+        )?;
         crate::run_dir::write_atomically(
             &run.path(CONFIG_FILE),
             toml::to_string_pretty(&config)
                 .expect("config serialises")
                 .as_bytes(),
         )?;
-        let algorithm: Box<dyn Algorithm> = match config.algorithm {
-            AlgorithmKind::Ppo => Box::new(Ppo::new(&config, &training)?),
-            AlgorithmKind::Dqn => Box::new(Dqn::new(&config, &training)?),
+        let algorithm: Box<dyn Algorithm> = match &config.algorithm {
+            AlgorithmConfig::Ppo(ppo) => Box::new(Ppo::new(&config, ppo, &training)?),
+            AlgorithmConfig::Dqn(dqn) => Box::new(Dqn::new(&config, dqn, &training)?),
         };
         let state = SessionState {
             episodes: 0,
@@ -210,31 +218,52 @@ impl Session {
             run = %out.display(),
             env = %config.env,
             algorithm = config.algorithm.name(),
-            device = %device_name,
+            device = %device,
             total_timesteps = config.total_timesteps,
             "training started"
         );
         Ok(Self {
             config,
             run,
-            device_name,
-            training,
+            device,
             algorithm,
             state,
+            update_log: Throttle::new(UPDATE_LOG_EVERY),
         })
     }
 
     /// Continues the run in `dir` from its `latest` checkpoint. `backend` defaults to the
-    /// one the run used; `config`, when given, must equal the run's.
+    /// one the run used; `config`, when given, must equal the run's. A run that stopped
+    /// before its first checkpoint starts again from its `config.toml`.
     pub fn resume(
         dir: &Path,
         backend: Option<Backend>,
         config: Option<TrainConfig>,
     ) -> Result<Self, TrainError> {
-        let run = RunDir::open(dir)?;
+        let Some(run) = RunDir::open(dir)? else {
+            let saved = crate::run_dir::saved_config(dir, &[])?;
+            if let Some(given) = config
+                && let Some((key, was, now)) = saved.first_difference(&given)
+            {
+                return Err(TrainError::ResumeMismatch {
+                    path: dir.join(CONFIG_FILE),
+                    reason: format!("the config differs at `{key}` (run: {was}, given: {now})"),
+                });
+            }
+            tracing::warn!(
+                run = %dir.display(),
+                "the run stopped before its first checkpoint: starting it again"
+            );
+            let backend = match backend {
+                Some(backend) => backend,
+                None => crate::run_dir::saved_backend(dir)?.unwrap_or(Backend::Wgpu),
+            };
+            return Self::start(saved, backend, dir);
+        };
         let latest = run
             .pointer(LATEST)?
             .ok_or_else(|| TrainError::NotARun(dir.into()))?;
+        run.remove_checkpoints_after(&latest)?;
         let checkpoint = Checkpoint::open(&latest)?;
         let metadata = checkpoint.metadata().clone();
         let mismatch = |reason: String| TrainError::ResumeMismatch {
@@ -243,14 +272,12 @@ impl Session {
         };
         let saved: TrainConfig = serde_json::from_value(metadata.config.clone())
             .map_err(|e| state_error(&checkpoint, e))?;
-        let saved = saved.resolved()?;
-        if let Some(given) = config {
-            let given = given.resolved()?;
-            if let Some((key, was, now)) = saved.first_difference(&given) {
-                return Err(mismatch(format!(
-                    "the config differs at `{key}` (run: {was}, given: {now})"
-                )));
-            }
+        if let Some(given) = config
+            && let Some((key, was, now)) = saved.first_difference(&given)
+        {
+            return Err(mismatch(format!(
+                "the config differs at `{key}` (run: {was}, given: {now})"
+            )));
         }
         let env = gradless_envs::make(&saved.env)?;
         if metadata.env_id != saved.env
@@ -267,14 +294,8 @@ impl Session {
                 env.action_space().describe()
             )));
         }
-        let recorded_backend = metadata.device.split(':').next().unwrap_or_default();
-        let backend = match backend {
-            Some(backend) => backend,
-            None => recorded_backend
-                .parse()
-                .map_err(|_| mismatch(format!("unknown device `{}`", metadata.device)))?,
-        };
-        if backend.name() != recorded_backend {
+        let backend = backend.unwrap_or(metadata.device.backend);
+        if backend != metadata.device.backend {
             tracing::warn!(
                 run_device = %metadata.device,
                 device = backend.name(),
@@ -282,7 +303,7 @@ impl Session {
             );
         }
         let base = gradless_device::open(backend)?;
-        let device_name = gradless_device::describe(backend)?.to_string();
+        let device = gradless_device::describe(backend)?;
         let training = TrainingDevice::new(&base);
         let session_state = metadata
             .trainer_state
@@ -296,15 +317,17 @@ impl Session {
             .get("algorithm")
             .cloned()
             .unwrap_or_default();
-        let algorithm: Box<dyn Algorithm> = match saved.algorithm {
-            AlgorithmKind::Ppo => Box::new(Ppo::resume(
+        let algorithm: Box<dyn Algorithm> = match &saved.algorithm {
+            AlgorithmConfig::Ppo(ppo) => Box::new(Ppo::resume(
                 &saved,
+                ppo,
                 &training,
                 &checkpoint,
                 algorithm_state,
             )?),
-            AlgorithmKind::Dqn => Box::new(Dqn::resume(
+            AlgorithmConfig::Dqn(dqn) => Box::new(Dqn::resume(
                 &saved,
+                dqn,
                 &training,
                 &checkpoint,
                 algorithm_state,
@@ -317,21 +340,28 @@ impl Session {
                 "the checkpoint's algorithm or network does not match its config".into(),
             ));
         }
+        if algorithm.global_step() != metadata.global_step {
+            return Err(mismatch(format!(
+                "its global_step ({}) does not match its trainer state's ({})",
+                metadata.global_step,
+                algorithm.global_step()
+            )));
+        }
         run.truncate_metrics_after(metadata.global_step)?;
         tracing::info!(
             run = %dir.display(),
             checkpoint = %latest.display(),
             global_step = metadata.global_step,
-            device = %device_name,
+            device = %device,
             "training resumed"
         );
         Ok(Self {
             config: saved,
             run,
-            device_name,
-            training,
+            device,
             algorithm,
             state,
+            update_log: Throttle::new(UPDATE_LOG_EVERY),
         })
     }
 
@@ -348,6 +378,20 @@ impl Session {
     /// Trains until `stop`; writes a checkpoint at every `checkpoint.every_steps` and at the
     /// end. A non-finite loss stops with an error, leaving the last good checkpoint.
     pub fn run(
+        &mut self,
+        stop: StopAt,
+        progress: &mut dyn Progress,
+    ) -> Result<RunSummary, TrainError> {
+        self.train(stop, progress).map_err(|error| match error {
+            TrainError::NonFinite { .. } => TrainError::Diverged {
+                cause: Box::new(error),
+                kept: self.run.pointer(LATEST).ok().flatten(),
+            },
+            other => other,
+        })
+    }
+
+    fn train(
         &mut self,
         stop: StopAt,
         progress: &mut dyn Progress,
@@ -421,6 +465,41 @@ impl Session {
         }
     }
 
+    /// An update as a log line, under CleanRL's metric names: at info level every few
+    /// seconds, at debug level always.
+    fn log_update(&mut self, global_step: u64, training_return: Option<f64>, stats: &Update) {
+        let level_info = self.update_log.ready();
+        macro_rules! emit {
+            ($($fields:tt)*) => {
+                if level_info {
+                    tracing::info!($($fields)*);
+                } else {
+                    tracing::debug!($($fields)*);
+                }
+            };
+        }
+        match stats {
+            Update::Ppo(u) => emit!(
+                global_step,
+                "charts/episodic_return" = training_return,
+                "charts/SPS" = u.sps,
+                "losses/value_loss" = u.value_loss,
+                "losses/policy_loss" = u.policy_loss,
+                "losses/entropy" = u.entropy,
+                "losses/approx_kl" = u.approx_kl,
+                "update"
+            ),
+            Update::Dqn(u) => emit!(
+                global_step,
+                "charts/episodic_return" = training_return,
+                "charts/epsilon" = u.epsilon,
+                "losses/td_loss" = u.td_loss,
+                "losses/q_values" = u.q_values,
+                "update"
+            ),
+        }
+    }
+
     fn log(&mut self, iteration: Iteration) -> Result<(), TrainError> {
         let mut lines = Vec::with_capacity(iteration.episodes.len() + 1);
         for (global_step, episode) in iteration.episodes {
@@ -438,29 +517,28 @@ impl Session {
                 "episode"
             );
             lines.push(
-                json!({
-                    "event": "episode",
-                    "episode": self.state.episodes,
-                    "return": episode.episode_return,
-                    "length": episode.length,
-                    "terminated": episode.terminated,
-                    "global_step": global_step,
-                })
-                .to_string(),
+                MetricsLine::Episode {
+                    episode: self.state.episodes,
+                    episode_return: episode.episode_return,
+                    length: episode.length,
+                    terminated: episode.terminated,
+                    global_step,
+                }
+                .to_json(),
             );
         }
-        if let Some(mut update) = iteration.update {
+        if let Some(stats) = iteration.update {
             let global_step = self.algorithm.global_step();
-            update["event"] = json!("update");
-            update["global_step"] = json!(global_step);
-            update["training_return"] = json!(self.training_return());
-            tracing::info!(
-                global_step,
-                training_return = self.training_return(),
-                stats = %update,
-                "update"
+            let training_return = self.training_return();
+            self.log_update(global_step, training_return, &stats);
+            lines.push(
+                MetricsLine::Update {
+                    global_step,
+                    training_return,
+                    stats,
+                }
+                .to_json(),
             );
-            lines.push(update.to_string());
         }
         self.run.append_metrics(&lines)
     }
@@ -473,20 +551,14 @@ impl Session {
             num_envs: settings.episodes,
             stochastic: false,
         };
-        let episodes = run_episodes(
-            &self.algorithm.agent(),
-            &self.config.env,
-            plan,
-            &self.training.inference(),
-            |_| {},
-        )
-        .map_err(|e| match e {
-            gradless_policy::ActError::NonFinite => TrainError::NonFinite {
-                global_step: self.algorithm.global_step(),
-                what: "the policy's output".into(),
-            },
-            other => other.into(),
-        })?;
+        let episodes = run_episodes(&self.algorithm.agent(), &self.config.env, plan, |_| {})
+            .map_err(|e| match e {
+                gradless_policy::ActError::NonFinite => TrainError::NonFinite {
+                    global_step: self.algorithm.global_step(),
+                    what: "the policy's output".into(),
+                },
+                other => other.into(),
+            })?;
         let returns: Vec<f64> = episodes.iter().map(|e| e.episode_return).collect();
         let mean_return = returns.iter().sum::<f64>() / returns.len() as f64;
         let evaluation = Evaluation {
@@ -509,23 +581,31 @@ impl Session {
             train_seconds = evaluation.train_seconds,
             "greedy evaluation"
         );
-        self.run.append_metrics(&[json!({
-            "event": "evaluation",
-            "global_step": evaluation.global_step,
-            "episodes": returns.len(),
-            "mean_return": mean_return,
-            "returns": returns,
-            "train_seconds": evaluation.train_seconds,
-            "target_reached": reached,
-        })
-        .to_string()])
+        self.run.append_metrics(&[MetricsLine::Evaluation {
+            global_step: evaluation.global_step,
+            episodes: returns.len(),
+            mean_return,
+            returns,
+            train_seconds: evaluation.train_seconds,
+            target_reached: reached,
+        }
+        .to_json()])
     }
 
     fn checkpoint(&mut self) -> Result<(), TrainError> {
         let step = self.algorithm.global_step();
         let dir = self.run.checkpoint_path(step);
-        if dir.exists() {
+        if self.run.pointer(LATEST)?.as_ref() == Some(&dir) {
+            // Written at this very step already (a run ending on a checkpoint step).
             return Ok(());
+        }
+        if dir.exists() {
+            // An orphan newer than `latest`: written by a process killed before it moved
+            // the pointer, and redone now.
+            std::fs::remove_dir_all(&dir).map_err(|source| TrainError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         }
         // Decided before the state is saved, so that a resumed run carries the same record.
         let training_return = self.training_return();
@@ -548,13 +628,14 @@ impl Session {
             global_step: step,
             episodes: self.state.episodes,
             burn_version: BURN_VERSION.to_string(),
-            device: self.device_name.clone(),
+            device: self.device.clone(),
             config: serde_json::to_value(&self.config).expect("config serialises"),
             trainer_state: json!({
                 "session": self.state,
                 "algorithm": self.algorithm.state()?,
             }),
             files: Default::default(),
+            metadata_sha256: String::new(),
         };
         write_checkpoint(&dir, metadata, |staging| {
             self.algorithm.write_files(staging)
@@ -571,14 +652,13 @@ impl Session {
             best,
             "checkpoint written"
         );
-        self.run.append_metrics(&[json!({
-            "event": "checkpoint",
-            "global_step": step,
-            "path": dir,
-            "training_return": training_return,
-            "best": best,
-        })
-        .to_string()])
+        self.run.append_metrics(&[MetricsLine::Checkpoint {
+            global_step: step,
+            path: dir,
+            training_return,
+            best,
+        }
+        .to_json()])
     }
 
     #[cfg(test)]
@@ -595,13 +675,7 @@ fn next_multiple(step: u64, every: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("gradless-session-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use gradless_test_support::scratch;
 
     fn config(text: &str) -> TrainConfig {
         TrainConfig::from_toml(text, &[]).unwrap()
@@ -675,16 +749,9 @@ mod tests {
         assert_eq!(moments, resumed_moments);
         assert_eq!(episode_lines(&straight_dir), episode_lines(&resumed_dir));
         // Only the newest `keep_last` checkpoints (and the best) remain.
-        let kept = RunDir::open(&resumed_dir).unwrap().checkpoints().unwrap();
+        let kept = second.run_dir().checkpoints().unwrap();
         assert!((2..=3).contains(&kept.len()), "{kept:?}");
-        Checkpoint::open(
-            &RunDir::open(&resumed_dir)
-                .unwrap()
-                .pointer(LATEST)
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap();
+        Checkpoint::open(&second.run_dir().pointer(LATEST).unwrap().unwrap()).unwrap();
         std::fs::remove_dir_all(&straight_dir).unwrap();
         std::fs::remove_dir_all(&resumed_dir).unwrap();
     }
@@ -732,6 +799,7 @@ mod tests {
         drop(first);
         let latest = RunDir::open(&dir)
             .unwrap()
+            .unwrap()
             .pointer(LATEST)
             .unwrap()
             .unwrap();
@@ -757,6 +825,7 @@ mod tests {
         let dir = scratch("mismatch");
         let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
         session.run(StopAt::Iterations(1), &mut ()).unwrap();
+        drop(session);
         let other = TrainConfig::from_toml(PPO, &["ppo.clip_coef=0.3".into()]).unwrap();
         let err = Session::resume(&dir, None, Some(other))
             .err()
@@ -779,9 +848,10 @@ mod tests {
     }
 
     /// A learning rate that blows the network up stops training with an error, and the
-    /// checkpoint written before stays the latest and intact.
+    /// checkpoint written before stays the latest and intact; without one, the error says
+    /// none is kept, and the same run can be started again.
     #[test]
-    fn divergence_stops_and_keeps_the_last_good_checkpoint() {
+    fn divergence_stops_and_says_what_is_kept() {
         let dir = scratch("diverge");
         let text = DQN
             .replace(
@@ -791,13 +861,113 @@ mod tests {
             .replace("max_grad_norm = 10.0", "");
         let mut session = Session::start(config(&text), Backend::Flex, &dir).unwrap();
         let err = session.run(StopAt::End, &mut ()).err().unwrap();
-        assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
-        assert!(err.to_string().contains("last good checkpoint"), "{err}");
-        let run = RunDir::open(&dir).unwrap();
-        let latest = run.pointer(LATEST).unwrap().unwrap();
+        assert!(
+            matches!(err, TrainError::Diverged { kept: Some(_), .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("the last good checkpoint")
+                && err.to_string().contains("step-0000000100"),
+            "{err}"
+        );
+        let latest = session.run_dir().pointer(LATEST).unwrap().unwrap();
         assert!(latest.ends_with("step-0000000100"), "{latest:?}");
         Checkpoint::open(&latest).unwrap();
+        drop(session);
         std::fs::remove_dir_all(&dir).unwrap();
+
+        let early = text.replace("every_steps = 100", "every_steps = 1000");
+        let mut session = Session::start(config(&early), Backend::Flex, &dir).unwrap();
+        let err = session.run(StopAt::End, &mut ()).err().unwrap().to_string();
+        assert!(err.contains("no checkpoint was written"), "{err}");
+        drop(session);
+        // Not stuck: a new start into the same folder is accepted.
+        let again = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Killed before its first checkpoint, a run is started again by `--resume` (from its
+    /// config.toml) and by a new `train` into the same folder.
+    #[test]
+    fn a_run_killed_before_its_first_checkpoint_can_be_continued() {
+        let dir = scratch("unstarted");
+        // Started, then killed before its first iteration ended.
+        drop(Session::start(config(PPO), Backend::Flex, &dir).unwrap());
+        assert!(dir.join(CONFIG_FILE).is_file());
+        // On the device the run was started on (flex), recorded in the run directory.
+        let mut resumed = Session::resume(&dir, None, None).unwrap();
+        let summary = resumed.run(StopAt::End, &mut ()).unwrap();
+        assert_eq!(summary.global_step, 256);
+        assert_eq!(resumed.device.backend, Backend::Flex);
+        drop(resumed);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let first = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        drop(first);
+        Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A process killed after its last checkpoint was renamed into place but before
+    /// `latest` moved: the resumed run writes that checkpoint again and moves `latest`.
+    #[test]
+    fn a_checkpoint_newer_than_latest_is_redone() {
+        let dir = scratch("orphan");
+        let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        session.run(StopAt::End, &mut ()).unwrap();
+        let run = session.run_dir();
+        let last = run.pointer(LATEST).unwrap().unwrap();
+        assert!(last.ends_with("step-0000000256"), "{last:?}");
+        // What the kill leaves: `latest` one checkpoint behind.
+        run.set_pointer(LATEST, &run.checkpoint_path(192)).unwrap();
+        drop(session);
+        let mut resumed = Session::resume(&dir, None, None).unwrap();
+        let summary = resumed.run(StopAt::End, &mut ()).unwrap();
+        assert_eq!(summary.global_step, 256);
+        assert_eq!(summary.latest_checkpoint.as_ref(), Some(&last));
+        Checkpoint::open(&last).unwrap();
+        drop(resumed);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_run_in_use_is_refused_to_a_second_writer() {
+        let dir = scratch("locked");
+        let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        session.run(StopAt::Iterations(1), &mut ()).unwrap();
+        let err = Session::resume(&dir, None, None).err().unwrap().to_string();
+        assert!(err.contains("in use by another gradless process"), "{err}");
+        drop(session);
+        Session::resume(&dir, None, None).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `latest` naming a checkpoint through a link (into another run) is refused.
+    #[test]
+    fn pointers_do_not_leave_the_run() {
+        let dir = scratch("escape");
+        let other = scratch("escape-other");
+        let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+        session.run(StopAt::Iterations(1), &mut ()).unwrap();
+        drop(session);
+        let mut foreign = Session::start(config(DQN), Backend::Flex, &other).unwrap();
+        foreign.run(StopAt::Iterations(100), &mut ()).unwrap();
+        drop(foreign);
+        let checkpoints = dir.join("checkpoints");
+        std::os::unix::fs::symlink(
+            other.join("checkpoints/step-0000000100"),
+            checkpoints.join("step-0000009999"),
+        )
+        .unwrap();
+        std::fs::write(dir.join(LATEST), "checkpoints/step-0000009999\n").unwrap();
+        let err = Session::resume(&dir, None, None).err().unwrap().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        std::fs::write(dir.join(LATEST), "x".repeat(100_000)).unwrap();
+        let err = Session::resume(&dir, None, None).err().unwrap().to_string();
+        assert!(err.len() < 300, "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&other).unwrap();
     }
 
     /// The same run's first update on wgpu (lavapipe without a GPU) and on flex: same
@@ -823,11 +993,9 @@ mod tests {
 
     #[test]
     fn burn_version_is_the_locked_one() {
-        let lock = std::fs::read_to_string(format!(
-            "{}/../../Cargo.lock",
-            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let lock =
+            std::fs::read_to_string(gradless_test_support::workspace_root().join("Cargo.lock"))
+                .unwrap();
         assert!(
             lock.contains(&format!("name = \"burn\"\nversion = \"{BURN_VERSION}\"")),
             "Cargo.lock pins another burn than {BURN_VERSION}"

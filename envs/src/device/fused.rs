@@ -239,7 +239,8 @@ fn bookkeep<F: Float>(
     if !restarted {
         elapsed = table[first + bookkeeping::ELAPSED * n] + one;
         episode_return = table[first + bookkeeping::EPISODE_RETURN * n] + reward;
-        truncated = !terminated && elapsed >= F::cast_from(time_limit);
+        // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
+        truncated = elapsed >= F::cast_from(time_limit);
     }
     let done = terminated || truncated;
     if done {

@@ -281,6 +281,7 @@ struct EpisodeRecords {
     columns: Tensor<2, Int>,
     returns: Tensor<2>,
     lengths: Tensor<2>,
+    terminated: Tensor<2>,
     truncated: Tensor<2>,
     /// Episodes recorded per env so far.
     recorded: Tensor<1, Int>,
@@ -297,7 +298,9 @@ pub struct RecordedEpisode {
     pub episode_return: f64,
     /// Its number of steps.
     pub length: u32,
-    /// Whether the time limit cut it.
+    /// Whether it ended in a terminal state.
+    pub terminated: bool,
+    /// Whether the time limit cut it (possibly on the same step as a termination).
     pub truncated: bool,
 }
 
@@ -466,7 +469,7 @@ impl DeviceVectorEnv {
         self.table = fresh_table(state.transpose());
     }
 
-    /// Keeps each env's first `capacity` episodes (return, length, truncation) on the
+    /// Keeps each env's first `capacity` episodes (return, length, both flags) on the
     /// device, for [`read_records`](Self::read_records). Records start empty.
     pub fn record_episodes(&mut self, capacity: usize) {
         let n = self.num_envs;
@@ -479,6 +482,7 @@ impl DeviceVectorEnv {
             columns,
             returns: empty(),
             lengths: empty(),
+            terminated: empty(),
             truncated: empty(),
             recorded: Tensor::zeros([n], &self.device),
         });
@@ -509,6 +513,7 @@ impl DeviceVectorEnv {
             let book = rows(self.table.clone().narrow(0, state_dim, bookkeeping::COUNT));
             records.record(
                 &step.done(),
+                &step.terminated(),
                 &step.truncated(),
                 &book[bookkeeping::EPISODE_RETURN],
                 &book[bookkeeping::ELAPSED],
@@ -540,10 +545,8 @@ impl DeviceVectorEnv {
         let elapsed = (book[bookkeeping::ELAPSED].clone() + 1.0).mask_fill(reset.clone(), 0.0);
         let episode_return = (book[bookkeeping::EPISODE_RETURN].clone() + rewards.clone())
             .mask_fill(reset.clone(), 0.0);
-        let truncated = elapsed
-            .clone()
-            .greater_equal_elem(time_limit)
-            .bool_and(terminated.clone().bool_not());
+        // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
+        let truncated = elapsed.clone().greater_equal_elem(time_limit);
         let done = terminated.clone().bool_or(truncated.clone());
         let done_values = done.clone().float();
         let observations = self.dynamics.observe(&state);
@@ -668,10 +671,11 @@ impl DeviceVectorEnv {
         let data = Transaction::default()
             .register(records.returns.clone())
             .register(records.lengths.clone())
+            .register(records.terminated.clone())
             .register(records.truncated.clone())
             .try_execute()
             .map_err(|e| EnvError::Device(e.to_string()))?;
-        let [returns, lengths, truncated] = read_columns(data)?;
+        let [returns, lengths, terminated, truncated] = read_columns(data)?;
         let mut episodes = Vec::new();
         for (env_index, &count) in counts.iter().enumerate() {
             for nth in 0..count.min(records.capacity) {
@@ -681,6 +685,7 @@ impl DeviceVectorEnv {
                     nth,
                     episode_return: returns[at],
                     length: lengths[at] as u32,
+                    terminated: terminated[at] > 0.5,
                     truncated: truncated[at] > 0.5,
                 });
             }
@@ -694,6 +699,7 @@ impl EpisodeRecords {
     fn record(
         &mut self,
         done: &Tensor<1, Bool>,
+        terminated: &Tensor<1, Bool>,
         truncated: &Tensor<1, Bool>,
         episode_return: &Tensor<1>,
         elapsed: &Tensor<1>,
@@ -718,6 +724,10 @@ impl EpisodeRecords {
             .lengths
             .clone()
             .mask_where(slot.clone(), wide(elapsed.clone()));
+        self.terminated = self
+            .terminated
+            .clone()
+            .mask_where(slot.clone(), wide(terminated.clone().float()));
         self.truncated = self
             .truncated
             .clone()
@@ -884,8 +894,36 @@ mod tests {
                 nth: 0,
                 episode_return: 1.0,
                 length: 1,
+                terminated: true,
                 truncated: false
             }]
+        );
+    }
+
+    /// Gymnasium's rule: a step that terminates at the time limit is truncated too, and the
+    /// record keeps both flags.
+    #[test]
+    fn a_termination_at_the_time_limit_is_also_a_truncation() {
+        let device = Device::flex();
+        let (dynamics, _) = device_dynamics("CartPole-v1").unwrap();
+        let mut envs = DeviceVectorEnv::new(dynamics, 2, Some(1), &device);
+        envs.record_episodes(1);
+        // Env 0 falls on its first step, which is also the last the limit allows.
+        envs.set_state(&[0.0, 0.0, 0.2094, 2.0, 0.0, 0.0, 0.0, 0.0]);
+        let push = DeviceActions::Discrete(Tensor::from_data(
+            TensorData::new(vec![0i64, 1], [2]),
+            &device,
+        ));
+        let step = envs.step(&push).unwrap();
+        assert_eq!(flags(step.terminated()), [true, false]);
+        assert_eq!(flags(step.truncated()), [true, true]);
+        let records = envs.read_records().unwrap();
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| (r.terminated, r.truncated))
+                .collect::<Vec<_>>(),
+            [(true, true), (false, true)]
         );
     }
 

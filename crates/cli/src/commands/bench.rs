@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use gradless_device::{Backend, HostOnly, InferenceDevice};
 use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{
-    Action, Actions, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
+    ActionSampler, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
 };
 use gradless_policy::{ActionHead, Activation, ActorCritic, Agent, Checkpoint, Rollout};
 use serde::Serialize;
@@ -230,7 +230,7 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
                 read_every: 1,
                 host_only: false,
             };
-            let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &device, &timing)?;
+            let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
             let result = EvalBenchResult {
                 checkpoint: args.checkpoint.clone(),
                 device: backend.to_string(),
@@ -280,12 +280,7 @@ struct Timing {
 /// uncounted warm-up window (kernel compilation, caches). Device envs read their episode
 /// statistics back every `read_every` steps and at the end of each window, so queued work
 /// is inside the window it was queued in.
-fn median_steps_per_sec(
-    rollout: &mut Rollout,
-    agent: &Agent,
-    device: &InferenceDevice,
-    timing: &Timing,
-) -> Result<f64> {
+fn median_steps_per_sec(rollout: &mut Rollout, agent: &Agent, timing: &Timing) -> Result<f64> {
     let mut rates = Vec::with_capacity(timing.repeats);
     for repeat in 0..=timing.repeats {
         // The warm-up window runs for real: autotuning measures what it launches.
@@ -293,7 +288,7 @@ fn median_steps_per_sec(
         let start = Instant::now();
         let mut steps = 0usize;
         while start.elapsed() < timing.window {
-            rollout.step(agent, device)?;
+            rollout.step(agent)?;
             steps += 1;
             if steps.is_multiple_of(timing.read_every) {
                 rollout.take_finished()?;
@@ -323,7 +318,7 @@ fn fresh_agent(env_id: &str, device: &InferenceDevice) -> Result<Agent> {
         &mut EnvRng::from_seed(0),
         device.device(),
     );
-    Ok(Agent::actor_critic(&model))
+    Ok(Agent::actor_critic(&model, device))
 }
 
 fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
@@ -401,8 +396,7 @@ fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                         continue;
                     }
                     measured += 1;
-                    let steps_per_sec =
-                        median_steps_per_sec(&mut rollout, &agent, &device, &timing)?;
+                    let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
                     let result = RolloutBenchResult {
                         env: args.env.clone(),
                         env_backend,
@@ -477,62 +471,6 @@ fn measure_window(id: &str, num_envs: usize, threads: usize, window: Duration) -
             .map(|w| w.join().expect("bench worker panicked"))
             .sum::<Result<f64>>()
     })
-}
-
-/// Draws random actions from a space, as `action_space.sample()` does.
-struct ActionSampler {
-    rng: EnvRng,
-    space: Space,
-}
-
-impl ActionSampler {
-    fn new(space: &Space, seed: u64) -> Self {
-        Self {
-            rng: EnvRng::from_seed(seed),
-            space: space.clone(),
-        }
-    }
-
-    /// One action; continuous values go into `buffer`.
-    fn sample<'a>(&mut self, buffer: &'a mut [f32]) -> Action<'a> {
-        match &self.space {
-            Space::Discrete { n } => Action::Discrete(self.rng.below(u64::from(*n)) as i64),
-            Space::Box { .. } => {
-                self.fill_box(buffer);
-                Action::Continuous(buffer)
-            }
-        }
-    }
-
-    /// A batch of actions, written into the buffer of the space's kind.
-    fn sample_batch<'a>(
-        &mut self,
-        discrete: &'a mut [i64],
-        continuous: &'a mut [f32],
-    ) -> Actions<'a> {
-        match self.space {
-            Space::Discrete { n } => {
-                for a in discrete.iter_mut() {
-                    *a = self.rng.below(u64::from(n)) as i64;
-                }
-                Actions::Discrete(discrete)
-            }
-            Space::Box { .. } => {
-                self.fill_box(continuous);
-                Actions::Continuous(continuous)
-            }
-        }
-    }
-
-    fn fill_box(&mut self, out: &mut [f32]) {
-        let Space::Box { low, high } = &self.space else {
-            unreachable!("called for box spaces only")
-        };
-        for (k, a) in out.iter_mut().enumerate() {
-            let d = k % low.len();
-            *a = self.rng.uniform(f64::from(low[d]), f64::from(high[d])) as f32;
-        }
-    }
 }
 
 /// One thread's envs with their action buffers.

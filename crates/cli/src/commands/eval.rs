@@ -7,7 +7,7 @@ use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
     CheckpointEvaluation, EnvBackend, EvalSettings, discover, evaluate_checkpoint,
-    write_learning_curve, write_outputs,
+    prepare_output_dir, write_learning_curve, write_outputs,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -74,15 +74,19 @@ fn grad_mode_report(checkpoint: &Path, base: &Device, batch: usize, dir: &Path) 
     Ok(speedup)
 }
 
-fn output_dir(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> PathBuf {
+/// Where a checkpoint's evaluation files go, as a folder inside a base: by default `eval`
+/// inside the checkpoint (an input: no link there is followed), with `--out` the run's and
+/// the checkpoint's names inside it.
+fn output_place(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> (PathBuf, PathBuf) {
     match out {
-        None => checkpoint.join("eval"),
+        None => (checkpoint.to_path_buf(), PathBuf::from("eval")),
         Some(out) => {
-            let mut dir = out.to_path_buf();
+            let mut relative = PathBuf::new();
             if let Some(run) = run.and_then(Path::file_name) {
-                dir.push(run);
+                relative.push(run);
             }
-            dir.join(checkpoint.file_name().unwrap_or_default())
+            relative.push(checkpoint.file_name().unwrap_or_default());
+            (out.to_path_buf(), relative)
         }
     }
 }
@@ -111,6 +115,22 @@ fn print_row(evaluation: &CheckpointEvaluation) {
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     if args.episodes == 0 || args.num_envs == 0 {
         bail!("--episodes and --num-envs must be at least 1");
+    }
+    let last_episode = args.episodes as u64 - 1;
+    if args.seed.checked_add(last_episode).is_none() {
+        bail!(
+            "--seed {}: with --episodes {} the episode seeds would pass the largest seed, {} (use --seed {} or less)",
+            args.seed,
+            args.episodes,
+            u64::MAX,
+            u64::MAX - last_episode
+        );
+    }
+    if let Some(out) = &args.out {
+        // Before any episode runs: an unwritable --out is found now, not at the end.
+        std::fs::create_dir_all(out)
+            .and_then(|()| gradless_files::check_writable(out))
+            .with_context(|| format!("--out {}", out.display()))?;
     }
     let backend: Backend = args.device.parse().context("--device")?;
     let base = gradless_device::open(backend)?;
@@ -149,16 +169,34 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     let total: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
     let mut failed = 0;
     for target in &targets {
+        // Evaluations of a run are written into it: no trainer may write it meanwhile.
+        let _lock = match (&target.run, &args.out) {
+            (Some(run), None) => match gradless_files::DirLock::acquire(run) {
+                Ok(lock) => Some(lock),
+                Err(error) => {
+                    let error = anyhow::Error::from(error).context(run.display().to_string());
+                    if targets.len() == 1 {
+                        return Err(error);
+                    }
+                    eprintln!("error: {}", error_line(&error));
+                    failed += target.checkpoints.len();
+                    continue;
+                }
+            },
+            _ => None,
+        };
         let mut evaluated = Vec::new();
         for checkpoint in &target.checkpoints {
-            let dir = output_dir(args.out.as_deref(), checkpoint, target.run.as_deref());
-            let result = evaluate_checkpoint(checkpoint, &settings, &device)
-                .and_then(|evaluation| {
+            let (out_base, relative) =
+                output_place(args.out.as_deref(), checkpoint, target.run.as_deref());
+            let result = prepare_output_dir(&out_base, &relative)
+                .and_then(|dir| Ok((dir, evaluate_checkpoint(checkpoint, &settings, &device)?)))
+                .and_then(|(dir, evaluation)| {
                     write_outputs(&evaluation, &dir)?;
-                    Ok(evaluation)
+                    Ok((dir, evaluation))
                 })
                 .map_err(anyhow::Error::from)
-                .and_then(|evaluation| {
+                .and_then(|(dir, evaluation)| {
                     let report = args
                         .grad_mode_report
                         .then(|| grad_mode_report(checkpoint, &base, args.num_envs, &dir))
@@ -200,8 +238,10 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                 .max_by(|a, b| a.summary.iqm.total_cmp(&b.summary.iqm))
         {
             let folder = match &args.out {
-                Some(out) => out.join(run.file_name().unwrap_or_default()),
-                None => run.join("eval"),
+                Some(out) => {
+                    prepare_output_dir(out, Path::new(run.file_name().unwrap_or_default()))?
+                }
+                None => prepare_output_dir(run, Path::new("eval"))?,
             };
             let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
             let title = format!("{} on {}", run.display(), best.env);

@@ -9,6 +9,9 @@ use serde_json::json;
 
 use crate::output::write_atomically;
 
+/// The largest replay input read (the committed fixtures are under 1 MB).
+const MAX_INPUT_BYTES: u64 = 256 << 20;
+
 /// Arguments of `gradless replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -21,8 +24,8 @@ pub struct ReplayArgs {
 
 /// Replays every case and writes `{"cases": [{"env", "steps": [...]}, ...]}`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
-    let input = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let input = gradless_files::read_text_bounded(&args.file, MAX_INPUT_BYTES)
+        .with_context(|| format!("{}", args.file.display()))?;
     let outcomes = replay::run(&input).with_context(|| args.file.display().to_string())?;
     let steps: usize = outcomes.iter().map(|o| o.steps.len()).sum();
     tracing::info!(file = %args.file.display(), cases = outcomes.len(), steps, "replayed");

@@ -3,10 +3,10 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use gradless_device::Backend;
-use gradless_trainer::{Progress, Session, StopAt, TrainConfig};
+use gradless_trainer::{Progress, Session, StopAt, TrainConfig, run_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::logging;
@@ -36,13 +36,19 @@ pub struct TrainArgs {
     resume: Option<PathBuf>,
 }
 
-fn load_config(path: &Path, overrides: &[String], seed: Option<u64>) -> Result<TrainConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let mut overrides = overrides.to_vec();
-    if let Some(seed) = seed {
+/// `--set` overrides with `--seed` as one more.
+fn overrides(args: &TrainArgs) -> Vec<String> {
+    let mut overrides = args.overrides.clone();
+    if let Some(seed) = args.seed {
         overrides.push(format!("seed={seed}"));
     }
-    TrainConfig::from_toml(&text, &overrides).with_context(|| format!("{}", path.display()))
+    overrides
+}
+
+fn load_config(path: &Path, overrides: &[String]) -> Result<TrainConfig> {
+    let text = gradless_files::read_text_bounded(path, run_dir::MAX_CONFIG_BYTES)
+        .with_context(|| format!("{}", path.display()))?;
+    TrainConfig::from_toml(&text, overrides).with_context(|| format!("{}", path.display()))
 }
 
 /// `runs/<config name>-seed<seed>`, numbered `-2`, `-3`, ... past the ones that exist, so
@@ -82,10 +88,12 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         .context("--device")?;
     let mut session = match &args.resume {
         Some(dir) => {
+            // A resumed run keeps its config: what is given must equal it, and the first
+            // key that differs is named.
             let config = match &args.config {
-                Some(path) => Some(load_config(path, &args.overrides, args.seed)?),
-                None if !args.overrides.is_empty() || args.seed.is_some() => {
-                    bail!("--set and --seed change a run's config; a resumed run keeps its own")
+                Some(path) => Some(load_config(path, &overrides(args))?),
+                None if !overrides(args).is_empty() => {
+                    Some(run_dir::saved_config(dir, &overrides(args))?)
                 }
                 None => None,
             };
@@ -96,7 +104,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 .config
                 .as_ref()
                 .expect("clap requires --config without --resume");
-            let config = load_config(path, &args.overrides, args.seed)?;
+            let config = load_config(path, &overrides(args))?;
             let out = args
                 .out
                 .clone()

@@ -1,8 +1,11 @@
 //! Running the `gradless` binary from integration tests.
-#![allow(dead_code)] // each test crate uses its own subset
+#![allow(dead_code, unused_imports)] // each test crate uses its own subset
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
+
+pub use gradless_test_support::{
+    copy_dir, make_fifo, scratch, shipped_checkpoint as shipped, workspace_root,
+};
 
 pub fn gradless(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gradless"))
@@ -10,12 +13,6 @@ pub fn gradless(args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("the gradless binary runs")
-}
-
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradless-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 pub fn stderr(output: &Output) -> String {

@@ -1,0 +1,56 @@
+//! What the workspace's tests share (a dev-dependency only): where the repository's shipped
+//! checkpoints, configs and fixtures are, fresh scratch folders, and copies of checkpoints
+//! to damage.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root, found at run time from the crate under test (`cargo test` sets
+/// `CARGO_MANIFEST_DIR`): a path baked in at compile time would point into whichever
+/// checkout built a cached test binary.
+pub fn workspace_root() -> PathBuf {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    Path::new(&manifest)
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("the crate lies inside the workspace")
+        .to_path_buf()
+}
+
+/// A checkpoint shipped under `checkpoints/` (`cartpole-v1-ppo`, `cartpole-v1-dqn`).
+pub fn shipped_checkpoint(name: &str) -> PathBuf {
+    workspace_root().join("checkpoints").join(name)
+}
+
+/// A shipped config under `configs/`.
+pub fn shipped_config(name: &str) -> PathBuf {
+    workspace_root().join("configs").join(name)
+}
+
+/// An empty folder of the system's temporary directory, unique to this process and `name`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradless-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
+    dir
+}
+
+/// Copies the files of the folder `from` (a checkpoint) into `to`, creating it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's folder can be made");
+    for entry in std::fs::read_dir(from).expect("the folder to copy exists") {
+        let path = entry.expect("its entries can be read").path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().expect("files have names")))
+                .expect("the file can be copied");
+        }
+    }
+}
+
+/// Makes a FIFO at `path` (with `mkfifo`).
+pub fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
