@@ -14,6 +14,10 @@ fn file_type(path: &Path) -> std::fs::FileType {
     std::fs::symlink_metadata(path).unwrap().file_type()
 }
 
+fn eval_on_flex(checkpoint: &Path) -> std::process::Output {
+    gradless(&["eval", checkpoint.to_str().unwrap(), "--device", "flex"])
+}
+
 fn export(checkpoint: &Path, out: &Path) -> std::process::Output {
     gradless(&[
         "export",
@@ -99,10 +103,7 @@ fn endless_and_oversized_inputs_are_refused_at_once() {
     copy_dir(&shipped("cartpole-v1-ppo"), &checkpoint);
     std::fs::remove_file(checkpoint.join("metadata.json")).unwrap();
     make_fifo(&checkpoint.join("metadata.json"));
-    assert_clean_failure(
-        &gradless(&["eval", checkpoint.to_str().unwrap(), "--device", "flex"]),
-        &["metadata.json", "FIFO"],
-    );
+    assert_clean_failure(&eval_on_flex(&checkpoint), &["metadata.json", "FIFO"]);
     std::fs::remove_file(checkpoint.join("model.bpk")).unwrap();
     std::fs::remove_file(checkpoint.join("metadata.json")).unwrap();
     std::fs::copy(
@@ -112,7 +113,7 @@ fn endless_and_oversized_inputs_are_refused_at_once() {
     .unwrap();
     std::os::unix::fs::symlink("/dev/zero", checkpoint.join("model.bpk")).unwrap();
     assert_clean_failure(
-        &gradless(&["eval", checkpoint.to_str().unwrap(), "--device", "flex"]),
+        &eval_on_flex(&checkpoint),
         &["model.bpk", "character device"],
     );
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -160,7 +161,7 @@ fn edited_metadata_is_one_line_and_quick() {
         std::fs::write(&path, original.replacen(from, to, 1)).unwrap();
         let started = Instant::now();
         assert_clean_failure(
-            &gradless(&["eval", checkpoint.to_str().unwrap(), "--device", "flex"]),
+            &eval_on_flex(&checkpoint),
             &["metadata.json", "metadata_sha256"],
         );
         assert!(started.elapsed() < Duration::from_secs(30));

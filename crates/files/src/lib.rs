@@ -41,14 +41,8 @@ fn refused(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
-/// Opens `path` for reading if it is a regular file (links to one are followed). The open
-/// does not block on a FIFO, and the type is checked on the opened file, so nothing can be
-/// swapped in between.
-pub fn open_regular(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+/// `file` if it is a regular file, else what it is.
+fn regular(file: File) -> io::Result<File> {
     let file_type = file.metadata()?.file_type();
     if !file_type.is_file() {
         return Err(refused(format!(
@@ -57,6 +51,17 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
         )));
     }
     Ok(file)
+}
+
+/// Opens `path` for reading if it is a regular file (links to one are followed). The open
+/// does not block on a FIFO, and the type is checked on the opened file, so nothing can be
+/// swapped in between.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    regular(file)
 }
 
 /// Reads a regular file of at most `limit` bytes.
@@ -216,14 +221,7 @@ pub fn open_append(path: &Path) -> io::Result<File> {
                 e
             }
         })?;
-    let file_type = file.metadata()?.file_type();
-    if !file_type.is_file() {
-        return Err(refused(format!(
-            "is {}, not a regular file",
-            kind_of(file_type)
-        )));
-    }
-    Ok(file)
+    regular(file)
 }
 
 /// The lock file's name inside a locked directory.

@@ -150,18 +150,7 @@ impl Metadata {
         self.architecture
             .check_sizes()
             .map_err(|reason| format!("architecture: {reason}"))?;
-        let (input, outputs) = match &self.architecture {
-            Architecture::ActorCritic {
-                observation_dim,
-                head,
-                ..
-            } => (*observation_dim, head.outputs()),
-            Architecture::QNetwork {
-                observation_dim,
-                actions,
-                ..
-            } => (*observation_dim, *actions),
-        };
+        let (input, outputs) = self.architecture.input_output();
         let kinds_fit = matches!(
             (&self.architecture, &self.action_space),
             (
@@ -431,7 +420,11 @@ pub fn write_checkpoint(
         .unwrap_or_default();
     let staging = dir.with_file_name(format!(".{name}.partial-{}", std::process::id()));
     let result = (|| {
-        std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+        if let Some(parent) = staging.parent() {
+            std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+        }
+        // A new directory, never one (or a link to one) that is already there.
+        std::fs::create_dir(&staging).map_err(io_error(&staging))?;
         write_files(&staging)?;
         metadata.format_version = FORMAT_VERSION;
         metadata.files.clear();

@@ -4,7 +4,8 @@
 
 use gradless_envs::device::make_device_vector;
 
-use crate::acting::{ActError, Agent, EpisodePlan, SeededEpisode};
+use crate::acting::{ActError, Agent};
+use crate::episodes::{EpisodePlan, SeededEpisode};
 
 /// Steps between read-backs of the recorded-episode counts.
 const CHECK_EVERY: usize = 32;

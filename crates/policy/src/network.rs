@@ -77,15 +77,13 @@ impl Mlp {
                     std::f64::consts::SQRT_2
                 };
                 let weight = orthogonal(pair[0], pair[1], gain, rng);
-                Linear {
-                    weight: Param::from_data(TensorData::new(weight, [pair[0], pair[1]]), device),
-                    bias: Some(Param::from_data(
-                        TensorData::new(vec![0.0f32; pair[1]], [pair[1]]),
-                        device,
-                    )),
-                }
+                linear(weight, pair[0], pair[1], device)
             })
             .collect();
+        Self::from_layers(layers, activation)
+    }
+
+    fn from_layers(layers: Vec<Linear>, activation: Activation) -> Self {
         Self {
             layers,
             activation,
@@ -104,22 +102,9 @@ impl Mlp {
     ) -> Self {
         let layers = layer_sizes(input, hidden, output)
             .windows(2)
-            .map(|pair| Linear {
-                weight: Param::from_data(
-                    TensorData::new(vec![0.0f32; pair[0] * pair[1]], [pair[0], pair[1]]),
-                    device,
-                ),
-                bias: Some(Param::from_data(
-                    TensorData::new(vec![0.0f32; pair[1]], [pair[1]]),
-                    device,
-                )),
-            })
+            .map(|pair| linear(vec![0.0; pair[0] * pair[1]], pair[0], pair[1], device))
             .collect();
-        Self {
-            layers,
-            activation,
-            tanh: TanhKernel::default(),
-        }
+        Self::from_layers(layers, activation)
     }
 
     /// `[batch, input] -> [batch, output]`.
@@ -151,6 +136,17 @@ impl Mlp {
             tanh: kernel,
             ..self
         }
+    }
+}
+
+/// A `rows -> cols` layer with these (row-major) weights and zero biases.
+fn linear(weight: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Linear {
+    Linear {
+        weight: Param::from_data(TensorData::new(weight, [rows, cols]), device),
+        bias: Some(Param::from_data(
+            TensorData::new(vec![0.0f32; cols], [cols]),
+            device,
+        )),
     }
 }
 
@@ -294,9 +290,9 @@ impl Architecture {
         }
     }
 
-    /// Checks every size against the bounds networks keep (see [`check_hidden_sizes`]).
-    pub fn check_sizes(&self) -> Result<(), String> {
-        let (input, output) = match self {
+    /// Its input size and its number of outputs (the critic's value aside).
+    pub fn input_output(&self) -> (usize, usize) {
+        match self {
             Architecture::ActorCritic {
                 observation_dim,
                 head,
@@ -307,7 +303,12 @@ impl Architecture {
                 actions,
                 ..
             } => (*observation_dim, *actions),
-        };
+        }
+    }
+
+    /// Checks every size against the bounds networks keep (see [`check_hidden_sizes`]).
+    pub fn check_sizes(&self) -> Result<(), String> {
+        let (input, output) = self.input_output();
         check_hidden_sizes(self.hidden()).map_err(|reason| format!("hidden: {reason}"))?;
         for (name, size) in [("inputs", input), ("outputs", output)] {
             if size == 0 || size > MAX_LAYER_WIDTH {

@@ -18,7 +18,8 @@ use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::{
     Actions, AutoresetMode, EnvRng, MakeOptions, Space, VectorEnv, VectorSnapshot,
 };
-use gradless_policy::acting::{argmax, observation_tensor, read_f32};
+use gradless_policy::acting::{observation_tensor, read_f32};
+use gradless_policy::sampling::argmax;
 use gradless_policy::{
     ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, QNetwork,
 };

@@ -22,8 +22,7 @@ use std::time::Instant;
 use crate::metrics::{PpoUpdate, Update};
 use burn::optim::GradientsParams;
 use burn::prelude::{Int, Module, Tensor, TensorData};
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Distribution, Transaction};
+use burn::tensor::Transaction;
 use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::device::{
     DeviceActions, DeviceSnapshot, DeviceVectorEnv, EnvBackend, make_device_vector, signal,
@@ -31,9 +30,8 @@ use gradless_envs::device::{
 use gradless_envs::{
     Actions, AutoresetMode, EnvRng, EpisodeStats, MakeOptions, VectorEnv, VectorSnapshot,
 };
-use gradless_policy::acting::{
-    finite_f32, observation_tensor, read_f32, sample_categorical, sample_gaussian,
-};
+use gradless_policy::acting::{finite_f32, observation_tensor, read_f32};
+use gradless_policy::sampling::{Categorical, DiagGaussian, sample_categorical, sample_gaussian};
 use gradless_policy::{
     ActError, ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
 };
@@ -510,13 +508,8 @@ impl Ppo {
                             TensorData::new(actions, [chunk.len(), 1]),
                             &device,
                         );
-                        let log_probs = log_softmax(model.actor(observations.clone()), 1);
-                        let chosen = log_probs.clone().gather(1, actions).squeeze_dim::<1>(1);
-                        let entropy = (log_probs.clone().exp() * log_probs)
-                            .sum_dim(1)
-                            .squeeze_dim::<1>(1)
-                            .neg();
-                        (chosen, entropy.mean())
+                        let policy = Categorical::new(model.actor(observations.clone()));
+                        (policy.log_prob(actions), policy.mean_entropy())
                     }
                     ActionHead::Gaussian { dim: action_dim } => {
                         let actions: Vec<f32> = chunk
@@ -531,16 +524,11 @@ impl Ppo {
                             TensorData::new(actions, [chunk.len(), action_dim]),
                             &device,
                         );
-                        let mean = model.actor(observations.clone());
-                        let log_std = model.log_std().expect("Gaussian head has a log-std");
-                        let z = (actions - mean) / log_std.clone().exp();
-                        let half_log_two_pi = 0.5 * std::f64::consts::TAU.ln();
-                        let log_density = (z.powi_scalar(2).mul_scalar(-0.5) - log_std.clone())
-                            .sub_scalar(half_log_two_pi)
-                            .sum_dim(1)
-                            .squeeze_dim::<1>(1);
-                        let entropy = log_std.add_scalar(0.5 + half_log_two_pi).sum();
-                        (log_density, entropy)
+                        let policy = DiagGaussian::new(
+                            model.actor(observations.clone()),
+                            model.log_std().expect("Gaussian head has a log-std"),
+                        );
+                        (policy.log_prob(actions), policy.mean_entropy())
                     }
                 };
                 let log_ratio = new_log_probs - upload(pick(&rollout.log_probs));
@@ -689,20 +677,9 @@ fn sample_on_device(
     observations: Tensor<2>,
 ) -> (DeviceActions, Tensor<1>) {
     let outputs = actor.actor(observations);
-    let [rows, width] = outputs.dims();
-    let device = outputs.device();
     match head {
         ActionHead::Categorical { .. } => {
-            let uniform = Tensor::<2>::random(
-                [rows, width],
-                Distribution::Uniform(f64::from(f32::MIN_POSITIVE), 1.0),
-                &device,
-            );
-            let gumbel = uniform.log().neg().log().neg();
-            let actions = (outputs.clone() + gumbel).argmax(1);
-            let log_probs = log_softmax(outputs, 1)
-                .gather(1, actions.clone())
-                .squeeze_dim::<1>(1);
+            let (actions, log_probs) = Categorical::sample(outputs);
             (
                 DeviceActions::Discrete(actions.squeeze_dim::<1>(1)),
                 log_probs,
@@ -710,12 +687,7 @@ fn sample_on_device(
         }
         ActionHead::Gaussian { .. } => {
             let log_std = actor.log_std().expect("Gaussian heads have a log-std");
-            let z = Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 1.0), &device);
-            let actions = outputs + log_std.clone().exp() * z.clone();
-            let log_density = (z.powi_scalar(2).mul_scalar(-0.5) - log_std)
-                .sub_scalar(0.5 * std::f64::consts::TAU.ln())
-                .sum_dim(1)
-                .squeeze_dim::<1>(1);
+            let (actions, log_density) = DiagGaussian::new(outputs, log_std).sample();
             (DeviceActions::Continuous(actions), log_density)
         }
     }

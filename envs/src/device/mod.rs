@@ -15,15 +15,18 @@ mod cartpole;
 mod fused;
 mod mountain_car;
 mod pendulum;
+mod records;
 
 use burn::prelude::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::Distribution;
 use burn::tensor::kind::Basic;
-use burn::tensor::{Distribution, Transaction};
 
 pub use cartpole::CartPoleTensors;
 pub use fused::Physics;
 pub use mountain_car::MountainCarTensors;
 pub use pendulum::PendulumTensors;
+use records::EpisodeRecords;
+pub use records::{FinishedEpisodes, RecordedEpisode};
 
 use crate::error::EnvError;
 use crate::registry::spec;
@@ -249,61 +252,6 @@ pub struct DeviceSnapshot {
     pub needs_reset: Vec<bool>,
 }
 
-/// Episodes finished since the last read, per env.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FinishedEpisodes {
-    /// Episodes each env finished.
-    pub count: Vec<u32>,
-    /// The sum of those episodes' returns, per env.
-    pub return_sum: Vec<f64>,
-    /// The sum of their lengths, per env.
-    pub length_sum: Vec<f64>,
-}
-
-impl FinishedEpisodes {
-    /// Episodes finished in all envs together.
-    pub fn total(&self) -> u64 {
-        self.count.iter().map(|&c| u64::from(c)).sum()
-    }
-
-    /// The mean return of all of them, `None` if there were none.
-    pub fn mean_return(&self) -> Option<f64> {
-        let total = self.total();
-        (total > 0).then(|| self.return_sum.iter().sum::<f64>() / total as f64)
-    }
-}
-
-/// Per-episode records of the first `capacity` episodes of each env, kept on the device.
-#[derive(Debug, Clone)]
-struct EpisodeRecords {
-    capacity: usize,
-    /// `[num_envs, capacity]` column indices, to pick each env's next free slot.
-    columns: Tensor<2, Int>,
-    returns: Tensor<2>,
-    lengths: Tensor<2>,
-    terminated: Tensor<2>,
-    truncated: Tensor<2>,
-    /// Episodes recorded per env so far.
-    recorded: Tensor<1, Int>,
-}
-
-/// One episode read back from the device records.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RecordedEpisode {
-    /// The env slot that ran it.
-    pub env_index: usize,
-    /// Its position among that slot's episodes.
-    pub nth: usize,
-    /// The sum of its rewards.
-    pub episode_return: f64,
-    /// Its number of steps.
-    pub length: u32,
-    /// Whether it ended in a terminal state.
-    pub terminated: bool,
-    /// Whether the time limit cut it (possibly on the same step as a termination).
-    pub truncated: bool,
-}
-
 /// `num_envs` copies of an env on a burn device, with Gymnasium's next-step autoreset and
 /// time limit, and running episode statistics, all on the device.
 ///
@@ -469,25 +417,6 @@ impl DeviceVectorEnv {
         self.table = fresh_table(state.transpose());
     }
 
-    /// Keeps each env's first `capacity` episodes (return, length, both flags) on the
-    /// device, for [`read_records`](Self::read_records). Records start empty.
-    pub fn record_episodes(&mut self, capacity: usize) {
-        let n = self.num_envs;
-        let columns = Tensor::<1, Int>::arange(0..capacity as i64, &self.device)
-            .unsqueeze_dim::<2>(0)
-            .expand([n, capacity]);
-        let empty = || Tensor::<2>::zeros([n, capacity], &self.device);
-        self.records = Some(EpisodeRecords {
-            capacity,
-            columns,
-            returns: empty(),
-            lengths: empty(),
-            terminated: empty(),
-            truncated: empty(),
-            recorded: Tensor::zeros([n], &self.device),
-        });
-    }
-
     /// Steps every env: an env whose episode ended on the previous step starts a new one
     /// instead (its action ignored, reward 0, both flags false), as Gymnasium's next-step
     /// autoreset does.
@@ -644,95 +573,6 @@ impl DeviceVectorEnv {
             return_sum: column(1).collect(),
             length_sum: column(2).collect(),
         })
-    }
-
-    /// Episodes recorded per env so far (all zero if nothing is recorded).
-    pub fn recorded_counts(&self) -> Result<Vec<usize>, EnvError> {
-        let Some(records) = &self.records else {
-            return Ok(vec![0; self.num_envs]);
-        };
-        let data = records
-            .recorded
-            .clone()
-            .try_into_data()
-            .map_err(|e| EnvError::Device(e.to_string()))?;
-        data.convert::<i64>()
-            .try_into_vec::<i64>()
-            .map(|v| v.into_iter().map(|c| c as usize).collect())
-            .map_err(|e| EnvError::Device(format!("{e:?}")))
-    }
-
-    /// The recorded episodes, env by env, each env's in the order they finished.
-    pub fn read_records(&self) -> Result<Vec<RecordedEpisode>, EnvError> {
-        let Some(records) = &self.records else {
-            return Ok(Vec::new());
-        };
-        let counts = self.recorded_counts()?;
-        let data = Transaction::default()
-            .register(records.returns.clone())
-            .register(records.lengths.clone())
-            .register(records.terminated.clone())
-            .register(records.truncated.clone())
-            .try_execute()
-            .map_err(|e| EnvError::Device(e.to_string()))?;
-        let [returns, lengths, terminated, truncated] = read_columns(data)?;
-        let mut episodes = Vec::new();
-        for (env_index, &count) in counts.iter().enumerate() {
-            for nth in 0..count.min(records.capacity) {
-                let at = env_index * records.capacity + nth;
-                episodes.push(RecordedEpisode {
-                    env_index,
-                    nth,
-                    episode_return: returns[at],
-                    length: lengths[at] as u32,
-                    terminated: terminated[at] > 0.5,
-                    truncated: truncated[at] > 0.5,
-                });
-            }
-        }
-        Ok(episodes)
-    }
-}
-
-impl EpisodeRecords {
-    /// Writes each finished episode into its env's next free column.
-    fn record(
-        &mut self,
-        done: &Tensor<1, Bool>,
-        terminated: &Tensor<1, Bool>,
-        truncated: &Tensor<1, Bool>,
-        episode_return: &Tensor<1>,
-        elapsed: &Tensor<1>,
-    ) {
-        let [n, capacity] = self.columns.dims();
-        let wide = |column: Tensor<1>| column.unsqueeze_dim::<2>(1).expand([n, capacity]);
-        let slot = self
-            .columns
-            .clone()
-            .equal(
-                self.recorded
-                    .clone()
-                    .unsqueeze_dim::<2>(1)
-                    .expand([n, capacity]),
-            )
-            .bool_and(done.clone().unsqueeze_dim::<2>(1).expand([n, capacity]));
-        self.returns = self
-            .returns
-            .clone()
-            .mask_where(slot.clone(), wide(episode_return.clone()));
-        self.lengths = self
-            .lengths
-            .clone()
-            .mask_where(slot.clone(), wide(elapsed.clone()));
-        self.terminated = self
-            .terminated
-            .clone()
-            .mask_where(slot.clone(), wide(terminated.clone().float()));
-        self.truncated = self
-            .truncated
-            .clone()
-            .mask_where(slot, wide(truncated.clone().float()));
-        self.recorded = self.recorded.clone() + done.clone().int();
     }
 }
 
