@@ -179,6 +179,23 @@ pub struct Session {
     update_log: Throttle,
 }
 
+/// A number shown to four significant digits in log lines (metrics.jsonl keeps them all).
+struct Short(f64);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let x = self.0;
+        if x == 0.0 || !x.is_finite() {
+            return write!(f, "{x}");
+        }
+        let magnitude = x.abs().log10().floor();
+        if !(-4.0..6.0).contains(&magnitude) {
+            return write!(f, "{x:.3e}");
+        }
+        write!(f, "{x:.*}", (3.0 - magnitude).max(0.0) as usize)
+    }
+}
+
 /// How often an update is logged at info level.
 const UPDATE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -478,23 +495,24 @@ impl Session {
                 }
             };
         }
+        let training_return = training_return.map(Short);
         match stats {
             Update::Ppo(u) => emit!(
                 global_step,
-                "charts/episodic_return" = training_return,
+                "charts/episodic_return" = training_return.map(tracing::field::display),
                 "charts/SPS" = u.sps,
-                "losses/value_loss" = u.value_loss,
-                "losses/policy_loss" = u.policy_loss,
-                "losses/entropy" = u.entropy,
-                "losses/approx_kl" = u.approx_kl,
+                "losses/value_loss" = %Short(u.value_loss.into()),
+                "losses/policy_loss" = %Short(u.policy_loss.into()),
+                "losses/entropy" = %Short(u.entropy.into()),
+                "losses/approx_kl" = %Short(u.approx_kl.into()),
                 "update"
             ),
             Update::Dqn(u) => emit!(
                 global_step,
-                "charts/episodic_return" = training_return,
-                "charts/epsilon" = u.epsilon,
-                "losses/td_loss" = u.td_loss,
-                "losses/q_values" = u.q_values,
+                "charts/episodic_return" = training_return.map(tracing::field::display),
+                "charts/epsilon" = %Short(u.epsilon),
+                "losses/td_loss" = %Short(u.td_loss),
+                "losses/q_values" = %Short(u.q_values),
                 "update"
             ),
         }
@@ -989,6 +1007,34 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(largest < 1e-4, "largest difference {largest}");
+    }
+
+    #[test]
+    fn log_numbers_keep_four_significant_digits() {
+        let shown: Vec<String> = [
+            43.767292,
+            -0.0018129865,
+            0.69297397,
+            1.7e-5,
+            287.0,
+            0.0,
+            1.5e7,
+        ]
+        .iter()
+        .map(|&x| Short(x).to_string())
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "43.77",
+                "-0.001813",
+                "0.6930",
+                "1.700e-5",
+                "287.0",
+                "0",
+                "1.500e7"
+            ]
+        );
     }
 
     #[test]
