@@ -80,7 +80,11 @@ impl RunDir {
                 _ => false,
             }
         };
-        if !entries.iter().all(unstarted) {
+        // A lone config.toml may be the user's own file, not a run's: a run also has its
+        // `device` file or its checkpoints folder.
+        let named = |name: &str| entries.iter().any(|e| e.file_name() == name);
+        let foreign_config = named(CONFIG_FILE) && !named(DEVICE_FILE) && !named(CHECKPOINTS_DIR);
+        if !entries.iter().all(unstarted) || foreign_config {
             return Err(TrainError::RunExists(root.to_path_buf()));
         }
         let run = Self {
@@ -361,6 +365,17 @@ mod tests {
         }
         run.set_pointer(LATEST, &run.checkpoint_path(500)).unwrap();
         drop(run);
+        // A folder holding only someone's config.toml is not taken over.
+        let foreign = scratch("foreign-config");
+        std::fs::write(foreign.join(CONFIG_FILE), "mine").unwrap();
+        assert!(matches!(
+            RunDir::create(&foreign),
+            Err(TrainError::RunExists(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(foreign.join(CONFIG_FILE)).unwrap(),
+            "mine"
+        );
         assert!(RunDir::open(&root).unwrap().is_some());
         assert!(matches!(
             RunDir::create(&root),
