@@ -259,12 +259,10 @@ impl Session {
     ) -> Result<Self, TrainError> {
         let Some(run) = RunDir::open(dir)? else {
             let saved = crate::run_dir::saved_config(dir, &[])?;
-            if let Some(given) = config
-                && let Some((key, was, now)) = saved.first_difference(&given)
-            {
+            if let Some(reason) = config.and_then(|given| config_difference(&saved, &given)) {
                 return Err(TrainError::ResumeMismatch {
                     path: dir.join(CONFIG_FILE),
-                    reason: format!("the config differs at `{key}` (run: {was}, given: {now})"),
+                    reason,
                 });
             }
             tracing::warn!(
@@ -289,12 +287,8 @@ impl Session {
         };
         let saved: TrainConfig = serde_json::from_value(metadata.config.clone())
             .map_err(|e| state_error(&checkpoint, e))?;
-        if let Some(given) = config
-            && let Some((key, was, now)) = saved.first_difference(&given)
-        {
-            return Err(mismatch(format!(
-                "the config differs at `{key}` (run: {was}, given: {now})"
-            )));
+        if let Some(reason) = config.and_then(|given| config_difference(&saved, &given)) {
+            return Err(mismatch(reason));
         }
         let env = gradless_envs::make(&saved.env)?;
         if metadata.env_id != saved.env
@@ -683,6 +677,13 @@ impl Session {
     pub(crate) fn parameters_and_moments(&self) -> (Vec<f32>, crate::adam::MomentValues) {
         self.algorithm.parameters_and_moments()
     }
+}
+
+/// Why `given` is not the run's config `saved`, naming the first key that differs.
+fn config_difference(saved: &TrainConfig, given: &TrainConfig) -> Option<String> {
+    saved
+        .first_difference(given)
+        .map(|(key, was, now)| format!("the config differs at `{key}` (run: {was}, given: {now})"))
 }
 
 /// The first multiple of `every` above `step`.
