@@ -106,27 +106,28 @@ pub fn check_replaceable(path: &Path) -> io::Result<()> {
     }
 }
 
-/// A new temporary file beside `path`, created exclusively (never an existing file or link).
+/// A new temporary file beside `path`, created exclusively (never an existing file or link),
+/// named so that it keeps `path`'s extension (some writers choose the format by it).
 fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
     let name = path
         .file_name()
         .ok_or_else(|| refused("is not a file path".into()))?
         .to_string_lossy()
         .into_owned();
-    for attempt in 0u32.. {
+    let mut attempt = 0u32;
+    loop {
         let temporary =
-            path.with_file_name(format!(".{name}.tmp-{}-{attempt}", std::process::id()));
+            path.with_file_name(format!(".tmp-{}-{attempt}-{name}", std::process::id()));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temporary)
         {
             Ok(file) => return Ok((temporary, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
             Err(e) => return Err(e),
         }
     }
-    unreachable!("the loop returns by attempt 100")
 }
 
 /// Writes `bytes` to `path` through a synced temporary file beside it and a rename, so a
@@ -135,21 +136,19 @@ fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     check_replaceable(path)?;
     let (temporary, mut file) = create_temporary(path)?;
-    let result = (|| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        check_replaceable(path)?;
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    match written {
+        Ok(()) => replace_with(&temporary, path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(e)
+        }
     }
-    result
 }
 
-/// Moves a finished `staging` file (written by a library that writes to paths itself) over
-/// `path`, under the same rule as [`write_atomically`]; `staging` is removed on failure.
+/// Moves a finished `staging` file (from [`create_staging`]) over `path`, under the same rule
+/// as [`write_atomically`]; `staging` is removed on failure.
 pub fn replace_with(staging: &Path, path: &Path) -> io::Result<()> {
     let result = check_replaceable(path).and_then(|()| std::fs::rename(staging, path));
     if result.is_err() {
@@ -158,11 +157,10 @@ pub fn replace_with(staging: &Path, path: &Path) -> io::Result<()> {
     result
 }
 
-/// A path for a staging file beside `path` that [`replace_with`] then moves into place,
-/// keeping `path`'s extension (some writers choose the format by it).
-pub fn staging_path(path: &Path) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".partial-{}-{name}", std::process::id()))
+/// A new, empty staging file beside `path` for a writer that opens paths itself (a plotting
+/// backend), which [`replace_with`] then moves into place; it keeps `path`'s extension.
+pub fn create_staging(path: &Path) -> io::Result<PathBuf> {
+    create_temporary(path).map(|(staging, _)| staging)
 }
 
 /// Makes sure `base/relative` is a directory, creating what is missing, where every folder

@@ -67,6 +67,21 @@ fn register_font() -> Result<(), String> {
         .clone()
 }
 
+/// Has `draw` write a new staging file beside `path`, then moves it over `path`; the staging
+/// file is removed if anything fails.
+fn staged(path: &Path, draw: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), PlotError> {
+    let failed = |reason: String| PlotError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let staging = gradless_files::create_staging(path).map_err(|e| failed(e.to_string()))?;
+    if let Err(reason) = draw(&staging) {
+        let _ = std::fs::remove_file(&staging);
+        return Err(failed(reason));
+    }
+    gradless_files::replace_with(&staging, path).map_err(|e| failed(e.to_string()))
+}
+
 /// Writes `<stem>.svg` and `<stem>.png` (creating the folder); returns the files written.
 /// Each is drawn into a staging file and moved into place under [`gradless_files`]' rules: a
 /// link, FIFO or device at either path is refused, not written through.
@@ -84,25 +99,11 @@ pub fn write_svg_and_png(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBu
     for path in [&svg, &png] {
         gradless_files::check_replaceable(path).map_err(|e| failed(path)(e.to_string()))?;
     }
-    let (svg_staging, png_staging) = (
-        gradless_files::staging_path(&svg),
-        gradless_files::staging_path(&png),
-    );
-    let drawn = figure
-        .draw(SVGBackend::new(&svg_staging, SIZE).into_drawing_area())
-        .map_err(failed(&svg))
-        .and_then(|()| {
-            figure
-                .draw(BitMapBackend::new(&png_staging, SIZE).into_drawing_area())
-                .map_err(failed(&png))
-        });
-    if let Err(error) = drawn {
-        let _ = std::fs::remove_file(&svg_staging);
-        let _ = std::fs::remove_file(&png_staging);
-        return Err(error);
-    }
-    for (staging, path) in [(&svg_staging, &svg), (&png_staging, &png)] {
-        gradless_files::replace_with(staging, path).map_err(|e| failed(path)(e.to_string()))?;
-    }
+    staged(&svg, |staging| {
+        figure.draw(SVGBackend::new(staging, SIZE).into_drawing_area())
+    })?;
+    staged(&png, |staging| {
+        figure.draw(BitMapBackend::new(staging, SIZE).into_drawing_area())
+    })?;
     Ok(vec![svg, png])
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::network::{ActionHead, ActorCritic, Architecture, MAX_LAYER_WIDTH, QNetwork};
+use crate::network::{ActionHead, ActorCritic, Architecture, QNetwork};
 
 /// The metadata file's name inside a checkpoint directory.
 pub const METADATA_FILE: &str = "metadata.json";
@@ -178,9 +178,6 @@ impl Metadata {
                 self.action_space.describe()
             ));
         }
-        if self.observation_space.flat_dim() > MAX_LAYER_WIDTH {
-            return Err("the observation space is larger than any network takes".into());
-        }
         let named = |key: &str| self.config.get(key).and_then(serde_json::Value::as_str);
         if let Some(env) = named("env")
             && env != self.env_id
@@ -229,9 +226,10 @@ impl Checkpoint {
             path: metadata_path.clone(),
             reason,
         };
-        let version: serde_json::Value =
+        // The version first, so that another format's fields are not what the error is about.
+        let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let version = version
+        let version = value
             .get("format_version")
             .and_then(serde_json::Value::as_u64);
         if version != Some(u64::from(FORMAT_VERSION)) {
@@ -240,7 +238,8 @@ impl Checkpoint {
                 version.map_or("missing".to_string(), |v| v.to_string())
             )));
         }
-        let metadata: Metadata = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let metadata: Metadata =
+            serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
         if metadata.metadata_sha256 != metadata.content_sha256() {
             return Err(invalid(
                 "metadata_sha256 does not match its content (the file was edited or damaged)"

@@ -38,6 +38,14 @@ pub struct EpisodePlan {
     pub stochastic: bool,
 }
 
+impl EpisodePlan {
+    /// The largest first seed with which `episodes` episodes have seeds (their last one is
+    /// `first_seed + episodes - 1`, which must not pass `u64::MAX`).
+    pub fn largest_first_seed(episodes: usize) -> u64 {
+        u64::MAX - episodes.saturating_sub(1) as u64
+    }
+}
+
 /// Episode `i`'s action generator (stochastic plans), apart from the env's own stream.
 fn action_rng(seed: u64) -> EnvRng {
     EnvRng::from_seed(seed ^ 0x4143_5400_0000_0000)
@@ -73,11 +81,7 @@ pub fn run_episodes(
             self.length = 0;
         }
     }
-    if plan
-        .first_seed
-        .checked_add(plan.episodes.saturating_sub(1) as u64)
-        .is_none()
-    {
+    if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
         return Err(ActError::Plan(format!(
             "seeds {} + {} episodes pass the largest seed, {}",
             plan.first_seed,

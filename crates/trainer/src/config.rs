@@ -148,17 +148,14 @@ impl TryFrom<ConfigFile> for TrainConfig {
 
 impl From<TrainConfig> for ConfigFile {
     fn from(config: TrainConfig) -> Self {
+        let algorithm = config.algorithm.kind();
         let (ppo, dqn) = match config.algorithm {
             AlgorithmConfig::Ppo(ppo) => (Some(ppo), None),
             AlgorithmConfig::Dqn(dqn) => (None, Some(dqn)),
         };
         ConfigFile {
             env: config.env,
-            algorithm: if ppo.is_some() {
-                AlgorithmKind::Ppo
-            } else {
-                AlgorithmKind::Dqn
-            },
+            algorithm,
             seed: config.seed,
             total_timesteps: config.total_timesteps,
             network: Some(config.network),

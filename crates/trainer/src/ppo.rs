@@ -460,21 +460,18 @@ impl Ppo {
         Ok((rollout, next_values))
     }
 
-    /// The update: epochs of shuffled minibatches on the autodiff device.
+    /// The update: epochs of shuffled minibatches on the autodiff device. `returns` are the
+    /// value targets (advantages plus values).
     fn update(
         &mut self,
         rollout: &Rollout,
         advantages: &[f32],
+        returns: &[f32],
         lr: f64,
     ) -> Result<[f32; 6], TrainError> {
         let config = self.config.clone();
         let device = self.training.device().clone();
         let dim = self.observation_dim;
-        let returns: Vec<f32> = advantages
-            .iter()
-            .zip(&rollout.values)
-            .map(|(a, v)| a + v)
-            .collect();
         let batch = rollout.values.len();
         let mut indices: Vec<usize> = (0..batch)
             .filter(|&i| rollout.valid.get(i).copied().unwrap_or(true))
@@ -539,7 +536,7 @@ impl Ppo {
                     .max_pair(chunk_advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip))
                     .mean();
                 let new_values = model.value(observations);
-                let chunk_returns = upload(pick(&returns));
+                let chunk_returns = upload(pick(returns));
                 let unclipped = (new_values.clone() - chunk_returns.clone()).powi_scalar(2);
                 let value_loss = if config.clip_value_loss {
                     let old_values = upload(pick(&rollout.values));
@@ -761,6 +758,11 @@ impl Algorithm for Ppo {
             self.config.gamma as f32,
             self.config.gae_lambda as f32,
         );
+        let returns: Vec<f32> = advantages
+            .iter()
+            .zip(&rollout.values)
+            .map(|(a, v)| a + v)
+            .collect();
         let [
             policy_loss,
             value_loss,
@@ -768,13 +770,8 @@ impl Algorithm for Ppo {
             approx_kl,
             clip_fraction,
             grad_norm,
-        ] = self.update(&rollout, &advantages, lr)?;
+        ] = self.update(&rollout, &advantages, &returns, lr)?;
         self.updates += 1;
-        let returns: Vec<f32> = advantages
-            .iter()
-            .zip(&rollout.values)
-            .map(|(a, v)| a + v)
-            .collect();
         let seconds = started.elapsed().as_secs_f64();
         iteration.update = Some(Update::Ppo(PpoUpdate {
             update: self.updates,

@@ -91,21 +91,17 @@ impl RunDir {
             root: root.to_path_buf(),
             _lock: lock,
         };
-        for name in [METRICS_FILE, CHECKPOINTS_DIR] {
-            let path = root.join(name);
-            let removed = if name == CHECKPOINTS_DIR {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
+        // What the unstarted run left goes; its config.toml and device are rewritten.
+        for removed in [
+            std::fs::remove_file(root.join(METRICS_FILE)),
+            std::fs::remove_dir_all(root.join(CHECKPOINTS_DIR)),
+        ] {
             match removed {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(root)(e)),
                 _ => {}
             }
         }
-        let checkpoints = gradless_files::create_dir_inside(root, Path::new(CHECKPOINTS_DIR))
-            .map_err(io(root))?;
-        tracing::debug!(run = %root.display(), checkpoints = %checkpoints.display(), "run directory ready");
+        gradless_files::create_dir_inside(root, Path::new(CHECKPOINTS_DIR)).map_err(io(root))?;
         Ok(run)
     }
 
@@ -281,16 +277,21 @@ impl RunDir {
 }
 
 /// The largest config file read.
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a TOML config file (a regular file of at most [`MAX_CONFIG_BYTES`]) with
+/// `overrides` applied; errors name the file and the key.
+pub fn read_config(path: &Path, overrides: &[String]) -> Result<crate::TrainConfig, TrainError> {
+    let text = gradless_files::read_text_bounded(path, MAX_CONFIG_BYTES).map_err(io(path))?;
+    crate::TrainConfig::from_toml(&text, overrides).map_err(|e| TrainError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })
+}
 
 /// The config a run directory recorded (its `config.toml`), with `overrides` applied.
 pub fn saved_config(root: &Path, overrides: &[String]) -> Result<crate::TrainConfig, TrainError> {
-    let path = root.join(CONFIG_FILE);
-    let text = gradless_files::read_text_bounded(&path, MAX_CONFIG_BYTES).map_err(io(&path))?;
-    crate::TrainConfig::from_toml(&text, overrides).map_err(|e| TrainError::Io {
-        path,
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-    })
+    read_config(&root.join(CONFIG_FILE), overrides)
 }
 
 /// The backend a run directory records, if it records one.

@@ -11,7 +11,7 @@ use gradless_evaluator::{
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
-use gradless_policy::Checkpoint;
+use gradless_policy::{Checkpoint, EpisodePlan};
 use serde::Serialize;
 
 use crate::commands::grad_modes;
@@ -116,14 +116,13 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     if args.episodes == 0 || args.num_envs == 0 {
         bail!("--episodes and --num-envs must be at least 1");
     }
-    let last_episode = args.episodes as u64 - 1;
-    if args.seed.checked_add(last_episode).is_none() {
+    let largest_seed = EpisodePlan::largest_first_seed(args.episodes);
+    if args.seed > largest_seed {
         bail!(
-            "--seed {}: with --episodes {} the episode seeds would pass the largest seed, {} (use --seed {} or less)",
+            "--seed {}: with --episodes {} the episode seeds would pass the largest seed, {} (use --seed {largest_seed} or less)",
             args.seed,
             args.episodes,
             u64::MAX,
-            u64::MAX - last_episode
         );
     }
     if let Some(out) = &args.out {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use gradless_device::Backend;
-use gradless_trainer::{Progress, Session, StopAt, TrainConfig, run_dir};
+use gradless_trainer::{Progress, Session, StopAt, run_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::logging;
@@ -45,12 +45,6 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
     overrides
 }
 
-fn load_config(path: &Path, overrides: &[String]) -> Result<TrainConfig> {
-    let text = gradless_files::read_text_bounded(path, run_dir::MAX_CONFIG_BYTES)
-        .with_context(|| format!("{}", path.display()))?;
-    TrainConfig::from_toml(&text, overrides).with_context(|| format!("{}", path.display()))
-}
-
 /// `runs/<config name>-seed<seed>`, numbered `-2`, `-3`, ... past the ones that exist, so
 /// that running the same command again starts a new run instead of failing.
 fn default_run_dir(config: &Path, seed: u64) -> PathBuf {
@@ -86,15 +80,14 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         .map(str::parse)
         .transpose()
         .context("--device")?;
+    let overrides = overrides(args);
     let mut session = match &args.resume {
         Some(dir) => {
             // A resumed run keeps its config: what is given must equal it, and the first
             // key that differs is named.
             let config = match &args.config {
-                Some(path) => Some(load_config(path, &overrides(args))?),
-                None if !overrides(args).is_empty() => {
-                    Some(run_dir::saved_config(dir, &overrides(args))?)
-                }
+                Some(path) => Some(run_dir::read_config(path, &overrides)?),
+                None if !overrides.is_empty() => Some(run_dir::saved_config(dir, &overrides)?),
                 None => None,
             };
             Session::resume(dir, backend, config)?
@@ -104,7 +97,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 .config
                 .as_ref()
                 .expect("clap requires --config without --resume");
-            let config = load_config(path, &overrides(args))?;
+            let config = run_dir::read_config(path, &overrides)?;
             let out = args
                 .out
                 .clone()
