@@ -6,11 +6,14 @@
 //!   Gymnasium's `reset`/`step` API.
 //! - [`make_vector`] builds a [`VectorEnv`]: many copies stepped in one call, with Gymnasium's
 //!   autoreset modes and per-episode statistics.
+//! - [`make_batch`] builds an [`EnvBatch`] on either backend: the one interface rollouts,
+//!   evaluation episodes and benchmarks drive.
 //! - [`replay`] runs reference trajectories (the format the parity fixtures use).
 //! - [`device::make_device_vector`] builds CartPole, MountainCar or Pendulum as burn tensor
 //!   programs, so a batch of envs steps on the same device as the policy.
 //! - With the `gym-rs` feature, the `gym-rs` crate's environments run behind the same API.
 
+mod batch;
 mod classic;
 pub mod device;
 mod env;
@@ -23,6 +26,10 @@ mod rng;
 mod space;
 mod vector;
 
+pub use batch::{
+    BatchActions, BatchObservations, BatchSnapshot, BatchStep, CpuBatch, EnvBatch, StepSignals,
+    make_batch, most_episodes,
+};
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 pub use env::{
     Action, ClassicEnv, Dynamics, Env, EnvDescription, MAX_OBSERVATION_DIM, Observation,

@@ -108,8 +108,16 @@ pub trait VectorEnv: Send {
     fn reset(&mut self, seed: Option<u64>) -> &[f32];
     /// Resets every sub-environment with its own seed (`seeds.len()` must be `num_envs`).
     fn reset_with_seeds(&mut self, seeds: &[u64]) -> Result<&[f32], EnvError>;
+    /// Starts a new episode in sub-environment `i` now, from `seed` (as `Env::reset` with
+    /// that seed would), cancelling a pending next-step restart. Returns every env's
+    /// observations, env-major.
+    fn reset_env(&mut self, i: usize, seed: u64) -> Result<&[f32], EnvError>;
     /// Steps every sub-environment.
     fn step(&mut self, actions: Actions<'_>) -> Result<VectorStep<'_>, EnvError>;
+    /// What the last step returned, with the observations as they are now (after any
+    /// [`reset_env`](VectorEnv::reset_env) since; after a reset, only the observations mean
+    /// anything).
+    fn last_step(&self) -> VectorStep<'_>;
     /// Everything that decides what the env does next, so that a saved run continues
     /// exactly; `None` before the first reset.
     fn snapshot(&self) -> Option<VectorSnapshot>;
@@ -440,6 +448,19 @@ impl<D: Dynamics> VectorEnv for SyncVectorEnv<D> {
         Ok(self.restart_all())
     }
 
+    fn reset_env(&mut self, i: usize, seed: u64) -> Result<&[f32], EnvError> {
+        if !self.was_reset || i >= self.num_envs {
+            return Err(EnvError::InvalidOption {
+                env: self.spec.id.to_string(),
+                reason: format!("no sub-env {i} to reset among {} reset envs", self.num_envs),
+            });
+        }
+        self.rngs[i] = EnvRng::from_seed(seed);
+        self.restart(i);
+        self.restart_pending[i] = false;
+        Ok(&self.observations)
+    }
+
     fn step(&mut self, actions: Actions<'_>) -> Result<VectorStep<'_>, EnvError> {
         if !self.was_reset {
             return Err(EnvError::ResetNeeded {
@@ -461,14 +482,18 @@ impl<D: Dynamics> VectorEnv for SyncVectorEnv<D> {
             );
             self.finish_step(b, envs);
         }
-        Ok(VectorStep {
+        Ok(self.last_step())
+    }
+
+    fn last_step(&self) -> VectorStep<'_> {
+        VectorStep {
             observations: &self.observations,
             rewards: &self.rewards,
             terminated: &self.terminated,
             truncated: &self.truncated,
             final_observations: &self.final_observations,
             episodes: &self.episodes,
-        })
+        }
     }
 
     fn snapshot(&self) -> Option<VectorSnapshot> {

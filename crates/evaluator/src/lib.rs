@@ -3,22 +3,23 @@
 //! them (mean, spread, IQM with a bootstrap interval). Depends on the policy crate and the
 //! envs, never on the trainer.
 //!
-//! The device is an [`InferenceDevice`], which can only be made from
-//! `Device::without_autodiff()`, and the policy is an [`Agent`], which owns that device and a
-//! `valid()` copy of the network and hands out neither: nothing here can record a gradient,
-//! and this crate names no burn type outside its tests.
+//! The device is an [`AgentDevice`], made from an inference device (itself only made from
+//! `Device::without_autodiff()`) and handing nothing out, and the policy is an [`Agent`],
+//! which owns that device and a `valid()` copy of the network and hands out neither: nothing
+//! here can record a gradient. This crate depends on neither burn nor the device crate
+//! outside its tests, so it cannot name a device to make an autodiff one from.
 
 pub mod curve;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
 
-use gradless_device::InferenceDevice;
 use gradless_envs::Space;
 pub use gradless_envs::device::EnvBackend;
+pub use gradless_policy::AgentDevice;
 use gradless_policy::{
     ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, SeededEpisode,
-    run_device_episodes, run_episodes,
+    run_episodes,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -219,7 +220,7 @@ impl LoadedCheckpoint {
     pub fn load(
         dir: &Path,
         settings: &EvalSettings,
-        device: &InferenceDevice,
+        device: &AgentDevice,
     ) -> Result<Self, EvalError> {
         let checkpoint = Checkpoint::open(dir)?;
         let metadata = checkpoint.metadata();
@@ -278,10 +279,13 @@ impl LoadedCheckpoint {
                 "episode"
             );
         };
-        let episodes = match settings.env_backend {
-            EnvBackend::Cpu => run_episodes(&self.agent, &self.env_id, plan, log_episode),
-            EnvBackend::Device => run_device_episodes(&self.agent, &self.env_id, plan, log_episode),
-        }
+        let episodes = run_episodes(
+            &self.agent,
+            &self.env_id,
+            settings.env_backend,
+            plan,
+            log_episode,
+        )
         .map_err(|source| EvalError::Act {
             path: self.dir.clone(),
             source,
@@ -307,7 +311,8 @@ impl LoadedCheckpoint {
 /// Evaluates one checkpoint ([`LoadedCheckpoint::load`], then
 /// [`evaluate`](LoadedCheckpoint::evaluate)).
 ///
-/// The device is an inference device; a training device, whose autodiff is on, does not fit:
+/// The device is an [`AgentDevice`], made from an inference device; a training device,
+/// whose autodiff is on, does not fit:
 ///
 /// ```compile_fail
 /// use gradless_device::{Device, TrainingDevice};
@@ -317,12 +322,21 @@ impl LoadedCheckpoint {
 /// let _ = evaluate_checkpoint(dir, &EvalSettings::default(), &training);
 /// ```
 ///
+/// the agents' device hands out no device that could be turned into an autodiff one:
+///
+/// ```compile_fail
+/// use gradless_device::{Device, InferenceDevice};
+/// use gradless_evaluator::AgentDevice;
+/// let device = AgentDevice::new(&InferenceDevice::new(&Device::flex()));
+/// let _raw = device.device();
+/// ```
+///
 /// and what evaluation loads hands out no network to train or move onto autodiff:
 ///
 /// ```compile_fail
 /// use gradless_device::{Device, InferenceDevice};
-/// use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
-/// let device = InferenceDevice::new(&Device::flex());
+/// use gradless_evaluator::{AgentDevice, EvalSettings, LoadedCheckpoint};
+/// let device = AgentDevice::new(&InferenceDevice::new(&Device::flex()));
 /// let dir = std::path::Path::new("checkpoints/cartpole-v1-ppo");
 /// let loaded = LoadedCheckpoint::load(dir, &EvalSettings::default(), &device).unwrap();
 /// let _network = loaded.agent().network;
@@ -330,7 +344,7 @@ impl LoadedCheckpoint {
 pub fn evaluate_checkpoint(
     dir: &Path,
     settings: &EvalSettings,
-    device: &InferenceDevice,
+    device: &AgentDevice,
 ) -> Result<CheckpointEvaluation, EvalError> {
     LoadedCheckpoint::load(dir, settings, device)?.evaluate(settings)
 }
@@ -362,26 +376,10 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
         lines.push('\n');
     }
     let summary = serde_json::to_string_pretty(evaluation).expect("summaries serialise");
-    let s = &evaluation.summary;
-    let csv = format!(
-        "checkpoint,step,env,stochastic,env_backend,episodes,mean_return,std_return,median_return,min_return,max_return,iqm,iqm_ci95_lo,iqm_ci95_hi,truncated_fraction\n\
-         {},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-        csv_field(&evaluation.checkpoint.display().to_string()),
-        evaluation.step,
-        csv_field(&evaluation.env),
-        evaluation.stochastic,
-        evaluation.env_backend,
-        s.episodes,
-        s.mean_return,
-        s.std_return,
-        s.median_return,
-        s.min_return,
-        s.max_return,
-        s.iqm,
-        s.iqm_ci95[0],
-        s.iqm_ci95[1],
-        s.truncated_fraction
-    );
+    let row = summary_row(evaluation);
+    let header: Vec<&str> = row.iter().map(|cell| cell.name).collect();
+    let values: Vec<String> = row.iter().map(|cell| cell.value.csv()).collect();
+    let csv = format!("{}\n{}\n", header.join(","), values.join(","));
     for (name, text) in [
         ("episodes.jsonl", lines),
         ("summary.json", summary + "\n"),
@@ -391,6 +389,99 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
         gradless_files::write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
     }
     Ok(())
+}
+
+/// One column of a checkpoint's summary row, as `summary.csv` and `gradless eval`'s table
+/// both show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryCell {
+    /// The CSV column.
+    pub name: &'static str,
+    /// The table's heading; `None` for columns the table leaves out (they are the same for
+    /// every row of one `gradless eval`).
+    pub heading: Option<&'static str>,
+    /// The value.
+    pub value: SummaryValue,
+}
+
+/// A summary value, with how it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SummaryValue {
+    /// A name or path.
+    Text(String),
+    /// A count.
+    Count(u64),
+    /// A return statistic.
+    Return(f64),
+    /// A fraction in `[0, 1]` (the table shows a percentage).
+    Fraction(f64),
+    /// A yes/no setting.
+    Flag(bool),
+}
+
+impl SummaryValue {
+    /// The value in full, CSV-quoted where it needs it.
+    pub fn csv(&self) -> String {
+        match self {
+            SummaryValue::Text(text) => csv_field(text),
+            SummaryValue::Count(n) => n.to_string(),
+            SummaryValue::Return(x) | SummaryValue::Fraction(x) => x.to_string(),
+            SummaryValue::Flag(flag) => flag.to_string(),
+        }
+    }
+
+    /// The value for a table column `width` wide: returns to one decimal, fractions as
+    /// whole percentages.
+    pub fn table(&self, width: usize) -> String {
+        match self {
+            SummaryValue::Text(text) => format!("{text:<width$}"),
+            SummaryValue::Count(n) => format!("{n:>width$}"),
+            SummaryValue::Return(x) => format!("{x:>width$.1}"),
+            SummaryValue::Fraction(x) => format!("{:>width$}", format!("{:.0}%", 100.0 * x)),
+            SummaryValue::Flag(flag) => format!("{flag:>width$}"),
+        }
+    }
+}
+
+/// A checkpoint's summary row: the one definition of `summary.csv`'s columns and of
+/// `gradless eval`'s table.
+pub fn summary_row(evaluation: &CheckpointEvaluation) -> Vec<SummaryCell> {
+    use SummaryValue::{Count, Flag, Fraction, Return, Text};
+    let s = &evaluation.summary;
+    let cell = |name, heading, value| SummaryCell {
+        name,
+        heading,
+        value,
+    };
+    vec![
+        cell(
+            "checkpoint",
+            Some("checkpoint"),
+            Text(evaluation.checkpoint.display().to_string()),
+        ),
+        cell("step", Some("step"), Count(evaluation.step)),
+        cell("env", None, Text(evaluation.env.clone())),
+        cell("stochastic", None, Flag(evaluation.stochastic)),
+        cell(
+            "env_backend",
+            None,
+            Text(evaluation.env_backend.to_string()),
+        ),
+        cell("episodes", Some("eps"), Count(s.episodes as u64)),
+        cell("mean_return", Some("mean"), Return(s.mean_return)),
+        cell("std_return", Some("std"), Return(s.std_return)),
+        cell("median_return", Some("median"), Return(s.median_return)),
+        cell("min_return", Some("min"), Return(s.min_return)),
+        cell("max_return", Some("max"), Return(s.max_return)),
+        cell("iqm", Some("IQM"), Return(s.iqm)),
+        cell("iqm_ci95_lo", Some("CI95 lo"), Return(s.iqm_ci95[0])),
+        cell("iqm_ci95_hi", Some("CI95 hi"), Return(s.iqm_ci95[1])),
+        cell(
+            "truncated_fraction",
+            Some("trunc"),
+            Fraction(s.truncated_fraction),
+        ),
+    ]
 }
 
 /// Quotes a CSV field when it needs it.
@@ -406,10 +497,11 @@ fn csv_field(value: &str) -> String {
 mod tests {
     use super::*;
     use burn::prelude::Device;
+    use gradless_device::InferenceDevice;
     use gradless_test_support::{copy_dir, scratch, shipped_checkpoint as shipped};
 
-    fn flex() -> InferenceDevice {
-        InferenceDevice::new(&Device::flex())
+    fn flex() -> AgentDevice {
+        AgentDevice::new(&InferenceDevice::new(&Device::flex()))
     }
 
     fn settings(episodes: usize, num_envs: usize) -> EvalSettings {

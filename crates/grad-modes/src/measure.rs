@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use burn::prelude::Device;
 use gradless_device::InferenceDevice;
 use gradless_envs::{AutoresetMode, EnvError, MakeOptions, make_vector};
-use gradless_policy::{ActError, ActionBatch, Agent, Checkpoint, CheckpointError, Selection};
+use gradless_policy::{
+    ActError, ActionBatch, Agent, AgentDevice, Checkpoint, CheckpointError, Selection,
+};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -94,7 +96,7 @@ fn input_batches(
     batch: usize,
 ) -> Result<(Vec<Vec<f32>>, usize), GradModeError> {
     let device = InferenceDevice::new(base);
-    let agent = Agent::load(checkpoint, &device)?;
+    let agent = Agent::load(checkpoint, &AgentDevice::new(&device))?;
     let mut envs = make_vector(
         &checkpoint.metadata().env_id,
         batch,

@@ -57,9 +57,18 @@ impl ModedPolicy {
         base: &Device,
         mode: GradMode,
     ) -> Result<Self, CheckpointError> {
-        let device = match mode {
-            GradMode::Tracked | GradMode::NoGrad => TrainingDevice::new(base).device().clone(),
-            GradMode::Inference => InferenceDevice::new(base).device().clone(),
+        // Autodiff policies on purpose, through the training device's API.
+        let (device, network) = match mode {
+            GradMode::Tracked | GradMode::NoGrad => {
+                let training = TrainingDevice::new(base);
+                let network = PolicyNetwork::load_for_training(checkpoint, &training)?;
+                (training.device().clone(), network)
+            }
+            GradMode::Inference => {
+                let inference = InferenceDevice::new(base);
+                let network = PolicyNetwork::load_for_inference(checkpoint, &inference)?;
+                (inference.device().clone(), network)
+            }
         };
         fn in_mode<M: Module>(module: M, mode: GradMode) -> M {
             match mode {
@@ -68,7 +77,7 @@ impl ModedPolicy {
                 GradMode::Inference => module.valid(),
             }
         }
-        let network = match PolicyNetwork::load(checkpoint, &device)? {
+        let network = match network {
             PolicyNetwork::ActorCritic(model) => PolicyNetwork::ActorCritic(in_mode(model, mode)),
             PolicyNetwork::QNetwork(model) => PolicyNetwork::QNetwork(in_mode(model, mode)),
         };

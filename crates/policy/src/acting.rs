@@ -2,9 +2,9 @@
 //! only be built from a copy of a network moved off autodiff.
 
 use burn::prelude::{Device, Module, Tensor, TensorData};
-use gradless_device::InferenceDevice;
+use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::device::DeviceActions;
-use gradless_envs::{Actions, EnvError, EnvRng};
+use gradless_envs::{Actions, BatchActions, BatchObservations, EnvError, EnvRng};
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -90,6 +90,28 @@ impl ActionBatch {
     }
 }
 
+/// Actions computed where the observations were: host values for host observations, device
+/// tensors for device ones.
+// Made once a step and consumed at once: boxing the tensors would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum AgentActions {
+    /// Read back to the host.
+    Host(ActionBatch),
+    /// Left on the device.
+    Device(DeviceActions),
+}
+
+impl AgentActions {
+    /// The actions as an env batch takes them.
+    pub fn as_batch(&self) -> BatchActions<'_> {
+        match self {
+            AgentActions::Host(actions) => BatchActions::Host(actions.as_actions()),
+            AgentActions::Device(actions) => BatchActions::Device(actions),
+        }
+    }
+}
+
 /// The network a checkpoint's policy acts with: PPO's actor-critic (its actor acts) or DQN's
 /// Q-network, on whatever device and in whatever grad mode it was loaded.
 #[derive(Debug, Clone)]
@@ -101,8 +123,25 @@ pub enum PolicyNetwork {
 }
 
 impl PolicyNetwork {
+    /// Loads the network a checkpoint holds onto an inference device.
+    pub fn load_for_inference(
+        checkpoint: &Checkpoint,
+        device: &InferenceDevice,
+    ) -> Result<Self, CheckpointError> {
+        Self::load(checkpoint, device.device())
+    }
+
+    /// Loads the network a checkpoint holds onto a training device, where every operation
+    /// is recorded for backward (what the grad-mode benchmark measures on purpose).
+    pub fn load_for_training(
+        checkpoint: &Checkpoint,
+        device: &TrainingDevice,
+    ) -> Result<Self, CheckpointError> {
+        Self::load(checkpoint, device.device())
+    }
+
     /// Loads the network a checkpoint holds (as its metadata says) onto `device`.
-    pub fn load(checkpoint: &Checkpoint, device: &Device) -> Result<Self, CheckpointError> {
+    fn load(checkpoint: &Checkpoint, device: &Device) -> Result<Self, CheckpointError> {
         Ok(match checkpoint.metadata().architecture {
             Architecture::ActorCritic { .. } => {
                 Self::ActorCritic(checkpoint.load_actor_critic(device)?)
@@ -141,6 +180,19 @@ pub fn greedy_actions(outputs: Vec<f32>, rows: usize, continuous: bool) -> Actio
             .map(|row| argmax(row) as i64)
             .collect(),
     )
+}
+
+/// The inference device agents act on, as the evaluator holds it: it hands out neither the
+/// device nor anything made on it, so code that holds one can load and run agents and
+/// nothing else.
+#[derive(Debug, Clone)]
+pub struct AgentDevice(InferenceDevice);
+
+impl AgentDevice {
+    /// Agents on `device`.
+    pub fn new(device: &InferenceDevice) -> Self {
+        Self(device.clone())
+    }
 }
 
 /// A network ready to act, with the inference device it acts on: moved off autodiff (burn's
@@ -183,14 +235,11 @@ impl Agent {
         }
     }
 
-    /// Loads the policy a checkpoint holds onto the inference device.
-    pub fn load(
-        checkpoint: &Checkpoint,
-        device: &InferenceDevice,
-    ) -> Result<Self, CheckpointError> {
+    /// Loads the policy a checkpoint holds onto the agents' device.
+    pub fn load(checkpoint: &Checkpoint, device: &AgentDevice) -> Result<Self, CheckpointError> {
         Ok(Self::new(
-            PolicyNetwork::load(checkpoint, device.device())?,
-            device,
+            PolicyNetwork::load_for_inference(checkpoint, &device.0)?,
+            &device.0,
         ))
     }
 
@@ -233,6 +282,28 @@ impl Agent {
         match self.network.action_outputs(observations) {
             (means, true) => DeviceActions::Continuous(means),
             (outputs, false) => DeviceActions::Discrete(outputs.argmax(1).squeeze_dim(1)),
+        }
+    }
+
+    /// The actions for a batch's observations, computed where they are: host observations
+    /// give host actions, device observations device actions (greedy only: sampling on the
+    /// device is the trainer's, with its own generator).
+    pub fn act_on(
+        &self,
+        observations: &BatchObservations<'_>,
+        dim: usize,
+        selection: Selection<'_>,
+    ) -> Result<AgentActions, ActError> {
+        match (observations, selection) {
+            (BatchObservations::Host(values), selection) => {
+                Ok(AgentActions::Host(self.act(values, dim, selection)?))
+            }
+            (BatchObservations::Device(x), Selection::Greedy) => {
+                Ok(AgentActions::Device(self.greedy_device_actions(x.clone())))
+            }
+            (BatchObservations::Device(_), Selection::Sample(_)) => Err(ActError::Unsupported(
+                "sampled actions with envs on the device (greedy only)",
+            )),
         }
     }
 

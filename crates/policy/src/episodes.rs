@@ -1,11 +1,11 @@
-//! Running an agent in an environment for a fixed set of seeded episodes, on the CPU envs.
+//! Running an agent for a fixed set of episodes on an env batch of either backend.
 
-use gradless_envs::{Action, Env, EnvRng, Observation};
+use gradless_envs::device::EnvBackend;
+use gradless_envs::{EnvRng, StepSignals, make_batch};
 
-use crate::acting::{ActError, ActionBatch, Agent, Selection};
+use crate::acting::{ActError, Agent, Selection};
 
-/// One finished episode of [`run_episodes`] (or of
-/// [`run_device_episodes`](crate::run_device_episodes)).
+/// One finished episode of [`run_episodes`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SeededEpisode {
     /// Its index in the plan: it ran from seed `first_seed + episode`.
@@ -46,41 +46,33 @@ impl EpisodePlan {
     }
 }
 
-/// Episode `i`'s action generator (stochastic plans), apart from the env's own stream.
+/// Episode `seed`'s action generator (stochastic plans), apart from the env's own stream.
 fn action_rng(seed: u64) -> EnvRng {
     EnvRng::from_seed(seed ^ 0x4143_5400_0000_0000)
 }
 
-/// Runs the plan's episodes of `env_id` and returns them in episode order. Each episode's
-/// seed, and in stochastic plans its action generator, belongs to the episode, not to the
-/// env slot that runs it, so results do not depend on `num_envs`; a slot that finishes an
-/// episode starts the next unstarted one. `on_episode` sees each as it ends.
+/// Steps between checks of the recorded-episode counts on a device (each check waits for
+/// the queued steps); CPU envs count on the host and are checked every step.
+const DEVICE_CHECK_EVERY: usize = 32;
+
+/// Runs the plan's episodes of `env_id` with the envs on `backend` and returns them in
+/// episode order; `on_episode` then sees each in turn.
+///
+/// Unbiased by a fixed quota: env slot `k` runs exactly its share of the episodes (the first
+/// `episodes % num_envs` slots one more), and every one of them is counted, long or short.
+/// Episode numbers go slot by slot.
+///
+/// On the CPU each episode has a seed of its own, `first_seed + episode`, and in stochastic
+/// plans an action generator of its own, so results do not depend on `num_envs`. On a
+/// device the starts come from the device's generator seeded with `first_seed` (episodes
+/// have no seed of their own and do not match the CPU's), and actions are greedy.
 pub fn run_episodes(
     agent: &Agent,
     env_id: &str,
+    backend: EnvBackend,
     plan: EpisodePlan,
     mut on_episode: impl FnMut(&SeededEpisode),
 ) -> Result<Vec<SeededEpisode>, ActError> {
-    /// An env and the episode it is running.
-    struct Slot {
-        env: Box<dyn Env>,
-        episode: Option<usize>,
-        seed: u64,
-        rng: EnvRng,
-        observation: Observation,
-        episode_return: f64,
-        length: u32,
-    }
-    impl Slot {
-        fn begin(&mut self, episode: usize, seed: u64) {
-            self.episode = Some(episode);
-            self.seed = seed;
-            self.rng = action_rng(seed);
-            self.observation = self.env.reset(Some(seed));
-            self.episode_return = 0.0;
-            self.length = 0;
-        }
-    }
     if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
         return Err(ActError::Plan(format!(
             "seeds {} + {} episodes pass the largest seed, {}",
@@ -89,80 +81,101 @@ pub fn run_episodes(
             u64::MAX
         )));
     }
+    if plan.stochastic && backend == EnvBackend::Device {
+        return Err(ActError::Unsupported(
+            "sampled actions with envs on the device (greedy only)",
+        ));
+    }
+    let num_envs = plan.num_envs.min(plan.episodes);
+    if num_envs == 0 {
+        return Ok(Vec::new());
+    }
+    let quota: Vec<usize> = (0..num_envs)
+        .map(|k| plan.episodes / num_envs + usize::from(k < plan.episodes % num_envs))
+        .collect();
+    let first_of_slot: Vec<usize> = quota
+        .iter()
+        .scan(0, |next, &q| {
+            let first = *next;
+            *next += q;
+            Some(first)
+        })
+        .collect();
     let seed_of = |episode: usize| plan.first_seed + episode as u64;
-    let mut slots = Vec::new();
-    for episode in 0..plan.num_envs.min(plan.episodes) {
-        let mut env = gradless_envs::make(env_id)?;
-        let observation = env.reset(None);
-        let mut slot = Slot {
-            env,
-            episode: None,
-            seed: 0,
-            rng: action_rng(0),
-            observation,
-            episode_return: 0.0,
-            length: 0,
-        };
-        slot.begin(episode, seed_of(episode));
-        slots.push(slot);
+    let mut envs = make_batch(
+        env_id,
+        num_envs,
+        backend,
+        agent.inference_device().device(),
+        plan.first_seed,
+    )?;
+    let seeded = backend == EnvBackend::Cpu;
+    if seeded {
+        let seeds: Vec<u64> = first_of_slot.iter().map(|&first| seed_of(first)).collect();
+        envs.reset_seeded_episodes(&seeds)?;
     }
-    let dim = slots
-        .first()
-        .map_or(1, |slot| slot.env.observation_space().flat_dim());
-    let mut next_episode = slots.len();
-    let mut finished: Vec<Option<SeededEpisode>> = vec![None; plan.episodes];
-    let mut observations = Vec::with_capacity(slots.len() * dim);
-    while !slots.is_empty() {
-        observations.clear();
-        for slot in &slots {
-            observations.extend_from_slice(&slot.observation);
+    envs.record_episodes(quota[0]);
+    let dim = envs.observation_dim();
+    // Each slot's episode so far and, in stochastic plans, that episode's action generator.
+    let mut current = first_of_slot.clone();
+    let mut rngs: Vec<EnvRng> = current.iter().map(|&e| action_rng(seed_of(e))).collect();
+    let check_every = if seeded { 1 } else { DEVICE_CHECK_EVERY };
+    for steps in 0.. {
+        if steps % check_every == 0
+            && envs
+                .recorded_counts()?
+                .iter()
+                .zip(&quota)
+                .all(|(count, quota)| count >= quota)
+        {
+            break;
         }
-        let actions = if plan.stochastic {
-            let mut rngs: Vec<EnvRng> = slots.iter().map(|s| s.rng.clone()).collect();
-            let actions = agent.act(&observations, dim, Selection::Sample(&mut rngs))?;
-            for (slot, rng) in slots.iter_mut().zip(rngs) {
-                slot.rng = rng;
-            }
-            actions
+        let selection = if plan.stochastic {
+            Selection::Sample(&mut rngs)
         } else {
-            agent.act(&observations, dim, Selection::Greedy)?
+            Selection::Greedy
         };
-        let rows = slots.len();
-        for (k, slot) in slots.iter_mut().enumerate() {
-            let action = match &actions {
-                ActionBatch::Discrete(a) => Action::Discrete(a[k]),
-                ActionBatch::Continuous(a) => {
-                    let width = a.len() / rows;
-                    Action::Continuous(&a[k * width..(k + 1) * width])
-                }
-            };
-            let step = slot.env.step(action)?;
-            slot.episode_return += step.reward;
-            slot.length += 1;
-            slot.observation = step.observation;
-            if step.terminated || step.truncated {
-                let episode = slot.episode.expect("active slots run an episode");
-                let result = SeededEpisode {
-                    episode,
-                    seed: Some(slot.seed),
-                    episode_return: slot.episode_return,
-                    length: slot.length,
-                    terminated: step.terminated,
-                    truncated: step.truncated,
-                };
-                on_episode(&result);
-                finished[episode] = Some(result);
-                if next_episode < plan.episodes {
-                    slot.begin(next_episode, seed_of(next_episode));
-                    next_episode += 1;
-                } else {
-                    slot.episode = None;
+        let actions = agent.act_on(&envs.observations(), dim, selection)?;
+        let step = envs.step(actions.as_batch())?;
+        if let (
+            true,
+            StepSignals::Host {
+                terminated,
+                truncated,
+                ..
+            },
+        ) = (plan.stochastic, &step.signals)
+        {
+            for k in 0..num_envs {
+                if terminated[k] || truncated[k] {
+                    current[k] += 1;
+                    rngs[k] = action_rng(seed_of(current[k]));
                 }
             }
         }
-        slots.retain(|slot| slot.episode.is_some());
     }
-    Ok(finished.into_iter().flatten().collect())
+    let mut episodes: Vec<SeededEpisode> = envs
+        .read_records()?
+        .into_iter()
+        .filter(|r| r.nth < quota[r.env_index])
+        .map(|r| {
+            let episode = first_of_slot[r.env_index] + r.nth;
+            SeededEpisode {
+                episode,
+                seed: seeded.then(|| seed_of(episode)),
+                episode_return: r.episode_return,
+                length: r.length,
+                terminated: r.terminated,
+                truncated: r.truncated,
+            }
+        })
+        .collect();
+    if episodes.iter().any(|e| !e.episode_return.is_finite()) {
+        return Err(ActError::NonFinite);
+    }
+    episodes.sort_by_key(|e| e.episode);
+    episodes.iter().for_each(&mut on_episode);
+    Ok(episodes)
 }
 
 #[cfg(test)]
@@ -197,7 +210,7 @@ mod tests {
             num_envs,
             stochastic,
         };
-        run_episodes(agent, "CartPole-v1", plan, |_| {}).unwrap()
+        run_episodes(agent, "CartPole-v1", EnvBackend::Cpu, plan, |_| {}).unwrap()
     }
 
     /// Every episode is counted once, in episode order, whatever order they finish in, and
@@ -227,5 +240,52 @@ mod tests {
             (shifted[0].episode_return, shifted[0].length),
             (all[3].episode_return, all[3].length)
         );
+    }
+
+    fn shipped_agent(name: &str, device: &InferenceDevice) -> Agent {
+        let checkpoint =
+            crate::Checkpoint::open(&gradless_test_support::shipped_checkpoint(name)).unwrap();
+        Agent::load(&checkpoint, &crate::AgentDevice::new(device)).unwrap()
+    }
+
+    #[test]
+    fn device_envs_run_exactly_the_planned_episodes_slot_by_slot() {
+        let device = InferenceDevice::new(&Device::flex());
+        let agent = shipped_agent("cartpole-v1-ppo", &device);
+        let plan = EpisodePlan {
+            first_seed: 7,
+            episodes: 10,
+            num_envs: 4,
+            stochastic: false,
+        };
+        let mut seen = 0;
+        let episodes = run_episodes(&agent, "CartPole-v1", EnvBackend::Device, plan, |_| {
+            seen += 1
+        })
+        .unwrap();
+        assert_eq!(seen, 10);
+        let numbers: Vec<usize> = episodes.iter().map(|e| e.episode).collect();
+        assert_eq!(numbers, (0..10).collect::<Vec<_>>());
+        for e in &episodes {
+            assert!(e.seed.is_none() && (e.terminated || e.truncated));
+            assert_eq!(e.episode_return, f64::from(e.length));
+        }
+        // The shipped policy balances the pole: most episodes reach the limit.
+        let full = episodes.iter().filter(|e| e.length == 500).count();
+        assert!(full >= 8, "{episodes:?}");
+    }
+
+    #[test]
+    fn sampled_actions_are_refused_on_the_device() {
+        let device = InferenceDevice::new(&Device::flex());
+        let agent = shipped_agent("cartpole-v1-dqn", &device);
+        let plan = EpisodePlan {
+            first_seed: 0,
+            episodes: 2,
+            num_envs: 2,
+            stochastic: true,
+        };
+        let error = run_episodes(&agent, "CartPole-v1", EnvBackend::Device, plan, |_| {});
+        assert!(matches!(error, Err(ActError::Unsupported(_))));
     }
 }

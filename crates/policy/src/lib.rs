@@ -5,7 +5,6 @@
 
 pub mod acting;
 mod checkpoint;
-mod device_rollout;
 mod episodes;
 pub mod export;
 mod network;
@@ -13,12 +12,13 @@ mod rollout;
 pub mod sampling;
 mod tanh;
 
-pub use acting::{ActError, ActionBatch, Agent, PolicyNetwork, Selection};
+pub use acting::{
+    ActError, ActionBatch, Agent, AgentActions, AgentDevice, PolicyNetwork, Selection,
+};
 pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,
 };
-pub use device_rollout::run_device_episodes;
 pub use episodes::{EpisodePlan, SeededEpisode, run_episodes};
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,

@@ -1,113 +1,60 @@
-//! Open-ended greedy rollouts of a policy over a batch of envs, for throughput: with the
-//! envs on the CPU (every step uploads the observations and reads the actions back) or on
-//! the device beside the policy (nothing comes back but finished-episode statistics, when
-//! asked for).
+//! Open-ended greedy rollouts of a policy over an env batch, for throughput: with the envs
+//! on the CPU (every step uploads the observations and reads the actions back) or on the
+//! device beside the policy (nothing comes back but finished-episode statistics, when asked
+//! for).
 
-use burn::prelude::Tensor;
 use gradless_device::InferenceDevice;
-use gradless_envs::device::{
-    DeviceVectorEnv, EnvBackend, FinishedEpisodes, StepKernel, make_device_vector,
-};
-use gradless_envs::{AutoresetMode, MakeOptions, VectorEnv, make_vector};
+use gradless_envs::device::{EnvBackend, FinishedEpisodes, StepKernel};
+use gradless_envs::{EnvBatch, make_batch};
 
 use crate::acting::{ActError, Agent, Selection};
 
 /// A batch of envs driven by a greedy agent, on either backend.
-pub enum Rollout {
-    /// Envs on the CPU.
-    Cpu {
-        /// The envs.
-        envs: Box<dyn VectorEnv>,
-        /// The latest observations, `num_envs * dim` values.
-        observations: Vec<f32>,
-    },
-    /// Envs on the agent's device.
-    Device(Box<OnDevice>),
-}
-
-/// Envs on the device and their latest observations.
-pub struct OnDevice {
-    envs: DeviceVectorEnv,
-    /// `[num_envs, dim]`.
-    observations: Tensor<2>,
+pub struct Rollout {
+    envs: Box<dyn EnvBatch>,
 }
 
 impl Rollout {
-    /// `num_envs` envs of `env_id` on `backend`, reset (CPU envs from seed 0).
+    /// `num_envs` envs of `env_id` on `backend`, reset from seed 0.
     pub fn new(
         env_id: &str,
         num_envs: usize,
         backend: EnvBackend,
         device: &InferenceDevice,
     ) -> Result<Self, ActError> {
-        Ok(match backend {
-            EnvBackend::Cpu => {
-                let mut envs = make_vector(
-                    env_id,
-                    num_envs,
-                    AutoresetMode::NextStep,
-                    MakeOptions::default(),
-                )?;
-                let observations = envs.reset(Some(0)).to_vec();
-                Rollout::Cpu { envs, observations }
-            }
-            EnvBackend::Device => {
-                let envs = make_device_vector(env_id, num_envs, device.device())?;
-                let observations = envs.observations();
-                Rollout::Device(Box::new(OnDevice { envs, observations }))
-            }
+        Ok(Self {
+            envs: make_batch(env_id, num_envs, backend, device.device(), 0)?,
         })
     }
 
     /// Number of envs.
     pub fn num_envs(&self) -> usize {
-        match self {
-            Rollout::Cpu { envs, .. } => envs.num_envs(),
-            Rollout::Device(on) => on.envs.num_envs(),
-        }
+        self.envs.num_envs()
     }
 
     /// How device envs step; `None` for CPU envs.
     pub fn step_kernel(&self) -> Option<StepKernel> {
-        match self {
-            Rollout::Cpu { .. } => None,
-            Rollout::Device(on) => Some(on.envs.step_kernel()),
-        }
+        self.envs.step_kernel()
     }
 
-    /// Device envs step with `kernel` from now on (an error where it cannot run); CPU envs
-    /// ignore it.
+    /// Device envs step with `kernel` from now on (an error where it cannot run).
     pub fn use_step_kernel(&mut self, kernel: StepKernel) -> Result<(), ActError> {
-        if let Rollout::Device(on) = self {
-            on.envs.use_step_kernel(kernel)?;
-        }
-        Ok(())
+        Ok(self.envs.use_step_kernel(kernel)?)
     }
 
     /// One greedy policy step and one step of every env. On the device nothing is waited
     /// for: call [`take_finished`](Self::take_finished) to synchronise.
     pub fn step(&mut self, agent: &Agent) -> Result<(), ActError> {
-        match self {
-            Rollout::Cpu { envs, observations } => {
-                let dim = envs.single_observation_space().flat_dim();
-                let actions = agent.act(observations, dim, Selection::Greedy)?;
-                observations.copy_from_slice(envs.step(actions.as_actions())?.observations);
-            }
-            Rollout::Device(on) => {
-                let actions = agent.greedy_device_actions(on.observations.clone());
-                on.observations = on.envs.step(&actions)?.observations;
-            }
-        }
+        let dim = self.envs.observation_dim();
+        let actions = agent.act_on(&self.envs.observations(), dim, Selection::Greedy)?;
+        self.envs.step(actions.as_batch())?;
         Ok(())
     }
 
-    /// Device envs: reads back (and resets) the episode statistics accumulated since the
-    /// last call, which waits for every queued step. CPU envs: `None`, nothing to wait for.
-    pub fn take_finished(&mut self) -> Result<Option<FinishedEpisodes>, ActError> {
-        match self {
-            Rollout::Cpu { .. } => Ok(None),
-            Rollout::Device(on) => Ok(Some(on.envs.take_finished()?)),
-        }
+    /// Reads back (and resets) the episode statistics accumulated since the last call; on a
+    /// device this waits for every queued step.
+    pub fn take_finished(&mut self) -> Result<FinishedEpisodes, ActError> {
+        Ok(self.envs.take_finished()?)
     }
 }
 
@@ -120,7 +67,7 @@ mod tests {
     use crate::network::{ActionHead, Activation, ActorCritic};
 
     #[test]
-    fn both_backends_step_every_env_and_device_rollouts_count_episodes() {
+    fn both_backends_step_every_env_and_count_episodes() {
         let device = InferenceDevice::new(&Device::flex());
         let model = ActorCritic::new(
             4,
@@ -138,13 +85,9 @@ mod tests {
             for _ in 0..200 {
                 rollout.step(&agent).unwrap();
             }
-            match rollout.take_finished().unwrap() {
-                None => assert_eq!(backend, EnvBackend::Cpu),
-                Some(finished) => {
-                    assert!(finished.total() >= 16, "{finished:?}");
-                    assert!(finished.mean_return().unwrap() < 200.0);
-                }
-            }
+            let finished = rollout.take_finished().unwrap();
+            assert!(finished.total() >= 16, "{backend}: {finished:?}");
+            assert!(finished.mean_return().unwrap() < 200.0);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use gradless_device::{Backend, DeviceReport, TrainingDevice};
 use gradless_envs::EpisodeStats;
+use gradless_envs::device::EnvBackend;
 use gradless_policy::{
     Agent, Architecture, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, Metadata,
     run_episodes, write_checkpoint,
@@ -563,7 +564,8 @@ impl Session {
             num_envs: settings.episodes,
             stochastic: false,
         };
-        let episodes = run_episodes(&self.algorithm.agent(), &self.config.env, plan, |_| {})
+        let agent = self.algorithm.agent();
+        let episodes = run_episodes(&agent, &self.config.env, EnvBackend::Cpu, plan, |_| {})
             .map_err(|e| match e {
                 gradless_policy::ActError::NonFinite => TrainError::NonFinite {
                     global_step: self.algorithm.global_step(),

@@ -11,6 +11,7 @@
 //! states come from the device's random generator (`Device::seed`), not from Gymnasium's
 //! PCG64, so a seed does not give the CPU env's starts.
 
+mod batch;
 mod cartpole;
 mod fused;
 mod mountain_car;
@@ -90,6 +91,22 @@ pub enum DeviceActions {
     Discrete(Tensor<1, Int>),
     /// `[num_envs, action_dim]` values.
     Continuous(Tensor<2>),
+}
+
+impl DeviceActions {
+    /// Host actions for `num_envs` envs, uploaded to `device`.
+    pub fn upload(actions: crate::Actions<'_>, num_envs: usize, device: &Device) -> Self {
+        match actions {
+            crate::Actions::Discrete(a) => DeviceActions::Discrete(Tensor::from_data(
+                TensorData::new(a.to_vec(), [a.len()]),
+                device,
+            )),
+            crate::Actions::Continuous(a) => DeviceActions::Continuous(Tensor::from_data(
+                TensorData::new(a.to_vec(), [num_envs, a.len() / num_envs]),
+                device,
+            )),
+        }
+    }
 }
 
 /// The result of stepping every env once.
@@ -260,12 +277,16 @@ pub struct DeviceSnapshot {
 /// buffer, a snapshot is one transfer, and each variable is a contiguous row.
 #[derive(Debug)]
 pub struct DeviceVectorEnv {
+    /// The registered id (the dynamics' name for envs built from dynamics alone).
+    id: String,
     dynamics: Box<dyn TensorDynamics>,
     device: Device,
     num_envs: usize,
     max_episode_steps: Option<u32>,
     kernel: StepKernel,
     table: Tensor<2>,
+    /// The observations of the current state, `[num_envs, observation_dim]`.
+    observations: Tensor<2>,
     records: Option<EpisodeRecords>,
 }
 
@@ -296,12 +317,9 @@ pub fn make_device_vector(
             reason: "a vector env needs at least one env".into(),
         });
     }
-    Ok(DeviceVectorEnv::new(
-        dynamics,
-        num_envs,
-        max_episode_steps,
-        device,
-    ))
+    let mut envs = DeviceVectorEnv::new(dynamics, num_envs, max_episode_steps, device);
+    envs.id = id.to_string();
+    Ok(envs)
 }
 
 /// Whether a device runs cubecl kernels (wgpu, CUDA), where a fused step can run.
@@ -318,6 +336,12 @@ fn fresh_table(state: Tensor<2>) -> Tensor<2> {
     let [_, n] = state.dims();
     let bookkeeping = Tensor::zeros([bookkeeping::COUNT, n], &state.device());
     Tensor::cat(vec![state, bookkeeping], 0)
+}
+
+/// The observations of a table's state rows.
+fn observe(dynamics: &dyn TensorDynamics, table: &Tensor<2>) -> Tensor<2> {
+    let state_dim = table.dims()[0] - bookkeeping::COUNT;
+    dynamics.observe(&rows(table.clone().narrow(0, 0, state_dim)))
 }
 
 /// A `[rows, n]` tensor's rows as `[n]` tensors.
@@ -344,7 +368,10 @@ impl DeviceVectorEnv {
             _ => StepKernel::TensorOps,
         };
         let table = fresh_table(dynamics.initial_state(num_envs, device));
+        let observations = observe(dynamics.as_ref(), &table);
         Self {
+            id: dynamics.name().to_string(),
+            observations,
             dynamics,
             device: device.clone(),
             num_envs,
@@ -401,8 +428,13 @@ impl DeviceVectorEnv {
 
     /// The current observations, `[num_envs, observation_dim]`.
     pub fn observations(&self) -> Tensor<2> {
-        self.dynamics
-            .observe(&rows(self.table.clone().narrow(0, 0, self.state_dim())))
+        self.observations.clone()
+    }
+
+    /// Replaces the table and observes it.
+    fn set_table(&mut self, table: Tensor<2>) {
+        self.observations = observe(self.dynamics.as_ref(), &table);
+        self.table = table;
     }
 
     /// Replaces every env's state (`num_envs` rows of state variables, row-major) and
@@ -414,7 +446,7 @@ impl DeviceVectorEnv {
             TensorData::new(values, [self.num_envs, width]),
             &self.device,
         );
-        self.table = fresh_table(state.transpose());
+        self.set_table(fresh_table(state.transpose()));
     }
 
     /// Steps every env: an env whose episode ended on the previous step starts a new one
@@ -448,6 +480,7 @@ impl DeviceVectorEnv {
                 &book[bookkeeping::ELAPSED],
             );
         }
+        self.observations = step.observations.clone();
         Ok(step)
     }
 
@@ -556,7 +589,10 @@ impl DeviceVectorEnv {
         columns.extend([zeros.as_slice(); 3]);
         let height = columns.len();
         let values: Vec<f32> = columns.concat();
-        self.table = Tensor::from_data(TensorData::new(values, [height, n]), &self.device);
+        self.set_table(Tensor::from_data(
+            TensorData::new(values, [height, n]),
+            &self.device,
+        ));
         Ok(())
     }
 
@@ -735,7 +771,9 @@ mod tests {
                 episode_return: 1.0,
                 length: 1,
                 terminated: true,
-                truncated: false
+                truncated: false,
+                // Device records know only the steps taken when they are read.
+                step: 2,
             }]
         );
     }

@@ -44,6 +44,8 @@ pub(super) struct EpisodeRecords {
     truncated: Tensor<2>,
     /// Episodes recorded per env so far.
     recorded: Tensor<1, Int>,
+    /// Steps recorded.
+    steps: u64,
 }
 
 /// One episode read back from the device records.
@@ -61,6 +63,10 @@ pub struct RecordedEpisode {
     pub terminated: bool,
     /// Whether the time limit cut it (possibly on the same step as a termination).
     pub truncated: bool,
+    /// The step it ended on, counted from 1 since recording started. Device envs do not
+    /// keep it: theirs is the number of steps taken when the records were read, the
+    /// latest the episode can have ended.
+    pub step: u64,
 }
 
 impl DeviceVectorEnv {
@@ -80,6 +86,7 @@ impl DeviceVectorEnv {
             terminated: empty(),
             truncated: empty(),
             recorded: Tensor::zeros([n], &self.device),
+            steps: 0,
         });
     }
 
@@ -124,6 +131,7 @@ impl DeviceVectorEnv {
                     length: lengths[at] as u32,
                     terminated: terminated[at] > 0.5,
                     truncated: truncated[at] > 0.5,
+                    step: records.steps,
                 });
             }
         }
@@ -170,5 +178,6 @@ impl EpisodeRecords {
             .clone()
             .mask_where(slot, wide(truncated.clone().float()));
         self.recorded = self.recorded.clone() + done.clone().int();
+        self.steps += 1;
     }
 }

@@ -13,7 +13,9 @@ use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{
     ActionSampler, AutoresetMode, Env, EnvRng, MakeOptions, Space, VectorEnv, make, make_vector,
 };
-use gradless_policy::{ActionHead, Activation, ActorCritic, Agent, Checkpoint, Rollout};
+use gradless_policy::{
+    ActionHead, Activation, ActorCritic, Agent, AgentDevice, Checkpoint, Rollout,
+};
 use serde::Serialize;
 
 use gradless_grad_modes::median;
@@ -221,7 +223,7 @@ fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
     }
     for backend in backends {
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
-        let agent = Agent::load(&checkpoint, &device)?;
+        let agent = Agent::load(&checkpoint, &AgentDevice::new(&device))?;
         for &num_envs in &args.num_envs {
             let mut rollout = Rollout::new(&env_id, num_envs, EnvBackend::Cpu, &device)?;
             let timing = Timing {

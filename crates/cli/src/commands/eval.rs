@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    CheckpointEvaluation, EnvBackend, EvalSettings, discover, evaluate_checkpoint,
-    prepare_output_dir, write_learning_curve, write_outputs,
+    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, SummaryValue, discover,
+    evaluate_checkpoint, prepare_output_dir, summary_row, write_learning_curve, write_outputs,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -91,23 +91,31 @@ fn output_place(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> (P
     }
 }
 
-fn print_row(evaluation: &CheckpointEvaluation) {
-    let s = &evaluation.summary;
-    println!(
-        "{:<48} {:>10} {:>5} {:>8.1} {:>7.1} {:>8.1} {:>7.1} {:>7.1} {:>8.1} [{:>6.1}, {:>6.1}] {:>6.0}%",
-        evaluation.checkpoint.display(),
-        evaluation.step,
-        s.episodes,
-        s.mean_return,
-        s.std_return,
-        s.median_return,
-        s.min_return,
-        s.max_return,
-        s.iqm,
-        s.iqm_ci95[0],
-        s.iqm_ci95[1],
-        100.0 * s.truncated_fraction
-    );
+fn print_row(evaluation: &CheckpointEvaluation, with_header: bool) {
+    let cells: Vec<(&str, String)> = summary_row(evaluation)
+        .into_iter()
+        .filter_map(|cell| {
+            let heading = cell.heading?;
+            // Paths get a wide column, numbers one as wide as their heading (at least 8).
+            let width = match cell.value {
+                SummaryValue::Text(_) => 48,
+                _ => heading.len().max(8),
+            };
+            Some((heading, cell.value.table(width)))
+        })
+        .collect();
+    if with_header {
+        let headings: Vec<String> = cells
+            .iter()
+            .map(|(heading, value)| match cells.first() {
+                Some((first, _)) if first == heading => format!("{heading:<w$}", w = value.len()),
+                _ => format!("{heading:>w$}", w = value.len()),
+            })
+            .collect();
+        println!("{}", headings.join(" "));
+    }
+    let values: Vec<&str> = cells.iter().map(|(_, value)| value.as_str()).collect();
+    println!("{}", values.join(" "));
 }
 
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
@@ -133,7 +141,7 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     }
     let backend: Backend = args.device.parse().context("--device")?;
     let base = gradless_device::open(backend)?;
-    let device = InferenceDevice::new(&base);
+    let device = AgentDevice::new(&InferenceDevice::new(&base));
     let settings = EvalSettings {
         episodes: args.episodes,
         num_envs: args.num_envs,
@@ -149,22 +157,7 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         bail!("--stochastic: sampled actions need --env-backend cpu");
     }
     let targets = discover(&args.path)?;
-    if !json {
-        println!(
-            "{:<48} {:>10} {:>5} {:>8} {:>7} {:>8} {:>7} {:>7} {:>8} {:>16} {:>7}",
-            "checkpoint",
-            "step",
-            "eps",
-            "mean",
-            "std",
-            "median",
-            "min",
-            "max",
-            "IQM",
-            "IQM 95% CI",
-            "trunc"
-        );
-    }
+    let mut rows_printed = 0;
     let total: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
     let mut failed = 0;
     for target in &targets {
@@ -210,7 +203,8 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                             grad_mode_report: report,
                         })?;
                     } else {
-                        print_row(&evaluation);
+                        print_row(&evaluation, rows_printed == 0);
+                        rows_printed += 1;
                         if let Some(r) = report {
                             println!(
                                 "  inference mode vs no_grad at batch {}: {:.2}x faster ({:.1} vs {:.1} us per policy step)",

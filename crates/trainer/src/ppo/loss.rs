@@ -1,0 +1,213 @@
+//! PPO's loss and update: the clipped surrogate objective, the (optionally clipped) value
+//! loss and the entropy bonus, minimised over shuffled minibatches with Adam after clipping
+//! the gradients' global norm.
+
+use burn::optim::GradientsParams;
+use burn::prelude::{Int, Tensor, TensorData};
+use gradless_policy::acting::{observation_tensor, read_f32};
+use gradless_policy::sampling::{Categorical, DiagGaussian};
+use gradless_policy::{ActError, ActionHead};
+
+use super::Ppo;
+use super::rollout::Transitions;
+use crate::TrainError;
+use crate::grad_clip::clip_by_global_norm;
+
+/// One update's diagnostics, each the mean over its minibatches (CleanRL's `losses/*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Losses {
+    pub policy_loss: f32,
+    pub value_loss: f32,
+    pub entropy: f32,
+    pub approx_kl: f32,
+    pub clip_fraction: f32,
+    pub grad_norm: f32,
+}
+
+impl Losses {
+    /// Diagnostics per minibatch, in this order.
+    const COUNT: usize = 6;
+
+    fn from_means(means: &[f32]) -> Self {
+        let [
+            policy_loss,
+            value_loss,
+            entropy,
+            approx_kl,
+            clip_fraction,
+            grad_norm,
+        ] = means.try_into().expect("six statistics");
+        Self {
+            policy_loss,
+            value_loss,
+            entropy,
+            approx_kl,
+            clip_fraction,
+            grad_norm,
+        }
+    }
+}
+
+impl Ppo {
+    /// The update: epochs of shuffled minibatches on the autodiff device. `returns` are the
+    /// value targets (advantages plus values).
+    pub(super) fn update(
+        &mut self,
+        rollout: &Transitions,
+        advantages: &[f32],
+        returns: &[f32],
+        lr: f64,
+    ) -> Result<Losses, TrainError> {
+        let config = self.config.clone();
+        let device = self.training.device().clone();
+        let dim = self.observation_dim;
+        let batch = rollout.values.len();
+        let mut indices: Vec<usize> = (0..batch)
+            .filter(|&i| rollout.valid.get(i).copied().unwrap_or(true))
+            .collect();
+        // All transitions of CPU envs: the configured minibatch size.
+        let minibatch = indices.len().div_ceil(config.num_minibatches);
+        let mut model = self.model.clone();
+        let mut statistics = Vec::with_capacity(config.update_epochs * config.num_minibatches);
+        for _ in 0..config.update_epochs {
+            self.rng.shuffle(&mut indices);
+            for chunk in indices.chunks(minibatch) {
+                let pick =
+                    |values: &[f32]| -> Vec<f32> { chunk.iter().map(|&i| values[i]).collect() };
+                let mut chunk_advantages = pick(advantages);
+                if config.normalize_advantages {
+                    normalise(&mut chunk_advantages);
+                }
+                let upload = |values: Vec<f32>| {
+                    Tensor::<1>::from_data(TensorData::new(values, [chunk.len()]), &device)
+                };
+                let observations: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| rollout.observations[i * dim..(i + 1) * dim].iter().copied())
+                    .collect();
+                let observations = observation_tensor(&observations, dim, &device);
+                let (new_log_probs, entropy) = match self.head {
+                    ActionHead::Categorical { .. } => {
+                        let actions: Vec<i64> =
+                            chunk.iter().map(|&i| rollout.discrete_actions[i]).collect();
+                        let actions = Tensor::<2, Int>::from_data(
+                            TensorData::new(actions, [chunk.len(), 1]),
+                            &device,
+                        );
+                        let policy = Categorical::new(model.actor(observations.clone()));
+                        (policy.log_prob(actions), policy.mean_entropy())
+                    }
+                    ActionHead::Gaussian { dim: action_dim } => {
+                        let actions: Vec<f32> = chunk
+                            .iter()
+                            .flat_map(|&i| {
+                                rollout.continuous_actions[i * action_dim..(i + 1) * action_dim]
+                                    .iter()
+                                    .copied()
+                            })
+                            .collect();
+                        let actions = Tensor::<2>::from_data(
+                            TensorData::new(actions, [chunk.len(), action_dim]),
+                            &device,
+                        );
+                        let policy = DiagGaussian::new(
+                            model.actor(observations.clone()),
+                            model.log_std().expect("Gaussian head has a log-std"),
+                        );
+                        (policy.log_prob(actions), policy.mean_entropy())
+                    }
+                };
+                let log_ratio = new_log_probs - upload(pick(&rollout.log_probs));
+                let ratio = log_ratio.clone().exp();
+                let chunk_advantages = upload(chunk_advantages);
+                let clip = config.clip_coef;
+                let policy_loss = (chunk_advantages.clone().neg() * ratio.clone())
+                    .max_pair(chunk_advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip))
+                    .mean();
+                let new_values = model.value(observations);
+                let chunk_returns = upload(pick(returns));
+                let unclipped = (new_values.clone() - chunk_returns.clone()).powi_scalar(2);
+                let value_loss = if config.clip_value_loss {
+                    let old_values = upload(pick(&rollout.values));
+                    let clipped = old_values.clone() + (new_values - old_values).clamp(-clip, clip);
+                    unclipped
+                        .max_pair((clipped - chunk_returns).powi_scalar(2))
+                        .mean()
+                        .mul_scalar(0.5)
+                } else {
+                    unclipped.mean().mul_scalar(0.5)
+                };
+                let loss = policy_loss.clone() - entropy.clone().mul_scalar(config.entropy_coef)
+                    + value_loss.clone().mul_scalar(config.value_coef);
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                let grad_norm = clip_by_global_norm(&model, &mut grads, config.max_grad_norm)
+                    .expect("the network has parameters");
+                model = self.optimizer.step(lr, model, grads);
+
+                // Diagnostics, off the graph; read back once per update.
+                let ratio = ratio.inner();
+                let log_ratio = log_ratio.inner();
+                let approx_kl = (ratio.clone().sub_scalar(1.0) - log_ratio).mean();
+                let clip_fraction = ratio
+                    .sub_scalar(1.0)
+                    .abs()
+                    .greater_elem(clip)
+                    .float()
+                    .mean();
+                statistics.push(Tensor::cat(
+                    vec![
+                        policy_loss.inner(),
+                        value_loss.inner(),
+                        entropy.inner(),
+                        approx_kl,
+                        clip_fraction,
+                        grad_norm.inner(),
+                    ],
+                    0,
+                ));
+            }
+        }
+        self.model = model;
+        let count = statistics.len();
+        let means = read_f32(
+            Tensor::cat(statistics, 0)
+                .reshape([count, Losses::COUNT])
+                .mean_dim(0),
+        )
+        .map_err(|e| match e {
+            ActError::NonFinite => self.non_finite("the loss"),
+            other => other.into(),
+        })?;
+        Ok(Losses::from_means(&means))
+    }
+}
+
+/// `(x - mean) / (std + 1e-8)` with the sample standard deviation, as CleanRL normalises
+/// advantages.
+fn normalise(values: &mut [f32]) {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let variance = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0).max(1.0);
+    let scale = variance.sqrt() + 1e-8;
+    for v in values {
+        *v = ((f64::from(*v) - mean) / scale) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_values_have_zero_mean_unit_spread() {
+        let mut values = vec![1.0f32, 2.0, 3.0, 4.0];
+        normalise(&mut values);
+        assert!(values.iter().sum::<f32>().abs() < 1e-6);
+        let spread = values.iter().map(|v| v * v).sum::<f32>() / 3.0;
+        assert!((spread - 1.0).abs() < 1e-5);
+    }
+}
