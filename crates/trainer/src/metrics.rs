@@ -14,6 +14,19 @@ pub struct PpoUpdate {
     pub update: u64,
     /// The learning rate it used.
     pub learning_rate: f64,
+    /// Its losses and diagnostics.
+    #[serde(flatten)]
+    pub losses: PpoLosses,
+    /// How much of the returns' variance the values explain.
+    pub explained_variance: f64,
+    /// Environment steps per second over the iteration.
+    pub sps: f64,
+}
+
+/// A PPO update's losses and diagnostics, each the mean over its minibatches (CleanRL's
+/// `losses/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PpoLosses {
     /// Mean clipped surrogate loss.
     pub policy_loss: f32,
     /// Mean value loss.
@@ -26,10 +39,6 @@ pub struct PpoUpdate {
     pub clip_fraction: f32,
     /// Mean gradient norm before clipping.
     pub grad_norm: f32,
-    /// How much of the returns' variance the values explain.
-    pub explained_variance: f64,
-    /// Environment steps per second over the iteration.
-    pub sps: f64,
 }
 
 /// What DQN's training rounds since the last report measured.

@@ -12,39 +12,27 @@ use super::Ppo;
 use super::rollout::Transitions;
 use crate::TrainError;
 use crate::grad_clip::clip_by_global_norm;
+use crate::metrics::PpoLosses;
 
-/// One update's diagnostics, each the mean over its minibatches (CleanRL's `losses/*`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Losses {
-    pub policy_loss: f32,
-    pub value_loss: f32,
-    pub entropy: f32,
-    pub approx_kl: f32,
-    pub clip_fraction: f32,
-    pub grad_norm: f32,
-}
+/// Diagnostics per minibatch, in [`PpoLosses`]' field order.
+const DIAGNOSTICS: usize = 6;
 
-impl Losses {
-    /// Diagnostics per minibatch, in this order.
-    const COUNT: usize = 6;
-
-    fn from_means(means: &[f32]) -> Self {
-        let [
-            policy_loss,
-            value_loss,
-            entropy,
-            approx_kl,
-            clip_fraction,
-            grad_norm,
-        ] = means.try_into().expect("six statistics");
-        Self {
-            policy_loss,
-            value_loss,
-            entropy,
-            approx_kl,
-            clip_fraction,
-            grad_norm,
-        }
+fn losses_from_means(means: &[f32]) -> PpoLosses {
+    let [
+        policy_loss,
+        value_loss,
+        entropy,
+        approx_kl,
+        clip_fraction,
+        grad_norm,
+    ] = means.try_into().expect("six statistics");
+    PpoLosses {
+        policy_loss,
+        value_loss,
+        entropy,
+        approx_kl,
+        clip_fraction,
+        grad_norm,
     }
 }
 
@@ -57,7 +45,7 @@ impl Ppo {
         advantages: &[f32],
         returns: &[f32],
         lr: f64,
-    ) -> Result<Losses, TrainError> {
+    ) -> Result<PpoLosses, TrainError> {
         let config = self.config.clone();
         let device = self.training.device().clone();
         let dim = self.observation_dim;
@@ -171,14 +159,14 @@ impl Ppo {
         let count = statistics.len();
         let means = read_f32(
             Tensor::cat(statistics, 0)
-                .reshape([count, Losses::COUNT])
+                .reshape([count, DIAGNOSTICS])
                 .mean_dim(0),
         )
         .map_err(|e| match e {
             ActError::NonFinite => self.non_finite("the loss"),
             other => other.into(),
         })?;
-        Ok(Losses::from_means(&means))
+        Ok(losses_from_means(&means))
     }
 }
 

@@ -101,12 +101,7 @@ impl Ppo {
         iteration.update = Some(Update::Ppo(PpoUpdate {
             update: self.updates,
             learning_rate: lr,
-            policy_loss: losses.policy_loss,
-            value_loss: losses.value_loss,
-            entropy: losses.entropy,
-            approx_kl: losses.approx_kl,
-            clip_fraction: losses.clip_fraction,
-            grad_norm: losses.grad_norm,
+            losses,
             explained_variance: explained_variance(&transitions.values, &returns),
             sps: (transitions.values.len() as f64 / seconds).round(),
         }));

@@ -1,0 +1,84 @@
+//! What the session needs of a training algorithm, and the helpers the algorithms share for
+//! their checkpoint files.
+
+use std::path::Path;
+
+use gradless_envs::EpisodeStats;
+use gradless_policy::{Agent, Architecture, Checkpoint, CheckpointError, METADATA_FILE};
+
+use crate::TrainError;
+use crate::config::TrainConfig;
+use crate::metrics::Update;
+
+/// The optimizer state's file inside a checkpoint.
+pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bin";
+
+/// What one iteration produced, for logging.
+#[derive(Debug, Default)]
+pub(crate) struct Iteration {
+    /// Finished episodes with the global step at which each ended.
+    pub episodes: Vec<(u64, EpisodeStats)>,
+    /// Update statistics, when an update happened.
+    pub update: Option<Update>,
+}
+
+/// A training algorithm as the session drives it.
+pub(crate) trait Algorithm {
+    /// One iteration: PPO a rollout and an update, DQN an env step and any training due.
+    fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError>;
+    /// Environment steps taken.
+    fn global_step(&self) -> u64;
+    /// Whether the configured budget is spent.
+    fn finished(&self) -> bool;
+    /// An inference copy of the current network.
+    fn agent(&self) -> Agent;
+    /// The network's architecture.
+    fn architecture(&self, config: &TrainConfig) -> Architecture;
+    /// What a checkpoint must record to continue exactly.
+    fn state(&self) -> Result<serde_json::Value, TrainError>;
+    /// Writes weights, optimizer and other state files into a checkpoint directory.
+    fn write_files(&self, dir: &Path) -> Result<(), CheckpointError>;
+    /// All parameters and optimizer moments, for tests comparing runs.
+    #[cfg(test)]
+    fn parameters_and_moments(&self) -> (Vec<f32>, crate::adam::MomentValues);
+}
+
+/// Writes a module's parameters in burn's format.
+pub(crate) fn save_module<M: burn::module::Module>(
+    module: &M,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    module
+        .clone()
+        .save_file(path)
+        .map_err(|e| CheckpointError::Weights {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+/// A checkpoint's trainer state that does not parse.
+pub(crate) fn state_error(checkpoint: &Checkpoint, error: serde_json::Error) -> TrainError {
+    CheckpointError::Metadata {
+        path: checkpoint.file(METADATA_FILE),
+        reason: format!("trainer state: {error}"),
+    }
+    .into()
+}
+
+/// Every float parameter of a module, flattened in visiting order.
+#[cfg(test)]
+pub(crate) fn flat_parameters<M: burn::module::Module>(module: &M) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::prelude::Tensor;
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().inner().into_data().convert::<f32>();
+            self.0.extend(data.iter::<f32>());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
