@@ -1,0 +1,288 @@
+//! `gradless bench eval` and `gradless bench rollout`: a greedy policy and its envs stepping
+//! together, on the CPU or on the device beside the policy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use gradless_device::{Backend, InferenceDevice};
+use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
+use gradless_envs::{EnvRng, Space, make};
+use gradless_policy::{
+    ActionHead, Activation, ActorCritic, Agent, AgentDevice, Checkpoint, Rollout,
+};
+use serde::Serialize;
+
+use super::{Timing, median_steps_per_sec, parse_backends};
+use crate::output::print_json_line;
+
+/// Arguments of `gradless bench rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutBenchArgs {
+    /// Environment id (CartPole-v1, MountainCar-v0 or Pendulum-v1 have device versions).
+    #[arg(long, default_value = "CartPole-v1")]
+    env: String,
+    /// Comma-separated env backends: cpu, device.
+    #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
+    env_backend: Vec<String>,
+    /// Comma-separated devices: wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    device: Vec<String>,
+    /// Comma-separated numbers of envs.
+    #[arg(long, value_delimiter = ',', default_value = "1024,16384,65536")]
+    num_envs: Vec<usize>,
+    /// Device envs: how they step, comma-separated: auto (fused where it can run), fused
+    /// (one kernel a step, on wgpu; skipped elsewhere), tensor-ops.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
+    step_kernel: Vec<String>,
+    /// Device envs: steps between read-backs of the finished-episode statistics.
+    #[arg(long, default_value_t = 100)]
+    read_every: usize,
+    /// Device envs on wgpu: record, fuse and dispatch every kernel but drop it instead of
+    /// running it, so the rate is what the host side alone allows: the bound on a GPU fast
+    /// enough that its own work is negligible. Episode statistics read back are meaningless.
+    #[arg(long)]
+    host_only: bool,
+    /// Length of one timed window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Timed windows per size; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+}
+
+/// One measured backend pair and size.
+#[derive(Debug, Serialize)]
+struct RolloutBenchResult {
+    env: String,
+    env_backend: EnvBackend,
+    /// `fused` or `tensor-ops` for device envs, `null` for CPU envs.
+    step_kernel: Option<String>,
+    device: String,
+    num_envs: usize,
+    steps_per_sec: f64,
+    /// Kernels were dropped, not run: `steps_per_sec` is the host side's bound.
+    host_only: bool,
+    repeats: usize,
+}
+
+/// Arguments of `gradless bench eval`.
+#[derive(Debug, Args)]
+pub struct EvalBenchArgs {
+    /// The checkpoint whose policy acts.
+    #[arg(long, default_value = "checkpoints/cartpole-v1-ppo")]
+    checkpoint: PathBuf,
+    /// Comma-separated devices: wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    device: Vec<String>,
+    /// Comma-separated numbers of envs (the policy's batch size).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,1024")]
+    num_envs: Vec<usize>,
+    /// Length of one timed window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Timed windows per size; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+}
+
+/// One measured device and size.
+#[derive(Debug, Serialize)]
+struct EvalBenchResult {
+    checkpoint: PathBuf,
+    device: String,
+    num_envs: usize,
+    steps_per_sec: f64,
+    repeats: usize,
+}
+
+pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
+    if args.repeats == 0 || !args.seconds.is_finite() || args.seconds <= 0.0 {
+        bail!("--repeats must be at least 1 and --seconds positive");
+    }
+    if args.num_envs.contains(&0) {
+        bail!("--num-envs: every size must be at least 1");
+    }
+    let backends = parse_backends(&args.device)?;
+    let checkpoint = Checkpoint::open(&args.checkpoint)?;
+    let env_id = checkpoint.metadata().env_id.clone();
+    if !json {
+        println!(
+            "{:<40} {:<8} {:>9} {:>16}",
+            "checkpoint", "device", "num_envs", "steps/s (median)"
+        );
+    }
+    for backend in backends {
+        let device = InferenceDevice::new(&gradless_device::open(backend)?);
+        let agent = Agent::load(&checkpoint, &AgentDevice::new(&device))?;
+        for &num_envs in &args.num_envs {
+            let mut rollout = Rollout::new(&env_id, num_envs, EnvBackend::Cpu, &device)?;
+            let timing = Timing {
+                window: Duration::from_secs_f64(args.seconds),
+                repeats: args.repeats,
+                read_every: 1,
+                host_only: false,
+            };
+            let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
+            let result = EvalBenchResult {
+                checkpoint: args.checkpoint.clone(),
+                device: backend.to_string(),
+                num_envs,
+                steps_per_sec,
+                repeats: args.repeats,
+            };
+            tracing::info!(device = %result.device, num_envs, steps_per_sec = result.steps_per_sec, "measured");
+            if json {
+                print_json_line(&result)?;
+            } else {
+                println!(
+                    "{:<40} {:<8} {:>9} {:>16.0}",
+                    result.checkpoint.display(),
+                    result.device,
+                    result.num_envs,
+                    result.steps_per_sec
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A freshly initialised PPO actor for the env's spaces (CleanRL's 64-64 tanh), acting
+/// greedily: what a rollout costs does not depend on the weights.
+fn fresh_agent(env_id: &str, device: &InferenceDevice) -> Result<Agent> {
+    let env = make(env_id)?;
+    let head = match env.action_space() {
+        Space::Discrete { n } => ActionHead::Categorical { n: *n as usize },
+        Space::Box { low, .. } => ActionHead::Gaussian { dim: low.len() },
+    };
+    let model = ActorCritic::new(
+        env.observation_space().flat_dim(),
+        &[64, 64],
+        Activation::Tanh,
+        head,
+        &mut EnvRng::from_seed(0),
+        device.device(),
+    );
+    Ok(Agent::actor_critic(&model, device))
+}
+
+pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
+    if args.repeats == 0 || args.read_every == 0 || !args.seconds.is_finite() || args.seconds <= 0.0
+    {
+        bail!("--repeats and --read-every must be at least 1 and --seconds positive");
+    }
+    if args.num_envs.contains(&0) {
+        bail!("--num-envs: every size must be at least 1");
+    }
+    let env_backends: Vec<EnvBackend> = args
+        .env_backend
+        .iter()
+        .map(|name| {
+            name.parse::<EnvBackend>()
+                .map_err(|e| anyhow!("--env-backend: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    // `None` stands for auto: whatever the envs choose.
+    let step_kernels: Vec<Option<StepKernel>> = args
+        .step_kernel
+        .iter()
+        .map(|name| match name.as_str() {
+            "auto" => Ok(None),
+            other => other
+                .parse::<StepKernel>()
+                .map(Some)
+                .map_err(|e| anyhow!("--step-kernel: {e} or `auto`")),
+        })
+        .collect::<Result<_>>()?;
+    let backends = parse_backends(&args.device)?;
+    if args.host_only && env_backends.contains(&EnvBackend::Cpu) {
+        // CPU envs would step with actions read back from launches that never ran.
+        bail!("--host-only measures device envs only: pass --env-backend device");
+    }
+    if let Some(other) = backends
+        .iter()
+        .find(|&&b| args.host_only && b != Backend::Wgpu)
+    {
+        bail!("--host-only: only wgpu launches kernels to drop, not {other}");
+    }
+    if env_backends.contains(&EnvBackend::Device) {
+        // An env without a device version fails here, before anything is measured.
+        device_dynamics(&args.env)?;
+    }
+    if !json {
+        println!(
+            "{:<16} {:<8} {:<11} {:<8} {:>9} {:>16}",
+            "env", "envs on", "step", "device", "num_envs", "steps/s (median)"
+        );
+    }
+    let timing = Timing {
+        window: Duration::from_secs_f64(args.seconds),
+        repeats: args.repeats,
+        read_every: args.read_every,
+        host_only: args.host_only,
+    };
+    let (mut measured, mut skipped) = (0usize, None);
+    for backend in backends {
+        let device = InferenceDevice::new(&gradless_device::open(backend)?);
+        let agent = fresh_agent(&args.env, &device)?;
+        for &num_envs in &args.num_envs {
+            for &env_backend in &env_backends {
+                // CPU envs have no step kernel to choose.
+                let kernels = match env_backend {
+                    EnvBackend::Cpu => &[None][..],
+                    EnvBackend::Device => &step_kernels[..],
+                };
+                for &kernel in kernels {
+                    let mut rollout = Rollout::new(&args.env, num_envs, env_backend, &device)?;
+                    if let Some(kernel) = kernel
+                        && let Err(e) = rollout.use_step_kernel(kernel)
+                    {
+                        skipped = Some(format!("{backend}: {e}"));
+                        continue;
+                    }
+                    measured += 1;
+                    let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
+                    let result = RolloutBenchResult {
+                        env: args.env.clone(),
+                        env_backend,
+                        step_kernel: rollout.step_kernel().map(|k| k.to_string()),
+                        device: backend.to_string(),
+                        num_envs,
+                        steps_per_sec,
+                        host_only: args.host_only,
+                        repeats: args.repeats,
+                    };
+                    tracing::info!(
+                        env_backend = %env_backend,
+                        step_kernel = ?result.step_kernel,
+                        device = %result.device,
+                        num_envs,
+                        steps_per_sec,
+                        "measured"
+                    );
+                    if json {
+                        print_json_line(&result)?;
+                    } else {
+                        println!(
+                            "{:<16} {:<8} {:<11} {:<8} {:>9} {:>16.0}",
+                            result.env,
+                            env_backend,
+                            result.step_kernel.as_deref().unwrap_or("-"),
+                            result.device,
+                            num_envs,
+                            steps_per_sec
+                        );
+                    }
+                }
+            }
+        }
+    }
+    match (measured, skipped) {
+        (0, Some(reason)) => bail!("--step-kernel: nothing could be measured ({reason})"),
+        (_, Some(reason)) => tracing::warn!("--step-kernel: some runs skipped ({reason})"),
+        _ => {}
+    }
+    Ok(())
+}
