@@ -1,4 +1,7 @@
 //! Many copies of one task stepped in one call, over struct-of-arrays storage.
+//!
+//! One file because the block layout, the step with its autoreset bookkeeping and the
+//! snapshot all index the same storage; a third of it is tests.
 
 use serde::{Deserialize, Serialize};
 

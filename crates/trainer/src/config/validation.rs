@@ -1,0 +1,167 @@
+//! Checking a resolved config: every value in range, and the combinations that cannot run
+//! (a device env backend for an env without a device version, DQN on a continuous env, ...)
+//! refused with the key to fix.
+
+// The config's types and imports: these are its checks, in a file of their own.
+use super::*;
+
+impl TrainConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let env =
+            gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;
+        positive_int("total_timesteps", self.total_timesteps)?;
+        let network = &self.network;
+        gradless_policy::check_hidden_sizes(&network.hidden)
+            .map_err(|reason| ConfigError::new("network.hidden", reason))?;
+        for (key, seed, count) in [
+            ("seed", self.seed, self.num_envs()),
+            (
+                "evaluation.seed",
+                self.evaluation.seed,
+                self.evaluation.episodes,
+            ),
+        ] {
+            let largest = EpisodePlan::largest_first_seed(count);
+            if seed > largest {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "{seed} + {count} seeds pass the largest seed, {}; use {largest} or less",
+                        u64::MAX
+                    ),
+                ));
+            }
+        }
+        positive_int("checkpoint.every_steps", self.checkpoint.every_steps)?;
+        positive_int("checkpoint.keep_last", self.checkpoint.keep_last as u64)?;
+        if self.evaluation.every_steps > 0 {
+            positive_int("evaluation.episodes", self.evaluation.episodes as u64)?;
+        }
+        if let Some(target) = self.evaluation.stop_at_return {
+            finite("evaluation.stop_at_return", target)?;
+        }
+        if let AlgorithmConfig::Ppo(ppo) = &self.algorithm {
+            positive_int("ppo.num_envs", ppo.num_envs as u64)?;
+            positive_int("ppo.num_steps", ppo.num_steps as u64)?;
+            positive("ppo.learning_rate", ppo.learning_rate)?;
+            positive("ppo.adam_epsilon", ppo.adam_epsilon)?;
+            unit_interval("ppo.gamma", ppo.gamma)?;
+            unit_interval("ppo.gae_lambda", ppo.gae_lambda)?;
+            positive_int("ppo.num_minibatches", ppo.num_minibatches as u64)?;
+            if !ppo.batch_size().is_multiple_of(ppo.num_minibatches) {
+                return Err(ConfigError::new(
+                    "ppo.num_minibatches",
+                    format!(
+                        "must divide the rollout of {} transitions (num_envs x num_steps)",
+                        ppo.batch_size()
+                    ),
+                ));
+            }
+            positive_int("ppo.update_epochs", ppo.update_epochs as u64)?;
+            positive("ppo.clip_coef", ppo.clip_coef)?;
+            non_negative("ppo.entropy_coef", ppo.entropy_coef)?;
+            non_negative("ppo.value_coef", ppo.value_coef)?;
+            positive("ppo.max_grad_norm", ppo.max_grad_norm)?;
+            if ppo.env_backend == EnvBackend::Device {
+                device_dynamics(&self.env)
+                    .map_err(|e| ConfigError::new("ppo.env_backend", e.to_string()))?;
+            }
+            if (self.total_timesteps as usize) < ppo.batch_size() {
+                return Err(ConfigError::new(
+                    "total_timesteps",
+                    format!(
+                        "is less than one rollout ({} transitions)",
+                        ppo.batch_size()
+                    ),
+                ));
+            }
+        }
+        if let AlgorithmConfig::Dqn(dqn) = &self.algorithm {
+            if !matches!(env.action_space(), Space::Discrete { .. }) {
+                return Err(ConfigError::new(
+                    "algorithm",
+                    format!(
+                        "DQN needs discrete actions; {} has {}",
+                        self.env,
+                        env.action_space().describe()
+                    ),
+                ));
+            }
+            positive_int("dqn.num_envs", dqn.num_envs as u64)?;
+            positive("dqn.learning_rate", dqn.learning_rate)?;
+            positive("dqn.adam_epsilon", dqn.adam_epsilon)?;
+            positive_int("dqn.buffer_size", dqn.buffer_size as u64)?;
+            unit_interval("dqn.gamma", dqn.gamma)?;
+            positive_int("dqn.target_network_frequency", dqn.target_network_frequency)?;
+            positive_int("dqn.batch_size", dqn.batch_size as u64)?;
+            if dqn.batch_size > dqn.buffer_size {
+                return Err(ConfigError::new(
+                    "dqn.batch_size",
+                    format!(
+                        "{} is larger than the replay buffer (dqn.buffer_size = {})",
+                        dqn.batch_size, dqn.buffer_size
+                    ),
+                ));
+            }
+            unit_interval("dqn.start_epsilon", dqn.start_epsilon)?;
+            unit_interval("dqn.end_epsilon", dqn.end_epsilon)?;
+            unit_interval("dqn.exploration_fraction", dqn.exploration_fraction)?;
+            positive_int("dqn.train_frequency", dqn.train_frequency)?;
+            positive_int("dqn.gradient_steps", dqn.gradient_steps as u64)?;
+            if let Some(norm) = dqn.max_grad_norm {
+                positive("dqn.max_grad_norm", norm)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn positive_int(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(key, "must be at least 1, got 0"));
+    }
+    Ok(())
+}
+
+fn finite(key: &str, value: f64) -> Result<(), ConfigError> {
+    if !value.is_finite() {
+        return Err(ConfigError::new(
+            key,
+            format!("must be a finite number, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
+    finite(key, value)?;
+    if value <= 0.0 {
+        return Err(ConfigError::new(
+            key,
+            format!("must be positive, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+fn non_negative(key: &str, value: f64) -> Result<(), ConfigError> {
+    finite(key, value)?;
+    if value < 0.0 {
+        return Err(ConfigError::new(
+            key,
+            format!("must not be negative, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+fn unit_interval(key: &str, value: f64) -> Result<(), ConfigError> {
+    finite(key, value)?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(ConfigError::new(
+            key,
+            format!("must lie in [0, 1], got {value}"),
+        ));
+    }
+    Ok(())
+}
