@@ -85,6 +85,25 @@ fn train_writes_a_run_that_resume_recognises_as_finished() {
             assert!(episode.get(field).is_some(), "{episode}");
         }
     }
+    // The same episodes in TensorBoard, at the same steps, beside the losses and the config.
+    let files = gradless_tensorboard::event_files(&run).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events = gradless_tensorboard::read_events(&files[0]).unwrap();
+    let steps_of = |tag: &str| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|e| e.tag == tag)
+            .map(|e| e.step)
+            .collect()
+    };
+    let logged: Vec<i64> = episodes(&run)
+        .iter()
+        .map(|e| e["global_step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(steps_of("charts/episodic_return"), logged);
+    assert_eq!(steps_of("losses/value_loss").len(), 1024 / 64);
+    assert_eq!(steps_of("eval/iqm"), [512, 1024]);
+    assert_eq!(steps_of("config"), [0]);
 
     let again = gradless(&["--json", "train", "--resume", run.to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -236,6 +255,19 @@ fn killed_runs_keep_an_intact_checkpoint_and_resume_exactly() {
     let (resumed, uninterrupted) = (episodes(&killed), episodes(&straight));
     assert!(uninterrupted.len() > 100);
     assert_eq!(resumed, uninterrupted);
+    // TensorBoard too: the killed run's event files hold each episode once, at its step.
+    let tensorboard_steps = |run: &Path| -> Vec<i64> {
+        let mut steps: Vec<i64> = gradless_tensorboard::event_files(run)
+            .unwrap()
+            .iter()
+            .flat_map(|file| gradless_tensorboard::read_events(file).unwrap())
+            .filter(|e| e.tag == "charts/episodic_return")
+            .map(|e| e.step)
+            .collect();
+        steps.sort_unstable();
+        steps
+    };
+    assert_eq!(tensorboard_steps(&killed), tensorboard_steps(&straight));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -246,7 +278,8 @@ fn default_run_directories_are_numbered_instead_of_colliding() {
         &dir,
         &TINY_PPO.replace("total_timesteps = 1024", "total_timesteps = 64"),
     );
-    for _ in 0..2 {
+    // The second run also leaves TensorBoard out.
+    for extra in [&[][..], &["--no-tensorboard"][..]] {
         let output = Command::new(env!("CARGO_BIN_EXE_gradless"))
             .args([
                 "train",
@@ -255,6 +288,7 @@ fn default_run_directories_are_numbered_instead_of_colliding() {
                 "--device",
                 "flex",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .current_dir(&dir)
             .output()
@@ -263,5 +297,8 @@ fn default_run_directories_are_numbered_instead_of_colliding() {
     }
     assert!(dir.join("runs/run-seed5/latest").exists());
     assert!(dir.join("runs/run-seed5-2/latest").exists());
+    let event_files = |run: &str| gradless_tensorboard::event_files(&dir.join(run)).unwrap();
+    assert_eq!(event_files("runs/run-seed5").len(), 1);
+    assert!(event_files("runs/run-seed5-2").is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }

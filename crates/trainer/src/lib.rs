@@ -14,6 +14,7 @@ mod ppo;
 mod replay_buffer;
 pub mod run_dir;
 mod session;
+mod tensorboard;
 
 use std::path::PathBuf;
 

@@ -5,6 +5,7 @@
 //!   config.toml            the resolved configuration, for people to read
 //!   device                 the backend the run trains on (`flex`, `wgpu`)
 //!   metrics.jsonl          one JSON object per episode, update, evaluation and checkpoint
+//!   events.out.tfevents.*  the same as TensorBoard scalars (unless turned off)
 //!   checkpoints/step-0000051200/   one directory per checkpoint (see gradless-policy)
 //!   latest                 the name of the newest complete checkpoint
 //!   best                   the name of the checkpoint with the best training return
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use gradless_files::DirLock;
 
 use crate::TrainError;
+use crate::metrics::MetricsLine;
 
 /// The checkpoints' folder inside a run directory.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
@@ -35,6 +37,11 @@ pub const LATEST: &str = "latest";
 pub const BEST: &str = "best";
 /// The metrics log.
 pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// Whether a file name is a TensorBoard event file's (the same metrics, for TensorBoard).
+fn is_event_file(name: &str) -> bool {
+    name.starts_with("events.out.tfevents.")
+}
 /// The resolved configuration.
 pub const CONFIG_FILE: &str = "config.toml";
 /// The backend the run trains on, for a run resumed before its first checkpoint.
@@ -72,6 +79,7 @@ impl RunDir {
             let name = entry.file_name();
             match name.to_str() {
                 Some(CONFIG_FILE | DEVICE_FILE | METRICS_FILE | gradless_files::LOCK_FILE) => true,
+                Some(name) if is_event_file(name) && entry.path().is_file() => true,
                 Some(CHECKPOINTS_DIR) => std::fs::read_dir(entry.path()).is_ok_and(|mut inside| {
                     inside.all(|e| {
                         e.is_ok_and(|e| e.file_name().to_string_lossy().contains(".partial-"))
@@ -92,10 +100,17 @@ impl RunDir {
             _lock: lock,
         };
         // What the unstarted run left goes; its config.toml and device are rewritten.
+        let event_files = entries
+            .iter()
+            .filter(|e| e.file_name().to_str().is_some_and(is_event_file))
+            .map(|e| std::fs::remove_file(e.path()));
         for removed in [
             std::fs::remove_file(root.join(METRICS_FILE)),
             std::fs::remove_dir_all(root.join(CHECKPOINTS_DIR)),
-        ] {
+        ]
+        .into_iter()
+        .chain(event_files)
+        {
             match removed {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(root)(e)),
                 _ => {}
@@ -242,20 +257,26 @@ impl RunDir {
     }
 
     /// Appends lines to the metrics log.
-    pub fn append_metrics(&self, lines: &[String]) -> Result<(), TrainError> {
+    pub fn append_metrics(&self, lines: &[MetricsLine]) -> Result<(), TrainError> {
         if lines.is_empty() {
             return Ok(());
         }
         let path = self.root.join(METRICS_FILE);
         let mut file = gradless_files::open_append(&path).map_err(io(&path))?;
-        let mut text = lines.join("\n");
-        text.push('\n');
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&line.to_json());
+            text.push('\n');
+        }
         file.write_all(text.as_bytes()).map_err(io(&path))
     }
 
     /// Drops metrics logged after `global_step` (by a run that was killed after its last
-    /// checkpoint and is now resumed from it, so those steps will be logged again).
+    /// checkpoint and is now resumed from it, so those steps will be logged again), from the
+    /// metrics log and from the TensorBoard event files.
     pub fn truncate_metrics_after(&self, global_step: u64) -> Result<(), TrainError> {
+        gradless_tensorboard::drop_events_after(&self.root, global_step as i64)
+            .map_err(io(&self.root))?;
         let path = self.root.join(METRICS_FILE);
         let text = match gradless_files::read_text_bounded(&path, MAX_METRICS_BYTES) {
             Ok(text) => text,
@@ -391,7 +412,13 @@ mod tests {
         let run = RunDir::create(&root).unwrap();
         let elsewhere = root.with_extension("elsewhere");
         std::os::unix::fs::symlink(&elsewhere, root.join(METRICS_FILE)).unwrap();
-        let err = run.append_metrics(&["{}".into()]).unwrap_err().to_string();
+        let line = MetricsLine::Checkpoint {
+            global_step: 1,
+            path: "x".into(),
+            training_return: None,
+            best: false,
+        };
+        let err = run.append_metrics(&[line]).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
         assert!(!elsewhere.exists());
         std::fs::remove_dir_all(&root).unwrap();
@@ -401,15 +428,33 @@ mod tests {
     fn metrics_after_a_step_are_dropped() {
         let root = scratch("metrics");
         let run = RunDir::create(&root).unwrap();
-        let lines: Vec<String> = [10, 20, 30]
-            .iter()
-            .map(|s| format!("{{\"event\":\"episode\",\"global_step\":{s}}}"))
+        let lines: Vec<MetricsLine> = [10, 20, 30]
+            .into_iter()
+            .map(|global_step| MetricsLine::Episode {
+                episode: 1,
+                episode_return: 1.0,
+                length: 1,
+                terminated: true,
+                global_step,
+            })
             .collect();
         run.append_metrics(&lines).unwrap();
+        let mut events = gradless_tensorboard::EventWriter::create(&root).unwrap();
+        for step in [10, 20, 30] {
+            events.scalar("charts/episodic_return", step, 1.0).unwrap();
+        }
+        events.flush().unwrap();
         run.truncate_metrics_after(20).unwrap();
         let text = std::fs::read_to_string(root.join(METRICS_FILE)).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(!text.contains(":30"));
+        let steps: Vec<i64> = gradless_tensorboard::read_events(events.path())
+            .unwrap()
+            .iter()
+            .map(|e| e.step)
+            .collect();
+        // The version record (step 0), then the two kept.
+        assert_eq!(steps, [0, 10, 20]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -34,6 +34,9 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// Do not write TensorBoard event files into the run directory.
+    #[arg(long)]
+    no_tensorboard: bool,
 }
 
 /// `--set` overrides with `--seed` as one more.
@@ -105,6 +108,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             Session::start(config, backend.unwrap_or(Backend::Wgpu), &out)?
         }
     };
+    session.set_tensorboard(!args.no_tensorboard);
     let summary = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(session.config().total_timesteps).with_style(
             ProgressStyle::with_template(

@@ -76,30 +76,30 @@ impl Session {
                 global_step,
                 "episode"
             );
-            lines.push(
-                MetricsLine::Episode {
-                    episode: self.state.episodes,
-                    episode_return: episode.episode_return,
-                    length: episode.length,
-                    terminated: episode.terminated,
-                    global_step,
-                }
-                .to_json(),
-            );
+            lines.push(MetricsLine::Episode {
+                episode: self.state.episodes,
+                episode_return: episode.episode_return,
+                length: episode.length,
+                terminated: episode.terminated,
+                global_step,
+            });
         }
         if let Some(stats) = iteration.update {
             let global_step = self.algorithm.global_step();
             let training_return = self.training_return();
             self.log_update(global_step, training_return, &stats);
-            lines.push(
-                MetricsLine::Update {
-                    global_step,
-                    training_return,
-                    stats,
-                }
-                .to_json(),
-            );
+            lines.push(MetricsLine::Update {
+                global_step,
+                training_return,
+                stats,
+            });
         }
-        self.run.append_metrics(&lines)
+        self.record(&lines)
+    }
+
+    /// Appends lines to the metrics log and the TensorBoard log.
+    pub(super) fn record(&mut self, lines: &[MetricsLine]) -> Result<(), TrainError> {
+        self.run.append_metrics(lines)?;
+        self.tensorboard.write(lines)
     }
 }

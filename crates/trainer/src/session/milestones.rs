@@ -43,15 +43,14 @@ impl Session {
             train_seconds = evaluation.train_seconds,
             "greedy evaluation"
         );
-        self.run.append_metrics(&[MetricsLine::Evaluation {
+        self.record(&[MetricsLine::Evaluation {
             global_step: evaluation.global_step,
             episodes: returns.len(),
             mean_return,
             returns,
             train_seconds: evaluation.train_seconds,
             target_reached: reached,
-        }
-        .to_json()])
+        }])
     }
 
     pub(super) fn checkpoint(&mut self) -> Result<(), TrainError> {
@@ -114,12 +113,11 @@ impl Session {
             best,
             "checkpoint written"
         );
-        self.run.append_metrics(&[MetricsLine::Checkpoint {
+        self.record(&[MetricsLine::Checkpoint {
             global_step: step,
             path: dir,
             training_return,
             best,
-        }
-        .to_json()])
+        }])
     }
 }

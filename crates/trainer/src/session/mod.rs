@@ -31,6 +31,7 @@ use crate::dqn::Dqn;
 use crate::metrics::{MetricsLine, Throttle, Update};
 use crate::ppo::Ppo;
 use crate::run_dir::{BEST, CONFIG_FILE, DEVICE_FILE, LATEST, RunDir};
+use crate::tensorboard::TensorBoardLog;
 
 /// The burn version this build uses (checked against Cargo.lock by a test).
 pub const BURN_VERSION: &str = "0.22.1";
@@ -115,6 +116,7 @@ pub struct Session {
     algorithm: Box<dyn Algorithm>,
     state: SessionState,
     update_log: Throttle,
+    tensorboard: TensorBoardLog,
 }
 
 impl Session {
@@ -129,12 +131,9 @@ impl Session {
             &run.path(DEVICE_FILE),
             format!("{backend}\n").as_bytes(),
         )?;
-        crate::run_dir::write_atomically(
-            &run.path(CONFIG_FILE),
-            toml::to_string_pretty(&config)
-                .expect("config serialises")
-                .as_bytes(),
-        )?;
+        let config_text = toml::to_string_pretty(&config).expect("config serialises");
+        crate::run_dir::write_atomically(&run.path(CONFIG_FILE), config_text.as_bytes())?;
+        let tensorboard = TensorBoardLog::new(run.root(), config_text);
         let algorithm: Box<dyn Algorithm> = match &config.algorithm {
             AlgorithmConfig::Ppo(ppo) => Box::new(Ppo::new(&config, ppo, &training)?),
             AlgorithmConfig::Dqn(dqn) => Box::new(Dqn::new(&config, dqn, &training)?),
@@ -164,6 +163,7 @@ impl Session {
             algorithm,
             state,
             update_log: Throttle::new(UPDATE_LOG_EVERY),
+            tensorboard,
         })
     }
 
@@ -277,6 +277,10 @@ impl Session {
             )));
         }
         run.truncate_metrics_after(metadata.global_step)?;
+        let tensorboard = TensorBoardLog::new(
+            run.root(),
+            toml::to_string_pretty(&saved).expect("config serialises"),
+        );
         tracing::info!(
             run = %dir.display(),
             checkpoint = %latest.display(),
@@ -291,7 +295,16 @@ impl Session {
             algorithm,
             state,
             update_log: Throttle::new(UPDATE_LOG_EVERY),
+            tensorboard,
         })
+    }
+
+    /// Writes TensorBoard event files beside the metrics log (the default) or not; set
+    /// before training, since the file is created with the first line logged.
+    pub fn set_tensorboard(&mut self, on: bool) {
+        if !on {
+            self.tensorboard = TensorBoardLog::Off;
+        }
     }
 
     /// The run directory.
