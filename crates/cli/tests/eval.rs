@@ -82,6 +82,20 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     assert!(svg.contains("training step"), "{svg}");
     let png = std::fs::read(curve.with_extension("png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // The curve for TensorBoard too; evaluating again replaces it rather than adding one.
+    let iqm_points = || {
+        let files = gradless_tensorboard::event_files(&root.join("out/run")).unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
+        gradless_tensorboard::read_events(&files[0])
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.tag == "eval/iqm")
+            .map(|e| e.step)
+            .collect::<Vec<i64>>()
+    };
+    assert_eq!(iqm_points(), [51200]);
+    eval_json_on_flex(&run, &root.join("out"), &["--episodes", "4"]);
+    assert_eq!(iqm_points(), [51200]);
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -75,6 +75,41 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(error)
 }
 
+/// Writes a run's evaluation curve as TensorBoard scalars in `dir` (`eval/mean_return`,
+/// `eval/iqm` and its interval's ends, `eval/truncated_fraction`, against each checkpoint's
+/// step), in a new event file that replaces the ones an earlier evaluation wrote there (they
+/// are removed once it is complete). Returns the file.
+pub fn write_tensorboard_curve(
+    evaluations: &[&CheckpointEvaluation],
+    dir: &Path,
+) -> Result<PathBuf, EvalError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EvalError::Io { path, source }
+    };
+    let earlier = gradless_tensorboard::event_files(dir).map_err(io(dir))?;
+    let mut writer = gradless_tensorboard::EventWriter::create(dir).map_err(io(dir))?;
+    let path = writer.path().to_path_buf();
+    for evaluation in evaluations {
+        let s = &evaluation.summary;
+        let step = evaluation.step as i64;
+        for (tag, value) in [
+            ("eval/mean_return", s.mean_return),
+            ("eval/iqm", s.iqm),
+            ("eval/iqm_ci95_lo", s.iqm_ci95[0]),
+            ("eval/iqm_ci95_hi", s.iqm_ci95[1]),
+            ("eval/truncated_fraction", s.truncated_fraction),
+        ] {
+            writer.scalar(tag, step, value as f32).map_err(io(&path))?;
+        }
+    }
+    writer.flush().map_err(io(&path))?;
+    for old in earlier {
+        std::fs::remove_file(&old).map_err(io(&old))?;
+    }
+    Ok(path)
+}
+
 /// Writes `<stem>.svg` and `<stem>.png` for a run's evaluations (in step order); returns
 /// the files written.
 pub fn write_learning_curve(

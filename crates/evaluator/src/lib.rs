@@ -24,7 +24,7 @@ use gradless_policy::{
 use serde::Serialize;
 use thiserror::Error;
 
-pub use curve::write_learning_curve;
+pub use curve::{write_learning_curve, write_tensorboard_curve};
 pub use stats::{ReturnSummary, summarise};
 
 /// Why a checkpoint could not be evaluated.

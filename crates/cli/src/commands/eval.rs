@@ -8,6 +8,7 @@ use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
     AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, SummaryValue, discover,
     evaluate_checkpoint, prepare_output_dir, summary_row, write_learning_curve, write_outputs,
+    write_tensorboard_curve,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -241,6 +242,8 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             for file in write_learning_curve(&points, &title, &folder.join("learning_curve"))? {
                 tracing::info!(file = %file.display(), "learning curve written");
             }
+            let events = write_tensorboard_curve(&points, &folder)?;
+            tracing::info!(file = %events.display(), "TensorBoard evaluation curve written");
             tracing::info!(
                 run = %run.display(),
                 best = %best.checkpoint.display(),
