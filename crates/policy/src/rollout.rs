@@ -32,6 +32,12 @@ impl Rollout {
         self.envs.num_envs()
     }
 
+    /// Whether steps are queued on a device until something is read back (device envs);
+    /// CPU envs read every step's actions back, so nothing waits.
+    pub fn queues_steps(&self) -> bool {
+        self.envs.backend() == EnvBackend::Device
+    }
+
     /// How device envs step; `None` for CPU envs.
     pub fn step_kernel(&self) -> Option<StepKernel> {
         self.envs.step_kernel()
@@ -81,6 +87,7 @@ mod tests {
         for backend in [EnvBackend::Cpu, EnvBackend::Device] {
             let mut rollout = Rollout::new("CartPole-v1", 16, backend, &device).unwrap();
             assert_eq!(rollout.num_envs(), 16);
+            assert_eq!(rollout.queues_steps(), backend == EnvBackend::Device);
             // An untrained policy drops the pole within a few dozen steps.
             for _ in 0..200 {
                 rollout.step(&agent).unwrap();

@@ -69,6 +69,8 @@ struct Timing {
 /// is inside the window it was queued in.
 fn median_steps_per_sec(rollout: &mut Rollout, agent: &Agent, timing: &Timing) -> Result<f64> {
     let mut rates = Vec::with_capacity(timing.repeats);
+    // CPU envs wait for every step anyway: there is nothing queued to read back.
+    let queues = rollout.queues_steps();
     for repeat in 0..=timing.repeats {
         // The warm-up window runs for real: autotuning measures what it launches.
         let _host_only = (timing.host_only && repeat > 0).then(HostOnly::start);
@@ -77,7 +79,7 @@ fn median_steps_per_sec(rollout: &mut Rollout, agent: &Agent, timing: &Timing) -
         while start.elapsed() < timing.window {
             rollout.step(agent)?;
             steps += 1;
-            if steps.is_multiple_of(timing.read_every) {
+            if queues && steps.is_multiple_of(timing.read_every) {
                 rollout.take_finished()?;
             }
         }
