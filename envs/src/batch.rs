@@ -575,14 +575,18 @@ mod tests {
     fn a_termination_at_the_time_limit_carries_both_flags_on_both_backends() {
         let device = flex();
         for backend in [EnvBackend::Cpu, EnvBackend::Device] {
-            // How many right pushes the seed-0 start takes to fall (each backend its own).
+            // How many right pushes this start takes to fall, found on a copy of the batch
+            // restored from its snapshot (device starts come from a generator that tests
+            // running alongside also draw from).
+            let mut batch = make_batch("CartPole-v0", 1, backend, &device, 0).unwrap();
+            let start = batch.snapshot().unwrap();
             let mut probe = make_batch("CartPole-v0", 1, backend, &device, 0).unwrap();
+            probe.restore(&start).unwrap();
             probe.record_episodes(1);
             push_right(probe.as_mut(), 100);
             let falls_after = probe.read_records().unwrap()[0].length;
             // The same start, placed so that it falls on step 200, CartPole-v0's limit.
-            let mut batch = make_batch("CartPole-v0", 1, backend, &device, 0).unwrap();
-            let snapshot = match batch.snapshot().unwrap() {
+            let snapshot = match start {
                 BatchSnapshot::Cpu(mut s) => {
                     s.elapsed_steps[0] = 200 - falls_after;
                     BatchSnapshot::Cpu(s)

@@ -258,8 +258,18 @@ impl LoadedCheckpoint {
         &self.agent
     }
 
-    /// Runs the settings' episodes: every episode is logged as a `tracing` event as it ends.
+    /// Runs the settings' episodes: every episode is logged as a `tracing` event, in order.
     pub fn evaluate(&self, settings: &EvalSettings) -> Result<CheckpointEvaluation, EvalError> {
+        self.evaluate_with_progress(settings, |_| {})
+    }
+
+    /// [`evaluate`](Self::evaluate), telling `on_progress` how many episodes have finished
+    /// whenever that grows.
+    pub fn evaluate_with_progress(
+        &self,
+        settings: &EvalSettings,
+        on_progress: impl FnMut(usize),
+    ) -> Result<CheckpointEvaluation, EvalError> {
         let plan = EpisodePlan {
             first_seed: settings.seed,
             episodes: settings.episodes,
@@ -285,6 +295,7 @@ impl LoadedCheckpoint {
             settings.env_backend,
             plan,
             log_episode,
+            on_progress,
         )
         .map_err(|source| EvalError::Act {
             path: self.dir.clone(),

@@ -66,12 +66,16 @@ const DEVICE_CHECK_EVERY: usize = 32;
 /// plans an action generator of its own, so results do not depend on `num_envs`. On a
 /// device the starts come from the device's generator seeded with `first_seed` (episodes
 /// have no seed of their own and do not match the CPU's), and actions are greedy.
+///
+/// `on_progress` hears how many of the planned episodes have finished whenever that number
+/// grows (checked every step on the CPU, every few dozen on a device).
 pub fn run_episodes(
     agent: &Agent,
     env_id: &str,
     backend: EnvBackend,
     plan: EpisodePlan,
     mut on_episode: impl FnMut(&SeededEpisode),
+    mut on_progress: impl FnMut(usize),
 ) -> Result<Vec<SeededEpisode>, ActError> {
     if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
         return Err(ActError::Plan(format!(
@@ -120,15 +124,18 @@ pub fn run_episodes(
     let mut current = first_of_slot.clone();
     let mut rngs: Vec<EnvRng> = current.iter().map(|&e| action_rng(seed_of(e))).collect();
     let check_every = if seeded { 1 } else { DEVICE_CHECK_EVERY };
+    let mut finished = 0;
     for steps in 0.. {
-        if steps % check_every == 0
-            && envs
-                .recorded_counts()?
-                .iter()
-                .zip(&quota)
-                .all(|(count, quota)| count >= quota)
-        {
-            break;
+        if steps % check_every == 0 {
+            let counts = envs.recorded_counts()?;
+            let now: usize = counts.iter().zip(&quota).map(|(&c, &q)| c.min(q)).sum();
+            if now > finished {
+                finished = now;
+                on_progress(finished);
+            }
+            if finished == plan.episodes {
+                break;
+            }
         }
         let selection = if plan.stochastic {
             Selection::Sample(&mut rngs)
@@ -210,7 +217,20 @@ mod tests {
             num_envs,
             stochastic,
         };
-        run_episodes(agent, "CartPole-v1", EnvBackend::Cpu, plan, |_| {}).unwrap()
+        let mut progress = Vec::new();
+        let episodes = run_episodes(
+            agent,
+            "CartPole-v1",
+            EnvBackend::Cpu,
+            plan,
+            |_| {},
+            |done| progress.push(done),
+        )
+        .unwrap();
+        // Progress only grows, and ends at the plan's size.
+        assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+        assert_eq!(progress.last(), Some(&episodes.len()));
+        episodes
     }
 
     /// Every episode is counted once, in episode order, whatever order they finish in, and
@@ -259,11 +279,17 @@ mod tests {
             stochastic: false,
         };
         let mut seen = 0;
-        let episodes = run_episodes(&agent, "CartPole-v1", EnvBackend::Device, plan, |_| {
-            seen += 1
-        })
+        let mut last_progress = 0;
+        let episodes = run_episodes(
+            &agent,
+            "CartPole-v1",
+            EnvBackend::Device,
+            plan,
+            |_| seen += 1,
+            |done| last_progress = done,
+        )
         .unwrap();
-        assert_eq!(seen, 10);
+        assert_eq!((seen, last_progress), (10, 10));
         let numbers: Vec<usize> = episodes.iter().map(|e| e.episode).collect();
         assert_eq!(numbers, (0..10).collect::<Vec<_>>());
         for e in &episodes {
@@ -285,7 +311,14 @@ mod tests {
             num_envs: 2,
             stochastic: true,
         };
-        let error = run_episodes(&agent, "CartPole-v1", EnvBackend::Device, plan, |_| {});
+        let error = run_episodes(
+            &agent,
+            "CartPole-v1",
+            EnvBackend::Device,
+            plan,
+            |_| {},
+            |_| {},
+        );
         assert!(matches!(error, Err(ActError::Unsupported(_))));
     }
 }

@@ -1,21 +1,24 @@
 //! `gradless eval`: validate checkpoints in inference mode and report episode returns.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, SummaryValue, discover,
-    evaluate_checkpoint, prepare_output_dir, summary_row, write_learning_curve, write_outputs,
+    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, LoadedCheckpoint, SummaryValue,
+    discover, prepare_output_dir, summary_row, write_learning_curve, write_outputs,
     write_tensorboard_curve,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
 use gradless_policy::{Checkpoint, EpisodePlan};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::commands::grad_modes;
+use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
 
 /// Arguments of `gradless eval`.
@@ -119,6 +122,58 @@ fn print_row(evaluation: &CheckpointEvaluation, with_header: bool) {
     println!("{}", values.join(" "));
 }
 
+/// The progress bar of a long evaluation (checkpoints and their episodes), on a terminal
+/// only; log lines and results are printed above it. Cleared when dropped.
+struct EvalProgress(Option<ProgressBar>);
+
+impl EvalProgress {
+    fn start(episodes: u64) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self(None);
+        }
+        let bar = ProgressBar::new(episodes).with_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} episodes ({per_sec}, eta {eta}) {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        logging::show_progress_bar(Some(bar.clone()));
+        Self(Some(bar))
+    }
+
+    /// A checkpoint starts, `done` episodes into the evaluation.
+    fn checkpoint(&self, checkpoint: &Path, done: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(checkpoint.display().to_string());
+            bar.set_position(done);
+        }
+    }
+
+    fn at(&self, done: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(done);
+        }
+    }
+
+    /// Runs `print` with the bar out of the way.
+    fn suspend<R>(&self, print: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+impl Drop for EvalProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            logging::show_progress_bar(None);
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
 /// status says so at the end.
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
@@ -160,6 +215,8 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     let targets = discover(&args.path)?;
     let mut rows_printed = 0;
     let total: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
+    let progress = EvalProgress::start((total * args.episodes) as u64);
+    let mut episodes_before = 0u64;
     let mut failed = 0;
     for target in &targets {
         // Evaluations of a run are written into it: no trainer may write it meanwhile.
@@ -171,8 +228,9 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                     if targets.len() == 1 {
                         return Err(error);
                     }
-                    eprintln!("error: {}", error_line(&error));
+                    progress.suspend(|| eprintln!("error: {}", error_line(&error)));
                     failed += target.checkpoints.len();
+                    episodes_before += (target.checkpoints.len() * args.episodes) as u64;
                     continue;
                 }
             },
@@ -183,7 +241,14 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             let (out_base, relative) =
                 output_place(args.out.as_deref(), checkpoint, target.run.as_deref());
             let result = prepare_output_dir(&out_base, &relative)
-                .and_then(|dir| Ok((dir, evaluate_checkpoint(checkpoint, &settings, &device)?)))
+                .and_then(|dir| {
+                    progress.checkpoint(checkpoint, episodes_before);
+                    let loaded = LoadedCheckpoint::load(checkpoint, &settings, &device)?;
+                    let evaluation = loaded.evaluate_with_progress(&settings, |done| {
+                        progress.at(episodes_before + done as u64);
+                    })?;
+                    Ok((dir, evaluation))
+                })
                 .and_then(|(dir, evaluation)| {
                     write_outputs(&evaluation, &dir)?;
                     Ok((dir, evaluation))
@@ -196,32 +261,37 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                         .transpose()?;
                     Ok((evaluation, report))
                 });
+            episodes_before += args.episodes as u64;
             match result {
                 Ok((evaluation, report)) => {
                     if json {
-                        print_json_line(&EvaluationLine {
-                            evaluation: &evaluation,
-                            grad_mode_report: report,
+                        progress.suspend(|| {
+                            print_json_line(&EvaluationLine {
+                                evaluation: &evaluation,
+                                grad_mode_report: report,
+                            })
                         })?;
                     } else {
-                        print_row(&evaluation, rows_printed == 0);
+                        progress.suspend(|| {
+                            print_row(&evaluation, rows_printed == 0);
+                            if let Some(r) = report {
+                                println!(
+                                    "  inference mode vs no_grad at batch {}: {:.2}x faster ({:.1} vs {:.1} us per policy step)",
+                                    r.batch,
+                                    r.inference_speedup,
+                                    r.inference_us_per_step,
+                                    r.no_grad_us_per_step
+                                );
+                            }
+                        });
                         rows_printed += 1;
-                        if let Some(r) = report {
-                            println!(
-                                "  inference mode vs no_grad at batch {}: {:.2}x faster ({:.1} vs {:.1} us per policy step)",
-                                r.batch,
-                                r.inference_speedup,
-                                r.inference_us_per_step,
-                                r.no_grad_us_per_step
-                            );
-                        }
                     }
                     evaluated.push(evaluation);
                 }
                 // One checkpoint: its error is the command's error.
                 Err(error) if total == 1 => return Err(error),
                 Err(error) => {
-                    eprintln!("error: {}", error_line(&error));
+                    progress.suspend(|| eprintln!("error: {}", error_line(&error)));
                     failed += 1;
                 }
             }
@@ -251,12 +321,14 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                 "best checkpoint by IQM"
             );
             if !json {
-                println!(
-                    "best of {}: {} (IQM {:.1})",
-                    run.display(),
-                    best.checkpoint.display(),
-                    best.summary.iqm
-                );
+                progress.suspend(|| {
+                    println!(
+                        "best of {}: {} (IQM {:.1})",
+                        run.display(),
+                        best.checkpoint.display(),
+                        best.summary.iqm
+                    );
+                });
             }
         }
     }

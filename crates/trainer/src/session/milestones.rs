@@ -13,14 +13,21 @@ impl Session {
             stochastic: false,
         };
         let agent = self.algorithm.agent();
-        let episodes = run_episodes(&agent, &self.config.env, EnvBackend::Cpu, plan, |_| {})
-            .map_err(|e| match e {
-                gradless_policy::ActError::NonFinite => TrainError::NonFinite {
-                    global_step: self.algorithm.global_step(),
-                    what: "the policy's output".into(),
-                },
-                other => other.into(),
-            })?;
+        let episodes = run_episodes(
+            &agent,
+            &self.config.env,
+            EnvBackend::Cpu,
+            plan,
+            |_| {},
+            |_| {},
+        )
+        .map_err(|e| match e {
+            gradless_policy::ActError::NonFinite => TrainError::NonFinite {
+                global_step: self.algorithm.global_step(),
+                what: "the policy's output".into(),
+            },
+            other => other.into(),
+        })?;
         let returns: Vec<f64> = episodes.iter().map(|e| e.episode_return).collect();
         let mean_return = returns.iter().sum::<f64>() / returns.len() as f64;
         let evaluation = Evaluation {
