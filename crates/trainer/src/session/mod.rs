@@ -131,9 +131,12 @@ impl Session {
             &run.path(DEVICE_FILE),
             format!("{backend}\n").as_bytes(),
         )?;
-        let config_text = toml::to_string_pretty(&config).expect("config serialises");
-        crate::run_dir::write_atomically(&run.path(CONFIG_FILE), config_text.as_bytes())?;
-        let tensorboard = TensorBoardLog::new(run.root(), config_text);
+        crate::run_dir::write_atomically(
+            &run.path(CONFIG_FILE),
+            toml::to_string_pretty(&config)
+                .expect("config serialises")
+                .as_bytes(),
+        )?;
         let algorithm: Box<dyn Algorithm> = match &config.algorithm {
             AlgorithmConfig::Ppo(ppo) => Box::new(Ppo::new(&config, ppo, &training)?),
             AlgorithmConfig::Dqn(dqn) => Box::new(Dqn::new(&config, dqn, &training)?),
@@ -156,7 +159,22 @@ impl Session {
             total_timesteps = config.total_timesteps,
             "training started"
         );
-        Ok(Self {
+        Ok(Self::assemble(config, run, device, algorithm, state))
+    }
+
+    /// A session of these parts, logging as sessions do.
+    fn assemble(
+        config: TrainConfig,
+        run: RunDir,
+        device: DeviceReport,
+        algorithm: Box<dyn Algorithm>,
+        state: SessionState,
+    ) -> Self {
+        let tensorboard = TensorBoardLog::new(
+            run.root(),
+            toml::to_string_pretty(&config).expect("config serialises"),
+        );
+        Self {
             config,
             run,
             device,
@@ -164,7 +182,7 @@ impl Session {
             state,
             update_log: Throttle::new(UPDATE_LOG_EVERY),
             tensorboard,
-        })
+        }
     }
 
     /// Continues the run in `dir` from its `latest` checkpoint. `backend` defaults to the
@@ -277,10 +295,6 @@ impl Session {
             )));
         }
         run.truncate_metrics_after(metadata.global_step)?;
-        let tensorboard = TensorBoardLog::new(
-            run.root(),
-            toml::to_string_pretty(&saved).expect("config serialises"),
-        );
         tracing::info!(
             run = %dir.display(),
             checkpoint = %latest.display(),
@@ -288,15 +302,7 @@ impl Session {
             device = %device,
             "training resumed"
         );
-        Ok(Self {
-            config: saved,
-            run,
-            device,
-            algorithm,
-            state,
-            update_log: Throttle::new(UPDATE_LOG_EVERY),
-            tensorboard,
-        })
+        Ok(Self::assemble(saved, run, device, algorithm, state))
     }
 
     /// Writes TensorBoard event files beside the metrics log (the default) or not; set
