@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::{
     DeviceActions, DeviceSnapshot, EnvBackend, FinishedEpisodes, RecordedEpisode, StepKernel,
-    make_device_vector, signal,
+    make_device_vector, read_f32, read_i64, signal,
 };
 use crate::error::EnvError;
 use crate::registry::{MakeOptions, make_vector};
@@ -317,20 +317,18 @@ impl EnvBatch for CpuBatch {
             self.finished.length_sum[i] += f64::from(episode.length);
             if let Some(records) = &mut self.records {
                 records.finished[i] += 1;
-            }
-            if let Some(records) = &mut self.records
-                && records.per_env[i].len() < records.capacity
-            {
                 let nth = records.per_env[i].len();
-                records.per_env[i].push(RecordedEpisode {
-                    env_index: i,
-                    nth,
-                    episode_return: episode.episode_return,
-                    length: episode.length,
-                    terminated: step.terminated[i],
-                    truncated: step.truncated[i],
-                    step: self.steps - records.since,
-                });
+                if nth < records.capacity {
+                    records.per_env[i].push(RecordedEpisode {
+                        env_index: i,
+                        nth,
+                        episode_return: episode.episode_return,
+                        length: episode.length,
+                        terminated: step.terminated[i],
+                        truncated: step.truncated[i],
+                        step: self.steps - records.since,
+                    });
+                }
             }
         }
         // Per-episode seeds: an env that finished starts its next episode from its own seed,
@@ -416,24 +414,9 @@ enum HostActions {
 
 impl HostActions {
     fn read(actions: &DeviceActions) -> Result<Self, EnvError> {
-        let device_error = |e: String| EnvError::Device(e);
         Ok(match actions {
-            DeviceActions::Discrete(a) => HostActions::Discrete(
-                a.clone()
-                    .try_into_data()
-                    .map_err(|e| device_error(e.to_string()))?
-                    .convert::<i64>()
-                    .try_into_vec::<i64>()
-                    .map_err(|e| device_error(format!("{e:?}")))?,
-            ),
-            DeviceActions::Continuous(a) => HostActions::Continuous(
-                a.clone()
-                    .try_into_data()
-                    .map_err(|e| device_error(e.to_string()))?
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| device_error(format!("{e:?}")))?,
-            ),
+            DeviceActions::Discrete(a) => HostActions::Discrete(read_i64(a.clone())?),
+            DeviceActions::Continuous(a) => HostActions::Continuous(read_f32(a.clone())?),
         })
     }
 

@@ -342,8 +342,18 @@ fn f32_values(data: TensorData) -> Result<Vec<f32>, EnvError> {
         .map_err(|e| EnvError::Device(format!("{e:?}")))
 }
 
+/// An integer tensor's values, read back (waits for the work that writes it).
+pub(crate) fn read_i64(tensor: Tensor<1, Int>) -> Result<Vec<i64>, EnvError> {
+    tensor
+        .try_into_data()
+        .map_err(|e| EnvError::Device(e.to_string()))?
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| EnvError::Device(format!("{e:?}")))
+}
+
 /// A tensor's values, read back (waits for the work that writes it).
-fn read_f32(tensor: Tensor<2>) -> Result<Vec<f32>, EnvError> {
+pub(crate) fn read_f32(tensor: Tensor<2>) -> Result<Vec<f32>, EnvError> {
     f32_values(
         tensor
             .try_into_data()

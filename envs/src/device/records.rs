@@ -5,7 +5,7 @@
 use burn::prelude::{Bool, Int, Tensor};
 use burn::tensor::Transaction;
 
-use super::{DeviceVectorEnv, read_columns};
+use super::{DeviceVectorEnv, read_columns, read_i64};
 use crate::error::EnvError;
 
 /// Episodes finished since the last read, per env.
@@ -95,15 +95,10 @@ impl DeviceVectorEnv {
         let Some(records) = &self.records else {
             return Ok(vec![0; self.num_envs]);
         };
-        let data = records
-            .recorded
-            .clone()
-            .try_into_data()
-            .map_err(|e| EnvError::Device(e.to_string()))?;
-        data.convert::<i64>()
-            .try_into_vec::<i64>()
-            .map(|v| v.into_iter().map(|c| c as usize).collect())
-            .map_err(|e| EnvError::Device(format!("{e:?}")))
+        Ok(read_i64(records.recorded.clone())?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect())
     }
 
     /// The recorded episodes, env by env, each env's in the order they finished.

@@ -108,7 +108,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             Session::start(config, backend.unwrap_or(Backend::Wgpu), &out)?
         }
     };
-    session.set_tensorboard(!args.no_tensorboard);
+    if args.no_tensorboard {
+        session.turn_off_tensorboard();
+    }
     let summary = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(session.config().total_timesteps).with_style(
             ProgressStyle::with_template(

@@ -305,12 +305,10 @@ impl Session {
         Ok(Self::assemble(saved, run, device, algorithm, state))
     }
 
-    /// Writes TensorBoard event files beside the metrics log (the default) or not; set
-    /// before training, since the file is created with the first line logged.
-    pub fn set_tensorboard(&mut self, on: bool) {
-        if !on {
-            self.tensorboard = TensorBoardLog::Off;
-        }
+    /// Writes no TensorBoard event files (they are written beside the metrics log by
+    /// default); call before training, since the file is created with the first line logged.
+    pub fn turn_off_tensorboard(&mut self) {
+        self.tensorboard = TensorBoardLog::Off;
     }
 
     /// The run directory.
