@@ -1,9 +1,9 @@
 //! Running an agent for a fixed set of episodes on an env batch of either backend.
 
 use gradless_envs::device::EnvBackend;
-use gradless_envs::{EnvRng, StepSignals, make_batch};
+use gradless_envs::{Action, EnvRng, StepSignals, make, make_batch};
 
-use crate::acting::{ActError, Agent, Selection};
+use crate::acting::{ActError, ActionBatch, Agent, Selection};
 
 /// One finished episode of [`run_episodes`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -185,6 +185,57 @@ pub fn run_episodes(
     Ok(episodes)
 }
 
+/// One episode of `env_id` from `seed` on a single CPU env, acting as [`run_episodes`] acts
+/// in the episode of that seed (the same actions; in stochastic plans the same draws), so
+/// it is that episode; numbered `episode`. `watch` sees the env's float64 state after the
+/// reset and after every step, with the action that led there (`None` after the reset).
+pub fn watch_episode(
+    agent: &Agent,
+    env_id: &str,
+    episode: usize,
+    seed: u64,
+    stochastic: bool,
+    mut watch: impl FnMut(&[f64], Option<Action<'_>>),
+) -> Result<SeededEpisode, ActError> {
+    let mut env = make(env_id)?;
+    let dim = env.observation_space().flat_dim();
+    let mut observation = env.reset(Some(seed));
+    let mut rng = [action_rng(seed)];
+    let state = |env: &dyn gradless_envs::Env| env.state().expect("the env was reset");
+    watch(&state(env.as_ref()), None);
+    let mut watched = SeededEpisode {
+        episode,
+        seed: Some(seed),
+        episode_return: 0.0,
+        length: 0,
+        terminated: false,
+        truncated: false,
+    };
+    while !(watched.terminated || watched.truncated) {
+        let selection = if stochastic {
+            Selection::Sample(&mut rng)
+        } else {
+            Selection::Greedy
+        };
+        let actions = agent.act(&observation, dim, selection)?;
+        let action = match &actions {
+            ActionBatch::Discrete(a) => Action::Discrete(a[0]),
+            ActionBatch::Continuous(a) => Action::Continuous(a),
+        };
+        let step = env.step(action)?;
+        watched.episode_return += step.reward;
+        watched.length += 1;
+        watched.terminated = step.terminated;
+        watched.truncated = step.truncated;
+        observation = step.observation;
+        watch(&state(env.as_ref()), Some(action));
+    }
+    if !watched.episode_return.is_finite() {
+        return Err(ActError::NonFinite);
+    }
+    Ok(watched)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +311,39 @@ mod tests {
             (shifted[0].episode_return, shifted[0].length),
             (all[3].episode_return, all[3].length)
         );
+    }
+
+    /// A watched episode is the planned episode of its seed, frame for frame: one state
+    /// after the reset and one per step.
+    #[test]
+    fn a_watched_episode_is_the_episode_of_its_seed() {
+        let agent = small_agent();
+        for stochastic in [false, true] {
+            let planned = run(&agent, 40, 3, 3, stochastic);
+            for expected in &planned {
+                let seed = expected.seed.unwrap();
+                let mut states = Vec::new();
+                let mut actions = 0;
+                let watched = watch_episode(
+                    &agent,
+                    "CartPole-v1",
+                    expected.episode,
+                    seed,
+                    stochastic,
+                    |state, action| {
+                        states.push(state.to_vec());
+                        actions += usize::from(action.is_some());
+                    },
+                )
+                .unwrap();
+                assert_eq!(&watched, expected);
+                assert_eq!(
+                    (states.len(), actions),
+                    (watched.length as usize + 1, watched.length as usize)
+                );
+                assert!(states.iter().all(|s| s.len() == 4));
+            }
+        }
     }
 
     fn shipped_agent(name: &str, device: &InferenceDevice) -> Agent {

@@ -19,7 +19,7 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,
 };
-pub use episodes::{EpisodePlan, SeededEpisode, run_episodes};
+pub use episodes::{EpisodePlan, SeededEpisode, run_episodes, watch_episode};
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
     QNetwork, TanhKernel, check_hidden_sizes,
