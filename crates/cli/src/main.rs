@@ -40,6 +40,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Evaluate checkpoints in inference mode and log every episode's return.
     Eval(commands::eval::EvalArgs),
+    /// Record a checkpoint's evaluation episodes as animated GIFs, drawn as Gymnasium draws them.
+    Record(commands::record::RecordArgs),
     /// Export a checkpoint's policy (safetensors for PyTorch).
     Export(commands::export::ExportArgs),
     /// Replay reference trajectories (Gymnasium parity format) and print what the envs return.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Envs => commands::envs::run(cli.json),
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval(args) => commands::eval::run(&args, cli.json),
+        Command::Record(args) => commands::record::run(&args, cli.json),
         Command::Export(args) => commands::export::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Bench(command) => commands::bench::run(command, cli.json),

@@ -10,6 +10,7 @@
 //! outside its tests, so it cannot name a device to make an autodiff one from.
 
 pub mod curve;
+pub mod record;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use curve::{write_learning_curve, write_tensorboard_curve};
+pub use record::{RecordPlan, RecordedVideo, VIDEOS_FILE, enclosing_run};
 pub use stats::{ReturnSummary, summarise};
 
 /// Why a checkpoint could not be evaluated.
@@ -48,6 +50,14 @@ pub enum EvalError {
         path: PathBuf,
         /// What failed.
         source: ActError,
+    },
+    /// A frame or a video could not be made.
+    #[error("{path}: {source}")]
+    Render {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What failed.
+        source: gradless_render::RenderError,
     },
     /// A path holds no checkpoint.
     #[error("{0}: no checkpoint here (expected a checkpoint, a run directory or a folder of runs)")]

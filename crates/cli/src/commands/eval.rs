@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, LoadedCheckpoint, SummaryValue,
-    discover, prepare_output_dir, summary_row, write_learning_curve, write_outputs,
-    write_tensorboard_curve,
+    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, LoadedCheckpoint, RecordPlan,
+    SummaryValue, discover, enclosing_run, prepare_output_dir, summary_row, write_learning_curve,
+    write_outputs, write_tensorboard_curve,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -20,6 +20,31 @@ use serde::Serialize;
 use crate::commands::grad_modes;
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
+
+/// How the agent acts, as `gradless eval` and `gradless record` take it.
+#[derive(Debug, Args)]
+pub struct ActingArgs {
+    /// Seed of episode 0.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub seed: u64,
+    /// Sample actions from the policy instead of taking the greedy ones.
+    #[arg(long)]
+    pub stochastic: bool,
+    /// Device: wgpu or flex.
+    #[arg(long, default_value = "wgpu")]
+    pub device: String,
+    /// Evaluate on another env with the same spaces (e.g. CartPole-v0).
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
+impl ActingArgs {
+    /// The device `--device` names, opened.
+    pub fn base_device(&self) -> Result<Device> {
+        let backend: Backend = self.device.parse().context("--device")?;
+        Ok(gradless_device::open(backend)?)
+    }
+}
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
@@ -33,18 +58,8 @@ pub struct EvalArgs {
     /// Envs stepped side by side (per-episode results do not depend on it).
     #[arg(long, default_value_t = 16)]
     num_envs: usize,
-    /// Seed of episode 0.
-    #[arg(long, default_value_t = 1_000_000)]
-    seed: u64,
-    /// Sample actions from the policy instead of taking the greedy ones.
-    #[arg(long)]
-    stochastic: bool,
-    /// Device: wgpu or flex.
-    #[arg(long, default_value = "wgpu")]
-    device: String,
-    /// Evaluate on another env with the same spaces (e.g. CartPole-v0).
-    #[arg(long)]
-    env: Option<String>,
+    #[command(flatten)]
+    acting: ActingArgs,
     /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i) or
     /// `device` (beside the policy, in f32; starts drawn from the device's generator seeded
     /// with SEED; CartPole, MountainCar-v0 and Pendulum-v1; greedy actions only).
@@ -58,6 +73,10 @@ pub struct EvalArgs {
     /// under no_grad at a batch of NUM_ENVS (written to grad_mode_report.json too).
     #[arg(long)]
     grad_mode_report: bool,
+    /// Also record each checkpoint's first N episodes as GIFs (as `gradless record`) into
+    /// a `videos` folder of its evaluation folder.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    record: usize,
 }
 
 /// A checkpoint's evaluation as printed with `--json`.
@@ -174,6 +193,32 @@ impl Drop for EvalProgress {
     }
 }
 
+/// Records an evaluated checkpoint's first `count` episodes into `videos` inside its
+/// evaluation folder; each video's episode is the evaluation's of the same seed.
+fn record_videos(
+    loaded: &LoadedCheckpoint,
+    evaluation: &CheckpointEvaluation,
+    first_seed: u64,
+    dir: &Path,
+    count: usize,
+    progress: &EvalProgress,
+) -> Result<()> {
+    let videos = prepare_output_dir(dir, Path::new("videos"))?;
+    let plan = RecordPlan {
+        first_seed,
+        episodes: count.min(evaluation.episodes.len()),
+        stochastic: evaluation.stochastic,
+    };
+    loaded.record_videos(&plan, &videos, |video, path| {
+        let evaluated = &evaluation.episodes[video.episode.episode];
+        if &video.episode != evaluated {
+            tracing::warn!(video = %path.display(), recorded = ?video.episode, ?evaluated, "the recorded episode differs from the evaluated one");
+        }
+        progress.suspend(|| tracing::info!(video = %path.display(), r#return = video.episode.episode_return, frames = video.frames, "episode video written"));
+    })?;
+    Ok(())
+}
+
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
 /// status says so at the end.
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
@@ -181,10 +226,10 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         bail!("--episodes and --num-envs must be at least 1");
     }
     let largest_seed = EpisodePlan::largest_first_seed(args.episodes);
-    if args.seed > largest_seed {
+    if args.acting.seed > largest_seed {
         bail!(
             "--seed {}: with --episodes {} the episode seeds would pass the largest seed, {} (use --seed {largest_seed} or less)",
-            args.seed,
+            args.acting.seed,
             args.episodes,
             u64::MAX,
         );
@@ -195,15 +240,14 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             .and_then(|()| gradless_files::check_writable(out))
             .with_context(|| format!("--out {}", out.display()))?;
     }
-    let backend: Backend = args.device.parse().context("--device")?;
-    let base = gradless_device::open(backend)?;
+    let base = args.acting.base_device()?;
     let device = AgentDevice::new(&InferenceDevice::new(&base));
     let settings = EvalSettings {
         episodes: args.episodes,
         num_envs: args.num_envs,
-        seed: args.seed,
-        stochastic: args.stochastic,
-        env: args.env.clone(),
+        seed: args.acting.seed,
+        stochastic: args.acting.stochastic,
+        env: args.acting.env.clone(),
         env_backend: args
             .env_backend
             .parse()
@@ -211,6 +255,9 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     };
     if settings.env_backend == EnvBackend::Device && settings.stochastic {
         bail!("--stochastic: sampled actions need --env-backend cpu");
+    }
+    if settings.env_backend == EnvBackend::Device && args.record > 0 {
+        bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
     }
     let targets = discover(&args.path)?;
     let mut rows_printed = 0;
@@ -220,7 +267,12 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     let mut failed = 0;
     for target in &targets {
         // Evaluations of a run are written into it: no trainer may write it meanwhile.
-        let _lock = match (&target.run, &args.out) {
+        let run_written = match (&target.run, target.checkpoints.as_slice()) {
+            (Some(run), _) => Some(run.clone()),
+            (None, [checkpoint]) => enclosing_run(checkpoint),
+            (None, _) => None,
+        };
+        let _lock = match (&run_written, &args.out) {
             (Some(run), None) => match gradless_files::DirLock::acquire(run) {
                 Ok(lock) => Some(lock),
                 Err(error) => {
@@ -247,13 +299,23 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                     let evaluation = loaded.evaluate_with_progress(&settings, |done| {
                         progress.at(episodes_before + done as u64);
                     })?;
-                    Ok((dir, evaluation))
-                })
-                .and_then(|(dir, evaluation)| {
                     write_outputs(&evaluation, &dir)?;
-                    Ok((dir, evaluation))
+                    Ok((loaded, dir, evaluation))
                 })
                 .map_err(anyhow::Error::from)
+                .and_then(|(loaded, dir, evaluation)| {
+                    if args.record > 0 {
+                        record_videos(
+                            &loaded,
+                            &evaluation,
+                            settings.seed,
+                            &dir,
+                            args.record,
+                            &progress,
+                        )?;
+                    }
+                    Ok((dir, evaluation))
+                })
                 .and_then(|(dir, evaluation)| {
                     let report = args
                         .grad_mode_report

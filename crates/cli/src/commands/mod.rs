@@ -6,5 +6,6 @@ pub mod envs;
 pub mod eval;
 pub mod export;
 pub mod grad_modes;
+pub mod record;
 pub mod replay;
 pub mod train;

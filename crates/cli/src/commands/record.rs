@@ -1,0 +1,134 @@
+//! `gradless record`: a checkpoint's evaluation episodes as animated GIFs, drawn as
+//! Gymnasium's `rgb_array` renderer draws the env.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use gradless_device::InferenceDevice;
+use gradless_evaluator::{
+    AgentDevice, EvalSettings, LoadedCheckpoint, RecordPlan, RecordedVideo, discover,
+    enclosing_run, prepare_output_dir,
+};
+use gradless_policy::{EpisodePlan, SeededEpisode};
+use serde::Serialize;
+
+use crate::commands::eval::ActingArgs;
+use crate::output::print_json_line;
+
+/// Arguments of `gradless record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// A checkpoint directory, or a run directory (its last checkpoint).
+    path: PathBuf,
+    /// Episodes to record; episode i runs from seed SEED + i, as in `gradless eval`.
+    #[arg(long, default_value_t = 3)]
+    episodes: usize,
+    #[command(flatten)]
+    acting: ActingArgs,
+    /// Where to write the GIFs and videos.jsonl; default: a `videos` folder inside the
+    /// checkpoint.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// A recorded video as printed with `--json`.
+#[derive(Serialize)]
+struct VideoLine<'a> {
+    #[serde(flatten)]
+    episode: &'a SeededEpisode,
+    video: &'a Path,
+    frames: u64,
+}
+
+/// The checkpoint a path names: itself, or a run's last one.
+fn checkpoint_of(path: &Path) -> Result<PathBuf> {
+    let targets = discover(path)?;
+    match targets.as_slice() {
+        [target] if target.checkpoints.len() == 1 || target.run.is_some() => {
+            match target.checkpoints.last() {
+                Some(last) => Ok(last.clone()),
+                None => bail!("{}: the run has no checkpoint yet", path.display()),
+            }
+        }
+        _ => bail!(
+            "{}: holds several runs or checkpoints; record one checkpoint or one run",
+            path.display()
+        ),
+    }
+}
+
+/// Prints a video as a line of text or JSON.
+pub fn print_video(video: &RecordedVideo, path: &Path, json: bool) -> Result<()> {
+    let e = &video.episode;
+    if json {
+        return print_json_line(&VideoLine {
+            episode: e,
+            video: path,
+            frames: video.frames,
+        });
+    }
+    let ending = if e.terminated {
+        "terminated"
+    } else {
+        "truncated"
+    };
+    let seed = e.seed.map(|s| s.to_string()).unwrap_or_default();
+    println!(
+        "episode {} (seed {seed}): return {:.1} over {} steps, {ending} -> {} ({} frames)",
+        e.episode,
+        e.episode_return,
+        e.length,
+        path.display(),
+        video.frames
+    );
+    Ok(())
+}
+
+/// Runs `gradless record`.
+pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
+    if args.episodes == 0 {
+        bail!("--episodes must be at least 1");
+    }
+    let largest_seed = EpisodePlan::largest_first_seed(args.episodes);
+    if args.acting.seed > largest_seed {
+        bail!(
+            "--seed {}: with --episodes {} the episode seeds would pass {} (use --seed {largest_seed} or less)",
+            args.acting.seed,
+            args.episodes,
+            u64::MAX
+        );
+    }
+    let checkpoint = checkpoint_of(&args.path)?;
+    let (base, relative) = match &args.out {
+        Some(out) => (out.clone(), PathBuf::new()),
+        None => (checkpoint.clone(), PathBuf::from("videos")),
+    };
+    // Videos written into a run's checkpoint: no trainer may write (or prune) it meanwhile.
+    let _lock = match (&args.out, enclosing_run(&checkpoint)) {
+        (None, Some(run)) => Some(
+            gradless_files::DirLock::acquire(&run)
+                .map_err(|e| anyhow::Error::from(e).context(run.display().to_string()))?,
+        ),
+        _ => None,
+    };
+    let dir = prepare_output_dir(&base, &relative)?;
+    let device = AgentDevice::new(&InferenceDevice::new(&args.acting.base_device()?));
+    let settings = EvalSettings {
+        env: args.acting.env.clone(),
+        ..EvalSettings::default()
+    };
+    let loaded = LoadedCheckpoint::load(&checkpoint, &settings, &device)?;
+    let plan = RecordPlan {
+        first_seed: args.acting.seed,
+        episodes: args.episodes,
+        stochastic: args.acting.stochastic,
+    };
+    let mut printed = Ok(());
+    loaded.record_videos(&plan, &dir, |video, path| {
+        if printed.is_ok() {
+            printed = print_video(video, path, json);
+        }
+    })?;
+    printed
+}

@@ -1,0 +1,149 @@
+//! `gradless record` and `gradless eval --record` end to end on flex.
+
+mod common;
+
+use common::*;
+use gradless_render::decode_gif;
+
+/// Every video decodes to one frame for the reset and one per step of its episode, and the
+/// listing says which episode (and seed) each one shows.
+#[test]
+fn record_writes_one_gif_per_episode_and_a_listing() {
+    let out = scratch("record");
+    let output = gradless(&[
+        "--json",
+        "record",
+        shipped("cartpole-v1-dqn").to_str().unwrap(),
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--env",
+        "CartPole-v0",
+        "--device",
+        "flex",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 2);
+    for (k, line) in lines.iter().enumerate() {
+        assert_eq!(line["episode"], k);
+        assert_eq!(line["seed"], 7 + k as u64);
+        let length = line["length"].as_u64().unwrap();
+        assert_eq!(line["frames"], length + 1);
+        let bytes = std::fs::read(line["video"].as_str().unwrap()).unwrap();
+        let frames = decode_gif(&bytes).unwrap();
+        assert_eq!(frames.len() as u64, length + 1);
+        assert_eq!((frames[0].0.width, frames[0].0.height), (600, 400));
+        assert!(
+            frames.iter().all(|(_, delay)| *delay == 2),
+            "CartPole renders at 50 fps"
+        );
+    }
+    let listing = std::fs::read_to_string(out.join("videos.jsonl")).unwrap();
+    assert_eq!(listing.lines().count(), 2);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// `eval --record N` records the evaluation's first N episodes beside its files: the same
+/// episodes (returns and lengths) the evaluation logged.
+#[test]
+fn eval_records_its_first_episodes_into_its_folder() {
+    let out = scratch("eval-record");
+    let output = gradless(&[
+        "eval",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--episodes",
+        "3",
+        "--record",
+        "2",
+        "--env",
+        "CartPole-v0",
+        "--device",
+        "flex",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let folder = out.join("cartpole-v1-ppo");
+    let read_lines = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(folder.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let episodes = read_lines("episodes.jsonl");
+    let videos = read_lines("videos/videos.jsonl");
+    assert_eq!((episodes.len(), videos.len()), (3, 2));
+    for (video, episode) in videos.iter().zip(&episodes) {
+        for key in [
+            "episode",
+            "seed",
+            "return",
+            "length",
+            "terminated",
+            "truncated",
+        ] {
+            assert_eq!(video[key], episode[key], "{key}");
+        }
+        assert!(
+            folder
+                .join("videos")
+                .join(video["video"].as_str().unwrap())
+                .is_file()
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bad_record_requests_are_one_line_errors() {
+    let checkpoint = shipped("cartpole-v1-ppo");
+    let path = checkpoint.to_str().unwrap();
+    assert_clean_failure(
+        &gradless(&["record", path, "--episodes", "0", "--device", "flex"]),
+        &["--episodes"],
+    );
+    assert_clean_failure(
+        &gradless(&["record", "/nonexistent", "--device", "flex"]),
+        &["/nonexistent", "no checkpoint"],
+    );
+    assert_clean_failure(
+        &gradless(&[
+            "eval",
+            path,
+            "--record",
+            "1",
+            "--env-backend",
+            "device",
+            "--device",
+            "flex",
+        ]),
+        &["--record", "--env-backend cpu"],
+    );
+    // An output folder that is a link is refused, not written through.
+    let root = scratch("record-link");
+    std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+    let copy = root.join("checkpoint");
+    copy_dir(&checkpoint, &copy);
+    std::os::unix::fs::symlink(root.join("elsewhere"), copy.join("videos")).unwrap();
+    assert_clean_failure(
+        &gradless(&[
+            "record",
+            copy.to_str().unwrap(),
+            "--episodes",
+            "1",
+            "--device",
+            "flex",
+        ]),
+        &["videos"],
+    );
+    assert_eq!(
+        std::fs::read_dir(root.join("elsewhere")).unwrap().count(),
+        0
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

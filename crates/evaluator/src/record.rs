@@ -1,0 +1,308 @@
+//! Episode videos: a checkpoint's first evaluation episodes played again, each on one CPU
+//! env from its seed (the same episode the evaluation ran), drawn frame by frame as
+//! Gymnasium's `rgb_array` renderer draws the env and written as animated GIFs.
+
+use std::path::{Path, PathBuf};
+
+use gradless_envs::Action;
+use gradless_policy::{SeededEpisode, watch_episode};
+use gradless_render::{GifRecorder, RenderError, Scene};
+use serde::Serialize;
+
+use crate::{EvalError, LoadedCheckpoint};
+
+/// The listing of a folder's videos: one JSON object per video.
+pub const VIDEOS_FILE: &str = "videos.jsonl";
+
+/// Which episodes to record: episode `i` from seed `first_seed + i`, as the evaluation's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordPlan {
+    /// Seed of episode 0.
+    pub first_seed: u64,
+    /// Episodes to record.
+    pub episodes: usize,
+    /// Sample actions (as a stochastic evaluation does) instead of taking the greedy ones.
+    pub stochastic: bool,
+}
+
+/// An action as a trajectory lists it: an integer, or a list of floats.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum TrajectoryAction {
+    /// A discrete action.
+    Discrete(i64),
+    /// A continuous action.
+    Continuous(Vec<f32>),
+}
+
+/// One recorded episode: its result, its video, and the trajectory that replays it (the
+/// start state and the actions, as `gradless replay` and Gymnasium take them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedVideo {
+    /// The episode, as the evaluation reports it.
+    #[serde(flatten)]
+    pub episode: SeededEpisode,
+    /// The env it ran on.
+    pub env: String,
+    /// The GIF's file name, in the folder beside this listing.
+    pub video: String,
+    /// Frames in the video: the episode's length + 1 (the reset, then every step).
+    pub frames: u64,
+    /// The internal float64 state after the reset.
+    pub init_state: Vec<f64>,
+    /// Every action, in order.
+    pub actions: Vec<TrajectoryAction>,
+}
+
+impl LoadedCheckpoint {
+    /// Records the plan's episodes into `dir` (made by [`crate::prepare_output_dir`]): one
+    /// `episode-NNNN.gif` each, written as it finishes, then the listing [`VIDEOS_FILE`];
+    /// `on_video` hears of each video once written.
+    pub fn record_videos(
+        &self,
+        plan: &RecordPlan,
+        dir: &Path,
+        mut on_video: impl FnMut(&RecordedVideo, &Path),
+    ) -> Result<Vec<RecordedVideo>, EvalError> {
+        let scene = Scene::for_env(&self.env_id).map_err(|source| self.render_error(source))?;
+        let mut videos = Vec::with_capacity(plan.episodes);
+        for episode in 0..plan.episodes {
+            let seed = plan.first_seed.checked_add(episode as u64).ok_or_else(|| {
+                EvalError::Incompatible {
+                    path: self.dir.clone(),
+                    reason: format!("seed {} + {episode} passes {}", plan.first_seed, u64::MAX),
+                }
+            })?;
+            let (bytes, video) = self.record_one(&scene, episode, seed, plan.stochastic)?;
+            let path = dir.join(&video.video);
+            gradless_files::write_atomically(&path, &bytes).map_err(|source| EvalError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            on_video(&video, &path);
+            videos.push(video);
+        }
+        let listing: String = videos
+            .iter()
+            .map(|v| serde_json::to_string(v).expect("videos serialise") + "\n")
+            .collect();
+        let path = dir.join(VIDEOS_FILE);
+        gradless_files::write_atomically(&path, listing.as_bytes())
+            .map_err(|source| EvalError::Io { path, source })?;
+        remove_stale_videos(dir, &videos);
+        Ok(videos)
+    }
+
+    /// One episode's GIF bytes and listing entry.
+    fn record_one(
+        &self,
+        scene: &Scene,
+        episode: usize,
+        seed: u64,
+        stochastic: bool,
+    ) -> Result<(Vec<u8>, RecordedVideo), EvalError> {
+        let mut recorder = GifRecorder::new(scene).map_err(|source| self.render_error(source))?;
+        let mut init_state = Vec::new();
+        let mut actions = Vec::new();
+        // The first drawing error; the episode runs on, its frames are no longer drawn.
+        let mut failure: Option<RenderError> = None;
+        let watched = watch_episode(
+            self.agent(),
+            &self.env_id,
+            episode,
+            seed,
+            stochastic,
+            |state, action| {
+                let continuous = match action {
+                    None => {
+                        init_state = state.to_vec();
+                        None
+                    }
+                    Some(Action::Discrete(a)) => {
+                        actions.push(TrajectoryAction::Discrete(a));
+                        None
+                    }
+                    Some(Action::Continuous(values)) => {
+                        actions.push(TrajectoryAction::Continuous(values.to_vec()));
+                        Some(values)
+                    }
+                };
+                if failure.is_none()
+                    && let Err(error) = scene
+                        .draw(state, continuous)
+                        .and_then(|frame| recorder.push(&frame))
+                {
+                    failure = Some(error);
+                }
+            },
+        )
+        .map_err(|source| EvalError::Act {
+            path: self.dir.clone(),
+            source,
+        })?;
+        if let Some(error) = failure {
+            return Err(self.render_error(error));
+        }
+        let frames = recorder.frames();
+        let bytes = recorder
+            .finish()
+            .map_err(|source| self.render_error(source))?;
+        let video = RecordedVideo {
+            episode: watched,
+            env: self.env_id.clone(),
+            video: format!("episode-{episode:04}.gif"),
+            frames,
+            init_state,
+            actions,
+        };
+        Ok((bytes, video))
+    }
+
+    fn render_error(&self, source: RenderError) -> EvalError {
+        EvalError::Render {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+}
+
+/// Removes the videos an earlier recording left in `dir` that the listing no longer names
+/// (regular files named as this module names them; nothing else is touched).
+fn remove_stale_videos(dir: &Path, videos: &[RecordedVideo]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with("episode-") && name.ends_with(".gif");
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if ours
+            && regular
+            && !videos.iter().any(|v| v.video == name)
+            && let Err(error) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(file = %entry.path().display(), %error, "could not remove an old video");
+        }
+    }
+}
+
+/// The run a checkpoint directory belongs to (`RUN/checkpoints/step-N`), if it is a run's:
+/// what writes into the checkpoint must hold that run's lock.
+pub fn enclosing_run(checkpoint: &Path) -> Option<PathBuf> {
+    let folder = checkpoint.parent()?;
+    let run = folder.parent()?;
+    (folder.file_name()? == "checkpoints" && run.join("config.toml").is_file())
+        .then(|| run.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EvalSettings, LoadedCheckpoint};
+    use burn::prelude::Device;
+    use gradless_device::InferenceDevice;
+    use gradless_policy::AgentDevice;
+    use gradless_render::decode_gif;
+    use gradless_test_support::{scratch, shipped_checkpoint as shipped};
+
+    fn loaded(name: &str, env: Option<&str>) -> LoadedCheckpoint {
+        let device = AgentDevice::new(&InferenceDevice::new(&Device::flex()));
+        let settings = EvalSettings {
+            env: env.map(str::to_string),
+            ..EvalSettings::default()
+        };
+        LoadedCheckpoint::load(&shipped(name), &settings, &device).unwrap()
+    }
+
+    /// Recorded episodes are the evaluation's episodes of the same seeds; every video has
+    /// one frame for the reset and one per step, and the cart drawn in each frame stands
+    /// where the replayed state puts it.
+    #[test]
+    fn videos_show_the_evaluated_episodes_frame_by_frame() {
+        let checkpoint = loaded("cartpole-v1-ppo", Some("CartPole-v0"));
+        let settings = EvalSettings {
+            episodes: 2,
+            num_envs: 2,
+            env: Some("CartPole-v0".into()),
+            ..EvalSettings::default()
+        };
+        let evaluation = checkpoint.evaluate(&settings).unwrap();
+        let dir = scratch("record");
+        let plan = RecordPlan {
+            first_seed: settings.seed,
+            episodes: 2,
+            stochastic: false,
+        };
+        let mut heard = 0;
+        let videos = checkpoint
+            .record_videos(&plan, &dir, |_, _| heard += 1)
+            .unwrap();
+        assert_eq!(heard, 2);
+        for (video, evaluated) in videos.iter().zip(&evaluation.episodes) {
+            assert_eq!(&video.episode, evaluated);
+            assert_eq!(video.frames, u64::from(video.episode.length) + 1);
+            let frames = decode_gif(&std::fs::read(dir.join(&video.video)).unwrap()).unwrap();
+            assert_eq!(frames.len() as u64, video.frames);
+            // Replays the trajectory and finds the cart in image row 305 of each frame.
+            let mut env = gradless_envs::make("CartPole-v0").unwrap();
+            env.reset(video.episode.seed);
+            assert_eq!(env.state().unwrap(), video.init_state);
+            let mut cart_x = vec![video.init_state[0]];
+            for action in &video.actions {
+                let TrajectoryAction::Discrete(a) = action else {
+                    panic!("{action:?}")
+                };
+                env.step(Action::Discrete(*a)).unwrap();
+                cart_x.push(env.state().unwrap()[0]);
+            }
+            for ((frame, _), x) in frames.iter().zip(&cart_x) {
+                let black: Vec<u32> = (0..frame.width)
+                    .filter(|&column| frame.pixel(column, 305) == [0, 0, 0])
+                    .collect();
+                let drawn = f64::from(black[0] + black[black.len() - 1]) / 2.0;
+                let expected = x * 125.0 + 300.0;
+                assert!((drawn - expected).abs() <= 1.0, "{drawn} vs {expected}");
+            }
+        }
+        // Recording fewer episodes again leaves no video the listing does not name.
+        let plan = RecordPlan {
+            episodes: 1,
+            ..plan
+        };
+        checkpoint.record_videos(&plan, &dir, |_, _| {}).unwrap();
+        assert!(!dir.join("episode-0001.gif").exists());
+        assert!(dir.join("episode-0000.gif").exists());
+        let listing = std::fs::read_to_string(dir.join(VIDEOS_FILE)).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(listing.lines().next().unwrap()).unwrap();
+        for key in [
+            "episode",
+            "seed",
+            "return",
+            "length",
+            "video",
+            "frames",
+            "init_state",
+            "actions",
+        ] {
+            assert!(first.get(key).is_some(), "{key} missing: {first}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn runs_enclose_their_checkpoints_only() {
+        let root = scratch("enclosing");
+        let checkpoint = root.join("run/checkpoints/step-0000000100");
+        std::fs::create_dir_all(&checkpoint).unwrap();
+        assert_eq!(
+            enclosing_run(&checkpoint),
+            None,
+            "no config.toml: not a run"
+        );
+        std::fs::write(root.join("run/config.toml"), "").unwrap();
+        assert_eq!(enclosing_run(&checkpoint), Some(root.join("run")));
+        assert_eq!(enclosing_run(&shipped("cartpole-v1-ppo")), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
