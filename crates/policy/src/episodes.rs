@@ -380,9 +380,11 @@ mod tests {
             assert!(e.seed.is_none() && (e.terminated || e.truncated));
             assert_eq!(e.episode_return, f64::from(e.length));
         }
-        // The shipped policy balances the pole: most episodes reach the limit.
-        let full = episodes.iter().filter(|e| e.length == 500).count();
-        assert!(full >= 8, "{episodes:?}");
+        // The shipped policy balances the pole (its CPU mean is 497). The starts come from
+        // the device generator other tests in this process draw from too, so they vary from
+        // run to run: the mean, not a count of full episodes, is what stays.
+        let mean = episodes.iter().map(|e| e.episode_return).sum::<f64>() / 10.0;
+        assert!(mean >= 450.0, "{episodes:?}");
     }
 
     #[test]
