@@ -1,0 +1,328 @@
+//! A comparison's figures, as SVG and PNG: the aggregates with their intervals, the
+//! performance profiles with bands, and sample-efficiency curves with bands.
+
+use std::path::{Path, PathBuf};
+
+use gradless_plots::plotters::coord::Shift;
+use gradless_plots::plotters::prelude::*;
+use gradless_plots::{FONT, Figure, PlotError, write_svg_and_png};
+
+use crate::Comparison;
+
+/// The colour of group `k`.
+fn colour(k: usize) -> RGBColor {
+    const COLOURS: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    COLOURS[k % COLOURS.len()]
+}
+
+fn failed<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// The value axis's name.
+fn score_name(comparison: &Comparison) -> &'static str {
+    if comparison.normalized {
+        "normalised scores"
+    } else {
+        "scores (mean returns)"
+    }
+}
+
+/// A range holding `values`, with a margin.
+fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !low.is_finite() {
+        return 0.0..1.0;
+    }
+    let margin = ((high - low) * 0.08).max(1e-3 * high.abs().max(1.0));
+    (low - margin)..(high + margin)
+}
+
+/// A tick label short enough for a narrow panel.
+fn compact(value: f64) -> String {
+    if value.abs() >= 10.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+struct AggregatesFigure<'a>(&'a Comparison);
+
+impl Figure for AggregatesFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        let comparison = self.0;
+        root.fill(&WHITE).map_err(failed)?;
+        let groups = &comparison.groups;
+        let panels: [(&str, Vec<(f64, [f64; 2])>); 4] = [
+            ("IQM", groups.iter().map(|g| (g.iqm, g.iqm_ci95)).collect()),
+            (
+                "Median",
+                groups.iter().map(|g| (g.median, g.median_ci95)).collect(),
+            ),
+            (
+                "Mean",
+                groups.iter().map(|g| (g.mean, g.mean_ci95)).collect(),
+            ),
+            (
+                "Optimality gap",
+                groups
+                    .iter()
+                    .map(|g| (g.optimality_gap, g.optimality_gap_ci95))
+                    .collect(),
+            ),
+        ];
+        let n = groups.len();
+        let (title, body) = root.split_vertically(40);
+        title
+            .titled(
+                &format!(
+                    "Aggregates of the {}, 95% stratified-bootstrap CIs",
+                    score_name(comparison)
+                ),
+                (FONT, 20),
+            )
+            .map_err(failed)?;
+        for (k, (area, (name, values))) in body
+            .split_evenly((1, 4))
+            .into_iter()
+            .zip(panels)
+            .enumerate()
+        {
+            let x = padded(values.iter().flat_map(|(v, ci)| [*v, ci[0], ci[1]]));
+            let mut chart = ChartBuilder::on(&area)
+                .caption(name, (FONT, 18))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(if k == 0 { 80 } else { 8 })
+                .build_cartesian_2d(x, 0.0..n as f64)
+                .map_err(failed)?;
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(n.max(1) * 2 + 1)
+                .y_label_formatter(&|y| {
+                    let slot = y - y.floor();
+                    let index = y.floor() as usize;
+                    match (
+                        k,
+                        (slot - 0.5).abs() < 1e-6,
+                        groups.get(n.saturating_sub(index + 1)),
+                    ) {
+                        (0, true, Some(group)) => group.group.clone(),
+                        _ => String::new(),
+                    }
+                })
+                .disable_x_mesh()
+                .x_labels(3)
+                .x_label_formatter(&|v| compact(*v))
+                .label_style((FONT, 12))
+                .draw()
+                .map_err(failed)?;
+            for (g, (value, ci)) in values.iter().enumerate() {
+                // The first group at the top.
+                let row = (n - 1 - g) as f64;
+                let style = colour(g).mix(0.6).filled();
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(ci[0], row + 0.3), (ci[1], row + 0.7)],
+                        style,
+                    )))
+                    .map_err(failed)?;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(*value, row + 0.25), (*value, row + 0.75)],
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(failed)?;
+            }
+        }
+        root.present().map_err(failed)
+    }
+}
+
+/// A line per group with its band, against an `f64` x axis.
+struct BandFigure<'a> {
+    title: &'a str,
+    x_name: &'a str,
+    y_name: &'a str,
+    /// Per group: its name and `(x, value, [lo, hi])` points.
+    lines: Vec<(String, Vec<(f64, f64, [f64; 2])>)>,
+}
+
+impl Figure for BandFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(failed)?;
+        let points = || self.lines.iter().flat_map(|(_, p)| p.iter());
+        let x = padded(points().map(|p| p.0));
+        let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, y)
+            .map_err(failed)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_name)
+            .y_desc(self.y_name)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(failed)?;
+        for (k, (name, line)) in self.lines.iter().enumerate() {
+            let band: Vec<(f64, f64)> = line
+                .iter()
+                .map(|p| (p.0, p.2[1]))
+                .chain(line.iter().rev().map(|p| (p.0, p.2[0])))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    band,
+                    colour(k).mix(0.2).filled(),
+                )))
+                .map_err(failed)?;
+            chart
+                .draw_series(LineSeries::new(
+                    line.iter().map(|p| (p.0, p.1)),
+                    colour(k).stroke_width(2),
+                ))
+                .map_err(failed)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour(k).stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(failed)?;
+        root.present().map_err(failed)
+    }
+}
+
+/// Writes `aggregates`, `performance_profile` and (when some group has one)
+/// `sample_efficiency`, each as `.svg` and `.png`, into `dir`; returns the files.
+pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let mut files = write_svg_and_png(&AggregatesFigure(comparison), &dir.join("aggregates"))?;
+    let names = comparison.groups.iter().map(|g| g.group.clone());
+    let profiles = BandFigure {
+        title: "Performance profiles (95% CIs)",
+        x_name: score_name(comparison),
+        y_name: "fraction of runs with score > tau",
+        lines: names
+            .clone()
+            .zip(&comparison.profiles)
+            .map(|(name, p)| {
+                let points = p.taus.iter().zip(&p.fraction).zip(&p.ci95);
+                (name, points.map(|((&t, &f), &ci)| (t, f, ci)).collect())
+            })
+            .collect(),
+    };
+    files.extend(write_svg_and_png(
+        &profiles,
+        &dir.join("performance_profile"),
+    )?);
+    let curves: Vec<(String, Vec<(f64, f64, [f64; 2])>)> = names
+        .zip(&comparison.curves)
+        .filter_map(|(name, curve)| {
+            let c = curve.as_ref()?;
+            let points = c.steps.iter().zip(&c.iqm).zip(&c.ci95);
+            Some((
+                name,
+                points.map(|((&s, &v), &ci)| (s as f64, v, ci)).collect(),
+            ))
+        })
+        .collect();
+    if !curves.is_empty() {
+        let efficiency = BandFigure {
+            title: "Sample efficiency (IQM over runs, 95% CIs)",
+            x_name: "training step",
+            y_name: score_name(comparison),
+            lines: curves,
+        };
+        files.extend(write_svg_and_png(
+            &efficiency,
+            &dir.join("sample_efficiency"),
+        )?);
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CompareSettings, EnvReference, Group, RunScore, compare};
+
+    #[test]
+    fn figures_are_written_for_every_part_of_a_comparison() {
+        let run = |name: &str, score: f64, curve: Vec<(u64, f64)>| RunScore {
+            run: PathBuf::from(name),
+            checkpoint: PathBuf::from(name),
+            env: "CartPole-v1".into(),
+            score,
+            curve,
+        };
+        let groups = [
+            Group {
+                name: "a".into(),
+                runs: vec![
+                    run("a1", 480.0, vec![(100, 100.0), (200, 480.0)]),
+                    run("a2", 420.0, vec![(100, 80.0), (200, 420.0)]),
+                ],
+            },
+            Group {
+                name: "b".into(),
+                runs: vec![run("b1", 300.0, Vec::new()), run("b2", 350.0, Vec::new())],
+            },
+        ];
+        let references = [EnvReference {
+            env: "CartPole-v1".into(),
+            target: Some(475.0),
+            random: Some(22.0),
+        }];
+        let settings = CompareSettings {
+            reps: 200,
+            seed: 1,
+            normalize: false,
+        };
+        let comparison = compare(&groups, &references, &settings).unwrap();
+        let dir = std::env::temp_dir().join(format!("gradless-figures-{}", std::process::id()));
+        let files = write_figures(&comparison, &dir).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for expected in [
+            "aggregates.svg",
+            "performance_profile.png",
+            "sample_efficiency.svg",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing: {names:?}"
+            );
+        }
+        let svg = std::fs::read_to_string(dir.join("aggregates.svg")).unwrap();
+        assert!(
+            // plotters writes each text on a line of its own.
+            svg.contains("\nOptimality gap\n") && svg.contains("\nb\n"),
+            "labels drawn"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
