@@ -9,6 +9,12 @@ use gradless_plots::{FONT, Figure, PlotError, write_svg_and_png};
 
 use crate::Comparison;
 
+/// A value with its 95% interval.
+type Estimate = (f64, [f64; 2]);
+
+/// A group's name and its line's `(x, value, [lo, hi])` points.
+type Line = (String, Vec<(f64, f64, [f64; 2])>);
+
 /// The colour of group `k`.
 fn colour(k: usize) -> RGBColor {
     const COLOURS: [RGBColor; 8] = [
@@ -65,7 +71,7 @@ impl Figure for AggregatesFigure<'_> {
         let comparison = self.0;
         root.fill(&WHITE).map_err(failed)?;
         let groups = &comparison.groups;
-        let panels: [(&str, Vec<(f64, [f64; 2])>); 4] = [
+        let panels: [(&str, Vec<Estimate>); 4] = [
             ("IQM", groups.iter().map(|g| (g.iqm, g.iqm_ci95)).collect()),
             (
                 "Median",
@@ -157,8 +163,8 @@ struct BandFigure<'a> {
     title: &'a str,
     x_name: &'a str,
     y_name: &'a str,
-    /// Per group: its name and `(x, value, [lo, hi])` points.
-    lines: Vec<(String, Vec<(f64, f64, [f64; 2])>)>,
+    /// One per group.
+    lines: Vec<Line>,
 }
 
 impl Figure for BandFigure<'_> {
@@ -237,7 +243,7 @@ pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<PathBuf>
         &profiles,
         &dir.join("performance_profile"),
     )?);
-    let curves: Vec<(String, Vec<(f64, f64, [f64; 2])>)> = names
+    let curves: Vec<Line> = names
         .zip(&comparison.curves)
         .filter_map(|(name, curve)| {
             let c = curve.as_ref()?;

@@ -73,7 +73,7 @@ pub struct Group {
 }
 
 /// What an env's scores are measured against.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvReference {
     /// The env.
     pub env: String,
@@ -102,6 +102,8 @@ pub struct RunLine {
     pub run: PathBuf,
     /// The checkpoint scored.
     pub checkpoint: PathBuf,
+    /// The env it was evaluated on.
+    pub env: String,
     /// Its score (mean evaluation return).
     pub score: f64,
     /// The score normalised, when scores are.
@@ -299,6 +301,7 @@ pub fn compare(
             .map(|run| RunLine {
                 run: run.run.clone(),
                 checkpoint: run.checkpoint.clone(),
+                env: run.env.clone(),
                 score: run.score,
                 normalized_score: settings
                     .normalize

@@ -104,7 +104,7 @@ impl Default for EvalSettings {
 }
 
 /// One checkpoint's evaluation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CheckpointEvaluation {
     /// The checkpoint directory.
     pub checkpoint: PathBuf,
@@ -116,12 +116,28 @@ pub struct CheckpointEvaluation {
     pub stochastic: bool,
     /// Where the envs stepped.
     pub env_backend: EnvBackend,
+    /// Seed of episode 0 (`None` in summaries written before it was recorded).
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// The statistics.
     #[serde(flatten)]
     pub summary: ReturnSummary,
     /// Every episode, in order.
     #[serde(skip)]
     pub episodes: Vec<SeededEpisode>,
+}
+
+impl CheckpointEvaluation {
+    /// Whether these are the episodes `settings` would run on `env` (a saved evaluation
+    /// that can stand in for a new one).
+    pub fn matches(&self, settings: &EvalSettings, env: &str) -> bool {
+        self.env == env
+            && self.stochastic == settings.stochastic
+            && self.env_backend == settings.env_backend
+            && self.seed == Some(settings.seed)
+            && self.summary.episodes == settings.episodes
+            && self.summary.mean_return.is_finite()
+    }
 }
 
 /// What a path given to `gradless eval` holds: checkpoints grouped by run.
@@ -323,6 +339,7 @@ impl LoadedCheckpoint {
             env: self.env_id.clone(),
             stochastic: settings.stochastic,
             env_backend: settings.env_backend,
+            seed: Some(settings.seed),
             summary,
             episodes,
         })
@@ -410,6 +427,57 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
         gradless_files::write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
     }
     Ok(())
+}
+
+/// The largest `summary.json` read back.
+const MAX_SUMMARY_BYTES: u64 = 1 << 20;
+
+/// The evaluation saved in `dir` (its `summary.json`, as [`write_outputs`] writes it; the
+/// episodes are not read back), if there is a readable one.
+pub fn saved_evaluation(dir: &Path) -> Option<CheckpointEvaluation> {
+    let path = dir.join("summary.json");
+    let text = gradless_files::read_text_bounded(&path, MAX_SUMMARY_BYTES).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(saved) => Some(saved),
+        Err(error) => {
+            tracing::warn!(file = %path.display(), %error, "ignoring an unreadable evaluation summary");
+            None
+        }
+    }
+}
+
+/// The env a checkpoint is evaluated on under `settings`: `settings.env`, or the one it
+/// was trained on.
+pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<String, EvalError> {
+    match &settings.env {
+        Some(env) => Ok(env.clone()),
+        None => Ok(Checkpoint::open(checkpoint)?.metadata().env_id.clone()),
+    }
+}
+
+/// The mean return of a uniform random policy on `env_id` over `episodes` episodes, episode
+/// `i` from seed `seed + i` (actions drawn from a generator of the same seed).
+pub fn random_policy_score(env_id: &str, episodes: usize, seed: u64) -> Result<f64, EvalError> {
+    let failed = |e: gradless_envs::EnvError| EvalError::Incompatible {
+        path: PathBuf::from(env_id),
+        reason: e.to_string(),
+    };
+    let mut env = gradless_envs::make(env_id).map_err(failed)?;
+    let mut buffer = vec![0.0; env.action_space().flat_dim()];
+    let mut total = 0.0;
+    for i in 0..episodes as u64 {
+        let mut sampler =
+            gradless_envs::ActionSampler::new(env.action_space(), seed.wrapping_add(i));
+        env.reset(Some(seed.wrapping_add(i)));
+        loop {
+            let step = env.step(sampler.sample(&mut buffer)).map_err(failed)?;
+            total += step.reward;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+    }
+    Ok(total / episodes.max(1) as f64)
 }
 
 /// One column of a checkpoint's summary row, as `summary.csv` and `gradless eval`'s table
@@ -585,6 +653,19 @@ mod tests {
     }
 
     #[test]
+    fn a_random_policy_scores_what_random_actions_score() {
+        // CartPole's random policy lasts about 22 steps; MountainCar's never reaches the goal.
+        let cartpole = random_policy_score("CartPole-v1", 100, 0).unwrap();
+        assert!((15.0..30.0).contains(&cartpole), "{cartpole}");
+        assert_eq!(
+            random_policy_score("CartPole-v1", 100, 0).unwrap(),
+            cartpole
+        );
+        assert_eq!(random_policy_score("MountainCar-v0", 3, 0).unwrap(), -200.0);
+        assert!(random_policy_score("Nope-v0", 3, 0).is_err());
+    }
+
+    #[test]
     fn corrupt_weights_are_an_error_naming_the_file() {
         let dir = scratch("corrupt");
         copy_dir(&shipped("cartpole-v1-ppo"), &dir);
@@ -648,6 +729,20 @@ mod tests {
         }
         let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
         assert_eq!(csv.lines().count(), 2);
+        // A later reader finds the evaluation and knows which episodes it ran.
+        let saved = saved_evaluation(&out).unwrap();
+        assert_eq!(saved.summary, evaluation.summary);
+        assert_eq!((saved.step, saved.seed), (evaluation.step, Some(1_000_000)));
+        assert!(saved.matches(&settings(4, 3), "CartPole-v1"));
+        assert!(
+            !saved.matches(&settings(5, 2), "CartPole-v1"),
+            "other episodes"
+        );
+        assert!(
+            !saved.matches(&settings(4, 2), "CartPole-v0"),
+            "another env"
+        );
+        assert!(saved_evaluation(&root).is_none());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 
 /// What `gradless eval` reports per checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReturnSummary {
     /// Episodes.
     pub episodes: usize,
