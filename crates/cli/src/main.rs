@@ -40,6 +40,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Evaluate checkpoints in inference mode and log every episode's return.
     Eval(commands::eval::EvalArgs),
+    /// Compare groups of runs as rliable does: aggregate intervals, probability of improvement.
+    Compare(commands::compare::CompareArgs),
     /// Record a checkpoint's evaluation episodes as animated GIFs, drawn as Gymnasium draws them.
     Record(commands::record::RecordArgs),
     /// Export a checkpoint's policy (safetensors for PyTorch).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.json),
         Command::Eval(args) => commands::eval::run(&args, cli.json),
         Command::Record(args) => commands::record::run(&args, cli.json),
+        Command::Compare(args) => commands::compare::run(&args, cli.json),
         Command::Export(args) => commands::export::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Bench(command) => commands::bench::run(command, cli.json),

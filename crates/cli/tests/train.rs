@@ -10,28 +10,6 @@ use std::time::Duration;
 use common::*;
 use gradless_policy::Checkpoint;
 
-/// A tiny PPO run: 2 envs x 32 steps per update, a checkpoint after every update.
-const TINY_PPO: &str = r#"
-env = "CartPole-v1"
-algorithm = "ppo"
-seed = 5
-total_timesteps = 1024
-network = { hidden = [16], activation = "tanh" }
-checkpoint = { every_steps = 64, keep_last = 2 }
-evaluation = { every_steps = 512, episodes = 5 }
-[ppo]
-num_envs = 2
-num_steps = 32
-num_minibatches = 2
-update_epochs = 2
-"#;
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 fn latest(run: &Path) -> PathBuf {
     let name = std::fs::read_to_string(run.join("latest")).unwrap();
     run.join(name.trim())

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::Backend;
 use gradless_trainer::{Progress, Session, StopAt, run_dir};
@@ -37,6 +37,165 @@ pub struct TrainArgs {
     /// Do not write TensorBoard event files into the run directory.
     #[arg(long)]
     no_tensorboard: bool,
+    /// Train one run per seed (`1-5`, `1,3,7`, `1-3,9`), each into `seed-N` under `--out`
+    /// (default: runs/<config name>).
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["seed", "resume"])]
+    seeds: Option<String>,
+    /// With --seeds: how many runs train at once (each its own process).
+    #[arg(long, default_value_t = 1, requires = "seeds")]
+    jobs: usize,
+}
+
+/// The most runs one `--seeds` starts.
+const MAX_SEEDS: usize = 1000;
+
+/// `1-5`, `1,3,7` or a mix, in the order given; repeats and empty ranges are refused.
+fn parse_seeds(list: &str) -> Result<Vec<u64>> {
+    let mut seeds: Vec<u64> = Vec::new();
+    let bad = |part: &str| {
+        anyhow::anyhow!("--seeds `{list}`: `{part}` is not a seed or a range like 1-5")
+    };
+    for part in list.split(',').map(str::trim) {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let first: u64 = first.parse().map_err(|_| bad(part))?;
+        let last: u64 = last.parse().map_err(|_| bad(part))?;
+        if last < first || (last - first) as usize >= MAX_SEEDS {
+            bail!("--seeds `{list}`: `{part}` must run upwards over at most {MAX_SEEDS} seeds");
+        }
+        for seed in first..=last {
+            if seeds.contains(&seed) {
+                bail!("--seeds `{list}`: seed {seed} is given twice");
+            }
+            seeds.push(seed);
+            if seeds.len() > MAX_SEEDS {
+                bail!("--seeds `{list}`: more than {MAX_SEEDS} seeds");
+            }
+        }
+    }
+    Ok(seeds)
+}
+
+/// Forwards a child's output lines, prefixed with its run's name (JSON lines as they are).
+fn forward(reader: impl std::io::Read, prefix: String, to_stdout: bool, raw: bool) {
+    use std::io::{BufRead, Write};
+    for line in std::io::BufReader::new(reader)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let line = if raw {
+            line
+        } else {
+            format!("[{prefix}] {line}")
+        };
+        if to_stdout {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+}
+
+/// Runs one seed's child to its end, forwarding its output; an error if it fails.
+fn run_child(mut command: std::process::Command, seed: u64, json: bool) -> Result<()> {
+    let name = format!("seed-{seed}");
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out_name = name.clone();
+    let forwarders = [
+        std::thread::spawn(move || forward(stdout, out_name, true, json)),
+        std::thread::spawn(move || forward(stderr, name, false, false)),
+    ];
+    let status = child.wait().context("waiting for the run")?;
+    for forwarder in forwarders {
+        let _ = forwarder.join();
+    }
+    if !status.success() {
+        bail!("the run exited with {status}");
+    }
+    Ok(())
+}
+
+/// `gradless train --seeds`: one child `gradless train` per seed, `--jobs` at a time, each
+/// into `seed-N` under the output folder; fails when any of them does.
+fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
+    let seeds = parse_seeds(list)?;
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let config_path = args
+        .config
+        .as_ref()
+        .expect("clap requires --config without --resume");
+    // A bad config is one error here, not one per seed.
+    run_dir::read_config(config_path, &args.overrides)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(config_path.file_stem().unwrap_or_default()));
+    std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
+    let exe = std::env::current_exe().context("finding the gradless binary")?;
+    let command = |seed: u64| {
+        let mut command = std::process::Command::new(&exe);
+        if json {
+            command.arg("--json");
+        }
+        command.arg("train").arg("--config").arg(config_path);
+        for set in &args.overrides {
+            command.arg("--set").arg(set);
+        }
+        command
+            .arg("--seed")
+            .arg(seed.to_string())
+            .arg("--out")
+            .arg(out.join(format!("seed-{seed}")));
+        if let Some(device) = &args.device {
+            command.arg("--device").arg(device);
+        }
+        if args.no_tensorboard {
+            command.arg("--no-tensorboard");
+        }
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // `--jobs` workers take the next seed whenever their run ends.
+    let queue = std::sync::Mutex::new(seeds.iter().copied());
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.min(seeds.len()) {
+            scope.spawn(|| {
+                while let Some(seed) = queue.lock().expect("workers do not panic").next() {
+                    if let Err(error) = run_child(command(seed), seed, json) {
+                        eprintln!("[seed-{seed}] error: {}", crate::output::error_line(&error));
+                        failed.lock().expect("workers do not panic").push(seed);
+                    }
+                }
+            });
+        }
+    });
+    let mut failed = failed.into_inner().expect("workers do not panic");
+    failed.sort_unstable();
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(u64::to_string).collect();
+        bail!(
+            "{} of {} seeds failed (seeds {}; see above)",
+            failed.len(),
+            seeds.len(),
+            list.join(", ")
+        );
+    }
+    if !json {
+        println!("{} runs in {}", seeds.len(), out.display());
+    }
+    Ok(())
 }
 
 /// `--set` overrides with `--seed` as one more.
@@ -77,6 +236,9 @@ impl Progress for Bar {
 
 /// Runs `gradless train`.
 pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
+    if let Some(list) = &args.seeds {
+        return run_seeds(args, list, json);
+    }
     let backend: Option<Backend> = args
         .device
         .as_deref()

@@ -1,0 +1,161 @@
+//! `gradless train --seeds` and `gradless compare` end to end on flex.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// Trains `seeds` tiny runs under `out` with `train --seeds ... --jobs 2`.
+fn train_seeds(config: &Path, out: &Path, seeds: &str) -> std::process::Output {
+    gradless(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--seeds",
+        seeds,
+        "--jobs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// Seeds become runs `seed-N` under `--out`; compare scores each run's final checkpoint
+/// (evaluating it once, reusing the evaluation after), prints one JSON object per group
+/// and per ordered pair, and writes its figures.
+#[test]
+fn seeds_train_side_by_side_and_compare_reports_groups_and_pairs() {
+    let root = scratch("compare");
+    let config = write_config(
+        &root,
+        &TINY_PPO.replace("total_timesteps = 1024", "total_timesteps = 128"),
+    );
+    let output = train_seeds(&config, &root.join("a"), "1-2");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let wider = TINY_PPO
+        .replace("total_timesteps = 1024", "total_timesteps = 128")
+        .replace("hidden = [16]", "hidden = [32]");
+    let config_b = root.join("b.toml");
+    std::fs::write(&config_b, wider).unwrap();
+    let output = train_seeds(&config_b, &root.join("b"), "3,5");
+    assert!(output.status.success(), "{}", stderr(&output));
+    for run in ["a/seed-1", "a/seed-2", "b/seed-3", "b/seed-5"] {
+        assert!(root.join(run).join("checkpoints").is_dir(), "{run}");
+    }
+    let config_text = std::fs::read_to_string(root.join("b/seed-5/config.toml")).unwrap();
+    assert!(config_text.contains("seed = 5"), "{config_text}");
+
+    let compare = || {
+        gradless(&[
+            "--json",
+            "compare",
+            &format!("a={}", root.join("a").display()),
+            &format!("b={}", root.join("b").display()),
+            "--device",
+            "flex",
+            "--episodes",
+            "4",
+            "--reps",
+            "500",
+            "--out",
+            root.join("comparison").to_str().unwrap(),
+        ])
+    };
+    let output = compare();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 4, "two groups, two ordered pairs");
+    for key in [
+        "group",
+        "runs",
+        "iqm",
+        "iqm_ci95",
+        "mean",
+        "mean_ci95",
+        "median",
+        "median_ci95",
+        "optimality_gap",
+        "optimality_gap_ci95",
+    ] {
+        assert!(lines[0].get(key).is_some(), "{key} missing: {}", lines[0]);
+    }
+    let runs = lines[0]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        let checkpoint = Path::new(run["checkpoint"].as_str().unwrap());
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(checkpoint.join("eval/summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            run["score"], summary["mean_return"],
+            "the score is eval's mean return"
+        );
+    }
+    // One env: the median is the mean.
+    assert_eq!(lines[0]["median"], lines[0]["mean"]);
+    for key in [
+        "x",
+        "y",
+        "probability_of_improvement",
+        "probability_of_improvement_ci95",
+    ] {
+        assert!(lines[2].get(key).is_some(), "{key} missing: {}", lines[2]);
+    }
+    let p_ab = lines[2]["probability_of_improvement"].as_f64().unwrap();
+    let p_ba = lines[3]["probability_of_improvement"].as_f64().unwrap();
+    assert!((p_ab + p_ba - 1.0).abs() < 1e-12, "{p_ab} + {p_ba}");
+    for file in [
+        "comparison.json",
+        "aggregates.svg",
+        "aggregates.png",
+        "performance_profile.svg",
+    ] {
+        assert!(root.join("comparison").join(file).is_file(), "{file}");
+    }
+    // The second comparison reuses the evaluations and gives the same report.
+    let again = compare();
+    assert_eq!(json_lines(&again), lines);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn bad_compare_and_seed_requests_are_one_line_errors() {
+    let root = scratch("compare-bad");
+    assert_clean_failure(&gradless(&["compare", "no-equals-sign"]), &["NAME=PATH"]);
+    assert_clean_failure(
+        &gradless(&["compare", "a=/nonexistent", "--device", "flex"]),
+        &["/nonexistent"],
+    );
+    assert_clean_failure(
+        &gradless(&["compare", "a=/nonexistent", "--reps", "0"]),
+        &["--reps"],
+    );
+    assert_clean_failure(
+        &gradless(&["compare", "a=/nonexistent", "--threshold", "high"]),
+        &["--threshold", "high"],
+    );
+    // A lone checkpoint is not a run.
+    assert_clean_failure(
+        &gradless(&[
+            "compare",
+            &format!("a={}", shipped("cartpole-v1-ppo").display()),
+            "--device",
+            "flex",
+            "--out",
+            root.join("c").to_str().unwrap(),
+        ]),
+        &["no run directory"],
+    );
+    let config = write_config(&root, TINY_PPO);
+    for (seeds, word) in [("3-1", "upwards"), ("1,1", "twice"), ("x", "not a seed")] {
+        assert_clean_failure(
+            &train_seeds(&config, &root.join("s"), seeds),
+            &["--seeds", word],
+        );
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
