@@ -253,3 +253,87 @@ fn device_envs_evaluate_beside_the_policy() {
     ]);
     assert_clean_failure(&sampled, &["--stochastic"]);
 }
+
+/// Shards split a run's checkpoints between them (K from the flag or the scheduler's
+/// variable), and `--merge` gathers their evaluations into the run's outputs.
+#[test]
+fn shards_evaluate_their_share_and_merge_gathers_them() {
+    let root = scratch("eval-shards");
+    let run = root.join("run");
+    for step in ["step-0000000100", "step-0000000200", "step-0000000300"] {
+        copy_dir(
+            &shipped("cartpole-v1-dqn"),
+            &run.join("checkpoints").join(step),
+        );
+    }
+    let run_arg = run.to_str().unwrap();
+    let shard = |spec: &str, index: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"));
+        command
+            .args([
+                "--json",
+                "eval",
+                run_arg,
+                "--device",
+                "flex",
+                "--episodes",
+                "3",
+            ])
+            .args(["--env", "CartPole-v0", "--shard", spec])
+            .env("RUST_LOG", "warn")
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX");
+        if let Some(index) = index {
+            command.env("JOB_COMPLETION_INDEX", index);
+        }
+        command.output().unwrap()
+    };
+    let first = shard("0/2", None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The checkpoints' folder names (their metadata all hold the shipped step).
+    let steps = |output: &std::process::Output| -> Vec<String> {
+        json_lines(output)
+            .iter()
+            .map(|l| {
+                let checkpoint = l["checkpoint"].as_str().unwrap();
+                checkpoint.rsplit('/').next().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(steps(&first), ["step-0000000100", "step-0000000300"]);
+    assert!(
+        !run.join("eval/learning_curve.svg").exists(),
+        "a shard leaves the run's outputs to --merge"
+    );
+    let merge = |episodes: &str| {
+        gradless(&[
+            "--json",
+            "eval",
+            run_arg,
+            "--device",
+            "flex",
+            "--episodes",
+            episodes,
+            "--env",
+            "CartPole-v0",
+            "--merge",
+        ])
+    };
+    assert_clean_failure(
+        &merge("3"),
+        &["step-0000000200", "no evaluation of these episodes"],
+    );
+    let second = shard("2", Some("1"));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(steps(&second), ["step-0000000200"]);
+    let merged = merge("3");
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    assert_eq!(
+        steps(&merged),
+        ["step-0000000100", "step-0000000200", "step-0000000300"]
+    );
+    assert!(run.join("eval/learning_curve.svg").is_file());
+    // Evaluations of other episodes are not merged as if they were these.
+    assert!(!merge("4").status.success());
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, LoadedCheckpoint, RecordPlan,
-    SummaryValue, discover, enclosing_run, prepare_output_dir, summary_row, write_learning_curve,
-    write_outputs, write_tensorboard_curve,
+    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, EvalTarget, LoadedCheckpoint,
+    RecordPlan, SummaryValue, discover, enclosing_run, evaluation_env, prepare_output_dir,
+    saved_evaluation, summary_row, write_learning_curve, write_outputs, write_tensorboard_curve,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -77,6 +77,68 @@ pub struct EvalArgs {
     /// a `videos` folder of its evaluation folder.
     #[arg(long, default_value_t = 0, value_name = "N")]
     record: usize,
+    /// Evaluate only shard K of N (K in 0..N) of the checkpoints PATH holds: checkpoint j,
+    /// counted over every run in order, belongs to shard j mod N. `--shard N` reads K from
+    /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX. Run-level outputs wait for --merge.
+    #[arg(long, value_name = "K/N", conflicts_with = "merge")]
+    shard: Option<String>,
+    /// Evaluate nothing: gather the evaluations the shards wrote (of these same episodes)
+    /// into the table, the learning curves and the best checkpoint.
+    #[arg(long, conflicts_with_all = ["grad_mode_report", "record"])]
+    merge: bool,
+}
+
+/// `--shard`: this process's share of the checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    index: usize,
+    count: usize,
+}
+
+/// Where a job scheduler puts a task's index: Slurm job arrays, Kubernetes Indexed Jobs.
+const SHARD_INDEX_VARIABLES: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
+
+impl Shard {
+    /// `K/N`, or `N` with K from the first of [`SHARD_INDEX_VARIABLES`] that `variable` has.
+    fn parse(spec: &str, variable: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let number = |text: &str, what: &str| -> Result<usize> {
+            text.trim()
+                .parse()
+                .with_context(|| format!("--shard `{spec}`: {what} `{text}` is not a whole number"))
+        };
+        let (index, count) = match spec.split_once('/') {
+            Some((k, n)) => (number(k, "K")?, number(n, "N")?),
+            None => {
+                let count = number(spec, "N")?;
+                let (name, value) = SHARD_INDEX_VARIABLES
+                    .iter()
+                    .find_map(|name| variable(name).map(|value| (*name, value)))
+                    .with_context(|| {
+                        format!(
+                            "--shard {spec}: no shard index (give K/N, or set {})",
+                            SHARD_INDEX_VARIABLES.join(" or ")
+                        )
+                    })?;
+                (number(&value, name)?, count)
+            }
+        };
+        if count == 0 || index >= count {
+            bail!("--shard: shard {index} of {count} does not exist (K must lie in 0..N)");
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Keeps this shard's checkpoints (and the targets that still have some).
+    fn keep(&self, targets: &mut Vec<EvalTarget>) {
+        let mut position = 0;
+        for target in targets.iter_mut() {
+            target.checkpoints.retain(|_| {
+                position += 1;
+                (position - 1) % self.count == self.index
+            });
+        }
+        targets.retain(|t| !t.checkpoints.is_empty());
+    }
 }
 
 /// A checkpoint's evaluation as printed with `--json`.
@@ -219,6 +281,53 @@ fn record_videos(
     Ok(())
 }
 
+/// The evaluation a shard wrote for `checkpoint` into `dir`, which must be of the episodes
+/// `settings` asks for.
+fn merged_evaluation(
+    checkpoint: &Path,
+    dir: &Path,
+    settings: &EvalSettings,
+) -> Result<CheckpointEvaluation> {
+    let env = evaluation_env(checkpoint, settings)?;
+    let mut evaluation = saved_evaluation(dir)
+        .filter(|saved| saved.matches(settings, &env))
+        .with_context(|| {
+            format!(
+                "{}: no evaluation of these episodes to merge (has every shard finished, with the same --episodes, --seed, --stochastic and --env?)",
+                dir.display()
+            )
+        })?;
+    evaluation.checkpoint = checkpoint.to_path_buf();
+    Ok(evaluation)
+}
+
+/// Before a merge writes anything: every checkpoint must have its evaluation.
+fn check_mergeable(
+    targets: &[EvalTarget],
+    out: Option<&Path>,
+    settings: &EvalSettings,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut total = 0;
+    for target in targets {
+        for checkpoint in &target.checkpoints {
+            total += 1;
+            let (base, relative) = output_place(out, checkpoint, target.run.as_deref());
+            if let Err(error) = merged_evaluation(checkpoint, &base.join(relative), settings) {
+                missing.push(error);
+            }
+        }
+    }
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => bail!(
+            "--merge: {} of {total} checkpoints cannot be merged, the first: {}",
+            missing.len(),
+            error_line(first)
+        ),
+    }
+}
+
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
 /// status says so at the end.
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
@@ -259,7 +368,30 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     if settings.env_backend == EnvBackend::Device && args.record > 0 {
         bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
     }
-    let targets = discover(&args.path)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|spec| Shard::parse(spec, |name| std::env::var(name).ok()))
+        .transpose()?;
+    let mut targets = discover(&args.path)?;
+    if let Some(shard) = shard {
+        let before: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
+        shard.keep(&mut targets);
+        let kept: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
+        tracing::info!(
+            shard = shard.index,
+            of = shard.count,
+            kept,
+            before,
+            "evaluating this shard's checkpoints"
+        );
+        if targets.is_empty() {
+            return Ok(());
+        }
+    }
+    if args.merge {
+        check_mergeable(&targets, args.out.as_deref(), &settings)?;
+    }
     let mut rows_printed = 0;
     let total: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
     let progress = EvalProgress::start((total * args.episodes) as u64);
@@ -292,37 +424,42 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         for checkpoint in &target.checkpoints {
             let (out_base, relative) =
                 output_place(args.out.as_deref(), checkpoint, target.run.as_deref());
-            let result = prepare_output_dir(&out_base, &relative)
-                .and_then(|dir| {
-                    progress.checkpoint(checkpoint, episodes_before);
-                    let loaded = LoadedCheckpoint::load(checkpoint, &settings, &device)?;
-                    let evaluation = loaded.evaluate_with_progress(&settings, |done| {
-                        progress.at(episodes_before + done as u64);
-                    })?;
-                    write_outputs(&evaluation, &dir)?;
-                    Ok((loaded, dir, evaluation))
-                })
-                .map_err(anyhow::Error::from)
-                .and_then(|(loaded, dir, evaluation)| {
-                    if args.record > 0 {
-                        record_videos(
-                            &loaded,
-                            &evaluation,
-                            settings.seed,
-                            &dir,
-                            args.record,
-                            &progress,
-                        )?;
-                    }
-                    Ok((dir, evaluation))
-                })
-                .and_then(|(dir, evaluation)| {
-                    let report = args
-                        .grad_mode_report
-                        .then(|| grad_mode_report(checkpoint, &base, args.num_envs, &dir))
-                        .transpose()?;
-                    Ok((evaluation, report))
-                });
+            let result = if args.merge {
+                merged_evaluation(checkpoint, &out_base.join(&relative), &settings)
+                    .map(|evaluation| (evaluation, None))
+            } else {
+                prepare_output_dir(&out_base, &relative)
+                    .and_then(|dir| {
+                        progress.checkpoint(checkpoint, episodes_before);
+                        let loaded = LoadedCheckpoint::load(checkpoint, &settings, &device)?;
+                        let evaluation = loaded.evaluate_with_progress(&settings, |done| {
+                            progress.at(episodes_before + done as u64);
+                        })?;
+                        write_outputs(&evaluation, &dir)?;
+                        Ok((loaded, dir, evaluation))
+                    })
+                    .map_err(anyhow::Error::from)
+                    .and_then(|(loaded, dir, evaluation)| {
+                        if args.record > 0 {
+                            record_videos(
+                                &loaded,
+                                &evaluation,
+                                settings.seed,
+                                &dir,
+                                args.record,
+                                &progress,
+                            )?;
+                        }
+                        Ok((dir, evaluation))
+                    })
+                    .and_then(|(dir, evaluation)| {
+                        let report = args
+                            .grad_mode_report
+                            .then(|| grad_mode_report(checkpoint, &base, args.num_envs, &dir))
+                            .transpose()?;
+                        Ok((evaluation, report))
+                    })
+            };
             episodes_before += args.episodes as u64;
             match result {
                 Ok((evaluation, report)) => {
@@ -358,7 +495,8 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                 }
             }
         }
-        if let Some(run) = &target.run
+        // A shard has only some of a run's checkpoints: the run's outputs wait for --merge.
+        if let Some(run) = target.run.as_ref().filter(|_| shard.is_none())
             && let Some(best) = evaluated
                 .iter()
                 .max_by(|a, b| a.summary.iqm.total_cmp(&b.summary.iqm))
@@ -398,4 +536,81 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         bail!("{failed} of {total} checkpoints could not be evaluated (see above)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variables(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn shards_come_from_the_flag_or_the_scheduler() {
+        let none = variables(&[]);
+        assert_eq!(
+            Shard::parse("1/4", &none).unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        let slurm = variables(&[("SLURM_ARRAY_TASK_ID", "2"), ("JOB_COMPLETION_INDEX", "0")]);
+        assert_eq!(
+            Shard::parse("3", &slurm).unwrap(),
+            Shard { index: 2, count: 3 }
+        );
+        let kubernetes = variables(&[("JOB_COMPLETION_INDEX", "0")]);
+        assert_eq!(
+            Shard::parse("3", &kubernetes).unwrap(),
+            Shard { index: 0, count: 3 }
+        );
+        for (spec, word) in [
+            ("4/4", "does not exist"),
+            ("0/0", "does not exist"),
+            ("x/2", "K `x`"),
+            ("3", "no shard index"),
+        ] {
+            let error = Shard::parse(spec, &none).unwrap_err().to_string();
+            assert!(error.contains(word), "{spec}: {error}");
+        }
+    }
+
+    /// Every checkpoint lands in exactly one shard, counted over runs in order.
+    #[test]
+    fn shards_split_the_checkpoints_of_every_run_between_them() {
+        let targets = vec![
+            EvalTarget {
+                run: Some(PathBuf::from("a")),
+                checkpoints: (0..3).map(|k| PathBuf::from(format!("a/{k}"))).collect(),
+            },
+            EvalTarget {
+                run: Some(PathBuf::from("b")),
+                checkpoints: (0..2).map(|k| PathBuf::from(format!("b/{k}"))).collect(),
+            },
+        ];
+        let mut seen = Vec::new();
+        for index in 0..2 {
+            let mut mine = targets.clone();
+            Shard { index, count: 2 }.keep(&mut mine);
+            seen.extend(mine.into_iter().flat_map(|t| t.checkpoints));
+        }
+        seen.sort();
+        let mut all: Vec<PathBuf> = targets.into_iter().flat_map(|t| t.checkpoints).collect();
+        all.sort();
+        assert_eq!(seen, all);
+        let mut first = vec![EvalTarget {
+            run: None,
+            checkpoints: vec![PathBuf::from("only")],
+        }];
+        Shard { index: 1, count: 2 }.keep(&mut first);
+        assert!(first.is_empty(), "a shard may get nothing");
+    }
 }
