@@ -225,15 +225,27 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 /// The lock file's name inside a locked directory.
 pub const LOCK_FILE: &str = ".lock";
 
-/// An exclusive OS lock on a directory, held until dropped (or the process dies).
+/// An OS lock on a directory, held until dropped (or the process dies): exclusive for a
+/// process that writes the directory as a whole, shared for processes that each write a
+/// part of it no other touches (evaluation shards, each its own checkpoints).
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
 }
 
 impl DirLock {
-    /// Takes the lock on `dir` (through its `.lock` file), or says who holds it.
+    /// Takes the exclusive lock on `dir` (through its `.lock` file), or says who holds it.
     pub fn acquire(dir: &Path) -> io::Result<Self> {
+        Self::take(dir, false)
+    }
+
+    /// Takes a shared lock on `dir`: held by any number of processes at once, never beside
+    /// an exclusive one.
+    pub fn acquire_shared(dir: &Path) -> io::Result<Self> {
+        Self::take(dir, true)
+    }
+
+    fn take(dir: &Path, shared: bool) -> io::Result<Self> {
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -245,7 +257,12 @@ impl DirLock {
         if !file.metadata()?.file_type().is_file() {
             return Err(refused(format!("{LOCK_FILE} is not a regular file")));
         }
-        match file.try_lock() {
+        let taken = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match taken {
             Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
@@ -261,6 +278,20 @@ impl DirLock {
 mod tests {
     use super::*;
     use gradless_test_support::{make_fifo, scratch};
+
+    #[test]
+    fn shared_locks_coexist_and_keep_the_exclusive_one_out() {
+        let dir = scratch("shared-locks");
+        let first = DirLock::acquire_shared(&dir).unwrap();
+        let second = DirLock::acquire_shared(&dir).unwrap();
+        let refused = DirLock::acquire(&dir).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        drop((first, second));
+        let exclusive = DirLock::acquire(&dir).unwrap();
+        assert!(DirLock::acquire_shared(&dir).is_err());
+        drop(exclusive);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn atomic_writes_replace_regular_files_and_nothing_else() {

@@ -404,8 +404,13 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             (None, [checkpoint]) => enclosing_run(checkpoint),
             (None, _) => None,
         };
+        // Shards each write their own checkpoints of a run: they share its lock.
+        let lock = |run: &Path| match shard {
+            Some(_) => gradless_files::DirLock::acquire_shared(run),
+            None => gradless_files::DirLock::acquire(run),
+        };
         let _lock = match (&run_written, &args.out) {
-            (Some(run), None) => match gradless_files::DirLock::acquire(run) {
+            (Some(run), None) => match lock(run) {
                 Ok(lock) => Some(lock),
                 Err(error) => {
                     let error = anyhow::Error::from(error).context(run.display().to_string());
