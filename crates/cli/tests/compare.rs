@@ -119,6 +119,31 @@ fn seeds_train_side_by_side_and_compare_reports_groups_and_pairs() {
     // The second comparison reuses the evaluations and gives the same report.
     let again = compare();
     assert_eq!(json_lines(&again), lines);
+    // `--checkpoint best` scores the checkpoint each run's `best` pointer names.
+    let best = gradless(&[
+        "--json",
+        "compare",
+        &format!("a={}", root.join("a").display()),
+        "--checkpoint",
+        "best",
+        "--device",
+        "flex",
+        "--episodes",
+        "4",
+        "--reps",
+        "100",
+        "--out",
+        root.join("comparison-best").to_str().unwrap(),
+    ]);
+    assert!(best.status.success(), "{}", stderr(&best));
+    for run in json_lines(&best)[0]["runs"].as_array().unwrap() {
+        let dir = Path::new(run["run"].as_str().unwrap());
+        let pointer = std::fs::read_to_string(dir.join("best")).unwrap();
+        assert_eq!(
+            Path::new(run["checkpoint"].as_str().unwrap()),
+            dir.join(pointer.trim())
+        );
+    }
     std::fs::remove_dir_all(&root).unwrap();
 }
 
