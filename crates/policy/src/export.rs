@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::acting::ActError;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::network::{ActionHead, Architecture, Mlp};
+use crate::weights::{ForeignHead, ForeignNetwork, LayerWeights};
 use gradless_device::InferenceDevice;
 
 /// Why an export failed.
@@ -52,25 +53,44 @@ fn values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ActError> {
     crate::acting::read_f32(tensor)
 }
 
-/// The safetensors bytes of `network` with `metadata`.
-fn safetensors_bytes(
-    network: &Mlp,
-    metadata: BTreeMap<String, String>,
-) -> Result<Vec<u8>, ActError> {
+/// A network's layers read back to the host, weights `[out, in]` as PyTorch keeps them.
+fn host_layers(network: &Mlp) -> Result<Vec<LayerWeights>, ActError> {
+    network
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(k, layer)| {
+            let [inputs, outputs] = layer.weight.val().dims();
+            // [in, out] -> [out, in].
+            let weight = values(layer.weight.val().transpose())?;
+            let bias = match &layer.bias {
+                Some(bias) => values(bias.val())?,
+                None => vec![0.0; outputs],
+            };
+            Ok(LayerWeights {
+                name: (2 * k).to_string(),
+                weight,
+                bias,
+                inputs,
+                outputs,
+            })
+        })
+        .collect()
+}
+
+/// The safetensors bytes of `layers` (as `0.*`, `2.*`, ...) with `metadata`.
+fn safetensors_bytes(layers: &[LayerWeights], metadata: BTreeMap<String, String>) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), json!(metadata));
     let mut data: Vec<u8> = Vec::new();
-    for (k, layer) in network.layers().iter().enumerate() {
-        let [inputs, outputs] = layer.weight.val().dims();
-        // [in, out] -> [out, in].
-        let weight = values(layer.weight.val().transpose())?;
-        let bias = match &layer.bias {
-            Some(bias) => values(bias.val())?,
-            None => vec![0.0; outputs],
-        };
+    for (k, layer) in layers.iter().enumerate() {
         for (name, shape, tensor) in [
-            (format!("{}.weight", 2 * k), vec![outputs, inputs], weight),
-            (format!("{}.bias", 2 * k), vec![outputs], bias),
+            (
+                format!("{}.weight", 2 * k),
+                vec![layer.outputs, layer.inputs],
+                &layer.weight,
+            ),
+            (format!("{}.bias", 2 * k), vec![layer.outputs], &layer.bias),
         ] {
             let start = data.len();
             data.extend(tensor.iter().flat_map(|v| v.to_le_bytes()));
@@ -88,7 +108,46 @@ fn safetensors_bytes(
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend(header);
     bytes.extend(data);
-    Ok(bytes)
+    bytes
+}
+
+/// The string metadata of an exported policy.
+fn export_metadata(
+    architecture: &Architecture,
+    env_id: &str,
+    global_step: u64,
+    log_std: Option<&[f32]>,
+) -> BTreeMap<String, String> {
+    let (observation_dim, outputs) = architecture.input_output();
+    let mut metadata = BTreeMap::from([
+        (
+            "activation".to_string(),
+            serde_json::to_value(architecture.activation())
+                .expect("activation serialises")
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        ("policy".to_string(), policy_kind(architecture).to_string()),
+        ("observation_dim".to_string(), observation_dim.to_string()),
+        ("action_dim".to_string(), outputs.to_string()),
+        ("env_id".to_string(), env_id.to_string()),
+        ("global_step".to_string(), global_step.to_string()),
+    ]);
+    if let Some(log_std) = log_std {
+        metadata.insert(
+            "log_std".to_string(),
+            serde_json::to_string(log_std).expect("numbers serialise"),
+        );
+    }
+    metadata
+}
+
+fn write(out: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    gradless_files::write_atomically(out, bytes).map_err(|source| ExportError::Io {
+        path: out.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes the checkpoint's policy (the actor for PPO, the Q-network for DQN) to `out` as
@@ -98,74 +157,44 @@ pub fn export_safetensors(
     device: &InferenceDevice,
     out: &Path,
 ) -> Result<(), ExportError> {
-    let metadata_of = checkpoint.metadata();
-    let (network, activation, outputs, log_std) = match &metadata_of.architecture {
-        Architecture::ActorCritic {
-            activation, head, ..
-        } => {
+    let metadata = checkpoint.metadata();
+    let (network, log_std) = match &metadata.architecture {
+        Architecture::ActorCritic { .. } => {
             let model = checkpoint.load_actor_critic(device.device())?;
             let log_std = model.log_std().map(values).transpose()?;
-            (
-                model.actor_network().clone(),
-                *activation,
-                head.outputs(),
-                log_std,
-            )
+            (model.actor_network().clone(), log_std)
         }
-        Architecture::QNetwork {
-            activation,
-            actions,
-            ..
-        } => (
+        Architecture::QNetwork { .. } => (
             checkpoint
                 .load_q_network(device.device())?
                 .network()
                 .clone(),
-            *activation,
-            *actions,
             None,
         ),
     };
-    let observation_dim = match metadata_of.architecture {
-        Architecture::ActorCritic {
-            observation_dim, ..
-        }
-        | Architecture::QNetwork {
-            observation_dim, ..
-        } => observation_dim,
+    let tags = export_metadata(
+        &metadata.architecture,
+        &metadata.env_id,
+        metadata.global_step,
+        log_std.as_deref(),
+    );
+    write(out, &safetensors_bytes(&host_layers(&network)?, tags))
+}
+
+/// Writes a policy read from another tool's file to `out` in the same layout, for the env
+/// it is evaluated on.
+pub fn export_foreign_safetensors(
+    network: &ForeignNetwork,
+    env_id: &str,
+    global_step: u64,
+    out: &Path,
+) -> Result<(), ExportError> {
+    let log_std = match &network.head {
+        ForeignHead::Gaussian { log_std } => Some(log_std.as_slice()),
+        _ => None,
     };
-    let mut metadata = BTreeMap::from([
-        (
-            "activation".to_string(),
-            serde_json::to_value(activation)
-                .expect("activation serialises")
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        ),
-        (
-            "policy".to_string(),
-            policy_kind(&metadata_of.architecture).to_string(),
-        ),
-        ("observation_dim".to_string(), observation_dim.to_string()),
-        ("action_dim".to_string(), outputs.to_string()),
-        ("env_id".to_string(), metadata_of.env_id.clone()),
-        (
-            "global_step".to_string(),
-            metadata_of.global_step.to_string(),
-        ),
-    ]);
-    if let Some(log_std) = log_std {
-        metadata.insert(
-            "log_std".to_string(),
-            serde_json::to_string(&log_std).expect("numbers serialise"),
-        );
-    }
-    let bytes = safetensors_bytes(&network, metadata)?;
-    gradless_files::write_atomically(out, &bytes).map_err(|source| ExportError::Io {
-        path: out.to_path_buf(),
-        source,
-    })
+    let tags = export_metadata(&network.architecture(), env_id, global_step, log_std);
+    write(out, &safetensors_bytes(&network.layers, tags))
 }
 
 #[cfg(test)]
@@ -191,7 +220,7 @@ mod tests {
             device.device(),
         );
         let metadata = BTreeMap::from([("activation".to_string(), "tanh".to_string())]);
-        let bytes = safetensors_bytes(&mlp, metadata).unwrap();
+        let bytes = safetensors_bytes(&host_layers(&mlp).unwrap(), metadata);
         let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
         let data = &bytes[8 + header_len..];

@@ -11,6 +11,7 @@ mod network;
 mod rollout;
 pub mod sampling;
 mod tanh;
+mod weights;
 
 pub use acting::{
     ActError, ActionBatch, Agent, AgentActions, AgentDevice, PolicyNetwork, Selection,
@@ -25,3 +26,6 @@ pub use network::{
     QNetwork, TanhKernel, check_hidden_sizes,
 };
 pub use rollout::Rollout;
+pub use weights::{
+    ForeignHead, ForeignNetwork, ImportedSpec, LayerWeights, write_imported_checkpoint,
+};

@@ -80,10 +80,11 @@ impl Mlp {
                 linear(weight, pair[0], pair[1], device)
             })
             .collect();
-        Self::from_layers(layers, activation)
+        Self::from_linears(layers, activation)
     }
 
-    fn from_layers(layers: Vec<Linear>, activation: Activation) -> Self {
+    /// Given layers, input first, an activation between each two.
+    pub(crate) fn from_linears(layers: Vec<Linear>, activation: Activation) -> Self {
         Self {
             layers,
             activation,
@@ -93,7 +94,7 @@ impl Mlp {
 
     /// Layers of sizes `input -> hidden... -> output` with zero weights, without running any
     /// initialiser: the shape to load saved weights into.
-    fn unset(
+    pub(crate) fn zeros(
         input: usize,
         hidden: &[usize],
         output: usize,
@@ -104,7 +105,7 @@ impl Mlp {
             .windows(2)
             .map(|pair| linear(vec![0.0; pair[0] * pair[1]], pair[0], pair[1], device))
             .collect();
-        Self::from_layers(layers, activation)
+        Self::from_linears(layers, activation)
     }
 
     /// `[batch, input] -> [batch, output]`.
@@ -421,8 +422,8 @@ impl ActorCritic {
         device: &Device,
     ) -> Self {
         Self {
-            actor: Mlp::unset(observation_dim, hidden, head.outputs(), activation, device),
-            critic: Mlp::unset(observation_dim, hidden, 1, activation, device),
+            actor: Mlp::zeros(observation_dim, hidden, head.outputs(), activation, device),
+            critic: Mlp::zeros(observation_dim, hidden, 1, activation, device),
             log_std: match head {
                 ActionHead::Categorical { .. } => None,
                 ActionHead::Gaussian { dim } => Some(Param::from_data(
@@ -430,6 +431,15 @@ impl ActorCritic {
                     device,
                 )),
             },
+        }
+    }
+
+    /// An actor-critic of given parts.
+    pub(crate) fn from_parts(actor: Mlp, critic: Mlp, log_std: Option<Param<Tensor<2>>>) -> Self {
+        Self {
+            actor,
+            critic,
+            log_std,
         }
     }
 
@@ -501,8 +511,13 @@ impl QNetwork {
         device: &Device,
     ) -> Self {
         Self {
-            net: Mlp::unset(observation_dim, hidden, actions, activation, device),
+            net: Mlp::zeros(observation_dim, hidden, actions, activation, device),
         }
+    }
+
+    /// A Q-network computing `network`.
+    pub(crate) fn from_network(network: Mlp) -> Self {
+        Self { net: network }
     }
 
     /// Q-values, `[batch, actions]`.

@@ -1,0 +1,400 @@
+//! Networks given as plain weights (a policy trained elsewhere, read from its file): checked
+//! to be a plain MLP whose layers chain, then built into the networks gradless acts with.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::{Device, TensorData};
+
+use crate::network::{
+    ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
+    QNetwork,
+};
+
+/// One fully connected layer as PyTorch's `nn.Linear` stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    /// The tensor's name in its file (for errors).
+    pub name: String,
+    /// `[outputs, inputs]`, row-major (PyTorch's `weight`).
+    pub weight: Vec<f32>,
+    /// `[outputs]`.
+    pub bias: Vec<f32>,
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+}
+
+/// What the network computes from an observation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForeignHead {
+    /// Logits of a categorical policy.
+    Categorical,
+    /// Means of a Gaussian policy with a state-independent log-std (`[dim]`).
+    Gaussian {
+        /// The log standard deviations.
+        log_std: Vec<f32>,
+    },
+    /// Q-values (greedy: their argmax).
+    QValues,
+}
+
+/// A plain MLP policy read from another tool's file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignNetwork {
+    /// The layers from observation to output, an activation between each two.
+    pub layers: Vec<LayerWeights>,
+    /// The activation.
+    pub activation: Activation,
+    /// What the outputs are.
+    pub head: ForeignHead,
+    /// The value function's layers, when the file has them (PPO, A2C); evaluation does not
+    /// use them.
+    pub critic: Vec<LayerWeights>,
+}
+
+impl ForeignNetwork {
+    /// Checks every layer's sizes and values and that the layers chain; the error names the
+    /// first tensor that does not fit.
+    pub fn check(&self) -> Result<(), String> {
+        for layers in [&self.layers, &self.critic] {
+            for (k, layer) in layers.iter().enumerate() {
+                if layer.inputs == 0
+                    || layer.outputs == 0
+                    || layer.inputs > MAX_LAYER_WIDTH
+                    || layer.outputs > MAX_LAYER_WIDTH
+                {
+                    return Err(format!(
+                        "{}: a {}x{} layer (each side must lie in 1..={MAX_LAYER_WIDTH})",
+                        layer.name, layer.outputs, layer.inputs
+                    ));
+                }
+                if layer.weight.len() != layer.inputs * layer.outputs
+                    || layer.bias.len() != layer.outputs
+                {
+                    return Err(format!(
+                        "{}: the weight and bias sizes do not match",
+                        layer.name
+                    ));
+                }
+                if let Some(next) = layers.get(k + 1)
+                    && next.inputs != layer.outputs
+                {
+                    return Err(format!(
+                        "{}: shapes do not chain: {} outputs {} features, {} takes {}",
+                        next.name, layer.name, layer.outputs, next.name, next.inputs
+                    ));
+                }
+                if layer
+                    .weight
+                    .iter()
+                    .chain(&layer.bias)
+                    .any(|v| !v.is_finite())
+                {
+                    return Err(format!("{}: holds NaN or infinite values", layer.name));
+                }
+            }
+        }
+        let (Some(first), Some(last)) = (self.layers.first(), self.layers.last()) else {
+            return Err("the network has no layers".into());
+        };
+        if self.layers.len() > MAX_HIDDEN_LAYERS + 1 {
+            return Err(format!(
+                "{} layers (at most {MAX_HIDDEN_LAYERS} hidden ones)",
+                self.layers.len()
+            ));
+        }
+        if let Some(critic) = self.critic.first()
+            && critic.inputs != first.inputs
+        {
+            return Err(format!(
+                "{}: the value network takes {} features, the policy {}",
+                critic.name, critic.inputs, first.inputs
+            ));
+        }
+        if let Some(critic) = self.critic.last()
+            && critic.outputs != 1
+        {
+            return Err(format!(
+                "{}: a value network has one output, not {}",
+                critic.name, critic.outputs
+            ));
+        }
+        if let ForeignHead::Gaussian { log_std } = &self.head {
+            if log_std.len() != last.outputs {
+                return Err(format!(
+                    "log_std holds {} values for {} action dimensions",
+                    log_std.len(),
+                    last.outputs
+                ));
+            }
+            if log_std.iter().any(|v| !v.is_finite()) {
+                return Err("log_std holds NaN or infinite values".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Observation features the network takes.
+    pub fn observation_dim(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.inputs)
+    }
+
+    /// Outputs: actions (categorical, Q-values) or action dimensions (Gaussian).
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.outputs)
+    }
+
+    /// The hidden layers' widths.
+    pub fn hidden(&self) -> Vec<usize> {
+        self.layers[..self.layers.len().saturating_sub(1)]
+            .iter()
+            .map(|l| l.outputs)
+            .collect()
+    }
+
+    /// The architecture gradless would give this network.
+    pub fn architecture(&self) -> Architecture {
+        let hidden = self.hidden();
+        let observation_dim = self.observation_dim();
+        match &self.head {
+            ForeignHead::QValues => Architecture::QNetwork {
+                observation_dim,
+                hidden,
+                activation: self.activation,
+                actions: self.outputs(),
+            },
+            ForeignHead::Categorical => Architecture::ActorCritic {
+                observation_dim,
+                hidden,
+                activation: self.activation,
+                head: ActionHead::Categorical { n: self.outputs() },
+            },
+            ForeignHead::Gaussian { .. } => Architecture::ActorCritic {
+                observation_dim,
+                hidden,
+                activation: self.activation,
+                head: ActionHead::Gaussian {
+                    dim: self.outputs(),
+                },
+            },
+        }
+    }
+
+    /// The network built on `device` (checked first).
+    pub(crate) fn build(&self, device: &Device) -> Result<BuiltNetwork, String> {
+        self.check()?;
+        let actor = mlp(&self.layers, self.activation, device);
+        Ok(match &self.head {
+            ForeignHead::QValues => BuiltNetwork::QNetwork(QNetwork::from_network(actor)),
+            head => {
+                // Without a value network in the file, a zero one of the right shape: acting
+                // never reads it.
+                let critic = if self.critic.is_empty() {
+                    Mlp::zeros(self.observation_dim(), &[], 1, self.activation, device)
+                } else {
+                    mlp(&self.critic, self.activation, device)
+                };
+                let log_std = match head {
+                    ForeignHead::Gaussian { log_std } => Some(Param::from_data(
+                        TensorData::new(log_std.clone(), [1, log_std.len()]),
+                        device,
+                    )),
+                    _ => None,
+                };
+                BuiltNetwork::ActorCritic(ActorCritic::from_parts(actor, critic, log_std))
+            }
+        })
+    }
+}
+
+/// A foreign network as one of gradless's own.
+pub(crate) enum BuiltNetwork {
+    ActorCritic(ActorCritic),
+    QNetwork(QNetwork),
+}
+
+/// The layers as burn `Linear`s (which keep weights `[inputs, outputs]`).
+fn mlp(layers: &[LayerWeights], activation: Activation, device: &Device) -> Mlp {
+    let linears = layers
+        .iter()
+        .map(|layer| {
+            let mut transposed = vec![0.0f32; layer.weight.len()];
+            for o in 0..layer.outputs {
+                for i in 0..layer.inputs {
+                    transposed[i * layer.outputs + o] = layer.weight[o * layer.inputs + i];
+                }
+            }
+            Linear {
+                weight: Param::from_data(
+                    TensorData::new(transposed, [layer.inputs, layer.outputs]),
+                    device,
+                ),
+                bias: Some(Param::from_data(
+                    TensorData::new(layer.bias.clone(), [layer.outputs]),
+                    device,
+                )),
+            }
+        })
+        .collect();
+    Mlp::from_linears(linears, activation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str, inputs: usize, outputs: usize) -> LayerWeights {
+        LayerWeights {
+            name: name.into(),
+            weight: (0..inputs * outputs).map(|k| k as f32 * 0.01).collect(),
+            bias: vec![0.5; outputs],
+            inputs,
+            outputs,
+        }
+    }
+
+    fn network(layers: Vec<LayerWeights>, head: ForeignHead) -> ForeignNetwork {
+        ForeignNetwork {
+            layers,
+            activation: Activation::Relu,
+            head,
+            critic: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn layers_must_chain_and_fit() {
+        let good = network(
+            vec![layer("0", 4, 8), layer("2", 8, 2)],
+            ForeignHead::Categorical,
+        );
+        assert!(good.check().is_ok());
+        assert_eq!(
+            (good.observation_dim(), good.outputs(), good.hidden()),
+            (4, 2, vec![8])
+        );
+        let broken = network(
+            vec![layer("0", 4, 8), layer("2", 7, 2)],
+            ForeignHead::Categorical,
+        );
+        let error = broken.check().unwrap_err();
+        assert!(error.contains("2: shapes do not chain"), "{error}");
+        let huge = network(vec![layer("0", 4, 5000)], ForeignHead::QValues);
+        assert!(huge.check().unwrap_err().contains("5000x4"));
+        let gaussian = network(
+            vec![layer("0", 3, 1)],
+            ForeignHead::Gaussian {
+                log_std: vec![0.0, 0.0],
+            },
+        );
+        assert!(
+            gaussian
+                .check()
+                .unwrap_err()
+                .contains("log_std holds 2 values")
+        );
+        let mut nan = good.clone();
+        nan.layers[1].bias[0] = f32::NAN;
+        assert!(nan.check().unwrap_err().contains("NaN"));
+    }
+
+    /// A layer computes `x W^T + b` as PyTorch's `nn.Linear` does.
+    #[test]
+    fn built_layers_compute_what_pytorch_computes() {
+        let device = Device::flex();
+        let mut single = layer("0", 3, 2);
+        single.weight = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
+        single.bias = vec![0.5, -0.5];
+        let net = network(vec![single], ForeignHead::QValues);
+        let BuiltNetwork::QNetwork(q) = net.build(&device).unwrap() else {
+            panic!("a Q-network")
+        };
+        let x = burn::prelude::Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 1.0, 2.0], [1, 3]),
+            &device,
+        );
+        let y = crate::acting::read_f32(q.forward(x)).unwrap();
+        assert_eq!(y, [1.0 + 2.0 + 6.0 + 0.5, -1.0 + 0.0 + 2.0 - 0.5]);
+    }
+}
+
+/// Writes `network` as a native checkpoint in `dir` (which must not exist): its weights in
+/// burn's format and metadata naming the env and spaces it was checked against and where
+/// it came from (`config.imported_from`). It evaluates and exports like a trained
+/// checkpoint; it cannot be resumed (it holds no optimizer or trainer state).
+pub fn write_imported_checkpoint(
+    dir: &std::path::Path,
+    network: &ForeignNetwork,
+    spec: ImportedSpec<'_>,
+) -> Result<crate::Checkpoint, crate::CheckpointError> {
+    use burn::module::Module;
+    let device = Device::flex();
+    let built = network
+        .build(&device)
+        .map_err(|reason| crate::CheckpointError::Weights {
+            path: dir.to_path_buf(),
+            reason,
+        })?;
+    let algorithm = match network.head {
+        ForeignHead::QValues => "dqn",
+        _ => "ppo",
+    };
+    let metadata = crate::Metadata {
+        format_version: crate::FORMAT_VERSION,
+        algorithm: algorithm.to_string(),
+        env_id: spec.env_id.to_string(),
+        observation_space: spec.observation_space.clone(),
+        action_space: spec.action_space.clone(),
+        architecture: network.architecture(),
+        global_step: spec.global_step,
+        episodes: 0,
+        burn_version: BURN_VERSION.to_string(),
+        device: gradless_device::DeviceReport {
+            backend: gradless_device::Backend::Flex,
+            adapter: None,
+            target: None,
+            hardware: false,
+        },
+        config: serde_json::json!({
+            "algorithm": algorithm,
+            "env": spec.env_id,
+            "imported_from": spec.source,
+            "format": spec.format,
+        }),
+        trainer_state: serde_json::json!({ "imported": true }),
+        files: Default::default(),
+        metadata_sha256: String::new(),
+    };
+    crate::write_checkpoint(dir, metadata, |staging| {
+        let path = staging.join(crate::MODEL_FILE);
+        let saved = match built {
+            BuiltNetwork::ActorCritic(model) => model.save_file(&path),
+            BuiltNetwork::QNetwork(model) => model.save_file(&path),
+        };
+        saved.map_err(|e| crate::CheckpointError::Weights {
+            path,
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// The burn version checkpoints record (the one the workspace pins).
+const BURN_VERSION: &str = "0.22.1";
+
+/// What an imported checkpoint records besides its network.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportedSpec<'a> {
+    /// The env it was checked against.
+    pub env_id: &'a str,
+    /// That env's observation space.
+    pub observation_space: &'a gradless_envs::Space,
+    /// That env's action space.
+    pub action_space: &'a gradless_envs::Space,
+    /// Training steps behind it, if known (else 0).
+    pub global_step: u64,
+    /// The file it came from.
+    pub source: &'a str,
+    /// That file's format.
+    pub format: &'a str,
+}
