@@ -1,0 +1,225 @@
+//! Policies trained elsewhere, read as plain MLP weights: Stable-Baselines3 `.zip` files
+//! (PPO, A2C, DQN with `MlpPolicy`), CleanRL `.cleanrl_model` state dicts (`ppo.py`,
+//! `ppo_continuous_action.py`, `dqn.py`), and state dicts in `gradless export`'s layout
+//! (`.safetensors`, `.pt`). PyTorch files are read with burn's `pytorch-reader`, which parses
+//! the pickle itself: no Python, and no pickle code is executed. Layer sizes come from the
+//! tensors' shapes; errors name the file and the key.
+
+mod cleanrl;
+mod safetensors;
+mod sb3;
+mod tensors;
+
+use std::path::{Path, PathBuf};
+
+use gradless_policy::{Activation, ForeignNetwork};
+use thiserror::Error;
+
+pub use tensors::{MAX_TENSOR_BYTES, Tensors};
+
+/// Why a file could not be read as a policy.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    /// The file as a whole is unreadable or of the wrong kind.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A tensor or entry that is missing or does not fit.
+    #[error("{path}: `{key}`: {reason}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The tensor, zip entry or JSON field.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where a policy came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A Stable-Baselines3 zip.
+    StableBaselines3,
+    /// A CleanRL `.cleanrl_model`.
+    CleanRl,
+    /// A state dict in `gradless export`'s layout.
+    Export,
+}
+
+impl Format {
+    /// The format's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::StableBaselines3 => "Stable-Baselines3",
+            Format::CleanRl => "CleanRL",
+            Format::Export => "gradless export",
+        }
+    }
+}
+
+/// A policy read from another tool's file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignPolicy {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// What it holds, in words (`PPO/A2C ActorCriticPolicy`, `dqn.py QNetwork`, ...).
+    pub kind: String,
+    /// The network (checked: its layers chain).
+    pub network: ForeignNetwork,
+    /// The env the file names (only `gradless export`'s files name one).
+    pub env: Option<String>,
+    /// The training steps behind it, when the file says (SB3's `num_timesteps`).
+    pub step: Option<u64>,
+}
+
+/// The file names policies of other tools have.
+pub fn is_foreign_file(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    [".zip", ".cleanrl_model", ".safetensors", ".pt", ".pth"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// Reads the policy in `path` (by its extension); `activation` replaces the one the file
+/// says or its format's default (CleanRL files name none).
+pub fn read_policy(
+    path: &Path,
+    activation: Option<Activation>,
+) -> Result<ForeignPolicy, ImportError> {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut policy = if name.ends_with(".zip") {
+        sb3::read(path, activation)?
+    } else if name.ends_with(".cleanrl_model") {
+        cleanrl::read(path, activation)?
+    } else if name.ends_with(".safetensors") {
+        safetensors::read(path, activation)?
+    } else if name.ends_with(".pt") || name.ends_with(".pth") {
+        cleanrl::read_sequential(path, activation)?
+    } else {
+        return Err(ImportError::File {
+            path: path.to_path_buf(),
+            reason: "not a policy file this reads (.zip from Stable-Baselines3, .cleanrl_model, .safetensors, .pt)".into(),
+        });
+    };
+    policy.network.check().map_err(|reason| ImportError::File {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    policy.path = path.to_path_buf();
+    Ok(policy)
+}
+
+/// An activation named as the formats name them (`tanh`, `relu`, PyTorch's class names).
+pub fn activation_named(name: &str) -> Option<Activation> {
+    match name.to_ascii_lowercase().as_str() {
+        "tanh" => Some(Activation::Tanh),
+        "relu" => Some(Activation::Relu),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradless_policy::ForeignHead;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    /// What each fixture holds, from its tensors' shapes and its format's conventions.
+    #[test]
+    fn fixtures_read_as_the_networks_they_hold() {
+        let ppo = read_policy(&fixture("sb3_ppo_cartpole_relu32.zip"), None).unwrap();
+        assert_eq!(
+            (ppo.format, ppo.kind.as_str()),
+            (Format::StableBaselines3, "PPO/A2C ActorCriticPolicy")
+        );
+        assert_eq!(ppo.network.hidden(), [32, 32]);
+        assert_eq!(
+            ppo.network.activation,
+            Activation::Relu,
+            "from policy_kwargs"
+        );
+        assert_eq!(
+            (ppo.network.observation_dim(), ppo.network.outputs()),
+            (4, 2)
+        );
+        assert_eq!(ppo.network.critic.last().unwrap().outputs, 1);
+        assert!(ppo.step.unwrap() >= 30_000);
+        let dqn = read_policy(&fixture("sb3_dqn_cartpole.zip"), None).unwrap();
+        assert_eq!(
+            (dqn.network.head.clone(), dqn.network.hidden()),
+            (ForeignHead::QValues, vec![128, 128])
+        );
+        assert_eq!(dqn.network.activation, Activation::Relu);
+        let pendulum = read_policy(&fixture("sb3_ppo_pendulum.zip"), None).unwrap();
+        assert!(
+            matches!(&pendulum.network.head, ForeignHead::Gaussian { log_std } if log_std.len() == 1)
+        );
+        assert_eq!(
+            pendulum.network.activation,
+            Activation::Tanh,
+            "SB3's default"
+        );
+
+        let cleanrl =
+            read_policy(&fixture("cleanrl_ppo_cartpole_relu32.cleanrl_model"), None).unwrap();
+        assert_eq!(cleanrl.kind, "ppo.py Agent");
+        assert_eq!(
+            cleanrl.network.activation,
+            Activation::Tanh,
+            "CleanRL files name none"
+        );
+        let relu = read_policy(
+            &fixture("cleanrl_ppo_cartpole_relu32.cleanrl_model"),
+            Some(Activation::Relu),
+        )
+        .unwrap();
+        // The same weights as the SB3 zip they were copied from, under CleanRL's names.
+        let renamed: Vec<_> = ppo
+            .network
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(k, layer)| gradless_policy::LayerWeights {
+                name: format!("actor.{}", 2 * k),
+                ..layer.clone()
+            })
+            .collect();
+        assert_eq!(relu.network.layers, renamed);
+        let continuous = read_policy(&fixture("cleanrl_ppo_pendulum.cleanrl_model"), None).unwrap();
+        assert_eq!(continuous.kind, "ppo_continuous_action.py Agent");
+        assert_eq!(continuous.network.head, pendulum.network.head);
+        let q = read_policy(&fixture("cleanrl_dqn_cartpole.cleanrl_model"), None).unwrap();
+        assert_eq!(
+            (q.kind.as_str(), q.network.activation),
+            ("dqn.py QNetwork", Activation::Relu)
+        );
+    }
+
+    #[test]
+    fn only_policy_files_are_taken_for_them() {
+        for name in ["a.zip", "b.cleanrl_model", "c.safetensors", "d.pt", "e.pth"] {
+            assert!(is_foreign_file(Path::new(name)), "{name}");
+        }
+        for name in ["metadata.json", "model.bpk", "zip"] {
+            assert!(!is_foreign_file(Path::new(name)), "{name}");
+        }
+        assert_eq!(activation_named("ReLU"), Some(Activation::Relu));
+        assert_eq!(activation_named("GELU"), None);
+    }
+}

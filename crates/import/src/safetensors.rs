@@ -1,0 +1,157 @@
+//! `gradless export`'s safetensors files: sequential keys and string metadata (activation,
+//! policy kind, env).
+
+use std::path::{Path, PathBuf};
+
+use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
+
+use crate::tensors::{MAX_TENSOR_BYTES, Tensors, Values};
+use crate::{ForeignPolicy, Format, ImportError, activation_named};
+
+/// The largest JSON header read.
+const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+fn file_error(path: &Path, reason: impl Into<String>) -> ImportError {
+    ImportError::File {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The tensors and metadata of a safetensors file (F32 tensors only).
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Tensors, serde_json::Map<String, serde_json::Value>), ImportError> {
+    let bad = |reason: String| file_error(path, format!("not a safetensors file: {reason}"));
+    let header_len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")))
+        .ok_or_else(|| bad("shorter than its 8-byte header length".into()))?;
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > bytes.len() as u64 {
+        return Err(bad(format!(
+            "a header of {header_len} bytes in a file of {}",
+            bytes.len()
+        )));
+    }
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + header_len as usize])
+            .map_err(|e| bad(e.to_string()))?;
+    let data = &bytes[8 + header_len as usize..];
+    let mut tensors = Tensors::default();
+    let mut metadata = serde_json::Map::new();
+    for (name, entry) in header {
+        if name == "__metadata__" {
+            if let serde_json::Value::Object(map) = entry {
+                metadata = map;
+            }
+            continue;
+        }
+        let key = |reason: String| ImportError::Key {
+            path: path.to_path_buf(),
+            key: name.clone(),
+            reason,
+        };
+        if entry.get("dtype").and_then(|d| d.as_str()) != Some("F32") {
+            return Err(key(format!(
+                "dtype {}: only F32 tensors are read",
+                entry["dtype"]
+            )));
+        }
+        let shape: Vec<usize> = serde_json::from_value(entry["shape"].clone())
+            .map_err(|e| key(format!("shape: {e}")))?;
+        let [start, end]: [usize; 2] = serde_json::from_value(entry["data_offsets"].clone())
+            .map_err(|e| key(format!("data_offsets: {e}")))?;
+        let elements = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| key(format!("shape {shape:?} overflows")))?;
+        if end < start || end > data.len() || elements.checked_mul(4) != Some(end - start) {
+            return Err(key(format!(
+                "data_offsets [{start}, {end}] do not hold a {shape:?} F32 tensor in {} bytes of data",
+                data.len()
+            )));
+        }
+        let values = data[start..end]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        tensors.by_name.insert(
+            name,
+            Values {
+                shape,
+                data: values,
+            },
+        );
+    }
+    Ok((tensors, metadata))
+}
+
+/// Reads a `gradless export` safetensors file.
+pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy, ImportError> {
+    let bytes = gradless_files::read_bounded(path, MAX_TENSOR_BYTES + MAX_HEADER_BYTES + 8)
+        .map_err(|e| file_error(path, e.to_string()))?;
+    let (tensors, metadata) = parse(path, &bytes)?;
+    let text = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let named = match text("activation") {
+        Some(name) => Some(activation_named(&name).ok_or_else(|| ImportError::Key {
+            path: path.to_path_buf(),
+            key: "__metadata__.activation".into(),
+            reason: format!("`{name}`: only tanh and relu are covered"),
+        })?),
+        None => None,
+    };
+    // The log-std is metadata in `gradless export`'s files, a tensor in others'.
+    let log_std = match (text("log_std"), tensors.by_name.get("log_std")) {
+        (Some(json), _) => {
+            Some(
+                serde_json::from_str::<Vec<f32>>(&json).map_err(|e| ImportError::Key {
+                    path: path.to_path_buf(),
+                    key: "__metadata__.log_std".into(),
+                    reason: format!("not a list of numbers: {e}"),
+                })?,
+            )
+        }
+        (None, Some(tensor)) => Some(tensor.data.clone()),
+        (None, None) => None,
+    };
+    let head = match (text("policy").as_deref(), log_std) {
+        (Some("q_network"), _) => ForeignHead::QValues,
+        (Some("gaussian_actor_mean") | None, Some(log_std)) => ForeignHead::Gaussian { log_std },
+        (Some("categorical_actor") | None, None) => ForeignHead::Categorical,
+        (Some("gaussian_actor_mean"), None) => {
+            return Err(ImportError::Key {
+                path: path.to_path_buf(),
+                key: "__metadata__.log_std".into(),
+                reason: "missing for a Gaussian policy".into(),
+            });
+        }
+        (Some(other), _) => {
+            return Err(ImportError::Key {
+                path: path.to_path_buf(),
+                key: "__metadata__.policy".into(),
+                reason: format!(
+                    "`{other}` (expected categorical_actor, gaussian_actor_mean or q_network)"
+                ),
+            });
+        }
+    };
+    Ok(ForeignPolicy {
+        path: PathBuf::new(),
+        format: Format::Export,
+        kind: text("policy").unwrap_or_else(|| "sequential network".into()),
+        network: ForeignNetwork {
+            layers: tensors.linear_layers(path, "", None)?,
+            activation: activation.or(named).unwrap_or(Activation::Tanh),
+            head,
+            critic: Vec::new(),
+        },
+        step: text("global_step").and_then(|s| s.parse().ok()),
+        env: text("env_id"),
+    })
+}

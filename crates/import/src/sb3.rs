@@ -1,0 +1,221 @@
+//! Stable-Baselines3 `.zip` files: the `data` JSON (read for `policy_kwargs`; its pickled
+//! `:serialized:` blobs are never unpickled) and the `policy.pth` state dict.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
+
+use crate::cleanrl::names;
+use crate::tensors::{MAX_TENSOR_BYTES, Tensors};
+use crate::{ForeignPolicy, Format, ImportError, activation_named};
+
+/// The largest `data` entry read (SB3's are a few KB).
+const MAX_DATA_BYTES: u64 = 16 << 20;
+
+/// What SB3 covers here.
+const COVERED: &str = "PPO, A2C and DQN with MlpPolicy";
+
+/// Removes a file when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn key_error(path: &Path, key: &str, reason: impl Into<String>) -> ImportError {
+    ImportError::Key {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// An entry of the archive, at most `limit` bytes once inflated.
+fn entry<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    path: &Path,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ImportError> {
+    let mut file = archive.by_name(name).map_err(|e| match e {
+        zip::result::ZipError::FileNotFound => key_error(
+            path,
+            name,
+            "missing: a Stable-Baselines3 zip holds `data` and `policy.pth`",
+        ),
+        other => key_error(path, name, other.to_string()),
+    })?;
+    if file.size() > limit {
+        return Err(key_error(
+            path,
+            name,
+            format!("{} bytes inflated, more than {limit}", file.size()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(file.size() as usize);
+    file.by_ref()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| key_error(path, name, e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(key_error(
+            path,
+            name,
+            format!("more than {limit} bytes inflated"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The activation `policy_kwargs` names, if it names one.
+fn activation_of(data: &serde_json::Value, path: &Path) -> Result<Option<Activation>, ImportError> {
+    let Some(text) = data
+        .pointer("/policy_kwargs/activation_fn")
+        .and_then(serde_json::Value::as_str)
+    else {
+        return Ok(None);
+    };
+    // "<class 'torch.nn.modules.activation.ReLU'>"
+    let class = text
+        .trim_end_matches("'>")
+        .rsplit('.')
+        .next()
+        .unwrap_or(text);
+    activation_named(class).map(Some).ok_or_else(|| {
+        key_error(
+            path,
+            "data: policy_kwargs.activation_fn",
+            format!("{text}: only Tanh and ReLU networks are covered"),
+        )
+    })
+}
+
+/// Reads an SB3 zip.
+pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy, ImportError> {
+    let file_error = |reason: String| ImportError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let normaliser = path.with_file_name("vecnormalize.pkl");
+    if normaliser.exists() {
+        return Err(file_error(format!(
+            "{} lies beside it: the agent was trained on VecNormalize-d observations, and \
+             gradless does not apply VecNormalize statistics; evaluating it on raw \
+             observations would be wrong, so it is refused",
+            normaliser.display()
+        )));
+    }
+    let file = gradless_files::open_regular(path).map_err(|e| file_error(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| file_error(format!("not a Stable-Baselines3 zip: {e}")))?;
+    let data = entry(&mut archive, path, "data", MAX_DATA_BYTES)?;
+    let data: serde_json::Value = serde_json::from_slice(&data)
+        .map_err(|e| key_error(path, "data", format!("not JSON: {e}")))?;
+    if data.get("use_sde").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Err(key_error(
+            path,
+            "data: use_sde",
+            "state-dependent exploration (gSDE) policies are not covered",
+        ));
+    }
+    let policy_bytes = entry(&mut archive, path, "policy.pth", MAX_TENSOR_BYTES)?;
+    // pytorch-reader reads tensors from a file: the entry goes to a private scratch file.
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "gradless-sb3-{}-{}.pth",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )));
+    {
+        use std::io::Write;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&scratch.0)
+            .map_err(|e| file_error(format!("a scratch copy of policy.pth: {e}")))?;
+        out.write_all(&policy_bytes)
+            .map_err(|e| file_error(format!("a scratch copy of policy.pth: {e}")))?;
+    }
+    let tensors = Tensors::read_pytorch(&scratch.0).map_err(|e| match e {
+        ImportError::File { reason, .. } => key_error(path, "policy.pth", reason),
+        ImportError::Key { key, reason, .. } => {
+            key_error(path, &format!("policy.pth: {key}"), reason)
+        }
+    })?;
+    let named = activation.or(activation_of(&data, path)?);
+    let inside = |e: ImportError| match e {
+        ImportError::Key { key, reason, .. } => {
+            key_error(path, &format!("policy.pth: {key}"), reason)
+        }
+        other => other,
+    };
+    for (prefix, what) in [
+        ("features_extractor.cnn", "a CNN policy (CnnPolicy)"),
+        ("pi_features_extractor.cnn", "a CNN policy (CnnPolicy)"),
+        ("lstm_actor", "a recurrent (LSTM) policy"),
+        ("actor.latent_pi", "a SAC policy"),
+        ("actor.mu", "a TD3 or DDPG policy"),
+        ("critic.qf0", "a SAC, TD3 or DDPG policy"),
+        ("quantile_net", "a QR-DQN policy"),
+    ] {
+        if tensors.has_prefix(prefix) {
+            return Err(key_error(
+                path,
+                &format!("policy.pth: {prefix}"),
+                format!("{what}; covered: {COVERED}"),
+            ));
+        }
+    }
+    let (kind, network) = if tensors.has_prefix("q_net.q_net.") {
+        let network = ForeignNetwork {
+            layers: tensors
+                .linear_layers(path, "q_net.q_net.", None)
+                .map_err(inside)?,
+            activation: named.unwrap_or(Activation::Relu),
+            head: ForeignHead::QValues,
+            critic: Vec::new(),
+        };
+        ("DQN DQNPolicy", network)
+    } else if tensors.has_prefix("action_net.") {
+        let head = match tensors.by_name.get("log_std") {
+            Some(log_std) => ForeignHead::Gaussian {
+                log_std: log_std.data.clone(),
+            },
+            None => ForeignHead::Categorical,
+        };
+        let network = ForeignNetwork {
+            layers: tensors
+                .linear_layers(path, "mlp_extractor.policy_net.", Some("action_net"))
+                .map_err(inside)?,
+            activation: named.unwrap_or(Activation::Tanh),
+            head,
+            critic: tensors
+                .linear_layers(path, "mlp_extractor.value_net.", Some("value_net"))
+                .map_err(inside)?,
+        };
+        ("PPO/A2C ActorCriticPolicy", network)
+    } else {
+        return Err(key_error(
+            path,
+            "policy.pth",
+            format!(
+                "holds no policy this reads (covered: {COVERED}); its tensors: {}",
+                names(&tensors)
+            ),
+        ));
+    };
+    Ok(ForeignPolicy {
+        path: path.to_path_buf(),
+        format: Format::StableBaselines3,
+        kind: kind.to_string(),
+        network,
+        env: None,
+        step: data
+            .get("num_timesteps")
+            .and_then(serde_json::Value::as_u64),
+    })
+}
