@@ -44,6 +44,8 @@ enum Command {
     Compare(commands::compare::CompareArgs),
     /// Record a checkpoint's evaluation episodes as animated GIFs, drawn as Gymnasium draws them.
     Record(commands::record::RecordArgs),
+    /// Make a native checkpoint of a policy another tool saved (SB3, CleanRL, state dicts).
+    Import(commands::import::ImportArgs),
     /// Export a checkpoint's policy (safetensors for PyTorch).
     Export(commands::export::ExportArgs),
     /// Replay reference trajectories (Gymnasium parity format) and print what the envs return.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Record(args) => commands::record::run(&args, cli.json),
         Command::Compare(args) => commands::compare::run(&args, cli.json),
         Command::Export(args) => commands::export::run(&args),
+        Command::Import(args) => commands::import::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Bench(command) => commands::bench::run(command, cli.json),
         Command::Devices => commands::devices::run(cli.json),

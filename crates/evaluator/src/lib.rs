@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 
 use gradless_envs::Space;
 pub use gradless_envs::device::EnvBackend;
+pub use gradless_import::ImportError;
+pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
 use gradless_policy::{
-    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, METADATA_FILE, SeededEpisode,
-    run_episodes,
+    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, ForeignHead, METADATA_FILE,
+    SeededEpisode, run_episodes,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -51,6 +53,9 @@ pub enum EvalError {
         /// What failed.
         source: ActError,
     },
+    /// A policy file of another tool could not be read.
+    #[error(transparent)]
+    Import(#[from] ImportError),
     /// A frame or a video could not be made.
     #[error("{path}: {source}")]
     Render {
@@ -88,6 +93,9 @@ pub struct EvalSettings {
     /// Where the envs step: on the CPU (Gymnasium-exact, seeded episodes) or on the device
     /// beside the policy.
     pub env_backend: EnvBackend,
+    /// The activation of a policy read from another tool's file, replacing the one it says
+    /// or its format's default (CleanRL files name none).
+    pub activation: Option<Activation>,
 }
 
 impl Default for EvalSettings {
@@ -99,6 +107,7 @@ impl Default for EvalSettings {
             stochastic: false,
             env: None,
             env_backend: EnvBackend::Cpu,
+            activation: None,
         }
     }
 }
@@ -180,7 +189,7 @@ fn run_checkpoints(path: &Path) -> Result<Option<Vec<PathBuf>>, EvalError> {
 /// Finds what `path` holds: a checkpoint directory, a run directory (every checkpoint in it,
 /// in step order), or a folder of runs (and checkpoints), in name order.
 pub fn discover(path: &Path) -> Result<Vec<EvalTarget>, EvalError> {
-    if is_checkpoint(path) {
+    if is_checkpoint(path) || (path.is_file() && gradless_import::is_foreign_file(path)) {
         return Ok(vec![EvalTarget {
             run: None,
             checkpoints: vec![path.to_path_buf()],
@@ -195,14 +204,14 @@ pub fn discover(path: &Path) -> Result<Vec<EvalTarget>, EvalError> {
     let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
         Ok(entries) => entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
+            .filter(|p| p.is_dir() || (p.is_file() && gradless_import::is_foreign_file(p)))
             .collect(),
         Err(_) => return Err(EvalError::NothingToEvaluate(path.to_path_buf())),
     };
     children.sort();
     let mut targets = Vec::new();
     for child in children {
-        if is_checkpoint(&child) {
+        if is_checkpoint(&child) || child.is_file() {
             targets.push(EvalTarget {
                 run: None,
                 checkpoints: vec![child],
@@ -248,6 +257,9 @@ impl LoadedCheckpoint {
         settings: &EvalSettings,
         device: &AgentDevice,
     ) -> Result<Self, EvalError> {
+        if dir.is_file() && gradless_import::is_foreign_file(dir) {
+            return Self::load_foreign(dir, settings, device);
+        }
         let checkpoint = Checkpoint::open(dir)?;
         let metadata = checkpoint.metadata();
         let env_id = settings
@@ -277,6 +289,61 @@ impl LoadedCheckpoint {
             env_id,
             agent: Agent::load(&checkpoint, device)?,
         })
+    }
+
+    /// A policy another tool saved (a Stable-Baselines3 zip, a CleanRL model, an exported
+    /// state dict), on the env `settings.env` names or the file does.
+    fn load_foreign(
+        path: &Path,
+        settings: &EvalSettings,
+        device: &AgentDevice,
+    ) -> Result<Self, EvalError> {
+        let policy = gradless_import::read_policy(path, settings.activation)?;
+        let incompatible = |reason: String| EvalError::Incompatible {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let env_id = evaluation_env_of_file(&policy, settings, path)?;
+        let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
+        let network = &policy.network;
+        let observations = env.observation_space().flat_dim();
+        let fits = match (env.action_space(), &network.head) {
+            (Space::Discrete { n }, ForeignHead::Categorical | ForeignHead::QValues) => {
+                *n as usize == network.outputs()
+            }
+            (Space::Box { .. }, ForeignHead::Gaussian { .. }) => {
+                env.action_space().flat_dim() == network.outputs()
+            }
+            _ => false,
+        };
+        if network.observation_dim() != observations || !fits {
+            return Err(incompatible(format!(
+                "the {} network ({}) maps {} observations to {} {}; {env_id} has {} -> {}",
+                policy.format.name(),
+                policy.kind,
+                network.observation_dim(),
+                network.outputs(),
+                match network.head {
+                    ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
+                    _ => "discrete actions",
+                },
+                env.observation_space().describe(),
+                env.action_space().describe()
+            )));
+        }
+        let agent = Agent::from_foreign(network, device).map_err(incompatible)?;
+        tracing::debug!(file = %path.display(), format = policy.format.name(), kind = %policy.kind, "policy read");
+        Ok(Self {
+            dir: path.to_path_buf(),
+            step: policy.step.unwrap_or(0),
+            env_id,
+            agent,
+        })
+    }
+
+    /// The env it is evaluated on.
+    pub fn env_id(&self) -> &str {
+        &self.env_id
     }
 
     /// The agent that acts.
@@ -387,6 +454,17 @@ pub fn evaluate_checkpoint(
     LoadedCheckpoint::load(dir, settings, device)?.evaluate(settings)
 }
 
+/// Where outputs about a policy file of another tool go by default, as `(base, relative)`
+/// for [`prepare_output_dir`]: a folder `<file name>-<what>` beside it.
+pub fn beside_file(file: &Path, what: &str) -> (PathBuf, PathBuf) {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+    (
+        parent.unwrap_or(Path::new(".")).to_path_buf(),
+        PathBuf::from(format!("{name}-{what}")),
+    )
+}
+
 /// Makes the folder `relative` inside `base` for an evaluation's files, before any episode
 /// runs: every folder below `base` must be a real directory (a checkpoint's `eval` that is a
 /// link is refused, never followed) and files must be creatable there.
@@ -453,6 +531,26 @@ pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<Stri
         Some(env) => Ok(env.clone()),
         None => Ok(Checkpoint::open(checkpoint)?.metadata().env_id.clone()),
     }
+}
+
+/// The env a policy file of another tool is evaluated on: `settings.env`, or the one the
+/// file names.
+pub fn evaluation_env_of_file(
+    policy: &gradless_import::ForeignPolicy,
+    settings: &EvalSettings,
+    path: &Path,
+) -> Result<String, EvalError> {
+    settings
+        .env
+        .clone()
+        .or(policy.env.clone())
+        .ok_or_else(|| EvalError::Incompatible {
+            path: path.to_path_buf(),
+            reason: format!(
+                "a {} file names no env: give it with --env ID",
+                policy.format.name()
+            ),
+        })
 }
 
 /// The mean return of a uniform random policy on `env_id` over `episodes` episodes, episode

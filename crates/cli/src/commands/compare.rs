@@ -325,6 +325,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
             stochastic: args.acting.stochastic,
             env: args.acting.env.clone(),
             env_backend: EnvBackend::Cpu,
+            activation: None,
         },
         device: None,
     };

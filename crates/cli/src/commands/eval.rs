@@ -7,9 +7,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, EvalTarget, LoadedCheckpoint,
-    RecordPlan, SummaryValue, discover, enclosing_run, evaluation_env, prepare_output_dir,
-    saved_evaluation, summary_row, write_learning_curve, write_outputs, write_tensorboard_curve,
+    Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, EvalTarget,
+    LoadedCheckpoint, RecordPlan, SummaryValue, discover, enclosing_run, evaluation_env,
+    prepare_output_dir, saved_evaluation, summary_row, write_learning_curve, write_outputs,
+    write_tensorboard_curve,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -33,9 +34,23 @@ pub struct ActingArgs {
     /// Device: wgpu or flex.
     #[arg(long, default_value = "wgpu")]
     pub device: String,
-    /// Evaluate on another env with the same spaces (e.g. CartPole-v0).
+    /// Evaluate on another env with the same spaces (e.g. CartPole-v0); required for a
+    /// policy file that names no env (Stable-Baselines3, CleanRL).
     #[arg(long)]
     pub env: Option<String>,
+    /// The activation of a policy from another tool whose file names none (CleanRL:
+    /// default tanh for PPO, relu for DQN), or to override what it names.
+    #[arg(long, value_name = "tanh|relu")]
+    pub activation: Option<String>,
+}
+
+/// `--activation`, parsed.
+pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
+    name.map(|name| {
+        gradless_import::activation_named(name)
+            .with_context(|| format!("--activation `{name}`: expected tanh or relu"))
+    })
+    .transpose()
 }
 
 impl ActingArgs {
@@ -151,12 +166,51 @@ struct EvaluationLine<'a> {
 }
 
 /// Times the checkpoint's policy under no_grad and in inference mode on `base`.
-fn grad_mode_report(checkpoint: &Path, base: &Device, batch: usize, dir: &Path) -> Result<Speedup> {
-    let opened = Checkpoint::open(checkpoint)?;
-    let speedup = inference_speedup(&opened, base, batch, &grad_modes::report_plan())?;
+fn grad_mode_report(
+    checkpoint: &Path,
+    settings: &EvalSettings,
+    base: &Device,
+    batch: usize,
+    dir: &Path,
+) -> Result<Speedup> {
+    let speedup = if checkpoint.is_file() {
+        // Another tool's policy: measured on a native copy of it, made for the measurement.
+        let scratch = ScratchDir(std::env::temp_dir().join(format!(
+            "gradless-grad-modes-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        )));
+        let _ = std::fs::remove_dir_all(&scratch.0);
+        let policy = gradless_import::read_policy(checkpoint, settings.activation)?;
+        let env_id = gradless_evaluator::evaluation_env_of_file(&policy, settings, checkpoint)?;
+        let env = gradless_envs::make(&env_id)?;
+        let source = checkpoint.display().to_string();
+        let spec = gradless_policy::ImportedSpec {
+            env_id: &env_id,
+            observation_space: env.observation_space(),
+            action_space: env.action_space(),
+            global_step: policy.step.unwrap_or(0),
+            source: &source,
+            format: policy.format.name(),
+        };
+        let copy = gradless_policy::write_imported_checkpoint(&scratch.0, &policy.network, spec)?;
+        inference_speedup(&copy, base, batch, &grad_modes::report_plan())?
+    } else {
+        let opened = Checkpoint::open(checkpoint)?;
+        inference_speedup(&opened, base, batch, &grad_modes::report_plan())?
+    };
     let json = serde_json::to_vec_pretty(&speedup).context("serialising the grad-mode report")?;
     write_atomically(&dir.join("grad_mode_report.json"), &json)?;
     Ok(speedup)
+}
+
+/// A folder removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Where a checkpoint's evaluation files go, as a folder inside a base: by default `eval`
@@ -164,6 +218,8 @@ fn grad_mode_report(checkpoint: &Path, base: &Device, batch: usize, dir: &Path) 
 /// the checkpoint's names inside it.
 fn output_place(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> (PathBuf, PathBuf) {
     match out {
+        // Another tool's policy file: `<file name>-eval` beside it.
+        None if checkpoint.is_file() => gradless_evaluator::beside_file(checkpoint, "eval"),
         None => (checkpoint.to_path_buf(), PathBuf::from("eval")),
         Some(out) => {
             let mut relative = PathBuf::new();
@@ -357,6 +413,7 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         seed: args.acting.seed,
         stochastic: args.acting.stochastic,
         env: args.acting.env.clone(),
+        activation: parse_activation(args.acting.activation.as_deref())?,
         env_backend: args
             .env_backend
             .parse()
@@ -460,7 +517,9 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                     .and_then(|(dir, evaluation)| {
                         let report = args
                             .grad_mode_report
-                            .then(|| grad_mode_report(checkpoint, &base, args.num_envs, &dir))
+                            .then(|| {
+                                grad_mode_report(checkpoint, &settings, &base, args.num_envs, &dir)
+                            })
                             .transpose()?;
                         Ok((evaluation, report))
                     })

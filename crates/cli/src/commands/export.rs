@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use gradless_device::{Backend, InferenceDevice};
+use gradless_evaluator::{AgentDevice, EvalSettings, LoadedCheckpoint};
 use gradless_policy::Checkpoint;
-use gradless_policy::export::export_safetensors;
+use gradless_policy::export::{export_foreign_safetensors, export_safetensors};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -18,8 +19,15 @@ pub enum Format {
 /// Arguments of `gradless export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The checkpoint directory.
+    /// The checkpoint directory, or a policy another tool saved (a Stable-Baselines3 .zip,
+    /// a .cleanrl_model, a .pt state dict), converted to gradless's safetensors.
     checkpoint: PathBuf,
+    /// The env a foreign policy is for (its file names none; its spaces are checked).
+    #[arg(long)]
+    env: Option<String>,
+    /// The activation of a foreign policy, where its file names none (CleanRL).
+    #[arg(long, value_name = "tanh|relu")]
+    activation: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Safetensors)]
     format: Format,
@@ -30,6 +38,9 @@ pub struct ExportArgs {
 
 /// Runs `gradless export` (on the CPU: exporting is a copy of the weights).
 pub fn run(args: &ExportArgs) -> Result<()> {
+    if args.checkpoint.is_file() {
+        return export_foreign(args);
+    }
     let checkpoint = Checkpoint::open(&args.checkpoint)?;
     let device = InferenceDevice::new(&gradless_device::open(Backend::Flex)?);
     match args.format {
@@ -37,5 +48,32 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             .with_context(|| format!("exporting {}", args.checkpoint.display()))?,
     }
     tracing::info!(checkpoint = %args.checkpoint.display(), out = %args.out.display(), "exported");
+    Ok(())
+}
+
+/// Converts another tool's policy file, after checking it against the env.
+fn export_foreign(args: &ExportArgs) -> Result<()> {
+    let activation = crate::commands::eval::parse_activation(args.activation.as_deref())?;
+    let settings = EvalSettings {
+        env: args.env.clone(),
+        activation,
+        ..EvalSettings::default()
+    };
+    // Loading checks the file and that it fits the env, as `gradless eval` would.
+    let device = AgentDevice::new(&InferenceDevice::new(&gradless_device::open(
+        Backend::Flex,
+    )?));
+    let loaded = LoadedCheckpoint::load(&args.checkpoint, &settings, &device)?;
+    let policy = gradless_import::read_policy(&args.checkpoint, activation)?;
+    match args.format {
+        Format::Safetensors => export_foreign_safetensors(
+            &policy.network,
+            loaded.env_id(),
+            policy.step.unwrap_or(0),
+            &args.out,
+        )
+        .with_context(|| format!("exporting {}", args.checkpoint.display()))?,
+    }
+    tracing::info!(file = %args.checkpoint.display(), out = %args.out.display(), "converted");
     Ok(())
 }

@@ -102,6 +102,8 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     let checkpoint = checkpoint_of(&args.path)?;
     let (base, relative) = match &args.out {
         Some(out) => (out.clone(), PathBuf::new()),
+        // Another tool's policy file: `<file name>-videos` beside it.
+        None if checkpoint.is_file() => gradless_evaluator::beside_file(&checkpoint, "videos"),
         None => (checkpoint.clone(), PathBuf::from("videos")),
     };
     // Videos written into a run's checkpoint: no trainer may write (or prune) it meanwhile.
@@ -116,6 +118,7 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     let device = AgentDevice::new(&InferenceDevice::new(&args.acting.base_device()?));
     let settings = EvalSettings {
         env: args.acting.env.clone(),
+        activation: crate::commands::eval::parse_activation(args.acting.activation.as_deref())?,
         ..EvalSettings::default()
     };
     let loaded = LoadedCheckpoint::load(&checkpoint, &settings, &device)?;

@@ -9,9 +9,8 @@ use clap::Args;
 use gradless_device::{Backend, InferenceDevice};
 use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{EnvRng, Space, make};
-use gradless_policy::{
-    ActionHead, Activation, ActorCritic, Agent, AgentDevice, Checkpoint, Rollout,
-};
+use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
+use gradless_policy::{ActionHead, Activation, ActorCritic, Agent, AgentDevice, Rollout};
 use serde::Serialize;
 
 use super::{Timing, median_steps_per_sec, parse_backends};
@@ -70,9 +69,15 @@ struct RolloutBenchResult {
 /// Arguments of `gradless bench eval`.
 #[derive(Debug, Args)]
 pub struct EvalBenchArgs {
-    /// The checkpoint whose policy acts.
+    /// The checkpoint whose policy acts, or a policy file of another tool (with --env).
     #[arg(long, default_value = "checkpoints/cartpole-v1-ppo")]
     checkpoint: PathBuf,
+    /// The env of a policy file that names none.
+    #[arg(long)]
+    env: Option<String>,
+    /// The activation of a policy file that names none (CleanRL).
+    #[arg(long, value_name = "tanh|relu")]
+    activation: Option<String>,
     /// Comma-separated devices: wgpu, flex.
     #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
     device: Vec<String>,
@@ -105,8 +110,11 @@ pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
         bail!("--num-envs: every size must be at least 1");
     }
     let backends = parse_backends(&args.device)?;
-    let checkpoint = Checkpoint::open(&args.checkpoint)?;
-    let env_id = checkpoint.metadata().env_id.clone();
+    let settings = EvalSettings {
+        env: args.env.clone(),
+        activation: crate::commands::eval::parse_activation(args.activation.as_deref())?,
+        ..EvalSettings::default()
+    };
     if !json {
         println!(
             "{:<40} {:<8} {:>9} {:>16}",
@@ -115,16 +123,18 @@ pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
     }
     for backend in backends {
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
-        let agent = Agent::load(&checkpoint, &AgentDevice::new(&device))?;
+        let loaded =
+            LoadedCheckpoint::load(&args.checkpoint, &settings, &AgentDevice::new(&device))?;
+        let agent = loaded.agent();
         for &num_envs in &args.num_envs {
-            let mut rollout = Rollout::new(&env_id, num_envs, EnvBackend::Cpu, &device)?;
+            let mut rollout = Rollout::new(loaded.env_id(), num_envs, EnvBackend::Cpu, &device)?;
             let timing = Timing {
                 window: Duration::from_secs_f64(args.seconds),
                 repeats: args.repeats,
                 read_every: 1,
                 host_only: false,
             };
-            let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
+            let steps_per_sec = median_steps_per_sec(&mut rollout, agent, &timing)?;
             let result = EvalBenchResult {
                 checkpoint: args.checkpoint.clone(),
                 device: backend.to_string(),
