@@ -156,30 +156,8 @@ fn foreign_policies_get_everything_eval_does() {
         exported.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    // The exported file names its env: no --env needed.
-    let output = gradless(&[
-        "--json",
-        "eval",
-        exported.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--episodes",
-        "6",
-        "--seed",
-        "3",
-        "--out",
-        out.join("d").to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let line = &json_lines(&output)[0];
-    assert_eq!(line["env"], "Pendulum-v1");
-    let mean = one.iter().sum::<f64>() / 6.0;
-    assert!(
-        (line["mean_return"].as_f64().unwrap() - mean).abs() < 1e-3,
-        "{line} vs {mean}"
-    );
-
-    // `gradless import` makes a native checkpoint that evaluates the same.
+    // The exported file names its env (no --env needed), and `gradless import` makes a
+    // native checkpoint: both evaluate the same.
     let native = out.join("native");
     let output = gradless(&[
         "import",
@@ -190,40 +168,43 @@ fn foreign_policies_get_everything_eval_does() {
         native.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let output = gradless(&[
-        "--json",
-        "eval",
-        native.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--episodes",
-        "6",
-        "--seed",
-        "3",
-        "--out",
-        out.join("e").to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let line = &json_lines(&output)[0];
-    assert!(
-        (line["mean_return"].as_f64().unwrap() - mean).abs() < 1e-3,
-        "{line} vs {mean}"
-    );
-    assert!(
-        line["step"].as_u64().unwrap() > 0,
-        "SB3's num_timesteps is kept"
-    );
-    assert!(
-        !gradless(&[
-            "import",
-            zip.to_str().unwrap(),
-            "--env",
-            "Pendulum-v1",
+    let mean = one.iter().sum::<f64>() / 6.0;
+    for (copy, folder) in [(&exported, "d"), (&native, "e")] {
+        let output = gradless(&[
+            "--json",
+            "eval",
+            copy.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--episodes",
+            "6",
+            "--seed",
+            "3",
             "--out",
-            native.to_str().unwrap()
-        ])
-        .status
-        .success(),
+            out.join(folder).to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let line = &json_lines(&output)[0];
+        assert_eq!(line["env"], "Pendulum-v1");
+        assert!(
+            (line["mean_return"].as_f64().unwrap() - mean).abs() < 1e-3,
+            "{line} vs {mean}"
+        );
+        assert!(
+            line["step"].as_u64().unwrap() > 0,
+            "SB3's num_timesteps is kept"
+        );
+    }
+    let again = gradless(&[
+        "import",
+        zip.to_str().unwrap(),
+        "--env",
+        "Pendulum-v1",
+        "--out",
+        native.to_str().unwrap(),
+    ]);
+    assert!(
+        !again.status.success(),
         "an existing checkpoint is not replaced"
     );
 

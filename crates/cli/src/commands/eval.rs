@@ -181,19 +181,8 @@ fn grad_mode_report(
             dir.file_name().unwrap_or_default().to_string_lossy()
         )));
         let _ = std::fs::remove_dir_all(&scratch.0);
-        let policy = gradless_import::read_policy(checkpoint, settings.activation)?;
-        let env_id = gradless_evaluator::evaluation_env_of_file(&policy, settings, checkpoint)?;
-        let env = gradless_envs::make(&env_id)?;
-        let source = checkpoint.display().to_string();
-        let spec = gradless_policy::ImportedSpec {
-            env_id: &env_id,
-            observation_space: env.observation_space(),
-            action_space: env.action_space(),
-            global_step: policy.step.unwrap_or(0),
-            source: &source,
-            format: policy.format.name(),
-        };
-        let copy = gradless_policy::write_imported_checkpoint(&scratch.0, &policy.network, spec)?;
+        let (policy, env_id) = crate::commands::import::read_checked(checkpoint, settings)?;
+        let copy = crate::commands::import::write_native(checkpoint, &policy, &env_id, &scratch.0)?;
         inference_speedup(&copy, base, batch, &grad_modes::report_plan())?
     } else {
         let opened = Checkpoint::open(checkpoint)?;

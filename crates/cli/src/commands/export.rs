@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use gradless_device::{Backend, InferenceDevice};
-use gradless_evaluator::{AgentDevice, EvalSettings, LoadedCheckpoint};
+use gradless_evaluator::EvalSettings;
+
+use crate::commands::import::read_checked;
 use gradless_policy::Checkpoint;
 use gradless_policy::export::{export_foreign_safetensors, export_safetensors};
 
@@ -53,22 +55,16 @@ pub fn run(args: &ExportArgs) -> Result<()> {
 
 /// Converts another tool's policy file, after checking it against the env.
 fn export_foreign(args: &ExportArgs) -> Result<()> {
-    let activation = crate::commands::eval::parse_activation(args.activation.as_deref())?;
     let settings = EvalSettings {
         env: args.env.clone(),
-        activation,
+        activation: crate::commands::eval::parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
-    // Loading checks the file and that it fits the env, as `gradless eval` would.
-    let device = AgentDevice::new(&InferenceDevice::new(&gradless_device::open(
-        Backend::Flex,
-    )?));
-    let loaded = LoadedCheckpoint::load(&args.checkpoint, &settings, &device)?;
-    let policy = gradless_import::read_policy(&args.checkpoint, activation)?;
+    let (policy, env_id) = read_checked(&args.checkpoint, &settings)?;
     match args.format {
         Format::Safetensors => export_foreign_safetensors(
             &policy.network,
-            loaded.env_id(),
+            &env_id,
             policy.step.unwrap_or(0),
             &args.out,
         )

@@ -1,12 +1,13 @@
 //! `gradless import`: a policy another tool saved, as a native checkpoint.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, InferenceDevice};
 use gradless_evaluator::{AgentDevice, EvalSettings, LoadedCheckpoint};
-use gradless_policy::{ImportedSpec, write_imported_checkpoint};
+use gradless_import::ForeignPolicy;
+use gradless_policy::{Checkpoint, ImportedSpec, write_imported_checkpoint};
 
 use crate::commands::eval::parse_activation;
 
@@ -27,35 +28,50 @@ pub struct ImportArgs {
     out: PathBuf,
 }
 
-/// Runs `gradless import`.
-pub fn run(args: &ImportArgs) -> Result<()> {
-    if !args.file.is_file() {
-        bail!("{}: not a policy file", args.file.display());
-    }
-    let activation = parse_activation(args.activation.as_deref())?;
-    let settings = EvalSettings {
-        env: args.env.clone(),
-        activation,
-        ..EvalSettings::default()
-    };
-    // Loading checks the file and that it fits the env, as `gradless eval` would.
+/// A policy file read and checked against the env it is for, as `gradless eval` checks it
+/// (the file's tensors, and the network against the env's spaces); with that env's id.
+pub fn read_checked(file: &Path, settings: &EvalSettings) -> Result<(ForeignPolicy, String)> {
     let device = AgentDevice::new(&InferenceDevice::new(&gradless_device::open(
         Backend::Flex,
     )?));
-    let loaded = LoadedCheckpoint::load(&args.file, &settings, &device)?;
-    let policy = gradless_import::read_policy(&args.file, activation)?;
-    let env = gradless_envs::make(loaded.env_id())?;
-    let source = args.file.display().to_string();
+    let loaded = LoadedCheckpoint::load(file, settings, &device)?;
+    let policy = gradless_import::read_policy(file, settings.activation)?;
+    Ok((policy, loaded.env_id().to_string()))
+}
+
+/// Writes a checked policy as a native checkpoint in `dir` (which must not exist).
+pub fn write_native(
+    file: &Path,
+    policy: &ForeignPolicy,
+    env_id: &str,
+    dir: &Path,
+) -> Result<Checkpoint> {
+    let env = gradless_envs::make(env_id)?;
+    let source = file.display().to_string();
     let spec = ImportedSpec {
-        env_id: loaded.env_id(),
+        env_id,
         observation_space: env.observation_space(),
         action_space: env.action_space(),
         global_step: policy.step.unwrap_or(0),
         source: &source,
         format: policy.format.name(),
     };
-    let checkpoint = write_imported_checkpoint(&args.out, &policy.network, spec)
-        .with_context(|| format!("importing {}", args.file.display()))?;
+    write_imported_checkpoint(dir, &policy.network, spec)
+        .with_context(|| format!("importing {}", file.display()))
+}
+
+/// Runs `gradless import`.
+pub fn run(args: &ImportArgs) -> Result<()> {
+    if !args.file.is_file() {
+        bail!("{}: not a policy file", args.file.display());
+    }
+    let settings = EvalSettings {
+        env: args.env.clone(),
+        activation: parse_activation(args.activation.as_deref())?,
+        ..EvalSettings::default()
+    };
+    let (policy, env_id) = read_checked(&args.file, &settings)?;
+    let checkpoint = write_native(&args.file, &policy, &env_id, &args.out)?;
     println!("{}", checkpoint.dir().display());
     tracing::info!(file = %args.file.display(), checkpoint = %args.out.display(), kind = %policy.kind, "imported");
     Ok(())
