@@ -120,14 +120,18 @@ impl Canvas {
             .map(|&(x, y)| (x.trunc(), y.trunc()))
             .collect();
         if let Some(path) = Self::path(&grown(&points, 0.5), true) {
-            self.pixmap.fill_path(
-                &path,
-                &Self::paint(colour),
-                FillRule::Winding,
-                self.flip,
-                None,
-            );
+            self.fill(&path, colour);
         }
+    }
+
+    fn fill(&mut self, path: &tiny_skia::Path, colour: Rgb) {
+        self.pixmap.fill_path(
+            path,
+            &Self::paint(colour),
+            FillRule::Winding,
+            self.flip,
+            None,
+        );
     }
 
     fn path(points: &[(f64, f64)], closed: bool) -> Option<tiny_skia::Path> {
@@ -150,13 +154,7 @@ impl Canvas {
     pub fn circle(&mut self, x: i64, y: i64, radius: i64, colour: Rgb) {
         // The disc of integer radius r paints the pixels whose centres lie within r + 1/2.
         if let Some(path) = PathBuilder::from_circle(x as f32, y as f32, radius as f32 + 0.5) {
-            self.pixmap.fill_path(
-                &path,
-                &Self::paint(colour),
-                FillRule::Winding,
-                self.flip,
-                None,
-            );
+            self.fill(&path, colour);
         }
     }
 

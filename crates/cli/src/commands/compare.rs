@@ -313,6 +313,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     if args.episodes == 0 || args.num_envs == 0 {
         bail!("--episodes and --num-envs must be at least 1");
     }
+    crate::commands::eval::check_first_seed(args.acting.seed, args.episodes)?;
     let named = parse_groups(&args.groups)?;
     let thresholds = parse_thresholds(&args.threshold)?;
     let out = prepare_output_dir(&args.out, Path::new(""))?;

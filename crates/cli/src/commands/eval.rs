@@ -44,6 +44,18 @@ pub struct ActingArgs {
     pub activation: Option<String>,
 }
 
+/// Refuses a `--seed` whose episodes' seeds (`seed + i`) would pass the largest seed.
+pub fn check_first_seed(seed: u64, episodes: usize) -> Result<()> {
+    let largest_seed = EpisodePlan::largest_first_seed(episodes);
+    if seed > largest_seed {
+        bail!(
+            "--seed {seed}: with --episodes {episodes} the episode seeds would pass the largest seed, {} (use --seed {largest_seed} or less)",
+            u64::MAX,
+        );
+    }
+    Ok(())
+}
+
 /// `--activation`, parsed.
 pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
     name.map(|name| {
@@ -379,15 +391,7 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     if args.episodes == 0 || args.num_envs == 0 {
         bail!("--episodes and --num-envs must be at least 1");
     }
-    let largest_seed = EpisodePlan::largest_first_seed(args.episodes);
-    if args.acting.seed > largest_seed {
-        bail!(
-            "--seed {}: with --episodes {} the episode seeds would pass the largest seed, {} (use --seed {largest_seed} or less)",
-            args.acting.seed,
-            args.episodes,
-            u64::MAX,
-        );
-    }
+    check_first_seed(args.acting.seed, args.episodes)?;
     if let Some(out) = &args.out {
         // Before any episode runs: an unwritable --out is found now, not at the end.
         std::fs::create_dir_all(out)

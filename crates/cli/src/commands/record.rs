@@ -10,10 +10,10 @@ use gradless_evaluator::{
     AgentDevice, EvalSettings, LoadedCheckpoint, RecordPlan, RecordedVideo, discover,
     enclosing_run, prepare_output_dir,
 };
-use gradless_policy::{EpisodePlan, SeededEpisode};
+use gradless_policy::SeededEpisode;
 use serde::Serialize;
 
-use crate::commands::eval::ActingArgs;
+use crate::commands::eval::{ActingArgs, check_first_seed};
 use crate::output::print_json_line;
 
 /// Arguments of `gradless record`.
@@ -90,15 +90,7 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     if args.episodes == 0 {
         bail!("--episodes must be at least 1");
     }
-    let largest_seed = EpisodePlan::largest_first_seed(args.episodes);
-    if args.acting.seed > largest_seed {
-        bail!(
-            "--seed {}: with --episodes {} the episode seeds would pass {} (use --seed {largest_seed} or less)",
-            args.acting.seed,
-            args.episodes,
-            u64::MAX
-        );
-    }
+    check_first_seed(args.acting.seed, args.episodes)?;
     let checkpoint = checkpoint_of(&args.path)?;
     let (base, relative) = match &args.out {
         Some(out) => (out.clone(), PathBuf::new()),
