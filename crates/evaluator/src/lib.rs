@@ -714,6 +714,25 @@ mod tests {
         }
     }
 
+    /// The shipped Acrobot and MountainCar agents reach their reward thresholds over the
+    /// 100 evaluation episodes `gradless eval` runs by default.
+    #[test]
+    fn shipped_dqn_agents_reach_the_reward_thresholds() {
+        for (name, threshold) in [("acrobot-v1-dqn", -100.0), ("mountaincar-v0-dqn", -110.0)] {
+            let settings = EvalSettings {
+                num_envs: 50,
+                ..EvalSettings::default()
+            };
+            let evaluation = evaluate_checkpoint(&shipped(name), &settings, &flex()).unwrap();
+            assert_eq!(evaluation.episodes.len(), 100);
+            assert!(
+                evaluation.summary.mean_return >= threshold,
+                "{name}: {:?}",
+                evaluation.summary
+            );
+        }
+    }
+
     /// A checkpoint evaluated for real: every tensor its agent holds is off autodiff and
     /// needs no gradient, before and after the episodes, and so is the agent's device.
     #[test]
