@@ -52,11 +52,83 @@ impl FromStr for Backend {
     }
 }
 
+/// A device as the command line names it: a backend, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// wgpu on a hardware adapter; flex when wgpu finds only a software one (lavapipe), or
+    /// none: a software GPU runs small networks far slower than burn's CPU backend.
+    Auto,
+    /// This backend, whatever its adapter.
+    Backend(Backend),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = DeviceError;
+    fn from_str(name: &str) -> Result<Self, DeviceError> {
+        match name {
+            "auto" => Ok(DeviceChoice::Auto),
+            other => other
+                .parse()
+                .map(DeviceChoice::Backend)
+                .map_err(|_| DeviceError::UnknownBackend(other.to_string())),
+        }
+    }
+}
+
+/// The backend a choice comes to, and why (for `auto`, what wgpu found).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChosenDevice {
+    /// The backend.
+    pub backend: Backend,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl DeviceChoice {
+    /// The backend to use: `auto` asks wgpu for its adapter (opening it once per process).
+    pub fn resolve(self) -> ChosenDevice {
+        let backend = match self {
+            DeviceChoice::Backend(backend) => {
+                return ChosenDevice {
+                    backend,
+                    reason: "as asked".into(),
+                };
+            }
+            DeviceChoice::Auto => describe(Backend::Wgpu),
+        };
+        Self::auto_from(backend)
+    }
+
+    /// `auto`'s choice given what wgpu reported.
+    fn auto_from(wgpu: Result<DeviceReport, DeviceError>) -> ChosenDevice {
+        match wgpu {
+            Ok(report) if report.hardware => ChosenDevice {
+                backend: Backend::Wgpu,
+                reason: format!(
+                    "wgpu has a hardware adapter, {}",
+                    report.adapter.unwrap_or_default()
+                ),
+            },
+            Ok(report) => ChosenDevice {
+                backend: Backend::Flex,
+                reason: format!(
+                    "wgpu found only a software adapter ({}), slower than the CPU backend; --device wgpu forces it",
+                    report.adapter.unwrap_or_else(|| "unnamed".into())
+                ),
+            },
+            Err(error) => ChosenDevice {
+                backend: Backend::Flex,
+                reason: format!("wgpu is unavailable ({error})"),
+            },
+        }
+    }
+}
+
 /// Why a device could not be had or used.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum DeviceError {
-    /// A backend name that is not `wgpu` or `flex`.
-    #[error("unknown device `{0}` (expected `wgpu` or `flex`)")]
+    /// A device name that is not `auto`, `wgpu` or `flex`.
+    #[error("unknown device `{0}` (expected `auto`, `wgpu` or `flex`)")]
     UnknownBackend(String),
     /// wgpu found no adapter or could not open it.
     #[error(
@@ -240,6 +312,43 @@ pub fn reference_computation(backend: Backend) -> Result<Vec<f32>, DeviceError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_takes_wgpu_only_on_hardware() {
+        let report = |hardware| DeviceReport {
+            backend: Backend::Wgpu,
+            adapter: Some(
+                if hardware {
+                    "NVIDIA H200"
+                } else {
+                    "llvmpipe (LLVM 15)"
+                }
+                .into(),
+            ),
+            target: None,
+            hardware,
+        };
+        let gpu = DeviceChoice::auto_from(Ok(report(true)));
+        assert_eq!(gpu.backend, Backend::Wgpu);
+        assert!(gpu.reason.contains("NVIDIA H200"), "{}", gpu.reason);
+        let lavapipe = DeviceChoice::auto_from(Ok(report(false)));
+        assert_eq!(lavapipe.backend, Backend::Flex);
+        assert!(lavapipe.reason.contains("llvmpipe") && lavapipe.reason.contains("--device wgpu"));
+        let none = DeviceChoice::auto_from(Err(DeviceError::WgpuUnavailable("no adapter".into())));
+        assert_eq!(none.backend, Backend::Flex);
+        assert_eq!("auto".parse::<DeviceChoice>(), Ok(DeviceChoice::Auto));
+        assert_eq!(
+            "flex".parse::<DeviceChoice>(),
+            Ok(DeviceChoice::Backend(Backend::Flex))
+        );
+        assert!(
+            "tpu"
+                .parse::<DeviceChoice>()
+                .unwrap_err()
+                .to_string()
+                .contains("`auto`")
+        );
+    }
 
     #[test]
     fn backend_names_round_trip_and_unknown_names_are_errors() {

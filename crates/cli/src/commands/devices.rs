@@ -1,12 +1,24 @@
 //! `gradless devices`: which burn devices work here, and what wgpu runs on.
 
-use anyhow::Result;
-use gradless_device::{Backend, describe};
+use anyhow::{Context, Result};
+use gradless_device::{Backend, DeviceChoice, describe};
 use serde_json::json;
 
 use crate::output::print_json_line;
 
-/// Prints one line per backend: the adapter it opened, or why it could not.
+/// The backend `--device NAME` comes to (`auto`, `wgpu` or `flex`); for `auto`, one info
+/// line says which and why.
+pub fn resolve_device(name: &str) -> Result<Backend> {
+    let choice: DeviceChoice = name.parse().context("--device")?;
+    let chosen = choice.resolve();
+    if choice == DeviceChoice::Auto {
+        tracing::info!(device = %chosen.backend, reason = %chosen.reason, "--device auto");
+    }
+    Ok(chosen.backend)
+}
+
+/// Prints one line per backend: the adapter it opened, or why it could not; then what
+/// `--device auto` takes.
 pub fn run(json: bool) -> Result<()> {
     for backend in Backend::ALL {
         let report = describe(backend);
@@ -27,6 +39,14 @@ pub fn run(json: bool) -> Result<()> {
                 Err(error) => println!("{backend}: unavailable: {error}"),
             }
         }
+    }
+    let auto = DeviceChoice::Auto.resolve();
+    if json {
+        print_json_line(
+            &json!({ "device": "auto", "chooses": auto.backend, "reason": auto.reason }),
+        )?;
+    } else {
+        println!("auto: {} ({})", auto.backend, auto.reason);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gradless_device::{Backend, Device, InferenceDevice};
+use gradless_device::{Device, InferenceDevice};
 use gradless_evaluator::{
     Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, EvalTarget,
     LoadedCheckpoint, RecordPlan, SummaryValue, discover, enclosing_run, evaluation_env,
@@ -31,8 +31,8 @@ pub struct ActingArgs {
     /// Sample actions from the policy instead of taking the greedy ones.
     #[arg(long)]
     pub stochastic: bool,
-    /// Device: wgpu or flex.
-    #[arg(long, default_value = "wgpu")]
+    /// Device: auto (wgpu on a hardware GPU, else flex), wgpu or flex.
+    #[arg(long, default_value = "auto")]
     pub device: String,
     /// Evaluate on another env with the same spaces (e.g. CartPole-v0); required for a
     /// policy file that names no env (Stable-Baselines3, CleanRL).
@@ -68,7 +68,7 @@ pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
 impl ActingArgs {
     /// The device `--device` names, opened.
     pub fn base_device(&self) -> Result<Device> {
-        let backend: Backend = self.device.parse().context("--device")?;
+        let backend = crate::commands::devices::resolve_device(&self.device)?;
         Ok(gradless_device::open(backend)?)
     }
 }

@@ -18,8 +18,8 @@ pub struct GradModesArgs {
     /// The checkpoint whose policy runs.
     #[arg(default_value = "checkpoints/cartpole-v1-ppo")]
     checkpoint: PathBuf,
-    /// Comma-separated devices: wgpu, flex.
-    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    /// Comma-separated devices: auto (wgpu on a hardware GPU, else flex), wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
     device: Vec<String>,
     /// Comma-separated batch sizes (observations per policy step).
     #[arg(long, value_delimiter = ',', default_value = "1,16,256,4096")]

@@ -27,8 +27,9 @@ pub struct TrainArgs {
     /// The run directory (default: runs/<config name>-seed<seed>, numbered past existing ones).
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
-    /// Device to train on: wgpu (default for new runs) or flex (CPU); a resumed run
-    /// defaults to the device it was trained on.
+    /// Device to train on: auto (the default for new runs: wgpu on a hardware GPU, flex
+    /// when wgpu finds only a software adapter), wgpu or flex (CPU); a resumed run defaults
+    /// to the device it was trained on.
     #[arg(long)]
     device: Option<String>,
     /// Continue the run in this directory from its latest checkpoint.
@@ -242,9 +243,8 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     let backend: Option<Backend> = args
         .device
         .as_deref()
-        .map(str::parse)
-        .transpose()
-        .context("--device")?;
+        .map(crate::commands::devices::resolve_device)
+        .transpose()?;
     let overrides = overrides(args);
     let mut session = match &args.resume {
         Some(dir) => {
@@ -267,7 +267,11 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| default_run_dir(path, config.seed));
-            Session::start(config, backend.unwrap_or(Backend::Wgpu), &out)?
+            let backend = match backend {
+                Some(backend) => backend,
+                None => crate::commands::devices::resolve_device("auto")?,
+            };
+            Session::start(config, backend, &out)?
         }
     };
     if args.no_tensorboard {

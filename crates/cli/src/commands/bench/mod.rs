@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use gradless_device::{Backend, HostOnly};
 use gradless_grad_modes::median;
@@ -46,9 +46,8 @@ pub fn run(command: BenchCommand, json: bool) -> Result<()> {
 pub(crate) fn parse_backends(names: &[String]) -> Result<Vec<Backend>> {
     names
         .iter()
-        .map(|name| name.parse::<Backend>())
-        .collect::<Result<_, _>>()
-        .context("--device")
+        .map(|name| crate::commands::devices::resolve_device(name))
+        .collect()
 }
 
 /// How a rollout's throughput is timed.

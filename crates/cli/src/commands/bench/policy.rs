@@ -25,8 +25,8 @@ pub struct RolloutBenchArgs {
     /// Comma-separated env backends: cpu, device.
     #[arg(long, value_delimiter = ',', default_value = "cpu,device")]
     env_backend: Vec<String>,
-    /// Comma-separated devices: wgpu, flex.
-    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    /// Comma-separated devices: auto (wgpu on a hardware GPU, else flex), wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
     device: Vec<String>,
     /// Comma-separated numbers of envs.
     #[arg(long, value_delimiter = ',', default_value = "1024,16384,65536")]
@@ -78,8 +78,8 @@ pub struct EvalBenchArgs {
     /// The activation of a policy file that names none (CleanRL).
     #[arg(long, value_name = "tanh|relu")]
     activation: Option<String>,
-    /// Comma-separated devices: wgpu, flex.
-    #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+    /// Comma-separated devices: auto (wgpu on a hardware GPU, else flex), wgpu, flex.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
     device: Vec<String>,
     /// Comma-separated numbers of envs (the policy's batch size).
     #[arg(long, value_delimiter = ',', default_value = "1,16,1024")]
