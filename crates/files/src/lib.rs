@@ -168,6 +168,14 @@ pub fn create_staging(path: &Path) -> io::Result<PathBuf> {
 /// checkpoint's `eval`) is refused, never followed. `base` itself is the caller's and is
 /// created as given.
 pub fn create_dir_inside(base: &Path, relative: &Path) -> io::Result<PathBuf> {
+    if let Ok(metadata) = std::fs::metadata(base)
+        && !metadata.is_dir()
+    {
+        return Err(refused(format!(
+            "is {}; outputs go only into directories",
+            kind_of(metadata.file_type())
+        )));
+    }
     std::fs::create_dir_all(base)?;
     let mut current = base.to_path_buf();
     let mut inside = PathBuf::new();
@@ -278,6 +286,28 @@ impl DirLock {
 mod tests {
     use super::*;
     use gradless_test_support::{make_fifo, scratch};
+
+    #[test]
+    fn an_output_base_that_is_not_a_directory_is_refused_by_name() {
+        let dir = scratch("base-kinds");
+        let fifo = dir.join("fifo");
+        make_fifo(&fifo);
+        let err = create_dir_inside(&fifo, Path::new("eval"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a FIFO"), "{err}");
+        std::fs::write(dir.join("file"), b"x").unwrap();
+        let err = create_dir_inside(&dir.join("file"), Path::new(""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outputs go only into directories"), "{err}");
+        assert!(
+            create_dir_inside(&dir.join("new"), Path::new("a/b"))
+                .unwrap()
+                .is_dir()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn shared_locks_coexist_and_keep_the_exclusive_one_out() {

@@ -234,9 +234,11 @@ fn references(
     }
     envs.iter()
         .map(|&env| {
+            // A threshold for this env wins over one for every env.
             let given = thresholds
                 .iter()
-                .find(|(e, _)| e.as_deref().is_none_or(|e| e == env))
+                .find(|(e, _)| e.as_deref() == Some(env))
+                .or_else(|| thresholds.iter().find(|(e, _)| e.is_none()))
                 .map(|(_, v)| *v);
             let target = given.or(gradless_envs::spec(env)?.reward_threshold);
             let random = normalize
