@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::network::{ActorCritic, Architecture, QNetwork, TanhKernel};
 use crate::sampling::{argmax, sample_categorical, sample_gaussian};
-use crate::weights::{BuiltNetwork, ForeignNetwork};
+use crate::weights::ForeignNetwork;
 
 /// Why acting failed.
 #[derive(Debug, Error)]
@@ -239,11 +239,7 @@ impl Agent {
     /// Acts with a network read from another tool's file, built on the agents' device (its
     /// weights are checked first; the error names the tensor that does not fit).
     pub fn from_foreign(network: &ForeignNetwork, device: &AgentDevice) -> Result<Self, String> {
-        let built = match network.build(device.0.device())? {
-            BuiltNetwork::ActorCritic(model) => PolicyNetwork::ActorCritic(model),
-            BuiltNetwork::QNetwork(model) => PolicyNetwork::QNetwork(model),
-        };
-        Ok(Self::new(built, &device.0))
+        Ok(Self::new(network.build(device.0.device())?, &device.0))
     }
 
     /// Loads the policy a checkpoint holds onto the agents' device.

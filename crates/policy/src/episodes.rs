@@ -3,7 +3,7 @@
 use gradless_envs::device::EnvBackend;
 use gradless_envs::{Action, EnvRng, StepSignals, make, make_batch};
 
-use crate::acting::{ActError, ActionBatch, Agent, Selection};
+use crate::acting::{ActError, Agent, Selection};
 
 /// One finished episode of [`run_episodes`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -218,10 +218,7 @@ pub fn watch_episode(
             Selection::Greedy
         };
         let actions = agent.act(&observation, dim, selection)?;
-        let action = match &actions {
-            ActionBatch::Discrete(a) => Action::Discrete(a[0]),
-            ActionBatch::Continuous(a) => Action::Continuous(a),
-        };
+        let action = actions.as_actions().get(0, 1);
         let step = env.step(action)?;
         watched.episode_return += step.reward;
         watched.length += 1;

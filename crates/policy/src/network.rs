@@ -140,14 +140,22 @@ impl Mlp {
     }
 }
 
-/// A `rows -> cols` layer with these (row-major) weights and zero biases.
+/// A `rows -> cols` layer with these (row-major, `[rows, cols]`) weights and zero biases.
 fn linear(weight: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Linear {
+    linear_with_bias(weight, vec![0.0f32; cols], rows, cols, device)
+}
+
+/// A `rows -> cols` layer with these (row-major, `[rows, cols]`) weights and biases.
+pub(crate) fn linear_with_bias(
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    device: &Device,
+) -> Linear {
     Linear {
         weight: Param::from_data(TensorData::new(weight, [rows, cols]), device),
-        bias: Some(Param::from_data(
-            TensorData::new(vec![0.0f32; cols], [cols]),
-            device,
-        )),
+        bias: Some(Param::from_data(TensorData::new(bias, [cols]), device)),
     }
 }
 

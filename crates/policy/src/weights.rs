@@ -2,12 +2,12 @@
 //! to be a plain MLP whose layers chain, then built into the networks gradless acts with.
 
 use burn::module::Param;
-use burn::nn::Linear;
 use burn::prelude::{Device, TensorData};
 
+use crate::acting::PolicyNetwork;
 use crate::network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
-    QNetwork,
+    QNetwork, linear_with_bias,
 };
 
 /// One fully connected layer as PyTorch's `nn.Linear` stores it.
@@ -182,11 +182,11 @@ impl ForeignNetwork {
     }
 
     /// The network built on `device` (checked first).
-    pub(crate) fn build(&self, device: &Device) -> Result<BuiltNetwork, String> {
+    pub(crate) fn build(&self, device: &Device) -> Result<PolicyNetwork, String> {
         self.check()?;
         let actor = mlp(&self.layers, self.activation, device);
         Ok(match &self.head {
-            ForeignHead::QValues => BuiltNetwork::QNetwork(QNetwork::from_network(actor)),
+            ForeignHead::QValues => PolicyNetwork::QNetwork(QNetwork::from_network(actor)),
             head => {
                 // Without a value network in the file, a zero one of the right shape: acting
                 // never reads it.
@@ -202,16 +202,10 @@ impl ForeignNetwork {
                     )),
                     _ => None,
                 };
-                BuiltNetwork::ActorCritic(ActorCritic::from_parts(actor, critic, log_std))
+                PolicyNetwork::ActorCritic(ActorCritic::from_parts(actor, critic, log_std))
             }
         })
     }
-}
-
-/// A foreign network as one of gradless's own.
-pub(crate) enum BuiltNetwork {
-    ActorCritic(ActorCritic),
-    QNetwork(QNetwork),
 }
 
 /// The layers as burn `Linear`s (which keep weights `[inputs, outputs]`).
@@ -225,16 +219,13 @@ fn mlp(layers: &[LayerWeights], activation: Activation, device: &Device) -> Mlp 
                     transposed[i * layer.outputs + o] = layer.weight[o * layer.inputs + i];
                 }
             }
-            Linear {
-                weight: Param::from_data(
-                    TensorData::new(transposed, [layer.inputs, layer.outputs]),
-                    device,
-                ),
-                bias: Some(Param::from_data(
-                    TensorData::new(layer.bias.clone(), [layer.outputs]),
-                    device,
-                )),
-            }
+            linear_with_bias(
+                transposed,
+                layer.bias.clone(),
+                layer.inputs,
+                layer.outputs,
+                device,
+            )
         })
         .collect();
     Mlp::from_linears(linears, activation)
@@ -307,7 +298,7 @@ mod tests {
         single.weight = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
         single.bias = vec![0.5, -0.5];
         let net = network(vec![single], ForeignHead::QValues);
-        let BuiltNetwork::QNetwork(q) = net.build(&device).unwrap() else {
+        let PolicyNetwork::QNetwork(q) = net.build(&device).unwrap() else {
             panic!("a Q-network")
         };
         let x = burn::prelude::Tensor::<2>::from_data(
@@ -369,8 +360,8 @@ pub fn write_imported_checkpoint(
     crate::write_checkpoint(dir, metadata, |staging| {
         let path = staging.join(crate::MODEL_FILE);
         let saved = match built {
-            BuiltNetwork::ActorCritic(model) => model.save_file(&path),
-            BuiltNetwork::QNetwork(model) => model.save_file(&path),
+            PolicyNetwork::ActorCritic(model) => model.save_file(&path),
+            PolicyNetwork::QNetwork(model) => model.save_file(&path),
         };
         saved.map_err(|e| crate::CheckpointError::Weights {
             path,
