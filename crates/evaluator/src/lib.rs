@@ -298,40 +298,13 @@ impl LoadedCheckpoint {
         settings: &EvalSettings,
         device: &AgentDevice,
     ) -> Result<Self, EvalError> {
-        let policy = gradless_import::read_policy(path, settings.activation)?;
-        let incompatible = |reason: String| EvalError::Incompatible {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let env_id = evaluation_env_of_file(&policy, settings, path)?;
-        let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
-        let network = &policy.network;
-        let observations = env.observation_space().flat_dim();
-        let fits = match (env.action_space(), &network.head) {
-            (Space::Discrete { n }, ForeignHead::Categorical | ForeignHead::QValues) => {
-                *n as usize == network.outputs()
+        let (policy, env_id) = read_foreign_for_env(path, settings)?;
+        let agent = Agent::from_foreign(&policy.network, device).map_err(|reason| {
+            EvalError::Incompatible {
+                path: path.to_path_buf(),
+                reason,
             }
-            (Space::Box { .. }, ForeignHead::Gaussian { .. }) => {
-                env.action_space().flat_dim() == network.outputs()
-            }
-            _ => false,
-        };
-        if network.observation_dim() != observations || !fits {
-            return Err(incompatible(format!(
-                "the {} network ({}) maps {} observations to {} {}; {env_id} has {} -> {}",
-                policy.format.name(),
-                policy.kind,
-                network.observation_dim(),
-                network.outputs(),
-                match network.head {
-                    ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
-                    _ => "discrete actions",
-                },
-                env.observation_space().describe(),
-                env.action_space().describe()
-            )));
-        }
-        let agent = Agent::from_foreign(network, device).map_err(incompatible)?;
+        })?;
         tracing::debug!(file = %path.display(), format = policy.format.name(), kind = %policy.kind, "policy read");
         Ok(Self {
             dir: path.to_path_buf(),
@@ -454,6 +427,17 @@ pub fn evaluate_checkpoint(
     LoadedCheckpoint::load(dir, settings, device)?.evaluate(settings)
 }
 
+/// Where `gradless eval` writes a checkpoint's evaluation by default, as `(base, relative)`
+/// for [`prepare_output_dir`]: `eval` inside a checkpoint directory (an input: no link
+/// there is followed), `<file name>-eval` beside another tool's policy file.
+pub fn default_eval_place(checkpoint: &Path) -> (PathBuf, PathBuf) {
+    if checkpoint.is_file() {
+        beside_file(checkpoint, "eval")
+    } else {
+        (checkpoint.to_path_buf(), PathBuf::from("eval"))
+    }
+}
+
 /// Where outputs about a policy file of another tool go by default, as `(base, relative)`
 /// for [`prepare_output_dir`]: a folder `<file name>-<what>` beside it.
 pub fn beside_file(file: &Path, what: &str) -> (PathBuf, PathBuf) {
@@ -524,33 +508,61 @@ pub fn saved_evaluation(dir: &Path) -> Option<CheckpointEvaluation> {
     }
 }
 
-/// The env a checkpoint is evaluated on under `settings`: `settings.env`, or the one it
-/// was trained on.
+/// The env a checkpoint (or a policy file of another tool) is evaluated on under
+/// `settings`: `settings.env`, or the one it was trained on (that the file names).
 pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<String, EvalError> {
     match &settings.env {
         Some(env) => Ok(env.clone()),
+        None if checkpoint.is_file() => Ok(read_foreign_for_env(checkpoint, settings)?.1),
         None => Ok(Checkpoint::open(checkpoint)?.metadata().env_id.clone()),
     }
 }
 
-/// The env a policy file of another tool is evaluated on: `settings.env`, or the one the
-/// file names.
-pub fn evaluation_env_of_file(
-    policy: &gradless_import::ForeignPolicy,
-    settings: &EvalSettings,
+/// A policy file of another tool, read, with the env it is evaluated on (`settings.env`, or
+/// the one the file names), checked to fit: the network's input size must be the env's
+/// observation size, its outputs the env's actions (or action dimensions, for a Gaussian).
+pub fn read_foreign_for_env(
     path: &Path,
-) -> Result<String, EvalError> {
-    settings
-        .env
-        .clone()
-        .or(policy.env.clone())
-        .ok_or_else(|| EvalError::Incompatible {
-            path: path.to_path_buf(),
-            reason: format!(
-                "a {} file names no env: give it with --env ID",
-                policy.format.name()
-            ),
-        })
+    settings: &EvalSettings,
+) -> Result<(gradless_import::ForeignPolicy, String), EvalError> {
+    let policy = gradless_import::read_policy(path, settings.activation)?;
+    let incompatible = |reason: String| EvalError::Incompatible {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let env_id = settings.env.clone().or(policy.env.clone()).ok_or_else(|| {
+        incompatible(format!(
+            "a {} file names no env: give it with --env ID",
+            policy.format.name()
+        ))
+    })?;
+    let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
+    let network = &policy.network;
+    let fits = match (env.action_space(), &network.head) {
+        (Space::Discrete { n }, ForeignHead::Categorical | ForeignHead::QValues) => {
+            *n as usize == network.outputs()
+        }
+        (Space::Box { .. }, ForeignHead::Gaussian { .. }) => {
+            env.action_space().flat_dim() == network.outputs()
+        }
+        _ => false,
+    };
+    if network.observation_dim() != env.observation_space().flat_dim() || !fits {
+        return Err(incompatible(format!(
+            "the {} network ({}) maps {} observations to {} {}; {env_id} has {} -> {}",
+            policy.format.name(),
+            policy.kind,
+            network.observation_dim(),
+            network.outputs(),
+            match network.head {
+                ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
+                _ => "discrete actions",
+            },
+            env.observation_space().describe(),
+            env.action_space().describe()
+        )));
+    }
+    Ok((policy, env_id))
 }
 
 /// The mean return of a uniform random policy on `env_id` over `episodes` episodes, episode
@@ -766,6 +778,33 @@ mod tests {
         assert!(
             err.contains("cartpole-v1-ppo") && err.contains("Pendulum-v1"),
             "{err}"
+        );
+    }
+
+    /// Another tool's policy file: its env comes from `--env` (its file names none), and
+    /// the network must fit it.
+    #[test]
+    fn policy_files_are_evaluated_on_the_env_they_fit() {
+        let zip = gradless_test_support::workspace_root()
+            .join("crates/import/tests/fixtures/sb3_dqn_cartpole.zip");
+        let on = |env: Option<&str>| EvalSettings {
+            env: env.map(str::to_string),
+            ..EvalSettings::default()
+        };
+        assert_eq!(
+            evaluation_env(&zip, &on(Some("CartPole-v0"))).unwrap(),
+            "CartPole-v0"
+        );
+        let error = evaluation_env(&zip, &on(None)).unwrap_err().to_string();
+        assert!(error.contains("--env"), "{error}");
+        let (policy, env) = read_foreign_for_env(&zip, &on(Some("CartPole-v1"))).unwrap();
+        assert_eq!((env.as_str(), policy.network.outputs()), ("CartPole-v1", 2));
+        let error = read_foreign_for_env(&zip, &on(Some("Acrobot-v1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("maps 4 observations to 2 discrete actions"),
+            "{error}"
         );
     }
 

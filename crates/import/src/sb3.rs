@@ -140,19 +140,15 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         out.write_all(&policy_bytes)
             .map_err(|e| file_error(format!("a scratch copy of policy.pth: {e}")))?;
     }
-    let tensors = Tensors::read_pytorch(&scratch.0).map_err(|e| match e {
+    // Errors about the scratch copy or its tensors name the zip and its entry.
+    let inside = |e: ImportError| match e {
         ImportError::File { reason, .. } => key_error(path, "policy.pth", reason),
         ImportError::Key { key, reason, .. } => {
             key_error(path, &format!("policy.pth: {key}"), reason)
         }
-    })?;
-    let named = activation.or(activation_of(&data, path)?);
-    let inside = |e: ImportError| match e {
-        ImportError::Key { key, reason, .. } => {
-            key_error(path, &format!("policy.pth: {key}"), reason)
-        }
-        other => other,
     };
+    let tensors = Tensors::read_pytorch(&scratch.0).map_err(inside)?;
+    let named = activation.or(activation_of(&data, path)?);
     for (prefix, what) in [
         ("features_extractor.cnn", "a CNN policy (CnnPolicy)"),
         ("pi_features_extractor.cnn", "a CNN policy (CnnPolicy)"),

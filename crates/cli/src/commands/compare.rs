@@ -11,8 +11,8 @@ use gradless_compare::{
 };
 use gradless_device::InferenceDevice;
 use gradless_evaluator::{
-    AgentDevice, EnvBackend, EvalSettings, LoadedCheckpoint, discover, evaluation_env,
-    prepare_output_dir, random_policy_score, saved_evaluation, write_outputs,
+    AgentDevice, EnvBackend, EvalSettings, LoadedCheckpoint, default_eval_place, discover,
+    evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation, write_outputs,
 };
 use gradless_trainer::RunDir;
 use serde::Serialize;
@@ -144,8 +144,8 @@ impl Scorer<'_> {
     /// The mean return of `checkpoint` under the settings, from its saved evaluation or a
     /// new one (written where `gradless eval` writes it, the run locked meanwhile).
     fn score(&mut self, run: &Path, checkpoint: &Path, env: &str) -> Result<f64> {
-        let eval_dir = checkpoint.join("eval");
-        if let Some(saved) = saved_evaluation(&eval_dir)
+        let (base, relative) = default_eval_place(checkpoint);
+        if let Some(saved) = saved_evaluation(&base.join(&relative))
             && saved.matches(&self.settings, env)
         {
             return Ok(saved.summary.mean_return);
@@ -159,7 +159,7 @@ impl Scorer<'_> {
                 &self.args.acting.base_device()?,
             ))),
         };
-        let dir = prepare_output_dir(checkpoint, Path::new("eval"))?;
+        let dir = prepare_output_dir(&base, &relative)?;
         let evaluation =
             LoadedCheckpoint::load(checkpoint, &self.settings, device)?.evaluate(&self.settings)?;
         write_outputs(&evaluation, &dir)?;
@@ -170,7 +170,10 @@ impl Scorer<'_> {
     fn curve(&self, checkpoints: &[PathBuf], env: &str) -> Vec<(u64, f64)> {
         checkpoints
             .iter()
-            .filter_map(|c| saved_evaluation(&c.join("eval")))
+            .filter_map(|c| {
+                let (base, relative) = default_eval_place(c);
+                saved_evaluation(&base.join(relative))
+            })
             .filter(|saved| saved.matches(&self.settings, env))
             .map(|saved| (saved.step, saved.summary.mean_return))
             .collect()
@@ -328,7 +331,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
             stochastic: args.acting.stochastic,
             env: args.acting.env.clone(),
             env_backend: EnvBackend::Cpu,
-            activation: None,
+            activation: crate::commands::eval::parse_activation(args.acting.activation.as_deref())?,
         },
         device: None,
     };

@@ -193,7 +193,7 @@ fn grad_mode_report(
             dir.file_name().unwrap_or_default().to_string_lossy()
         )));
         let _ = std::fs::remove_dir_all(&scratch.0);
-        let (policy, env_id) = crate::commands::import::read_checked(checkpoint, settings)?;
+        let (policy, env_id) = gradless_evaluator::read_foreign_for_env(checkpoint, settings)?;
         let copy = crate::commands::import::write_native(checkpoint, &policy, &env_id, &scratch.0)?;
         inference_speedup(&copy, base, batch, &grad_modes::report_plan())?
     } else {
@@ -219,9 +219,7 @@ impl Drop for ScratchDir {
 /// the checkpoint's names inside it.
 fn output_place(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> (PathBuf, PathBuf) {
     match out {
-        // Another tool's policy file: `<file name>-eval` beside it.
-        None if checkpoint.is_file() => gradless_evaluator::beside_file(checkpoint, "eval"),
-        None => (checkpoint.to_path_buf(), PathBuf::from("eval")),
+        None => gradless_evaluator::default_eval_place(checkpoint),
         Some(out) => {
             let mut relative = PathBuf::new();
             if let Some(run) = run.and_then(Path::file_name) {

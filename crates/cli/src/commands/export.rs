@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use gradless_device::{Backend, InferenceDevice};
-use gradless_evaluator::EvalSettings;
-
-use crate::commands::import::read_checked;
+use gradless_evaluator::{EvalSettings, read_foreign_for_env};
 use gradless_policy::Checkpoint;
 use gradless_policy::export::{export_foreign_safetensors, export_safetensors};
 
@@ -60,7 +58,7 @@ fn export_foreign(args: &ExportArgs) -> Result<()> {
         activation: crate::commands::eval::parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
-    let (policy, env_id) = read_checked(&args.checkpoint, &settings)?;
+    let (policy, env_id) = read_foreign_for_env(&args.checkpoint, &settings)?;
     match args.format {
         Format::Safetensors => export_foreign_safetensors(
             &policy.network,

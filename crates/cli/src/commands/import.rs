@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gradless_device::{Backend, InferenceDevice};
-use gradless_evaluator::{AgentDevice, EvalSettings, LoadedCheckpoint};
+use gradless_evaluator::{EvalSettings, read_foreign_for_env};
 use gradless_import::ForeignPolicy;
 use gradless_policy::{Checkpoint, ImportedSpec, write_imported_checkpoint};
 
@@ -26,17 +25,6 @@ pub struct ImportArgs {
     /// The checkpoint directory to make (must not exist).
     #[arg(long)]
     out: PathBuf,
-}
-
-/// A policy file read and checked against the env it is for, as `gradless eval` checks it
-/// (the file's tensors, and the network against the env's spaces); with that env's id.
-pub fn read_checked(file: &Path, settings: &EvalSettings) -> Result<(ForeignPolicy, String)> {
-    let device = AgentDevice::new(&InferenceDevice::new(&gradless_device::open(
-        Backend::Flex,
-    )?));
-    let loaded = LoadedCheckpoint::load(file, settings, &device)?;
-    let policy = gradless_import::read_policy(file, settings.activation)?;
-    Ok((policy, loaded.env_id().to_string()))
 }
 
 /// Writes a checked policy as a native checkpoint in `dir` (which must not exist).
@@ -70,7 +58,7 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         activation: parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
-    let (policy, env_id) = read_checked(&args.file, &settings)?;
+    let (policy, env_id) = read_foreign_for_env(&args.file, &settings)?;
     let checkpoint = write_native(&args.file, &policy, &env_id, &args.out)?;
     println!("{}", checkpoint.dir().display());
     tracing::info!(file = %args.file.display(), checkpoint = %args.out.display(), kind = %policy.kind, "imported");
