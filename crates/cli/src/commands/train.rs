@@ -140,6 +140,9 @@ fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(config_path.file_stem().unwrap_or_default()));
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
+    // Resolved once here (an `auto` probes wgpu), not once per child.
+    let backend =
+        crate::commands::devices::resolve_device(args.device.as_deref().unwrap_or("auto"))?;
     let exe = std::env::current_exe().context("finding the gradless binary")?;
     let command = |seed: u64| {
         let mut command = std::process::Command::new(&exe);
@@ -155,9 +158,7 @@ fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
             .arg(seed.to_string())
             .arg("--out")
             .arg(out.join(format!("seed-{seed}")));
-        if let Some(device) = &args.device {
-            command.arg("--device").arg(device);
-        }
+        command.arg("--device").arg(backend.name());
         if args.no_tensorboard {
             command.arg("--no-tensorboard");
         }
