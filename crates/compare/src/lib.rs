@@ -156,10 +156,6 @@ pub struct Comparison {
     pub groups: Vec<GroupReport>,
     /// One report per ordered pair of groups that share an env.
     pub pairs: Vec<PairReport>,
-    /// The scores the statistics were computed on, per group (normalised when asked).
-    pub strata: Vec<Vec<(String, Vec<f64>)>>,
-    /// Each group's envs' targets, in its strata's order (1 when normalised).
-    pub targets: Vec<Vec<f64>>,
     /// Each group's performance profile.
     pub profiles: Vec<Profile>,
     /// Each group's sample-efficiency curve, where its runs have evaluated checkpoints at
@@ -280,7 +276,6 @@ pub fn compare(
     let mut rng = EnvRng::from_seed(settings.seed);
     let mut reports = Vec::with_capacity(groups.len());
     let mut all_strata = Vec::with_capacity(groups.len());
-    let mut all_targets = Vec::with_capacity(groups.len());
     for group in groups {
         if group.runs.is_empty() {
             return Err(CompareError::EmptyGroup(group.name.clone()));
@@ -321,7 +316,6 @@ pub fn compare(
             optimality_gap_ci95,
         });
         all_strata.push(strata);
-        all_targets.push(targets);
     }
     let mut pairs = Vec::new();
     for (i, x) in all_strata.iter().enumerate() {
@@ -376,8 +370,6 @@ pub fn compare(
     Ok(Comparison {
         groups: reports,
         pairs,
-        strata: all_strata,
-        targets: all_targets,
         profiles,
         curves,
         normalized: settings.normalize,
