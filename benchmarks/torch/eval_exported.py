@@ -2,7 +2,9 @@
 
 Loads the safetensors file into torch.nn.Sequential(Linear, Act, ..., Linear), runs
 greedy episodes (episode i from seed SEED + i, as `gradless eval` does) in Gymnasium's
-CartPole-v1 (or --env) and prints one JSON object: the per-episode returns and their mean.
+own env (the one the policy was trained on, or --env), applying its observation
+statistics and action transform as gradless does, and prints one JSON object: the
+per-episode returns and their mean.
 The returns should equal `gradless eval --json`'s for the same checkpoint and seeds.
 
 Run by hand (not by CI):
@@ -17,7 +19,7 @@ import json
 import gymnasium as gym
 import torch
 
-from exported import load
+from exported import greedy_action, load
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,11 +36,7 @@ def main():
             observation, _ = env.reset(seed=args.seed + i)
             total, done = 0.0, False
             while not done:
-                output = network(torch.as_tensor(observation).unsqueeze(0))[0]
-                if metadata["policy"] == "gaussian_actor_mean":
-                    action = output.numpy()
-                else:
-                    action = int(output.argmax())
+                action = greedy_action(network, metadata, observation)
                 observation, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 done = terminated or truncated

@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// List the environment ids with their spaces and episode limits.
     Envs,
-    /// Train an agent (PPO or DQN) from a config, or resume a run.
+    /// Train an agent (PPO, DQN or SAC) from a config, or resume a run.
     Train(commands::train::TrainArgs),
     /// Evaluate checkpoints in inference mode and log every episode's return.
     Eval(commands::eval::EvalArgs),

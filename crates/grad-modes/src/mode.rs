@@ -80,6 +80,7 @@ impl ModedPolicy {
         let network = match network {
             PolicyNetwork::ActorCritic(model) => PolicyNetwork::ActorCritic(in_mode(model, mode)),
             PolicyNetwork::QNetwork(model) => PolicyNetwork::QNetwork(in_mode(model, mode)),
+            PolicyNetwork::SoftActor(model) => PolicyNetwork::SoftActor(in_mode(model, mode)),
         };
         Ok(Self {
             mode,

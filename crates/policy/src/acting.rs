@@ -9,7 +9,9 @@ use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::network::{ActorCritic, Architecture, QNetwork, TanhKernel};
+use crate::normalization::ObservationNormalizer;
 use crate::sampling::{argmax, sample_categorical, sample_gaussian};
+use crate::soft_actor_critic::{SquashedGaussianActor, sample_squashed};
 use crate::weights::ForeignNetwork;
 
 /// Why acting failed.
@@ -113,14 +115,16 @@ impl AgentActions {
     }
 }
 
-/// The network a checkpoint's policy acts with: PPO's actor-critic (its actor acts) or DQN's
-/// Q-network, on whatever device and in whatever grad mode it was loaded.
+/// The network a checkpoint's policy acts with: PPO's actor-critic (its actor acts), DQN's
+/// Q-network or SAC's actor, on whatever device and in whatever grad mode it was loaded.
 #[derive(Debug, Clone)]
 pub enum PolicyNetwork {
     /// PPO's actor-critic.
     ActorCritic(ActorCritic),
     /// DQN's Q-network.
     QNetwork(QNetwork),
+    /// SAC's squashed Gaussian actor.
+    SoftActor(SquashedGaussianActor),
 }
 
 impl PolicyNetwork {
@@ -148,14 +152,19 @@ impl PolicyNetwork {
                 Self::ActorCritic(checkpoint.load_actor_critic(device)?)
             }
             Architecture::QNetwork { .. } => Self::QNetwork(checkpoint.load_q_network(device)?),
+            Architecture::SoftActorCritic { .. } => {
+                Self::SoftActor(checkpoint.load_soft_actor_critic(device)?.actor)
+            }
         })
     }
 
-    /// `[rows, outputs]`: logits or Q-values, or Gaussian means (then `true`).
+    /// `[rows, outputs]`: logits or Q-values, or the greedy continuous actions (then `true`):
+    /// Gaussian means, squashed ones for SAC.
     pub fn action_outputs(&self, observations: Tensor<2>) -> (Tensor<2>, bool) {
         match self {
             Self::QNetwork(q) => (q.forward(observations), false),
             Self::ActorCritic(model) => (model.actor(observations), model.log_std().is_some()),
+            Self::SoftActor(actor) => (actor.greedy(observations), true),
         }
     }
 
@@ -164,6 +173,7 @@ impl PolicyNetwork {
         match self {
             Self::ActorCritic(model) => model.visit(visitor),
             Self::QNetwork(model) => model.visit(visitor),
+            Self::SoftActor(model) => model.visit(visitor),
         }
     }
 }
@@ -204,6 +214,8 @@ impl AgentDevice {
 pub struct Agent {
     network: PolicyNetwork,
     device: InferenceDevice,
+    /// Frozen observation statistics the inputs are normalised with, if it was trained so.
+    normalizer: Option<ObservationNormalizer>,
 }
 
 impl Agent {
@@ -215,6 +227,11 @@ impl Agent {
     /// Acts with an inference copy of a DQN Q-network on `device`.
     pub fn q_network(model: &QNetwork, device: &InferenceDevice) -> Self {
         Self::new(PolicyNetwork::QNetwork(model.valid()), device)
+    }
+
+    /// Acts with an inference copy of a SAC actor on `device`.
+    pub fn soft_actor(actor: &SquashedGaussianActor, device: &InferenceDevice) -> Self {
+        Self::new(PolicyNetwork::SoftActor(actor.valid()), device)
     }
 
     fn new(network: PolicyNetwork, device: &InferenceDevice) -> Self {
@@ -229,11 +246,27 @@ impl Agent {
                     .to_device(device.device())
                     .with_tanh_kernel(TanhKernel::Vectorised),
             ),
+            PolicyNetwork::SoftActor(model) => PolicyNetwork::SoftActor(
+                model
+                    .to_device(device.device())
+                    .with_tanh_kernel(TanhKernel::Vectorised),
+            ),
         };
         Self {
             network,
             device: device.clone(),
+            normalizer: None,
         }
+    }
+
+    /// The same agent normalising its inputs with these (frozen) statistics.
+    pub fn with_normalizer(self, normalizer: Option<ObservationNormalizer>) -> Self {
+        Self { normalizer, ..self }
+    }
+
+    /// The statistics it normalises its inputs with, if any.
+    pub fn normalizer(&self) -> Option<&ObservationNormalizer> {
+        self.normalizer.as_ref()
     }
 
     /// Acts with a network read from another tool's file, built on the agents' device (its
@@ -247,7 +280,8 @@ impl Agent {
         Ok(Self::new(
             PolicyNetwork::load_for_inference(checkpoint, &device.0)?,
             &device.0,
-        ))
+        )
+        .with_normalizer(checkpoint.metadata().observation_normalization.clone()))
     }
 
     /// How many float tensors the network holds, and how many of them are on a device with
@@ -273,9 +307,17 @@ impl Agent {
         self.device.device().is_autodiff()
     }
 
-    /// Uploads `rows * dim` observations to the agent's device.
-    pub(crate) fn observation_tensor(&self, observations: &[f32], dim: usize) -> Tensor<2> {
-        observation_tensor(observations, dim, self.device.device())
+    /// Uploads `rows * dim` observations to the agent's device, normalised when it
+    /// normalises its inputs.
+    fn observation_tensor(&self, observations: &[f32], dim: usize) -> Tensor<2> {
+        match &self.normalizer {
+            None => observation_tensor(observations, dim, self.device.device()),
+            Some(normalizer) => {
+                let mut values = observations.to_vec();
+                normalizer.apply(&mut values);
+                observation_tensor(&values, dim, self.device.device())
+            }
+        }
     }
 
     /// The agent's device, for the envs that step beside it in this crate.
@@ -286,6 +328,10 @@ impl Agent {
     /// Greedy actions for a batch of observations already on the agent's device, left on
     /// the device: argmax of the logits or Q-values, or the Gaussian mean.
     pub fn greedy_device_actions(&self, observations: Tensor<2>) -> DeviceActions {
+        let observations = match &self.normalizer {
+            None => observations,
+            Some(normalizer) => normalizer.apply_tensor(observations),
+        };
         match self.network.action_outputs(observations) {
             (means, true) => DeviceActions::Continuous(means),
             (outputs, false) => DeviceActions::Discrete(outputs.argmax(1).squeeze_dim(1)),
@@ -323,24 +369,25 @@ impl Agent {
     ) -> Result<ActionBatch, ActError> {
         let x = self.observation_tensor(observations, dim);
         let rows = observations.len() / dim;
-        let (outputs, continuous) = self.network.action_outputs(x);
-        let outputs = read_f32(outputs)?;
-        let n = outputs.len() / rows;
-        // A Q-network acts greedily even when asked to sample.
-        let (PolicyNetwork::ActorCritic(model), Selection::Sample(rngs)) =
-            (&self.network, selection)
-        else {
-            return Ok(greedy_actions(outputs, rows, continuous));
+        let rngs = match selection {
+            Selection::Sample(rngs) => rngs,
+            // A Q-network acts greedily even when asked to sample.
+            Selection::Greedy => return self.greedy(x, rows),
         };
-        match model.log_std() {
-            None => Ok(ActionBatch::Discrete(
-                outputs
-                    .chunks(n)
-                    .zip(rngs.iter_mut())
-                    .map(|(row, rng)| sample_categorical(row, rng).0 as i64)
-                    .collect(),
-            )),
-            Some(log_std) => {
+        match &self.network {
+            PolicyNetwork::QNetwork(_) => self.greedy(x, rows),
+            PolicyNetwork::ActorCritic(model) => {
+                let outputs = read_f32(model.actor(x))?;
+                let n = outputs.len() / rows;
+                let Some(log_std) = model.log_std() else {
+                    return Ok(ActionBatch::Discrete(
+                        outputs
+                            .chunks(n)
+                            .zip(rngs.iter_mut())
+                            .map(|(row, rng)| sample_categorical(row, rng).0 as i64)
+                            .collect(),
+                    ));
+                };
                 let log_std = read_f32(log_std)?;
                 let mut actions = vec![0.0; outputs.len()];
                 for ((mean, out), rng) in outputs
@@ -352,6 +399,26 @@ impl Agent {
                 }
                 Ok(ActionBatch::Continuous(actions))
             }
+            PolicyNetwork::SoftActor(actor) => {
+                let (mean, log_std) = actor.heads(x);
+                let (mean, log_std) = (read_f32(mean)?, read_f32(log_std)?);
+                let n = actor.action_dim();
+                let mut actions = vec![0.0; mean.len()];
+                for (((mean, log_std), out), rng) in mean
+                    .chunks(n)
+                    .zip(log_std.chunks(n))
+                    .zip(actions.chunks_mut(n))
+                    .zip(rngs.iter_mut())
+                {
+                    sample_squashed(mean, log_std, actor.bounds(), rng, out);
+                }
+                Ok(ActionBatch::Continuous(actions))
+            }
         }
+    }
+
+    fn greedy(&self, observations: Tensor<2>, rows: usize) -> Result<ActionBatch, ActError> {
+        let (outputs, continuous) = self.network.action_outputs(observations);
+        Ok(greedy_actions(read_f32(outputs)?, rows, continuous))
     }
 }

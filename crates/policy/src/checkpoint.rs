@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::network::{ActionHead, ActorCritic, Architecture, QNetwork};
+use crate::normalization::ObservationNormalizer;
+use crate::soft_actor_critic::{ActionBounds, SoftActorCritic, SquashedGaussianActor, TwinQ};
 
 /// The metadata file's name inside a checkpoint directory.
 pub const METADATA_FILE: &str = "metadata.json";
@@ -127,6 +129,11 @@ pub struct Metadata {
     pub config: serde_json::Value,
     /// Trainer state needed to resume exactly (generator states, schedules, ...).
     pub trainer_state: serde_json::Value,
+    /// The observation statistics the policy's inputs are normalised with, when it was
+    /// trained with normalisation (absent otherwise, so older checkpoints read and hash as
+    /// they were written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation_normalization: Option<ObservationNormalizer>,
     /// Every other file of the checkpoint, with its SHA-256 in hex.
     pub files: BTreeMap<String, String>,
     /// The SHA-256 of this metadata's compact JSON with this field empty.
@@ -166,7 +173,8 @@ impl Metadata {
                 },
                 Space::Box { .. }
             )
-        );
+        ) || (matches!(self.architecture, Architecture::SoftActorCritic { .. })
+            && ActionBounds::of(&self.action_space).is_some());
         let action_outputs = match &self.action_space {
             Space::Discrete { n } => *n as usize,
             space => space.flat_dim(),
@@ -177,6 +185,11 @@ impl Metadata {
                 self.observation_space.describe(),
                 self.action_space.describe()
             ));
+        }
+        if let Some(normalizer) = &self.observation_normalization {
+            normalizer
+                .check(input)
+                .map_err(|reason| format!("observation_normalization: {reason}"))?;
         }
         let named = |key: &str| self.config.get(key).and_then(serde_json::Value::as_str);
         if let Some(env) = named("env")
@@ -290,7 +303,10 @@ impl Checkpoint {
                 activation,
                 head,
             } => {
-                self.check_weight_shapes(MODEL_FILE)?;
+                self.check_weight_shapes(
+                    MODEL_FILE,
+                    self.metadata.architecture.parameter_shapes(),
+                )?;
                 self.load_weights(
                     MODEL_FILE,
                     ActorCritic::unset(*observation_dim, hidden, *activation, *head, device),
@@ -319,7 +335,7 @@ impl Checkpoint {
                 activation,
                 actions,
             } => {
-                self.check_weight_shapes(file)?;
+                self.check_weight_shapes(file, self.metadata.architecture.parameter_shapes())?;
                 self.load_weights(
                     file,
                     QNetwork::unset(*observation_dim, hidden, *activation, *actions, device),
@@ -329,9 +345,72 @@ impl Checkpoint {
         }
     }
 
+    /// Builds SAC's actor and online critics as the metadata describes them on `device` and
+    /// loads their weights; the actor maps onto the recorded action box.
+    pub fn load_soft_actor_critic(
+        &self,
+        device: &Device,
+    ) -> Result<SoftActorCritic, CheckpointError> {
+        let (observation_dim, hidden, activation, bounds) = self.soft_actor_critic_parts()?;
+        self.check_weight_shapes(MODEL_FILE, self.metadata.architecture.parameter_shapes())?;
+        let action_dim = bounds.scale.len();
+        self.load_weights(
+            MODEL_FILE,
+            SoftActorCritic {
+                actor: SquashedGaussianActor::unset(
+                    observation_dim,
+                    hidden,
+                    activation,
+                    bounds,
+                    device,
+                ),
+                critics: TwinQ::unset(observation_dim, action_dim, hidden, activation, device),
+            },
+        )
+    }
+
+    /// SAC's critics from a file that holds only them (its target networks).
+    pub fn load_twin_q_from(&self, file: &str, device: &Device) -> Result<TwinQ, CheckpointError> {
+        let (observation_dim, hidden, activation, bounds) = self.soft_actor_critic_parts()?;
+        self.check_weight_shapes(file, self.metadata.architecture.critic_parameter_shapes())?;
+        self.load_weights(
+            file,
+            TwinQ::unset(
+                observation_dim,
+                bounds.scale.len(),
+                hidden,
+                activation,
+                device,
+            ),
+        )
+    }
+
+    fn soft_actor_critic_parts(
+        &self,
+    ) -> Result<(usize, &[usize], crate::Activation, ActionBounds), CheckpointError> {
+        match &self.metadata.architecture {
+            Architecture::SoftActorCritic {
+                observation_dim,
+                hidden,
+                activation,
+                ..
+            } => {
+                // Opening checked that the action space is a finite box of this size.
+                let bounds = ActionBounds::of(&self.metadata.action_space)
+                    .expect("checked when the checkpoint was opened");
+                Ok((*observation_dim, hidden, *activation, bounds))
+            }
+            other => Err(self.wrong_architecture("soft actor-critic", other)),
+        }
+    }
+
     /// Reads the weight file's tensor names and shapes (not its data) and checks them against
-    /// the architecture, before a module of that architecture is built.
-    fn check_weight_shapes(&self, file: &str) -> Result<(), CheckpointError> {
+    /// what the architecture has there, before a module of that architecture is built.
+    fn check_weight_shapes(
+        &self,
+        file: &str,
+        expected: Vec<(String, Vec<usize>)>,
+    ) -> Result<(), CheckpointError> {
         let path = self.file(file);
         let weights = |reason: String| CheckpointError::Weights {
             path: path.clone(),
@@ -343,12 +422,7 @@ impl Checkpoint {
             .into_iter()
             .map(|tensor| (tensor.name, tensor.shape.to_vec()))
             .collect();
-        let expected: BTreeMap<String, Vec<usize>> = self
-            .metadata
-            .architecture
-            .parameter_shapes()
-            .into_iter()
-            .collect();
+        let expected: BTreeMap<String, Vec<usize>> = expected.into_iter().collect();
         for (name, shape) in &expected {
             match found.get(name) {
                 Some(held) if held == shape => {}
@@ -393,6 +467,7 @@ impl Checkpoint {
                 } => "categorical actor-critic",
                 Architecture::ActorCritic { .. } => "Gaussian actor-critic",
                 Architecture::QNetwork { .. } => "Q-network",
+                Architecture::SoftActorCritic { .. } => "soft actor-critic",
             },
         }
     }
@@ -512,6 +587,7 @@ mod tests {
             },
             config: serde_json::json!({"env": "CartPole-v1", "algorithm": "ppo", "ppo": {"lr": 2.5e-4}}),
             trainer_state: serde_json::json!({}),
+            observation_normalization: None,
             files: BTreeMap::new(),
             metadata_sha256: String::new(),
         }

@@ -15,6 +15,8 @@ use thiserror::Error;
 use crate::acting::ActError;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::network::{ActionHead, Architecture, Mlp};
+use crate::normalization::ObservationNormalizer;
+use crate::soft_actor_critic::ActionBounds;
 use crate::weights::{ForeignHead, ForeignNetwork, LayerWeights};
 use gradless_device::InferenceDevice;
 
@@ -46,6 +48,7 @@ fn policy_kind(architecture: &Architecture) -> &'static str {
         } => "categorical_actor",
         Architecture::ActorCritic { .. } => "gaussian_actor_mean",
         Architecture::QNetwork { .. } => "q_network",
+        Architecture::SoftActorCritic { .. } => "squashed_gaussian_actor",
     }
 }
 
@@ -78,27 +81,63 @@ fn host_layers(network: &Mlp) -> Result<Vec<LayerWeights>, ActError> {
         .collect()
 }
 
-/// The safetensors bytes of `layers` (as `0.*`, `2.*`, ...) with `metadata`.
-fn safetensors_bytes(layers: &[LayerWeights], metadata: BTreeMap<String, String>) -> Vec<u8> {
+/// A tensor written beside the layers: its name, shape and values.
+type NamedTensor<'a> = (String, Vec<usize>, &'a [f32]);
+
+/// The observation statistics an exported policy's inputs are normalised with, as tensors
+/// `obs_norm.mean` and `obs_norm.var` (float32) and metadata `obs_norm_clip`,
+/// `obs_norm_epsilon`.
+fn normalization_tensors(
+    normalizer: Option<&ObservationNormalizer>,
+    metadata: &mut BTreeMap<String, String>,
+) -> Vec<(String, Vec<f32>)> {
+    let Some(normalizer) = normalizer else {
+        return Vec::new();
+    };
+    metadata.insert("obs_norm_clip".into(), normalizer.clip.to_string());
+    metadata.insert("obs_norm_epsilon".into(), normalizer.epsilon.to_string());
+    let f32s = |values: &[f64]| values.iter().map(|&v| v as f32).collect();
+    vec![
+        ("obs_norm.mean".into(), f32s(&normalizer.moments.mean)),
+        ("obs_norm.var".into(), f32s(&normalizer.moments.var)),
+    ]
+}
+
+/// The safetensors bytes of `layers` (as `0.*`, `2.*`, ...) and `extra` tensors with
+/// `metadata`.
+fn safetensors_bytes(
+    layers: &[LayerWeights],
+    extra: &[(String, Vec<f32>)],
+    metadata: BTreeMap<String, String>,
+) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), json!(metadata));
     let mut data: Vec<u8> = Vec::new();
-    for (k, layer) in layers.iter().enumerate() {
-        for (name, shape, tensor) in [
+    let layer_tensors = layers.iter().enumerate().flat_map(|(k, layer)| {
+        [
             (
                 format!("{}.weight", 2 * k),
                 vec![layer.outputs, layer.inputs],
-                &layer.weight,
+                layer.weight.as_slice(),
             ),
-            (format!("{}.bias", 2 * k), vec![layer.outputs], &layer.bias),
-        ] {
-            let start = data.len();
-            data.extend(tensor.iter().flat_map(|v| v.to_le_bytes()));
-            header.insert(
-                name,
-                json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
-            );
-        }
+            (
+                format!("{}.bias", 2 * k),
+                vec![layer.outputs],
+                layer.bias.as_slice(),
+            ),
+        ]
+    });
+    let extra_tensors = extra
+        .iter()
+        .map(|(name, values)| (name.clone(), vec![values.len()], values.as_slice()));
+    let tensors: Vec<NamedTensor<'_>> = layer_tensors.chain(extra_tensors).collect();
+    for (name, shape, tensor) in tensors {
+        let start = data.len();
+        data.extend(tensor.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            name,
+            json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
     }
     let mut header = serde_json::to_vec(&header).expect("header serialises");
     // The data starts 8-byte aligned, as the format recommends.
@@ -111,12 +150,15 @@ fn safetensors_bytes(layers: &[LayerWeights], metadata: BTreeMap<String, String>
     bytes
 }
 
-/// The string metadata of an exported policy.
+/// The string metadata of an exported policy. `action_transform` says how greedy actions
+/// are rebuilt: `none` (the argmax or the mean as it is) or `tanh_scale` (the first
+/// `action_dim` outputs `m`, then `tanh(m) * action_scale + action_bias`).
 fn export_metadata(
     architecture: &Architecture,
     env_id: &str,
     global_step: u64,
     log_std: Option<&[f32]>,
+    bounds: Option<&ActionBounds>,
 ) -> BTreeMap<String, String> {
     let (observation_dim, outputs) = architecture.input_output();
     let mut metadata = BTreeMap::from([
@@ -134,12 +176,19 @@ fn export_metadata(
         ("env_id".to_string(), env_id.to_string()),
         ("global_step".to_string(), global_step.to_string()),
     ]);
+    let list = |values: &[f32]| serde_json::to_string(values).expect("numbers serialise");
     if let Some(log_std) = log_std {
-        metadata.insert(
-            "log_std".to_string(),
-            serde_json::to_string(log_std).expect("numbers serialise"),
-        );
+        metadata.insert("log_std".to_string(), list(log_std));
     }
+    let transform = match bounds {
+        None => "none",
+        Some(bounds) => {
+            metadata.insert("action_scale".to_string(), list(&bounds.scale));
+            metadata.insert("action_bias".to_string(), list(&bounds.bias));
+            "tanh_scale"
+        }
+    };
+    metadata.insert("action_transform".to_string(), transform.to_string());
     metadata
 }
 
@@ -158,11 +207,11 @@ pub fn export_safetensors(
     out: &Path,
 ) -> Result<(), ExportError> {
     let metadata = checkpoint.metadata();
-    let (network, log_std) = match &metadata.architecture {
+    let (network, log_std, bounds) = match &metadata.architecture {
         Architecture::ActorCritic { .. } => {
             let model = checkpoint.load_actor_critic(device.device())?;
             let log_std = model.log_std().map(values).transpose()?;
-            (model.actor_network().clone(), log_std)
+            (model.actor_network().clone(), log_std, None)
         }
         Architecture::QNetwork { .. } => (
             checkpoint
@@ -170,15 +219,25 @@ pub fn export_safetensors(
                 .network()
                 .clone(),
             None,
+            None,
         ),
+        Architecture::SoftActorCritic { .. } => {
+            let actor = checkpoint.load_soft_actor_critic(device.device())?.actor;
+            (actor.network().clone(), None, Some(actor.bounds().clone()))
+        }
     };
-    let tags = export_metadata(
+    let mut tags = export_metadata(
         &metadata.architecture,
         &metadata.env_id,
         metadata.global_step,
         log_std.as_deref(),
+        bounds.as_ref(),
     );
-    write(out, &safetensors_bytes(&host_layers(&network)?, tags))
+    let extra = normalization_tensors(metadata.observation_normalization.as_ref(), &mut tags);
+    write(
+        out,
+        &safetensors_bytes(&host_layers(&network)?, &extra, tags),
+    )
 }
 
 /// Writes a policy read from another tool's file to `out` in the same layout, for the env
@@ -193,8 +252,8 @@ pub fn export_foreign_safetensors(
         ForeignHead::Gaussian { log_std } => Some(log_std.as_slice()),
         _ => None,
     };
-    let tags = export_metadata(&network.architecture(), env_id, global_step, log_std);
-    write(out, &safetensors_bytes(&network.layers, tags))
+    let tags = export_metadata(&network.architecture(), env_id, global_step, log_std, None);
+    write(out, &safetensors_bytes(&network.layers, &[], tags))
 }
 
 #[cfg(test)]
@@ -204,6 +263,66 @@ mod tests {
     use crate::network::Activation;
     use burn::prelude::Device;
     use gradless_envs::EnvRng;
+
+    /// A written file's header and a reader of its tensors (shape, values).
+    fn parse(bytes: &[u8]) -> (serde_json::Value, impl Fn(&str) -> (Vec<usize>, Vec<f32>)) {
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+        let data = bytes[8 + header_len..].to_vec();
+        let entries = header.clone();
+        let tensor = move |name: &str| -> (Vec<usize>, Vec<f32>) {
+            let entry = &entries[name];
+            assert_eq!(entry["dtype"], "F32");
+            let shape: Vec<usize> = serde_json::from_value(entry["shape"].clone()).unwrap();
+            let [start, end]: [usize; 2] =
+                serde_json::from_value(entry["data_offsets"].clone()).unwrap();
+            let values = data[start..end]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (shape, values)
+        };
+        (header, tensor)
+    }
+
+    /// Observation statistics travel as float32 tensors with their clip and epsilon, and a
+    /// squashed actor says how its greedy actions are rebuilt.
+    #[test]
+    fn statistics_and_action_transform_are_written() {
+        let mut normalizer = ObservationNormalizer::new(3, 5.0, 1e-8);
+        normalizer.moments.update(&[1.0, 2.0, 3.0, 3.0, 2.0, 1.0]);
+        let architecture = Architecture::SoftActorCritic {
+            observation_dim: 3,
+            hidden: vec![4],
+            activation: crate::Activation::Relu,
+            action_dim: 1,
+        };
+        let bounds = ActionBounds {
+            scale: vec![2.0],
+            bias: vec![0.0],
+        };
+        let mut metadata = export_metadata(&architecture, "Pendulum-v1", 7, None, Some(&bounds));
+        let extra = normalization_tensors(Some(&normalizer), &mut metadata);
+        let bytes = safetensors_bytes(&[], &extra, metadata);
+        let (header, tensor) = parse(&bytes);
+        let tags = &header["__metadata__"];
+        assert_eq!(tags["policy"], "squashed_gaussian_actor");
+        assert_eq!(tags["action_transform"], "tanh_scale");
+        assert_eq!(tags["action_scale"], "[2.0]");
+        assert_eq!(tags["obs_norm_clip"], "5");
+        assert_eq!(tags["obs_norm_epsilon"], "0.00000001");
+        let (shape, mean) = tensor("obs_norm.mean");
+        assert_eq!(shape, vec![3]);
+        assert!(mean.iter().all(|m| (m - 2.0).abs() < 1e-3), "{mean:?}");
+        let (shape, var) = tensor("obs_norm.var");
+        assert_eq!(shape, vec![3]);
+        assert!(
+            (var[0] - 1.0).abs() < 1e-3 && var[1].abs() < 1e-3,
+            "{var:?}"
+        );
+        let plain = export_metadata(&architecture, "Pendulum-v1", 7, None, None);
+        assert_eq!(plain["action_transform"], "none");
+    }
 
     /// Parses the file back, runs the exported layers on the host as PyTorch would
     /// (`x @ W.T + b`, tanh between) and compares with the network's own output.
@@ -220,23 +339,9 @@ mod tests {
             device.device(),
         );
         let metadata = BTreeMap::from([("activation".to_string(), "tanh".to_string())]);
-        let bytes = safetensors_bytes(&host_layers(&mlp).unwrap(), metadata);
-        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-        let data = &bytes[8 + header_len..];
+        let bytes = safetensors_bytes(&host_layers(&mlp).unwrap(), &[], metadata);
+        let (header, tensor) = parse(&bytes);
         assert_eq!(header["__metadata__"]["activation"], "tanh");
-        let tensor = |name: &str| -> (Vec<usize>, Vec<f32>) {
-            let entry = &header[name];
-            assert_eq!(entry["dtype"], "F32");
-            let shape: Vec<usize> = serde_json::from_value(entry["shape"].clone()).unwrap();
-            let [start, end]: [usize; 2] =
-                serde_json::from_value(entry["data_offsets"].clone()).unwrap();
-            let values = data[start..end]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (shape, values)
-        };
         assert_eq!(tensor("0.weight").0, vec![8, 4]);
         assert_eq!(tensor("4.weight").0, vec![2, 6]);
         let input = [0.1f32, -0.2, 0.3, 0.05];

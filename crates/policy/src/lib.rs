@@ -1,5 +1,6 @@
 //! What the trainer and the evaluator share: the networks (an actor-critic with a
-//! categorical or Gaussian head for PPO, a Q-network for DQN) and the checkpoint format that
+//! categorical or Gaussian head for PPO, a Q-network for DQN, SAC's squashed Gaussian actor
+//! and twin critics) and the checkpoint format that
 //! carries them from one to the other. The evaluator depends on this crate, never on the
 //! trainer.
 
@@ -8,8 +9,10 @@ mod checkpoint;
 mod episodes;
 pub mod export;
 mod network;
+mod normalization;
 mod rollout;
 pub mod sampling;
+mod soft_actor_critic;
 mod tanh;
 mod weights;
 
@@ -25,7 +28,12 @@ pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
     QNetwork, TanhKernel, check_hidden_sizes,
 };
+pub use normalization::{ObservationNormalizer, RunningMoments};
 pub use rollout::Rollout;
+pub use soft_actor_critic::{
+    ActionBounds, LOG_STD_MAX, LOG_STD_MIN, SoftActorCritic, SquashedGaussianActor, TwinQ,
+    sample_squashed, squash_with_noise,
+};
 pub use weights::{
     ForeignHead, ForeignNetwork, ImportedSpec, LayerWeights, write_imported_checkpoint,
 };

@@ -253,6 +253,9 @@ impl ActionHead {
     }
 }
 
+/// Where SAC's model file keeps its critics.
+const CRITICS: &str = "critics";
+
 /// Everything needed to rebuild a network before loading its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -279,15 +282,26 @@ pub enum Architecture {
         /// Number of actions.
         actions: usize,
     },
+    /// SAC's tanh-squashed Gaussian actor and twin Q-networks (same hidden sizes).
+    SoftActorCritic {
+        /// Observation size.
+        observation_dim: usize,
+        /// Hidden layer sizes (actor and both critics).
+        hidden: Vec<usize>,
+        /// Activation between hidden layers.
+        activation: Activation,
+        /// Action dimensions.
+        action_dim: usize,
+    },
 }
 
 impl Architecture {
     /// Its hidden layer sizes.
     pub fn hidden(&self) -> &[usize] {
         match self {
-            Architecture::ActorCritic { hidden, .. } | Architecture::QNetwork { hidden, .. } => {
-                hidden
-            }
+            Architecture::ActorCritic { hidden, .. }
+            | Architecture::QNetwork { hidden, .. }
+            | Architecture::SoftActorCritic { hidden, .. } => hidden,
         }
     }
 
@@ -295,7 +309,8 @@ impl Architecture {
     pub fn activation(&self) -> Activation {
         match self {
             Architecture::ActorCritic { activation, .. }
-            | Architecture::QNetwork { activation, .. } => *activation,
+            | Architecture::QNetwork { activation, .. }
+            | Architecture::SoftActorCritic { activation, .. } => *activation,
         }
     }
 
@@ -312,6 +327,11 @@ impl Architecture {
                 actions,
                 ..
             } => (*observation_dim, *actions),
+            Architecture::SoftActorCritic {
+                observation_dim,
+                action_dim,
+                ..
+            } => (*observation_dim, *action_dim),
         }
     }
 
@@ -372,8 +392,33 @@ impl Architecture {
                 &layer_sizes(*observation_dim, hidden, *actions),
                 &mut shapes,
             ),
+            Architecture::SoftActorCritic {
+                observation_dim,
+                hidden,
+                action_dim,
+                ..
+            } => {
+                mlp(
+                    "actor.net",
+                    &layer_sizes(*observation_dim, hidden, 2 * action_dim),
+                    &mut shapes,
+                );
+                let critic = layer_sizes(observation_dim + action_dim, hidden, 1);
+                mlp(&format!("{CRITICS}.q1"), &critic, &mut shapes);
+                mlp(&format!("{CRITICS}.q2"), &critic, &mut shapes);
+            }
         }
         shapes
+    }
+
+    /// The parameters of a file that holds only the critics (SAC's target networks): those
+    /// under `critics.`, named without it. Empty for other architectures.
+    pub fn critic_parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let prefix = format!("{CRITICS}.");
+        self.parameter_shapes()
+            .into_iter()
+            .filter_map(|(name, shape)| Some((name.strip_prefix(&prefix)?.to_string(), shape)))
+            .collect()
     }
 }
 

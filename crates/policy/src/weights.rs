@@ -354,6 +354,7 @@ pub fn write_imported_checkpoint(
             "format": spec.format,
         }),
         trainer_state: serde_json::json!({ "imported": true }),
+        observation_normalization: None,
         files: Default::default(),
         metadata_sha256: String::new(),
     };
@@ -362,6 +363,9 @@ pub fn write_imported_checkpoint(
         let saved = match built {
             PolicyNetwork::ActorCritic(model) => model.save_file(&path),
             PolicyNetwork::QNetwork(model) => model.save_file(&path),
+            PolicyNetwork::SoftActor(_) => {
+                unreachable!("other tools' files build actor-critics and Q-networks only")
+            }
         };
         saved.map_err(|e| crate::CheckpointError::Weights {
             path,

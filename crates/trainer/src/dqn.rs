@@ -32,7 +32,7 @@ use crate::adam::MomentValues;
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::replay_buffer::ReplayBuffer;
-use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
+use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -67,7 +67,7 @@ pub(crate) struct Dqn {
     acting: QNetwork,
     target: QNetwork,
     optimizer: Adam,
-    buffer: ReplayBuffer,
+    buffer: ReplayBuffer<i64>,
     env: Box<dyn VectorEnv>,
     observations: Vec<f32>,
     observation_dim: usize,
@@ -122,7 +122,7 @@ impl Dqn {
             target: q.valid(),
             q,
             optimizer: Adam::new(dqn.adam_epsilon),
-            buffer: ReplayBuffer::new(dqn.buffer_size, observation_dim),
+            buffer: ReplayBuffer::new(dqn.buffer_size, observation_dim, 1),
             config: dqn.clone(),
             env,
             observations: Vec::new(),
@@ -187,6 +187,7 @@ impl Dqn {
             &checkpoint.file(REPLAY_FILE),
             dqn_config.buffer_size,
             observation_dim,
+            1,
         )?;
         dqn.observations = state.env.observations.clone();
         dqn.rng = state.rng;
@@ -303,11 +304,6 @@ impl Dqn {
     }
 }
 
-/// Whether a multiple of `every` lies in `(before, after]`.
-fn crossed(before: u64, after: u64, every: u64) -> bool {
-    after / every > before / every
-}
-
 /// The target network's file inside a checkpoint.
 const TARGET_FILE: &str = "target.bpk";
 
@@ -329,7 +325,7 @@ impl Algorithm for Dqn {
             };
             self.buffer.push(
                 &self.observations[e * dim..(e + 1) * dim],
-                action,
+                &[action],
                 step.rewards[e] as f32,
                 next,
                 step.terminated[e],
@@ -429,19 +425,5 @@ impl Algorithm for Dqn {
         let mut parameters = crate::session::flat_parameters(&self.q);
         parameters.extend(crate::session::flat_parameters(&self.target));
         (parameters, self.optimizer.moments())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crossings_count_multiples_in_the_half_open_interval() {
-        assert!(crossed(9, 10, 10));
-        assert!(!crossed(10, 19, 10));
-        assert!(crossed(15, 25, 10));
-        assert!(crossed(0, 4, 4));
-        assert!(!crossed(0, 3, 4));
     }
 }

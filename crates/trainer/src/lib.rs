@@ -1,4 +1,4 @@
-//! Training: PPO and DQN on a burn device with autodiff on. Rollouts act through an inference
+//! Training: PPO, DQN and SAC on a burn device with autodiff on. Rollouts act through an inference
 //! copy of the network (`valid()`), only the updates run on the autodiff device. Every
 //! checkpoint holds the complete training state (weights, optimizer moments, generator
 //! states, env states, replay buffer), so a resumed run continues exactly where the saved one
@@ -12,7 +12,9 @@ mod grad_clip;
 pub mod metrics;
 mod ppo;
 mod replay_buffer;
+mod reward_scaling;
 pub mod run_dir;
+mod sac;
 mod session;
 mod tensorboard;
 
@@ -21,7 +23,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use adam::Adam;
-pub use config::{AlgorithmConfig, AlgorithmKind, ConfigError, ConfigFile, TrainConfig};
+pub use config::{AlgorithmConfig, AlgorithmKind, ConfigError, ConfigFile, SacConfig, TrainConfig};
 pub use grad_clip::{clip_by_global_norm, global_norm};
 pub use run_dir::RunDir;
 pub use session::{Progress, RunSummary, Session, StopAt};

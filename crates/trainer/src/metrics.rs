@@ -60,6 +60,31 @@ pub struct DqnUpdate {
     pub iteration_seconds: f64,
 }
 
+/// What SAC's training rounds since the last report measured (CleanRL's `losses/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SacUpdate {
+    /// Gradient steps taken so far.
+    pub gradient_steps: u64,
+    /// Mean value of the first critic on the sampled pairs.
+    pub qf1_values: f64,
+    /// The same for the second.
+    pub qf2_values: f64,
+    /// Mean squared error of the first critic.
+    pub qf1_loss: f64,
+    /// The same for the second.
+    pub qf2_loss: f64,
+    /// Mean actor loss (`alpha * log pi - min Q`).
+    pub actor_loss: f64,
+    /// Mean entropy-weight loss (0 when the weight is fixed).
+    pub alpha_loss: f64,
+    /// The entropy weight now.
+    pub alpha: f64,
+    /// Transitions in the replay buffer.
+    pub buffer: usize,
+    /// Seconds the reporting iteration took.
+    pub iteration_seconds: f64,
+}
+
 /// An update's statistics, by algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -68,6 +93,8 @@ pub enum Update {
     Ppo(PpoUpdate),
     /// DQN's.
     Dqn(DqnUpdate),
+    /// SAC's.
+    Sac(SacUpdate),
 }
 
 /// One line of the metrics log.

@@ -1,5 +1,6 @@
-//! DQN's replay buffer: a ring of transitions sampled uniformly with replacement. It is part
-//! of the training state, so checkpoints save it whole.
+//! The off-policy algorithms' replay buffer: a ring of transitions sampled uniformly with
+//! replacement, holding DQN's discrete actions or SAC's continuous ones. It is part of the
+//! training state, so checkpoints save it whole.
 
 use std::path::Path;
 
@@ -8,17 +9,48 @@ use gradless_policy::CheckpointError;
 
 use crate::binary::{BinaryReader, BinaryWriter};
 
-const MAGIC: &[u8; 8] = b"GLREPLY1";
+/// The values an action is stored as, and how a buffer of them is saved.
+pub trait StoredAction: Copy + PartialEq + std::fmt::Debug {
+    /// The buffer file's magic bytes.
+    const MAGIC: &'static [u8; 8];
+    /// Writes the actions.
+    fn write(writer: &mut BinaryWriter, values: &[Self]);
+    /// Reads them back.
+    fn read(reader: &mut BinaryReader) -> Result<Vec<Self>, CheckpointError>;
+}
+
+/// Discrete actions (DQN): one index per transition.
+impl StoredAction for i64 {
+    const MAGIC: &'static [u8; 8] = b"GLREPLY1";
+    fn write(writer: &mut BinaryWriter, values: &[Self]) {
+        writer.i64s(values);
+    }
+    fn read(reader: &mut BinaryReader) -> Result<Vec<Self>, CheckpointError> {
+        reader.i64s()
+    }
+}
+
+/// Continuous actions (SAC): `action_dim` values per transition.
+impl StoredAction for f32 {
+    const MAGIC: &'static [u8; 8] = b"GLREPLC1";
+    fn write(writer: &mut BinaryWriter, values: &[Self]) {
+        writer.f32s(values);
+    }
+    fn read(reader: &mut BinaryReader) -> Result<Vec<Self>, CheckpointError> {
+        reader.f32s()
+    }
+}
 
 /// Transitions `(observation, action, reward, next observation, terminated)`. The next
 /// observation is the true last one when an episode ended, not the reset that followed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReplayBuffer {
+pub struct ReplayBuffer<A: StoredAction> {
     capacity: usize,
     observation_dim: usize,
+    action_dim: usize,
     observations: Vec<f32>,
     next_observations: Vec<f32>,
-    actions: Vec<i64>,
+    actions: Vec<A>,
     rewards: Vec<f32>,
     /// 1 where the episode terminated (no bootstrap), 0 otherwise (also on truncation).
     terminated: Vec<f32>,
@@ -27,26 +59,27 @@ pub struct ReplayBuffer {
 }
 
 /// A sampled minibatch, as flat host arrays.
-#[derive(Debug, Default)]
-pub struct Batch {
+#[derive(Debug)]
+pub struct Batch<A> {
     /// `batch * observation_dim` values.
     pub observations: Vec<f32>,
     /// `batch * observation_dim` values.
     pub next_observations: Vec<f32>,
-    /// One action per transition.
-    pub actions: Vec<i64>,
+    /// `batch * action_dim` values.
+    pub actions: Vec<A>,
     /// One reward per transition.
     pub rewards: Vec<f32>,
     /// 1 where the transition ended its episode in a terminal state.
     pub terminated: Vec<f32>,
 }
 
-impl ReplayBuffer {
-    /// An empty buffer.
-    pub fn new(capacity: usize, observation_dim: usize) -> Self {
+impl<A: StoredAction> ReplayBuffer<A> {
+    /// An empty buffer of transitions whose actions are `action_dim` values.
+    pub fn new(capacity: usize, observation_dim: usize, action_dim: usize) -> Self {
         Self {
             capacity,
             observation_dim,
+            action_dim,
             observations: Vec::new(),
             next_observations: Vec::new(),
             actions: Vec::new(),
@@ -58,31 +91,31 @@ impl ReplayBuffer {
 
     /// Transitions held.
     pub fn len(&self) -> usize {
-        self.actions.len()
+        self.rewards.len()
     }
 
     /// Adds a transition, replacing the oldest once full.
     pub fn push(
         &mut self,
         observation: &[f32],
-        action: i64,
+        action: &[A],
         reward: f32,
         next: &[f32],
         terminated: bool,
     ) {
-        let dim = self.observation_dim;
+        let (dim, width) = (self.observation_dim, self.action_dim);
         let done = if terminated { 1.0 } else { 0.0 };
         if self.len() < self.capacity {
             self.observations.extend_from_slice(observation);
             self.next_observations.extend_from_slice(next);
-            self.actions.push(action);
+            self.actions.extend_from_slice(action);
             self.rewards.push(reward);
             self.terminated.push(done);
         } else {
             let k = self.position;
             self.observations[k * dim..(k + 1) * dim].copy_from_slice(observation);
             self.next_observations[k * dim..(k + 1) * dim].copy_from_slice(next);
-            self.actions[k] = action;
+            self.actions[k * width..(k + 1) * width].copy_from_slice(action);
             self.rewards[k] = reward;
             self.terminated[k] = done;
             self.position = (k + 1) % self.capacity;
@@ -90,9 +123,15 @@ impl ReplayBuffer {
     }
 
     /// `size` transitions drawn uniformly with replacement.
-    pub fn sample(&self, size: usize, rng: &mut EnvRng) -> Batch {
-        let dim = self.observation_dim;
-        let mut batch = Batch::default();
+    pub fn sample(&self, size: usize, rng: &mut EnvRng) -> Batch<A> {
+        let (dim, width) = (self.observation_dim, self.action_dim);
+        let mut batch = Batch {
+            observations: Vec::with_capacity(size * dim),
+            next_observations: Vec::with_capacity(size * dim),
+            actions: Vec::with_capacity(size * width),
+            rewards: Vec::with_capacity(size),
+            terminated: Vec::with_capacity(size),
+        };
         for _ in 0..size {
             let k = rng.below(self.len() as u64) as usize;
             batch
@@ -101,7 +140,9 @@ impl ReplayBuffer {
             batch
                 .next_observations
                 .extend_from_slice(&self.next_observations[k * dim..(k + 1) * dim]);
-            batch.actions.push(self.actions[k]);
+            batch
+                .actions
+                .extend_from_slice(&self.actions[k * width..(k + 1) * width]);
             batch.rewards.push(self.rewards[k]);
             batch.terminated.push(self.terminated[k]);
         }
@@ -110,25 +151,26 @@ impl ReplayBuffer {
 
     /// Writes the whole buffer to `path`.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let mut writer = BinaryWriter::new(MAGIC);
+        let mut writer = BinaryWriter::new(A::MAGIC);
         writer.u64(self.capacity as u64);
         writer.u64(self.observation_dim as u64);
         writer.u64(self.position as u64);
         writer.f32s(&self.observations);
         writer.f32s(&self.next_observations);
-        writer.i64s(&self.actions);
+        A::write(&mut writer, &self.actions);
         writer.f32s(&self.rewards);
         writer.f32s(&self.terminated);
         writer.write(path)
     }
 
-    /// Reads a buffer saved for a run with this capacity and observation size.
+    /// Reads a buffer saved for a run with this capacity, observation and action size.
     pub fn load(
         path: &Path,
         capacity: usize,
         observation_dim: usize,
+        action_dim: usize,
     ) -> Result<Self, CheckpointError> {
-        let mut reader = BinaryReader::open(path, MAGIC)?;
+        let mut reader = BinaryReader::open(path, A::MAGIC)?;
         let (saved_capacity, saved_dim, position) = (
             reader.u64()? as usize,
             reader.u64()? as usize,
@@ -142,9 +184,10 @@ impl ReplayBuffer {
         let buffer = Self {
             capacity,
             observation_dim,
+            action_dim,
             observations: reader.f32s()?,
             next_observations: reader.f32s()?,
-            actions: reader.i64s()?,
+            actions: A::read(&mut reader)?,
             rewards: reader.f32s()?,
             terminated: reader.f32s()?,
             position,
@@ -154,7 +197,7 @@ impl ReplayBuffer {
             || position >= capacity.max(1)
             || buffer.observations.len() != n * observation_dim
             || buffer.next_observations.len() != n * observation_dim
-            || buffer.rewards.len() != n
+            || buffer.actions.len() != n * action_dim
             || buffer.terminated.len() != n
         {
             return Err(reader.invalid("inconsistent replay buffer sizes"));
@@ -170,10 +213,10 @@ mod tests {
 
     #[test]
     fn ring_replaces_the_oldest_and_round_trips() {
-        let mut buffer = ReplayBuffer::new(3, 2);
+        let mut buffer = ReplayBuffer::<i64>::new(3, 2, 1);
         for k in 0..5 {
             let x = k as f32;
-            buffer.push(&[x, x], k, x, &[x + 1.0, x + 1.0], k == 4);
+            buffer.push(&[x, x], &[k], x, &[x + 1.0, x + 1.0], k == 4);
         }
         assert_eq!(buffer.len(), 3);
         // 3 and 4 replaced 0 and 1.
@@ -188,9 +231,36 @@ mod tests {
         }
         let path = std::env::temp_dir().join(format!("gradless-replay-{}", std::process::id()));
         buffer.save(&path).unwrap();
-        assert_eq!(ReplayBuffer::load(&path, 3, 2).unwrap(), buffer);
-        let err = ReplayBuffer::load(&path, 4, 2).unwrap_err().to_string();
+        assert_eq!(ReplayBuffer::load(&path, 3, 2, 1).unwrap(), buffer);
+        let err = ReplayBuffer::<i64>::load(&path, 4, 2, 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs 4 of 2"), "{err}");
+        // A buffer of discrete actions is not one of continuous actions.
+        assert!(ReplayBuffer::<f32>::load(&path, 3, 2, 1).is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Continuous actions keep their `action_dim` values together through the ring, the
+    /// sampling and a save; a reader expecting another width refuses the file.
+    #[test]
+    fn continuous_actions_stay_together() {
+        let mut buffer = ReplayBuffer::<f32>::new(4, 1, 2);
+        for k in 0..6 {
+            let x = k as f32;
+            buffer.push(&[x], &[x, -x], 0.5 * x, &[x + 1.0], false);
+        }
+        let batch = buffer.sample(40, &mut EnvRng::from_seed(2));
+        for (i, pair) in batch.actions.chunks(2).enumerate() {
+            assert_eq!(pair[1], -pair[0]);
+            assert_eq!(batch.observations[i], pair[0]);
+            assert_eq!(batch.rewards[i], 0.5 * pair[0]);
+            assert!(pair[0] >= 2.0, "0 and 1 were replaced");
+        }
+        let path = std::env::temp_dir().join(format!("gradless-replay-c-{}", std::process::id()));
+        buffer.save(&path).unwrap();
+        assert_eq!(ReplayBuffer::load(&path, 4, 1, 2).unwrap(), buffer);
+        assert!(ReplayBuffer::<f32>::load(&path, 4, 1, 3).is_err());
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -112,6 +112,23 @@ fn scalars(line: &MetricsLine) -> (u64, Vec<(&'static str, f64)>) {
                 ("charts/epsilon", u.epsilon),
             ],
         ),
+        MetricsLine::Update {
+            global_step,
+            stats: Update::Sac(u),
+            ..
+        } => (
+            *global_step,
+            vec![
+                ("losses/qf1_values", u.qf1_values),
+                ("losses/qf2_values", u.qf2_values),
+                ("losses/qf1_loss", u.qf1_loss),
+                ("losses/qf2_loss", u.qf2_loss),
+                ("losses/qf_loss", (u.qf1_loss + u.qf2_loss) / 2.0),
+                ("losses/actor_loss", u.actor_loss),
+                ("losses/alpha", u.alpha),
+                ("losses/alpha_loss", u.alpha_loss),
+            ],
+        ),
         MetricsLine::Evaluation {
             global_step,
             mean_return,

@@ -5,7 +5,7 @@
 //! again, in the file form: that is what checkpoints record and what a resume is compared
 //! against.
 //!
-//! Defaults follow CleanRL (`ppo.py`, `dqn.py`); the shipped configs say where they depart.
+//! Defaults follow CleanRL (`ppo.py`, `dqn.py`, `sac_continuous_action.py`); the shipped configs say where they depart.
 //! The checks are in `validation`; half of this file is tests of the file form and overrides.
 
 mod validation;
@@ -44,6 +44,8 @@ pub enum AlgorithmKind {
     Ppo,
     /// Deep Q-learning (discrete actions).
     Dqn,
+    /// Soft actor-critic (bounded continuous actions).
+    Sac,
 }
 
 impl AlgorithmKind {
@@ -52,6 +54,7 @@ impl AlgorithmKind {
         match self {
             AlgorithmKind::Ppo => "ppo",
             AlgorithmKind::Dqn => "dqn",
+            AlgorithmKind::Sac => "sac",
         }
     }
 }
@@ -63,7 +66,7 @@ impl AlgorithmKind {
 pub struct ConfigFile {
     /// The environment id (`CartPole-v1`, ...).
     pub env: String,
-    /// The algorithm; its own section (`[ppo]` or `[dqn]`) tunes it.
+    /// The algorithm; its own section (`[ppo]`, `[dqn]` or `[sac]`) tunes it.
     pub algorithm: AlgorithmKind,
     /// Seeds the network initialisation, the envs (env `i` gets `seed + i`) and every draw
     /// the trainer makes.
@@ -80,12 +83,20 @@ pub struct ConfigFile {
     /// Greedy evaluation during training.
     #[serde(default)]
     pub evaluation: EvaluationConfig,
+    /// Observation and reward normalisation (off unless asked for; left out of the
+    /// written form when off, so that runs without it read and hash as before).
+    #[serde(default, skip_serializing_if = "NormalizationConfig::is_off")]
+    pub normalization: NormalizationConfig,
     /// PPO's hyperparameters (with `algorithm = "ppo"`).
     #[serde(default)]
     pub ppo: Option<PpoConfig>,
     /// DQN's hyperparameters (with `algorithm = "dqn"`).
     #[serde(default)]
     pub dqn: Option<DqnConfig>,
+    /// SAC's hyperparameters (with `algorithm = "sac"`). Left out of the written form when
+    /// absent, so that configs of the other algorithms read and hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sac: Option<SacConfig>,
 }
 
 /// A whole run, resolved: every default filled in and every value checked. It serialises as
@@ -106,6 +117,8 @@ pub struct TrainConfig {
     pub checkpoint: CheckpointConfig,
     /// Greedy evaluation during training.
     pub evaluation: EvaluationConfig,
+    /// Observation and reward normalisation.
+    pub normalization: NormalizationConfig,
     /// The algorithm with its hyperparameters.
     pub algorithm: AlgorithmConfig,
 }
@@ -117,6 +130,8 @@ pub enum AlgorithmConfig {
     Ppo(PpoConfig),
     /// DQN.
     Dqn(DqnConfig),
+    /// SAC.
+    Sac(SacConfig),
 }
 
 impl AlgorithmConfig {
@@ -125,6 +140,7 @@ impl AlgorithmConfig {
         match self {
             AlgorithmConfig::Ppo(_) => AlgorithmKind::Ppo,
             AlgorithmConfig::Dqn(_) => AlgorithmKind::Dqn,
+            AlgorithmConfig::Sac(_) => AlgorithmKind::Sac,
         }
     }
 
@@ -138,6 +154,7 @@ impl AlgorithmConfig {
         match self {
             AlgorithmConfig::Ppo(ppo) => ppo.num_envs,
             AlgorithmConfig::Dqn(dqn) => dqn.num_envs,
+            AlgorithmConfig::Sac(sac) => sac.num_envs,
         }
     }
 }
@@ -152,10 +169,12 @@ impl TryFrom<ConfigFile> for TrainConfig {
 impl From<TrainConfig> for ConfigFile {
     fn from(config: TrainConfig) -> Self {
         let algorithm = config.algorithm.kind();
-        let (ppo, dqn) = match config.algorithm {
-            AlgorithmConfig::Ppo(ppo) => (Some(ppo), None),
-            AlgorithmConfig::Dqn(dqn) => (None, Some(dqn)),
-        };
+        let (mut ppo, mut dqn, mut sac) = (None, None, None);
+        match config.algorithm {
+            AlgorithmConfig::Ppo(section) => ppo = Some(section),
+            AlgorithmConfig::Dqn(section) => dqn = Some(section),
+            AlgorithmConfig::Sac(section) => sac = Some(section),
+        }
         ConfigFile {
             env: config.env,
             algorithm,
@@ -164,8 +183,10 @@ impl From<TrainConfig> for ConfigFile {
             network: Some(config.network),
             checkpoint: config.checkpoint,
             evaluation: config.evaluation,
+            normalization: config.normalization,
             ppo,
             dqn,
+            sac,
         }
     }
 }
@@ -222,6 +243,46 @@ impl Default for EvaluationConfig {
             seed: 1_000_000,
             stop_at_return: None,
         }
+    }
+}
+
+/// Normalisation as Gymnasium's `NormalizeObservation` and `NormalizeReward` wrappers (and
+/// SB3's `VecNormalize`) do it, with CleanRL's clipping. The observation statistics are
+/// part of the agent: checkpoints record them and the evaluator applies them frozen. Reward
+/// scaling divides rewards by the running standard deviation of each env's discounted
+/// return (the algorithm's `gamma`); it changes what the learner sees, never the returns
+/// logged or evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NormalizationConfig {
+    /// Normalise observations with their running mean and variance.
+    pub observations: bool,
+    /// Scale rewards by the running spread of the discounted return.
+    pub rewards: bool,
+    /// Normalised observations are clipped to `[-clip_observations, clip_observations]`.
+    pub clip_observations: f64,
+    /// Scaled rewards are clipped to `[-clip_rewards, clip_rewards]`.
+    pub clip_rewards: f64,
+    /// Added to variances before their square root.
+    pub epsilon: f64,
+}
+
+impl Default for NormalizationConfig {
+    fn default() -> Self {
+        Self {
+            observations: false,
+            rewards: false,
+            clip_observations: 10.0,
+            clip_rewards: 10.0,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+impl NormalizationConfig {
+    /// Whether it is the default (nothing normalised, default constants).
+    pub fn is_off(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -368,6 +429,73 @@ impl Default for DqnConfig {
     }
 }
 
+/// SAC (CleanRL's `sac_continuous_action.py` defaults): twin critics with Polyak-averaged
+/// targets, a tanh-squashed Gaussian actor updated every `policy_frequency` gradient steps
+/// (as many times), and the entropy weight tuned towards `-action_dim` unless fixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SacConfig {
+    /// Parallel envs.
+    pub num_envs: usize,
+    /// Replay buffer capacity in transitions.
+    pub buffer_size: usize,
+    /// Discount.
+    pub gamma: f64,
+    /// Polyak weight of the online critics in each target update.
+    pub tau: f64,
+    /// Transitions per gradient step.
+    pub batch_size: usize,
+    /// Env steps of uniformly random actions before learning starts.
+    pub learning_starts: u64,
+    /// The actor's (and the entropy weight's) learning rate.
+    pub policy_lr: f64,
+    /// The critics' learning rate.
+    pub q_lr: f64,
+    /// Adam's epsilon.
+    pub adam_epsilon: f64,
+    /// Update the actor every this many gradient steps (as many times at once).
+    pub policy_frequency: u64,
+    /// Update the targets every this many gradient steps.
+    pub target_network_frequency: u64,
+    /// Train every this many env steps...
+    pub train_frequency: u64,
+    /// ...with this many gradient steps.
+    pub gradient_steps: usize,
+    /// The entropy weight: the starting value when tuned, else fixed.
+    pub alpha: f64,
+    /// Tune the entropy weight towards a target entropy of `-action_dim`.
+    pub autotune: bool,
+    /// Correlation from one env step to the next of the exploration noise (each component
+    /// an AR(1) process with unit variance, restarted with each episode): 0 is white noise
+    /// (CleanRL); near 1, pushes that persist for about `1 / (1 - rho)` steps, which is what
+    /// reaches MountainCar's flag. Random actions before `learning_starts` are then the
+    /// squashed noise itself rather than uniform draws.
+    pub noise_correlation: f64,
+}
+
+impl Default for SacConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 1,
+            buffer_size: 1_000_000,
+            gamma: 0.99,
+            tau: 0.005,
+            batch_size: 256,
+            learning_starts: 5_000,
+            policy_lr: 3e-4,
+            q_lr: 1e-3,
+            adam_epsilon: 1e-8,
+            policy_frequency: 2,
+            target_network_frequency: 1,
+            train_frequency: 1,
+            gradient_steps: 1,
+            alpha: 0.2,
+            autotune: true,
+            noise_correlation: 0.0,
+        }
+    }
+}
+
 mod defaults {
     pub fn seed() -> u64 {
         1
@@ -410,15 +538,25 @@ impl TrainConfig {
 impl ConfigFile {
     /// Fills in the algorithm-dependent defaults and checks every value.
     pub fn resolve(self) -> Result<TrainConfig, ConfigError> {
-        let algorithm = match (self.algorithm, self.ppo, self.dqn) {
-            (AlgorithmKind::Ppo, ppo, None) => AlgorithmConfig::Ppo(ppo.unwrap_or_default()),
-            (AlgorithmKind::Dqn, None, dqn) => AlgorithmConfig::Dqn(dqn.unwrap_or_default()),
-            (AlgorithmKind::Ppo, _, Some(_)) => {
-                return Err(ConfigError::new("dqn", "given, but `algorithm` is \"ppo\""));
-            }
-            (AlgorithmKind::Dqn, Some(_), _) => {
-                return Err(ConfigError::new("ppo", "given, but `algorithm` is \"dqn\""));
-            }
+        let chosen = self.algorithm.name();
+        let sections = [
+            ("ppo", self.ppo.is_some()),
+            ("dqn", self.dqn.is_some()),
+            ("sac", self.sac.is_some()),
+        ];
+        if let Some((section, _)) = sections
+            .iter()
+            .find(|(name, given)| *given && *name != chosen)
+        {
+            return Err(ConfigError::new(
+                section,
+                format!("given, but `algorithm` is \"{chosen}\""),
+            ));
+        }
+        let algorithm = match self.algorithm {
+            AlgorithmKind::Ppo => AlgorithmConfig::Ppo(self.ppo.unwrap_or_default()),
+            AlgorithmKind::Dqn => AlgorithmConfig::Dqn(self.dqn.unwrap_or_default()),
+            AlgorithmKind::Sac => AlgorithmConfig::Sac(self.sac.unwrap_or_default()),
         };
         let network = self.network.unwrap_or_else(|| match algorithm {
             AlgorithmConfig::Ppo(_) => NetworkConfig {
@@ -429,6 +567,10 @@ impl ConfigFile {
                 hidden: vec![120, 84],
                 activation: Activation::Relu,
             },
+            AlgorithmConfig::Sac(_) => NetworkConfig {
+                hidden: vec![256, 256],
+                activation: Activation::Relu,
+            },
         });
         let config = TrainConfig {
             env: self.env,
@@ -437,6 +579,7 @@ impl ConfigFile {
             network,
             checkpoint: self.checkpoint,
             evaluation: self.evaluation,
+            normalization: self.normalization,
             algorithm,
         };
         config.validate()?;

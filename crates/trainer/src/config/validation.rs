@@ -1,5 +1,6 @@
 //! Checking a resolved config: every value in range, and the combinations that cannot run
-//! (a device env backend for an env without a device version, DQN on a continuous env, ...)
+//! (a device env backend for an env without a device version, DQN on a continuous env, SAC
+//! on a discrete one, ...)
 //! refused with the key to fix.
 
 // The config's types and imports: these are its checks, in a file of their own.
@@ -39,6 +40,30 @@ impl TrainConfig {
         }
         if let Some(target) = self.evaluation.stop_at_return {
             finite("evaluation.stop_at_return", target)?;
+        }
+        let normalization = &self.normalization;
+        positive(
+            "normalization.clip_observations",
+            normalization.clip_observations,
+        )?;
+        positive("normalization.clip_rewards", normalization.clip_rewards)?;
+        positive("normalization.epsilon", normalization.epsilon)?;
+        if normalization.observations || normalization.rewards {
+            match &self.algorithm {
+                AlgorithmConfig::Ppo(ppo) if ppo.env_backend == EnvBackend::Device => {
+                    return Err(ConfigError::new(
+                        "normalization",
+                        "works with ppo.env_backend = \"cpu\" only (its statistics are kept on the host)",
+                    ));
+                }
+                AlgorithmConfig::Ppo(_) => {}
+                other => {
+                    return Err(ConfigError::new(
+                        "normalization",
+                        format!("is supported for PPO only, not {}", other.name()),
+                    ));
+                }
+            }
         }
         if let AlgorithmConfig::Ppo(ppo) = &self.algorithm {
             positive_int("ppo.num_envs", ppo.num_envs as u64)?;
@@ -110,6 +135,47 @@ impl TrainConfig {
             positive_int("dqn.gradient_steps", dqn.gradient_steps as u64)?;
             if let Some(norm) = dqn.max_grad_norm {
                 positive("dqn.max_grad_norm", norm)?;
+            }
+        }
+        if let AlgorithmConfig::Sac(sac) = &self.algorithm {
+            if gradless_policy::ActionBounds::of(env.action_space()).is_none() {
+                return Err(ConfigError::new(
+                    "algorithm",
+                    format!(
+                        "SAC needs continuous actions in a bounded box; {} has {}",
+                        self.env,
+                        env.action_space().describe()
+                    ),
+                ));
+            }
+            positive_int("sac.num_envs", sac.num_envs as u64)?;
+            positive_int("sac.buffer_size", sac.buffer_size as u64)?;
+            unit_interval("sac.gamma", sac.gamma)?;
+            unit_interval("sac.tau", sac.tau)?;
+            positive_int("sac.batch_size", sac.batch_size as u64)?;
+            if sac.batch_size > sac.buffer_size {
+                return Err(ConfigError::new(
+                    "sac.batch_size",
+                    format!(
+                        "{} is larger than the replay buffer (sac.buffer_size = {})",
+                        sac.batch_size, sac.buffer_size
+                    ),
+                ));
+            }
+            positive("sac.policy_lr", sac.policy_lr)?;
+            positive("sac.q_lr", sac.q_lr)?;
+            positive("sac.adam_epsilon", sac.adam_epsilon)?;
+            positive_int("sac.policy_frequency", sac.policy_frequency)?;
+            positive_int("sac.target_network_frequency", sac.target_network_frequency)?;
+            positive_int("sac.train_frequency", sac.train_frequency)?;
+            positive_int("sac.gradient_steps", sac.gradient_steps as u64)?;
+            positive("sac.alpha", sac.alpha)?;
+            unit_interval("sac.noise_correlation", sac.noise_correlation)?;
+            if sac.noise_correlation == 1.0 {
+                return Err(ConfigError::new(
+                    "sac.noise_correlation",
+                    "must be less than 1 (noise that never changes explores nothing)",
+                ));
             }
         }
         Ok(())

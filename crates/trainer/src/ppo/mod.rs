@@ -29,7 +29,7 @@ use crate::adam::Adam;
 use crate::config::PpoConfig;
 use crate::metrics::{PpoUpdate, Update};
 use crate::session::Iteration;
-use rollout::{Collected, gae};
+use rollout::{Collected, Normalizers, gae};
 
 pub(crate) struct Ppo {
     config: PpoConfig,
@@ -42,6 +42,7 @@ pub(crate) struct Ppo {
     observation_dim: usize,
     head: ActionHead,
     rng: EnvRng,
+    normalizers: Normalizers,
     updates: u64,
     global_step: u64,
 }
@@ -64,6 +65,7 @@ impl Ppo {
             self.head,
             self.envs.as_mut(),
             &mut self.rng,
+            &mut self.normalizers,
             self.config.num_steps,
             self.config.gamma as f32,
             self.inference.device(),

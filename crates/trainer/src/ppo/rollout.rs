@@ -17,7 +17,42 @@ use gradless_envs::device::{DeviceActions, RecordedEpisode, signal};
 use gradless_envs::{BatchObservations, EnvBatch, EnvRng, StepSignals, most_episodes};
 use gradless_policy::acting::{finite_f32, read_f32};
 use gradless_policy::sampling::{Categorical, DiagGaussian, sample_categorical, sample_gaussian};
-use gradless_policy::{ActError, ActionBatch, ActionHead, ActorCritic, AgentActions};
+use gradless_policy::{
+    ActError, ActionBatch, ActionHead, ActorCritic, AgentActions, ObservationNormalizer,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::reward_scaling::RewardScaler;
+
+/// What a run normalises, with its running statistics (host envs only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Normalizers {
+    /// Observation statistics, updated with every observation acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observations: Option<ObservationNormalizer>,
+    /// Reward scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewards: Option<RewardScaler>,
+}
+
+/// Observations as the network takes them: normalised (host values) when the run
+/// normalises, uploaded to `device`.
+fn network_input(
+    observations: &BatchObservations<'_>,
+    normalizer: Option<&ObservationNormalizer>,
+    dim: usize,
+    device: &Device,
+) -> Tensor<2> {
+    match (observations, normalizer) {
+        (BatchObservations::Host(values), Some(normalizer)) => {
+            let mut values = values.to_vec();
+            normalizer.apply(&mut values);
+            BatchObservations::Host(&values).to_tensor(dim, device)
+        }
+        (observations, _) => observations.to_tensor(dim, device),
+    }
+}
 
 /// One rollout's transitions, step-major (`t * num_envs + env`).
 #[derive(Debug, Default)]
@@ -60,12 +95,16 @@ pub(super) struct Collected {
 }
 
 /// Runs `steps` steps of `envs` with `actor` (an inference copy on `device`), sampling host
-/// actions from `rng`, and reads the rollout back.
+/// actions from `rng`, and reads the rollout back. Observations are normalised, and their
+/// statistics updated with each batch acted on, when `normalizers` says so; rewards scaled
+/// likewise (the episodes' returns stay the envs' own).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn collect(
     actor: &ActorCritic,
     head: ActionHead,
     envs: &mut dyn EnvBatch,
     rng: &mut EnvRng,
+    normalizers: &mut Normalizers,
     steps: usize,
     gamma: f32,
     device: &Device,
@@ -80,7 +119,17 @@ pub(super) fn collect(
     let mut recorded = Recorded::default();
     for t in 0..steps {
         let observations = envs.observations();
-        let x = observations.to_tensor(dim, device);
+        if let (BatchObservations::Host(values), Some(normalizer)) =
+            (&observations, normalizers.observations.as_mut())
+        {
+            normalizer.moments.update(values);
+        }
+        let x = network_input(
+            &observations,
+            normalizers.observations.as_ref(),
+            dim,
+            device,
+        );
         let (actions, log_probs) = match observations {
             BatchObservations::Host(_) => {
                 sample_on_host(actor, head, x.clone(), &host_log_std, rng)?
@@ -113,13 +162,24 @@ pub(super) fn collect(
         ) = (step.final_observations, &step.signals)
             && (0..n).any(|e| truncated[e] && !terminated[e])
         {
-            let finals = BatchObservations::Host(finals).to_tensor(dim, device);
+            let finals = network_input(
+                &BatchObservations::Host(finals),
+                normalizers.observations.as_ref(),
+                dim,
+                device,
+            );
             recorded.final_values.push((t, actor.value(finals)));
         }
         recorded.signals.push(step.signals.to_tensor(device));
     }
-    let next = envs.observations().to_tensor(dim, device);
-    let transitions = recorded.read_back(actor.value(next), n, gamma)?;
+    let next = network_input(
+        &envs.observations(),
+        normalizers.observations.as_ref(),
+        dim,
+        device,
+    );
+    let transitions =
+        recorded.read_back(actor.value(next), n, gamma, normalizers.rewards.as_mut())?;
     let mut episodes = envs.read_records()?;
     // In the order they ended, as the envs reported them.
     episodes.sort_by_key(|e| (e.step, e.env_index));
@@ -130,12 +190,14 @@ pub(super) fn collect(
 }
 
 impl Recorded {
-    /// Reads every step back in one transfer and adds the truncation bootstraps.
+    /// Reads every step back in one transfer, scales the rewards when asked to, and adds
+    /// the truncation bootstraps (in the critic's units, so after the scaling).
     fn read_back(
         self,
         next_values: Tensor<1>,
         n: usize,
         gamma: f32,
+        reward_scaler: Option<&mut RewardScaler>,
     ) -> Result<Transitions, ActError> {
         let discrete = !self.discrete_actions.is_empty();
         let (final_steps, final_values): (Vec<usize>, Vec<Tensor<1>>) =
@@ -187,6 +249,9 @@ impl Recorded {
                 .map_err(|e| ActError::Device(format!("{e:?}")))?;
         } else {
             transitions.continuous_actions = finite_f32(actions)?;
+        }
+        if let Some(scaler) = reward_scaler {
+            scaler.scale(&mut transitions.rewards, &terminated);
         }
         // Only a cut that is not also a termination bootstraps.
         for k in (0..len).filter(|&k| truncated[k] && !terminated[k]) {

@@ -8,15 +8,18 @@ use gradless_envs::device::DeviceSnapshot;
 use gradless_envs::{BatchSnapshot, EnvBatch, EnvRng, VectorSnapshot, make_batch};
 use gradless_policy::{
     ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
+    ObservationNormalizer,
 };
 use serde::{Deserialize, Serialize};
 
 use super::Ppo;
+use super::rollout::Normalizers;
 use crate::TrainError;
 use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
 use crate::config::{PpoConfig, TrainConfig};
+use crate::reward_scaling::RewardScaler;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
@@ -36,6 +39,13 @@ struct PpoState {
     env: Option<VectorSnapshot>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     device_env: Option<DeviceSnapshot>,
+    /// Normalisation statistics (absent when the run does not normalise).
+    #[serde(default, skip_serializing_if = "normalizers_off")]
+    normalizers: Normalizers,
+}
+
+fn normalizers_off(normalizers: &Normalizers) -> bool {
+    *normalizers == Normalizers::default()
 }
 
 impl PpoState {
@@ -91,6 +101,15 @@ impl Ppo {
         let (envs, head) = Self::make_envs(config, ppo, training)?;
         let network = &config.network;
         let observation_dim = envs.observation_dim();
+        let n = &config.normalization;
+        let normalizers = Normalizers {
+            observations: n.observations.then(|| {
+                ObservationNormalizer::new(observation_dim, n.clip_observations, n.epsilon)
+            }),
+            rewards: n
+                .rewards
+                .then(|| RewardScaler::new(ppo.num_envs, ppo.gamma, n.epsilon, n.clip_rewards)),
+        };
         let model = ActorCritic::new(
             observation_dim,
             &network.hidden,
@@ -110,6 +129,7 @@ impl Ppo {
             observation_dim,
             head,
             rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
+            normalizers,
             updates: 0,
             global_step: 0,
         })
@@ -136,6 +156,26 @@ impl Ppo {
             )
         })?;
         envs.restore(&snapshot)?;
+        let n = &config.normalization;
+        let saved = &state.normalizers;
+        let fits = saved.observations.is_some() == n.observations
+            && saved.rewards.is_some() == n.rewards
+            && saved
+                .observations
+                .as_ref()
+                .is_none_or(|o| o.check(envs.observation_dim()).is_ok())
+            && saved
+                .rewards
+                .as_ref()
+                .is_none_or(|r| r.num_envs() == ppo.num_envs);
+        if !fits {
+            return Err(state_error(
+                checkpoint,
+                serde::de::Error::custom(
+                    "its normalisation statistics do not fit the run's normalization settings",
+                ),
+            ));
+        }
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
             config: ppo.clone(),
@@ -147,6 +187,7 @@ impl Ppo {
             envs,
             head,
             rng: state.rng,
+            normalizers: state.normalizers,
             updates: state.updates,
             global_step: state.global_step,
         })
@@ -179,6 +220,11 @@ impl Algorithm for Ppo {
 
     fn agent(&self) -> Agent {
         Agent::actor_critic(&self.model, &self.inference)
+            .with_normalizer(self.normalizers.observations.clone())
+    }
+
+    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
+        self.normalizers.observations.clone()
     }
 
     fn architecture(&self, config: &TrainConfig) -> Architecture {
@@ -196,6 +242,7 @@ impl Algorithm for Ppo {
             rng: self.rng.clone(),
             env,
             device_env,
+            normalizers: self.normalizers.clone(),
         })
         .expect("state serialises"))
     }

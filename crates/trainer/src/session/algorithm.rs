@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use gradless_envs::EpisodeStats;
-use gradless_policy::{Agent, Architecture, Checkpoint, CheckpointError, METADATA_FILE};
+use gradless_policy::{
+    Agent, Architecture, Checkpoint, CheckpointError, METADATA_FILE, ObservationNormalizer,
+};
 
 use crate::TrainError;
 use crate::config::TrainConfig;
@@ -30,8 +32,12 @@ pub(crate) trait Algorithm {
     fn global_step(&self) -> u64;
     /// Whether the configured budget is spent.
     fn finished(&self) -> bool;
-    /// An inference copy of the current network.
+    /// An inference copy of the current network (with the observation statistics frozen).
     fn agent(&self) -> Agent;
+    /// The observation statistics the agent normalises its inputs with, if any.
+    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
+        None
+    }
     /// The network's architecture.
     fn architecture(&self, config: &TrainConfig) -> Architecture;
     /// What a checkpoint must record to continue exactly.
@@ -41,6 +47,12 @@ pub(crate) trait Algorithm {
     /// All parameters and optimizer moments, for tests comparing runs.
     #[cfg(test)]
     fn parameters_and_moments(&self) -> (Vec<f32>, crate::adam::MomentValues);
+}
+
+/// Whether a multiple of `every` lies in `(before, after]`: whether something due every
+/// `every` env steps falls within an iteration that went from `before` to `after`.
+pub(crate) fn crossed(before: u64, after: u64, every: u64) -> bool {
+    after / every > before / every
 }
 
 /// Writes a module's parameters in burn's format.
@@ -81,4 +93,18 @@ pub(crate) fn flat_parameters<M: burn::module::Module>(module: &M) -> Vec<f32> {
     let mut collect = Collect(Vec::new());
     module.visit(&mut collect);
     collect.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crossed;
+
+    #[test]
+    fn crossings_count_multiples_in_the_half_open_interval() {
+        assert!(crossed(9, 10, 10));
+        assert!(!crossed(10, 19, 10));
+        assert!(crossed(15, 25, 10));
+        assert!(crossed(0, 4, 4));
+        assert!(!crossed(0, 3, 4));
+    }
 }

@@ -57,6 +57,14 @@ impl Session {
                 "losses/q_values" = %Short(u.q_values),
                 "update"
             ),
+            Update::Sac(u) => emit!(
+                global_step,
+                "charts/episodic_return" = training_return.map(tracing::field::display),
+                "losses/qf1_loss" = %Short(u.qf1_loss),
+                "losses/actor_loss" = %Short(u.actor_loss),
+                "losses/alpha" = %Short(u.alpha),
+                "update"
+            ),
         }
     }
 

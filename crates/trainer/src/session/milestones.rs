@@ -102,6 +102,7 @@ impl Session {
                 "session": self.state,
                 "algorithm": self.algorithm.state()?,
             }),
+            observation_normalization: self.algorithm.observation_normalizer(),
             files: Default::default(),
             metadata_sha256: String::new(),
         };

@@ -2,7 +2,7 @@
 //! updates, evaluates greedily, writes checkpoints, and starts or resumes a run directory.
 //!
 //! Here: starting, resuming and the training loop. `algorithm` holds what the session needs
-//! of PPO and DQN, `logging` the episode and update lines, `milestones` the evaluations and
+//! of PPO, DQN and SAC, `logging` the episode and update lines, `milestones` the evaluations and
 //! checkpoints, `tests` the end-to-end runs.
 
 use std::collections::VecDeque;
@@ -23,7 +23,9 @@ use logging::UPDATE_LOG_EVERY;
 
 #[cfg(test)]
 pub(crate) use algorithm::flat_parameters;
-pub(crate) use algorithm::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
+pub(crate) use algorithm::{
+    Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error,
+};
 
 use crate::TrainError;
 use crate::config::{AlgorithmConfig, TrainConfig};
@@ -31,6 +33,7 @@ use crate::dqn::Dqn;
 use crate::metrics::{MetricsLine, Throttle, Update};
 use crate::ppo::Ppo;
 use crate::run_dir::{BEST, CONFIG_FILE, DEVICE_FILE, LATEST, RunDir};
+use crate::sac::Sac;
 use crate::tensorboard::TensorBoardLog;
 
 /// The burn version this build uses (checked against Cargo.lock by a test).
@@ -140,6 +143,7 @@ impl Session {
         let algorithm: Box<dyn Algorithm> = match &config.algorithm {
             AlgorithmConfig::Ppo(ppo) => Box::new(Ppo::new(&config, ppo, &training)?),
             AlgorithmConfig::Dqn(dqn) => Box::new(Dqn::new(&config, dqn, &training)?),
+            AlgorithmConfig::Sac(sac) => Box::new(Sac::new(&config, sac, &training)?),
         };
         let state = SessionState {
             episodes: 0,
@@ -275,6 +279,13 @@ impl Session {
             AlgorithmConfig::Dqn(dqn) => Box::new(Dqn::resume(
                 &saved,
                 dqn,
+                &training,
+                &checkpoint,
+                algorithm_state,
+            )?),
+            AlgorithmConfig::Sac(sac) => Box::new(Sac::resume(
+                &saved,
+                sac,
                 &training,
                 &checkpoint,
                 algorithm_state,

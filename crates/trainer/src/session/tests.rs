@@ -45,6 +45,27 @@ const DQN: &str = r#"
     max_grad_norm = 10.0
 "#;
 
+/// Pendulum (200-step episodes, truncation only) with every SAC feature on: delayed actor
+/// steps, target updates every other step, several gradient steps a round, autotuning.
+const SAC: &str = r#"
+    env = "Pendulum-v1"
+    algorithm = "sac"
+    seed = 5
+    total_timesteps = 500
+    network = { hidden = [16], activation = "relu" }
+    checkpoint = { every_steps = 100, keep_last = 2 }
+    evaluation = { every_steps = 0 }
+    [sac]
+    num_envs = 2
+    buffer_size = 300
+    batch_size = 16
+    learning_starts = 60
+    train_frequency = 4
+    gradient_steps = 2
+    policy_frequency = 2
+    target_network_frequency = 2
+"#;
+
 fn episode_lines(run: &Path) -> Vec<String> {
     std::fs::read_to_string(run.join(crate::run_dir::METRICS_FILE))
         .unwrap()
@@ -100,10 +121,51 @@ fn gaussian_ppo_resume_is_exact() {
     resume_matches_straight_run("ppo-gaussian", &pendulum, 5);
 }
 
+/// Observation statistics and reward scaling are part of the state: a resumed run continues
+/// with them exactly, and its checkpoints hand the statistics to the agent.
+#[test]
+fn normalised_ppo_resume_is_exact_and_checkpoints_carry_the_statistics() {
+    let pendulum = PPO
+        .replace("CartPole-v1", "Pendulum-v1")
+        .replace("total_timesteps = 256", "total_timesteps = 512")
+        .replace(
+            "[ppo]",
+            "[normalization]\n    observations = true\n    rewards = true\n    clip_observations = 5.0\n    [ppo]",
+        );
+    resume_matches_straight_run("ppo-normalised", &pendulum, 5);
+
+    let dir = scratch("ppo-normalised-checkpoint");
+    let mut session = Session::start(config(&pendulum), Backend::Flex, &dir).unwrap();
+    session.run(StopAt::End, &mut ()).unwrap();
+    let checkpoint =
+        Checkpoint::open(&session.run_dir().pointer(LATEST).unwrap().unwrap()).unwrap();
+    let saved = checkpoint
+        .metadata()
+        .observation_normalization
+        .clone()
+        .expect("the checkpoint records the statistics");
+    assert_eq!(saved.clip, 5.0);
+    // 512 observations of cos, sin and angular velocity: cos and sin within [-1, 1].
+    assert!(
+        (saved.moments.count - 512.0).abs() < 1.0,
+        "{}",
+        saved.moments.count
+    );
+    assert!(saved.moments.mean[..2].iter().all(|m| m.abs() <= 1.0));
+    assert!(saved.moments.var.iter().all(|&v| v > 0.0 && v != 1.0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn dqn_resume_is_exact() {
     // 200 vector steps; checkpoints every 50; killed after 120 (20 lost).
     resume_matches_straight_run("dqn", DQN, 120);
+}
+
+#[test]
+fn sac_resume_is_exact() {
+    // 250 vector steps; checkpoints every 50; killed after 170 (20 lost).
+    resume_matches_straight_run("sac", SAC, 170);
 }
 
 /// With the envs on the device the rollout reads back once; episodes are still logged,
