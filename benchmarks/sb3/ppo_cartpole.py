@@ -17,54 +17,14 @@ import argparse
 import json
 import time
 
-import gymnasium as gym
-import numpy as np
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
+from evaluation import EvaluateAndStop
+
 EVAL_EVERY = 10_240
-EVAL_EPISODES = 100
-EVAL_SEED = 1_000_000
 TARGET = 475.0
-
-
-def greedy_mean_return(model):
-    """Exactly EVAL_EPISODES episodes side by side, each counted once."""
-    envs = gym.make_vec("CartPole-v1", num_envs=EVAL_EPISODES, vectorization_mode="sync")
-    observations, _ = envs.reset(seed=EVAL_SEED)
-    returns = np.zeros(EVAL_EPISODES)
-    finished = np.zeros(EVAL_EPISODES, dtype=bool)
-    restarting = np.zeros(EVAL_EPISODES, dtype=bool)
-    while not finished.all():
-        actions, _ = model.predict(observations, deterministic=True)
-        observations, rewards, terminated, truncated, _ = envs.step(actions)
-        # Next-step autoreset: an env that just ended returns a reset step next.
-        counting = ~finished & ~restarting
-        returns[counting] += rewards[counting]
-        ended = (terminated | truncated) & counting
-        finished |= ended
-        restarting = terminated | truncated
-    envs.close()
-    return float(returns.mean())
-
-
-class EvaluateAndStop(BaseCallback):
-    def __init__(self, evaluate=True):
-        super().__init__()
-        self.evaluate = evaluate
-        self.eval_seconds = 0.0
-        self.evaluations = []
-
-    def _on_step(self):
-        if not self.evaluate or self.num_timesteps % EVAL_EVERY != 0:
-            return True
-        started = time.perf_counter()
-        mean = greedy_mean_return(self.model)
-        self.eval_seconds += time.perf_counter() - started
-        self.evaluations.append((self.num_timesteps, mean))
-        return mean < TARGET
 
 
 def run(seed, total_timesteps, evaluate):
@@ -88,18 +48,17 @@ def run(seed, total_timesteps, evaluate):
         seed=seed,
         device="cpu",
     )
-    callback = EvaluateAndStop(evaluate)
+    callback = EvaluateAndStop("CartPole-v1", EVAL_EVERY, TARGET, evaluate)
     started = time.perf_counter()
     model.learn(total_timesteps=total_timesteps, callback=callback)
     elapsed = time.perf_counter() - started
-    reached = next(((s, m) for s, m in callback.evaluations if m >= TARGET), None)
     return {
         "library": "stable-baselines3",
         "seed": seed,
         "torch_threads": torch.get_num_threads(),
         "global_step": int(model.num_timesteps),
         "train_seconds": elapsed - callback.eval_seconds,
-        "target_reached_at": reached[0] if reached else None,
+        "target_reached_at": callback.first_reaching(TARGET),
         "evaluations": callback.evaluations,
     }
 

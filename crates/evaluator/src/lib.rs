@@ -726,11 +726,16 @@ mod tests {
         }
     }
 
-    /// The shipped Acrobot and MountainCar agents reach their reward thresholds over the
-    /// 100 evaluation episodes `gradless eval` runs by default.
+    /// The shipped Acrobot, MountainCar, MountainCarContinuous and Pendulum agents reach
+    /// their targets over the 100 evaluation episodes `gradless eval` runs by default.
     #[test]
-    fn shipped_dqn_agents_reach_the_reward_thresholds() {
-        for (name, threshold) in [("acrobot-v1-dqn", -100.0), ("mountaincar-v0-dqn", -110.0)] {
+    fn shipped_agents_reach_the_reward_thresholds() {
+        for (name, threshold) in [
+            ("acrobot-v1-dqn", -100.0),
+            ("mountaincar-v0-dqn", -110.0),
+            ("mountaincarcontinuous-v0-sac", 90.0),
+            ("pendulum-v1-sac", -200.0),
+        ] {
             let settings = EvalSettings {
                 num_envs: 50,
                 ..EvalSettings::default()
@@ -749,7 +754,11 @@ mod tests {
     /// needs no gradient, before and after the episodes, and so is the agent's device.
     #[test]
     fn an_evaluated_agent_holds_no_autodiff_tensor() {
-        for (name, tensors) in [("cartpole-v1-ppo", 12), ("cartpole-v1-dqn", 6)] {
+        for (name, tensors) in [
+            ("cartpole-v1-ppo", 12),
+            ("cartpole-v1-dqn", 6),
+            ("pendulum-v1-sac", 6),
+        ] {
             let loaded = LoadedCheckpoint::load(&shipped(name), &settings(3, 3), &flex()).unwrap();
             assert_eq!(loaded.agent().tensor_census(), (tensors, 0), "{name}");
             assert!(!loaded.agent().device_is_autodiff());

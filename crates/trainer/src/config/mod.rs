@@ -674,6 +674,52 @@ mod tests {
         TrainConfig::from_toml(text, &overrides).unwrap_err()
     }
 
+    /// SAC needs a bounded box; its section and normalisation belong to the right
+    /// algorithm; normalisation left at its defaults is left out of the written form.
+    #[test]
+    fn sac_and_normalisation_are_checked_where_they_apply() {
+        const SAC: &str = "env = \"Pendulum-v1\"\nalgorithm = \"sac\"\ntotal_timesteps = 1000";
+        let sac = TrainConfig::from_toml(SAC, &[]).unwrap();
+        assert_eq!(sac.network.hidden, vec![256, 256]);
+        assert!(!toml::to_string(&sac).unwrap().contains("normalization"));
+        let on_cartpole = SAC.replace("Pendulum-v1", "CartPole-v1");
+        let err = error(&on_cartpole, &[]);
+        assert_eq!(err.key, "algorithm");
+        assert!(err.reason.contains("bounded box"), "{err}");
+        for (overrides, key) in [
+            (&["sac.noise_correlation=1.0"][..], "sac.noise_correlation"),
+            (&["sac.tau=1.5"], "sac.tau"),
+            (
+                &["sac.batch_size=10", "sac.buffer_size=5"],
+                "sac.batch_size",
+            ),
+            (&["ppo.num_envs=2"], "ppo"),
+            (&["normalization.observations=true"], "normalization"),
+        ] {
+            assert_eq!(error(SAC, overrides).key, key, "{overrides:?}");
+        }
+        let normalised = TrainConfig::from_toml(
+            PPO,
+            &[
+                "normalization.observations=true".into(),
+                "normalization.clip_observations=5".into(),
+            ],
+        )
+        .unwrap();
+        assert!(normalised.normalization.observations);
+        let written = toml::to_string(&normalised).unwrap();
+        assert_eq!(TrainConfig::from_toml(&written, &[]).unwrap(), normalised);
+        let on_device = error(
+            PPO,
+            &["normalization.rewards=true", "ppo.env_backend=\"device\""],
+        );
+        assert_eq!(on_device.key, "normalization");
+        assert_eq!(
+            error(PPO, &["normalization.epsilon=0"]).key,
+            "normalization.epsilon"
+        );
+    }
+
     #[test]
     fn defaults_are_resolved_per_algorithm() {
         let config = TrainConfig::from_toml(PPO, &[]).unwrap();
