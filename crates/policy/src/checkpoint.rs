@@ -765,10 +765,28 @@ mod tests {
         let dir = scratch("consistency").join("ckpt");
         save_actor_critic(&dir, &device);
         let original = std::fs::read(dir.join(METADATA_FILE)).unwrap();
-        let edits: [(&str, Edit); 4] = [
+        let edits: [(&str, Edit); 6] = [
             (
                 "config.env",
                 Box::new(|meta| meta.env_id = "CartPole-v0".into()),
+            ),
+            (
+                "does not fit the spaces",
+                Box::new(|meta| {
+                    meta.architecture = Architecture::SoftActorCritic {
+                        observation_dim: 4,
+                        hidden: vec![64, 64],
+                        activation: crate::Activation::Tanh,
+                        action_dim: 2,
+                    }
+                }),
+            ),
+            (
+                "observation_normalization: statistics of 3 and 3 components",
+                Box::new(|meta| {
+                    meta.observation_normalization =
+                        Some(ObservationNormalizer::new(3, 10.0, 1e-8));
+                }),
             ),
             (
                 "config.algorithm",
