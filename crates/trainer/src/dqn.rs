@@ -21,7 +21,8 @@ use gradless_envs::{
 use gradless_policy::acting::{observation_tensor, read_f32};
 use gradless_policy::sampling::argmax;
 use gradless_policy::{
-    ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, QNetwork,
+    ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, ObservationNormalizer,
+    QNetwork,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,7 @@ use crate::adam::Adam;
 use crate::adam::MomentValues;
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
+use crate::normalization::Normalizers;
 use crate::replay_buffer::ReplayBuffer;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error};
 
@@ -54,6 +56,9 @@ struct DqnState {
     /// Statistics gathered since the last report: sums of loss, mean Q and gradient norm.
     pending: [f64; 3],
     pending_count: u64,
+    /// Normalisation statistics (absent when the run does not normalise).
+    #[serde(default, skip_serializing_if = "Normalizers::is_off")]
+    normalizers: Normalizers,
 }
 
 pub(crate) struct Dqn {
@@ -77,6 +82,7 @@ pub(crate) struct Dqn {
     gradient_steps: u64,
     pending: [f64; 3],
     pending_count: u64,
+    normalizers: Normalizers,
 }
 
 impl Dqn {
@@ -133,6 +139,12 @@ impl Dqn {
             gradient_steps: 0,
             pending: [0.0; 3],
             pending_count: 0,
+            normalizers: Normalizers::new(
+                &config.normalization,
+                observation_dim,
+                dqn.num_envs,
+                dqn.gamma,
+            ),
         }
     }
 
@@ -195,6 +207,11 @@ impl Dqn {
         dqn.gradient_steps = state.gradient_steps;
         dqn.pending = state.pending;
         dqn.pending_count = state.pending_count;
+        state
+            .normalizers
+            .check_fits(&config.normalization, observation_dim, dqn_config.num_envs)
+            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
+        dqn.normalizers = state.normalizers;
         Ok(dqn)
     }
 
@@ -236,7 +253,7 @@ impl Dqn {
             return Ok(explore.into_iter().flatten().collect());
         }
         let x = observation_tensor(
-            &self.observations,
+            &self.normalizers.network_input(&self.observations),
             self.observation_dim,
             self.inference.device(),
         );
@@ -253,7 +270,8 @@ impl Dqn {
     /// `[3]` tensor (left on the device).
     fn train_step(&mut self) -> Tensor<1> {
         let size = self.config.batch_size;
-        let batch = self.buffer.sample(size, &mut self.rng);
+        let mut batch = self.buffer.sample(size, &mut self.rng);
+        self.normalizers.apply_to_batch(&mut batch);
         let dim = self.observation_dim;
         let device = self.training.device().clone();
         let inference = self.inference.device().clone();
@@ -312,8 +330,11 @@ impl Algorithm for Dqn {
         let started = Instant::now();
         let n = self.env.num_envs();
         let dim = self.observation_dim;
+        self.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Discrete(&actions))?;
+        self.normalizers
+            .observe_rewards(step.rewards, step.terminated);
         let before = self.global_step;
         self.global_step += n as u64;
         for (e, &action) in actions.iter().enumerate() {
@@ -395,6 +416,11 @@ impl Algorithm for Dqn {
 
     fn agent(&self) -> Agent {
         Agent::q_network(&self.q, &self.inference)
+            .with_normalizer(self.normalizers.observations.clone())
+    }
+
+    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
+        self.normalizers.observations.clone()
     }
 
     fn architecture(&self, _config: &TrainConfig) -> Architecture {
@@ -409,6 +435,7 @@ impl Algorithm for Dqn {
             env: self.env.snapshot().expect("the env was reset"),
             pending: self.pending,
             pending_count: self.pending_count,
+            normalizers: self.normalizers.clone(),
         })
         .expect("state serialises"))
     }

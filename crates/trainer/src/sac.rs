@@ -25,7 +25,7 @@ use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, VectorEnv, Vect
 use gradless_policy::acting::{observation_tensor, read_f32};
 use gradless_policy::{
     ActError, ActionBounds, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
-    SoftActorCritic, SquashedGaussianActor, TwinQ, squash_with_noise,
+    ObservationNormalizer, SoftActorCritic, SquashedGaussianActor, TwinQ, squash_with_noise,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,7 @@ use crate::adam::Adam;
 use crate::adam::MomentValues;
 use crate::config::{SacConfig, TrainConfig};
 use crate::metrics::{SacUpdate, Update};
+use crate::normalization::Normalizers;
 use crate::replay_buffer::ReplayBuffer;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error};
 
@@ -90,6 +91,9 @@ struct SacState {
     exploration: Vec<f64>,
     env: VectorSnapshot,
     pending: Pending,
+    /// Normalisation statistics (absent when the run does not normalise).
+    #[serde(default, skip_serializing_if = "Normalizers::is_off")]
+    normalizers: Normalizers,
 }
 
 pub(crate) struct Sac {
@@ -121,6 +125,7 @@ pub(crate) struct Sac {
     global_step: u64,
     gradient_steps: u64,
     pending: Pending,
+    normalizers: Normalizers,
 }
 
 impl Sac {
@@ -183,6 +188,12 @@ impl Sac {
             global_step: 0,
             gradient_steps: 0,
             pending: Pending::default(),
+            normalizers: Normalizers::new(
+                &config.normalization,
+                observation_dim,
+                sac.num_envs,
+                sac.gamma,
+            ),
         }
     }
 
@@ -297,6 +308,11 @@ impl Sac {
         resumed.global_step = state.global_step;
         resumed.gradient_steps = state.gradient_steps;
         resumed.pending = state.pending;
+        state
+            .normalizers
+            .check_fits(&config.normalization, resumed.observation_dim, sac.num_envs)
+            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
+        resumed.normalizers = state.normalizers;
         Ok(resumed)
     }
 
@@ -370,7 +386,7 @@ impl Sac {
             (vec![0.0; n * dim], vec![0.0; n * dim])
         } else {
             let x = observation_tensor(
-                &self.observations,
+                &self.normalizers.network_input(&self.observations),
                 self.observation_dim,
                 self.inference.device(),
             );
@@ -399,7 +415,8 @@ impl Sac {
     /// device; read back once per training round).
     fn train_step(&mut self) -> (Tensor<1>, Vec<Tensor<1>>) {
         let size = self.config.batch_size;
-        let batch = self.buffer.sample(size, &mut self.rng);
+        let mut batch = self.buffer.sample(size, &mut self.rng);
+        self.normalizers.apply_to_batch(&mut batch);
         let (dim, action_dim) = (self.observation_dim, self.action_dim());
         let device = self.training.device().clone();
         let inference = self.inference.device().clone();
@@ -542,8 +559,11 @@ impl Algorithm for Sac {
         let started = Instant::now();
         let n = self.env.num_envs();
         let (dim, action_dim) = (self.observation_dim, self.action_dim());
+        self.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Continuous(&actions))?;
+        self.normalizers
+            .observe_rewards(step.rewards, step.terminated);
         let before = self.global_step;
         self.global_step += n as u64;
         for e in 0..n {
@@ -640,6 +660,11 @@ impl Algorithm for Sac {
 
     fn agent(&self) -> Agent {
         Agent::soft_actor(&self.actor, &self.inference)
+            .with_normalizer(self.normalizers.observations.clone())
+    }
+
+    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
+        self.normalizers.observations.clone()
     }
 
     fn architecture(&self, _config: &TrainConfig) -> Architecture {
@@ -658,6 +683,7 @@ impl Algorithm for Sac {
             exploration: self.exploration.clone(),
             env: self.env.snapshot().expect("the env was reset"),
             pending: self.pending.clone(),
+            normalizers: self.normalizers.clone(),
         })
         .expect("state serialises"))
     }

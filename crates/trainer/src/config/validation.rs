@@ -48,22 +48,13 @@ impl TrainConfig {
         )?;
         positive("normalization.clip_rewards", normalization.clip_rewards)?;
         positive("normalization.epsilon", normalization.epsilon)?;
-        if normalization.observations || normalization.rewards {
-            match &self.algorithm {
-                AlgorithmConfig::Ppo(ppo) if ppo.env_backend == EnvBackend::Device => {
-                    return Err(ConfigError::new(
-                        "normalization",
-                        "works with ppo.env_backend = \"cpu\" only (its statistics are kept on the host)",
-                    ));
-                }
-                AlgorithmConfig::Ppo(_) => {}
-                other => {
-                    return Err(ConfigError::new(
-                        "normalization",
-                        format!("is supported for PPO only, not {}", other.name()),
-                    ));
-                }
-            }
+        if (normalization.observations || normalization.rewards)
+            && matches!(&self.algorithm, AlgorithmConfig::Ppo(ppo) if ppo.env_backend == EnvBackend::Device)
+        {
+            return Err(ConfigError::new(
+                "normalization",
+                "works with ppo.env_backend = \"cpu\" only (its statistics are kept on the host)",
+            ));
         }
         if let AlgorithmConfig::Ppo(ppo) = &self.algorithm {
             positive_int("ppo.num_envs", ppo.num_envs as u64)?;

@@ -28,8 +28,9 @@ use crate::TrainError;
 use crate::adam::Adam;
 use crate::config::PpoConfig;
 use crate::metrics::{PpoUpdate, Update};
+use crate::normalization::Normalizers;
 use crate::session::Iteration;
-use rollout::{Collected, Normalizers, gae};
+use rollout::{Collected, gae};
 
 pub(crate) struct Ppo {
     config: PpoConfig,

@@ -20,21 +20,8 @@ use gradless_policy::sampling::{Categorical, DiagGaussian, sample_categorical, s
 use gradless_policy::{
     ActError, ActionBatch, ActionHead, ActorCritic, AgentActions, ObservationNormalizer,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::reward_scaling::RewardScaler;
-
-/// What a run normalises, with its running statistics (host envs only).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Normalizers {
-    /// Observation statistics, updated with every observation acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observations: Option<ObservationNormalizer>,
-    /// Reward scaling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewards: Option<RewardScaler>,
-}
+use crate::normalization::{Normalizers, RewardScaler};
 
 /// Observations as the network takes them: normalised (host values) when the run
 /// normalises, uploaded to `device`.
@@ -119,10 +106,8 @@ pub(super) fn collect(
     let mut recorded = Recorded::default();
     for t in 0..steps {
         let observations = envs.observations();
-        if let (BatchObservations::Host(values), Some(normalizer)) =
-            (&observations, normalizers.observations.as_mut())
-        {
-            normalizer.moments.update(values);
+        if let BatchObservations::Host(values) = &observations {
+            normalizers.observe(values);
         }
         let x = network_input(
             &observations,

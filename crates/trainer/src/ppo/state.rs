@@ -13,13 +13,12 @@ use gradless_policy::{
 use serde::{Deserialize, Serialize};
 
 use super::Ppo;
-use super::rollout::Normalizers;
 use crate::TrainError;
 use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
 use crate::config::{PpoConfig, TrainConfig};
-use crate::reward_scaling::RewardScaler;
+use crate::normalization::Normalizers;
 use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
@@ -40,12 +39,8 @@ struct PpoState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     device_env: Option<DeviceSnapshot>,
     /// Normalisation statistics (absent when the run does not normalise).
-    #[serde(default, skip_serializing_if = "normalizers_off")]
+    #[serde(default, skip_serializing_if = "Normalizers::is_off")]
     normalizers: Normalizers,
-}
-
-fn normalizers_off(normalizers: &Normalizers) -> bool {
-    *normalizers == Normalizers::default()
 }
 
 impl PpoState {
@@ -101,15 +96,12 @@ impl Ppo {
         let (envs, head) = Self::make_envs(config, ppo, training)?;
         let network = &config.network;
         let observation_dim = envs.observation_dim();
-        let n = &config.normalization;
-        let normalizers = Normalizers {
-            observations: n.observations.then(|| {
-                ObservationNormalizer::new(observation_dim, n.clip_observations, n.epsilon)
-            }),
-            rewards: n
-                .rewards
-                .then(|| RewardScaler::new(ppo.num_envs, ppo.gamma, n.epsilon, n.clip_rewards)),
-        };
+        let normalizers = Normalizers::new(
+            &config.normalization,
+            observation_dim,
+            ppo.num_envs,
+            ppo.gamma,
+        );
         let model = ActorCritic::new(
             observation_dim,
             &network.hidden,
@@ -156,26 +148,10 @@ impl Ppo {
             )
         })?;
         envs.restore(&snapshot)?;
-        let n = &config.normalization;
-        let saved = &state.normalizers;
-        let fits = saved.observations.is_some() == n.observations
-            && saved.rewards.is_some() == n.rewards
-            && saved
-                .observations
-                .as_ref()
-                .is_none_or(|o| o.check(envs.observation_dim()).is_ok())
-            && saved
-                .rewards
-                .as_ref()
-                .is_none_or(|r| r.num_envs() == ppo.num_envs);
-        if !fits {
-            return Err(state_error(
-                checkpoint,
-                serde::de::Error::custom(
-                    "its normalisation statistics do not fit the run's normalization settings",
-                ),
-            ));
-        }
+        state
+            .normalizers
+            .check_fits(&config.normalization, envs.observation_dim(), ppo.num_envs)
+            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
             config: ppo.clone(),

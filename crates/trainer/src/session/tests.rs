@@ -156,6 +156,17 @@ fn normalised_ppo_resume_is_exact_and_checkpoints_carry_the_statistics() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The off-policy algorithms keep raw transitions and normalise what they sample: their
+/// statistics resume exactly too.
+#[test]
+fn normalised_off_policy_resumes_are_exact() {
+    let normalise = "[normalization]\n    observations = true\n    rewards = true\n";
+    let dqn = DQN.replace("    [dqn]", &format!("    {normalise}    [dqn]"));
+    resume_matches_straight_run("dqn-normalised", &dqn, 120);
+    let sac = SAC.replace("    [sac]", &format!("    {normalise}    [sac]"));
+    resume_matches_straight_run("sac-normalised", &sac, 170);
+}
+
 #[test]
 fn dqn_resume_is_exact() {
     // 200 vector steps; checkpoints every 50; killed after 120 (20 lost).
