@@ -34,7 +34,9 @@ use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::normalization::Normalizers;
 use crate::replay_buffer::ReplayBuffer;
-use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error};
+use crate::session::{
+    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
+};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -226,18 +228,8 @@ impl Dqn {
         c.start_epsilon + (c.end_epsilon - c.start_epsilon) * progress
     }
 
-    fn non_finite(&self, what: &str) -> TrainError {
-        TrainError::NonFinite {
-            global_step: self.global_step,
-            what: what.to_string(),
-        }
-    }
-
     fn act_error(&self, error: ActError, what: &str) -> TrainError {
-        match error {
-            ActError::NonFinite => self.non_finite(what),
-            other => other.into(),
-        }
+        acting_error(self.global_step, error, what)
     }
 
     /// Epsilon-greedy actions; the network runs only when some env acts greedily.

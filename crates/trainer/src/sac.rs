@@ -37,7 +37,9 @@ use crate::config::{SacConfig, TrainConfig};
 use crate::metrics::{SacUpdate, Update};
 use crate::normalization::Normalizers;
 use crate::replay_buffer::ReplayBuffer;
-use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error};
+use crate::session::{
+    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
+};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -349,13 +351,7 @@ impl Sac {
     }
 
     fn act_error(&self, error: ActError, what: &str) -> TrainError {
-        match error {
-            ActError::NonFinite => TrainError::NonFinite {
-                global_step: self.global_step,
-                what: what.to_string(),
-            },
-            other => other.into(),
-        }
+        acting_error(self.global_step, error, what)
     }
 
     /// `[rows, action_dim]` standard normal draws from the trainer's generator.

@@ -55,6 +55,22 @@ pub(crate) fn crossed(before: u64, after: u64, every: u64) -> bool {
     after / every > before / every
 }
 
+/// An acting error at `global_step`: non-finite outputs stop the run naming `what`, other
+/// failures pass through.
+pub(crate) fn acting_error(
+    global_step: u64,
+    error: gradless_policy::ActError,
+    what: &str,
+) -> TrainError {
+    match error {
+        gradless_policy::ActError::NonFinite => TrainError::NonFinite {
+            global_step,
+            what: what.to_string(),
+        },
+        other => other.into(),
+    }
+}
+
 /// Writes a module's parameters in burn's format.
 pub(crate) fn save_module<M: burn::module::Module>(
     module: &M,

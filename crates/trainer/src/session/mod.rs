@@ -24,7 +24,7 @@ use logging::UPDATE_LOG_EVERY;
 #[cfg(test)]
 pub(crate) use algorithm::flat_parameters;
 pub(crate) use algorithm::{
-    Algorithm, Iteration, OPTIMIZER_FILE, crossed, save_module, state_error,
+    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
 };
 
 use crate::TrainError;
