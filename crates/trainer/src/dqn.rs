@@ -321,7 +321,6 @@ impl Algorithm for Dqn {
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
         let started = Instant::now();
         let n = self.env.num_envs();
-        let dim = self.observation_dim;
         self.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Discrete(&actions))?;
@@ -329,21 +328,7 @@ impl Algorithm for Dqn {
             .observe_rewards(step.rewards, step.terminated);
         let before = self.global_step;
         self.global_step += n as u64;
-        for (e, &action) in actions.iter().enumerate() {
-            let ended = step.terminated[e] || step.truncated[e];
-            let next = if ended {
-                &step.final_observations[e * dim..(e + 1) * dim]
-            } else {
-                &step.observations[e * dim..(e + 1) * dim]
-            };
-            self.buffer.push(
-                &self.observations[e * dim..(e + 1) * dim],
-                &[action],
-                step.rewards[e] as f32,
-                next,
-                step.terminated[e],
-            );
-        }
+        self.buffer.push_step(&self.observations, &actions, &step);
         iteration.episodes.extend(
             step.episodes
                 .iter()

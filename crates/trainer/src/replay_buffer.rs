@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use gradless_envs::EnvRng;
+use gradless_envs::{EnvRng, VectorStep};
 use gradless_policy::CheckpointError;
 
 use crate::binary::{BinaryReader, BinaryWriter};
@@ -119,6 +119,28 @@ impl<A: StoredAction> ReplayBuffer<A> {
             self.rewards[k] = reward;
             self.terminated[k] = done;
             self.position = (k + 1) % self.capacity;
+        }
+    }
+
+    /// Adds every env's transition of one same-step-autoreset vector step: `observations`
+    /// are what the envs were acting on, `actions` what they did (`action_dim` values each);
+    /// an env whose episode ended keeps its true last observation, not the reset's.
+    pub fn push_step(&mut self, observations: &[f32], actions: &[A], step: &VectorStep<'_>) {
+        let (dim, width) = (self.observation_dim, self.action_dim);
+        for e in 0..step.rewards.len() {
+            let ended = step.terminated[e] || step.truncated[e];
+            let next = if ended {
+                &step.final_observations[e * dim..(e + 1) * dim]
+            } else {
+                &step.observations[e * dim..(e + 1) * dim]
+            };
+            self.push(
+                &observations[e * dim..(e + 1) * dim],
+                &actions[e * width..(e + 1) * width],
+                step.rewards[e] as f32,
+                next,
+                step.terminated[e],
+            );
         }
     }
 
@@ -239,6 +261,26 @@ mod tests {
         // A buffer of discrete actions is not one of continuous actions.
         assert!(ReplayBuffer::<f32>::load(&path, 3, 2, 1).is_err());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A vector step stores, for an env whose episode ended, its true last observation
+    /// (not the reset that follows), and `terminated` only where the episode terminated.
+    #[test]
+    fn a_vector_step_keeps_final_observations() {
+        let mut buffer = ReplayBuffer::<i64>::new(4, 1, 1);
+        let step = VectorStep {
+            observations: &[10.0, 20.0, 30.0],
+            rewards: &[1.0, 2.0, 3.0],
+            terminated: &[false, true, false],
+            truncated: &[false, false, true],
+            final_observations: &[0.0, 21.0, 31.0],
+            episodes: &[],
+        };
+        buffer.push_step(&[1.0, 2.0, 3.0], &[0, 1, 0], &step);
+        assert_eq!(buffer.next_observations, vec![10.0, 21.0, 31.0]);
+        assert_eq!(buffer.terminated, vec![0.0, 1.0, 0.0]);
+        assert_eq!(buffer.rewards, vec![1.0, 2.0, 3.0]);
+        assert_eq!(buffer.actions, vec![0, 1, 0]);
     }
 
     /// Continuous actions keep their `action_dim` values together through the ring, the

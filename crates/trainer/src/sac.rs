@@ -554,7 +554,6 @@ impl Algorithm for Sac {
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
         let started = Instant::now();
         let n = self.env.num_envs();
-        let (dim, action_dim) = (self.observation_dim, self.action_dim());
         self.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Continuous(&actions))?;
@@ -562,21 +561,7 @@ impl Algorithm for Sac {
             .observe_rewards(step.rewards, step.terminated);
         let before = self.global_step;
         self.global_step += n as u64;
-        for e in 0..n {
-            let ended = step.terminated[e] || step.truncated[e];
-            let next = if ended {
-                &step.final_observations[e * dim..(e + 1) * dim]
-            } else {
-                &step.observations[e * dim..(e + 1) * dim]
-            };
-            self.buffer.push(
-                &self.observations[e * dim..(e + 1) * dim],
-                &actions[e * action_dim..(e + 1) * action_dim],
-                step.rewards[e] as f32,
-                next,
-                step.terminated[e],
-            );
-        }
+        self.buffer.push_step(&self.observations, &actions, &step);
         iteration.episodes.extend(
             step.episodes
                 .iter()
