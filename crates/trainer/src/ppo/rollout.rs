@@ -17,27 +17,23 @@ use gradless_envs::device::{DeviceActions, RecordedEpisode, signal};
 use gradless_envs::{BatchObservations, EnvBatch, EnvRng, StepSignals, most_episodes};
 use gradless_policy::acting::{finite_f32, read_f32};
 use gradless_policy::sampling::{Categorical, DiagGaussian, sample_categorical, sample_gaussian};
-use gradless_policy::{
-    ActError, ActionBatch, ActionHead, ActorCritic, AgentActions, ObservationNormalizer,
-};
+use gradless_policy::{ActError, ActionBatch, ActionHead, ActorCritic, AgentActions};
 
 use crate::normalization::{Normalizers, RewardScaler};
 
-/// Observations as the network takes them: normalised (host values) when the run
-/// normalises, uploaded to `device`.
+/// Observations as the network takes them, uploaded to `device`: host values normalised
+/// when the run normalises (device observations never are: config validation refuses it).
 fn network_input(
     observations: &BatchObservations<'_>,
-    normalizer: Option<&ObservationNormalizer>,
+    normalizers: &Normalizers,
     dim: usize,
     device: &Device,
 ) -> Tensor<2> {
-    match (observations, normalizer) {
-        (BatchObservations::Host(values), Some(normalizer)) => {
-            let mut values = values.to_vec();
-            normalizer.apply(&mut values);
-            BatchObservations::Host(&values).to_tensor(dim, device)
+    match observations {
+        BatchObservations::Host(values) if normalizers.observations.is_some() => {
+            BatchObservations::Host(&normalizers.network_input(values)).to_tensor(dim, device)
         }
-        (observations, _) => observations.to_tensor(dim, device),
+        observations => observations.to_tensor(dim, device),
     }
 }
 
@@ -109,12 +105,7 @@ pub(super) fn collect(
         if let BatchObservations::Host(values) = &observations {
             normalizers.observe(values);
         }
-        let x = network_input(
-            &observations,
-            normalizers.observations.as_ref(),
-            dim,
-            device,
-        );
+        let x = network_input(&observations, normalizers, dim, device);
         let (actions, log_probs) = match observations {
             BatchObservations::Host(_) => {
                 sample_on_host(actor, head, x.clone(), &host_log_std, rng)?
@@ -147,22 +138,12 @@ pub(super) fn collect(
         ) = (step.final_observations, &step.signals)
             && (0..n).any(|e| truncated[e] && !terminated[e])
         {
-            let finals = network_input(
-                &BatchObservations::Host(finals),
-                normalizers.observations.as_ref(),
-                dim,
-                device,
-            );
+            let finals = network_input(&BatchObservations::Host(finals), normalizers, dim, device);
             recorded.final_values.push((t, actor.value(finals)));
         }
         recorded.signals.push(step.signals.to_tensor(device));
     }
-    let next = network_input(
-        &envs.observations(),
-        normalizers.observations.as_ref(),
-        dim,
-        device,
-    );
+    let next = network_input(&envs.observations(), normalizers, dim, device);
     let transitions =
         recorded.read_back(actor.value(next), n, gamma, normalizers.rewards.as_mut())?;
     let mut episodes = envs.read_records()?;
