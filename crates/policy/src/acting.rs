@@ -264,11 +264,6 @@ impl Agent {
         Self { normalizer, ..self }
     }
 
-    /// The statistics it normalises its inputs with, if any.
-    pub fn normalizer(&self) -> Option<&ObservationNormalizer> {
-        self.normalizer.as_ref()
-    }
-
     /// Acts with a network read from another tool's file, built on the agents' device (its
     /// weights are checked first; the error names the tensor that does not fit).
     pub fn from_foreign(network: &ForeignNetwork, device: &AgentDevice) -> Result<Self, String> {
@@ -371,10 +366,10 @@ impl Agent {
         let rows = observations.len() / dim;
         let rngs = match selection {
             Selection::Sample(rngs) => rngs,
-            // A Q-network acts greedily even when asked to sample.
             Selection::Greedy => return self.greedy(x, rows),
         };
         match &self.network {
+            // A Q-network acts greedily even when asked to sample.
             PolicyNetwork::QNetwork(_) => self.greedy(x, rows),
             PolicyNetwork::ActorCritic(model) => {
                 let outputs = read_f32(model.actor(x))?;
