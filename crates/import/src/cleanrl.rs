@@ -74,6 +74,7 @@ pub fn read_sequential(
     activation: Option<Activation>,
 ) -> Result<ForeignPolicy, ImportError> {
     let tensors = Tensors::read_pytorch(path)?;
+    tensors.refuse_observation_statistics(path)?;
     if !tensors.by_name.contains_key("0.weight") {
         return Err(ImportError::Key {
             path: path.to_path_buf(),

@@ -92,6 +92,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     let bytes = gradless_files::read_bounded(path, MAX_TENSOR_BYTES + MAX_HEADER_BYTES + 8)
         .map_err(|e| file_error(path, e.to_string()))?;
     let (tensors, metadata) = parse(path, &bytes)?;
+    tensors.refuse_observation_statistics(path)?;
     let text = |key: &str| {
         metadata
             .get(key)
@@ -154,4 +155,57 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         step: text("global_step").and_then(|s| s.parse().ok()),
         env: text("env_id"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file in the export layout: a 4 -> 2 layer, and `extra` tensors of four values.
+    fn exported(extra: &[&str]) -> Vec<u8> {
+        let mut header = serde_json::Map::new();
+        header.insert(
+            "__metadata__".into(),
+            serde_json::json!({"policy": "categorical_actor", "activation": "tanh"}),
+        );
+        let mut tensors = vec![("0.weight", vec![2, 4]), ("0.bias", vec![2])];
+        tensors.extend(extra.iter().map(|&name| (name, vec![4])));
+        let mut data = Vec::new();
+        for (name, shape) in tensors {
+            let count: usize = shape.iter().product();
+            let start = data.len();
+            data.extend((0..count).flat_map(|k| (k as f32 * 0.1).to_le_bytes()));
+            header.insert(
+                name.into(),
+                serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+            );
+        }
+        let header = serde_json::to_vec(&header).unwrap();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header);
+        bytes.extend(data);
+        bytes
+    }
+
+    /// A policy exported with observation statistics expects normalised inputs: read as a
+    /// plain network it would be evaluated on raw ones, so it is refused, naming the tensor.
+    #[test]
+    fn exports_with_observation_statistics_are_refused() {
+        let dir = std::env::temp_dir().join(format!("gradless-import-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("plain.safetensors");
+        std::fs::write(&plain, exported(&[])).unwrap();
+        let policy = read(&plain, None).unwrap();
+        assert_eq!(policy.network.layers.len(), 1);
+        let normalised = dir.join("normalised.safetensors");
+        std::fs::write(&normalised, exported(&["obs_norm.mean", "obs_norm.var"])).unwrap();
+        let err = read(&normalised, None).unwrap_err().to_string();
+        assert!(
+            err.contains("normalised.safetensors")
+                && err.contains("obs_norm.mean")
+                && err.contains("normalised observations"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

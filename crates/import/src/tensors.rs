@@ -77,6 +77,22 @@ impl Tensors {
         self.by_name.keys().any(|k| k.starts_with(prefix))
     }
 
+    /// Refuses a file in `gradless export`'s layout that carries observation statistics
+    /// (`obs_norm.mean`, `obs_norm.var`): the policy expects normalised inputs, and a
+    /// foreign policy is evaluated on raw ones, so its returns would be silently wrong.
+    pub fn refuse_observation_statistics(&self, path: &Path) -> Result<(), ImportError> {
+        match self.by_name.keys().find(|k| k.starts_with("obs_norm.")) {
+            None => Ok(()),
+            Some(name) => Err(ImportError::Key {
+                path: path.to_path_buf(),
+                key: name.clone(),
+                reason: "the policy was trained on normalised observations, which an imported \
+                         policy does not apply yet; evaluate the checkpoint it was exported from"
+                    .into(),
+            }),
+        }
+    }
+
     /// The tensor `name`, which must exist.
     pub fn get(&self, path: &Path, name: &str) -> Result<&Values, ImportError> {
         self.by_name.get(name).ok_or_else(|| ImportError::Key {
