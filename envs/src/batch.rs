@@ -141,9 +141,14 @@ pub trait EnvBatch: Send {
     /// on a device from the device's generator, seeded with `seed`.
     fn reset(&mut self, seed: u64) -> Result<(), EnvError>;
     /// Resets env `i` from `seeds[i]` and starts each of its later episodes from the next
-    /// seed (`seeds[i] + 1`, `+ 2`, ...), so that every episode has a seed of its own. CPU
-    /// envs only: device envs draw their starts from the device's generator.
-    fn reset_seeded_episodes(&mut self, seeds: &[u64]) -> Result<(), EnvError>;
+    /// seed (`seeds[i] + 1`, `+ 2`, ...), so that every episode has a seed of its own: on
+    /// the CPU all of them, on a device the first `episodes_per_env` (their starts are
+    /// computed beforehand; later ones come from the device's generator).
+    fn reset_seeded_episodes(
+        &mut self,
+        seeds: &[u64],
+        episodes_per_env: usize,
+    ) -> Result<(), EnvError>;
     /// The observations the next step acts on.
     fn observations(&self) -> BatchObservations<'_>;
     /// Steps every env with its action.
@@ -287,7 +292,7 @@ impl EnvBatch for CpuBatch {
         Ok(())
     }
 
-    fn reset_seeded_episodes(&mut self, seeds: &[u64]) -> Result<(), EnvError> {
+    fn reset_seeded_episodes(&mut self, seeds: &[u64], _: usize) -> Result<(), EnvError> {
         self.envs.reset_with_seeds(seeds)?;
         self.next_seeds = Some(seeds.iter().map(|&s| s.wrapping_add(1)).collect());
         Ok(())
@@ -500,7 +505,7 @@ mod tests {
     #[test]
     fn seeded_episodes_start_as_single_envs_do() {
         let mut batch = make_batch("CartPole-v1", 2, EnvBackend::Cpu, &flex(), 0).unwrap();
-        batch.reset_seeded_episodes(&[10, 20]).unwrap();
+        batch.reset_seeded_episodes(&[10, 20], 1).unwrap();
         let mut starts: Vec<Vec<f32>> = Vec::new();
         let first = |batch: &dyn EnvBatch, env: usize| match batch.observations() {
             BatchObservations::Host(values) => values[env * 4..(env + 1) * 4].to_vec(),
@@ -528,9 +533,16 @@ mod tests {
         assert_eq!(starts[0], expected(10));
         assert_eq!(seen_second[0].clone().unwrap(), expected(11));
         assert_eq!(seen_second[1].clone().unwrap(), expected(21));
-        assert!(batch.reset_seeded_episodes(&[1]).is_err());
+        assert!(batch.reset_seeded_episodes(&[1], 1).is_err());
+        // Device envs start from the same states, in float32, and refuse a wrong seed count.
         let mut on_device = make_batch("CartPole-v1", 2, EnvBackend::Device, &flex(), 0).unwrap();
-        assert!(on_device.reset_seeded_episodes(&[1, 2]).is_err());
+        assert!(on_device.reset_seeded_episodes(&[1], 2).is_err());
+        on_device.reset_seeded_episodes(&[10, 20], 2).unwrap();
+        let BatchObservations::Device(observed) = on_device.observations() else {
+            unreachable!("device envs")
+        };
+        let observed = observed.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(observed, [expected(10), expected(20)].concat());
     }
 
     #[test]

@@ -44,13 +44,12 @@ impl EnvBatch for DeviceVectorEnv {
         Ok(())
     }
 
-    fn reset_seeded_episodes(&mut self, _seeds: &[u64]) -> Result<(), EnvError> {
-        Err(EnvError::InvalidOption {
-            env: self.id.clone(),
-            reason: "device envs draw their starts from the device's generator, not from \
-                     per-episode seeds"
-                .into(),
-        })
+    fn reset_seeded_episodes(
+        &mut self,
+        seeds: &[u64],
+        episodes_per_env: usize,
+    ) -> Result<(), EnvError> {
+        self.reset_seeded(seeds, episodes_per_env)
     }
 
     fn observations(&self) -> BatchObservations<'_> {

@@ -82,14 +82,16 @@ pub enum Physics {
 }
 
 impl Physics {
-    fn state_dim(self) -> usize {
+    /// Variables of the state the physics steps.
+    pub fn state_dim(self) -> usize {
         match self {
             Physics::CartPole => 4,
             Physics::MountainCar | Physics::Pendulum => 2,
         }
     }
 
-    fn observation_dim(self) -> usize {
+    /// Values per observation.
+    pub fn observation_dim(self) -> usize {
         match self {
             Physics::CartPole => 4,
             Physics::MountainCar => 2,
@@ -294,12 +296,7 @@ fn step_kernel<F: Float, A: Numeric>(
     let mut reward = F::new(0.0);
     let mut terminated = false;
     if !restarted {
-        let action = F::cast_from(actions[env]);
-        let outcome = match comptime![physics] {
-            Physics::CartPole => cartpole_physics(&mut state, action),
-            Physics::MountainCar => mountain_car_physics(&mut state, action),
-            Physics::Pendulum => pendulum_physics(&mut state, action),
-        };
+        let outcome = kernel_physics::physics_step(&mut state, F::cast_from(actions[env]), physics);
         reward = outcome.reward;
         terminated = outcome.terminated;
     }
@@ -307,25 +304,64 @@ fn step_kernel<F: Float, A: Numeric>(
     for k in 0..state_dim {
         next[k * n + env] = state[k];
     }
-    match comptime![physics] {
-        // Pendulum observes `cos theta, sin theta, theta_dot`.
-        Physics::Pendulum => {
-            observations[env * 3] = F::cos(state[0]);
-            observations[env * 3 + 1] = F::sin(state[0]);
-            observations[env * 3 + 2] = state[1];
-        }
-        _ =>
-        {
-            #[unroll]
-            for k in 0..state_dim {
-                observations[env * state_dim + k] = state[k];
-            }
-        }
+    let observation_dim = comptime![physics.observation_dim()];
+    let mut observation = Array::<F>::new(observation_dim);
+    kernel_physics::write_observation(&state, &mut observation, physics);
+    #[unroll]
+    for k in 0..observation_dim {
+        observations[env * observation_dim + k] = observation[k];
     }
     let at = Unit { env, n, restarted };
     bookkeep(
         table, next, signals, &at, reward, terminated, time_limit, state_dim,
     );
+}
+
+/// The physics as `#[cube]` functions, for every kernel that steps a device env (this
+/// file's step, the policy crate's episode kernel).
+// The macro's generated expansion items carry no docs of their own.
+#[allow(missing_docs)]
+pub mod kernel_physics {
+    use super::*;
+
+    /// One step of `physics` from `state` (updated in place) under `action` (an action index
+    /// as a float for the discrete envs): what every kernel that steps a device env runs.
+    #[cube]
+    pub fn physics_step<F: Float>(
+        state: &mut Array<F>,
+        action: F,
+        #[comptime] physics: Physics,
+    ) -> Outcome<F> {
+        match comptime![physics] {
+            Physics::CartPole => cartpole_physics(state, action),
+            Physics::MountainCar => mountain_car_physics(state, action),
+            Physics::Pendulum => pendulum_physics(state, action),
+        }
+    }
+
+    /// The observation of `state` under `physics`, written into `observation`.
+    #[cube]
+    pub fn write_observation<F: Float>(
+        state: &Array<F>,
+        observation: &mut Array<F>,
+        #[comptime] physics: Physics,
+    ) {
+        match comptime![physics] {
+            // Pendulum observes `cos theta, sin theta, theta_dot`.
+            Physics::Pendulum => {
+                observation[0] = F::cos(state[0]);
+                observation[1] = F::sin(state[0]);
+                observation[2] = state[1];
+            }
+            _ =>
+            {
+                #[unroll]
+                for k in 0..comptime![physics.state_dim()] {
+                    observation[k] = state[k];
+                }
+            }
+        }
+    }
 }
 
 /// Which env a unit steps, among how many, and whether it restarts on this step.
@@ -339,9 +375,11 @@ struct Unit {
 /// What the physics of one step gave: the reward, and whether the episode ended in a
 /// terminal state.
 #[derive(CubeType)]
-struct Outcome<F: Float> {
-    reward: F,
-    terminated: bool,
+pub struct Outcome<F: Float> {
+    /// The step's reward.
+    pub reward: F,
+    /// Whether the new state is terminal.
+    pub terminated: bool,
 }
 
 /// CartPole's step of `x, x_dot, theta, theta_dot` under a push (0 left, 1 right), in

@@ -18,6 +18,7 @@ mod fused;
 mod mountain_car;
 mod pendulum;
 mod records;
+mod seeded;
 mod snapshot;
 mod step;
 
@@ -27,11 +28,13 @@ use burn::tensor::kind::Basic;
 
 pub use cartpole::CartPoleTensors;
 pub use choices::{EnvBackend, StepKernel};
-pub use fused::Physics;
+pub use fused::{Outcome, Physics, kernel_physics};
 pub use mountain_car::MountainCarTensors;
 pub use pendulum::PendulumTensors;
 use records::EpisodeRecords;
 pub use records::{FinishedEpisodes, RecordedEpisode};
+use seeded::SeededStarts;
+pub use seeded::seeded_starts;
 pub use snapshot::DeviceSnapshot;
 pub use step::{DeviceStep, bookkeeping, signal};
 
@@ -138,6 +141,8 @@ pub struct DeviceVectorEnv {
     /// The observations of the current state, `[num_envs, observation_dim]`.
     observations: Tensor<2>,
     records: Option<EpisodeRecords>,
+    /// Each env's next starts, after a seeded reset.
+    seeded: Option<SeededStarts>,
 }
 
 /// The tensor physics of a registered env, with its time limit: an error for an unknown id
@@ -229,6 +234,7 @@ impl DeviceVectorEnv {
             kernel,
             table,
             records: None,
+            seeded: None,
         }
     }
 
@@ -281,8 +287,9 @@ impl DeviceVectorEnv {
         self.observations.clone()
     }
 
-    /// Replaces the table and observes it.
+    /// Replaces the table and observes it. Any seeded starts end with it.
     fn set_table(&mut self, table: Tensor<2>) {
+        self.seeded = None;
         self.observations = observe(self.dynamics.as_ref(), &table);
         self.table = table;
     }
@@ -303,7 +310,10 @@ impl DeviceVectorEnv {
     /// instead (its action ignored, reward 0, both flags false), as Gymnasium's next-step
     /// autoreset does.
     pub fn step(&mut self, actions: &DeviceActions) -> Result<DeviceStep, EnvError> {
-        let starts = self.dynamics.initial_state(self.num_envs, &self.device);
+        let mut starts = self.dynamics.initial_state(self.num_envs, &self.device);
+        if let Some(seeded) = &self.seeded {
+            starts = seeded.next(starts);
+        }
         let time_limit = self
             .max_episode_steps
             .map_or(f32::MAX, |limit| limit as f32);
@@ -329,6 +339,9 @@ impl DeviceVectorEnv {
                 &book[bookkeeping::EPISODE_RETURN],
                 &book[bookkeeping::ELAPSED],
             );
+        }
+        if let Some(seeded) = &mut self.seeded {
+            seeded.restarted(step.reset());
         }
         self.observations = step.observations.clone();
         Ok(step)
