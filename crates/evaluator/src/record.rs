@@ -245,7 +245,7 @@ mod tests {
             assert_eq!(frames.len() as u64, video.frames);
             // Replays the trajectory and finds the cart in image row 305 of each frame.
             let mut env = gradless_envs::make("CartPole-v0").unwrap();
-            env.reset(video.episode.seed);
+            env.reset(Some(video.episode.seed));
             assert_eq!(env.state().unwrap(), video.init_state);
             let mut cart_x = vec![video.init_state[0]];
             for action in &video.actions {

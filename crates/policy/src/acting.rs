@@ -315,6 +315,16 @@ impl Agent {
         }
     }
 
+    /// The network it acts with, for the episode kernel's program.
+    pub(crate) fn network(&self) -> &PolicyNetwork {
+        &self.network
+    }
+
+    /// The statistics its inputs are normalised with, for the episode kernel's program.
+    pub(crate) fn normalizer(&self) -> Option<&ObservationNormalizer> {
+        self.normalizer.as_ref()
+    }
+
     /// The agent's device, for the envs that step beside it in this crate.
     pub(crate) fn inference_device(&self) -> &InferenceDevice {
         &self.device

@@ -4,15 +4,16 @@ use gradless_envs::device::EnvBackend;
 use gradless_envs::{Action, EnvRng, StepSignals, make, make_batch};
 
 use crate::acting::{ActError, Agent, Selection};
+use crate::device_episodes::{EpisodeProgram, run_with_kernel};
 
 /// One finished episode of [`run_episodes`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SeededEpisode {
     /// Its index in the plan: it ran from seed `first_seed + episode`.
     pub episode: usize,
-    /// The seed its env was reset with; `None` for device envs, whose starts come from the
-    /// device's generator.
-    pub seed: Option<u64>,
+    /// The seed its env was reset with (device envs too: their starts are computed from it
+    /// on the host).
+    pub seed: u64,
     /// The sum of its rewards.
     #[serde(rename = "return")]
     pub episode_return: f64,
@@ -62,10 +63,12 @@ const DEVICE_CHECK_EVERY: usize = 32;
 /// `episodes % num_envs` slots one more), and every one of them is counted, long or short.
 /// Episode numbers go slot by slot.
 ///
-/// On the CPU each episode has a seed of its own, `first_seed + episode`, and in stochastic
-/// plans an action generator of its own, so results do not depend on `num_envs`. On a
-/// device the starts come from the device's generator seeded with `first_seed` (episodes
-/// have no seed of their own and do not match the CPU's), and actions are greedy.
+/// Each episode has a seed of its own, `first_seed + episode`, and in stochastic plans an
+/// action generator of its own, so results do not depend on `num_envs`. Device envs start
+/// from the states the CPU envs start from with those seeds (in float32), act greedily, and
+/// run whole episodes in one kernel launch where the device runs cubecl kernels and the
+/// network fits it (see [`MAX_KERNEL_WIDTH`](crate::MAX_KERNEL_WIDTH)); otherwise, and on
+/// flex, one step at a time.
 ///
 /// `on_progress` hears how many of the planned episodes have finished whenever that number
 /// grows (checked every step on the CPU, every few dozen on a device).
@@ -74,37 +77,52 @@ pub fn run_episodes(
     env_id: &str,
     backend: EnvBackend,
     plan: EpisodePlan,
-    mut on_episode: impl FnMut(&SeededEpisode),
-    mut on_progress: impl FnMut(usize),
+    on_episode: impl FnMut(&SeededEpisode),
+    on_progress: impl FnMut(usize),
 ) -> Result<Vec<SeededEpisode>, ActError> {
-    if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
-        return Err(ActError::Plan(format!(
-            "seeds {} + {} episodes pass the largest seed, {}",
-            plan.first_seed,
-            plan.episodes,
-            u64::MAX
-        )));
-    }
-    if plan.stochastic && backend == EnvBackend::Device {
-        return Err(ActError::Unsupported(
-            "sampled actions with envs on the device (greedy only)",
-        ));
-    }
+    check_plan(&plan, backend)?;
     let num_envs = plan.num_envs.min(plan.episodes);
     if num_envs == 0 {
         return Ok(Vec::new());
     }
-    let quota: Vec<usize> = (0..num_envs)
-        .map(|k| plan.episodes / num_envs + usize::from(k < plan.episodes % num_envs))
-        .collect();
-    let first_of_slot: Vec<usize> = quota
-        .iter()
-        .scan(0, |next, &q| {
-            let first = *next;
-            *next += q;
-            Some(first)
-        })
-        .collect();
+    if backend == EnvBackend::Device && !plan.stochastic {
+        let quotas = SlotQuotas::new(plan.episodes, num_envs);
+        let program = EpisodeProgram::for_agent(agent, env_id)
+            .and_then(|program| Ok((program.steps_per_launch(quotas.quota[0])?, program)));
+        match program {
+            Ok((steps, program)) => {
+                let device = agent.inference_device().device();
+                let episodes =
+                    run_with_kernel(&program, steps, env_id, &plan, &quotas, device, on_progress)?;
+                return finish(episodes, on_episode);
+            }
+            Err(why) => {
+                tracing::debug!(reason = %why, "episode kernel not used: stepping per step")
+            }
+        }
+    }
+    run_episodes_per_step(agent, env_id, backend, plan, on_episode, on_progress)
+}
+
+/// [`run_episodes`] one policy step and one env step at a time, never with the episode
+/// kernel (what it falls back to, and what the kernel is compared with).
+pub fn run_episodes_per_step(
+    agent: &Agent,
+    env_id: &str,
+    backend: EnvBackend,
+    plan: EpisodePlan,
+    on_episode: impl FnMut(&SeededEpisode),
+    mut on_progress: impl FnMut(usize),
+) -> Result<Vec<SeededEpisode>, ActError> {
+    check_plan(&plan, backend)?;
+    let num_envs = plan.num_envs.min(plan.episodes);
+    if num_envs == 0 {
+        return Ok(Vec::new());
+    }
+    let SlotQuotas {
+        quota,
+        first: first_of_slot,
+    } = SlotQuotas::new(plan.episodes, num_envs);
     let seed_of = |episode: usize| plan.first_seed + episode as u64;
     let mut envs = make_batch(
         env_id,
@@ -113,17 +131,17 @@ pub fn run_episodes(
         agent.inference_device().device(),
         plan.first_seed,
     )?;
-    let seeded = backend == EnvBackend::Cpu;
-    if seeded {
-        let seeds: Vec<u64> = first_of_slot.iter().map(|&first| seed_of(first)).collect();
-        envs.reset_seeded_episodes(&seeds)?;
-    }
+    let seeds: Vec<u64> = first_of_slot.iter().map(|&first| seed_of(first)).collect();
+    envs.reset_seeded_episodes(&seeds, quota[0])?;
     envs.record_episodes(quota[0]);
     let dim = envs.observation_dim();
     // Each slot's episode so far and, in stochastic plans, that episode's action generator.
     let mut current = first_of_slot.clone();
     let mut rngs: Vec<EnvRng> = current.iter().map(|&e| action_rng(seed_of(e))).collect();
-    let check_every = if seeded { 1 } else { DEVICE_CHECK_EVERY };
+    let check_every = match backend {
+        EnvBackend::Cpu => 1,
+        EnvBackend::Device => DEVICE_CHECK_EVERY,
+    };
     let mut finished = 0;
     for steps in 0.. {
         if steps % check_every == 0 {
@@ -169,7 +187,7 @@ pub fn run_episodes(
             let episode = first_of_slot[r.env_index] + r.nth;
             SeededEpisode {
                 episode,
-                seed: seeded.then(|| seed_of(episode)),
+                seed: seed_of(episode),
                 episode_return: r.episode_return,
                 length: r.length,
                 terminated: r.terminated,
@@ -177,12 +195,64 @@ pub fn run_episodes(
             }
         })
         .collect();
+    episodes.sort_by_key(|e| e.episode);
+    finish(episodes, on_episode)
+}
+
+/// A plan's seeds must not overflow, and device envs act greedily.
+fn check_plan(plan: &EpisodePlan, backend: EnvBackend) -> Result<(), ActError> {
+    if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
+        return Err(ActError::Plan(format!(
+            "seeds {} + {} episodes pass the largest seed, {}",
+            plan.first_seed,
+            plan.episodes,
+            u64::MAX
+        )));
+    }
+    if plan.stochastic && backend == EnvBackend::Device {
+        return Err(ActError::Unsupported(
+            "sampled actions with envs on the device (greedy only)",
+        ));
+    }
+    Ok(())
+}
+
+/// The finished episodes (in episode order), refused if a return is not finite; each seen
+/// by `on_episode` first.
+fn finish(
+    episodes: Vec<SeededEpisode>,
+    on_episode: impl FnMut(&SeededEpisode),
+) -> Result<Vec<SeededEpisode>, ActError> {
     if episodes.iter().any(|e| !e.episode_return.is_finite()) {
         return Err(ActError::NonFinite);
     }
-    episodes.sort_by_key(|e| e.episode);
-    episodes.iter().for_each(&mut on_episode);
+    episodes.iter().for_each(on_episode);
     Ok(episodes)
+}
+
+/// How a plan's episodes are shared among env slots: slot `k` runs `quota[k]` of them
+/// (the first `episodes % slots` slots one more), numbered from `first[k]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotQuotas {
+    pub(crate) quota: Vec<usize>,
+    pub(crate) first: Vec<usize>,
+}
+
+impl SlotQuotas {
+    pub(crate) fn new(episodes: usize, slots: usize) -> Self {
+        let quota: Vec<usize> = (0..slots)
+            .map(|k| episodes / slots + usize::from(k < episodes % slots))
+            .collect();
+        let first = quota
+            .iter()
+            .scan(0, |next, &q| {
+                let first = *next;
+                *next += q;
+                Some(first)
+            })
+            .collect();
+        Self { quota, first }
+    }
 }
 
 /// One episode of `env_id` from `seed` on a single CPU env, acting as [`run_episodes`] acts
@@ -205,7 +275,7 @@ pub fn watch_episode(
     watch(&state(env.as_ref()), None);
     let mut watched = SeededEpisode {
         episode,
-        seed: Some(seed),
+        seed,
         episode_return: 0.0,
         length: 0,
         terminated: false,
@@ -292,9 +362,7 @@ mod tests {
         for stochastic in [false, true] {
             let all = run(&agent, 100, 7, 7, stochastic);
             assert_eq!(
-                all.iter()
-                    .map(|e| (e.episode, e.seed.unwrap()))
-                    .collect::<Vec<_>>(),
+                all.iter().map(|e| (e.episode, e.seed)).collect::<Vec<_>>(),
                 (0..7).map(|i| (i, 100 + i as u64)).collect::<Vec<_>>()
             );
             assert_eq!(all, run(&agent, 100, 7, 3, stochastic));
@@ -318,7 +386,7 @@ mod tests {
         for stochastic in [false, true] {
             let planned = run(&agent, 40, 3, 3, stochastic);
             for expected in &planned {
-                let seed = expected.seed.unwrap();
+                let seed = expected.seed;
                 let mut states = Vec::new();
                 let mut actions = 0;
                 let watched = watch_episode(
@@ -374,12 +442,21 @@ mod tests {
         let numbers: Vec<usize> = episodes.iter().map(|e| e.episode).collect();
         assert_eq!(numbers, (0..10).collect::<Vec<_>>());
         for e in &episodes {
-            assert!(e.seed.is_none() && (e.terminated || e.truncated));
+            assert_eq!(e.seed, 7 + e.episode as u64);
+            assert!(e.terminated || e.truncated);
             assert_eq!(e.episode_return, f64::from(e.length));
         }
-        // The shipped policy balances the pole (its CPU mean is 497). The starts come from
-        // the device generator other tests in this process draw from too, so they vary from
-        // run to run: the mean, not a count of full episodes, is what stays.
+        // Seeded starts: the same episodes again, and on the whole those of the CPU envs
+        // (float32 trajectories may drift from float64 ones over 500 steps).
+        let again = run_episodes(
+            &agent,
+            "CartPole-v1",
+            EnvBackend::Device,
+            plan,
+            |_| {},
+            |_| {},
+        );
+        assert_eq!(again.unwrap(), episodes);
         let mean = episodes.iter().map(|e| e.episode_return).sum::<f64>() / 10.0;
         assert!(mean >= 450.0, "{episodes:?}");
     }

@@ -6,6 +6,8 @@
 
 pub mod acting;
 mod checkpoint;
+mod device_episodes;
+mod episode_kernel;
 mod episodes;
 pub mod export;
 mod network;
@@ -23,7 +25,10 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
     write_checkpoint,
 };
-pub use episodes::{EpisodePlan, SeededEpisode, run_episodes, watch_episode};
+pub use device_episodes::MAX_KERNEL_WIDTH;
+pub use episodes::{
+    EpisodePlan, SeededEpisode, run_episodes, run_episodes_per_step, watch_episode,
+};
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
     QNetwork, TanhKernel, check_hidden_sizes,

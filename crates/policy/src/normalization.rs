@@ -110,7 +110,7 @@ impl ObservationNormalizer {
 
     /// The `f32` mean and standard deviation (`sqrt(var + epsilon)` in `f32`) the inputs are
     /// normalised with.
-    fn f32_parameters(&self) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn f32_parameters(&self) -> (Vec<f32>, Vec<f32>) {
         let m = &self.moments;
         let epsilon = self.epsilon as f32;
         (

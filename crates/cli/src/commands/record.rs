@@ -73,10 +73,10 @@ pub fn print_video(video: &RecordedVideo, path: &Path, json: bool) -> Result<()>
     } else {
         "truncated"
     };
-    let seed = e.seed.map(|s| s.to_string()).unwrap_or_default();
     println!(
-        "episode {} (seed {seed}): return {:.1} over {} steps, {ending} -> {} ({} frames)",
+        "episode {} (seed {}): return {:.1} over {} steps, {ending} -> {} ({} frames)",
         e.episode,
+        e.seed,
         e.episode_return,
         e.length,
         path.display(),

@@ -2,7 +2,7 @@
 //! together, on the CPU or on the device beside the policy.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
@@ -10,11 +10,14 @@ use gradless_device::{Backend, InferenceDevice};
 use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{EnvRng, Space, make};
 use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
-use gradless_policy::{ActionHead, Activation, ActorCritic, Agent, AgentDevice, Rollout};
+use gradless_policy::{
+    ActionHead, Activation, ActorCritic, Agent, AgentDevice, EpisodePlan, Rollout, run_episodes,
+};
 use serde::Serialize;
 
 use super::{Timing, median_steps_per_sec, parse_backends};
 use crate::output::print_json_line;
+use gradless_grad_modes::median;
 
 /// Arguments of `gradless bench rollout`.
 #[derive(Debug, Args)]
@@ -32,7 +35,8 @@ pub struct RolloutBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1024,16384,65536")]
     num_envs: Vec<usize>,
     /// Device envs: how they step, comma-separated: auto (fused where it can run), fused
-    /// (one kernel a step, on wgpu; skipped elsewhere), tensor-ops.
+    /// (one kernel a step, on wgpu; skipped elsewhere), tensor-ops, episode (whole greedy
+    /// episodes of policy and env in the episode kernel, on wgpu; skipped elsewhere).
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     step_kernel: Vec<String>,
     /// Device envs: steps between read-backs of the finished-episode statistics.
@@ -49,6 +53,52 @@ pub struct RolloutBenchArgs {
     /// Timed windows per size; the median is reported.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+}
+
+/// How device envs step in a measurement.
+#[derive(Debug, Clone, Copy)]
+enum Stepping {
+    /// One env step per policy step: the kernel named, or the envs' choice.
+    Env(Option<StepKernel>),
+    /// Whole episodes in the episode kernel.
+    Episode,
+}
+
+/// Episodes per env slot in one timed evaluation of [`median_episode_steps_per_sec`].
+const EPISODES_PER_SLOT: usize = 4;
+
+/// The median policy-plus-env steps per second of whole greedy evaluations with the
+/// episode kernel (`num_envs` slots, [`EPISODES_PER_SLOT`] seeded episodes each, the
+/// seeded starts computed on the host included), timed as [`median_steps_per_sec`] times
+/// a rollout: evaluations run until each window is over, after an uncounted warm-up.
+fn median_episode_steps_per_sec(
+    env_id: &str,
+    num_envs: usize,
+    agent: &Agent,
+    timing: &Timing,
+) -> Result<f64> {
+    let episodes = num_envs * EPISODES_PER_SLOT;
+    let mut rates = Vec::with_capacity(timing.repeats);
+    let mut first_seed = 0u64;
+    for repeat in 0..=timing.repeats {
+        let start = Instant::now();
+        let mut steps = 0u64;
+        while start.elapsed() < timing.window {
+            let plan = EpisodePlan {
+                first_seed,
+                episodes,
+                num_envs,
+                stochastic: false,
+            };
+            let run = run_episodes(agent, env_id, EnvBackend::Device, plan, |_| {}, |_| {})?;
+            steps += run.iter().map(|e| u64::from(e.length)).sum::<u64>();
+            first_seed += episodes as u64;
+        }
+        if repeat > 0 {
+            rates.push(steps as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(&mut rates))
 }
 
 /// One measured backend pair and size.
@@ -194,16 +244,16 @@ pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                 .map_err(|e| anyhow!("--env-backend: {e}"))
         })
         .collect::<Result<_>>()?;
-    // `None` stands for auto: whatever the envs choose.
-    let step_kernels: Vec<Option<StepKernel>> = args
+    let step_kernels: Vec<Stepping> = args
         .step_kernel
         .iter()
         .map(|name| match name.as_str() {
-            "auto" => Ok(None),
+            "auto" => Ok(Stepping::Env(None)),
+            "episode" => Ok(Stepping::Episode),
             other => other
                 .parse::<StepKernel>()
-                .map(Some)
-                .map_err(|e| anyhow!("--step-kernel: {e} or `auto`")),
+                .map(|kernel| Stepping::Env(Some(kernel)))
+                .map_err(|e| anyhow!("--step-kernel: {e}, `auto` or `episode`")),
         })
         .collect::<Result<_>>()?;
     let backends = parse_backends(&args.device)?;
@@ -241,23 +291,37 @@ pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
             for &env_backend in &env_backends {
                 // CPU envs have no step kernel to choose.
                 let kernels = match env_backend {
-                    EnvBackend::Cpu => &[None][..],
+                    EnvBackend::Cpu => &[Stepping::Env(None)][..],
                     EnvBackend::Device => &step_kernels[..],
                 };
-                for &kernel in kernels {
-                    let mut rollout = Rollout::new(&args.env, num_envs, env_backend, &device)?;
-                    if let Some(kernel) = kernel
-                        && let Err(e) = rollout.use_step_kernel(kernel)
-                    {
-                        skipped = Some(format!("{backend}: {e}"));
-                        continue;
-                    }
+                for &stepping in kernels {
+                    let (steps_per_sec, step_kernel) = match stepping {
+                        Stepping::Episode if backend != Backend::Wgpu => {
+                            skipped = Some(format!("{backend}: no episode kernel"));
+                            continue;
+                        }
+                        Stepping::Episode => (
+                            median_episode_steps_per_sec(&args.env, num_envs, &agent, &timing)?,
+                            Some("episode".to_string()),
+                        ),
+                        Stepping::Env(kernel) => {
+                            let mut rollout =
+                                Rollout::new(&args.env, num_envs, env_backend, &device)?;
+                            if let Some(kernel) = kernel
+                                && let Err(e) = rollout.use_step_kernel(kernel)
+                            {
+                                skipped = Some(format!("{backend}: {e}"));
+                                continue;
+                            }
+                            let rate = median_steps_per_sec(&mut rollout, &agent, &timing)?;
+                            (rate, rollout.step_kernel().map(|k| k.to_string()))
+                        }
+                    };
                     measured += 1;
-                    let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
                     let result = RolloutBenchResult {
                         env: args.env.clone(),
                         env_backend,
-                        step_kernel: rollout.step_kernel().map(|k| k.to_string()),
+                        step_kernel,
                         device: backend.to_string(),
                         num_envs,
                         steps_per_sec,

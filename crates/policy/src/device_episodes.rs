@@ -1,0 +1,387 @@
+//! Running a plan's greedy episodes with the episode kernel: what it covers, the program it
+//! is given (the network's weights, the normalisation, the head), the seeded starts, and
+//! the launches until every slot has run its quota.
+
+use burn::prelude::{Device, Tensor, TensorData};
+use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
+
+use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
+use crate::episode_kernel::{
+    EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
+    launch, loop_iterations, slot,
+};
+use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
+use crate::network::{Activation, Mlp};
+
+/// The widest layer (inputs and outputs included) the kernel keeps in local arrays.
+pub const MAX_KERNEL_WIDTH: usize = 256;
+
+/// Steps every slot takes per launch at most: long enough that launches cost nothing next
+/// to the work (a CartPole episode is at most 500 steps), short enough that progress is
+/// heard and no launch runs for long. Larger networks take fewer (see
+/// [`LOOP_ITERATION_LIMIT`]).
+const STEPS_PER_LAUNCH: usize = 256;
+
+/// Episode numbers and counts travel as `f32` in the kernel's tables: exact up to 2^24.
+const MAX_KERNEL_EPISODES: usize = 1 << 24;
+
+/// An agent's greedy policy in the form the kernel takes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EpisodeProgram {
+    shape: ProgramShape,
+    /// Layer widths, input first.
+    layout: Vec<f32>,
+    /// Each layer's `[in, out]` weights then its bias, the layers in order.
+    weights: Vec<f32>,
+    /// The observation mean then standard deviation (one unused value without
+    /// normalisation).
+    normalization: Vec<f32>,
+    clip: f32,
+    /// The action's scale and bias for a squashed head (unused values otherwise).
+    head: Vec<f32>,
+    time_limit: f32,
+}
+
+/// Whether a device runs cubecl kernels (wgpu, CUDA).
+fn runs_cube_kernels(device: &Device) -> bool {
+    matches!(
+        device.clone().without_autodiff().as_dispatch(),
+        burn::backend::DispatchDevice::Cube(_)
+    )
+}
+
+impl EpisodeProgram {
+    /// The program for `agent`'s greedy episodes of `env_id`, or why the kernel does not
+    /// cover them (the caller then steps per step).
+    pub(crate) fn for_agent(agent: &Agent, env_id: &str) -> Result<Self, String> {
+        if !runs_cube_kernels(agent.inference_device().device()) {
+            return Err("the device runs no cubecl kernels (flex)".into());
+        }
+        let (dynamics, time_limit) = device_dynamics(env_id).map_err(|e| e.to_string())?;
+        let physics = dynamics
+            .fused_physics()
+            .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
+        let (net, head, head_values) = match agent.network() {
+            PolicyNetwork::QNetwork(q) => (q.network(), KernelHead::Argmax, vec![0.0; 2]),
+            PolicyNetwork::ActorCritic(model) => {
+                let head = if model.log_std().is_some() {
+                    KernelHead::Mean
+                } else {
+                    KernelHead::Argmax
+                };
+                (model.actor_network(), head, vec![0.0; 2])
+            }
+            PolicyNetwork::SoftActor(actor) => {
+                let bounds = actor.bounds();
+                let values = vec![bounds.scale[0], bounds.bias[0]];
+                (actor.network(), KernelHead::TanhScale, values)
+            }
+        };
+        // The time limit is what bounds the launches: every episode ends within it.
+        let limit = time_limit.ok_or_else(|| format!("{env_id} has no time limit"))?;
+        let continuous = head != KernelHead::Argmax;
+        if continuous != matches!(physics, Physics::Pendulum) {
+            return Err(format!("the policy's actions do not suit {env_id}"));
+        }
+        let (layout, weights) = flatten(net)?;
+        let widest = layout.iter().copied().fold(0.0f32, f32::max) as usize;
+        if widest > MAX_KERNEL_WIDTH {
+            return Err(format!(
+                "a layer of {widest} units is wider than the kernel's {MAX_KERNEL_WIDTH}"
+            ));
+        }
+        let (normalization, clip) = match agent.normalizer() {
+            None => (vec![0.0], 0.0),
+            Some(normalizer) => {
+                let (mean, std) = normalizer.f32_parameters();
+                ([mean, std].concat(), normalizer.clip as f32)
+            }
+        };
+        Ok(Self {
+            shape: ProgramShape {
+                physics,
+                max_width: widest.max(physics.observation_dim()),
+                layers: layout.len() - 1,
+                activation: match net.activation() {
+                    Activation::Tanh => KernelActivation::Tanh,
+                    Activation::Relu => KernelActivation::Relu,
+                },
+                head,
+                normalized: clip > 0.0,
+            },
+            layout,
+            weights,
+            normalization,
+            clip,
+            head: head_values,
+            time_limit: limit as f32,
+        })
+    }
+}
+
+impl EpisodeProgram {
+    /// Steps per launch for slots of at most `quota` episodes, or why not even one step
+    /// stays within [`LOOP_ITERATION_LIMIT`].
+    pub(crate) fn steps_per_launch(&self, quota: usize) -> Result<u32, String> {
+        let widths: Vec<usize> = self.layout.iter().map(|&w| w as usize).collect();
+        // Half the limit: the count is of the loops written here, and the compiled shader
+        // runs more (launches sized to the whole limit still went wrong on lavapipe).
+        let fits = |steps| loop_iterations(&widths, steps, quota) <= LOOP_ITERATION_LIMIT / 2;
+        match (1..=STEPS_PER_LAUNCH).rev().find(|&steps| fits(steps)) {
+            Some(steps) => Ok(steps as u32),
+            None => Err(format!(
+                "a launch of one step for {quota} episodes a slot takes {} loop iterations, \
+                 over half the {LOOP_ITERATION_LIMIT} lavapipe runs",
+                loop_iterations(&widths, 1, quota)
+            )),
+        }
+    }
+}
+
+/// The layer widths and the weights, read back once.
+fn flatten(net: &Mlp) -> Result<(Vec<f32>, Vec<f32>), String> {
+    let read = |t: Tensor<2>| read_f32(t).map_err(|e| e.to_string());
+    let mut layout = Vec::new();
+    let mut weights = Vec::new();
+    for layer in net.layers() {
+        let [inputs, outputs] = layer.weight.dims();
+        if layout.is_empty() {
+            layout.push(inputs as f32);
+        }
+        layout.push(outputs as f32);
+        weights.extend(read(layer.weight.val())?);
+        match &layer.bias {
+            Some(bias) => weights.extend(read(bias.val().unsqueeze_dim(0))?),
+            None => weights.extend(std::iter::repeat_n(0.0, outputs)),
+        }
+    }
+    Ok((layout, weights))
+}
+
+fn upload<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Runs the plan's episodes (greedy) with the episode kernel, `steps_per_launch` steps a
+/// launch (see [`EpisodeProgram::steps_per_launch`]), slot `k` its quota from `quotas`, and returns them in episode order; `on_progress` hears the finished count
+/// after every launch that raised it.
+pub(crate) fn run_with_kernel(
+    program: &EpisodeProgram,
+    steps_per_launch: u32,
+    env_id: &str,
+    plan: &EpisodePlan,
+    quotas: &SlotQuotas,
+    device: &Device,
+    mut on_progress: impl FnMut(usize),
+) -> Result<Vec<SeededEpisode>, ActError> {
+    if plan.episodes > MAX_KERNEL_EPISODES {
+        return Err(ActError::Plan(format!(
+            "the episode kernel runs at most {MAX_KERNEL_EPISODES} episodes at a time"
+        )));
+    }
+    let state_dim = program.shape.physics.state_dim();
+    let width = state_dim + slot::COUNT;
+    let seeds = (0..plan.episodes).map(|e| plan.first_seed + e as u64);
+    let starts = seeded_starts(env_id, seeds)?;
+    let slots = quotas.quota.len();
+    let mut table = Vec::with_capacity(slots * width);
+    let mut plan_rows = Vec::with_capacity(slots * 2);
+    for (&first, &quota) in quotas.first.iter().zip(&quotas.quota) {
+        table.extend_from_slice(&starts[first * state_dim..(first + 1) * state_dim]);
+        table.extend([0.0; slot::COUNT]);
+        plan_rows.extend([first as f32, quota as f32]);
+    }
+    let len = |v: &Vec<f32>| v.len();
+    let layout = upload(program.layout.clone(), [len(&program.layout)], device);
+    let weights = upload(program.weights.clone(), [len(&program.weights)], device);
+    let normalization = upload(
+        program.normalization.clone(),
+        [len(&program.normalization)],
+        device,
+    );
+    let head = upload(program.head.clone(), [len(&program.head)], device);
+    let starts = upload(starts, [plan.episodes, state_dim], device);
+    let plan_rows = upload(plan_rows, [slots, 2], device);
+    let mut table = upload(table, [slots, width], device);
+    let mut records = Tensor::<2>::zeros([plan.episodes, RECORD_WIDTH], device);
+    let scalars = EpisodeScalars {
+        steps: steps_per_launch,
+        time_limit: program.time_limit,
+        clip: program.clip,
+    };
+    let mut finished = 0;
+    while finished < plan.episodes {
+        (table, records) = launch(
+            &layout,
+            &weights,
+            &normalization,
+            &head,
+            &starts,
+            &plan_rows,
+            table,
+            records,
+            scalars,
+            program.shape,
+        );
+        let counts = read_f32(table.clone().narrow(1, state_dim + slot::FINISHED, 1))?;
+        let now = counts.iter().map(|&c| c as usize).sum();
+        if now > finished {
+            finished = now;
+            on_progress(finished);
+        }
+    }
+    let records = read_f32(records)?;
+    Ok(records
+        .chunks(RECORD_WIDTH)
+        .enumerate()
+        .map(|(episode, r)| SeededEpisode {
+            episode,
+            seed: plan.first_seed + episode as u64,
+            episode_return: f64::from(r[0]),
+            length: r[1] as u32,
+            terminated: r[2] > 0.5,
+            truncated: r[3] > 0.5,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use gradless_device::{Backend, InferenceDevice, open};
+    use gradless_envs::EnvRng;
+    use gradless_envs::device::EnvBackend;
+
+    use super::*;
+    use crate::acting::AgentDevice;
+    use crate::episodes::{run_episodes, run_episodes_per_step};
+    use crate::network::{ActionHead, ActorCritic};
+
+    fn wgpu() -> InferenceDevice {
+        InferenceDevice::new(&open(Backend::Wgpu).expect("a wgpu adapter (lavapipe on CI)"))
+    }
+
+    fn shipped(name: &str, device: &InferenceDevice) -> Agent {
+        let path = gradless_test_support::shipped_checkpoint(name);
+        let checkpoint = crate::Checkpoint::open(&path).unwrap();
+        Agent::load(&checkpoint, &AgentDevice::new(device)).unwrap()
+    }
+
+    fn plan(first_seed: u64, episodes: usize, num_envs: usize) -> EpisodePlan {
+        EpisodePlan {
+            first_seed,
+            episodes,
+            num_envs,
+            stochastic: false,
+        }
+    }
+
+    fn run(agent: &Agent, env: &str, backend: EnvBackend, plan: EpisodePlan) -> Vec<SeededEpisode> {
+        run_episodes(agent, env, backend, plan, |_| {}, |_| {}).unwrap()
+    }
+
+    /// Whether two returns agree to float32 rounding (integer rewards sum exactly).
+    fn same_return(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-4 * b.abs().max(1.0)
+    }
+
+    /// How many of `episodes` have the returns of `reference`, episode by episode (and the
+    /// same numbers and seeds).
+    fn agreeing(episodes: &[SeededEpisode], reference: &[SeededEpisode]) -> usize {
+        assert_eq!(episodes.len(), reference.len());
+        episodes
+            .iter()
+            .zip(reference)
+            .filter(|(a, b)| {
+                assert_eq!((a.episode, a.seed), (b.episode, b.seed));
+                assert!(a.terminated || a.truncated);
+                same_return(a.episode_return, b.episode_return)
+            })
+            .count()
+    }
+
+    /// The kernel's episodes are the per-step device path's (the same seeded starts, the
+    /// same float32 physics) for at least 99% of the shipped agents' greedy episodes; every
+    /// planned episode is run once, numbered and seeded as on the CPU. How many also match
+    /// the float64 CPU envs is printed, not asserted: float32 trajectories drift apart.
+    #[test]
+    fn kernel_episodes_match_the_per_step_path_for_the_shipped_agents() {
+        let (gpu, cpu) = (wgpu(), InferenceDevice::new(&Device::flex()));
+        let episodes = 200;
+        let mut failures = Vec::new();
+        for (name, env) in [
+            ("cartpole-v1-ppo", "CartPole-v1"),
+            ("cartpole-v1-dqn", "CartPole-v1"),
+            ("mountaincar-v0-dqn", "MountainCar-v0"),
+            ("pendulum-v1-sac", "Pendulum-v1"),
+        ] {
+            let on_gpu = shipped(name, &gpu);
+            assert!(EpisodeProgram::for_agent(&on_gpu, env).is_ok(), "{name}");
+            let plan = plan(1000, episodes, 64);
+            let kernel = run(&on_gpu, env, EnvBackend::Device, plan);
+            let per_step =
+                run_episodes_per_step(&on_gpu, env, EnvBackend::Device, plan, |_| {}, |_| {})
+                    .unwrap();
+            let cpu_envs = run(&shipped(name, &cpu), env, EnvBackend::Cpu, plan);
+            let same = agreeing(&kernel, &per_step);
+            eprintln!(
+                "{name}: {same}/{episodes} kernel episodes with the per-step path's return, \
+                 {}/{episodes} with the CPU envs' (per-step: {})",
+                agreeing(&kernel, &cpu_envs),
+                agreeing(&per_step, &cpu_envs)
+            );
+            failures.push((name, same));
+        }
+        assert!(
+            failures
+                .iter()
+                .all(|&(_, same)| same * 100 >= episodes * 99),
+            "{failures:?}"
+        );
+    }
+
+    /// Each slot runs exactly its quota, and an episode is the same whichever slot runs it.
+    #[test]
+    fn kernel_episodes_do_not_depend_on_how_many_slots_run_them() {
+        let device = wgpu();
+        let agent = shipped("cartpole-v1-dqn", &device);
+        let all = run(&agent, "CartPole-v1", EnvBackend::Device, plan(7, 23, 23));
+        let numbers: Vec<usize> = all.iter().map(|e| e.episode).collect();
+        assert_eq!(numbers, (0..23).collect::<Vec<_>>());
+        for slots in [1, 5, 64] {
+            let mut progress = Vec::new();
+            let episodes = run_episodes(
+                &agent,
+                "CartPole-v1",
+                EnvBackend::Device,
+                plan(7, 23, slots),
+                |_| {},
+                |done| progress.push(done),
+            )
+            .unwrap();
+            assert_eq!(episodes, all, "{slots} slots");
+            assert_eq!(progress.last(), Some(&23));
+        }
+    }
+
+    /// A network wider than the kernel's local arrays is stepped per step instead: the
+    /// episodes still run, each from its seed.
+    #[test]
+    fn a_network_too_wide_for_the_kernel_falls_back_to_per_step() {
+        let device = wgpu();
+        let model = ActorCritic::new(
+            4,
+            &[MAX_KERNEL_WIDTH + 1],
+            Activation::Tanh,
+            ActionHead::Categorical { n: 2 },
+            &mut EnvRng::from_seed(5),
+            device.device(),
+        );
+        let agent = Agent::actor_critic(&model, &device);
+        let why = EpisodeProgram::for_agent(&agent, "CartPole-v1").unwrap_err();
+        assert!(why.contains("wider"), "{why}");
+        let episodes = run(&agent, "CartPole-v1", EnvBackend::Device, plan(0, 6, 3));
+        assert_eq!(episodes.len(), 6);
+        let seeds: Vec<u64> = episodes.iter().map(|e| e.seed).collect();
+        assert_eq!(seeds, (0..6).collect::<Vec<u64>>());
+    }
+}

@@ -1,0 +1,464 @@
+//! Whole episodes of policy and env in one CubeCL kernel, for the cubecl devices (wgpu; CUDA
+//! when compiled in).
+//!
+//! Per step, a greedy evaluation on a GPU pays the host side of about ten launches (the
+//! network's layers, the argmax, the env step) whatever the batch. An evaluation episode
+//! depends on no other and the policy is a small MLP, so here one unit runs one env slot for
+//! `steps` steps of forward pass and physics per launch, activations in registers (local
+//! arrays), the weights read by every unit of a cube at the same address (a broadcast the
+//! caches serve). Each slot runs a fixed quota of episodes from starts the host uploads and
+//! writes a record (return, length, terminated, truncated) per finished episode.
+
+use burn::backend::fusion::custom::TensorSpec;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, backend_extension, cubecl::dtype_to_storage_type};
+use burn::prelude::{Shape, Tensor as BurnTensor};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::ir::ElemType;
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+use gradless_envs::device::Physics;
+use gradless_envs::device::kernel_physics::{physics_step, write_observation};
+
+/// What the network's output becomes: the action the physics takes.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum KernelHead {
+    /// The index of the largest output (logits, Q-values), first on ties.
+    Argmax,
+    /// The first output as it is (a Gaussian mean).
+    Mean,
+    /// `tanh(first output) * scale + bias` (SAC's squashed mean), the two from the head
+    /// parameters.
+    TanhScale,
+}
+
+/// The nonlinearity between hidden layers.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum KernelActivation {
+    /// `tanh`.
+    Tanh,
+    /// `relu`.
+    Relu,
+}
+
+/// What a kernel is compiled for: one kernel per env, network shape class and head.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ProgramShape {
+    /// The env's physics.
+    pub physics: Physics,
+    /// The widest layer (inputs and outputs included): the size of the local arrays.
+    pub max_width: usize,
+    /// Linear layers.
+    pub layers: usize,
+    /// Between hidden layers.
+    pub activation: KernelActivation,
+    /// Output to action.
+    pub head: KernelHead,
+    /// Whether observations are normalised (`(x - mean) / std`, clipped) first.
+    pub normalized: bool,
+}
+
+/// Values per slot in the slot table: the state, then these.
+pub mod slot {
+    /// Steps taken in the current episode.
+    pub const ELAPSED: usize = 0;
+    /// Rewards summed in it.
+    pub const RETURN: usize = 1;
+    /// Episodes of the slot's quota finished.
+    pub const FINISHED: usize = 2;
+    /// Values after the state.
+    pub const COUNT: usize = 3;
+}
+
+/// Products of a dot product per loop iteration in [`forward`] (the loop body unrolled):
+/// fewer loop iterations per step, see [`LOOP_ITERATION_LIMIT`].
+pub const DOT_UNROLL: usize = 16;
+
+/// The loop iterations one unit may run per launch. lavapipe's shader compiler (llvmpipe)
+/// guards against endless loops by ending a nest of loops after 65535 iterations in all,
+/// without a word: a launch that ran longer computed wrong actions (a 256x256 network
+/// failed every episode). Launches are sized below this (see [`loop_iterations`]) on every
+/// device; on a GPU that only means a launch every hundred steps or so.
+pub const LOOP_ITERATION_LIMIT: usize = 65535;
+
+/// The loop iterations of a launch of `steps` steps by a unit that runs `quota` episodes,
+/// for a network of layer `widths` (input first): the record copy, then per step the step
+/// loop, the layers, their outputs and the blocks and rest of each dot product, and the
+/// argmax. The kernel's other loops are unrolled.
+pub fn loop_iterations(widths: &[usize], steps: usize, quota: usize) -> usize {
+    let forward: usize = widths
+        .windows(2)
+        .map(|w| 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL))
+        .sum();
+    let outputs = widths.last().copied().unwrap_or(0);
+    quota + steps * (1 + forward + outputs)
+}
+
+/// Values per finished-episode record: return, length, terminated, truncated.
+pub const RECORD_WIDTH: usize = 4;
+
+/// The next slot table and records, shaped as the inputs.
+#[allow(clippy::too_many_arguments)]
+fn episode_outputs(
+    _layout: &TensorSpec,
+    _weights: &TensorSpec,
+    _normalization: &TensorSpec,
+    _head: &TensorSpec,
+    _starts: &TensorSpec,
+    _plan: &TensorSpec,
+    slots: &TensorSpec,
+    records: &TensorSpec,
+    _scalars: &EpisodeScalars,
+    _shape: &ProgramShape,
+) -> (TensorSpec, TensorSpec) {
+    (slots.clone(), records.clone())
+}
+
+/// The runtime values of a launch.
+#[derive(Clone, Copy, Debug)]
+pub struct EpisodeScalars {
+    /// Steps each slot takes at most in this launch.
+    pub steps: u32,
+    /// Steps after which an episode is truncated.
+    pub time_limit: f32,
+    /// Normalised observations are clipped to `[-clip, clip]`.
+    pub clip: f32,
+}
+
+/// Backends that run episodes in one kernel.
+#[backend_extension(Cube, Fusion)]
+pub trait EpisodeKernel: Backend {
+    /// Runs up to `scalars.steps` steps of every slot (see [`episode_kernel`] for the
+    /// tensors' layouts) and returns the next slot table and records.
+    #[fusion(meta = episode_outputs)]
+    #[allow(clippy::too_many_arguments)]
+    fn episode_steps(
+        layout: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        normalization: FloatTensor<Self>,
+        head: FloatTensor<Self>,
+        starts: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        slots: FloatTensor<Self>,
+        records: FloatTensor<Self>,
+        scalars: EpisodeScalars,
+        shape: ProgramShape,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl EpisodeKernel for CubeBackend {
+    #[allow(clippy::too_many_arguments)]
+    fn episode_steps(
+        layout: CubeTensor,
+        weights: CubeTensor,
+        normalization: CubeTensor,
+        head: CubeTensor,
+        starts: CubeTensor,
+        plan: CubeTensor,
+        slots: CubeTensor,
+        records: CubeTensor,
+        scalars: EpisodeScalars,
+        shape: ProgramShape,
+    ) -> (CubeTensor, CubeTensor) {
+        let inputs = [
+            layout,
+            weights,
+            normalization,
+            head,
+            starts,
+            plan,
+            slots,
+            records,
+        ]
+        .map(into_contiguous);
+        let [
+            layout,
+            weights,
+            normalization,
+            head,
+            starts,
+            plan,
+            slots,
+            records,
+        ] = inputs;
+        let (client, device, float) = (slots.client.clone(), slots.device.clone(), slots.dtype);
+        let empty_like = |tensor: &CubeTensor| {
+            empty_device_dtype(
+                client.clone(),
+                device.clone(),
+                tensor.meta.shape().clone(),
+                float,
+            )
+        };
+        let (next_slots, next_records) = (empty_like(&slots), empty_like(&records));
+        let num_slots = slots.meta.shape()[0];
+        let scratch = empty_device_dtype(
+            client.clone(),
+            device.clone(),
+            Shape::new([2 * shape.max_width, num_slots]),
+            float,
+        );
+        let cube_dim = CubeDim::new(&client, num_slots);
+        let cube_count = calculate_cube_count_elemwise(&client, num_slots, cube_dim);
+        episode_kernel::launch(
+            &client,
+            cube_count,
+            cube_dim,
+            layout.into_tensor_arg(),
+            weights.into_tensor_arg(),
+            normalization.into_tensor_arg(),
+            head.into_tensor_arg(),
+            starts.into_tensor_arg(),
+            plan.into_tensor_arg(),
+            slots.into_tensor_arg(),
+            records.into_tensor_arg(),
+            next_slots.clone().into_tensor_arg(),
+            next_records.clone().into_tensor_arg(),
+            scratch.into_tensor_arg(),
+            scalars.steps,
+            scalars.time_limit,
+            scalars.clip,
+            shape,
+            dtype_to_storage_type(float),
+        );
+        (next_slots, next_records)
+    }
+}
+
+/// One launch on burn tensors (see [`EpisodeKernel::episode_steps`]): `[slot table,
+/// records]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch(
+    layout: &BurnTensor<1>,
+    weights: &BurnTensor<1>,
+    normalization: &BurnTensor<1>,
+    head: &BurnTensor<1>,
+    starts: &BurnTensor<2>,
+    plan: &BurnTensor<2>,
+    slots: BurnTensor<2>,
+    records: BurnTensor<2>,
+    scalars: EpisodeScalars,
+    shape: ProgramShape,
+) -> (BurnTensor<2>, BurnTensor<2>) {
+    let (slots, records) = <Dispatch as EpisodeKernel>::episode_steps(
+        layout.clone().into_dispatch(),
+        weights.clone().into_dispatch(),
+        normalization.clone().into_dispatch(),
+        head.clone().into_dispatch(),
+        starts.clone().into_dispatch(),
+        plan.clone().into_dispatch(),
+        slots.into_dispatch(),
+        records.into_dispatch(),
+        scalars,
+        shape,
+    );
+    (
+        BurnTensor::from_dispatch(slots),
+        BurnTensor::from_dispatch(records),
+    )
+}
+
+/// `x` through the nonlinearity.
+#[cube]
+fn activate<F: Float>(x: F, #[comptime] activation: KernelActivation) -> F {
+    match comptime![activation] {
+        KernelActivation::Tanh => F::tanh(x),
+        KernelActivation::Relu => F::max(x, F::new(0.0)),
+    }
+}
+
+/// The network's forward pass for slot `unit` of `slots`. Its activations live in
+/// `scratch`, value `k` of the slot at `k * slots + unit` (neighbouring units, neighbouring
+/// values), in two halves of `max_width` values: layer `l` reads its inputs from half
+/// `l % 2` and writes its outputs to the other, so the input goes in the first half and the
+/// outputs come out in the half whose first value index is returned. Layer `l` maps
+/// `layout[l]` inputs to `layout[l + 1]` outputs with a row-major `[in, out]` weight matrix
+/// followed by the bias, the layers one after another in `weights`.
+#[cube]
+fn forward<F: Float>(
+    scratch: &mut Tensor<F>,
+    unit: usize,
+    slots: usize,
+    layout: &Tensor<F>,
+    weights: &Tensor<F>,
+    #[comptime] shape: ProgramShape,
+) -> usize {
+    let half = comptime![shape.max_width];
+    let mut offset = 0usize;
+    let mut from = 0usize;
+    for layer in 0..comptime![shape.layers] {
+        let inputs = usize::cast_from(layout[layer]);
+        let outputs = usize::cast_from(layout[layer + 1]);
+        let bias = offset + inputs * outputs;
+        let to = half - from;
+        let hidden = layer + 1 < comptime![shape.layers];
+        for j in 0..outputs {
+            let mut sum = weights[bias + j];
+            // Blocks of DOT_UNROLL products, then the rest: see [`DOT_UNROLL`].
+            let blocks = inputs / DOT_UNROLL;
+            for block in 0..blocks {
+                #[unroll]
+                for k in 0..DOT_UNROLL {
+                    let i = block * DOT_UNROLL + k;
+                    sum += scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
+                }
+            }
+            for i in blocks * DOT_UNROLL..inputs {
+                sum += scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
+            }
+            if hidden {
+                sum = activate::<F>(sum, shape.activation);
+            }
+            scratch[(to + j) * slots + unit] = sum;
+        }
+        offset = bias + outputs;
+        from = to;
+    }
+    from
+}
+
+/// The action the head makes of the `count` outputs at `first`, `first + stride`, ...
+#[cube]
+fn act<F: Float>(
+    // Only read; `&mut` because the kernel holds the activations mutably.
+    x: &mut Tensor<F>,
+    first: usize,
+    stride: usize,
+    count: usize,
+    head: &Tensor<F>,
+    #[comptime] kind: KernelHead,
+) -> F {
+    match comptime![kind] {
+        KernelHead::Argmax => {
+            let mut best = 0usize;
+            for k in 1..count {
+                if x[first + k * stride] > x[first + best * stride] {
+                    best = k;
+                }
+            }
+            F::cast_from(best)
+        }
+        KernelHead::Mean => x[first],
+        KernelHead::TanhScale => F::tanh(x[first]) * head[0] + head[1],
+    }
+}
+
+/// One unit per env slot `s`, running up to `steps` steps of its episodes:
+/// - `plan[s]` = (first episode, quota): the slot runs episodes `first .. first + quota`;
+/// - `starts[e]`: episode `e`'s initial state;
+/// - `slots[s]`: the state, then the [`slot`] values; the state of a slot that has not
+///   started is its first episode's start, with nothing elapsed;
+/// - `records[e]`: episode `e`'s return, length, terminated and truncated (1 or 0), once it
+///   has finished; a unit copies its own episodes' records to the output, then adds those
+///   it finishes;
+/// - `normalization`: the mean, then the standard deviation, per observation value;
+/// - `head`: the action's scale and bias (for [`KernelHead::TanhScale`]);
+/// - `scratch`: `[2 * max_width, slots]`, the activations (see [`forward`]). In global
+///   memory rather than local arrays: lavapipe computed wrong outputs from local arrays of
+///   a few hundred values (layers of 128 units), and a GPU keeps large local arrays in
+///   cached global memory anyway.
+///
+/// A finished episode's successor starts on the next step (no restart step).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn episode_kernel<F: Float>(
+    layout: &Tensor<F>,
+    weights: &Tensor<F>,
+    normalization: &Tensor<F>,
+    head: &Tensor<F>,
+    starts: &Tensor<F>,
+    plan: &Tensor<F>,
+    slots: &Tensor<F>,
+    records: &Tensor<F>,
+    next_slots: &mut Tensor<F>,
+    next_records: &mut Tensor<F>,
+    scratch: &mut Tensor<F>,
+    steps: u32,
+    time_limit: f32,
+    clip: f32,
+    #[comptime] shape: ProgramShape,
+    #[define(F)] _float: ElemType,
+) {
+    let unit = ABSOLUTE_POS;
+    let num_slots = plan.len() / 2;
+    if unit >= num_slots {
+        terminate!();
+    }
+    let state_dim = comptime![shape.physics.state_dim()];
+    let observation_dim = comptime![shape.physics.observation_dim()];
+    let width = comptime![shape.physics.state_dim() + slot::COUNT];
+    let first = usize::cast_from(plan[unit * 2]);
+    let quota = usize::cast_from(plan[unit * 2 + 1]);
+    for e in first..first + quota {
+        #[unroll]
+        for k in 0..RECORD_WIDTH {
+            next_records[e * RECORD_WIDTH + k] = records[e * RECORD_WIDTH + k];
+        }
+    }
+    let mut state = Array::<F>::new(state_dim);
+    #[unroll]
+    for k in 0..state_dim {
+        state[k] = slots[unit * width + k];
+    }
+    let mut elapsed = slots[unit * width + state_dim + slot::ELAPSED];
+    let mut episode_return = slots[unit * width + state_dim + slot::RETURN];
+    let mut finished = usize::cast_from(slots[unit * width + state_dim + slot::FINISHED]);
+    let mut observation = Array::<F>::new(observation_dim);
+    let outputs = usize::cast_from(layout[comptime![shape.layers]]);
+    let mut step = 0u32;
+    while step < steps && finished < quota {
+        write_observation(&state, &mut observation, shape.physics);
+        #[unroll]
+        for k in 0..observation_dim {
+            let mut value = observation[k];
+            if comptime![shape.normalized] {
+                value = F::clamp(
+                    (value - normalization[k]) / normalization[observation_dim + k],
+                    -F::cast_from(clip),
+                    F::cast_from(clip),
+                );
+            }
+            scratch[k * num_slots + unit] = value;
+        }
+        let at = forward(scratch, unit, num_slots, layout, weights, shape);
+        let action = act(
+            scratch,
+            at * num_slots + unit,
+            num_slots,
+            outputs,
+            head,
+            shape.head,
+        );
+        let outcome = physics_step(&mut state, action, shape.physics);
+        elapsed += F::new(1.0);
+        episode_return += outcome.reward;
+        // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
+        let truncated = elapsed >= F::cast_from(time_limit);
+        if outcome.terminated || truncated {
+            let at = (first + finished) * RECORD_WIDTH;
+            next_records[at] = episode_return;
+            next_records[at + 1] = elapsed;
+            next_records[at + 2] = F::cast_from(u32::cast_from(outcome.terminated));
+            next_records[at + 3] = F::cast_from(u32::cast_from(truncated));
+            finished += 1;
+            if finished < quota {
+                #[unroll]
+                for k in 0..state_dim {
+                    state[k] = starts[(first + finished) * state_dim + k];
+                }
+            }
+            elapsed = F::new(0.0);
+            episode_return = F::new(0.0);
+        }
+        step += 1;
+    }
+    #[unroll]
+    for k in 0..state_dim {
+        next_slots[unit * width + k] = state[k];
+    }
+    next_slots[unit * width + state_dim + slot::ELAPSED] = elapsed;
+    next_slots[unit * width + state_dim + slot::RETURN] = episode_return;
+    next_slots[unit * width + state_dim + slot::FINISHED] = F::cast_from(finished);
+}
