@@ -242,7 +242,11 @@ fn device_envs_evaluate_beside_the_policy() {
     // Device episodes are seeded as the CPU envs' are: consecutive seeds from `--seed`.
     let first = episodes[0]["seed"].as_u64().expect("a seed");
     for (i, episode) in episodes.iter().enumerate() {
-        assert_eq!(episode["seed"].as_u64(), Some(first + i as u64), "{episode}");
+        assert_eq!(
+            episode["seed"].as_u64(),
+            Some(first + i as u64),
+            "{episode}"
+        );
     }
     std::fs::remove_dir_all(&out).unwrap();
 
