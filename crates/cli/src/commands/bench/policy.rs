@@ -300,6 +300,11 @@ pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                             skipped = Some(format!("{backend}: no episode kernel"));
                             continue;
                         }
+                        // Its launches are not dropped: a result would claim a bound it is not.
+                        Stepping::Episode if args.host_only => {
+                            skipped = Some("episode: --host-only does not apply".into());
+                            continue;
+                        }
                         Stepping::Episode => (
                             median_episode_steps_per_sec(&args.env, num_envs, &agent, &timing)?,
                             Some("episode".to_string()),
