@@ -1,13 +1,18 @@
 //! Acting: turning network outputs into actions on the inference device. An [`Agent`] can
 //! only be built from a copy of a network moved off autodiff.
 
+use std::sync::Arc;
+
 use burn::prelude::{Device, Module, Tensor, TensorData};
 use gradless_device::{InferenceDevice, TrainingDevice};
 use gradless_envs::device::DeviceActions;
 use gradless_envs::{Actions, BatchActions, BatchObservations, EnvError, EnvRng};
+use serde::Serialize;
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::greedy_network::GreedyNetwork;
+use crate::host_forward::HostForward;
 use crate::network::{ActorCritic, Architecture, QNetwork, TanhKernel};
 use crate::normalization::ObservationNormalizer;
 use crate::sampling::{argmax, sample_categorical, sample_gaussian};
@@ -216,6 +221,19 @@ pub struct Agent {
     device: InferenceDevice,
     /// Frozen observation statistics the inputs are normalised with, if it was trained so.
     normalizer: Option<ObservationNormalizer>,
+    /// The network as a host loop, on flex unless asked for tensor operations.
+    host: Option<Arc<HostForward>>,
+}
+
+/// How an agent on flex computes its policy's outputs for host observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyForward {
+    /// One host loop over blocks of rows, every layer in registers and cache (flex only;
+    /// elsewhere the device's tensor operations run).
+    Host,
+    /// burn's tensor operations, layer by layer.
+    TensorOps,
 }
 
 impl Agent {
@@ -256,12 +274,40 @@ impl Agent {
             network,
             device: device.clone(),
             normalizer: None,
+            host: None,
         }
+        .with_forward(PolicyForward::Host)
     }
 
     /// The same agent normalising its inputs with these (frozen) statistics.
     pub fn with_normalizer(self, normalizer: Option<ObservationNormalizer>) -> Self {
-        Self { normalizer, ..self }
+        let forward = self.forward();
+        Self { normalizer, ..self }.with_forward(forward)
+    }
+
+    /// The same agent computing its outputs this way where it can: [`PolicyForward::Host`]
+    /// only on flex (the default there), tensor operations everywhere else.
+    pub fn with_forward(self, forward: PolicyForward) -> Self {
+        let on_flex = *self.device.device() == Device::flex();
+        let host = match (forward, on_flex) {
+            (PolicyForward::Host, true) => match GreedyNetwork::of(&self) {
+                Ok(network) => Some(Arc::new(HostForward::new(network))),
+                Err(why) => {
+                    tracing::debug!(reason = %why, "host forward pass not used");
+                    None
+                }
+            },
+            _ => None,
+        };
+        Self { host, ..self }
+    }
+
+    /// How the agent computes its outputs for host observations.
+    pub fn forward(&self) -> PolicyForward {
+        match self.host {
+            Some(_) => PolicyForward::Host,
+            None => PolicyForward::TensorOps,
+        }
     }
 
     /// Acts with a network read from another tool's file, built on the agents' device (its
@@ -372,17 +418,19 @@ impl Agent {
         dim: usize,
         selection: Selection<'_>,
     ) -> Result<ActionBatch, ActError> {
-        let x = self.observation_tensor(observations, dim);
         let rows = observations.len() / dim;
         let rngs = match selection {
             Selection::Sample(rngs) => rngs,
-            Selection::Greedy => return self.greedy(x, rows),
+            Selection::Greedy => return self.greedy(observations, dim),
         };
         match &self.network {
             // A Q-network acts greedily even when asked to sample.
-            PolicyNetwork::QNetwork(_) => self.greedy(x, rows),
+            PolicyNetwork::QNetwork(_) => self.greedy(observations, dim),
             PolicyNetwork::ActorCritic(model) => {
-                let outputs = read_f32(model.actor(x))?;
+                let outputs = match &self.host {
+                    Some(host) => host.outputs(observations)?,
+                    None => read_f32(model.actor(self.observation_tensor(observations, dim)))?,
+                };
                 let n = outputs.len() / rows;
                 let Some(log_std) = model.log_std() else {
                     return Ok(ActionBatch::Discrete(
@@ -405,7 +453,7 @@ impl Agent {
                 Ok(ActionBatch::Continuous(actions))
             }
             PolicyNetwork::SoftActor(actor) => {
-                let (mean, log_std) = actor.heads(x);
+                let (mean, log_std) = actor.heads(self.observation_tensor(observations, dim));
                 let (mean, log_std) = (read_f32(mean)?, read_f32(log_std)?);
                 let n = actor.action_dim();
                 let mut actions = vec![0.0; mean.len()];
@@ -422,8 +470,16 @@ impl Agent {
         }
     }
 
-    fn greedy(&self, observations: Tensor<2>, rows: usize) -> Result<ActionBatch, ActError> {
-        let (outputs, continuous) = self.network.action_outputs(observations);
-        Ok(greedy_actions(read_f32(outputs)?, rows, continuous))
+    fn greedy(&self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
+        if let Some(host) = &self.host {
+            return host.greedy(observations);
+        }
+        let x = self.observation_tensor(observations, dim);
+        let (outputs, continuous) = self.network.action_outputs(x);
+        Ok(greedy_actions(
+            read_f32(outputs)?,
+            observations.len() / dim,
+            continuous,
+        ))
     }
 }

@@ -5,13 +5,14 @@
 use burn::prelude::{Device, Tensor, TensorData};
 use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
 
-use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
+use crate::acting::{ActError, Agent, read_f32};
 use crate::episode_kernel::{
     EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
     launch, loop_iterations, slot,
 };
 use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
-use crate::network::{Activation, Mlp};
+use crate::greedy_network::{GreedyHead, GreedyNetwork};
+use crate::network::Activation;
 
 /// The widest layer (inputs and outputs included) the kernel keeps in local arrays.
 pub const MAX_KERNEL_WIDTH: usize = 256;
@@ -61,20 +62,12 @@ impl EpisodeProgram {
         let physics = dynamics
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
-        let (net, head, head_values) = match agent.network() {
-            PolicyNetwork::QNetwork(q) => (q.network(), KernelHead::Argmax, vec![0.0; 2]),
-            PolicyNetwork::ActorCritic(model) => {
-                let head = if model.log_std().is_some() {
-                    KernelHead::Mean
-                } else {
-                    KernelHead::Argmax
-                };
-                (model.actor_network(), head, vec![0.0; 2])
-            }
-            PolicyNetwork::SoftActor(actor) => {
-                let bounds = actor.bounds();
-                let values = vec![bounds.scale[0], bounds.bias[0]];
-                (actor.network(), KernelHead::TanhScale, values)
+        let network = GreedyNetwork::of(agent)?;
+        let (head, head_values) = match &network.head {
+            GreedyHead::Argmax => (KernelHead::Argmax, vec![0.0; 2]),
+            GreedyHead::Mean => (KernelHead::Mean, vec![0.0; 2]),
+            GreedyHead::Squashed { scale, bias } => {
+                (KernelHead::TanhScale, vec![scale[0], bias[0]])
             }
         };
         // The time limit is what bounds the launches: every episode ends within it.
@@ -83,26 +76,23 @@ impl EpisodeProgram {
         if continuous != matches!(physics, Physics::Pendulum) {
             return Err(format!("the policy's actions do not suit {env_id}"));
         }
-        let (layout, weights) = flatten(net)?;
-        let widest = layout.iter().copied().fold(0.0f32, f32::max) as usize;
+        let widest = network.widths.iter().copied().max().unwrap_or(0);
         if widest > MAX_KERNEL_WIDTH {
             return Err(format!(
                 "a layer of {widest} units is wider than the kernel's {MAX_KERNEL_WIDTH}"
             ));
         }
-        let (normalization, clip) = match agent.normalizer() {
+        let (normalization, clip) = match network.normalization {
             None => (vec![0.0], 0.0),
-            Some(normalizer) => {
-                let (mean, std) = normalizer.f32_parameters();
-                ([mean, std].concat(), normalizer.clip as f32)
-            }
+            Some(n) => ([n.mean, n.std].concat(), n.clip),
         };
+        let layout: Vec<f32> = network.widths.iter().map(|&w| w as f32).collect();
         Ok(Self {
             shape: ProgramShape {
                 physics,
                 max_width: widest.max(physics.observation_dim()),
                 layers: layout.len() - 1,
-                activation: match net.activation() {
+                activation: match network.activation {
                     Activation::Tanh => KernelActivation::Tanh,
                     Activation::Relu => KernelActivation::Relu,
                 },
@@ -110,7 +100,7 @@ impl EpisodeProgram {
                 normalized: clip > 0.0,
             },
             layout,
-            weights,
+            weights: network.weights,
             normalization,
             clip,
             head: head_values,
@@ -136,26 +126,6 @@ impl EpisodeProgram {
             )),
         }
     }
-}
-
-/// The layer widths and the weights, read back once.
-fn flatten(net: &Mlp) -> Result<(Vec<f32>, Vec<f32>), String> {
-    let read = |t: Tensor<2>| read_f32(t).map_err(|e| e.to_string());
-    let mut layout = Vec::new();
-    let mut weights = Vec::new();
-    for layer in net.layers() {
-        let [inputs, outputs] = layer.weight.dims();
-        if layout.is_empty() {
-            layout.push(inputs as f32);
-        }
-        layout.push(outputs as f32);
-        weights.extend(read(layer.weight.val())?);
-        match &layer.bias {
-            Some(bias) => weights.extend(read(bias.val().unsqueeze_dim(0))?),
-            None => weights.extend(std::iter::repeat_n(0.0, outputs)),
-        }
-    }
-    Ok((layout, weights))
 }
 
 fn upload<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {

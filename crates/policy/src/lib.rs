@@ -10,6 +10,8 @@ mod device_episodes;
 mod episode_kernel;
 mod episodes;
 pub mod export;
+mod greedy_network;
+mod host_forward;
 mod network;
 mod normalization;
 mod rollout;
@@ -19,7 +21,8 @@ mod tanh;
 mod weights;
 
 pub use acting::{
-    ActError, ActionBatch, Agent, AgentActions, AgentDevice, PolicyNetwork, Selection,
+    ActError, ActionBatch, Agent, AgentActions, AgentDevice, PolicyForward, PolicyNetwork,
+    Selection,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,

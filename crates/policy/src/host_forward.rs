@@ -1,0 +1,424 @@
+//! The policy's forward pass as one host loop, for agents on flex.
+//!
+//! Through burn's tensor operations a flex policy step pays, per layer, an allocation, a
+//! matrix product, a bias pass and an activation pass over memory, plus the upload of the
+//! observations and the read-back of the outputs. A policy small enough to evaluate in
+//! batches of envs is cheaper as one loop: a block of rows goes through every layer while
+//! its activations stay in the L1 cache, each layer as register tiles of 4 rows by 16
+//! outputs, compiled for the CPU's widest vector instructions (detected at run time).
+
+use pulp::{Arch, Simd, WithSimd};
+use rayon::prelude::*;
+
+use crate::acting::{ActError, ActionBatch};
+use crate::greedy_network::{GreedyHead, GreedyNetwork, InputNormalization};
+use crate::network::Activation;
+use crate::sampling::argmax;
+use crate::tanh::tanh;
+
+/// Rows of a register tile.
+const TILE_ROWS: usize = 4;
+/// Outputs of a register tile: two 8-wide vectors (AVX2) per row. Layers are padded to a
+/// multiple of this with zero weights, which the next layer multiplies by zero weights.
+const TILE_COLS: usize = 16;
+/// Rows carried through every layer at once: 32 rows of 256 activations are 32 KiB.
+const BLOCK_ROWS: usize = 32;
+/// Batches of fewer rows are one thread's work; larger ones are split between threads.
+const PARALLEL_ROWS: usize = 256;
+
+/// One layer, its outputs padded to whole tiles.
+#[derive(Debug, Clone)]
+struct HostLayer {
+    inputs: usize,
+    /// Padded to a multiple of [`TILE_COLS`].
+    outputs: usize,
+    /// Row-major `[inputs, outputs]`, zero in the padding.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    /// Activated (hidden) or not (the last layer).
+    hidden: bool,
+}
+
+/// A policy network ready for the host loop.
+#[derive(Debug, Clone)]
+pub(crate) struct HostForward {
+    layers: Vec<HostLayer>,
+    activation: Activation,
+    head: GreedyHead,
+    normalization: Option<InputNormalization>,
+    inputs: usize,
+    /// The last layer's real outputs.
+    outputs: usize,
+    /// The widest padded layer: the size of an activation row.
+    widest: usize,
+    arch: Arch,
+}
+
+fn padded(width: usize) -> usize {
+    width.div_ceil(TILE_COLS) * TILE_COLS
+}
+
+impl HostForward {
+    pub(crate) fn new(network: GreedyNetwork) -> Self {
+        let mut layers = Vec::with_capacity(network.widths.len() - 1);
+        let mut offset = 0;
+        let mut inputs = network.inputs();
+        for (l, w) in network.widths.windows(2).enumerate() {
+            let (real_in, real_out) = (w[0], w[1]);
+            let outputs = padded(real_out);
+            let mut weights = vec![0.0; inputs * outputs];
+            for i in 0..real_in {
+                let row = &network.weights[offset + i * real_out..][..real_out];
+                weights[i * outputs..][..real_out].copy_from_slice(row);
+            }
+            offset += real_in * real_out;
+            let mut bias = vec![0.0; outputs];
+            bias[..real_out].copy_from_slice(&network.weights[offset..][..real_out]);
+            offset += real_out;
+            layers.push(HostLayer {
+                inputs,
+                outputs,
+                weights,
+                bias,
+                hidden: l + 2 < network.widths.len(),
+            });
+            inputs = outputs;
+        }
+        let widest = layers.iter().map(|l| l.outputs).max().unwrap_or(0);
+        Self {
+            widest: widest.max(network.inputs()),
+            inputs: network.inputs(),
+            outputs: network.outputs(),
+            layers,
+            activation: network.activation,
+            head: network.head,
+            normalization: network.normalization,
+            arch: Arch::new(),
+        }
+    }
+
+    /// The last layer's outputs for `observations` (`rows * inputs` values), `outputs`
+    /// values per row; refused if any is not finite, as outputs read back from a device are.
+    pub(crate) fn outputs(&self, observations: &[f32]) -> Result<Vec<f32>, ActError> {
+        let rows = observations.len() / self.inputs;
+        let mut outputs = vec![0.0; rows * self.outputs];
+        let (x_block, y_block) = (BLOCK_ROWS * self.inputs, BLOCK_ROWS * self.outputs);
+        if rows < PARALLEL_ROWS {
+            let mut scratch = self.scratch();
+            for (x, y) in observations
+                .chunks(x_block)
+                .zip(outputs.chunks_mut(y_block))
+            {
+                self.block(x, y, &mut scratch);
+            }
+        } else {
+            observations
+                .par_chunks(x_block)
+                .zip(outputs.par_chunks_mut(y_block))
+                .for_each_init(
+                    || self.scratch(),
+                    |scratch, (x, y)| self.block(x, y, scratch),
+                );
+        }
+        if outputs.iter().all(|v| v.is_finite()) {
+            Ok(outputs)
+        } else {
+            Err(ActError::NonFinite)
+        }
+    }
+
+    /// The greedy actions for `observations`: argmax, the means, or SAC's squashed means.
+    pub(crate) fn greedy(&self, observations: &[f32]) -> Result<ActionBatch, ActError> {
+        let outputs = self.outputs(observations)?;
+        let rows = observations.len() / self.inputs;
+        Ok(match &self.head {
+            GreedyHead::Argmax => ActionBatch::Discrete(
+                outputs
+                    .chunks(self.outputs)
+                    .map(|row| argmax(row) as i64)
+                    .collect(),
+            ),
+            GreedyHead::Mean => ActionBatch::Continuous(outputs),
+            GreedyHead::Squashed { scale, bias } => {
+                let dim = scale.len();
+                let mut actions = Vec::with_capacity(rows * dim);
+                for row in outputs.chunks(self.outputs) {
+                    for k in 0..dim {
+                        actions.push(row[k].tanh() * scale[k] + bias[k]);
+                    }
+                }
+                ActionBatch::Continuous(actions)
+            }
+        })
+    }
+
+    /// Two activation buffers of a block.
+    fn scratch(&self) -> [Vec<f32>; 2] {
+        let len = BLOCK_ROWS * self.widest;
+        [vec![0.0; len], vec![0.0; len]]
+    }
+
+    /// One block of at most [`BLOCK_ROWS`] rows: `x` in, `y` out.
+    fn block(&self, x: &[f32], y: &mut [f32], scratch: &mut [Vec<f32>; 2]) {
+        self.arch.dispatch(Block {
+            forward: self,
+            x,
+            y,
+            scratch,
+        });
+    }
+}
+
+/// A block's forward pass, compiled once per instruction set (see [`Arch::dispatch`]):
+/// everything it calls is inlined into it.
+struct Block<'a> {
+    forward: &'a HostForward,
+    x: &'a [f32],
+    y: &'a mut [f32],
+    scratch: &'a mut [Vec<f32>; 2],
+}
+
+impl WithSimd for Block<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Block {
+            forward,
+            x,
+            y,
+            scratch,
+        } = self;
+        let inputs = forward.inputs;
+        let rows = x.len() / inputs;
+        // Whole tiles: the rows past the block's end are zeros, computed and dropped.
+        let tiled_rows = rows.div_ceil(TILE_ROWS) * TILE_ROWS;
+        let [a, b] = scratch;
+        a[..tiled_rows * inputs].fill(0.0);
+        a[..x.len()].copy_from_slice(x);
+        if let Some(normalization) = &forward.normalization {
+            for (k, value) in a[..x.len()].iter_mut().enumerate() {
+                *value = normalization.apply(k % inputs, *value);
+            }
+        }
+        let (mut from, mut to) = (a, b);
+        for layer in &forward.layers {
+            dense(
+                layer,
+                forward.activation,
+                &from[..],
+                &mut to[..],
+                tiled_rows,
+            );
+            std::mem::swap(&mut from, &mut to);
+        }
+        let (width, outputs) = (
+            forward.layers.last().map_or(0, |l| l.outputs),
+            forward.outputs,
+        );
+        for (row, out) in from.chunks(width).zip(y.chunks_mut(outputs)) {
+            out.copy_from_slice(&row[..outputs]);
+        }
+    }
+}
+
+/// `y = activation(x W + b)` for `rows` rows (a multiple of [`TILE_ROWS`]), tile by tile.
+#[inline(always)]
+fn dense(layer: &HostLayer, activation: Activation, x: &[f32], y: &mut [f32], rows: usize) {
+    let (inputs, outputs) = (layer.inputs, layer.outputs);
+    for r0 in (0..rows).step_by(TILE_ROWS) {
+        let x_rows: [&[f32]; TILE_ROWS] =
+            std::array::from_fn(|r| &x[(r0 + r) * inputs..][..inputs]);
+        for c0 in (0..outputs).step_by(TILE_COLS) {
+            let bias: &[f32; TILE_COLS] = layer.bias[c0..c0 + TILE_COLS]
+                .try_into()
+                .expect("a whole tile");
+            let mut acc = [*bias; TILE_ROWS];
+            for (i, weights) in layer.weights.chunks_exact(outputs).enumerate() {
+                let w: &[f32; TILE_COLS] = weights[c0..c0 + TILE_COLS]
+                    .try_into()
+                    .expect("a whole tile");
+                for (acc, x) in acc.iter_mut().zip(&x_rows) {
+                    let xv = x[i];
+                    for (a, w) in acc.iter_mut().zip(w) {
+                        *a += xv * w;
+                    }
+                }
+            }
+            for (r, values) in acc.iter_mut().enumerate() {
+                if layer.hidden {
+                    activate(values, activation);
+                }
+                y[(r0 + r) * outputs + c0..][..TILE_COLS].copy_from_slice(values);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn activate(values: &mut [f32; TILE_COLS], activation: Activation) {
+    match activation {
+        Activation::Tanh => values.iter_mut().for_each(|v| *v = tanh(*v)),
+        // Not `max`, which would turn NaN into 0: a NaN must reach the finiteness check.
+        Activation::Relu => values
+            .iter_mut()
+            .for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::Device;
+    use gradless_device::InferenceDevice;
+    use gradless_envs::EnvRng;
+    use gradless_envs::device::EnvBackend;
+
+    use super::*;
+    use crate::acting::{Agent, PolicyForward, Selection};
+    use crate::episodes::{EpisodePlan, run_episodes};
+    use crate::network::{ActionHead, ActorCritic, QNetwork};
+    use crate::normalization::ObservationNormalizer;
+    use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
+
+    fn flex() -> InferenceDevice {
+        InferenceDevice::new(&Device::flex())
+    }
+
+    /// `rows` observations of `dim` values, spread over a few units either side of zero.
+    fn observations(rows: usize, dim: usize) -> Vec<f32> {
+        (0..rows * dim)
+            .map(|k| ((k * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect()
+    }
+
+    fn agents() -> Vec<(&'static str, Agent)> {
+        let device = flex();
+        let rng = &mut EnvRng::from_seed(11);
+        let mut normalizer = ObservationNormalizer::new(3, 5.0, 1e-8);
+        normalizer.moments.update(&observations(9, 3));
+        let discrete = ActorCritic::new(
+            3,
+            &[37, 20],
+            Activation::Tanh,
+            ActionHead::Categorical { n: 5 },
+            rng,
+            device.device(),
+        );
+        let gaussian = ActorCritic::new(
+            3,
+            &[64],
+            Activation::Relu,
+            ActionHead::Gaussian { dim: 2 },
+            rng,
+            device.device(),
+        );
+        let q = QNetwork::new(3, &[16, 16, 16], Activation::Relu, 3, rng, device.device());
+        let bounds = ActionBounds {
+            scale: vec![2.0, 0.5],
+            bias: vec![0.0, 1.0],
+        };
+        let sac =
+            SquashedGaussianActor::new(3, &[33], Activation::Tanh, bounds, rng, device.device());
+        vec![
+            (
+                "categorical, normalised",
+                Agent::actor_critic(&discrete, &device).with_normalizer(Some(normalizer)),
+            ),
+            ("gaussian", Agent::actor_critic(&gaussian, &device)),
+            ("q-network", Agent::q_network(&q, &device)),
+            ("squashed", Agent::soft_actor(&sac, &device)),
+        ]
+    }
+
+    /// On flex an agent acts through the host loop; its outputs are the tensor operations'
+    /// to float32 rounding, for layers of widths that fill no whole tile, any number of
+    /// rows (a partial tile, a partial block, blocks on threads), with and without
+    /// normalisation, for every head.
+    #[test]
+    fn the_host_loop_computes_what_the_tensor_operations_compute() {
+        for (name, agent) in agents() {
+            assert_eq!(agent.forward(), PolicyForward::Host, "{name}");
+            let tensor_ops = agent.clone().with_forward(PolicyForward::TensorOps);
+            assert_eq!(tensor_ops.forward(), PolicyForward::TensorOps);
+            for rows in [1, 7, 33, 700] {
+                let x = observations(rows, 3);
+                let (host, reference) = (
+                    agent.act(&x, 3, Selection::Greedy).unwrap(),
+                    tensor_ops.act(&x, 3, Selection::Greedy).unwrap(),
+                );
+                match (host, reference) {
+                    (ActionBatch::Continuous(a), ActionBatch::Continuous(b)) => {
+                        assert_eq!(a.len(), b.len());
+                        for (a, b) in a.iter().zip(&b) {
+                            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{name}: {a} {b}");
+                        }
+                    }
+                    (a, b) => assert_eq!(a, b, "{name}, {rows} rows"),
+                }
+            }
+        }
+    }
+
+    /// Sampled actions draw from the host loop's outputs with the same generators: the
+    /// same actions as through tensor operations.
+    #[test]
+    fn sampled_actions_are_drawn_from_the_host_outputs() {
+        let (_, agent) = agents().swap_remove(0);
+        let tensor_ops = agent.clone().with_forward(PolicyForward::TensorOps);
+        let x = observations(50, 3);
+        let rngs = || (0..50).map(EnvRng::from_seed).collect::<Vec<_>>();
+        let (mut a, mut b) = (rngs(), rngs());
+        assert_eq!(
+            agent.act(&x, 3, Selection::Sample(&mut a)).unwrap(),
+            tensor_ops.act(&x, 3, Selection::Sample(&mut b)).unwrap()
+        );
+    }
+
+    /// A NaN observation gives non-finite outputs, refused as a device's would be.
+    #[test]
+    fn non_finite_outputs_are_refused() {
+        let (_, agent) = agents().swap_remove(1);
+        let mut x = observations(4, 3);
+        x[5] = f32::NAN;
+        assert!(matches!(
+            agent.act(&x, 3, Selection::Greedy),
+            Err(ActError::NonFinite)
+        ));
+    }
+
+    /// The shipped agents' greedy episodes through the host loop are those through tensor
+    /// operations, episode by episode (PPO's and DQN's CartPole, MountainCar's DQN,
+    /// Pendulum's SAC).
+    #[test]
+    fn shipped_agents_give_the_same_episodes_through_the_host_loop() {
+        for (name, env) in [
+            ("cartpole-v1-ppo", "CartPole-v1"),
+            ("cartpole-v1-dqn", "CartPole-v1"),
+            ("mountaincar-v0-dqn", "MountainCar-v0"),
+            ("pendulum-v1-sac", "Pendulum-v1"),
+        ] {
+            let path = gradless_test_support::shipped_checkpoint(name);
+            let checkpoint = crate::Checkpoint::open(&path).unwrap();
+            let agent = Agent::load(&checkpoint, &crate::AgentDevice::new(&flex())).unwrap();
+            assert_eq!(agent.forward(), PolicyForward::Host, "{name}");
+            let plan = EpisodePlan {
+                first_seed: 500,
+                episodes: 20,
+                num_envs: 20,
+                stochastic: false,
+            };
+            let run = |agent: &Agent| {
+                run_episodes(agent, env, EnvBackend::Cpu, plan, |_| {}, |_| {}).unwrap()
+            };
+            let host = run(&agent);
+            let tensor_ops = run(&agent.with_forward(PolicyForward::TensorOps));
+            for (a, b) in host.iter().zip(&tensor_ops) {
+                assert_eq!((a.episode, a.length), (b.episode, b.length), "{name}");
+                assert!(
+                    (a.episode_return - b.episode_return).abs() < 1e-3,
+                    "{name}: {a:?} {b:?}"
+                );
+            }
+        }
+    }
+}
