@@ -165,7 +165,7 @@ fn export_writes_sequential_keys_and_refuses_bad_checkpoints_cleanly() {
 }
 
 #[test]
-fn bench_eval_prints_one_json_line_per_device_and_size() {
+fn bench_eval_prints_one_json_line_per_device_forward_pass_and_size() {
     let output = gradless(&[
         "--json",
         "bench",
@@ -174,6 +174,8 @@ fn bench_eval_prints_one_json_line_per_device_and_size() {
         shipped("cartpole-v1-ppo").to_str().unwrap(),
         "--device",
         "flex",
+        "--forward",
+        "auto,tensor-ops",
         "--num-envs",
         "1,4",
         "--seconds",
@@ -183,12 +185,35 @@ fn bench_eval_prints_one_json_line_per_device_and_size() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = json_lines(&output);
-    assert_eq!(lines.len(), 2);
-    for (line, n) in lines.iter().zip([1, 4]) {
+    // On flex the automatic choice is the host loop.
+    let expected = [
+        (1, "host"),
+        (4, "host"),
+        (1, "tensor-ops"),
+        (4, "tensor-ops"),
+    ];
+    assert_eq!(lines.len(), expected.len());
+    for (line, (n, forward)) in lines.iter().zip(expected) {
         assert_eq!(line["device"], "flex");
+        assert_eq!(line["forward"], forward);
         assert_eq!(line["num_envs"], n);
         assert!(line["steps_per_sec"].as_f64().unwrap() > 0.0);
     }
+}
+
+#[test]
+fn bench_eval_refuses_an_unknown_forward_pass() {
+    let output = gradless(&[
+        "bench",
+        "eval",
+        "--checkpoint",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--forward",
+        "gpu",
+    ]);
+    assert_clean_failure(&output, &["--forward"]);
 }
 
 #[test]

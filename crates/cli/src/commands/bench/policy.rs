@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use gradless_device::{Backend, InferenceDevice};
 use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{EnvRng, Space, make};
 use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
 use gradless_policy::{
-    ActionHead, Activation, ActorCritic, Agent, AgentDevice, EpisodePlan, Rollout, run_episodes,
+    ActionHead, Activation, ActorCritic, Agent, AgentDevice, EpisodePlan, PolicyForward, Rollout,
+    run_episodes,
 };
 use serde::Serialize;
 
@@ -134,6 +135,11 @@ pub struct EvalBenchArgs {
     /// Comma-separated numbers of envs (the policy's batch size).
     #[arg(long, value_delimiter = ',', default_value = "1,16,1024")]
     num_envs: Vec<usize>,
+    /// How the policy's outputs are computed, comma-separated: auto (what `gradless eval`
+    /// does: host on flex, tensor-ops elsewhere), host (one host loop over blocks of envs,
+    /// flex only; skipped elsewhere), tensor-ops (burn's tensor operations).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "auto")]
+    forward: Vec<ForwardChoice>,
     /// Length of one timed window, in seconds.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
@@ -142,11 +148,32 @@ pub struct EvalBenchArgs {
     repeats: usize,
 }
 
-/// One measured device and size.
+/// A `--forward` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ForwardChoice {
+    /// Whatever `gradless eval` would use on the device.
+    Auto,
+    Host,
+    TensorOps,
+}
+
+impl ForwardChoice {
+    /// The forward pass asked for; `None` leaves the agent's default.
+    fn forward(self) -> Option<PolicyForward> {
+        match self {
+            Self::Auto => None,
+            Self::Host => Some(PolicyForward::Host),
+            Self::TensorOps => Some(PolicyForward::TensorOps),
+        }
+    }
+}
+
+/// One measured device, forward pass and size.
 #[derive(Debug, Serialize)]
 struct EvalBenchResult {
     checkpoint: PathBuf,
     device: String,
+    forward: PolicyForward,
     num_envs: usize,
     steps_per_sec: f64,
     repeats: usize,
@@ -167,46 +194,74 @@ pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
     };
     if !json {
         println!(
-            "{:<40} {:<8} {:>9} {:>16}",
-            "checkpoint", "device", "num_envs", "steps/s (median)"
+            "{:<40} {:<8} {:<10} {:>9} {:>16}",
+            "checkpoint", "device", "forward", "num_envs", "steps/s (median)"
         );
     }
+    let timing = Timing {
+        window: Duration::from_secs_f64(args.seconds),
+        repeats: args.repeats,
+        read_every: 1,
+        host_only: false,
+    };
+    let (mut measured, mut skipped) = (0usize, None);
     for backend in backends {
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
         let loaded =
             LoadedCheckpoint::load(&args.checkpoint, &settings, &AgentDevice::new(&device))?;
-        let agent = loaded.agent();
-        for &num_envs in &args.num_envs {
-            let mut rollout = Rollout::new(loaded.env_id(), num_envs, EnvBackend::Cpu, &device)?;
-            let timing = Timing {
-                window: Duration::from_secs_f64(args.seconds),
-                repeats: args.repeats,
-                read_every: 1,
-                host_only: false,
+        for &choice in &args.forward {
+            let forward = choice.forward();
+            let agent = match forward {
+                None => loaded.agent().clone(),
+                Some(forward) => loaded.agent().clone().with_forward(forward),
             };
-            let steps_per_sec = median_steps_per_sec(&mut rollout, agent, &timing)?;
-            let result = EvalBenchResult {
-                checkpoint: args.checkpoint.clone(),
-                device: backend.to_string(),
-                num_envs,
-                steps_per_sec,
-                repeats: args.repeats,
-            };
-            tracing::info!(device = %result.device, num_envs, steps_per_sec = result.steps_per_sec, "measured");
-            if json {
-                print_json_line(&result)?;
-            } else {
-                println!(
-                    "{:<40} {:<8} {:>9} {:>16.0}",
-                    result.checkpoint.display(),
-                    result.device,
-                    result.num_envs,
-                    result.steps_per_sec
-                );
+            if forward.is_some_and(|asked| asked != agent.forward()) {
+                skipped = Some(format!("{backend}: no host forward pass (flex only)"));
+                continue;
+            }
+            for &num_envs in &args.num_envs {
+                let mut rollout =
+                    Rollout::new(loaded.env_id(), num_envs, EnvBackend::Cpu, &device)?;
+                let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
+                measured += 1;
+                let result = EvalBenchResult {
+                    checkpoint: args.checkpoint.clone(),
+                    device: backend.to_string(),
+                    forward: agent.forward(),
+                    num_envs,
+                    steps_per_sec,
+                    repeats: args.repeats,
+                };
+                tracing::info!(device = %result.device, forward = ?result.forward, num_envs, steps_per_sec, "measured");
+                if json {
+                    print_json_line(&result)?;
+                } else {
+                    println!(
+                        "{:<40} {:<8} {:<10} {:>9} {:>16.0}",
+                        result.checkpoint.display(),
+                        result.device,
+                        forward_name(result.forward),
+                        result.num_envs,
+                        result.steps_per_sec
+                    );
+                }
             }
         }
     }
+    match (measured, skipped) {
+        (0, Some(reason)) => bail!("--forward: nothing could be measured ({reason})"),
+        (_, Some(reason)) => tracing::warn!("--forward: some runs skipped ({reason})"),
+        _ => {}
+    }
     Ok(())
+}
+
+/// The `--forward` name of a forward pass.
+fn forward_name(forward: PolicyForward) -> &'static str {
+    match forward {
+        PolicyForward::Host => "host",
+        PolicyForward::TensorOps => "tensor-ops",
+    }
 }
 
 /// A freshly initialised PPO actor for the env's spaces (CleanRL's 64-64 tanh), acting
