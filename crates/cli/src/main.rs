@@ -57,8 +57,35 @@ enum Command {
     Devices,
 }
 
+/// clap's message for a bad argument on one line: the error and its hint (the possible
+/// values, a similar flag), without the usage block, as every other error is printed.
+fn argument_error_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    parts.join(" ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version, asked for or shown for a bare command, print as clap prints them.
+        Err(error)
+            if !error.use_stderr()
+                || error.kind()
+                    == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            eprintln!("{}", argument_error_line(&error));
+            return ExitCode::from(2);
+        }
+    };
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Envs => commands::envs::run(cli.json),
