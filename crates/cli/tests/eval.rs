@@ -164,25 +164,37 @@ fn export_writes_sequential_keys_and_refuses_bad_checkpoints_cleanly() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn bench_eval_prints_one_json_line_per_device_forward_pass_and_size() {
-    let output = gradless(&[
-        "--json",
+/// `gradless bench eval` of the shipped PPO agent on flex with these forward passes.
+fn bench_eval_on_flex(forward: &str, more: &[&str]) -> std::process::Output {
+    let checkpoint = shipped("cartpole-v1-ppo");
+    let mut args = vec![
         "bench",
         "eval",
         "--checkpoint",
-        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
         "--device",
         "flex",
         "--forward",
+        forward,
+    ];
+    args.extend_from_slice(more);
+    gradless(&args)
+}
+
+#[test]
+fn bench_eval_prints_one_json_line_per_device_forward_pass_and_size() {
+    let output = bench_eval_on_flex(
         "auto,tensor-ops",
-        "--num-envs",
-        "1,4",
-        "--seconds",
-        "0.05",
-        "--repeats",
-        "1",
-    ]);
+        &[
+            "--json",
+            "--num-envs",
+            "1,4",
+            "--seconds",
+            "0.05",
+            "--repeats",
+            "1",
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = json_lines(&output);
     // On flex the automatic choice is the host loop.
@@ -203,16 +215,7 @@ fn bench_eval_prints_one_json_line_per_device_forward_pass_and_size() {
 
 #[test]
 fn bench_eval_refuses_an_unknown_forward_pass() {
-    let output = gradless(&[
-        "bench",
-        "eval",
-        "--checkpoint",
-        shipped("cartpole-v1-ppo").to_str().unwrap(),
-        "--device",
-        "flex",
-        "--forward",
-        "gpu",
-    ]);
+    let output = bench_eval_on_flex("gpu", &[]);
     assert_clean_failure(&output, &["--forward"]);
 }
 
