@@ -6,6 +6,7 @@ use burn::prelude::Tensor;
 
 use crate::acting::{Agent, PolicyNetwork, read_f32};
 use crate::network::{Activation, Mlp};
+use crate::normalization::{FrozenNormalization, ObservationNormalizer};
 
 /// What the network's outputs become in a greedy step.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,22 +25,6 @@ pub(crate) enum GreedyHead {
     },
 }
 
-/// `(x - mean) / std` clipped to `[-clip, clip]`, per observation value.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct InputNormalization {
-    pub(crate) mean: Vec<f32>,
-    pub(crate) std: Vec<f32>,
-    pub(crate) clip: f32,
-}
-
-impl InputNormalization {
-    /// One observation value `k` normalised, as the agent's normaliser does it.
-    #[inline(always)]
-    pub(crate) fn apply(&self, k: usize, value: f32) -> f32 {
-        ((value - self.mean[k]) / self.std[k]).clamp(-self.clip, self.clip)
-    }
-}
-
 /// A multilayer perceptron and its head, read off an agent.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GreedyNetwork {
@@ -52,7 +37,7 @@ pub(crate) struct GreedyNetwork {
     /// Output to action.
     pub(crate) head: GreedyHead,
     /// Applied to observations first, if the agent was trained with it.
-    pub(crate) normalization: Option<InputNormalization>,
+    pub(crate) normalization: Option<FrozenNormalization>,
 }
 
 impl GreedyNetwork {
@@ -77,14 +62,7 @@ impl GreedyNetwork {
             }
         };
         let (widths, weights) = flatten(net)?;
-        let normalization = agent.normalizer().map(|normalizer| {
-            let (mean, std) = normalizer.f32_parameters();
-            InputNormalization {
-                mean,
-                std,
-                clip: normalizer.clip as f32,
-            }
-        });
+        let normalization = agent.normalizer().map(ObservationNormalizer::frozen);
         Ok(Self {
             widths,
             weights,

@@ -10,10 +10,10 @@
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use crate::acting::{ActError, ActionBatch};
-use crate::greedy_network::{GreedyHead, GreedyNetwork, InputNormalization};
+use crate::acting::{ActError, ActionBatch, greedy_actions};
+use crate::greedy_network::{GreedyHead, GreedyNetwork};
 use crate::network::Activation;
-use crate::sampling::argmax;
+use crate::normalization::FrozenNormalization;
 use crate::tanh::tanh;
 
 /// Rows of a register tile.
@@ -45,7 +45,7 @@ pub(crate) struct HostForward {
     layers: Vec<HostLayer>,
     activation: Activation,
     head: GreedyHead,
-    normalization: Option<InputNormalization>,
+    normalization: Option<FrozenNormalization>,
     inputs: usize,
     /// The last layer's real outputs.
     outputs: usize,
@@ -132,13 +132,8 @@ impl HostForward {
         let outputs = self.outputs(observations)?;
         let rows = observations.len() / self.inputs;
         Ok(match &self.head {
-            GreedyHead::Argmax => ActionBatch::Discrete(
-                outputs
-                    .chunks(self.outputs)
-                    .map(|row| argmax(row) as i64)
-                    .collect(),
-            ),
-            GreedyHead::Mean => ActionBatch::Continuous(outputs),
+            GreedyHead::Argmax => greedy_actions(outputs, rows, false),
+            GreedyHead::Mean => greedy_actions(outputs, rows, true),
             GreedyHead::Squashed { scale, bias } => {
                 let dim = scale.len();
                 let mut actions = Vec::with_capacity(rows * dim);

@@ -108,30 +108,29 @@ impl ObservationNormalizer {
         Ok(())
     }
 
-    /// The `f32` mean and standard deviation (`sqrt(var + epsilon)` in `f32`) the inputs are
-    /// normalised with.
-    pub(crate) fn f32_parameters(&self) -> (Vec<f32>, Vec<f32>) {
+    /// The statistics frozen as the `f32` values the inputs are normalised with.
+    pub(crate) fn frozen(&self) -> FrozenNormalization {
         let m = &self.moments;
         let epsilon = self.epsilon as f32;
-        (
-            m.mean.iter().map(|&v| v as f32).collect(),
-            m.var.iter().map(|&v| (v as f32 + epsilon).sqrt()).collect(),
-        )
+        FrozenNormalization {
+            mean: m.mean.iter().map(|&v| v as f32).collect(),
+            std: m.var.iter().map(|&v| (v as f32 + epsilon).sqrt()).collect(),
+            clip: self.clip as f32,
+        }
     }
 
     /// Normalises rows of observations in place.
     pub fn apply(&self, rows: &mut [f32]) {
-        let (mean, std) = self.f32_parameters();
-        let clip = self.clip as f32;
-        let dim = mean.len();
+        let frozen = self.frozen();
+        let dim = frozen.mean.len();
         for (k, value) in rows.iter_mut().enumerate() {
-            *value = ((*value - mean[k % dim]) / std[k % dim]).clamp(-clip, clip);
+            *value = frozen.apply(k % dim, *value);
         }
     }
 
     /// The same on a `[rows, dim]` tensor (device observations).
     pub fn apply_tensor(&self, observations: Tensor<2>) -> Tensor<2> {
-        let (mean, std) = self.f32_parameters();
+        let FrozenNormalization { mean, std, .. } = self.frozen();
         let device: Device = observations.device();
         let row = |values: Vec<f32>| {
             let dim = values.len();
@@ -139,6 +138,24 @@ impl ObservationNormalizer {
         };
         let clip = self.clip;
         ((observations - row(mean)) / row(std)).clamp(-clip, clip)
+    }
+}
+
+/// A normaliser's statistics in `f32`: `(x - mean) / std` clipped to `[-clip, clip]` per
+/// observation value, what every path that normalises inputs computes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FrozenNormalization {
+    pub(crate) mean: Vec<f32>,
+    /// `sqrt(var + epsilon)`, computed in `f32`.
+    pub(crate) std: Vec<f32>,
+    pub(crate) clip: f32,
+}
+
+impl FrozenNormalization {
+    /// Observation value `k` of a row, normalised.
+    #[inline(always)]
+    pub(crate) fn apply(&self, k: usize, value: f32) -> f32 {
+        ((value - self.mean[k]) / self.std[k]).clamp(-self.clip, self.clip)
     }
 }
 
