@@ -566,7 +566,7 @@ mod tests {
     use crate::network::Activation;
     use burn::prelude::{Tensor, TensorData};
     use gradless_envs::EnvRng;
-    use gradless_test_support::scratch;
+    use gradless_test_support::{make_fifo, scratch};
 
     fn metadata(architecture: Architecture) -> Metadata {
         Metadata {
@@ -855,11 +855,7 @@ mod tests {
         );
         let metadata = dir.join(METADATA_FILE);
         std::fs::remove_file(&metadata).unwrap();
-        let status = std::process::Command::new("mkfifo")
-            .arg(&metadata)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        make_fifo(&metadata);
         let err = Checkpoint::open(&dir).unwrap_err().to_string();
         assert!(
             err.contains("metadata.json") && err.contains("FIFO"),

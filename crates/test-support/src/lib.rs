@@ -46,11 +46,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Makes a FIFO at `path` (with `mkfifo`).
+/// Makes a FIFO at `path`, in this process: spawning `mkfifo` would fork, and a fork while
+/// another test holds a directory lock briefly shares the lock with the child.
 pub fn make_fifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(status.success(), "mkfifo {}", path.display());
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
