@@ -8,7 +8,7 @@ use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
 use crate::acting::{ActError, Agent, read_f32};
 use crate::episode_kernel::{
     EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
-    UnrolledLayout, launch, loop_iterations, slot,
+    launch, loop_iterations, slot,
 };
 use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
 use crate::greedy_network::{GreedyHead, GreedyNetwork};
@@ -98,7 +98,6 @@ impl EpisodeProgram {
                 },
                 head,
                 normalized: clip > 0.0,
-                unrolled: UnrolledLayout::of(&network.widths),
             },
             layout,
             weights: network.weights,
@@ -117,15 +116,13 @@ impl EpisodeProgram {
         let widths: Vec<usize> = self.layout.iter().map(|&w| w as usize).collect();
         // Half the limit: the count is of the loops written here, and the compiled shader
         // runs more (launches sized to the whole limit still went wrong on lavapipe).
-        let unrolled = self.shape.unrolled.is_some();
-        let iterations = |steps| loop_iterations(&widths, unrolled, steps, quota);
-        let fits = |steps| iterations(steps) <= LOOP_ITERATION_LIMIT / 2;
+        let fits = |steps| loop_iterations(&widths, steps, quota) <= LOOP_ITERATION_LIMIT / 2;
         match (1..=STEPS_PER_LAUNCH).rev().find(|&steps| fits(steps)) {
             Some(steps) => Ok(steps as u32),
             None => Err(format!(
                 "a launch of one step for {quota} episodes a slot takes {} loop iterations, \
                  over half the {LOOP_ITERATION_LIMIT} lavapipe runs",
-                iterations(1)
+                loop_iterations(&widths, 1, quota)
             )),
         }
     }
@@ -333,42 +330,6 @@ mod tests {
             .unwrap();
             assert_eq!(episodes, all, "{slots} slots");
             assert_eq!(progress.last(), Some(&23));
-        }
-    }
-
-    /// The kernel with the network compiled in runs the episodes the looped layers run
-    /// (four partial sums per output round differently: at least 99% the same returns),
-    /// for a shipped policy and a deeper relu one with odd widths.
-    #[test]
-    fn unrolled_networks_run_the_looped_networks_episodes() {
-        let device = wgpu();
-        let deeper = ActorCritic::new(
-            4,
-            &[7, 33, 5],
-            Activation::Relu,
-            ActionHead::Categorical { n: 2 },
-            &mut EnvRng::from_seed(3),
-            device.device(),
-        );
-        let episodes = 100;
-        let plan = plan(40, episodes, 32);
-        let quotas = SlotQuotas::new(plan.episodes, plan.num_envs);
-        for (name, agent) in [
-            ("cartpole-v1-ppo", shipped("cartpole-v1-ppo", &device)),
-            ("relu 7-33-5", Agent::actor_critic(&deeper, &device)),
-        ] {
-            let unrolled = EpisodeProgram::for_agent(&agent, "CartPole-v1").unwrap();
-            assert!(unrolled.shape.unrolled.is_some(), "{name}");
-            let mut looped = unrolled.clone();
-            looped.shape.unrolled = None;
-            let run = |program: &EpisodeProgram| {
-                let steps = program.steps_per_launch(quotas.quota[0]).unwrap();
-                let device = device.device();
-                run_with_kernel(program, steps, "CartPole-v1", &plan, &quotas, device, |_| {})
-                    .unwrap()
-            };
-            let same = agreeing(&run(&unrolled), &run(&looped));
-            assert!(same * 100 >= episodes * 99, "{name}: {same}/{episodes}");
         }
     }
 

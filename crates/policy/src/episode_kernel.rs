@@ -58,90 +58,6 @@ pub struct ProgramShape {
     pub head: KernelHead,
     /// Whether observations are normalised (`(x - mean) / std`, clipped) first.
     pub normalized: bool,
-    /// The layer widths, for a network small enough to compile into the kernel (see
-    /// [`UnrolledLayout`]); `None` runs the layers as loops over `layout`.
-    pub unrolled: Option<UnrolledLayout>,
-}
-
-/// The most linear layers (three hidden) an unrolled network has.
-pub const MAX_UNROLLED_LAYERS: usize = 4;
-
-/// The most multiply-adds per step an unrolled network has: a 4-64-64-2 policy (4.5 k)
-/// fits, a 256x256 Q-network (66 k) would make a shader too long to compile quickly.
-pub const MAX_UNROLLED_MACS: usize = 8192;
-
-/// A network compiled into the kernel: every loop of the forward pass unrolled, so each
-/// weight is read at a constant address (the same for every unit) and the activations are
-/// values in registers, indexed only by constants. Looped layers index the activations at
-/// run time, which keeps them in memory; on lavapipe that made every product a gather.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct UnrolledLayout {
-    /// Linear layers.
-    layers: usize,
-    /// Layer widths, input first; `layers + 1` of them are used.
-    widths: [usize; MAX_UNROLLED_LAYERS + 1],
-}
-
-/// One linear layer of an [`UnrolledLayout`]: where its weights and activations are.
-#[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
-pub struct DenseLayer {
-    inputs: usize,
-    outputs: usize,
-    /// Its `[in, out]` weights (then the bias) start here in `weights`.
-    offset: usize,
-    /// Its inputs start here in the activations, its outputs there.
-    from: usize,
-    to: usize,
-    /// Whether the nonlinearity follows (every layer but the last).
-    hidden: bool,
-}
-
-impl UnrolledLayout {
-    /// The layout of a network of layer `widths` (input first), if it is small enough to
-    /// unroll.
-    pub fn of(widths: &[usize]) -> Option<Self> {
-        let layers = widths.len().checked_sub(1)?;
-        let macs: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
-        if layers == 0 || layers > MAX_UNROLLED_LAYERS || macs > MAX_UNROLLED_MACS {
-            return None;
-        }
-        let mut padded = [0; MAX_UNROLLED_LAYERS + 1];
-        padded[..widths.len()].copy_from_slice(widths);
-        Some(Self {
-            layers,
-            widths: padded,
-        })
-    }
-
-    /// The widest layer, inputs and outputs included.
-    fn max_width(&self) -> usize {
-        self.widths.iter().copied().max().unwrap_or(0)
-    }
-
-    /// Layer `k` (the default for one past the last: never run). Activations alternate
-    /// between two halves of `max_width` values, the input in the first.
-    fn layer(&self, k: usize) -> DenseLayer {
-        if k >= self.layers {
-            return DenseLayer::default();
-        }
-        let half = self.max_width();
-        let offset = (0..k)
-            .map(|l| (self.widths[l] + 1) * self.widths[l + 1])
-            .sum();
-        DenseLayer {
-            inputs: self.widths[k],
-            outputs: self.widths[k + 1],
-            offset,
-            from: (k % 2) * half,
-            to: ((k + 1) % 2) * half,
-            hidden: k + 1 < self.layers,
-        }
-    }
-
-    /// Where the network's outputs are in the activations.
-    fn output_at(&self) -> usize {
-        (self.layers % 2) * self.max_width()
-    }
 }
 
 /// Values per slot in the slot table: the state, then these.
@@ -170,17 +86,12 @@ pub const LOOP_ITERATION_LIMIT: usize = 65535;
 /// The loop iterations of a launch of `steps` steps by a unit that runs `quota` episodes,
 /// for a network of layer `widths` (input first): the record copy, then per step the step
 /// loop, the layers, their outputs and the blocks and rest of each dot product, and the
-/// argmax; an unrolled network runs no loops of its own. The kernel's other loops are
-/// unrolled.
-pub fn loop_iterations(widths: &[usize], unrolled: bool, steps: usize, quota: usize) -> usize {
-    let forward: usize = if unrolled {
-        0
-    } else {
-        widths
-            .windows(2)
-            .map(|w| 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL))
-            .sum()
-    };
+/// argmax. The kernel's other loops are unrolled.
+pub fn loop_iterations(widths: &[usize], steps: usize, quota: usize) -> usize {
+    let forward: usize = widths
+        .windows(2)
+        .map(|w| 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL))
+        .sum();
     let outputs = widths.last().copied().unwrap_or(0);
     quota + steps * (1 + forward + outputs)
 }
@@ -286,11 +197,7 @@ impl EpisodeKernel for CubeBackend {
         let scratch = empty_device_dtype(
             client.clone(),
             device.clone(),
-            // An unrolled network keeps its activations in registers.
-            match shape.unrolled {
-                Some(_) => Shape::new([1, 1]),
-                None => Shape::new([2 * shape.max_width, num_slots]),
-            },
+            Shape::new([2 * shape.max_width, num_slots]),
             float,
         );
         let cube_dim = CubeDim::new(&client, num_slots);
@@ -412,83 +319,11 @@ fn forward<F: Float>(
     from
 }
 
-/// Linear layer `layer` of an unrolled network on the activations `x`: every index a
-/// constant. Four partial sums per output keep four multiply-adds in flight instead of a
-/// chain of dependent ones.
-#[cube]
-fn dense<F: Float>(
-    x: &mut Array<F>,
-    weights: &Tensor<F>,
-    #[comptime] layer: DenseLayer,
-    #[comptime] activation: KernelActivation,
-) {
-    let (inputs, outputs) = comptime![(layer.inputs, layer.outputs)];
-    let (offset, from, to) = comptime![(layer.offset, layer.from, layer.to)];
-    #[unroll]
-    for j in 0..outputs {
-        let mut partial = Array::<F>::new(4usize);
-        #[unroll]
-        for p in 0..4usize {
-            partial[p] = F::new(0.0);
-        }
-        #[unroll]
-        for i in 0..inputs {
-            partial[i % 4] += x[from + i] * weights[offset + i * outputs + j];
-        }
-        let mut sum = weights[offset + inputs * outputs + j]
-            + ((partial[0] + partial[1]) + (partial[2] + partial[3]));
-        if comptime![layer.hidden] {
-            sum = activate::<F>(sum, activation);
-        }
-        x[to + j] = sum;
-    }
-}
-
-/// The action of an unrolled network for `input` (the observation, normalised).
-#[cube]
-fn unrolled_action<F: Float>(
-    input: &Array<F>,
-    weights: &Tensor<F>,
-    head: &Tensor<F>,
-    #[comptime] shape: ProgramShape,
-    #[comptime] net: UnrolledLayout,
-) -> F {
-    let mut x = Array::<F>::new(comptime![2 * net.max_width()]);
-    #[unroll]
-    for k in 0..comptime![shape.physics.observation_dim()] {
-        x[k] = input[k];
-    }
-    // A fixed chain of compile-time branches: the kernel language has no loop over
-    // compile-time values.
-    if comptime![net.layers > 0] {
-        dense::<F>(&mut x, weights, comptime![net.layer(0)], shape.activation);
-    }
-    if comptime![net.layers > 1] {
-        dense::<F>(&mut x, weights, comptime![net.layer(1)], shape.activation);
-    }
-    if comptime![net.layers > 2] {
-        dense::<F>(&mut x, weights, comptime![net.layer(2)], shape.activation);
-    }
-    if comptime![net.layers > 3] {
-        dense::<F>(&mut x, weights, comptime![net.layer(3)], shape.activation);
-    }
-    // The head indexes its outputs at run time: a copy of them, so that `x` stays in
-    // registers.
-    let outputs = comptime![net.widths[net.layers]];
-    let at = comptime![net.output_at()];
-    let mut out = Array::<F>::new(outputs);
-    #[unroll]
-    for k in 0..outputs {
-        out[k] = x[at + k];
-    }
-    act::<F, Array<F>>(&mut out, 0, 1, outputs, head, shape.head)
-}
-
 /// The action the head makes of the `count` outputs at `first`, `first + stride`, ...
 #[cube]
-fn act<F: Float, L: List<F> + ?Sized>(
+fn act<F: Float>(
     // Only read; `&mut` because the kernel holds the activations mutably.
-    x: &mut L,
+    x: &mut Tensor<F>,
     first: usize,
     stride: usize,
     count: usize,
@@ -575,34 +410,27 @@ fn episode_kernel<F: Float>(
     let mut step = 0u32;
     while step < steps && finished < quota {
         write_observation(&state, &mut observation, shape.physics);
-        if comptime![shape.normalized] {
-            #[unroll]
-            for k in 0..observation_dim {
-                observation[k] = F::clamp(
-                    (observation[k] - normalization[k]) / normalization[observation_dim + k],
+        #[unroll]
+        for k in 0..observation_dim {
+            let mut value = observation[k];
+            if comptime![shape.normalized] {
+                value = F::clamp(
+                    (value - normalization[k]) / normalization[observation_dim + k],
                     -F::cast_from(clip),
                     F::cast_from(clip),
                 );
             }
+            scratch[k * num_slots + unit] = value;
         }
-        let action = match comptime![shape.unrolled] {
-            Some(net) => unrolled_action::<F>(&observation, weights, head, shape, net),
-            None => {
-                #[unroll]
-                for k in 0..observation_dim {
-                    scratch[k * num_slots + unit] = observation[k];
-                }
-                let at = forward(scratch, unit, num_slots, layout, weights, shape);
-                act::<F, Tensor<F>>(
-                    scratch,
-                    at * num_slots + unit,
-                    num_slots,
-                    outputs,
-                    head,
-                    shape.head,
-                )
-            }
-        };
+        let at = forward(scratch, unit, num_slots, layout, weights, shape);
+        let action = act(
+            scratch,
+            at * num_slots + unit,
+            num_slots,
+            outputs,
+            head,
+            shape.head,
+        );
         let outcome = physics_step(&mut state, action, shape.physics);
         elapsed += F::new(1.0);
         episode_return += outcome.reward;
