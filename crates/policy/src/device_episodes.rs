@@ -1,11 +1,11 @@
-//! Running a plan's greedy episodes with the episode kernel: what it covers, the program it
+//! Running a plan's episodes (greedy or drawn) with the episode kernel: what it covers, the program it
 //! is given (the network's weights, the normalisation, the head), the seeded starts, and
 //! the launches until every slot has run its quota.
 
 use burn::prelude::{Device, Tensor, TensorData};
 use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
 
-use crate::acting::{ActError, Agent, read_f32};
+use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
 use crate::episode_kernel::{
     EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
     launch, loop_iterations, slot,
@@ -13,6 +13,7 @@ use crate::episode_kernel::{
 use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
 use crate::greedy_network::{GreedyHead, GreedyNetwork};
 use crate::network::Activation;
+use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
 
 /// The widest layer (inputs and outputs included) the kernel keeps in local arrays.
 pub const MAX_KERNEL_WIDTH: usize = 256;
@@ -26,7 +27,7 @@ const STEPS_PER_LAUNCH: usize = 256;
 /// Episode numbers and counts travel as `f32` in the kernel's tables: exact up to 2^24.
 const MAX_KERNEL_EPISODES: usize = 1 << 24;
 
-/// An agent's greedy policy in the form the kernel takes.
+/// An agent's policy, greedy or drawing, in the form the kernel takes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EpisodeProgram {
     shape: ProgramShape,
@@ -52,9 +53,10 @@ fn runs_cube_kernels(device: &Device) -> bool {
 }
 
 impl EpisodeProgram {
-    /// The program for `agent`'s greedy episodes of `env_id`, or why the kernel does not
-    /// cover them (the caller then steps per step).
-    pub(crate) fn for_agent(agent: &Agent, env_id: &str) -> Result<Self, String> {
+    /// The program for `agent`'s episodes of `env_id`, greedy or `stochastic` (actions
+    /// drawn from the policy; a Q-network's are its argmax either way), or why the kernel
+    /// does not cover them (the caller then steps per step).
+    pub(crate) fn for_agent(agent: &Agent, env_id: &str, stochastic: bool) -> Result<Self, String> {
         if !runs_cube_kernels(agent.inference_device().device()) {
             return Err("the device runs no cubecl kernels (flex)".into());
         }
@@ -63,16 +65,33 @@ impl EpisodeProgram {
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
         let network = GreedyNetwork::of(agent)?;
-        let (head, head_values) = match &network.head {
-            GreedyHead::Argmax => (KernelHead::Argmax, vec![0.0; 2]),
-            GreedyHead::Mean => (KernelHead::Mean, vec![0.0; 2]),
-            GreedyHead::Squashed { scale, bias } => {
-                (KernelHead::TanhScale, vec![scale[0], bias[0]])
+        let (head, head_values) = match (&network.head, stochastic) {
+            (GreedyHead::Argmax, true)
+                if matches!(agent.network(), PolicyNetwork::ActorCritic(_)) =>
+            {
+                (KernelHead::Categorical, vec![0.0; 4])
             }
+            (GreedyHead::Argmax, _) => (KernelHead::Argmax, vec![0.0; 4]),
+            (GreedyHead::Mean, false) => (KernelHead::Mean, vec![0.0; 4]),
+            (GreedyHead::Mean, true) => (
+                KernelHead::Gaussian,
+                [gaussian_log_std(agent)?, 0.0, 0.0, 0.0].to_vec(),
+            ),
+            (GreedyHead::Squashed { scale, bias }, false) => {
+                (KernelHead::TanhScale, vec![scale[0], bias[0], 0.0, 0.0])
+            }
+            (GreedyHead::Squashed { scale, bias }, true) => (
+                KernelHead::SquashedGaussian,
+                vec![scale[0], bias[0], LOG_STD_MIN as f32, LOG_STD_MAX as f32],
+            ),
         };
+        // The kernel's continuous physics takes one action value.
+        if matches!(&network.head, GreedyHead::Squashed { scale, .. } if scale.len() != 1) {
+            return Err("the kernel draws one action value per step".into());
+        }
         // The time limit is what bounds the launches: every episode ends within it.
         let limit = time_limit.ok_or_else(|| format!("{env_id} has no time limit"))?;
-        let continuous = head != KernelHead::Argmax;
+        let continuous = !matches!(head, KernelHead::Argmax | KernelHead::Categorical);
         if continuous != matches!(physics, Physics::Pendulum) {
             return Err(format!("the policy's actions do not suit {env_id}"));
         }
@@ -109,6 +128,23 @@ impl EpisodeProgram {
     }
 }
 
+/// The log-std of an actor-critic's one Gaussian action value.
+fn gaussian_log_std(agent: &Agent) -> Result<f32, String> {
+    let PolicyNetwork::ActorCritic(model) = agent.network() else {
+        return Err("only an actor-critic has a state-independent log-std".into());
+    };
+    let log_std = model
+        .log_std()
+        .ok_or("the actor-critic has no Gaussian head")?;
+    match read_f32(log_std).map_err(|e| e.to_string())?[..] {
+        [value] => Ok(value),
+        ref values => Err(format!(
+            "the kernel draws one action value per step, not {}",
+            values.len()
+        )),
+    }
+}
+
 impl EpisodeProgram {
     /// Steps per launch for slots of at most `quota` episodes, or why not even one step
     /// stays within [`LOOP_ITERATION_LIMIT`].
@@ -116,13 +152,15 @@ impl EpisodeProgram {
         let widths: Vec<usize> = self.layout.iter().map(|&w| w as usize).collect();
         // Half the limit: the count is of the loops written here, and the compiled shader
         // runs more (launches sized to the whole limit still went wrong on lavapipe).
-        let fits = |steps| loop_iterations(&widths, steps, quota) <= LOOP_ITERATION_LIMIT / 2;
+        let head = self.shape.head;
+        let iterations = |steps| loop_iterations(&widths, head, steps, quota);
+        let fits = |steps| iterations(steps) <= LOOP_ITERATION_LIMIT / 2;
         match (1..=STEPS_PER_LAUNCH).rev().find(|&steps| fits(steps)) {
             Some(steps) => Ok(steps as u32),
             None => Err(format!(
                 "a launch of one step for {quota} episodes a slot takes {} loop iterations, \
                  over half the {LOOP_ITERATION_LIMIT} lavapipe runs",
-                loop_iterations(&widths, 1, quota)
+                iterations(1)
             )),
         }
     }
@@ -132,7 +170,7 @@ fn upload<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) 
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Runs the plan's episodes (greedy) with the episode kernel, `steps_per_launch` steps a
+/// Runs the plan's episodes with the episode kernel, `steps_per_launch` steps a
 /// launch (see [`EpisodeProgram::steps_per_launch`]), slot `k` its quota from `quotas`, and returns them in episode order; `on_progress` hears the finished count
 /// after every launch that raised it.
 pub(crate) fn run_with_kernel(
@@ -178,6 +216,7 @@ pub(crate) fn run_with_kernel(
         steps: steps_per_launch,
         time_limit: program.time_limit,
         clip: program.clip,
+        first_seed: [plan.first_seed as u32, (plan.first_seed >> 32) as u32],
     };
     let mut finished = 0;
     while finished < plan.episodes {
@@ -225,6 +264,7 @@ mod tests {
     use crate::acting::AgentDevice;
     use crate::episodes::{run_episodes, run_episodes_per_step};
     use crate::network::{ActionHead, ActorCritic};
+    use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
 
     fn wgpu() -> InferenceDevice {
         InferenceDevice::new(&open(Backend::Wgpu).expect("a wgpu adapter (lavapipe on CI)"))
@@ -285,7 +325,10 @@ mod tests {
             ("pendulum-v1-sac", "Pendulum-v1"),
         ] {
             let on_gpu = shipped(name, &gpu);
-            assert!(EpisodeProgram::for_agent(&on_gpu, env).is_ok(), "{name}");
+            assert!(
+                EpisodeProgram::for_agent(&on_gpu, env, false).is_ok(),
+                "{name}"
+            );
             let plan = plan(1000, episodes, 64);
             let kernel = run(&on_gpu, env, EnvBackend::Device, plan);
             let per_step =
@@ -333,6 +376,118 @@ mod tests {
         }
     }
 
+    fn drawn(first_seed: u64, episodes: usize, num_envs: usize) -> EpisodePlan {
+        EpisodePlan {
+            stochastic: true,
+            ..plan(first_seed, episodes, num_envs)
+        }
+    }
+
+    /// The mean of `a[i] - b[i]` over episodes that started from the same seeds, and its
+    /// standard error.
+    fn paired_difference(a: &[SeededEpisode], b: &[SeededEpisode]) -> (f64, f64) {
+        let d: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| a.episode_return - b.episode_return)
+            .collect();
+        let n = d.len() as f64;
+        let mean = d.iter().sum::<f64>() / n;
+        let variance = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, (variance / n).sqrt())
+    }
+
+    /// Drawn actions in the kernel: an episode's draws are keyed by its seed and step, so
+    /// the episodes do not depend on the number of slots; they differ from the greedy ones;
+    /// and they follow the policy's distribution: paired with the CPU envs' drawn episodes
+    /// from the same seeds (another generator), the returns agree within four standard
+    /// errors. For each head that draws: categorical (a fresh, nearly uniform policy),
+    /// Gaussian (a fresh one with standard deviation 1) and SAC's squashed Gaussian (a fresh
+    /// actor).
+    #[test]
+    fn drawn_episodes_follow_the_policy_whatever_the_number_of_slots() {
+        let (gpu, cpu) = (wgpu(), InferenceDevice::new(&Device::flex()));
+        let fresh = |head, observations, device: &InferenceDevice| {
+            let model = ActorCritic::new(
+                observations,
+                &[16],
+                Activation::Tanh,
+                head,
+                &mut EnvRng::from_seed(9),
+                device.device(),
+            );
+            Agent::actor_critic(&model, device)
+        };
+        let fresh_sac = |device: &InferenceDevice| {
+            let bounds = ActionBounds {
+                scale: vec![2.0],
+                bias: vec![0.0],
+            };
+            let actor = SquashedGaussianActor::new(
+                3,
+                &[16],
+                Activation::Tanh,
+                bounds,
+                &mut EnvRng::from_seed(9),
+                device.device(),
+            );
+            Agent::soft_actor(&actor, device)
+        };
+        let categorical = ActionHead::Categorical { n: 2 };
+        let gaussian = ActionHead::Gaussian { dim: 1 };
+        for (name, env, episodes, on_gpu, on_cpu) in [
+            (
+                "categorical",
+                "CartPole-v1",
+                300,
+                fresh(categorical, 4, &gpu),
+                fresh(categorical, 4, &cpu),
+            ),
+            (
+                "gaussian",
+                "Pendulum-v1",
+                100,
+                fresh(gaussian, 3, &gpu),
+                fresh(gaussian, 3, &cpu),
+            ),
+            (
+                "squashed",
+                "Pendulum-v1",
+                100,
+                fresh_sac(&gpu),
+                fresh_sac(&cpu),
+            ),
+        ] {
+            let all = run(
+                &on_gpu,
+                env,
+                EnvBackend::Device,
+                drawn(11, episodes, episodes),
+            );
+            for slots in [7, 32] {
+                let again = run(&on_gpu, env, EnvBackend::Device, drawn(11, episodes, slots));
+                assert_eq!(again, all, "{name}: {slots} slots");
+            }
+            let greedy = run(
+                &on_gpu,
+                env,
+                EnvBackend::Device,
+                plan(11, episodes, episodes),
+            );
+            assert!(
+                agreeing(&all, &greedy) < episodes,
+                "{name}: no episode drew"
+            );
+            let on_cpu = run(&on_cpu, env, EnvBackend::Cpu, drawn(11, episodes, 16));
+            let (difference, error) = paired_difference(&all, &on_cpu);
+            eprintln!("{name}: kernel minus CPU envs, mean return {difference:.2} +- {error:.2}");
+            assert!(
+                difference.abs() <= 4.0 * error.max(1e-3),
+                "{name}: {difference} +- {error}"
+            );
+        }
+    }
+
     /// A network wider than the kernel's local arrays is stepped per step instead: the
     /// episodes still run, each from its seed.
     #[test]
@@ -347,7 +502,7 @@ mod tests {
             device.device(),
         );
         let agent = Agent::actor_critic(&model, &device);
-        let why = EpisodeProgram::for_agent(&agent, "CartPole-v1").unwrap_err();
+        let why = EpisodeProgram::for_agent(&agent, "CartPole-v1", false).unwrap_err();
         assert!(why.contains("wider"), "{why}");
         let episodes = run(&agent, "CartPole-v1", EnvBackend::Device, plan(0, 6, 3));
         assert_eq!(episodes.len(), 6);

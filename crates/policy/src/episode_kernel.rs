@@ -32,6 +32,34 @@ pub enum KernelHead {
     /// `tanh(first output) * scale + bias` (SAC's squashed mean), the two from the head
     /// parameters.
     TanhScale,
+    /// A draw from the softmax of the outputs (logits), by the inverse of its CDF.
+    Categorical,
+    /// `first output + exp(log_std) * z`, `log_std` the first head parameter and `z` a
+    /// standard normal draw.
+    Gaussian,
+    /// `tanh(mean + exp(log_std) * z) * scale + bias` (SAC's draw): the mean the first output,
+    /// `log_std` mapped from the second into `[min, max]` by `tanh`; the head parameters
+    /// are scale, bias, min and max.
+    SquashedGaussian,
+}
+
+impl KernelHead {
+    /// Whether the head draws its action (and the kernel the random numbers for it).
+    pub fn samples(self) -> bool {
+        matches!(
+            self,
+            Self::Categorical | Self::Gaussian | Self::SquashedGaussian
+        )
+    }
+
+    /// Loops over the outputs per step: the argmax one, the draw three.
+    fn output_loops(self) -> usize {
+        match self {
+            Self::Argmax => 1,
+            Self::Categorical => 3,
+            Self::Mean | Self::TanhScale | Self::Gaussian | Self::SquashedGaussian => 0,
+        }
+    }
 }
 
 /// The nonlinearity between hidden layers.
@@ -86,13 +114,13 @@ pub const LOOP_ITERATION_LIMIT: usize = 65535;
 /// The loop iterations of a launch of `steps` steps by a unit that runs `quota` episodes,
 /// for a network of layer `widths` (input first): the record copy, then per step the step
 /// loop, the layers, their outputs and the blocks and rest of each dot product, and the
-/// argmax. The kernel's other loops are unrolled.
-pub fn loop_iterations(widths: &[usize], steps: usize, quota: usize) -> usize {
+/// head's loops. The kernel's other loops are unrolled.
+pub fn loop_iterations(widths: &[usize], head: KernelHead, steps: usize, quota: usize) -> usize {
     let forward: usize = widths
         .windows(2)
         .map(|w| 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL))
         .sum();
-    let outputs = widths.last().copied().unwrap_or(0);
+    let outputs = widths.last().copied().unwrap_or(0) * head.output_loops();
     quota + steps * (1 + forward + outputs)
 }
 
@@ -125,6 +153,9 @@ pub struct EpisodeScalars {
     pub time_limit: f32,
     /// Normalised observations are clipped to `[-clip, clip]`.
     pub clip: f32,
+    /// The plan's first seed, low and high 32 bits: episode `e`'s draws are keyed by seed
+    /// `first_seed + e` and the step, whichever slot runs it.
+    pub first_seed: [u32; 2],
 }
 
 /// Backends that run episodes in one kernel.
@@ -220,6 +251,8 @@ impl EpisodeKernel for CubeBackend {
             scalars.steps,
             scalars.time_limit,
             scalars.clip,
+            scalars.first_seed[0],
+            scalars.first_seed[1],
             shape,
             dtype_to_storage_type(float),
         );
@@ -319,8 +352,10 @@ fn forward<F: Float>(
     from
 }
 
-/// The action the head makes of the `count` outputs at `first`, `first + stride`, ...
+/// The action the head makes of the `count` outputs at `first`, `first + stride`, ...;
+/// a drawing head takes `u` (uniform in `[0, 1)`) or `z` (standard normal).
 #[cube]
+#[allow(clippy::too_many_arguments)]
 fn act<F: Float>(
     // Only read; `&mut` because the kernel holds the activations mutably.
     x: &mut Tensor<F>,
@@ -328,6 +363,8 @@ fn act<F: Float>(
     stride: usize,
     count: usize,
     head: &Tensor<F>,
+    u: F,
+    z: F,
     #[comptime] kind: KernelHead,
 ) -> F {
     match comptime![kind] {
@@ -342,7 +379,68 @@ fn act<F: Float>(
         }
         KernelHead::Mean => x[first],
         KernelHead::TanhScale => F::tanh(x[first]) * head[0] + head[1],
+        KernelHead::Categorical => {
+            // Shifted by the largest logit so that no exponential overflows.
+            let mut largest = x[first];
+            for k in 1..count {
+                largest = F::max(largest, x[first + k * stride]);
+            }
+            let mut total = F::new(0.0);
+            for k in 0..count {
+                total += F::exp(x[first + k * stride] - largest);
+            }
+            let target = u * total;
+            // Rounding can leave the running sum under the target: then the last action.
+            let mut chosen = count - 1;
+            let mut cumulative = F::new(0.0);
+            let mut found = false;
+            for k in 0..count {
+                cumulative += F::exp(x[first + k * stride] - largest);
+                if !found && target < cumulative {
+                    chosen = k;
+                    found = true;
+                }
+            }
+            F::cast_from(chosen)
+        }
+        KernelHead::Gaussian => x[first] + F::exp(head[0]) * z,
+        KernelHead::SquashedGaussian => {
+            let (low, high) = (head[2], head[3]);
+            let log_std =
+                low + F::new(0.5) * (high - low) * (F::tanh(x[first + stride]) + F::new(1.0));
+            F::tanh(x[first] + F::exp(log_std) * z) * head[0] + head[1]
+        }
     }
+}
+
+/// A 32-bit hash in which every input bit flips each output bit with probability close to
+/// one half (Wellons' "lowbias32" multipliers): the counter-based generator's mixing step.
+#[cube]
+fn mix32(x: u32) -> u32 {
+    let mut h = x;
+    h ^= h >> 16u32;
+    h *= 0x7feb352du32;
+    h ^= h >> 15u32;
+    h *= 0x846ca68bu32;
+    h ^= h >> 16u32;
+    h
+}
+
+/// Draw `draw` of step `step` of the episode of seed `(seed_lo, seed_hi)`, uniform in
+/// `[0, 1)` with 24 bits: a function of those alone, so an episode's draws do not depend on
+/// the slot that runs it or on how many slots there are.
+#[cube]
+fn uniform<F: Float>(seed_lo: u32, seed_hi: u32, step: u32, draw: u32) -> F {
+    let h = mix32(seed_lo ^ mix32(seed_hi ^ mix32(step * 4u32 + draw)));
+    F::cast_from(h >> 8u32) * F::new(1.0 / 16777216.0)
+}
+
+/// A standard normal draw from two uniform ones (Box-Muller), `u1` in `[0, 1)`.
+#[cube]
+fn standard_normal<F: Float>(u1: F, u2: F) -> F {
+    // 1 - u1 lies in (0, 1]: a finite logarithm.
+    let radius = F::sqrt(F::new(-2.0) * F::ln(F::new(1.0) - u1));
+    radius * F::cos(F::new(std::f32::consts::TAU) * u2)
 }
 
 /// One unit per env slot `s`, running up to `steps` steps of its episodes:
@@ -378,6 +476,8 @@ fn episode_kernel<F: Float>(
     steps: u32,
     time_limit: f32,
     clip: f32,
+    seed_lo: u32,
+    seed_hi: u32,
     #[comptime] shape: ProgramShape,
     #[define(F)] _float: ElemType,
 ) {
@@ -410,17 +510,29 @@ fn episode_kernel<F: Float>(
     let mut step = 0u32;
     while step < steps && finished < quota {
         write_observation(&state, &mut observation, shape.physics);
-        #[unroll]
-        for k in 0..observation_dim {
-            let mut value = observation[k];
-            if comptime![shape.normalized] {
-                value = F::clamp(
-                    (value - normalization[k]) / normalization[observation_dim + k],
+        if comptime![shape.normalized] {
+            #[unroll]
+            for k in 0..observation_dim {
+                observation[k] = F::clamp(
+                    (observation[k] - normalization[k]) / normalization[observation_dim + k],
                     -F::cast_from(clip),
                     F::cast_from(clip),
                 );
             }
-            scratch[k * num_slots + unit] = value;
+        }
+        let mut u = F::new(0.0);
+        let mut z = F::new(0.0);
+        if comptime![shape.head.samples()] {
+            // Keyed by the episode's seed (the plan's first plus its number) and step.
+            let lo = seed_lo + u32::cast_from(first + finished);
+            let hi = seed_hi + u32::cast_from(lo < seed_lo);
+            let t = u32::cast_from(elapsed);
+            u = uniform::<F>(lo, hi, t, 0u32);
+            z = standard_normal::<F>(uniform::<F>(lo, hi, t, 1u32), uniform::<F>(lo, hi, t, 2u32));
+        }
+        #[unroll]
+        for k in 0..observation_dim {
+            scratch[k * num_slots + unit] = observation[k];
         }
         let at = forward(scratch, unit, num_slots, layout, weights, shape);
         let action = act(
@@ -429,6 +541,8 @@ fn episode_kernel<F: Float>(
             num_slots,
             outputs,
             head,
+            u,
+            z,
             shape.head,
         );
         let outcome = physics_step(&mut state, action, shape.physics);

@@ -65,10 +65,12 @@ const DEVICE_CHECK_EVERY: usize = 32;
 ///
 /// Each episode has a seed of its own, `first_seed + episode`, and in stochastic plans an
 /// action generator of its own, so results do not depend on `num_envs`. Device envs start
-/// from the states the CPU envs start from with those seeds (in float32), act greedily, and
-/// run whole episodes in one kernel launch where the device runs cubecl kernels and the
-/// network fits it (see [`MAX_KERNEL_WIDTH`](crate::MAX_KERNEL_WIDTH)); otherwise, and on
-/// flex, one step at a time.
+/// from the states the CPU envs start from with those seeds (in float32) and run whole
+/// episodes in one kernel launch where the device runs cubecl kernels and the network fits
+/// it (see [`MAX_KERNEL_WIDTH`](crate::MAX_KERNEL_WIDTH)); otherwise, and on flex, one
+/// greedy step at a time. The kernel draws a stochastic plan's actions from a generator
+/// keyed by the episode's seed and step (not the CPU envs' generator: the same
+/// distribution, other draws).
 ///
 /// `on_progress` hears how many of the planned episodes have finished whenever that number
 /// grows (checked every step on the CPU, every few dozen on a device).
@@ -80,14 +82,14 @@ pub fn run_episodes(
     on_episode: impl FnMut(&SeededEpisode),
     on_progress: impl FnMut(usize),
 ) -> Result<Vec<SeededEpisode>, ActError> {
-    check_plan(&plan, backend)?;
+    check_plan(&plan)?;
     let num_envs = plan.num_envs.min(plan.episodes);
     if num_envs == 0 {
         return Ok(Vec::new());
     }
-    if backend == EnvBackend::Device && !plan.stochastic {
+    if backend == EnvBackend::Device {
         let quotas = SlotQuotas::new(plan.episodes, num_envs);
-        let program = EpisodeProgram::for_agent(agent, env_id)
+        let program = EpisodeProgram::for_agent(agent, env_id, plan.stochastic)
             .and_then(|program| Ok((program.steps_per_launch(quotas.quota[0])?, program)));
         match program {
             Ok((steps, program)) => {
@@ -95,6 +97,12 @@ pub fn run_episodes(
                 let episodes =
                     run_with_kernel(&program, steps, env_id, &plan, &quotas, device, on_progress)?;
                 return finish(episodes, on_episode);
+            }
+            // Only the kernel draws actions on the device.
+            Err(why) if plan.stochastic => {
+                return Err(ActError::Plan(format!(
+                    "sampled actions with envs on the device need the episode kernel, and {why}"
+                )));
             }
             Err(why) => {
                 tracing::debug!(reason = %why, "episode kernel not used: stepping per step")
@@ -114,7 +122,12 @@ pub fn run_episodes_per_step(
     on_episode: impl FnMut(&SeededEpisode),
     mut on_progress: impl FnMut(usize),
 ) -> Result<Vec<SeededEpisode>, ActError> {
-    check_plan(&plan, backend)?;
+    check_plan(&plan)?;
+    if plan.stochastic && backend == EnvBackend::Device {
+        return Err(ActError::Unsupported(
+            "sampled actions with envs on the device step by step (the episode kernel draws them)",
+        ));
+    }
     let num_envs = plan.num_envs.min(plan.episodes);
     if num_envs == 0 {
         return Ok(Vec::new());
@@ -199,8 +212,8 @@ pub fn run_episodes_per_step(
     finish(episodes, on_episode)
 }
 
-/// A plan's seeds must not overflow, and device envs act greedily.
-fn check_plan(plan: &EpisodePlan, backend: EnvBackend) -> Result<(), ActError> {
+/// A plan's seeds must not overflow.
+fn check_plan(plan: &EpisodePlan) -> Result<(), ActError> {
     if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
         return Err(ActError::Plan(format!(
             "seeds {} + {} episodes pass the largest seed, {}",
@@ -208,11 +221,6 @@ fn check_plan(plan: &EpisodePlan, backend: EnvBackend) -> Result<(), ActError> {
             plan.episodes,
             u64::MAX
         )));
-    }
-    if plan.stochastic && backend == EnvBackend::Device {
-        return Err(ActError::Unsupported(
-            "sampled actions with envs on the device (greedy only)",
-        ));
     }
     Ok(())
 }

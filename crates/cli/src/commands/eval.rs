@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gradless_device::{Device, InferenceDevice};
+use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
     Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, EvalTarget,
     LoadedCheckpoint, RecordPlan, SummaryValue, discover, enclosing_run, evaluation_env,
@@ -66,10 +66,15 @@ pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
 }
 
 impl ActingArgs {
+    /// The device `--device` names, opened, and its backend.
+    pub fn open_device(&self) -> Result<(Device, Backend)> {
+        let backend = crate::commands::devices::resolve_device(&self.device)?;
+        Ok((gradless_device::open(backend)?, backend))
+    }
+
     /// The device `--device` names, opened.
     pub fn base_device(&self) -> Result<Device> {
-        let backend = crate::commands::devices::resolve_device(&self.device)?;
-        Ok(gradless_device::open(backend)?)
+        Ok(self.open_device()?.0)
     }
 }
 
@@ -396,7 +401,7 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             .and_then(|()| gradless_files::check_writable(out))
             .with_context(|| format!("--out {}", out.display()))?;
     }
-    let base = args.acting.base_device()?;
+    let (base, backend) = args.acting.open_device()?;
     let device = AgentDevice::new(&InferenceDevice::new(&base));
     let settings = EvalSettings {
         episodes: args.episodes,
@@ -410,8 +415,12 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--env-backend: {e}"))?,
     };
-    if settings.env_backend == EnvBackend::Device && settings.stochastic {
-        bail!("--stochastic: sampled actions need --env-backend cpu");
+    if settings.env_backend == EnvBackend::Device && settings.stochastic && backend == Backend::Flex
+    {
+        bail!(
+            "--stochastic: with --env-backend device, actions are drawn in the episode kernel, \
+             which runs on wgpu; on flex use --env-backend cpu"
+        );
     }
     if settings.env_backend == EnvBackend::Device && args.record > 0 {
         bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
