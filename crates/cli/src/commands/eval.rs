@@ -93,8 +93,9 @@ pub struct EvalArgs {
     #[command(flatten)]
     acting: ActingArgs,
     /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i) or
-    /// `device` (beside the policy, in f32; starts drawn from the device's generator seeded
-    /// with SEED; CartPole, MountainCar-v0 and Pendulum-v1; greedy actions only).
+    /// `device` (beside the policy, in f32, from the starts the CPU envs' seeds give;
+    /// CartPole, MountainCar-v0 and Pendulum-v1; `--stochastic` on wgpu only, drawn in the
+    /// episode kernel).
     #[arg(long, default_value = "cpu")]
     env_backend: String,
     /// Where to write episodes.jsonl, summary.json and summary.csv (one folder per
