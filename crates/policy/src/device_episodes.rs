@@ -8,7 +8,7 @@ use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
 use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
 use crate::episode_kernel::{
     EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
-    launch, loop_iterations, slot,
+    launch, loop_iterations, padded_weights, slot,
 };
 use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
 use crate::greedy_network::{GreedyHead, GreedyNetwork};
@@ -33,7 +33,8 @@ pub(crate) struct EpisodeProgram {
     shape: ProgramShape,
     /// Layer widths, input first.
     layout: Vec<f32>,
-    /// Each layer's `[in, out]` weights then its bias, the layers in order.
+    /// Each layer's `[in, out]` weights then its bias, the layers in order, each padded to a
+    /// multiple of four values.
     weights: Vec<f32>,
     /// The observation mean then standard deviation (one unused value without
     /// normalisation).
@@ -119,7 +120,7 @@ impl EpisodeProgram {
                 normalized: clip > 0.0,
             },
             layout,
-            weights: network.weights,
+            weights: padded_weights(&network.widths, &network.weights),
             normalization,
             clip,
             head: head_values,
@@ -486,6 +487,38 @@ mod tests {
                 "{name}: {difference} +- {error}"
             );
         }
+    }
+
+    /// Layers of 6 outputs (summed one by one, their values padded from 30 to 32) and of 32
+    /// (in blocks of sixteen, starting where the padding ends) give the per-step path's
+    /// episodes.
+    #[test]
+    fn padded_and_blocked_layers_run_the_per_step_paths_episodes() {
+        let device = wgpu();
+        let model = ActorCritic::new(
+            4,
+            &[6, 32],
+            Activation::Relu,
+            ActionHead::Categorical { n: 2 },
+            &mut EnvRng::from_seed(21),
+            device.device(),
+        );
+        let agent = Agent::actor_critic(&model, &device);
+        let plan = plan(3, 50, 16);
+        let kernel = run(&agent, "CartPole-v1", EnvBackend::Device, plan);
+        let per_step = run_episodes_per_step(
+            &agent,
+            "CartPole-v1",
+            EnvBackend::Device,
+            plan,
+            |_| {},
+            |_| {},
+        )
+        .unwrap();
+        assert!(
+            agreeing(&kernel, &per_step) >= 49,
+            "{kernel:?}\n{per_step:?}"
+        );
     }
 
     /// A network wider than the kernel's local arrays is stepped per step instead: the

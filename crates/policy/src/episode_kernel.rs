@@ -113,12 +113,15 @@ pub const LOOP_ITERATION_LIMIT: usize = 65535;
 
 /// The loop iterations of a launch of `steps` steps by a unit that runs `quota` episodes,
 /// for a network of layer `widths` (input first): the record copy, then per step the step
-/// loop, the layers, their outputs and the blocks and rest of each dot product, and the
-/// head's loops. The kernel's other loops are unrolled.
+/// loop, the layers, their outputs (or blocks of outputs and inputs) and the blocks and rest
+/// of each dot product, and the head's loops. The kernel's other loops are unrolled.
 pub fn loop_iterations(widths: &[usize], head: KernelHead, steps: usize, quota: usize) -> usize {
     let forward: usize = widths
         .windows(2)
-        .map(|w| 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL))
+        .map(|w| match w[1] % BLOCK_OUTPUTS {
+            0 => 1 + w[1] / BLOCK_OUTPUTS * (1 + w[0]),
+            _ => 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL),
+        })
         .sum();
     let outputs = widths.last().copied().unwrap_or(0) * head.output_loops();
     quota + steps * (1 + forward + outputs)
@@ -238,6 +241,8 @@ impl EpisodeKernel for CubeBackend {
             cube_count,
             cube_dim,
             layout.into_tensor_arg(),
+            weights.clone().into_tensor_arg(),
+            // The same values read four at a time by the blocked layers.
             weights.into_tensor_arg(),
             normalization.into_tensor_arg(),
             head.into_tensor_arg(),
@@ -302,13 +307,39 @@ fn activate<F: Float>(x: F, #[comptime] activation: KernelActivation) -> F {
     }
 }
 
+/// Four consecutive weights, read with one load.
+type Quad<F> = Vector<F, Const<4>>;
+
+/// Outputs a blocked layer computes together: four [`Quad`]s of accumulators.
+pub const BLOCK_OUTPUTS: usize = 16;
+
+/// The layers' weights and biases (`[in, out]` then `out` values a layer, for layer `widths`)
+/// as the kernel takes them: each layer's values padded with zeros to a multiple of four,
+/// so that every layer starts on a [`Quad`].
+pub fn padded_weights(widths: &[usize], weights: &[f32]) -> Vec<f32> {
+    let mut padded = Vec::with_capacity(weights.len() + 4 * widths.len());
+    let mut at = 0;
+    for w in widths.windows(2) {
+        let len = (w[0] + 1) * w[1];
+        padded.extend_from_slice(&weights[at..at + len]);
+        padded.resize(padded.len().div_ceil(4) * 4, 0.0);
+        at += len;
+    }
+    padded
+}
+
 /// The network's forward pass for slot `unit` of `slots`. Its activations live in
 /// `scratch`, value `k` of the slot at `k * slots + unit` (neighbouring units, neighbouring
 /// values), in two halves of `max_width` values: layer `l` reads its inputs from half
 /// `l % 2` and writes its outputs to the other, so the input goes in the first half and the
 /// outputs come out in the half whose first value index is returned. Layer `l` maps
 /// `layout[l]` inputs to `layout[l + 1]` outputs with a row-major `[in, out]` weight matrix
-/// followed by the bias, the layers one after another in `weights`.
+/// followed by the bias, the layers one after another in `weights` (and, the same values
+/// four at a time, `quads`), each padded as [`padded_weights`] does.
+///
+/// A layer whose outputs come in whole blocks of [`BLOCK_OUTPUTS`] computes a block at a
+/// time: each input is read once per sixteen products and the weights four per load. On
+/// lavapipe a unit's every load from a buffer costs about as much as a dozen products.
 #[cube]
 fn forward<F: Float>(
     scratch: &mut Tensor<F>,
@@ -316,6 +347,7 @@ fn forward<F: Float>(
     slots: usize,
     layout: &Tensor<F>,
     weights: &Tensor<F>,
+    quads: &Tensor<Quad<F>>,
     #[comptime] shape: ProgramShape,
 ) -> usize {
     let half = comptime![shape.max_width];
@@ -327,29 +359,119 @@ fn forward<F: Float>(
         let bias = offset + inputs * outputs;
         let to = half - from;
         let hidden = layer + 1 < comptime![shape.layers];
-        for j in 0..outputs {
-            let mut sum = weights[bias + j];
-            // Blocks of DOT_UNROLL products, then the rest: see [`DOT_UNROLL`].
-            let blocks = inputs / DOT_UNROLL;
-            for block in 0..blocks {
-                #[unroll]
-                for k in 0..DOT_UNROLL {
-                    let i = block * DOT_UNROLL + k;
+        if outputs % BLOCK_OUTPUTS == 0 {
+            for block in 0..outputs / BLOCK_OUTPUTS {
+                dense_block::<F>(
+                    scratch,
+                    unit,
+                    slots,
+                    quads,
+                    offset,
+                    inputs,
+                    outputs,
+                    block * BLOCK_OUTPUTS,
+                    from,
+                    to,
+                    hidden,
+                    shape.activation,
+                );
+            }
+        } else {
+            for j in 0..outputs {
+                let mut sum = weights[bias + j];
+                // Blocks of DOT_UNROLL products, then the rest: see [`DOT_UNROLL`].
+                let blocks = inputs / DOT_UNROLL;
+                for block in 0..blocks {
+                    #[unroll]
+                    for k in 0..DOT_UNROLL {
+                        let i = block * DOT_UNROLL + k;
+                        sum +=
+                            scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
+                    }
+                }
+                for i in blocks * DOT_UNROLL..inputs {
                     sum += scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
                 }
+                if hidden {
+                    sum = activate::<F>(sum, shape.activation);
+                }
+                scratch[(to + j) * slots + unit] = sum;
             }
-            for i in blocks * DOT_UNROLL..inputs {
-                sum += scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
-            }
-            if hidden {
-                sum = activate::<F>(sum, shape.activation);
-            }
-            scratch[(to + j) * slots + unit] = sum;
         }
-        offset = bias + outputs;
+        offset += (bias + outputs - offset).div_ceil(4) * 4;
         from = to;
     }
     from
+}
+
+/// Outputs `first .. first + BLOCK_OUTPUTS` of a layer (weights at `offset`) for slot
+/// `unit`: sixteen sums in four [`Quad`]s, each input broadcast to all four.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn dense_block<F: Float>(
+    scratch: &mut Tensor<F>,
+    unit: usize,
+    slots: usize,
+    quads: &Tensor<Quad<F>>,
+    offset: usize,
+    inputs: usize,
+    outputs: usize,
+    first: usize,
+    from: usize,
+    to: usize,
+    hidden: bool,
+    #[comptime] activation: KernelActivation,
+) {
+    // Quads per weight row, and this block's first quad in row 0 and in the bias.
+    let row = outputs / 4;
+    let start = offset / 4 + first / 4;
+    let bias = start + inputs * row;
+    let mut a0 = quads[bias];
+    let mut a1 = quads[bias + 1];
+    let mut a2 = quads[bias + 2];
+    let mut a3 = quads[bias + 3];
+    for i in 0..inputs {
+        let x = Quad::<F>::new(scratch[(from + i) * slots + unit]);
+        let at = start + i * row;
+        a0 += x * quads[at];
+        a1 += x * quads[at + 1];
+        a2 += x * quads[at + 2];
+        a3 += x * quads[at + 3];
+    }
+    if hidden {
+        a0 = activate_quad::<F>(a0, activation);
+        a1 = activate_quad::<F>(a1, activation);
+        a2 = activate_quad::<F>(a2, activation);
+        a3 = activate_quad::<F>(a3, activation);
+    }
+    store_quad::<F>(scratch, a0, to + first, slots, unit);
+    store_quad::<F>(scratch, a1, to + first + 4, slots, unit);
+    store_quad::<F>(scratch, a2, to + first + 8, slots, unit);
+    store_quad::<F>(scratch, a3, to + first + 12, slots, unit);
+}
+
+/// [`activate`] for four values.
+#[cube]
+fn activate_quad<F: Float>(x: Quad<F>, #[comptime] activation: KernelActivation) -> Quad<F> {
+    match comptime![activation] {
+        KernelActivation::Tanh => Quad::<F>::tanh(x),
+        KernelActivation::Relu => Quad::<F>::max(x, Quad::<F>::new(F::new(0.0))),
+    }
+}
+
+/// Activation values `at .. at + 4` of slot `unit`.
+#[cube]
+fn store_quad<F: Float>(
+    scratch: &mut Tensor<F>,
+    values: Quad<F>,
+    at: usize,
+    slots: usize,
+    unit: usize,
+) {
+    scratch[at * slots + unit] = values.extract(0usize);
+    scratch[(at + 1) * slots + unit] = values.extract(1usize);
+    scratch[(at + 2) * slots + unit] = values.extract(2usize);
+    scratch[(at + 3) * slots + unit] = values.extract(3usize);
 }
 
 /// The action the head makes of the `count` outputs at `first`, `first + stride`, ...;
@@ -464,6 +586,7 @@ fn standard_normal<F: Float>(u1: F, u2: F) -> F {
 fn episode_kernel<F: Float>(
     layout: &Tensor<F>,
     weights: &Tensor<F>,
+    quads: &Tensor<Quad<F>>,
     normalization: &Tensor<F>,
     head: &Tensor<F>,
     starts: &Tensor<F>,
@@ -534,7 +657,7 @@ fn episode_kernel<F: Float>(
         for k in 0..observation_dim {
             scratch[k * num_slots + unit] = observation[k];
         }
-        let at = forward(scratch, unit, num_slots, layout, weights, shape);
+        let at = forward(scratch, unit, num_slots, layout, weights, quads, shape);
         let action = act(
             scratch,
             at * num_slots + unit,
@@ -575,4 +698,35 @@ fn episode_kernel<F: Float>(
     next_slots[unit * width + state_dim + slot::ELAPSED] = elapsed;
     next_slots[unit * width + state_dim + slot::RETURN] = episode_return;
     next_slots[unit * width + state_dim + slot::FINISHED] = F::cast_from(finished);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_layer_starts_on_a_multiple_of_four() {
+        // 4 -> 6 (30 values, padded to 32), 6 -> 2 (14, padded to 16).
+        let widths = [4, 6, 2];
+        let weights: Vec<f32> = (0..44).map(|v| v as f32).collect();
+        let padded = padded_weights(&widths, &weights);
+        assert_eq!(padded.len(), 48);
+        assert_eq!(&padded[..30], &weights[..30]);
+        assert_eq!(&padded[30..32], &[0.0, 0.0]);
+        assert_eq!(&padded[32..46], &weights[30..44]);
+        assert_eq!(&padded[46..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn blocked_layers_count_a_loop_per_block_and_input() {
+        let head = KernelHead::Argmax;
+        // 4 -> 32: two blocks of the 4 inputs; 32 -> 2: 2 outputs of 2 unrolled blocks.
+        let forward = (1 + 2 * (1 + 4)) + (1 + 2 * (1 + 2));
+        assert_eq!(
+            loop_iterations(&[4, 32, 2], head, 10, 3),
+            3 + 10 * (1 + forward + 2)
+        );
+        let drawing = loop_iterations(&[4, 32, 2], KernelHead::Categorical, 10, 3);
+        assert_eq!(drawing, 3 + 10 * (1 + forward + 6));
+    }
 }
