@@ -290,6 +290,10 @@ mod tests {
         run_episodes(agent, env, backend, plan, |_| {}, |_| {}).unwrap()
     }
 
+    fn per_step(agent: &Agent, env: &str, plan: EpisodePlan) -> Vec<SeededEpisode> {
+        run_episodes_per_step(agent, env, EnvBackend::Device, plan, |_| {}, |_| {}).unwrap()
+    }
+
     /// Whether two returns agree to float32 rounding (integer rewards sum exactly).
     fn same_return(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-4 * b.abs().max(1.0)
@@ -332,16 +336,14 @@ mod tests {
             );
             let plan = plan(1000, episodes, 64);
             let kernel = run(&on_gpu, env, EnvBackend::Device, plan);
-            let per_step =
-                run_episodes_per_step(&on_gpu, env, EnvBackend::Device, plan, |_| {}, |_| {})
-                    .unwrap();
+            let stepped = per_step(&on_gpu, env, plan);
             let cpu_envs = run(&shipped(name, &cpu), env, EnvBackend::Cpu, plan);
-            let same = agreeing(&kernel, &per_step);
+            let same = agreeing(&kernel, &stepped);
             eprintln!(
                 "{name}: {same}/{episodes} kernel episodes with the per-step path's return, \
                  {}/{episodes} with the CPU envs' (per-step: {})",
                 agreeing(&kernel, &cpu_envs),
-                agreeing(&per_step, &cpu_envs)
+                agreeing(&stepped, &cpu_envs)
             );
             failures.push((name, same));
         }
@@ -506,19 +508,8 @@ mod tests {
         let agent = Agent::actor_critic(&model, &device);
         let plan = plan(3, 50, 16);
         let kernel = run(&agent, "CartPole-v1", EnvBackend::Device, plan);
-        let per_step = run_episodes_per_step(
-            &agent,
-            "CartPole-v1",
-            EnvBackend::Device,
-            plan,
-            |_| {},
-            |_| {},
-        )
-        .unwrap();
-        assert!(
-            agreeing(&kernel, &per_step) >= 49,
-            "{kernel:?}\n{per_step:?}"
-        );
+        let stepped = per_step(&agent, "CartPole-v1", plan);
+        assert!(agreeing(&kernel, &stepped) >= 49, "{kernel:?}\n{stepped:?}");
     }
 
     /// A network wider than the kernel's local arrays is stepped per step instead: the
