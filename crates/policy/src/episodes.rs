@@ -469,8 +469,10 @@ mod tests {
         assert!(mean >= 450.0, "{episodes:?}");
     }
 
+    /// Only the episode kernel draws actions beside device envs: on flex a stochastic plan
+    /// says why the kernel does not run, and the per-step path refuses one.
     #[test]
-    fn sampled_actions_are_refused_on_the_device() {
+    fn sampled_actions_with_device_envs_need_the_episode_kernel() {
         let device = InferenceDevice::new(&Device::flex());
         let agent = shipped_agent("cartpole-v1-dqn", &device);
         let plan = EpisodePlan {
@@ -479,14 +481,16 @@ mod tests {
             num_envs: 2,
             stochastic: true,
         };
-        let error = run_episodes(
-            &agent,
-            "CartPole-v1",
-            EnvBackend::Device,
-            plan,
-            |_| {},
-            |_| {},
+        let device_envs = EnvBackend::Device;
+        let error = run_episodes(&agent, "CartPole-v1", device_envs, plan, |_| {}, |_| {});
+        let Err(ActError::Plan(why)) = error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            why.contains("episode kernel") && why.contains("flex"),
+            "{why}"
         );
-        assert!(matches!(error, Err(ActError::Unsupported(_))));
+        let error = run_episodes_per_step(&agent, "CartPole-v1", device_envs, plan, |_| {}, |_| {});
+        assert!(matches!(error, Err(ActError::Unsupported(_))), "{error:?}");
     }
 }
