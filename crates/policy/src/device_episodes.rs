@@ -8,7 +8,7 @@ use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
 use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
 use crate::episode_kernel::{
     EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
-    launch, loop_iterations, padded_weights, slot,
+    envs_per_unit, launch, loop_iterations, padded_weights, slot,
 };
 use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
 use crate::greedy_network::{GreedyHead, GreedyNetwork};
@@ -51,6 +51,11 @@ fn runs_cube_kernels(device: &Device) -> bool {
         device.clone().without_autodiff().as_dispatch(),
         burn::backend::DispatchDevice::Cube(_)
     )
+}
+
+/// Whether a device is a hardware GPU (not lavapipe, not the CPU).
+fn on_hardware(device: &Device) -> bool {
+    device.identity().is_some_and(|id| id.physical.is_some())
 }
 
 impl EpisodeProgram {
@@ -118,6 +123,7 @@ impl EpisodeProgram {
                 },
                 head,
                 normalized: clip > 0.0,
+                envs_per_unit: envs_per_unit(on_hardware(agent.inference_device().device())),
             },
             layout,
             weights: padded_weights(&network.widths, &network.weights),
@@ -154,7 +160,8 @@ impl EpisodeProgram {
         // Half the limit: the count is of the loops written here, and the compiled shader
         // runs more (launches sized to the whole limit still went wrong on lavapipe).
         let head = self.shape.head;
-        let iterations = |steps| loop_iterations(&widths, head, steps, quota);
+        let envs = self.shape.envs_per_unit;
+        let iterations = |steps| loop_iterations(&widths, head, envs, steps, quota);
         let fits = |steps| iterations(steps) <= LOOP_ITERATION_LIMIT / 2;
         match (1..=STEPS_PER_LAUNCH).rev().find(|&steps| fits(steps)) {
             Some(steps) => Ok(steps as u32),
@@ -192,7 +199,11 @@ pub(crate) fn run_with_kernel(
     let width = state_dim + slot::COUNT;
     let seeds = (0..plan.episodes).map(|e| plan.first_seed + e as u64);
     let starts = seeded_starts(env_id, seeds)?;
-    let slots = quotas.quota.len();
+    // Whole groups of slots for the kernel's units, the extra slots running no episodes.
+    let slots = quotas
+        .quota
+        .len()
+        .next_multiple_of(program.shape.envs_per_unit);
     let mut table = Vec::with_capacity(slots * width);
     let mut plan_rows = Vec::with_capacity(slots * 2);
     for (&first, &quota) in quotas.first.iter().zip(&quotas.quota) {
@@ -200,6 +211,8 @@ pub(crate) fn run_with_kernel(
         table.extend([0.0; slot::COUNT]);
         plan_rows.extend([first as f32, quota as f32]);
     }
+    table.resize(slots * width, 0.0);
+    plan_rows.resize(slots * 2, 0.0);
     let len = |v: &Vec<f32>| v.len();
     let layout = upload(program.layout.clone(), [len(&program.layout)], device);
     let weights = upload(program.weights.clone(), [len(&program.weights)], device);

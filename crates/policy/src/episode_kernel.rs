@@ -3,11 +3,12 @@
 //!
 //! Per step, a greedy evaluation on a GPU pays the host side of about ten launches (the
 //! network's layers, the argmax, the env step) whatever the batch. An evaluation episode
-//! depends on no other and the policy is a small MLP, so here one unit runs one env slot for
-//! `steps` steps of forward pass and physics per launch, activations in registers (local
-//! arrays), the weights read by every unit of a cube at the same address (a broadcast the
-//! caches serve). Each slot runs a fixed quota of episodes from starts the host uploads and
-//! writes a record (return, length, terminated, truncated) per finished episode.
+//! depends on no other and the policy is a small MLP, so here one unit runs
+//! a few env slots ([`envs_per_unit`]) for `steps` steps of forward pass and physics per launch, their
+//! forward passes together (each weight it loads serves every one of its slots), the weights
+//! read by every unit of a cube at the same address (a broadcast the caches serve). Each slot
+//! runs a fixed quota of episodes from starts the host uploads and writes a record (return,
+//! length, terminated, truncated) per finished episode.
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
@@ -86,7 +87,23 @@ pub struct ProgramShape {
     pub head: KernelHead,
     /// Whether observations are normalised (`(x - mean) / std`, clipped) first.
     pub normalized: bool,
+    /// Env slots one unit runs side by side, their forward passes together: each weight
+    /// load then serves every one of them (see [`envs_per_unit`]). The slot table's rows
+    /// come in whole groups of these (padded with slots of no episodes).
+    pub envs_per_unit: usize,
 }
+
+/// Slots per unit for a device: [`SOFTWARE_ENVS_PER_UNIT`] on a software adapter
+/// (lavapipe), one on a GPU, whose threads are many and whose loads are cheap.
+pub fn envs_per_unit(hardware: bool) -> usize {
+    if hardware { 1 } else { SOFTWARE_ENVS_PER_UNIT }
+}
+
+/// On lavapipe a unit's every load from a buffer costs about a dozen multiply-adds, and a
+/// unit is one SIMD lane of two CPU threads: CartPole with a 64x64 policy ran at 308 k,
+/// 643 k, 783 k and 845 k steps/s at 65536 envs with 1, 4, 8 and 16 slots a unit, and at 1024
+/// envs 16 left too few units (434 k against 8's 692 k).
+pub const SOFTWARE_ENVS_PER_UNIT: usize = 8;
 
 /// Values per slot in the slot table: the state, then these.
 pub mod slot {
@@ -100,10 +117,6 @@ pub mod slot {
     pub const COUNT: usize = 3;
 }
 
-/// Products of a dot product per loop iteration in [`forward`] (the loop body unrolled):
-/// fewer loop iterations per step, see [`LOOP_ITERATION_LIMIT`].
-pub const DOT_UNROLL: usize = 16;
-
 /// The loop iterations one unit may run per launch. lavapipe's shader compiler (llvmpipe)
 /// guards against endless loops by ending a nest of loops after 65535 iterations in all,
 /// without a word: a launch that ran longer computed wrong actions (a 256x256 network
@@ -111,20 +124,27 @@ pub const DOT_UNROLL: usize = 16;
 /// device; on a GPU that only means a launch every hundred steps or so.
 pub const LOOP_ITERATION_LIMIT: usize = 65535;
 
-/// The loop iterations of a launch of `steps` steps by a unit that runs `quota` episodes,
-/// for a network of layer `widths` (input first): the record copy, then per step the step
-/// loop, the layers, their outputs (or blocks of outputs and inputs) and the blocks and rest
-/// of each dot product, and the head's loops. The kernel's other loops are unrolled.
-pub fn loop_iterations(widths: &[usize], head: KernelHead, steps: usize, quota: usize) -> usize {
+/// The loop iterations of a launch of `steps` steps by a unit of `envs_per_unit` slots
+/// that run `quota` episodes each at most, for a network of layer `widths` (input first): each slot's record
+/// copy, then per step the step loop, per layer its loop and those over its outputs (or
+/// blocks of outputs) and inputs, and each slot's head loops. The kernel's other loops are
+/// unrolled.
+pub fn loop_iterations(
+    widths: &[usize],
+    head: KernelHead,
+    envs_per_unit: usize,
+    steps: usize,
+    quota: usize,
+) -> usize {
     let forward: usize = widths
         .windows(2)
         .map(|w| match w[1] % BLOCK_OUTPUTS {
             0 => 1 + w[1] / BLOCK_OUTPUTS * (1 + w[0]),
-            _ => 1 + w[1] * (1 + w[0] / DOT_UNROLL + w[0] % DOT_UNROLL),
+            _ => 1 + w[1] * (1 + w[0]),
         })
         .sum();
     let outputs = widths.last().copied().unwrap_or(0) * head.output_loops();
-    quota + steps * (1 + forward + outputs)
+    envs_per_unit * (quota + steps * outputs) + steps * (1 + forward)
 }
 
 /// Values per finished-episode record: return, length, terminated, truncated.
@@ -234,8 +254,9 @@ impl EpisodeKernel for CubeBackend {
             Shape::new([2 * shape.max_width, num_slots]),
             float,
         );
-        let cube_dim = CubeDim::new(&client, num_slots);
-        let cube_count = calculate_cube_count_elemwise(&client, num_slots, cube_dim);
+        let units = num_slots.div_ceil(shape.envs_per_unit);
+        let cube_dim = CubeDim::new(&client, units);
+        let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
         episode_kernel::launch(
             &client,
             cube_count,
@@ -328,9 +349,9 @@ pub fn padded_weights(widths: &[usize], weights: &[f32]) -> Vec<f32> {
     padded
 }
 
-/// The network's forward pass for slot `unit` of `slots`. Its activations live in
-/// `scratch`, value `k` of the slot at `k * slots + unit` (neighbouring units, neighbouring
-/// values), in two halves of `max_width` values: layer `l` reads its inputs from half
+/// The network's forward pass for the unit's slots, `base` and the next ones, of `slots`. The
+/// activations live in `scratch`, value `k` of slot `s` at `k * slots + s` (neighbouring
+/// slots, neighbouring values), in two halves of `max_width` values: layer `l` reads its inputs from half
 /// `l % 2` and writes its outputs to the other, so the input goes in the first half and the
 /// outputs come out in the half whose first value index is returned. Layer `l` maps
 /// `layout[l]` inputs to `layout[l + 1]` outputs with a row-major `[in, out]` weight matrix
@@ -338,12 +359,13 @@ pub fn padded_weights(widths: &[usize], weights: &[f32]) -> Vec<f32> {
 /// four at a time, `quads`), each padded as [`padded_weights`] does.
 ///
 /// A layer whose outputs come in whole blocks of [`BLOCK_OUTPUTS`] computes a block at a
-/// time: each input is read once per sixteen products and the weights four per load. On
-/// lavapipe a unit's every load from a buffer costs about as much as a dozen products.
+/// time: each input is read once per sixteen products and the weights four per load; other
+/// layers read each weight once for all the slots. On lavapipe a unit's every load from a
+/// buffer costs about as much as a dozen products.
 #[cube]
 fn forward<F: Float>(
     scratch: &mut Tensor<F>,
-    unit: usize,
+    base: usize,
     slots: usize,
     layout: &Tensor<F>,
     weights: &Tensor<F>,
@@ -351,6 +373,7 @@ fn forward<F: Float>(
     #[comptime] shape: ProgramShape,
 ) -> usize {
     let half = comptime![shape.max_width];
+    let envs = comptime![shape.envs_per_unit];
     let mut offset = 0usize;
     let mut from = 0usize;
     for layer in 0..comptime![shape.layers] {
@@ -363,7 +386,7 @@ fn forward<F: Float>(
             for block in 0..outputs / BLOCK_OUTPUTS {
                 dense_block::<F>(
                     scratch,
-                    unit,
+                    base,
                     slots,
                     quads,
                     offset,
@@ -374,28 +397,31 @@ fn forward<F: Float>(
                     to,
                     hidden,
                     shape.activation,
+                    envs,
                 );
             }
         } else {
             for j in 0..outputs {
-                let mut sum = weights[bias + j];
-                // Blocks of DOT_UNROLL products, then the rest: see [`DOT_UNROLL`].
-                let blocks = inputs / DOT_UNROLL;
-                for block in 0..blocks {
+                let mut sums = Array::<F>::new(envs);
+                #[unroll]
+                for e in 0..envs {
+                    sums[e] = weights[bias + j];
+                }
+                for i in 0..inputs {
+                    let weight = weights[offset + i * outputs + j];
                     #[unroll]
-                    for k in 0..DOT_UNROLL {
-                        let i = block * DOT_UNROLL + k;
-                        sum +=
-                            scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
+                    for e in 0..envs {
+                        sums[e] += scratch[(from + i) * slots + base + e] * weight;
                     }
                 }
-                for i in blocks * DOT_UNROLL..inputs {
-                    sum += scratch[(from + i) * slots + unit] * weights[offset + i * outputs + j];
+                #[unroll]
+                for e in 0..envs {
+                    let mut sum = sums[e];
+                    if hidden {
+                        sum = activate::<F>(sum, shape.activation);
+                    }
+                    scratch[(to + j) * slots + base + e] = sum;
                 }
-                if hidden {
-                    sum = activate::<F>(sum, shape.activation);
-                }
-                scratch[(to + j) * slots + unit] = sum;
             }
         }
         offset += (bias + outputs - offset).div_ceil(4) * 4;
@@ -404,13 +430,14 @@ fn forward<F: Float>(
     from
 }
 
-/// Outputs `first .. first + BLOCK_OUTPUTS` of a layer (weights at `offset`) for slot
-/// `unit`: sixteen sums in four [`Quad`]s, each input broadcast to all four.
+/// Outputs `first .. first + BLOCK_OUTPUTS` of a layer (weights at `offset`) for the unit's
+/// slots from `base`: per slot sixteen sums in four [`Quad`]s, each input broadcast to all
+/// four, each weight load serving every slot.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn dense_block<F: Float>(
     scratch: &mut Tensor<F>,
-    unit: usize,
+    base: usize,
     slots: usize,
     quads: &Tensor<Quad<F>>,
     offset: usize,
@@ -421,33 +448,45 @@ fn dense_block<F: Float>(
     to: usize,
     hidden: bool,
     #[comptime] activation: KernelActivation,
+    #[comptime] envs: usize,
 ) {
     // Quads per weight row, and this block's first quad in row 0 and in the bias.
     let row = outputs / 4;
     let start = offset / 4 + first / 4;
     let bias = start + inputs * row;
-    let mut a0 = quads[bias];
-    let mut a1 = quads[bias + 1];
-    let mut a2 = quads[bias + 2];
-    let mut a3 = quads[bias + 3];
+    // Slot `e`'s quad `q` at `4 * e + q`.
+    let mut sums = Array::<Quad<F>>::new(comptime![4 * envs]);
+    #[unroll]
+    for q in 0..4usize {
+        let b = quads[bias + q];
+        #[unroll]
+        for e in 0..envs {
+            sums[4 * e + q] = b;
+        }
+    }
     for i in 0..inputs {
-        let x = Quad::<F>::new(scratch[(from + i) * slots + unit]);
         let at = start + i * row;
-        a0 += x * quads[at];
-        a1 += x * quads[at + 1];
-        a2 += x * quads[at + 2];
-        a3 += x * quads[at + 3];
+        let (w0, w1, w2, w3) = (quads[at], quads[at + 1], quads[at + 2], quads[at + 3]);
+        #[unroll]
+        for e in 0..envs {
+            let x = Quad::<F>::new(scratch[(from + i) * slots + base + e]);
+            sums[4 * e] += x * w0;
+            sums[4 * e + 1] += x * w1;
+            sums[4 * e + 2] += x * w2;
+            sums[4 * e + 3] += x * w3;
+        }
     }
-    if hidden {
-        a0 = activate_quad::<F>(a0, activation);
-        a1 = activate_quad::<F>(a1, activation);
-        a2 = activate_quad::<F>(a2, activation);
-        a3 = activate_quad::<F>(a3, activation);
+    #[unroll]
+    for e in 0..envs {
+        #[unroll]
+        for q in 0..4usize {
+            let mut values = sums[4 * e + q];
+            if hidden {
+                values = activate_quad::<F>(values, activation);
+            }
+            store_quad::<F>(scratch, values, to + first + 4 * q, slots, base + e);
+        }
     }
-    store_quad::<F>(scratch, a0, to + first, slots, unit);
-    store_quad::<F>(scratch, a1, to + first + 4, slots, unit);
-    store_quad::<F>(scratch, a2, to + first + 8, slots, unit);
-    store_quad::<F>(scratch, a3, to + first + 12, slots, unit);
 }
 
 /// [`activate`] for four values.
@@ -565,14 +604,16 @@ fn standard_normal<F: Float>(u1: F, u2: F) -> F {
     radius * F::cos(F::new(std::f32::consts::TAU) * u2)
 }
 
-/// One unit per env slot `s`, running up to `steps` steps of its episodes:
+/// One unit per `shape.envs_per_unit` env slots (their number a multiple of it), running up to
+/// `steps` steps of each slot `s`'s episodes (the slot table's row the slot's state between
+/// steps):
 /// - `plan[s]` = (first episode, quota): the slot runs episodes `first .. first + quota`;
 /// - `starts[e]`: episode `e`'s initial state;
 /// - `slots[s]`: the state, then the [`slot`] values; the state of a slot that has not
 ///   started is its first episode's start, with nothing elapsed;
 /// - `records[e]`: episode `e`'s return, length, terminated and truncated (1 or 0), once it
-///   has finished; a unit copies its own episodes' records to the output, then adds those
-///   it finishes;
+///   has finished; a unit copies its slots' episodes' records to the output, then adds
+///   those they finish;
 /// - `normalization`: the mean, then the standard deviation, per observation value;
 /// - `head`: the action's scale and bias (for [`KernelHead::TanhScale`]);
 /// - `scratch`: `[2 * max_width, slots]`, the activations (see [`forward`]). In global
@@ -604,100 +645,200 @@ fn episode_kernel<F: Float>(
     #[comptime] shape: ProgramShape,
     #[define(F)] _float: ElemType,
 ) {
-    let unit = ABSOLUTE_POS;
     let num_slots = plan.len() / 2;
-    if unit >= num_slots {
+    let envs = comptime![shape.envs_per_unit];
+    let base = ABSOLUTE_POS * envs;
+    if base >= num_slots {
         terminate!();
     }
-    let state_dim = comptime![shape.physics.state_dim()];
-    let observation_dim = comptime![shape.physics.observation_dim()];
     let width = comptime![shape.physics.state_dim() + slot::COUNT];
-    let first = usize::cast_from(plan[unit * 2]);
-    let quota = usize::cast_from(plan[unit * 2 + 1]);
-    for e in first..first + quota {
+    #[unroll]
+    for e in 0..envs {
+        let s = base + e;
         #[unroll]
-        for k in 0..RECORD_WIDTH {
-            next_records[e * RECORD_WIDTH + k] = records[e * RECORD_WIDTH + k];
+        for k in 0..width {
+            next_slots[s * width + k] = slots[s * width + k];
+        }
+        let first = usize::cast_from(plan[s * 2]);
+        let quota = usize::cast_from(plan[s * 2 + 1]);
+        for episode in first..first + quota {
+            #[unroll]
+            for k in 0..RECORD_WIDTH {
+                next_records[episode * RECORD_WIDTH + k] = records[episode * RECORD_WIDTH + k];
+            }
         }
     }
-    let mut state = Array::<F>::new(state_dim);
-    #[unroll]
-    for k in 0..state_dim {
-        state[k] = slots[unit * width + k];
-    }
-    let mut elapsed = slots[unit * width + state_dim + slot::ELAPSED];
-    let mut episode_return = slots[unit * width + state_dim + slot::RETURN];
-    let mut finished = usize::cast_from(slots[unit * width + state_dim + slot::FINISHED]);
-    let mut observation = Array::<F>::new(observation_dim);
     let outputs = usize::cast_from(layout[comptime![shape.layers]]);
     let mut step = 0u32;
-    while step < steps && finished < quota {
-        write_observation(&state, &mut observation, shape.physics);
-        if comptime![shape.normalized] {
-            #[unroll]
-            for k in 0..observation_dim {
-                observation[k] = F::clamp(
-                    (observation[k] - normalization[k]) / normalization[observation_dim + k],
-                    -F::cast_from(clip),
-                    F::cast_from(clip),
-                );
-            }
-        }
-        let mut u = F::new(0.0);
-        let mut z = F::new(0.0);
-        if comptime![shape.head.samples()] {
-            // Keyed by the episode's seed (the plan's first plus its number) and step.
-            let lo = seed_lo + u32::cast_from(first + finished);
-            let hi = seed_hi + u32::cast_from(lo < seed_lo);
-            let t = u32::cast_from(elapsed);
-            u = uniform::<F>(lo, hi, t, 0u32);
-            z = standard_normal::<F>(uniform::<F>(lo, hi, t, 1u32), uniform::<F>(lo, hi, t, 2u32));
-        }
+    let mut running = true;
+    while step < steps && running {
         #[unroll]
-        for k in 0..observation_dim {
-            scratch[k * num_slots + unit] = observation[k];
-        }
-        let at = forward(scratch, unit, num_slots, layout, weights, quads, shape);
-        let action = act(
-            scratch,
-            at * num_slots + unit,
-            num_slots,
-            outputs,
-            head,
-            u,
-            z,
-            shape.head,
-        );
-        let outcome = physics_step(&mut state, action, shape.physics);
-        elapsed += F::new(1.0);
-        episode_return += outcome.reward;
-        // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
-        let truncated = elapsed >= F::cast_from(time_limit);
-        if outcome.terminated || truncated {
-            let at = (first + finished) * RECORD_WIDTH;
-            next_records[at] = episode_return;
-            next_records[at + 1] = elapsed;
-            next_records[at + 2] = F::cast_from(u32::cast_from(outcome.terminated));
-            next_records[at + 3] = F::cast_from(u32::cast_from(truncated));
-            finished += 1;
-            if finished < quota {
-                #[unroll]
-                for k in 0..state_dim {
-                    state[k] = starts[(first + finished) * state_dim + k];
-                }
+        for e in 0..envs {
+            if is_running(base + e, next_slots, plan, shape) {
+                write_input(base + e, next_slots, normalization, scratch, clip, shape);
             }
-            elapsed = F::new(0.0);
-            episode_return = F::new(0.0);
+        }
+        let at = forward(scratch, base, num_slots, layout, weights, quads, shape);
+        running = false;
+        #[unroll]
+        for e in 0..envs {
+            let s = base + e;
+            if is_running(s, next_slots, plan, shape) {
+                let draws = EpisodeDraws {
+                    seed_lo,
+                    seed_hi,
+                    time_limit,
+                };
+                take_step(
+                    s,
+                    at * num_slots + s,
+                    outputs,
+                    next_slots,
+                    next_records,
+                    scratch,
+                    head,
+                    starts,
+                    plan,
+                    draws,
+                    shape,
+                );
+                running = running || is_running(s, next_slots, plan, shape);
+            }
         }
         step += 1;
     }
+}
+
+/// Whether slot `s` has episodes of its quota left.
+#[cube]
+fn is_running<F: Float>(
+    s: usize,
+    // Only read; `&mut` because the kernel holds the table mutably.
+    table: &mut Tensor<F>,
+    plan: &Tensor<F>,
+    #[comptime] shape: ProgramShape,
+) -> bool {
+    let width = comptime![shape.physics.state_dim() + slot::COUNT];
+    let finished = table[s * width + comptime![shape.physics.state_dim() + slot::FINISHED]];
+    finished < plan[s * 2 + 1]
+}
+
+/// Slot `s`'s observation (normalised) into the network's input.
+#[cube]
+fn write_input<F: Float>(
+    s: usize,
+    // Only read, as in [`is_running`].
+    table: &mut Tensor<F>,
+    normalization: &Tensor<F>,
+    scratch: &mut Tensor<F>,
+    clip: f32,
+    #[comptime] shape: ProgramShape,
+) {
+    let state_dim = comptime![shape.physics.state_dim()];
+    let observation_dim = comptime![shape.physics.observation_dim()];
+    let width = comptime![shape.physics.state_dim() + slot::COUNT];
+    let num_slots = scratch.len() / comptime![2 * shape.max_width];
+    let mut state = Array::<F>::new(state_dim);
     #[unroll]
     for k in 0..state_dim {
-        next_slots[unit * width + k] = state[k];
+        state[k] = table[s * width + k];
     }
-    next_slots[unit * width + state_dim + slot::ELAPSED] = elapsed;
-    next_slots[unit * width + state_dim + slot::RETURN] = episode_return;
-    next_slots[unit * width + state_dim + slot::FINISHED] = F::cast_from(finished);
+    let mut observation = Array::<F>::new(observation_dim);
+    write_observation(&state, &mut observation, shape.physics);
+    #[unroll]
+    for k in 0..observation_dim {
+        let mut value = observation[k];
+        if comptime![shape.normalized] {
+            value = F::clamp(
+                (value - normalization[k]) / normalization[observation_dim + k],
+                -F::cast_from(clip),
+                F::cast_from(clip),
+            );
+        }
+        scratch[k * num_slots + s] = value;
+    }
+}
+
+/// The launch's values a step of a slot needs besides the tables.
+#[derive(CubeType, Clone, Copy)]
+struct EpisodeDraws {
+    seed_lo: u32,
+    seed_hi: u32,
+    time_limit: f32,
+}
+
+/// Slot `s`'s step: the action from the outputs at `outputs_at` (stride: the slot count),
+/// the physics, the time limit, and on an episode's end its record and the next start.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn take_step<F: Float>(
+    s: usize,
+    outputs_at: usize,
+    outputs: usize,
+    table: &mut Tensor<F>,
+    next_records: &mut Tensor<F>,
+    scratch: &mut Tensor<F>,
+    head: &Tensor<F>,
+    starts: &Tensor<F>,
+    plan: &Tensor<F>,
+    draws: EpisodeDraws,
+    #[comptime] shape: ProgramShape,
+) {
+    let state_dim = comptime![shape.physics.state_dim()];
+    let width = comptime![shape.physics.state_dim() + slot::COUNT];
+    let row = s * width;
+    let first = usize::cast_from(plan[s * 2]);
+    let quota = usize::cast_from(plan[s * 2 + 1]);
+    let mut state = Array::<F>::new(state_dim);
+    #[unroll]
+    for k in 0..state_dim {
+        state[k] = table[row + k];
+    }
+    let mut elapsed = table[row + state_dim + slot::ELAPSED];
+    let mut episode_return = table[row + state_dim + slot::RETURN];
+    let mut finished = usize::cast_from(table[row + state_dim + slot::FINISHED]);
+    let mut u = F::new(0.0);
+    let mut z = F::new(0.0);
+    if comptime![shape.head.samples()] {
+        // Keyed by the episode's seed (the plan's first plus its number) and step.
+        let lo = draws.seed_lo + u32::cast_from(first + finished);
+        let hi = draws.seed_hi + u32::cast_from(lo < draws.seed_lo);
+        let t = u32::cast_from(elapsed);
+        u = uniform::<F>(lo, hi, t, 0u32);
+        z = standard_normal::<F>(uniform::<F>(lo, hi, t, 1u32), uniform::<F>(lo, hi, t, 2u32));
+    }
+    let num_slots = scratch.len() / comptime![2 * shape.max_width];
+    let action = act(
+        scratch, outputs_at, num_slots, outputs, head, u, z, shape.head,
+    );
+    let outcome = physics_step(&mut state, action, shape.physics);
+    elapsed += F::new(1.0);
+    episode_return += outcome.reward;
+    // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
+    let truncated = elapsed >= F::cast_from(draws.time_limit);
+    if outcome.terminated || truncated {
+        let at = (first + finished) * RECORD_WIDTH;
+        next_records[at] = episode_return;
+        next_records[at + 1] = elapsed;
+        next_records[at + 2] = F::cast_from(u32::cast_from(outcome.terminated));
+        next_records[at + 3] = F::cast_from(u32::cast_from(truncated));
+        finished += 1;
+        if finished < quota {
+            #[unroll]
+            for k in 0..state_dim {
+                state[k] = starts[(first + finished) * state_dim + k];
+            }
+        }
+        elapsed = F::new(0.0);
+        episode_return = F::new(0.0);
+    }
+    #[unroll]
+    for k in 0..state_dim {
+        table[row + k] = state[k];
+    }
+    table[row + state_dim + slot::ELAPSED] = elapsed;
+    table[row + state_dim + slot::RETURN] = episode_return;
+    table[row + state_dim + slot::FINISHED] = F::cast_from(finished);
 }
 
 #[cfg(test)]
@@ -720,13 +861,13 @@ mod tests {
     #[test]
     fn blocked_layers_count_a_loop_per_block_and_input() {
         let head = KernelHead::Argmax;
-        // 4 -> 32: two blocks of the 4 inputs; 32 -> 2: 2 outputs of 2 unrolled blocks.
-        let forward = (1 + 2 * (1 + 4)) + (1 + 2 * (1 + 2));
-        assert_eq!(
-            loop_iterations(&[4, 32, 2], head, 10, 3),
-            3 + 10 * (1 + forward + 2)
-        );
-        let drawing = loop_iterations(&[4, 32, 2], KernelHead::Categorical, 10, 3);
-        assert_eq!(drawing, 3 + 10 * (1 + forward + 6));
+        // 4 -> 32: two blocks of the 4 inputs; 32 -> 2: 2 outputs of the 32 inputs.
+        // The record copies and head loops run once per slot of the unit.
+        let forward = (1 + 2 * (1 + 4)) + (1 + 2 * (1 + 32));
+        let per_slot = |head_loops: usize| 8 * (3 + 10 * head_loops);
+        let greedy = loop_iterations(&[4, 32, 2], head, 8, 10, 3);
+        assert_eq!(greedy, per_slot(2) + 10 * (1 + forward));
+        let drawing = loop_iterations(&[4, 32, 2], KernelHead::Categorical, 8, 10, 3);
+        assert_eq!(drawing, per_slot(6) + 10 * (1 + forward));
     }
 }
