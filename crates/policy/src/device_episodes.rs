@@ -1,6 +1,6 @@
-//! Running a plan's episodes (greedy or drawn) with the episode kernel: what it covers, the program it
-//! is given (the network's weights, the normalisation, the head), the seeded starts, and
-//! the launches until every slot has run its quota.
+//! Running a plan's episodes (greedy or drawn) with the episode kernel: what it covers, the
+//! program it is given (the network's weights, the normalisation, the head), the seeded
+//! starts, and the launches until every slot has run its quota.
 
 use burn::prelude::{Device, Tensor, TensorData};
 use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
@@ -40,8 +40,8 @@ pub(crate) struct EpisodeProgram {
     /// normalisation).
     normalization: Vec<f32>,
     clip: f32,
-    /// The action's scale and bias for a squashed head (unused values otherwise).
-    head: Vec<f32>,
+    /// The head's parameters (see [`KernelHead`]; unused values zero).
+    head: [f32; 4],
     time_limit: f32,
 }
 
@@ -71,30 +71,30 @@ impl EpisodeProgram {
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
         let network = GreedyNetwork::of(agent)?;
+        // The kernel's continuous physics takes one action value.
+        if matches!(&network.head, GreedyHead::Squashed { scale, .. } if scale.len() != 1) {
+            return Err("the kernel takes one action value per step".into());
+        }
         let (head, head_values) = match (&network.head, stochastic) {
             (GreedyHead::Argmax, true)
                 if matches!(agent.network(), PolicyNetwork::ActorCritic(_)) =>
             {
-                (KernelHead::Categorical, vec![0.0; 4])
+                (KernelHead::Categorical, [0.0; 4])
             }
-            (GreedyHead::Argmax, _) => (KernelHead::Argmax, vec![0.0; 4]),
-            (GreedyHead::Mean, false) => (KernelHead::Mean, vec![0.0; 4]),
+            (GreedyHead::Argmax, _) => (KernelHead::Argmax, [0.0; 4]),
+            (GreedyHead::Mean, false) => (KernelHead::Mean, [0.0; 4]),
             (GreedyHead::Mean, true) => (
                 KernelHead::Gaussian,
-                [gaussian_log_std(agent)?, 0.0, 0.0, 0.0].to_vec(),
+                [gaussian_log_std(agent)?, 0.0, 0.0, 0.0],
             ),
             (GreedyHead::Squashed { scale, bias }, false) => {
-                (KernelHead::TanhScale, vec![scale[0], bias[0], 0.0, 0.0])
+                (KernelHead::TanhScale, [scale[0], bias[0], 0.0, 0.0])
             }
             (GreedyHead::Squashed { scale, bias }, true) => (
                 KernelHead::SquashedGaussian,
-                vec![scale[0], bias[0], LOG_STD_MIN as f32, LOG_STD_MAX as f32],
+                [scale[0], bias[0], LOG_STD_MIN as f32, LOG_STD_MAX as f32],
             ),
         };
-        // The kernel's continuous physics takes one action value.
-        if matches!(&network.head, GreedyHead::Squashed { scale, .. } if scale.len() != 1) {
-            return Err("the kernel draws one action value per step".into());
-        }
         // The time limit is what bounds the launches: every episode ends within it.
         let limit = time_limit.ok_or_else(|| format!("{env_id} has no time limit"))?;
         let continuous = !matches!(head, KernelHead::Argmax | KernelHead::Categorical);
@@ -146,7 +146,7 @@ fn gaussian_log_std(agent: &Agent) -> Result<f32, String> {
     match read_f32(log_std).map_err(|e| e.to_string())?[..] {
         [value] => Ok(value),
         ref values => Err(format!(
-            "the kernel draws one action value per step, not {}",
+            "the kernel takes one action value per step, not {}",
             values.len()
         )),
     }
@@ -178,9 +178,10 @@ fn upload<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) 
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Runs the plan's episodes with the episode kernel, `steps_per_launch` steps a
-/// launch (see [`EpisodeProgram::steps_per_launch`]), slot `k` its quota from `quotas`, and returns them in episode order; `on_progress` hears the finished count
-/// after every launch that raised it.
+/// Runs the plan's episodes with the episode kernel, `steps_per_launch` steps a launch (see
+/// [`EpisodeProgram::steps_per_launch`]), slot `k` its quota from `quotas`, and returns them
+/// in episode order; `on_progress` hears the finished count after every launch that raised
+/// it.
 pub(crate) fn run_with_kernel(
     program: &EpisodeProgram,
     steps_per_launch: u32,
@@ -221,7 +222,7 @@ pub(crate) fn run_with_kernel(
         [len(&program.normalization)],
         device,
     );
-    let head = upload(program.head.clone(), [len(&program.head)], device);
+    let head = upload(program.head.to_vec(), [program.head.len()], device);
     let starts = upload(starts, [plan.episodes, state_dim], device);
     let plan_rows = upload(plan_rows, [slots, 2], device);
     let mut table = upload(table, [slots, width], device);

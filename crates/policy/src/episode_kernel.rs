@@ -3,8 +3,8 @@
 //!
 //! Per step, a greedy evaluation on a GPU pays the host side of about ten launches (the
 //! network's layers, the argmax, the env step) whatever the batch. An evaluation episode
-//! depends on no other and the policy is a small MLP, so here one unit runs
-//! a few env slots ([`envs_per_unit`]) for `steps` steps of forward pass and physics per launch, their
+//! depends on no other and the policy is a small MLP, so here one unit runs a few env slots
+//! ([`envs_per_unit`]) for `steps` steps of forward pass and physics per launch, their
 //! forward passes together (each weight it loads serves every one of its slots), the weights
 //! read by every unit of a cube at the same address (a broadcast the caches serve). Each slot
 //! runs a fixed quota of episodes from starts the host uploads and writes a record (return,
@@ -125,10 +125,10 @@ pub mod slot {
 pub const LOOP_ITERATION_LIMIT: usize = 65535;
 
 /// The loop iterations of a launch of `steps` steps by a unit of `envs_per_unit` slots
-/// that run `quota` episodes each at most, for a network of layer `widths` (input first): each slot's record
-/// copy, then per step the step loop, per layer its loop and those over its outputs (or
-/// blocks of outputs) and inputs, and each slot's head loops. The kernel's other loops are
-/// unrolled.
+/// that run `quota` episodes each at most, for a network of layer `widths` (input first):
+/// each slot's record copy, then per step the step loop, per layer its loop and those over
+/// its outputs (or blocks of outputs) and inputs, and each slot's head loops. The kernel's
+/// other loops are unrolled.
 pub fn loop_iterations(
     widths: &[usize],
     head: KernelHead,
@@ -349,10 +349,10 @@ pub fn padded_weights(widths: &[usize], weights: &[f32]) -> Vec<f32> {
     padded
 }
 
-/// The network's forward pass for the unit's slots, `base` and the next ones, of `slots`. The
-/// activations live in `scratch`, value `k` of slot `s` at `k * slots + s` (neighbouring
-/// slots, neighbouring values), in two halves of `max_width` values: layer `l` reads its inputs from half
-/// `l % 2` and writes its outputs to the other, so the input goes in the first half and the
+/// The network's forward pass for the unit's slots, `base` and the next ones, of `slots`.
+/// The activations live in `scratch`, value `k` of slot `s` at `k * slots + s`
+/// (neighbouring slots, neighbouring values), in two halves of `max_width` values: layer `l`
+/// reads its inputs from half `l % 2` and writes its outputs to the other, so the input goes in the first half and the
 /// outputs come out in the half whose first value index is returned. Layer `l` maps
 /// `layout[l]` inputs to `layout[l + 1]` outputs with a row-major `[in, out]` weight matrix
 /// followed by the bias, the layers one after another in `weights` (and, the same values
@@ -615,7 +615,8 @@ fn standard_normal<F: Float>(u1: F, u2: F) -> F {
 ///   has finished; a unit copies its slots' episodes' records to the output, then adds
 ///   those they finish;
 /// - `normalization`: the mean, then the standard deviation, per observation value;
-/// - `head`: the action's scale and bias (for [`KernelHead::TanhScale`]);
+/// - `head`: four head parameters (see [`KernelHead`]: the scale and bias of a squashed
+///   action, a Gaussian's log-std, the bounds of SAC's log-std);
 /// - `scratch`: `[2 * max_width, slots]`, the activations (see [`forward`]). In global
 ///   memory rather than local arrays: lavapipe computed wrong outputs from local arrays of
 ///   a few hundred values (layers of 128 units), and a GPU keeps large local arrays in
@@ -652,6 +653,10 @@ fn episode_kernel<F: Float>(
         terminate!();
     }
     let width = comptime![shape.physics.state_dim() + slot::COUNT];
+    let finished_at = comptime![shape.physics.state_dim() + slot::FINISHED];
+    // Slot `e` has episodes of its quota left (1) or not (0).
+    let mut running = Array::<u32>::new(envs);
+    let mut any_running = false;
     #[unroll]
     for e in 0..envs {
         let s = base + e;
@@ -667,29 +672,31 @@ fn episode_kernel<F: Float>(
                 next_records[episode * RECORD_WIDTH + k] = records[episode * RECORD_WIDTH + k];
             }
         }
+        let left = slots[s * width + finished_at] < plan[s * 2 + 1];
+        running[e] = u32::cast_from(left);
+        any_running = any_running || left;
     }
     let outputs = usize::cast_from(layout[comptime![shape.layers]]);
+    let scalars = StepScalars {
+        seed_lo,
+        seed_hi,
+        time_limit,
+    };
     let mut step = 0u32;
-    let mut running = true;
-    while step < steps && running {
+    while step < steps && any_running {
         #[unroll]
         for e in 0..envs {
-            if is_running(base + e, next_slots, plan, shape) {
+            if running[e] == 1u32 {
                 write_input(base + e, next_slots, normalization, scratch, clip, shape);
             }
         }
         let at = forward(scratch, base, num_slots, layout, weights, quads, shape);
-        running = false;
+        any_running = false;
         #[unroll]
         for e in 0..envs {
-            let s = base + e;
-            if is_running(s, next_slots, plan, shape) {
-                let draws = EpisodeDraws {
-                    seed_lo,
-                    seed_hi,
-                    time_limit,
-                };
-                take_step(
+            if running[e] == 1u32 {
+                let s = base + e;
+                let left = take_step(
                     s,
                     at * num_slots + s,
                     outputs,
@@ -699,35 +706,22 @@ fn episode_kernel<F: Float>(
                     head,
                     starts,
                     plan,
-                    draws,
+                    &scalars,
                     shape,
                 );
-                running = running || is_running(s, next_slots, plan, shape);
+                running[e] = u32::cast_from(left);
+                any_running = any_running || left;
             }
         }
         step += 1;
     }
 }
 
-/// Whether slot `s` has episodes of its quota left.
-#[cube]
-fn is_running<F: Float>(
-    s: usize,
-    // Only read; `&mut` because the kernel holds the table mutably.
-    table: &mut Tensor<F>,
-    plan: &Tensor<F>,
-    #[comptime] shape: ProgramShape,
-) -> bool {
-    let width = comptime![shape.physics.state_dim() + slot::COUNT];
-    let finished = table[s * width + comptime![shape.physics.state_dim() + slot::FINISHED]];
-    finished < plan[s * 2 + 1]
-}
-
 /// Slot `s`'s observation (normalised) into the network's input.
 #[cube]
 fn write_input<F: Float>(
     s: usize,
-    // Only read, as in [`is_running`].
+    // Only read; `&mut` because the kernel holds the table mutably.
     table: &mut Tensor<F>,
     normalization: &Tensor<F>,
     scratch: &mut Tensor<F>,
@@ -759,9 +753,10 @@ fn write_input<F: Float>(
     }
 }
 
-/// The launch's values a step of a slot needs besides the tables.
+/// The launch's values a slot's step needs besides the tables: the draws' key and the time
+/// limit.
 #[derive(CubeType, Clone, Copy)]
-struct EpisodeDraws {
+struct StepScalars {
     seed_lo: u32,
     seed_hi: u32,
     time_limit: f32,
@@ -769,6 +764,7 @@ struct EpisodeDraws {
 
 /// Slot `s`'s step: the action from the outputs at `outputs_at` (stride: the slot count),
 /// the physics, the time limit, and on an episode's end its record and the next start.
+/// Returns whether the slot has episodes of its quota left.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn take_step<F: Float>(
@@ -781,9 +777,9 @@ fn take_step<F: Float>(
     head: &Tensor<F>,
     starts: &Tensor<F>,
     plan: &Tensor<F>,
-    draws: EpisodeDraws,
+    scalars: &StepScalars,
     #[comptime] shape: ProgramShape,
-) {
+) -> bool {
     let state_dim = comptime![shape.physics.state_dim()];
     let width = comptime![shape.physics.state_dim() + slot::COUNT];
     let row = s * width;
@@ -801,8 +797,8 @@ fn take_step<F: Float>(
     let mut z = F::new(0.0);
     if comptime![shape.head.samples()] {
         // Keyed by the episode's seed (the plan's first plus its number) and step.
-        let lo = draws.seed_lo + u32::cast_from(first + finished);
-        let hi = draws.seed_hi + u32::cast_from(lo < draws.seed_lo);
+        let lo = scalars.seed_lo + u32::cast_from(first + finished);
+        let hi = scalars.seed_hi + u32::cast_from(lo < scalars.seed_lo);
         let t = u32::cast_from(elapsed);
         u = uniform::<F>(lo, hi, t, 0u32);
         z = standard_normal::<F>(uniform::<F>(lo, hi, t, 1u32), uniform::<F>(lo, hi, t, 2u32));
@@ -815,7 +811,7 @@ fn take_step<F: Float>(
     elapsed += F::new(1.0);
     episode_return += outcome.reward;
     // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
-    let truncated = elapsed >= F::cast_from(draws.time_limit);
+    let truncated = elapsed >= F::cast_from(scalars.time_limit);
     if outcome.terminated || truncated {
         let at = (first + finished) * RECORD_WIDTH;
         next_records[at] = episode_return;
@@ -839,6 +835,7 @@ fn take_step<F: Float>(
     table[row + state_dim + slot::ELAPSED] = elapsed;
     table[row + state_dim + slot::RETURN] = episode_return;
     table[row + state_dim + slot::FINISHED] = F::cast_from(finished);
+    finished < quota
 }
 
 #[cfg(test)]
