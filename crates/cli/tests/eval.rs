@@ -41,6 +41,8 @@ fn json_summaries_have_the_documented_keys() {
         assert!(lines[0].get(key).is_some(), "{key} missing: {}", lines[0]);
     }
     assert_eq!(lines[0]["episodes"], 10);
+    // `--env-backend auto`, the default: flex runs no episode kernel, so the CPU envs.
+    assert_eq!(lines[0]["env_backend"], "cpu");
     assert!(out.join("cartpole-v1-ppo/episodes.jsonl").exists());
     std::fs::remove_dir_all(&out).unwrap();
 }
@@ -288,6 +290,13 @@ fn device_envs_evaluate_beside_the_policy() {
         "--stochastic",
     ]);
     assert_clean_failure(&sampled, &["--stochastic"]);
+    let unknown = gradless(&[
+        "eval",
+        shipped("cartpole-v1-ppo").to_str().unwrap(),
+        "--env-backend",
+        "gpu",
+    ]);
+    assert_clean_failure(&unknown, &["--env-backend", "`auto`, `cpu` or `device`"]);
 }
 
 /// Shards split a run's checkpoints between them (K from the flag or the scheduler's

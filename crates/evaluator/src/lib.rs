@@ -22,7 +22,7 @@ pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
 use gradless_policy::{
     ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, ForeignHead, METADATA_FILE,
-    SeededEpisode, run_episodes,
+    SeededEpisode, preferred_env_backend, run_episodes,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -90,9 +90,9 @@ pub struct EvalSettings {
     pub stochastic: bool,
     /// Evaluate on this env instead of the one the checkpoint was trained on.
     pub env: Option<String>,
-    /// Where the envs step: on the CPU (Gymnasium-exact, seeded episodes) or on the device
-    /// beside the policy.
-    pub env_backend: EnvBackend,
+    /// Where the envs step: on the CPU (Gymnasium-exact, seeded episodes), on the device
+    /// beside the policy, or wherever runs each checkpoint's episodes faster.
+    pub env_backend: EnvBackendChoice,
     /// The activation of a policy read from another tool's file, replacing the one it says
     /// or its format's default (CleanRL files name none).
     pub activation: Option<Activation>,
@@ -106,8 +106,41 @@ impl Default for EvalSettings {
             seed: 1_000_000,
             stochastic: false,
             env: None,
-            env_backend: EnvBackend::Cpu,
+            env_backend: EnvBackendChoice::Auto,
             activation: None,
+        }
+    }
+}
+
+/// Where `gradless eval` steps the envs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EnvBackendChoice {
+    /// On the device when the episode kernel runs the checkpoint's episodes there (wgpu),
+    /// else on the CPU: see [`preferred_env_backend`].
+    #[default]
+    Auto,
+    /// Always on this backend.
+    Only(EnvBackend),
+}
+
+impl EnvBackendChoice {
+    /// Whether an evaluation whose envs stepped on `backend` is one this choice could give.
+    pub fn admits(self, backend: EnvBackend) -> bool {
+        match self {
+            Self::Auto => true,
+            Self::Only(only) => only == backend,
+        }
+    }
+}
+
+impl std::str::FromStr for EnvBackendChoice {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "auto" => Ok(Self::Auto),
+            name => name.parse().map(Self::Only).map_err(|_| {
+                format!("unknown env backend `{name}` (expected `auto`, `cpu` or `device`)")
+            }),
         }
     }
 }
@@ -142,7 +175,7 @@ impl CheckpointEvaluation {
     pub fn matches(&self, settings: &EvalSettings, env: &str) -> bool {
         self.env == env
             && self.stochastic == settings.stochastic
-            && self.env_backend == settings.env_backend
+            && settings.env_backend.admits(self.env_backend)
             && self.seed == Some(settings.seed)
             && self.summary.episodes == settings.episodes
             && self.summary.mean_return.is_finite()
@@ -355,10 +388,24 @@ impl LoadedCheckpoint {
                 "episode"
             );
         };
+        let env_backend = match settings.env_backend {
+            EnvBackendChoice::Only(backend) => backend,
+            EnvBackendChoice::Auto => {
+                let (backend, why) = preferred_env_backend(&self.agent, &self.env_id, &plan);
+                // Device envs are float32: worth a line where they replace the CPU's.
+                if backend == EnvBackend::Device {
+                    tracing::info!(checkpoint = %name, env_backend = %backend, reason = %why,
+                        "envs step on the device (--env-backend cpu: Gymnasium's float64 envs)");
+                } else {
+                    tracing::debug!(checkpoint = %name, env_backend = %backend, reason = %why, "envs chosen");
+                }
+                backend
+            }
+        };
         let episodes = run_episodes(
             &self.agent,
             &self.env_id,
-            settings.env_backend,
+            env_backend,
             plan,
             log_episode,
             on_progress,
@@ -378,7 +425,7 @@ impl LoadedCheckpoint {
             step: self.step,
             env: self.env_id.clone(),
             stochastic: settings.stochastic,
-            env_backend: settings.env_backend,
+            env_backend,
             seed: Some(settings.seed),
             summary,
             episodes,

@@ -277,7 +277,7 @@ mod tests {
 
     use super::*;
     use crate::acting::AgentDevice;
-    use crate::episodes::{run_episodes, run_episodes_per_step};
+    use crate::episodes::{preferred_env_backend, run_episodes, run_episodes_per_step};
     use crate::network::{ActionHead, ActorCritic};
     use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
 
@@ -542,9 +542,36 @@ mod tests {
         let agent = Agent::actor_critic(&model, &device);
         let why = EpisodeProgram::for_agent(&agent, "CartPole-v1", false).unwrap_err();
         assert!(why.contains("wider"), "{why}");
+        let (backend, why) = preferred_env_backend(&agent, "CartPole-v1", &plan(0, 6, 3));
+        assert_eq!(backend, EnvBackend::Cpu);
+        assert!(why.contains("wider"), "{why}");
         let episodes = run(&agent, "CartPole-v1", EnvBackend::Device, plan(0, 6, 3));
         assert_eq!(episodes.len(), 6);
         let seeds: Vec<u64> = episodes.iter().map(|e| e.seed).collect();
         assert_eq!(seeds, (0..6).collect::<Vec<u64>>());
+    }
+
+    /// Left open, the envs step on the device exactly where the kernel runs the episodes:
+    /// wgpu with an env that has kernel physics, greedy or drawn; the CPU on flex and for
+    /// an env without a device version.
+    #[test]
+    fn envs_left_open_step_where_the_kernel_runs() {
+        let (gpu, cpu) = (wgpu(), InferenceDevice::new(&Device::flex()));
+        let on_gpu = shipped("cartpole-v1-ppo", &gpu);
+        for stochastic in [false, true] {
+            let plan = EpisodePlan {
+                stochastic,
+                ..plan(0, 100, 16)
+            };
+            let (backend, why) = preferred_env_backend(&on_gpu, "CartPole-v1", &plan);
+            assert_eq!(backend, EnvBackend::Device, "{why}");
+        }
+        let plan = plan(0, 100, 16);
+        let (backend, why) = preferred_env_backend(&on_gpu, "Acrobot-v1", &plan);
+        assert_eq!(backend, EnvBackend::Cpu, "{why}");
+        let on_flex = shipped("cartpole-v1-ppo", &cpu);
+        let (backend, why) = preferred_env_backend(&on_flex, "CartPole-v1", &plan);
+        assert_eq!(backend, EnvBackend::Cpu);
+        assert!(why.contains("flex"), "{why}");
     }
 }

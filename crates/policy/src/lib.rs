@@ -30,7 +30,8 @@ pub use checkpoint::{
 };
 pub use device_episodes::MAX_KERNEL_WIDTH;
 pub use episodes::{
-    EpisodePlan, SeededEpisode, run_episodes, run_episodes_per_step, watch_episode,
+    EpisodePlan, SeededEpisode, preferred_env_backend, run_episodes, run_episodes_per_step,
+    watch_episode,
 };
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,

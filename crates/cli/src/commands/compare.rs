@@ -11,8 +11,9 @@ use gradless_compare::{
 };
 use gradless_device::InferenceDevice;
 use gradless_evaluator::{
-    AgentDevice, EnvBackend, EvalSettings, LoadedCheckpoint, default_eval_place, discover,
-    evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation, write_outputs,
+    AgentDevice, EnvBackend, EnvBackendChoice, EvalSettings, LoadedCheckpoint, default_eval_place,
+    discover, evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation,
+    write_outputs,
 };
 use gradless_trainer::RunDir;
 use serde::Serialize;
@@ -330,7 +331,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
             seed: args.acting.seed,
             stochastic: args.acting.stochastic,
             env: args.acting.env.clone(),
-            env_backend: EnvBackend::Cpu,
+            env_backend: EnvBackendChoice::Only(EnvBackend::Cpu),
             activation: crate::commands::eval::parse_activation(args.acting.activation.as_deref())?,
         },
         device: None,

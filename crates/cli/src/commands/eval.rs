@@ -7,10 +7,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EvalSettings, EvalTarget,
-    LoadedCheckpoint, RecordPlan, SummaryValue, discover, enclosing_run, evaluation_env,
-    prepare_output_dir, saved_evaluation, summary_row, write_learning_curve, write_outputs,
-    write_tensorboard_curve,
+    Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EnvBackendChoice, EvalSettings,
+    EvalTarget, LoadedCheckpoint, RecordPlan, SummaryValue, discover, enclosing_run,
+    evaluation_env, prepare_output_dir, saved_evaluation, summary_row, write_learning_curve,
+    write_outputs, write_tensorboard_curve,
 };
 
 use gradless_grad_modes::{Speedup, inference_speedup};
@@ -92,11 +92,12 @@ pub struct EvalArgs {
     num_envs: usize,
     #[command(flatten)]
     acting: ActingArgs,
-    /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i) or
+    /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i),
     /// `device` (beside the policy, in f32, from the starts the CPU envs' seeds give;
     /// CartPole, MountainCar-v0 and Pendulum-v1; `--stochastic` on wgpu only, drawn in the
-    /// episode kernel).
-    #[arg(long, default_value = "cpu")]
+    /// episode kernel) or `auto`: `device` where the episode kernel runs the checkpoint's
+    /// episodes (wgpu), else `cpu` (flex, other envs, `--record`).
+    #[arg(long, default_value = "auto")]
     env_backend: String,
     /// Where to write episodes.jsonl, summary.json and summary.csv (one folder per
     /// checkpoint); default: an `eval` folder inside each checkpoint.
@@ -402,6 +403,20 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             .and_then(|()| gradless_files::check_writable(out))
             .with_context(|| format!("--out {}", out.display()))?;
     }
+    // Every flag checked before the device opens (probing wgpu takes seconds).
+    let mut env_backend: EnvBackendChoice = args
+        .env_backend
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--env-backend: {e}"))?;
+    let device_envs = env_backend == EnvBackendChoice::Only(EnvBackend::Device);
+    if args.record > 0 {
+        if device_envs {
+            bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
+        }
+        // The videos show the evaluated episodes: the CPU envs'.
+        env_backend = EnvBackendChoice::Only(EnvBackend::Cpu);
+    }
+    let activation = parse_activation(args.acting.activation.as_deref())?;
     let (base, backend) = args.acting.open_device()?;
     let device = AgentDevice::new(&InferenceDevice::new(&base));
     let settings = EvalSettings {
@@ -410,21 +425,14 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         seed: args.acting.seed,
         stochastic: args.acting.stochastic,
         env: args.acting.env.clone(),
-        activation: parse_activation(args.acting.activation.as_deref())?,
-        env_backend: args
-            .env_backend
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--env-backend: {e}"))?,
+        activation,
+        env_backend,
     };
-    if settings.env_backend == EnvBackend::Device && settings.stochastic && backend == Backend::Flex
-    {
+    if device_envs && settings.stochastic && backend == Backend::Flex {
         bail!(
             "--stochastic: with --env-backend device, actions are drawn in the episode kernel, \
              which runs on wgpu; on flex use --env-backend cpu"
         );
-    }
-    if settings.env_backend == EnvBackend::Device && args.record > 0 {
-        bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
     }
     let shard = args
         .shard
