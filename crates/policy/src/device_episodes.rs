@@ -124,6 +124,8 @@ impl EpisodeProgram {
                 head,
                 normalized: clip > 0.0,
                 envs_per_unit: envs_per_unit(on_hardware(agent.inference_device().device())),
+                // Decided at launch, where the device's shared memory is known.
+                shared_quads: 0,
             },
             layout,
             weights: padded_weights(&network.widths, &network.weights),

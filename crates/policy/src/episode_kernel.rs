@@ -6,7 +6,8 @@
 //! depends on no other and the policy is a small MLP, so here one unit runs a few env slots
 //! ([`envs_per_unit`]) for `steps` steps of forward pass and physics per launch, their
 //! forward passes together (each weight it loads serves every one of its slots), the weights
-//! read by every unit of a cube at the same address (a broadcast the caches serve). Each slot
+//! read by every unit of a cube at the same address from the cube's shared memory where
+//! they fit it (else from the buffer, a broadcast the caches serve). Each slot
 //! runs a fixed quota of episodes from starts the host uploads and writes a record (return,
 //! length, terminated, truncated) per finished episode.
 
@@ -91,6 +92,9 @@ pub struct ProgramShape {
     /// load then serves every one of them (see [`envs_per_unit`]). The slot table's rows
     /// come in whole groups of these (padded with slots of no episodes).
     pub envs_per_unit: usize,
+    /// The weights' [`Quad`]s when every cube first copies them into its shared memory
+    /// (they fit it), 0 when the blocked layers read them from the buffer.
+    pub shared_quads: usize,
 }
 
 /// Slots per unit for a device: [`SOFTWARE_ENVS_PER_UNIT`] on a software adapter
@@ -126,7 +130,7 @@ pub const LOOP_ITERATION_LIMIT: usize = 65535;
 
 /// The loop iterations of a launch of `steps` steps by a unit of `envs_per_unit` slots
 /// that run `quota` episodes each at most, for a network of layer `widths` (input first):
-/// each slot's record copy, then per step the step loop, per layer its loop and those over
+/// the weights' copy into shared memory, each slot's record copy, then per step the step loop, per layer its loop and those over
 /// its outputs (or blocks of outputs) and inputs, and each slot's head loops. The kernel's
 /// other loops are unrolled.
 pub fn loop_iterations(
@@ -136,6 +140,11 @@ pub fn loop_iterations(
     steps: usize,
     quota: usize,
 ) -> usize {
+    // The copy into shared memory: at most one quad per iteration (a cube of one unit).
+    let copy: usize = widths
+        .windows(2)
+        .map(|w| ((w[0] + 1) * w[1]).div_ceil(4))
+        .sum();
     let forward: usize = widths
         .windows(2)
         .map(|w| match w[1] % BLOCK_OUTPUTS {
@@ -144,7 +153,7 @@ pub fn loop_iterations(
         })
         .sum();
     let outputs = widths.last().copied().unwrap_or(0) * head.output_loops();
-    envs_per_unit * (quota + steps * outputs) + steps * (1 + forward)
+    copy + envs_per_unit * (quota + steps * outputs) + steps * (1 + forward)
 }
 
 /// Values per finished-episode record: return, length, terminated, truncated.
@@ -254,6 +263,14 @@ impl EpisodeKernel for CubeBackend {
             Shape::new([2 * shape.max_width, num_slots]),
             float,
         );
+        // In shared memory where they fit: on lavapipe no faster than the buffer (the same
+        // memory), on a GPU the fastest place a cube has.
+        let quads = weights.meta.shape()[0] / 4;
+        let fits = quads * 4 * float.size() <= client.properties().hardware.max_shared_memory_size;
+        let shape = ProgramShape {
+            shared_quads: if fits { quads } else { 0 },
+            ..shape
+        };
         let units = num_slots.div_ceil(shape.envs_per_unit);
         let cube_dim = CubeDim::new(&client, units);
         let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
@@ -369,7 +386,7 @@ fn forward<F: Float>(
     slots: usize,
     layout: &Tensor<F>,
     weights: &Tensor<F>,
-    quads: &Tensor<Quad<F>>,
+    quads: &[Quad<F>],
     #[comptime] shape: ProgramShape,
 ) -> usize {
     let half = comptime![shape.max_width];
@@ -439,7 +456,7 @@ fn dense_block<F: Float>(
     scratch: &mut Tensor<F>,
     base: usize,
     slots: usize,
-    quads: &Tensor<Quad<F>>,
+    quads: &[Quad<F>],
     offset: usize,
     inputs: usize,
     outputs: usize,
@@ -645,6 +662,83 @@ fn episode_kernel<F: Float>(
     seed_hi: u32,
     #[comptime] shape: ProgramShape,
     #[define(F)] _float: ElemType,
+) {
+    if comptime![shape.shared_quads > 0] {
+        // Every unit copies a share; all wait for the whole network before any reads it.
+        let mut shared = Shared::<[Quad<F>]>::new_slice(comptime![shape.shared_quads]);
+        let mut k = UNIT_POS as usize;
+        while k < comptime![shape.shared_quads] {
+            shared[k] = quads[k];
+            k += CUBE_DIM as usize;
+        }
+        sync_cube();
+        run_unit(
+            layout,
+            weights,
+            shared.as_slice(),
+            normalization,
+            head,
+            starts,
+            plan,
+            slots,
+            records,
+            next_slots,
+            next_records,
+            scratch,
+            steps,
+            time_limit,
+            clip,
+            seed_lo,
+            seed_hi,
+            shape,
+        );
+    } else {
+        run_unit(
+            layout,
+            weights,
+            quads.as_slice(),
+            normalization,
+            head,
+            starts,
+            plan,
+            slots,
+            records,
+            next_slots,
+            next_records,
+            scratch,
+            steps,
+            time_limit,
+            clip,
+            seed_lo,
+            seed_hi,
+            shape,
+        );
+    }
+}
+
+/// A unit's slots for up to `steps` steps (see [`episode_kernel`]), the blocked layers'
+/// weights read from `quads`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn run_unit<F: Float>(
+    layout: &Tensor<F>,
+    weights: &Tensor<F>,
+    quads: &[Quad<F>],
+    normalization: &Tensor<F>,
+    head: &Tensor<F>,
+    starts: &Tensor<F>,
+    plan: &Tensor<F>,
+    slots: &Tensor<F>,
+    records: &Tensor<F>,
+    next_slots: &mut Tensor<F>,
+    next_records: &mut Tensor<F>,
+    scratch: &mut Tensor<F>,
+    steps: u32,
+    time_limit: f32,
+    clip: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    #[comptime] shape: ProgramShape,
 ) {
     let num_slots = plan.len() / 2;
     let envs = comptime![shape.envs_per_unit];
@@ -862,9 +956,11 @@ mod tests {
         // The record copies and head loops run once per slot of the unit.
         let forward = (1 + 2 * (1 + 4)) + (1 + 2 * (1 + 32));
         let per_slot = |head_loops: usize| 8 * (3 + 10 * head_loops);
+        // The weights' quads: 5 * 32 / 4 and 33 * 2 / 4 rounded up.
+        let copy = 40 + 17;
         let greedy = loop_iterations(&[4, 32, 2], head, 8, 10, 3);
-        assert_eq!(greedy, per_slot(2) + 10 * (1 + forward));
+        assert_eq!(greedy, copy + per_slot(2) + 10 * (1 + forward));
         let drawing = loop_iterations(&[4, 32, 2], KernelHead::Categorical, 8, 10, 3);
-        assert_eq!(drawing, per_slot(6) + 10 * (1 + forward));
+        assert_eq!(drawing, copy + per_slot(6) + 10 * (1 + forward));
     }
 }
