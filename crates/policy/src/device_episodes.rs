@@ -25,7 +25,7 @@ pub const MAX_KERNEL_WIDTH: usize = 256;
 const STEPS_PER_LAUNCH: usize = 256;
 
 /// Episode numbers and counts travel as `f32` in the kernel's tables: exact up to 2^24.
-const MAX_KERNEL_EPISODES: usize = 1 << 24;
+pub(crate) const MAX_KERNEL_EPISODES: usize = 1 << 24;
 
 /// An agent's policy, greedy or drawing, in the form the kernel takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -554,8 +554,8 @@ mod tests {
     }
 
     /// Left open, the envs step on the device exactly where the kernel runs the episodes:
-    /// wgpu with an env that has kernel physics, greedy or drawn; the CPU on flex and for
-    /// an env without a device version.
+    /// wgpu with an env that has kernel physics, greedy or drawn; the CPU on flex, for an
+    /// env without a device version and for more episodes than the kernel counts.
     #[test]
     fn envs_left_open_step_where_the_kernel_runs() {
         let (gpu, cpu) = (wgpu(), InferenceDevice::new(&Device::flex()));
@@ -568,6 +568,10 @@ mod tests {
             let (backend, why) = preferred_env_backend(&on_gpu, "CartPole-v1", &plan);
             assert_eq!(backend, EnvBackend::Device, "{why}");
         }
+        let too_many = plan(0, MAX_KERNEL_EPISODES + 1, 16);
+        let (backend, why) = preferred_env_backend(&on_gpu, "CartPole-v1", &too_many);
+        assert_eq!(backend, EnvBackend::Cpu);
+        assert!(why.contains("at most"), "{why}");
         let plan = plan(0, 100, 16);
         let (backend, why) = preferred_env_backend(&on_gpu, "Acrobot-v1", &plan);
         assert_eq!(backend, EnvBackend::Cpu, "{why}");

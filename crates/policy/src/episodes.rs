@@ -4,7 +4,7 @@ use gradless_envs::device::EnvBackend;
 use gradless_envs::{Action, EnvRng, StepSignals, make, make_batch};
 
 use crate::acting::{ActError, Agent, Selection};
-use crate::device_episodes::{EpisodeProgram, run_with_kernel};
+use crate::device_episodes::{EpisodeProgram, MAX_KERNEL_EPISODES, run_with_kernel};
 
 /// One finished episode of [`run_episodes`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -114,7 +114,7 @@ pub fn run_episodes(
 
 /// Where the envs of `agent`'s episodes of `env_id` step best when the user leaves it open,
 /// and why: on the device when the episode kernel runs the plan there (on wgpu, even on
-/// lavapipe, it ran 3-6x the CPU envs' steps per second at 1 to 1024 envs), else on the CPU,
+/// lavapipe, it ran 2.9-6x the CPU envs' steps per second at 1 to 1024 envs), else on the CPU,
 /// Gymnasium-exact.
 pub fn preferred_env_backend(
     agent: &Agent,
@@ -125,9 +125,15 @@ pub fn preferred_env_backend(
     let most_per_slot = plan
         .episodes
         .div_ceil(plan.num_envs.min(plan.episodes).max(1));
-    match EpisodeProgram::for_agent(agent, env_id, plan.stochastic)
-        .and_then(|program| program.steps_per_launch(most_per_slot))
-    {
+    let runs = if plan.episodes > MAX_KERNEL_EPISODES {
+        Err(format!(
+            "it runs at most {MAX_KERNEL_EPISODES} episodes at a time"
+        ))
+    } else {
+        EpisodeProgram::for_agent(agent, env_id, plan.stochastic)
+            .and_then(|program| program.steps_per_launch(most_per_slot))
+    };
+    match runs {
         Ok(_) => (
             EnvBackend::Device,
             "the episode kernel runs these episodes on this device".into(),
