@@ -631,6 +631,8 @@ fn standard_normal<F: Float>(u1: F, u2: F) -> F {
 /// - `records[e]`: episode `e`'s return, length, terminated and truncated (1 or 0), once it
 ///   has finished; a unit copies its slots' episodes' records to the output, then adds
 ///   those they finish;
+/// - `quads`: `weights` again, four values a load, which the blocked layers read (from the
+///   cube's shared memory, copied there first, when `shape.shared_quads` says they fit);
 /// - `normalization`: the mean, then the standard deviation, per observation value;
 /// - `head`: four head parameters (see [`KernelHead`]: the scale and bias of a squashed
 ///   action, a Gaussian's log-std, the bounds of SAC's log-std);
@@ -663,83 +665,22 @@ fn episode_kernel<F: Float>(
     #[comptime] shape: ProgramShape,
     #[define(F)] _float: ElemType,
 ) {
+    // Every unit copies a share; all wait for the whole network before any reads it. (One
+    // quad is set aside when the weights stay in the buffer.)
+    let mut shared = Shared::<[Quad<F>]>::new_slice(comptime![shape.shared_quads.max(1)]);
     if comptime![shape.shared_quads > 0] {
-        // Every unit copies a share; all wait for the whole network before any reads it.
-        let mut shared = Shared::<[Quad<F>]>::new_slice(comptime![shape.shared_quads]);
         let mut k = UNIT_POS as usize;
         while k < comptime![shape.shared_quads] {
             shared[k] = quads[k];
             k += CUBE_DIM as usize;
         }
         sync_cube();
-        run_unit(
-            layout,
-            weights,
-            shared.as_slice(),
-            normalization,
-            head,
-            starts,
-            plan,
-            slots,
-            records,
-            next_slots,
-            next_records,
-            scratch,
-            steps,
-            time_limit,
-            clip,
-            seed_lo,
-            seed_hi,
-            shape,
-        );
-    } else {
-        run_unit(
-            layout,
-            weights,
-            quads.as_slice(),
-            normalization,
-            head,
-            starts,
-            plan,
-            slots,
-            records,
-            next_slots,
-            next_records,
-            scratch,
-            steps,
-            time_limit,
-            clip,
-            seed_lo,
-            seed_hi,
-            shape,
-        );
     }
-}
-
-/// A unit's slots for up to `steps` steps (see [`episode_kernel`]), the blocked layers'
-/// weights read from `quads`.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn run_unit<F: Float>(
-    layout: &Tensor<F>,
-    weights: &Tensor<F>,
-    quads: &[Quad<F>],
-    normalization: &Tensor<F>,
-    head: &Tensor<F>,
-    starts: &Tensor<F>,
-    plan: &Tensor<F>,
-    slots: &Tensor<F>,
-    records: &Tensor<F>,
-    next_slots: &mut Tensor<F>,
-    next_records: &mut Tensor<F>,
-    scratch: &mut Tensor<F>,
-    steps: u32,
-    time_limit: f32,
-    clip: f32,
-    seed_lo: u32,
-    seed_hi: u32,
-    #[comptime] shape: ProgramShape,
-) {
+    let weight_quads = if comptime![shape.shared_quads > 0] {
+        shared.as_slice()
+    } else {
+        quads.as_slice()
+    };
     let num_slots = plan.len() / 2;
     let envs = comptime![shape.envs_per_unit];
     let base = ABSOLUTE_POS * envs;
@@ -784,7 +725,15 @@ fn run_unit<F: Float>(
                 write_input(base + e, next_slots, normalization, scratch, clip, shape);
             }
         }
-        let at = forward(scratch, base, num_slots, layout, weights, quads, shape);
+        let at = forward(
+            scratch,
+            base,
+            num_slots,
+            layout,
+            weights,
+            weight_quads,
+            shape,
+        );
         any_running = false;
         #[unroll]
         for e in 0..envs {
