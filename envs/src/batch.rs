@@ -178,6 +178,11 @@ pub trait EnvBatch: Send {
             reason: format!("CPU envs have no step kernel to choose (asked for {kernel})"),
         })
     }
+    /// The device envs themselves, for kernels that run many of their steps at once;
+    /// `None` for CPU envs.
+    fn device_envs(&mut self) -> Option<&mut crate::device::DeviceVectorEnv> {
+        None
+    }
 }
 
 /// The most episodes an env of a batch with `mode` can finish in `steps` steps.

@@ -106,4 +106,8 @@ impl EnvBatch for DeviceVectorEnv {
     fn use_step_kernel(&mut self, kernel: StepKernel) -> Result<(), EnvError> {
         DeviceVectorEnv::use_step_kernel(self, kernel)
     }
+
+    fn device_envs(&mut self) -> Option<&mut DeviceVectorEnv> {
+        Some(self)
+    }
 }

@@ -181,14 +181,8 @@ pub(crate) fn step(
     Ok([next, observations, signals].map(BurnTensor::from_dispatch))
 }
 
-// One unit per env. Every row of the table, `starts` and the signals is `n` long, so
-// variable `k` of env `i` is at `k * n + i` (neighbouring units read neighbouring values).
-
-/// Whether env `env`'s episode ended on the last step, so this step restarts it.
-#[cube]
-fn restarts<F: Float>(table: &Tensor<F>, env: usize, n: usize, #[comptime] state: usize) -> bool {
-    table[(state + bookkeeping::NEEDS_RESET) * n + env] > F::new(0.5)
-}
+// One unit per env. Every row of the table is `n` long, so variable `k` of env `i` is at
+// `k * n + i` (neighbouring units read neighbouring values).
 
 /// 1 or 0.
 #[cube]
@@ -213,56 +207,8 @@ fn clamp<F: Float>(value: F, low: F, high: F) -> F {
     limited
 }
 
-/// Everything after the physics: the running return and length (restarted at zero), the time
-/// limit, the finished-episode counters, the next table's bookkeeping rows and the signals.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn bookkeep<F: Float>(
-    table: &Tensor<F>,
-    next: &mut Tensor<F>,
-    signals: &mut Tensor<F>,
-    at: &Unit,
-    reward: F,
-    terminated: bool,
-    time_limit: f32,
-    #[comptime] state: usize,
-) {
-    let (env, n, restarted) = (at.env, at.n, at.restarted);
-    let zero = F::new(0.0);
-    let one = F::new(1.0);
-    // Bookkeeping row `k` of this env is at `first + k * n`.
-    let first = state * n + env;
-    let mut elapsed = zero;
-    let mut episode_return = zero;
-    let mut finished_count = table[first + bookkeeping::FINISHED_COUNT * n];
-    let mut finished_return = table[first + bookkeeping::FINISHED_RETURN * n];
-    let mut finished_length = table[first + bookkeeping::FINISHED_LENGTH * n];
-    let mut truncated = false;
-    if !restarted {
-        elapsed = table[first + bookkeeping::ELAPSED * n] + one;
-        episode_return = table[first + bookkeeping::EPISODE_RETURN * n] + reward;
-        // Gymnasium's TimeLimit: a step at the limit truncates, terminating or not.
-        truncated = elapsed >= F::cast_from(time_limit);
-    }
-    let done = terminated || truncated;
-    if done {
-        finished_count += one;
-        finished_return += episode_return;
-        finished_length += elapsed;
-    }
-    next[first + bookkeeping::ELAPSED * n] = elapsed;
-    next[first + bookkeeping::EPISODE_RETURN * n] = episode_return;
-    next[first + bookkeeping::NEEDS_RESET * n] = indicator::<F>(done);
-    next[first + bookkeeping::FINISHED_COUNT * n] = finished_count;
-    next[first + bookkeeping::FINISHED_RETURN * n] = finished_return;
-    next[first + bookkeeping::FINISHED_LENGTH * n] = finished_length;
-    signals[signal::REWARD * n + env] = reward;
-    signals[signal::TERMINATED * n + env] = indicator::<F>(terminated);
-    signals[signal::TRUNCATED * n + env] = indicator::<F>(truncated);
-    signals[signal::RESET * n + env] = indicator::<F>(restarted);
-}
-
-/// One env's step: restart or physics, then the bookkeeping.
+/// One env's step (the single-step kernel's only one), its table column copied first, then
+/// stepped where it lies.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn step_kernel<F: Float, A: Numeric>(
@@ -282,27 +228,31 @@ fn step_kernel<F: Float, A: Numeric>(
         terminate!();
     }
     let state_dim = comptime![physics.state_dim()];
-    let restarted = restarts(table, env, n, state_dim);
-    // Where this step starts from: a fresh start if the env restarts, else where the last
-    // step left it.
+    #[unroll]
+    for k in 0..comptime![physics.state_dim() + bookkeeping::COUNT] {
+        next[k * n + env] = table[k * n + env];
+    }
+    let at = kernel_physics::StepAt {
+        env,
+        n,
+        start: env,
+        start_stride: n,
+        signal: env,
+        signal_stride: n,
+    };
+    kernel_physics::step_in_place(
+        next,
+        starts,
+        signals,
+        &at,
+        F::cast_from(actions[env]),
+        time_limit,
+        physics,
+    );
     let mut state = Array::<F>::new(state_dim);
     #[unroll]
     for k in 0..state_dim {
-        state[k] = table[k * n + env];
-        if restarted {
-            state[k] = starts[k * n + env];
-        }
-    }
-    let mut reward = F::new(0.0);
-    let mut terminated = false;
-    if !restarted {
-        let outcome = kernel_physics::physics_step(&mut state, F::cast_from(actions[env]), physics);
-        reward = outcome.reward;
-        terminated = outcome.terminated;
-    }
-    #[unroll]
-    for k in 0..state_dim {
-        next[k * n + env] = state[k];
+        state[k] = next[k * n + env];
     }
     let observation_dim = comptime![physics.observation_dim()];
     let mut observation = Array::<F>::new(observation_dim);
@@ -311,10 +261,6 @@ fn step_kernel<F: Float, A: Numeric>(
     for k in 0..observation_dim {
         observations[env * observation_dim + k] = observation[k];
     }
-    let at = Unit { env, n, restarted };
-    bookkeep(
-        table, next, signals, &at, reward, terminated, time_limit, state_dim,
-    );
 }
 
 /// The physics as `#[cube]` functions, for every kernel that steps a device env (this
@@ -362,14 +308,93 @@ pub mod kernel_physics {
             }
         }
     }
-}
 
-/// Which env a unit steps, among how many, and whether it restarts on this step.
-#[derive(CubeType, Clone)]
-struct Unit {
-    env: usize,
-    n: usize,
-    restarted: bool,
+    /// Where one env's step reads and writes: its column `env` of the `n`-wide table, its
+    /// restart state at `start + k * start_stride` (variable `k`) and its signals at
+    /// `signal + k * signal_stride` (signal `k`). A kernel that runs many steps puts each
+    /// step's starts and signals side by side in wider tensors.
+    #[derive(CubeType, Clone)]
+    pub struct StepAt {
+        /// The env's column.
+        pub env: usize,
+        /// Envs in the table.
+        pub n: usize,
+        /// The restart state's first value.
+        pub start: usize,
+        /// Between its variables.
+        pub start_stride: usize,
+        /// The first signal.
+        pub signal: usize,
+        /// Between the signals.
+        pub signal_stride: usize,
+    }
+
+    /// One env's step in its own table column: a restart from `starts` if its episode ended
+    /// on the last step (next-step autoreset: the action ignored), else the physics; then
+    /// the running return and length, the time limit (Gymnasium's `TimeLimit`: a step at
+    /// the limit truncates, terminating or not), the finished-episode counters and the
+    /// [`signal`]s. Every value is read before it is written.
+    #[cube]
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_in_place<F: Float>(
+        table: &mut Tensor<F>,
+        starts: &Tensor<F>,
+        signals: &mut Tensor<F>,
+        at: &StepAt,
+        action: F,
+        time_limit: f32,
+        #[comptime] physics: Physics,
+    ) {
+        let (env, n) = (at.env, at.n);
+        let state_dim = comptime![physics.state_dim()];
+        // Bookkeeping row `k` of this env is at `first + k * n`.
+        let first = state_dim * n + env;
+        let restarted = table[first + bookkeeping::NEEDS_RESET * n] > F::new(0.5);
+        let mut state = Array::<F>::new(state_dim);
+        #[unroll]
+        for k in 0..state_dim {
+            state[k] = table[k * n + env];
+            if restarted {
+                state[k] = starts[at.start + k * at.start_stride];
+            }
+        }
+        let zero = F::new(0.0);
+        let one = F::new(1.0);
+        let mut reward = zero;
+        let mut terminated = false;
+        let mut elapsed = zero;
+        let mut episode_return = zero;
+        let mut truncated = false;
+        if !restarted {
+            let outcome = physics_step(&mut state, action, physics);
+            reward = outcome.reward;
+            terminated = outcome.terminated;
+            elapsed = table[first + bookkeeping::ELAPSED * n] + one;
+            episode_return = table[first + bookkeeping::EPISODE_RETURN * n] + reward;
+            truncated = elapsed >= F::cast_from(time_limit);
+        }
+        #[unroll]
+        for k in 0..state_dim {
+            table[k * n + env] = state[k];
+        }
+        let done = terminated || truncated;
+        if done {
+            let count = first + bookkeeping::FINISHED_COUNT * n;
+            let returns = first + bookkeeping::FINISHED_RETURN * n;
+            let lengths = first + bookkeeping::FINISHED_LENGTH * n;
+            table[count] += one;
+            table[returns] += episode_return;
+            table[lengths] += elapsed;
+        }
+        table[first + bookkeeping::ELAPSED * n] = elapsed;
+        table[first + bookkeeping::EPISODE_RETURN * n] = episode_return;
+        table[first + bookkeeping::NEEDS_RESET * n] = indicator::<F>(done);
+        let stride = at.signal_stride;
+        signals[at.signal + signal::REWARD * stride] = reward;
+        signals[at.signal + signal::TERMINATED * stride] = indicator::<F>(terminated);
+        signals[at.signal + signal::TRUNCATED * stride] = indicator::<F>(truncated);
+        signals[at.signal + signal::RESET * stride] = indicator::<F>(restarted);
+    }
 }
 
 /// What the physics of one step gave: the reward, and whether the episode ended in a

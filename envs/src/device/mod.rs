@@ -16,6 +16,7 @@ mod cartpole;
 mod choices;
 mod fused;
 mod mountain_car;
+mod multi_step;
 mod pendulum;
 mod records;
 mod seeded;
@@ -30,6 +31,7 @@ pub use cartpole::CartPoleTensors;
 pub use choices::{EnvBackend, StepKernel};
 pub use fused::{Outcome, Physics, kernel_physics};
 pub use mountain_car::MountainCarTensors;
+pub use multi_step::KernelSteps;
 pub use pendulum::PendulumTensors;
 use records::EpisodeRecords;
 pub use records::{FinishedEpisodes, RecordedEpisode};
@@ -306,6 +308,12 @@ impl DeviceVectorEnv {
         self.set_table(fresh_table(state.transpose()));
     }
 
+    /// Steps after which an episode is truncated, as the kernels take it (`f32::MAX`: never).
+    fn time_limit(&self) -> f32 {
+        self.max_episode_steps
+            .map_or(f32::MAX, |limit| limit as f32)
+    }
+
     /// Steps every env: an env whose episode ended on the previous step starts a new one
     /// instead (its action ignored, reward 0, both flags false), as Gymnasium's next-step
     /// autoreset does.
@@ -314,9 +322,7 @@ impl DeviceVectorEnv {
         if let Some(seeded) = &self.seeded {
             starts = seeded.next(starts);
         }
-        let time_limit = self
-            .max_episode_steps
-            .map_or(f32::MAX, |limit| limit as f32);
+        let time_limit = self.time_limit();
         let step = match (self.kernel, self.dynamics.fused_physics()) {
             (StepKernel::Fused, Some(physics)) => {
                 let [table, observations, signals] =
