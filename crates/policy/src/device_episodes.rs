@@ -7,12 +7,11 @@ use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
 
 use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
 use crate::episode_kernel::{
-    EpisodeScalars, KernelActivation, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH,
-    envs_per_unit, launch, loop_iterations, padded_weights, slot,
+    EpisodeScalars, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH, envs_per_unit,
+    launch, loop_iterations, padded_weights, slot,
 };
 use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
 use crate::greedy_network::{GreedyHead, GreedyNetwork};
-use crate::network::Activation;
 use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
 
 /// The widest layer (inputs and outputs included) the kernel keeps in local arrays.
@@ -46,7 +45,7 @@ pub(crate) struct EpisodeProgram {
 }
 
 /// Whether a device runs cubecl kernels (wgpu, CUDA).
-fn runs_cube_kernels(device: &Device) -> bool {
+pub(crate) fn runs_cube_kernels(device: &Device) -> bool {
     matches!(
         device.clone().without_autodiff().as_dispatch(),
         burn::backend::DispatchDevice::Cube(_)
@@ -117,10 +116,7 @@ impl EpisodeProgram {
                 physics,
                 max_width: widest.max(physics.observation_dim()),
                 layers: layout.len() - 1,
-                activation: match network.activation {
-                    Activation::Tanh => KernelActivation::Tanh,
-                    Activation::Relu => KernelActivation::Relu,
-                },
+                activation: network.activation.into(),
                 head,
                 normalized: clip > 0.0,
                 envs_per_unit: envs_per_unit(on_hardware(agent.inference_device().device())),
@@ -159,20 +155,30 @@ impl EpisodeProgram {
     /// stays within [`LOOP_ITERATION_LIMIT`].
     pub(crate) fn steps_per_launch(&self, quota: usize) -> Result<u32, String> {
         let widths: Vec<usize> = self.layout.iter().map(|&w| w as usize).collect();
-        // Half the limit: the count is of the loops written here, and the compiled shader
-        // runs more (launches sized to the whole limit still went wrong on lavapipe).
-        let head = self.shape.head;
-        let envs = self.shape.envs_per_unit;
-        let iterations = |steps| loop_iterations(&widths, head, envs, steps, quota);
-        let fits = |steps| iterations(steps) <= LOOP_ITERATION_LIMIT / 2;
-        match (1..=STEPS_PER_LAUNCH).rev().find(|&steps| fits(steps)) {
-            Some(steps) => Ok(steps as u32),
-            None => Err(format!(
-                "a launch of one step for {quota} episodes a slot takes {} loop iterations, \
-                 over half the {LOOP_ITERATION_LIMIT} lavapipe runs",
-                iterations(1)
-            )),
-        }
+        steps_within_limit(&widths, self.shape.head, self.shape.envs_per_unit, quota)
+    }
+}
+
+/// Steps per launch of a kernel over a network of layer `widths` (input first) whose units
+/// run `envs_per_unit` slots of at most `quota` episodes each, or why not even one step
+/// stays within [`LOOP_ITERATION_LIMIT`].
+pub(crate) fn steps_within_limit(
+    widths: &[usize],
+    head: KernelHead,
+    envs_per_unit: usize,
+    quota: usize,
+) -> Result<u32, String> {
+    // Half the limit: the count is of the loops written here, and the compiled shader
+    // runs more (launches sized to the whole limit still went wrong on lavapipe).
+    let iterations = |steps| loop_iterations(widths, head, envs_per_unit, steps, quota);
+    let fits = |steps| iterations(steps) <= LOOP_ITERATION_LIMIT / 2;
+    match (1..=STEPS_PER_LAUNCH).rev().find(|&steps| fits(steps)) {
+        Some(steps) => Ok(steps as u32),
+        None => Err(format!(
+            "a launch of one step for {quota} episodes a slot takes {} loop iterations, \
+             over half the {LOOP_ITERATION_LIMIT} lavapipe runs",
+            iterations(1)
+        )),
     }
 }
 
@@ -280,6 +286,7 @@ mod tests {
     use super::*;
     use crate::acting::AgentDevice;
     use crate::episodes::{preferred_env_backend, run_episodes, run_episodes_per_step};
+    use crate::network::Activation;
     use crate::network::{ActionHead, ActorCritic};
     use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
 

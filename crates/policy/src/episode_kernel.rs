@@ -24,6 +24,8 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*};
 use gradless_envs::device::Physics;
 use gradless_envs::device::kernel_physics::{physics_step, write_observation};
 
+use crate::network::Activation;
+
 /// What the network's output becomes: the action the physics takes.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum KernelHead {
@@ -71,6 +73,15 @@ pub enum KernelActivation {
     Tanh,
     /// `relu`.
     Relu,
+}
+
+impl From<Activation> for KernelActivation {
+    fn from(activation: Activation) -> Self {
+        match activation {
+            Activation::Tanh => Self::Tanh,
+            Activation::Relu => Self::Relu,
+        }
+    }
 }
 
 /// What a kernel is compiled for: one kernel per env, network shape class and head.
@@ -346,7 +357,7 @@ fn activate<F: Float>(x: F, #[comptime] activation: KernelActivation) -> F {
 }
 
 /// Four consecutive weights, read with one load.
-type Quad<F> = Vector<F, Const<4>>;
+pub(crate) type Quad<F> = Vector<F, Const<4>>;
 
 /// Outputs a blocked layer computes together: four [`Quad`]s of accumulators.
 pub const BLOCK_OUTPUTS: usize = 16;
@@ -380,7 +391,7 @@ pub fn padded_weights(widths: &[usize], weights: &[f32]) -> Vec<f32> {
 /// layers read each weight once for all the slots. On lavapipe a unit's every load from a
 /// buffer costs about as much as a dozen products.
 #[cube]
-fn forward<F: Float>(
+pub(crate) fn forward<F: Float>(
     scratch: &mut Tensor<F>,
     base: usize,
     slots: usize,
@@ -534,7 +545,7 @@ fn store_quad<F: Float>(
 /// a drawing head takes `u` (uniform in `[0, 1)`) or `z` (standard normal).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn act<F: Float>(
+pub(crate) fn act<F: Float>(
     // Only read; `&mut` because the kernel holds the activations mutably.
     x: &mut Tensor<F>,
     first: usize,
@@ -619,6 +630,27 @@ fn standard_normal<F: Float>(u1: F, u2: F) -> F {
     // 1 - u1 lies in (0, 1]: a finite logarithm.
     let radius = F::sqrt(F::new(-2.0) * F::ln(F::new(1.0) - u1));
     radius * F::cos(F::new(std::f32::consts::TAU) * u2)
+}
+
+/// What a drawing head takes per step (see [`act`]).
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct Draws<F: Float> {
+    /// Uniform in `[0, 1)`.
+    pub u: F,
+    /// Standard normal.
+    pub z: F,
+}
+
+/// Step `step`'s draws for the key `(lo, hi)`: a function of those alone.
+#[cube]
+pub(crate) fn draws<F: Float>(lo: u32, hi: u32, step: u32) -> Draws<F> {
+    Draws::<F> {
+        u: uniform::<F>(lo, hi, step, 0u32),
+        z: standard_normal::<F>(
+            uniform::<F>(lo, hi, step, 1u32),
+            uniform::<F>(lo, hi, step, 2u32),
+        ),
+    }
 }
 
 /// One unit per `shape.envs_per_unit` env slots (their number a multiple of it), running up to
@@ -842,9 +874,9 @@ fn take_step<F: Float>(
         // Keyed by the episode's seed (the plan's first plus its number) and step.
         let lo = scalars.seed_lo + u32::cast_from(first + finished);
         let hi = scalars.seed_hi + u32::cast_from(lo < scalars.seed_lo);
-        let t = u32::cast_from(elapsed);
-        u = uniform::<F>(lo, hi, t, 0u32);
-        z = standard_normal::<F>(uniform::<F>(lo, hi, t, 1u32), uniform::<F>(lo, hi, t, 2u32));
+        let drawn = draws::<F>(lo, hi, u32::cast_from(elapsed));
+        u = drawn.u;
+        z = drawn.z;
     }
     let num_slots = scratch.len() / comptime![2 * shape.max_width];
     let action = act(

@@ -15,6 +15,7 @@ mod host_forward;
 mod network;
 mod normalization;
 mod rollout;
+pub mod rollout_kernel;
 pub mod sampling;
 mod soft_actor_critic;
 mod tanh;
