@@ -82,11 +82,13 @@ fi
 
 if wants train; then
     steps="${TRAIN_STEPS:-51200}"
-    section "PPO CartPole-v1, $steps steps on wgpu: device envs, then CPU envs"
-    for backend in device cpu; do
+    section "PPO CartPole-v1, $steps steps on wgpu: device envs (rollout kernel, per step), CPU envs"
+    for run in device:true device:false cpu:true; do
+        backend="${run%%:*}" kernel="${run##*:}"
         timeout "${TRAIN_TIMEOUT:-300}" $bin/gradless --json train --config configs/cartpole_ppo.toml \
-            --device wgpu --set ppo.env_backend=$backend --set evaluation.every_steps=0 \
-            --set total_timesteps="$steps" --out "/tmp/ppo-$backend" | tail -1
+            --device wgpu --set ppo.env_backend=$backend --set ppo.rollout_kernel=$kernel \
+            --set evaluation.every_steps=0 --set total_timesteps="$steps" \
+            --out "/tmp/ppo-$backend-$kernel" | tail -1
     done
 fi
 

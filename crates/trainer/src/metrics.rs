@@ -21,6 +21,8 @@ pub struct PpoUpdate {
     pub explained_variance: f64,
     /// Environment steps per second over the iteration.
     pub sps: f64,
+    /// Seconds of the iteration spent collecting its rollout (the read-back included).
+    pub rollout_seconds: f64,
 }
 
 /// A PPO update's losses and diagnostics, each the mean over its minibatches (CleanRL's

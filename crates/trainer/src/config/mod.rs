@@ -324,6 +324,10 @@ pub struct PpoConfig {
     /// to the device every step) or `device` (beside the policy, as tensor programs; the
     /// rollout is read back once, with its finished episodes).
     pub env_backend: EnvBackend,
+    /// Device envs on wgpu: run the rollout in the rollout kernel (policy, draw and env step
+    /// for many steps per launch) where the actor fits it; `false` steps it one step at a
+    /// time. Ignored for CPU envs and on flex.
+    pub rollout_kernel: bool,
 }
 
 impl Default for PpoConfig {
@@ -345,6 +349,7 @@ impl Default for PpoConfig {
             value_coef: 0.5,
             max_grad_norm: 0.5,
             env_backend: EnvBackend::Cpu,
+            rollout_kernel: true,
         }
     }
 }

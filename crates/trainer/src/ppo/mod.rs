@@ -11,6 +11,8 @@
 //! actions are sampled there too, and nothing is read back until the rollout ends. Device
 //! envs restart on the step after an episode ends (Gymnasium's next-step autoreset); that
 //! step's transition, whose action was ignored, is left out of the update.
+//! On wgpu the whole rollout runs in the rollout kernel where the actor fits it
+//! (`rollout_kernel = true`, the default): many steps of policy, draw and env per launch.
 
 mod loss;
 mod rollout;
@@ -70,8 +72,10 @@ impl Ppo {
             self.config.num_steps,
             self.config.gamma as f32,
             self.inference.device(),
+            self.config.rollout_kernel,
         )
         .map_err(|e| act_error(self.global_step, e))?;
+        let rollout_seconds = started.elapsed().as_secs_f64();
         let n = self.envs.num_envs() as u64;
         iteration.episodes.extend(episodes.iter().map(|episode| {
             (
@@ -107,6 +111,7 @@ impl Ppo {
             losses,
             explained_variance: explained_variance(&transitions.values, &returns),
             sps: (transitions.values.len() as f64 / seconds).round(),
+            rollout_seconds,
         }));
         Ok(())
     }

@@ -6,6 +6,11 @@
 //! are: for CPU envs on the host from the run's own generator (outputs read back each step,
 //! so a resumed run draws the same actions), for device envs on the device.
 //!
+//! Device envs on wgpu take another way where the actor fits the rollout kernel: many
+//! steps of policy, draw and env per launch, the draws from the kernel's counter-based
+//! generator keyed by a seed from the run's generator; then one batched forward pass gives
+//! the values and log-probabilities.
+//!
 //! Truncation is not termination: when the time limit cuts an episode, the discounted value
 //! of its last observation is added to the last reward. Under next-step autoreset (device
 //! envs) that observation is the next row's; under same-step autoreset (CPU envs) the batch
@@ -13,9 +18,10 @@
 
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use burn::tensor::Transaction;
-use gradless_envs::device::{DeviceActions, RecordedEpisode, signal};
+use gradless_envs::device::{DeviceActions, DeviceVectorEnv, RecordedEpisode, signal};
 use gradless_envs::{BatchObservations, EnvBatch, EnvRng, StepSignals, most_episodes};
 use gradless_policy::acting::{finite_f32, read_f32};
+use gradless_policy::rollout_kernel::{KernelRollout, RolloutProgram, run_rollout};
 use gradless_policy::sampling::{Categorical, DiagGaussian, sample_categorical, sample_gaussian};
 use gradless_policy::{ActError, ActionBatch, ActionHead, ActorCritic, AgentActions};
 
@@ -80,7 +86,8 @@ pub(super) struct Collected {
 /// Runs `steps` steps of `envs` with `actor` (an inference copy on `device`), sampling host
 /// actions from `rng`, and reads the rollout back. Observations are normalised, and their
 /// statistics updated with each batch acted on, when `normalizers` says so; rewards scaled
-/// likewise (the episodes' returns stay the envs' own).
+/// likewise (the episodes' returns stay the envs' own). Device envs run in the rollout
+/// kernel when `use_kernel` and the actor fits it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn collect(
     actor: &ActorCritic,
@@ -91,7 +98,29 @@ pub(super) fn collect(
     steps: usize,
     gamma: f32,
     device: &Device,
+    use_kernel: bool,
 ) -> Result<Collected, ActError> {
+    if use_kernel && let Some(device_envs) = envs.device_envs() {
+        let program = device_envs
+            .kernel_physics()
+            .ok_or_else(|| format!("{} has no kernel physics", device_envs.env_id()))
+            .and_then(|physics| RolloutProgram::new(actor, head, physics));
+        match program {
+            Ok(program) => {
+                return collect_in_kernel(
+                    &program,
+                    actor,
+                    head,
+                    device_envs,
+                    rng,
+                    normalizers,
+                    steps,
+                    gamma,
+                );
+            }
+            Err(why) => tracing::debug!(%why, "the rollout steps one step at a time"),
+        }
+    }
     let n = envs.num_envs();
     let dim = envs.observation_dim();
     envs.record_episodes(most_episodes(envs.autoreset_mode(), steps));
@@ -153,6 +182,81 @@ pub(super) fn collect(
         transitions,
         episodes,
     })
+}
+
+/// [`collect`] in the rollout kernel: the kernel's records, then the values and
+/// log-probabilities of the whole rollout in one forward pass each.
+#[allow(clippy::too_many_arguments)]
+fn collect_in_kernel(
+    program: &RolloutProgram,
+    actor: &ActorCritic,
+    head: ActionHead,
+    envs: &mut DeviceVectorEnv,
+    rng: &mut EnvRng,
+    normalizers: &mut Normalizers,
+    steps: usize,
+    gamma: f32,
+) -> Result<Collected, ActError> {
+    let n = envs.num_envs();
+    let run = run_rollout(program, envs, steps, rng.next_u64())?;
+    let outputs = actor.actor(run.observations.clone());
+    let mut recorded = Recorded::default();
+    let log_probs = match head {
+        ActionHead::Categorical { .. } => {
+            let actions = run.actions.clone().int();
+            recorded.discrete_actions.push(actions.clone());
+            Categorical::new(outputs).log_prob(actions.unsqueeze_dim(1))
+        }
+        ActionHead::Gaussian { .. } => {
+            let actions = run.actions.clone().unsqueeze_dim(1);
+            recorded.continuous_actions.push(actions.clone());
+            let log_std = actor.log_std().expect("Gaussian heads have a log-std");
+            DiagGaussian::new(outputs, log_std).log_prob(actions)
+        }
+    };
+    recorded.log_probs.push(log_probs);
+    recorded.values.push(actor.value(run.observations.clone()));
+    recorded.observations.push(run.observations.clone());
+    recorded.signals.push(run.signals.clone());
+    let next_values = actor.value(envs.observations());
+    let transitions = recorded.read_back(next_values, n, gamma, normalizers.rewards.as_mut())?;
+    Ok(Collected {
+        transitions,
+        episodes: kernel_episodes(&run, n)?,
+    })
+}
+
+/// The episodes that ended in a kernel rollout of `n` envs, in the order they ended, each
+/// with the step it ended on.
+fn kernel_episodes(run: &KernelRollout, n: usize) -> Result<Vec<RecordedEpisode>, ActError> {
+    // Terminated and truncated, then the return and length after each step.
+    let ends = Tensor::cat(
+        vec![
+            run.signals.clone().narrow(0, signal::TERMINATED, 2),
+            run.totals.clone(),
+        ],
+        0,
+    );
+    let values = read_f32(ends)?;
+    let columns = values.len() / 4;
+    let row = |k: usize| &values[k * columns..(k + 1) * columns];
+    let (terminated, truncated, returns, lengths) = (row(0), row(1), row(2), row(3));
+    let mut finished = vec![0; n];
+    let mut episodes = Vec::new();
+    for k in (0..columns).filter(|&k| terminated[k] > 0.5 || truncated[k] > 0.5) {
+        let env_index = k % n;
+        episodes.push(RecordedEpisode {
+            env_index,
+            nth: finished[env_index],
+            episode_return: f64::from(returns[k]),
+            length: lengths[k] as u32,
+            terminated: terminated[k] > 0.5,
+            truncated: truncated[k] > 0.5,
+            step: (k / n + 1) as u64,
+        });
+        finished[env_index] += 1;
+    }
+    Ok(episodes)
 }
 
 impl Recorded {
@@ -329,4 +433,113 @@ pub(super) fn gae(
         }
     }
     advantages
+}
+
+#[cfg(test)]
+mod tests {
+    use gradless_device::{Backend, InferenceDevice, open};
+    use gradless_envs::device::make_device_vector;
+    use gradless_policy::Activation;
+
+    use super::*;
+
+    /// A fresh CartPole actor's rollout of `steps` steps of 16 device envs on wgpu, in the
+    /// rollout kernel or one step at a time.
+    fn rollout(in_kernel: bool, steps: usize) -> Collected {
+        let base = open(Backend::Wgpu).expect("a wgpu adapter (lavapipe on CI)");
+        let device = InferenceDevice::new(&base).device().clone();
+        let head = ActionHead::Categorical { n: 2 };
+        let mut rng = EnvRng::from_seed(3);
+        let actor = ActorCritic::new(4, &[64, 64], Activation::Tanh, head, &mut rng, &device);
+        let mut envs = make_device_vector("CartPole-v1", 16, &device).unwrap();
+        EnvBatch::reset(&mut envs, 5).unwrap();
+        let mut normalizers = Normalizers::default();
+        collect(
+            &actor,
+            head,
+            &mut envs,
+            &mut rng,
+            &mut normalizers,
+            steps,
+            0.99,
+            &device,
+            in_kernel,
+        )
+        .unwrap()
+    }
+
+    fn mean_length(episodes: &[RecordedEpisode]) -> f64 {
+        episodes.iter().map(|e| f64::from(e.length)).sum::<f64>() / episodes.len() as f64
+    }
+
+    /// The kernel's rollout is a rollout: the step after each episode's end restarts its env
+    /// and is left out of the update, each episode's length is the steps its env acted
+    /// since its previous one ended, the log-probabilities are the actor's, and a near-
+    /// uniform policy's episodes last as long as in a per-step rollout (within five
+    /// standard errors).
+    #[test]
+    fn kernel_rollouts_are_rollouts_of_the_policy() {
+        let (n, steps) = (16, 120);
+        let Collected {
+            transitions,
+            episodes,
+        } = rollout(true, steps);
+        assert_eq!(transitions.values.len(), n * steps);
+        assert_eq!(transitions.observations.len(), n * steps * 4);
+        assert!(
+            transitions
+                .discrete_actions
+                .iter()
+                .all(|&a| a == 0 || a == 1)
+        );
+        // A near-uniform policy: every log-probability close to ln 1/2.
+        assert!(
+            transitions
+                .log_probs
+                .iter()
+                .all(|&p| (p - 0.5f32.ln()).abs() < 0.05),
+            "{:?}",
+            &transitions.log_probs[..8]
+        );
+        let mut acted = vec![0u32; n];
+        let mut seen = vec![0usize; n];
+        for t in 0..steps {
+            for e in 0..n {
+                let k = t * n + e;
+                let restarts = t > 0 && transitions.dones[k - n];
+                assert_eq!(transitions.valid[k], !restarts, "step {t}, env {e}");
+                if restarts {
+                    acted[e] = 0;
+                    continue;
+                }
+                acted[e] += 1;
+                if transitions.dones[k] {
+                    let episode = episodes
+                        .iter()
+                        .find(|ep| ep.env_index == e && ep.nth == seen[e])
+                        .expect("an episode per done transition");
+                    assert_eq!(episode.step, (t + 1) as u64);
+                    assert_eq!(episode.length, acted[e]);
+                    assert_eq!(episode.episode_return, f64::from(acted[e]));
+                    seen[e] += 1;
+                }
+            }
+        }
+        assert_eq!(seen.iter().sum::<usize>(), episodes.len());
+        let stepped = rollout(false, steps).episodes;
+        let (a, b) = (mean_length(&episodes), mean_length(&stepped));
+        let spread = |e: &[RecordedEpisode], mean: f64| {
+            e.iter()
+                .map(|x| (f64::from(x.length) - mean).powi(2))
+                .sum::<f64>()
+                / e.len() as f64
+        };
+        let error = (spread(&episodes, a) / episodes.len() as f64
+            + spread(&stepped, b) / stepped.len() as f64)
+            .sqrt();
+        assert!(
+            (a - b).abs() < 5.0 * error,
+            "{a} vs {b} (standard error {error})"
+        );
+    }
 }
