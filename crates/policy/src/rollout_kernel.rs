@@ -23,7 +23,7 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::ir::ElemType;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
-use gradless_envs::device::kernel_physics::{StepAt, step_in_place, write_observation};
+use gradless_envs::device::kernel_physics::{StepAt, copy_column, observe_column, step_in_place};
 use gradless_envs::device::{DeviceVectorEnv, Physics, bookkeeping, signal};
 
 use crate::acting::ActError;
@@ -200,10 +200,7 @@ fn rollout_kernel<F: Float>(
     }
     let state_dim = comptime![shape.physics.state_dim()];
     let observation_dim = comptime![shape.physics.observation_dim()];
-    #[unroll]
-    for k in 0..comptime![shape.physics.state_dim() + bookkeeping::COUNT] {
-        next_table[k * n + env] = table[k * n + env];
-    }
+    copy_column(table, next_table, env, n, shape.physics);
     let outputs = usize::cast_from(layout[comptime![shape.layers]]);
     let columns = usize::cast_from(steps) * n;
     let lo = seed_lo + u32::cast_from(env);
@@ -211,13 +208,8 @@ fn rollout_kernel<F: Float>(
     let book = state_dim * n + env;
     for t in 0..steps {
         let column = usize::cast_from(t) * n + env;
-        let mut state = Array::<F>::new(state_dim);
-        #[unroll]
-        for k in 0..state_dim {
-            state[k] = next_table[k * n + env];
-        }
         let mut observation = Array::<F>::new(observation_dim);
-        write_observation(&state, &mut observation, shape.physics);
+        observe_column(next_table, env, n, &mut observation, shape.physics);
         #[unroll]
         for k in 0..observation_dim {
             observations[column * observation_dim + k] = observation[k];

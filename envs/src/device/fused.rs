@@ -227,11 +227,7 @@ fn step_kernel<F: Float, A: Numeric>(
     if env >= n {
         terminate!();
     }
-    let state_dim = comptime![physics.state_dim()];
-    #[unroll]
-    for k in 0..comptime![physics.state_dim() + bookkeeping::COUNT] {
-        next[k * n + env] = table[k * n + env];
-    }
+    kernel_physics::copy_column(table, next, env, n, physics);
     let at = kernel_physics::StepAt {
         env,
         n,
@@ -249,14 +245,9 @@ fn step_kernel<F: Float, A: Numeric>(
         time_limit,
         physics,
     );
-    let mut state = Array::<F>::new(state_dim);
-    #[unroll]
-    for k in 0..state_dim {
-        state[k] = next[k * n + env];
-    }
     let observation_dim = comptime![physics.observation_dim()];
     let mut observation = Array::<F>::new(observation_dim);
-    kernel_physics::write_observation(&state, &mut observation, physics);
+    kernel_physics::observe_column(next, env, n, &mut observation, physics);
     #[unroll]
     for k in 0..observation_dim {
         observations[env * observation_dim + k] = observation[k];
@@ -307,6 +298,41 @@ pub mod kernel_physics {
                 }
             }
         }
+    }
+
+    /// Env `env`'s column of an `n`-wide `[state + 6, n]` table, state and bookkeeping,
+    /// copied from `from` to `to`: what a kernel does before stepping the env in place.
+    #[cube]
+    pub fn copy_column<F: Float>(
+        from: &Tensor<F>,
+        to: &mut Tensor<F>,
+        env: usize,
+        n: usize,
+        #[comptime] physics: Physics,
+    ) {
+        #[unroll]
+        for k in 0..comptime![physics.state_dim() + bookkeeping::COUNT] {
+            to[k * n + env] = from[k * n + env];
+        }
+    }
+
+    /// The observation of the state in env `env`'s column of an `n`-wide table, written
+    /// into `observation`.
+    #[cube]
+    pub fn observe_column<F: Float>(
+        // Only read; `&mut` because the kernels hold their tables mutably.
+        table: &mut Tensor<F>,
+        env: usize,
+        n: usize,
+        observation: &mut Array<F>,
+        #[comptime] physics: Physics,
+    ) {
+        let mut state = Array::<F>::new(comptime![physics.state_dim()]);
+        #[unroll]
+        for k in 0..comptime![physics.state_dim()] {
+            state[k] = table[k * n + env];
+        }
+        write_observation(&state, observation, physics);
     }
 
     /// Where one env's step reads and writes: its column `env` of the `n`-wide table, its
