@@ -69,7 +69,8 @@ fi
 if wants grad_modes; then
     section "bench grad-modes (${GRAD_MODE_DEVICES:=wgpu,flex})"
     $bin/gradless --json bench grad-modes checkpoints/cartpole-v1-ppo --device "$GRAD_MODE_DEVICES" \
-        --batch 1,16,256,4096 --seconds 0.3 --windows 5 --memory-steps 2000 --out "${OUT:-/tmp}"
+        --batch 1,16,256,4096 --seconds 0.3 --windows 5 --memory-steps 2000 --graph-capture \
+        --out "${OUT:-/tmp}"
 fi
 
 if wants torch; then

@@ -283,9 +283,46 @@ fn bench_grad_modes_reports_each_mode_and_draws_its_chart() {
         assert!(line["us_per_step"].as_f64().unwrap() > 0.0, "{line}");
         assert!(line["memory_growth_bytes"].is_i64(), "{line}");
         assert_eq!(line["actions_identical"], true);
+        assert!(line.get("graph_capture").is_none(), "{line}");
     }
     assert!(out.join("grad-modes-flex.svg").exists());
     assert!(out.join("grad-modes-flex.png").exists());
+
+    // flex records no graph: each replay re-runs the step, on the input written before it.
+    let captured = gradless(&[
+        "--json",
+        "bench",
+        "grad-modes",
+        checkpoints.join("cartpole-v1-dqn").to_str().unwrap(),
+        "--device",
+        "flex",
+        "--batch",
+        "8",
+        "--seconds",
+        "0.01",
+        "--windows",
+        "1",
+        "--memory-steps",
+        "0",
+        "--graph-capture",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(captured.status.success(), "{}", stderr(&captured));
+    let lines = json_lines(&captured);
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let replay = &line["graph_capture"];
+        assert_eq!(replay["hardware_graph"], false, "{line}");
+        assert_eq!(replay["actions_identical"], true, "{line}");
+        assert!(replay["us_per_step"].as_f64().unwrap() > 0.0, "{line}");
+        let speedup =
+            line["us_per_step"].as_f64().unwrap() / replay["us_per_step"].as_f64().unwrap();
+        assert!(
+            (replay["speedup"].as_f64().unwrap() - speedup).abs() < 1e-9,
+            "{line}"
+        );
+    }
     std::fs::remove_dir_all(&out).unwrap();
 
     let bad = gradless(&["bench", "grad-modes", "--batch", "0", "--device", "flex"]);

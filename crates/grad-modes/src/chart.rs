@@ -147,6 +147,7 @@ mod tests {
             memory_growth_bytes: 0,
             device_memory_growth_bytes: None,
             actions_identical: true,
+            graph_capture: None,
         }
     }
 

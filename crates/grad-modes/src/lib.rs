@@ -8,12 +8,16 @@
 //! This is the one crate that puts a policy on an autodiff device only to act with it: the
 //! evaluator itself cannot hold one.
 
+mod capture;
 mod chart;
 mod measure;
 mod memory;
 mod mode;
 
+pub use capture::CapturedPolicy;
 pub use chart::write_charts;
-pub use measure::{GradModeError, Measurement, Plan, Speedup, inference_speedup, measure, median};
+pub use measure::{
+    CapturedTiming, GradModeError, Measurement, Plan, Speedup, inference_speedup, measure, median,
+};
 pub use memory::resident_bytes;
 pub use mode::{GradMode, ModedPolicy};

@@ -11,6 +11,7 @@ use gradless_policy::{
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::capture::CapturedPolicy;
 use crate::memory::resident_bytes;
 use crate::mode::{GradMode, ModedPolicy};
 
@@ -32,6 +33,8 @@ pub struct Plan {
     pub memory_steps: usize,
     /// The rollout stops early once resident memory has grown by this much.
     pub memory_limit_bytes: u64,
+    /// Also time each mode's step replayed from a graph captured with burn's `capture`.
+    pub graph_capture: bool,
 }
 
 /// One device, batch and mode.
@@ -56,6 +59,26 @@ pub struct Measurement {
     /// Growth of the device allocator's live bytes, where the backend reports it.
     pub device_memory_growth_bytes: Option<i64>,
     /// Whether this mode chose the same actions as the others on every input batch.
+    pub actions_identical: bool,
+    /// The same step replayed from a captured graph, when the plan asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_capture: Option<CapturedTiming>,
+}
+
+/// A mode's step replayed from a graph captured with burn's `capture`, timed in the same
+/// alternating windows as the ordinary step.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CapturedTiming {
+    /// Whether the device replayed a recorded graph; `false` where burn re-runs the step
+    /// instead (flex, and autodiff devices, which do not implement capture).
+    pub hardware_graph: bool,
+    /// Median time of one replayed step (upload into the captured input, replay, greedy
+    /// selection, read-back).
+    pub us_per_step: f64,
+    /// The ordinary step's median time over the replayed one's.
+    pub speedup: f64,
+    /// Whether the replays chose the ordinary step's actions on every input batch (each
+    /// replay reads the batch written into the captured input just before it).
     pub actions_identical: bool,
 }
 
@@ -114,15 +137,39 @@ fn input_batches(
     Ok((batches, dim))
 }
 
+/// One policy step on a batch of observations, however it is run.
+trait TimedStep {
+    fn step(&mut self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError>;
+    fn sync(&self) -> Result<(), ActError>;
+}
+
+impl TimedStep for ModedPolicy {
+    fn step(&mut self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
+        ModedPolicy::step(self, observations, dim)
+    }
+    fn sync(&self) -> Result<(), ActError> {
+        ModedPolicy::sync(self)
+    }
+}
+
+impl TimedStep for CapturedPolicy {
+    fn step(&mut self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
+        CapturedPolicy::step(self, observations, dim)
+    }
+    fn sync(&self) -> Result<(), ActError> {
+        CapturedPolicy::sync(self)
+    }
+}
+
 /// Whether every policy picks the same actions on every input batch.
 fn actions_agree(
-    policies: &[ModedPolicy],
+    policies: &mut [&mut dyn TimedStep],
     inputs: &[Vec<f32>],
     dim: usize,
 ) -> Result<bool, ActError> {
     for input in inputs {
         let actions: Vec<ActionBatch> = policies
-            .iter()
+            .iter_mut()
             .map(|p| p.step(input, dim))
             .collect::<Result<_, _>>()?;
         if actions.windows(2).any(|pair| pair[0] != pair[1]) {
@@ -135,12 +182,12 @@ fn actions_agree(
 /// Median microseconds per step of each policy. Windows alternate between the policies so
 /// that a noisy stretch of the machine hits them all alike.
 fn time_steps(
-    policies: &[ModedPolicy],
+    policies: &mut [&mut dyn TimedStep],
     inputs: &[Vec<f32>],
     dim: usize,
     plan: &Plan,
 ) -> Result<Vec<f64>, ActError> {
-    for policy in policies {
+    for policy in policies.iter_mut() {
         for k in 0..plan.warmup_steps {
             policy.step(&inputs[k % inputs.len()], dim)?;
         }
@@ -148,7 +195,7 @@ fn time_steps(
     }
     let mut samples = vec![Vec::with_capacity(plan.windows); policies.len()];
     for _ in 0..plan.windows {
-        for (policy, samples) in policies.iter().zip(&mut samples) {
+        for (policy, samples) in policies.iter_mut().zip(&mut samples) {
             let start = Instant::now();
             let mut steps = 0usize;
             // Each step reads its actions back, which waits for the device.
@@ -214,13 +261,19 @@ pub fn measure(
     let mut results = Vec::new();
     for &batch in &plan.batches {
         let (inputs, dim) = input_batches(checkpoint, base, batch)?;
-        let policies: Vec<ModedPolicy> = [GradMode::Inference, GradMode::NoGrad, GradMode::Tracked]
-            .into_iter()
-            .map(|mode| ModedPolicy::load(checkpoint, base, mode))
-            .collect::<Result<_, _>>()?;
-        let identical = actions_agree(&policies, &inputs, dim)?;
-        let times = time_steps(&policies, &inputs, dim, plan)?;
-        for (policy, us_per_step) in policies.iter().zip(times) {
+        let mut policies: Vec<ModedPolicy> =
+            [GradMode::Inference, GradMode::NoGrad, GradMode::Tracked]
+                .into_iter()
+                .map(|mode| ModedPolicy::load(checkpoint, base, mode))
+                .collect::<Result<_, _>>()?;
+        let identical = actions_agree(&mut steppers(&mut policies), &inputs, dim)?;
+        let (times, captured) = if plan.graph_capture {
+            time_with_captures(&mut policies, &inputs, dim, plan)?
+        } else {
+            let times = time_steps(&mut steppers(&mut policies), &inputs, dim, plan)?;
+            (times, vec![None; policies.len()])
+        };
+        for ((policy, us_per_step), graph_capture) in policies.iter().zip(times).zip(captured) {
             let (memory_steps, memory_growth_bytes, device_memory_growth_bytes) =
                 memory_rollout(policy, &inputs, dim, plan)?;
             let measurement = Measurement {
@@ -234,12 +287,61 @@ pub fn measure(
                 memory_growth_bytes,
                 device_memory_growth_bytes,
                 actions_identical: identical,
+                graph_capture,
             };
             on_measurement(&measurement);
             results.push(measurement);
         }
     }
     Ok(results)
+}
+
+fn steppers<T: TimedStep>(policies: &mut [T]) -> Vec<&mut dyn TimedStep> {
+    policies
+        .iter_mut()
+        .map(|p| p as &mut dyn TimedStep)
+        .collect()
+}
+
+/// Each policy's median time per step and its captured twin's timing, timed in the same
+/// alternating windows; the captured graphs are gone when this returns.
+fn time_with_captures(
+    policies: &mut [ModedPolicy],
+    inputs: &[Vec<f32>],
+    dim: usize,
+    plan: &Plan,
+) -> Result<(Vec<f64>, Vec<Option<CapturedTiming>>), ActError> {
+    let mut captured: Vec<CapturedPolicy> = policies
+        .iter()
+        .map(|policy| CapturedPolicy::capture(policy, &inputs[0], dim))
+        .collect();
+    let mut identical = Vec::with_capacity(policies.len());
+    for (policy, twin) in policies.iter_mut().zip(&mut captured) {
+        identical.push(actions_agree(
+            &mut [policy as &mut dyn TimedStep, twin],
+            inputs,
+            dim,
+        )?);
+    }
+    let mut all = steppers(policies);
+    all.extend(steppers(&mut captured));
+    let mut times = time_steps(&mut all, inputs, dim, plan)?;
+    let replayed = times.split_off(policies.len());
+    let timings = captured
+        .iter()
+        .zip(replayed)
+        .zip(identical)
+        .zip(&times)
+        .map(|(((twin, us_per_step), actions_identical), ordinary)| {
+            Some(CapturedTiming {
+                hardware_graph: twin.hardware_graph(),
+                us_per_step,
+                speedup: ordinary / us_per_step,
+                actions_identical,
+            })
+        })
+        .collect();
+    Ok((times, timings))
 }
 
 /// How much faster inference mode is than `no_grad` for this policy at `batch`: the
@@ -256,11 +358,11 @@ pub fn inference_speedup(
         ));
     }
     let (inputs, dim) = input_batches(checkpoint, base, batch)?;
-    let policies = [GradMode::NoGrad, GradMode::Inference]
+    let mut policies = [GradMode::NoGrad, GradMode::Inference]
         .into_iter()
         .map(|mode| ModedPolicy::load(checkpoint, base, mode))
         .collect::<Result<Vec<_>, _>>()?;
-    let times = time_steps(&policies, &inputs, dim, plan)?;
+    let times = time_steps(&mut steppers(&mut policies), &inputs, dim, plan)?;
     Ok(Speedup {
         batch,
         no_grad_us_per_step: times[0],
@@ -293,6 +395,7 @@ mod tests {
             warmup_steps: 2,
             memory_steps: 300,
             memory_limit_bytes: 1 << 30,
+            graph_capture: false,
         }
     }
 

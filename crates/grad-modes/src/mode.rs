@@ -94,6 +94,16 @@ impl ModedPolicy {
         self.mode
     }
 
+    /// The device it runs on (an autodiff one unless in inference mode).
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The network, in its mode.
+    pub(crate) fn network(&self) -> &PolicyNetwork {
+        &self.network
+    }
+
     /// How many parameter tensors require grad (all of them when tracked, none otherwise).
     pub fn parameters_requiring_grad(&self) -> (usize, usize) {
         struct Count(usize, usize);

@@ -39,6 +39,10 @@ pub struct GradModesArgs {
     /// Folder for the bar charts (grad-modes-<device>.svg and .png).
     #[arg(long, default_value = "runs/bench")]
     out: PathBuf,
+    /// Also time each mode's step replayed from a graph captured with burn's `capture`
+    /// (recorded on wgpu; re-run on flex and on autodiff devices), in the same windows.
+    #[arg(long)]
+    graph_capture: bool,
 }
 
 fn check_timing(seconds: f64, windows: usize) -> Result<Duration> {
@@ -57,6 +61,7 @@ pub fn report_plan() -> Plan {
         warmup_steps: 5,
         memory_steps: 0,
         memory_limit_bytes: 0,
+        graph_capture: false,
     }
 }
 
@@ -65,8 +70,12 @@ fn mib(bytes: i64) -> String {
 }
 
 fn print_row(m: &Measurement, inference_us: f64) {
+    let captured = m.graph_capture.map_or_else(String::new, |c| {
+        let how = if c.hardware_graph { "graph" } else { "re-run" };
+        format!(" {:>12.1} {:>8.2}x {how:>7}", c.us_per_step, c.speedup)
+    });
     println!(
-        "{:<6} {:>6} {:<10} {:>12.1} {:>14.0} {:>9.2}x {:>8} {:>13} {:>12}",
+        "{:<6} {:>6} {:<10} {:>12.1} {:>14.0} {:>9.2}x {:>8} {:>13} {:>12}{captured}",
         m.device,
         m.batch,
         m.mode.name(),
@@ -95,10 +104,16 @@ pub fn bench(args: &GradModesArgs, json: bool) -> Result<()> {
         warmup_steps: 20,
         memory_steps: args.memory_steps,
         memory_limit_bytes: args.memory_limit_mib.saturating_mul(1024 * 1024),
+        graph_capture: args.graph_capture,
     };
     if !json {
+        let captured = if args.graph_capture {
+            format!(" {:>12} {:>9} {:>7}", "captured us", "speedup", "replay")
+        } else {
+            String::new()
+        };
         println!(
-            "{:<6} {:>6} {:<10} {:>12} {:>14} {:>10} {:>8} {:>13} {:>12}",
+            "{:<6} {:>6} {:<10} {:>12} {:>14} {:>10} {:>8} {:>13} {:>12}{captured}",
             "device",
             "batch",
             "mode",
@@ -138,10 +153,19 @@ pub fn bench(args: &GradModesArgs, json: bool) -> Result<()> {
     for file in write_charts(&all, &args.out)? {
         tracing::info!(file = %file.display(), "chart written");
     }
-    if all.iter().all(|m| m.actions_identical) {
-        tracing::info!("actions identical in all three modes at every device and batch");
-        Ok(())
-    } else {
+    if !all.iter().all(|m| m.actions_identical) {
         bail!("the three modes chose different actions on the same inputs (see actions_identical)")
     }
+    if all
+        .iter()
+        .filter_map(|m| m.graph_capture)
+        .any(|c| !c.actions_identical)
+    {
+        bail!(
+            "a captured graph's replays chose other actions than its mode's steps \
+             (see graph_capture.actions_identical)"
+        )
+    }
+    tracing::info!("actions identical in all three modes at every device and batch");
+    Ok(())
 }
