@@ -15,21 +15,21 @@ use burn::tensor::{Graph, capture};
 use gradless_policy::acting::{greedy_actions, observation_tensor, read_f32};
 use gradless_policy::{ActError, ActionBatch};
 
-use crate::mode::{GradMode, ModedPolicy};
+use crate::mode::{ModedPolicy, sync_device};
 
-/// The recorded step: the network's outputs for whatever the input buffer holds.
-type PolicyGraph = Graph<Tensor<2>, Box<dyn FnMut() -> Tensor<2>>>;
+/// The recorded step: the network's outputs for whatever the input buffer holds, and
+/// whether they are a Gaussian's means (as
+/// [`action_outputs`](gradless_policy::PolicyNetwork::action_outputs) gives them).
+type PolicyGraph = Graph<(Tensor<2>, bool), Box<dyn FnMut() -> (Tensor<2>, bool)>>;
 
 /// A [`ModedPolicy`]'s step for batches of one shape, captured once and replayed.
 pub struct CapturedPolicy {
-    mode: GradMode,
     device: Device,
     /// The observations the graph reads: rewritten in place before every replay, so the
     /// replay reads the buffer it was recorded with.
     input: Rc<RefCell<Tensor<2>>>,
     rows: usize,
     dim: usize,
-    continuous: bool,
     graph: PolicyGraph,
 }
 
@@ -38,27 +38,18 @@ impl CapturedPolicy {
     /// values), which the warm-up and capture runs compute on.
     pub fn capture(policy: &ModedPolicy, observations: &[f32], dim: usize) -> Self {
         let device = policy.device().clone();
-        let first = observation_tensor(observations, dim, &device);
-        let continuous = policy.network().action_outputs(first.clone()).1;
-        let input = Rc::new(RefCell::new(first));
+        let input = Rc::new(RefCell::new(observation_tensor(observations, dim, &device)));
         let network = policy.network().clone();
         let read = Rc::clone(&input);
-        let step: Box<dyn FnMut() -> Tensor<2>> =
-            Box::new(move || network.action_outputs(read.borrow().clone()).0);
+        let step: Box<dyn FnMut() -> (Tensor<2>, bool)> =
+            Box::new(move || network.action_outputs(read.borrow().clone()));
         Self {
-            mode: policy.mode(),
             graph: capture(&device, step),
             device,
             input,
             rows: observations.len() / dim,
             dim,
-            continuous,
         }
-    }
-
-    /// The grad mode of the policy it was captured from.
-    pub fn mode(&self) -> GradMode {
-        self.mode
     }
 
     /// Whether replays run a recorded graph (`false`: burn re-runs the step instead).
@@ -83,19 +74,17 @@ impl CapturedPolicy {
         self.input
             .borrow_mut()
             .inplace(|input| input.slice_assign([0..rows, 0..width], fresh));
-        let outputs = self.replay().clone();
-        Ok(greedy_actions(read_f32(outputs)?, rows, self.continuous))
+        let (outputs, continuous) = self.replay().clone();
+        Ok(greedy_actions(read_f32(outputs)?, rows, continuous))
     }
 
     /// Waits for the device's queued work.
     pub fn sync(&self) -> Result<(), ActError> {
-        self.device
-            .sync()
-            .map_err(|e| ActError::Device(e.to_string()))
+        sync_device(&self.device)
     }
 
     #[allow(unsafe_code)]
-    fn replay(&mut self) -> &Tensor<2> {
+    fn replay(&mut self) -> &(Tensor<2>, bool) {
         // SAFETY: the graph's closure owns every tensor it reads — a clone of the network
         // and a handle to `input`, whose buffer `step` only rewrites in place — so each
         // buffer the recording touched lives as long as `self`. `CapturedPolicy` is neither
@@ -108,6 +97,7 @@ impl CapturedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::GradMode;
     use crate::mode::tests::shipped;
 
     fn observations(rows: usize, phase: f32) -> Vec<f32> {

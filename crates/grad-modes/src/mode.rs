@@ -133,9 +133,7 @@ impl ModedPolicy {
 
     /// Waits for the device's queued work.
     pub fn sync(&self) -> Result<(), ActError> {
-        self.device
-            .sync()
-            .map_err(|e| ActError::Device(e.to_string()))
+        sync_device(&self.device)
     }
 
     /// Bytes the device's allocator holds in live allocations, where the backend reports it.
@@ -144,6 +142,11 @@ impl ModedPolicy {
             .memory_pool_usage()
             .map(|usage| usage.bytes_in_use)
     }
+}
+
+/// Waits for `device`'s queued work.
+pub(crate) fn sync_device(device: &Device) -> Result<(), ActError> {
+    device.sync().map_err(|e| ActError::Device(e.to_string()))
 }
 
 #[cfg(test)]
