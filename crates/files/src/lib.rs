@@ -12,6 +12,8 @@
 //!   with the process.
 
 use std::fs::{File, OpenOptions};
+#[cfg(test)]
+use std::io::Seek;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -230,6 +232,217 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     regular(file)
 }
 
+/// Files that become visible together or not at all (an evaluation's episodes and its
+/// summary): written into a hidden staging folder beside their folder, which one rename then
+/// swaps in. Whatever else the folder held (other outputs, a user's files) is carried over
+/// into the new one; only the set's own files of the old one are removed. Dropped before
+/// [`commit`](Self::commit), the staging folder is removed. The caller holds the folder's
+/// lock: a staging folder of another process found there is one that died, whose carried
+/// files are put back.
+#[derive(Debug)]
+pub struct OutputSet {
+    dir: PathBuf,
+    staging: PathBuf,
+    names: Vec<String>,
+    committed: bool,
+}
+
+/// The hidden staging folders beside `dir` start with this, then the process id.
+fn staging_prefix(dir: &Path) -> io::Result<String> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| refused("is not a folder path".into()))?
+        .to_string_lossy()
+        .into_owned();
+    Ok(format!(".{name}.staging-"))
+}
+
+impl OutputSet {
+    /// Starts a set for `dir`, whose parent must exist, of the files `names` (no others
+    /// are written); `dir` itself, where it exists, must be a real directory.
+    pub fn begin(dir: &Path, names: &[&str]) -> io::Result<Self> {
+        if let Ok(metadata) = std::fs::symlink_metadata(dir)
+            && !metadata.file_type().is_dir()
+        {
+            return Err(refused(format!(
+                "is {}; outputs go only into real directories",
+                kind_of(metadata.file_type())
+            )));
+        }
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        recover_dead_staging(dir, &names)?;
+        let staging = dir.with_file_name(format!("{}{}", staging_prefix(dir)?, std::process::id()));
+        if std::fs::symlink_metadata(&staging).is_ok() {
+            // This process's own, left by a set whose removal failed: start it afresh.
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir(&staging)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            staging,
+            names,
+            committed: false,
+        })
+    }
+
+    /// Writes one file of the set (synced, so the swap never shows an empty file).
+    pub fn write(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        if !self.names.iter().any(|n| n == name) {
+            return Err(refused(format!(
+                "`{name}` is not a file of this output set"
+            )));
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.staging.join(name))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
+    /// Makes the set visible in one rename and carries the folder's other entries over.
+    pub fn commit(mut self) -> io::Result<()> {
+        if std::fs::symlink_metadata(&self.dir).is_err() {
+            std::fs::rename(&self.staging, &self.dir)?;
+            self.committed = true;
+            return Ok(());
+        }
+        let exchanged = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.staging,
+            rustix::fs::CWD,
+            &self.dir,
+            rustix::fs::RenameFlags::EXCHANGE,
+        );
+        if exchanged.is_err() {
+            // A file system without the exchange: the old folder steps aside first, so the
+            // folder is briefly missing but never mixed.
+            let aside = self.staging.with_extension("old");
+            std::fs::rename(&self.dir, &aside)?;
+            if let Err(e) = std::fs::rename(&self.staging, &self.dir) {
+                let _ = std::fs::rename(&aside, &self.dir);
+                return Err(e);
+            }
+            std::fs::rename(&aside, &self.staging)?;
+        }
+        self.committed = true;
+        // The old folder now lies at the staging path.
+        carry_over(&self.staging, &self.dir, &self.names)
+    }
+}
+
+impl Drop for OutputSet {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Moves the entries of an old folder `old` that the new set `names` does not replace into
+/// `dir`, then removes what is left (the set's old files) and `old` itself. An entry whose
+/// name `dir` already has stays in `old`, which then stays too.
+fn carry_over(old: &Path, dir: &Path, names: &[String]) -> io::Result<()> {
+    let mut kept = false;
+    for entry in std::fs::read_dir(old)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let replaced = names.iter().any(|n| std::ffi::OsStr::new(n) == name);
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if replaced && is_file {
+            std::fs::remove_file(entry.path())?;
+        } else if std::fs::symlink_metadata(dir.join(&name)).is_err() {
+            std::fs::rename(entry.path(), dir.join(&name))?;
+        } else {
+            kept = true;
+        }
+    }
+    if kept {
+        // Left in place, never removed: it holds what `dir` had a newer file for.
+        Ok(())
+    } else {
+        std::fs::remove_dir(old)
+    }
+}
+
+/// Staging folders of processes that died while writing a set for `dir` (the caller holds
+/// its lock, so their writers are gone): the set's files there were never shown or were
+/// superseded, and go; anything else (what was being carried over) goes back into `dir`.
+fn recover_dead_staging(dir: &Path, names: &[String]) -> io::Result<()> {
+    let prefix = staging_prefix(dir)?;
+    let parent = match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent,
+        None => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    let own = format!("{prefix}{}", std::process::id());
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dead =
+            name.starts_with(&prefix) && name != own && !name.starts_with(&format!("{own}."));
+        if dead && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if std::fs::symlink_metadata(dir).is_err() {
+                std::fs::create_dir(dir)?;
+            }
+            carry_over(&entry.path(), dir, names)?;
+        }
+    }
+    Ok(())
+}
+
+/// `bytes` in a file that has no name on disk, for a reader that takes only a path: the
+/// file is created private (mode 0600) in the temporary directory and unlinked at once, so
+/// nothing is left behind on any path out, a kill included, and no other user can read it.
+/// The returned path (`/proc/self/fd/N`) opens it for as long as the returned file lives.
+pub fn unnamed_file(bytes: &[u8]) -> io::Result<(File, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let mut attempt = 0u32;
+    let (path, mut file) = loop {
+        let path = std::env::temp_dir().join(format!(
+            ".gradless-{}-{attempt}.unnamed",
+            std::process::id()
+        ));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => break (path, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    std::fs::remove_file(&path)?;
+    file.write_all(bytes)?;
+    let by_descriptor = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    Ok((file, by_descriptor))
+}
+
+/// `text` as an error message may echo it: control characters (NUL, terminal escapes) shown
+/// escaped, and cut to its first 80 characters, so a hostile name cannot flood or rewrite
+/// the terminal.
+pub fn quoted(text: &str) -> String {
+    const SHOWN: usize = 80;
+    let mut shown = String::new();
+    for c in text.chars().take(SHOWN) {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    if text.chars().nth(SHOWN).is_some() {
+        shown.push_str("...");
+    }
+    shown
+}
+
 /// The lock file's name inside a locked directory.
 pub const LOCK_FILE: &str = ".lock";
 
@@ -307,6 +520,130 @@ mod tests {
                 .is_dir()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    const SET: [&str; 2] = ["episodes.jsonl", "summary.json"];
+
+    #[test]
+    fn an_output_set_replaces_its_files_together_and_keeps_the_rest() {
+        let parent = scratch("output-set");
+        let dir = parent.join("eval");
+        let mut first = OutputSet::begin(&dir, &SET).unwrap();
+        first.write("episodes.jsonl", b"old episodes").unwrap();
+        first.write("summary.json", b"old summary").unwrap();
+        assert!(!dir.exists(), "nothing shows before the commit");
+        first.commit().unwrap();
+        std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        std::fs::create_dir(dir.join("videos")).unwrap();
+
+        let mut second = OutputSet::begin(&dir, &SET).unwrap();
+        second.write("episodes.jsonl", b"new episodes").unwrap();
+        assert!(second.write("other.txt", b"x").is_err());
+        // Half-written: the old set is still the one shown, whole.
+        assert_eq!(
+            std::fs::read(dir.join("summary.json")).unwrap(),
+            b"old summary"
+        );
+        second.write("summary.json", b"new summary").unwrap();
+        second.commit().unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("episodes.jsonl")).unwrap(),
+            b"new episodes"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("summary.json")).unwrap(),
+            b"new summary"
+        );
+        assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+        assert!(dir.join("videos").is_dir());
+        assert_eq!(names_in(&parent), ["eval"], "no staging folder is left");
+
+        // A set dropped unfinished leaves the shown one and no staging folder.
+        let mut dropped = OutputSet::begin(&dir, &SET).unwrap();
+        dropped.write("episodes.jsonl", b"never shown").unwrap();
+        drop(dropped);
+        assert_eq!(
+            std::fs::read(dir.join("episodes.jsonl")).unwrap(),
+            b"new episodes"
+        );
+        assert_eq!(names_in(&parent), ["eval"]);
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
+
+    #[test]
+    fn a_dead_writers_staging_folder_gives_back_what_it_carried() {
+        let parent = scratch("output-set-dead");
+        let dir = parent.join("eval");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("summary.json"), b"shown").unwrap();
+        // A process killed after the swap, before it carried the user's file back.
+        let dead = parent.join(".eval.staging-4000000000");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("summary.json"), b"superseded").unwrap();
+        std::fs::write(dead.join("notes.txt"), b"mine").unwrap();
+        let set = OutputSet::begin(&dir, &SET).unwrap();
+        assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), b"shown");
+        drop(set);
+        assert_eq!(names_in(&parent), ["eval"]);
+        // Links and files are refused as the set's folder.
+        let link = parent.join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(
+            OutputSet::begin(&link, &SET)
+                .unwrap_err()
+                .to_string()
+                .contains("link")
+        );
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
+
+    #[test]
+    fn unnamed_files_leave_nothing_on_disk() {
+        let before = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".unnamed")
+            })
+            .count();
+        let (mut file, path) = unnamed_file(b"tensors").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"tensors");
+        file.rewind().unwrap();
+        let after = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".unnamed")
+            })
+            .count();
+        assert!(after <= before, "the file has no name while it is read");
+        drop(file);
+        assert!(std::fs::read(&path).is_err());
+    }
+
+    #[test]
+    fn echoed_text_is_escaped_and_cut() {
+        assert_eq!(quoted("CartPole-v1"), "CartPole-v1");
+        assert_eq!(quoted("a\0b\x1b[2Jc"), "a\\u{0}b\\u{1b}[2Jc");
+        let long = quoted(&"x".repeat(5_000_000));
+        assert_eq!(long.len(), 83);
+        assert!(long.ends_with("..."));
     }
 
     #[test]

@@ -288,9 +288,28 @@ impl Checkpoint {
         &self.metadata
     }
 
-    /// The path of one of its files.
+    /// The path of one of its files (for messages; files are read through
+    /// [`listed_file`](Self::listed_file) and [`read_listed`](Self::read_listed)).
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// The path of a file the metadata lists (each was hashed when the checkpoint was
+    /// opened), checked to be a regular file: a file the metadata leaves out is never
+    /// opened, whatever stands at its name (a FIFO would never end). Readers bound what they
+    /// read by what the run's file can hold.
+    pub fn listed_file(&self, name: &str) -> Result<PathBuf, CheckpointError> {
+        let path = self.file(name);
+        if !self.metadata.files.contains_key(name) {
+            return Err(CheckpointError::Metadata {
+                path: self.file(METADATA_FILE),
+                reason: format!(
+                    "does not list {name}, which this checkpoint needs (every file a checkpoint needs is listed with its SHA-256)"
+                ),
+            });
+        }
+        gradless_files::open_regular(&path).map_err(io_error(&path))?;
+        Ok(path)
     }
 
     /// Builds the actor-critic the metadata describes on `device` and loads its weights; the
@@ -411,11 +430,18 @@ impl Checkpoint {
         file: &str,
         expected: Vec<(String, Vec<usize>)>,
     ) -> Result<(), CheckpointError> {
-        let path = self.file(file);
+        let path = self.listed_file(file)?;
         let weights = |reason: String| CheckpointError::Weights {
             path: path.clone(),
             reason,
         };
+        let limit = weight_file_limit(&expected);
+        let size = std::fs::metadata(&path).map_err(io_error(&path))?.len();
+        if size > limit {
+            return Err(weights(format!(
+                "is {size} bytes, more than the {limit} the metadata's architecture can take"
+            )));
+        }
         let found: BTreeMap<String, Vec<usize>> = burn_pack::Reader::from_file_exact(&path)
             .and_then(burn_pack::Reader::into_tensors)
             .map_err(|e| weights(e.to_string()))?
@@ -446,6 +472,8 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Loads `file`, whose tensors [`check_weight_shapes`](Self::check_weight_shapes)
+    /// checked, into `module`.
     fn load_weights<M: Module>(&self, file: &str, module: M) -> Result<M, CheckpointError> {
         let path = self.file(file);
         module
@@ -479,10 +507,34 @@ impl Checkpoint {
 /// place. On any error the temporary directory is removed.
 pub fn write_checkpoint(
     dir: &Path,
-    mut metadata: Metadata,
+    metadata: Metadata,
     write_files: impl FnOnce(&Path) -> Result<(), CheckpointError>,
 ) -> Result<Checkpoint, CheckpointError> {
-    if dir.exists() {
+    write_checkpoint_into(dir, metadata, write_files, false)
+}
+
+/// [`write_checkpoint`] where a checkpoint may already stand at `dir` (one a resumed run
+/// writes again): the old one is set aside only once the new one is complete, and removed
+/// once the new one is in its place.
+pub fn replace_checkpoint(
+    dir: &Path,
+    metadata: Metadata,
+    write_files: impl FnOnce(&Path) -> Result<(), CheckpointError>,
+) -> Result<Checkpoint, CheckpointError> {
+    write_checkpoint_into(dir, metadata, write_files, true)
+}
+
+fn write_checkpoint_into(
+    dir: &Path,
+    mut metadata: Metadata,
+    write_files: impl FnOnce(&Path) -> Result<(), CheckpointError>,
+    replace: bool,
+) -> Result<Checkpoint, CheckpointError> {
+    let existing = std::fs::symlink_metadata(dir).ok();
+    if existing
+        .as_ref()
+        .is_some_and(|m| !replace || !m.file_type().is_dir())
+    {
         return Err(CheckpointError::Io {
             path: dir.to_path_buf(),
             cause: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "checkpoint exists"),
@@ -521,13 +573,34 @@ pub fn write_checkpoint(
                 reason: e.to_string(),
             })?;
         write_synced(&metadata_path, json.as_bytes())?;
-        std::fs::rename(&staging, dir).map_err(io_error(dir))
+        if existing.is_some() {
+            // Set aside, not deleted, until the new checkpoint stands in its place.
+            let aside = dir.with_file_name(format!(".{name}.superseded-{}", std::process::id()));
+            std::fs::rename(dir, &aside).map_err(io_error(dir))?;
+            if let Err(e) = std::fs::rename(&staging, dir) {
+                let _ = std::fs::rename(&aside, dir);
+                return Err(io_error(dir)(e));
+            }
+            std::fs::remove_dir_all(&aside).map_err(io_error(&aside))
+        } else {
+            std::fs::rename(&staging, dir).map_err(io_error(dir))
+        }
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result?;
     Checkpoint::open(dir)
+}
+
+/// The most bytes a weight file holding `tensors` can take: four bytes a value (f32), with
+/// room for burnpack's header and names, and as much again for wider storage.
+fn weight_file_limit(tensors: &[(String, Vec<usize>)]) -> u64 {
+    let values: u64 = tensors
+        .iter()
+        .map(|(_, shape)| shape.iter().map(|&d| d as u64).product::<u64>())
+        .sum();
+    values.saturating_mul(8).saturating_add(1 << 20)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {

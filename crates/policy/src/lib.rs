@@ -16,6 +16,7 @@ mod network;
 mod normalization;
 mod rollout;
 pub mod rollout_kernel;
+pub mod run_layout;
 pub mod sampling;
 mod soft_actor_critic;
 mod tanh;
@@ -26,8 +27,8 @@ pub use acting::{
     Selection,
 };
 pub use checkpoint::{
-    Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata, sha256_file,
-    write_checkpoint,
+    Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata,
+    replace_checkpoint, sha256_file, write_checkpoint,
 };
 pub use device_episodes::MAX_KERNEL_WIDTH;
 pub use episodes::{

@@ -93,13 +93,19 @@ impl Adam {
         module: &M,
         device: &Device,
     ) -> Result<Self, CheckpointError> {
-        let mut reader = BinaryReader::open(path, MAGIC)?;
-        let epsilon = reader.f64()?;
-        let steps = reader.u64()?;
-        let count = reader.u64()? as usize;
         let mut sizes = ParameterSizes(Vec::new());
         module.visit(&mut sizes);
         let sizes = sizes.0;
+        // The header, then two length-prefixed f32 arrays per parameter.
+        let limit = sizes
+            .iter()
+            .map(|&size| 2 * (8 + 4 * size as u64))
+            .sum::<u64>()
+            + 32;
+        let mut reader = BinaryReader::open(path, MAGIC, limit)?;
+        let epsilon = reader.f64()?;
+        let steps = reader.u64()?;
+        let count = reader.u64()? as usize;
         // State exists for every parameter once a step has been taken, for none before.
         let expected = if steps == 0 { 0 } else { sizes.len() };
         if count != expected {

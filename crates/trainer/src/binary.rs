@@ -65,12 +65,14 @@ pub struct BinaryReader {
 }
 
 impl BinaryReader {
-    /// Opens `path` and checks its magic tag.
-    pub fn open(path: &Path, magic: &[u8; 8]) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|cause| CheckpointError::Io {
-            path: path.to_path_buf(),
-            cause,
-        })?;
+    /// Opens `path`, a regular file of at most `limit` bytes (what the run's file can
+    /// hold), and checks its magic tag.
+    pub fn open(path: &Path, magic: &[u8; 8], limit: u64) -> Result<Self, CheckpointError> {
+        let bytes =
+            gradless_files::read_bounded(path, limit).map_err(|cause| CheckpointError::Io {
+                path: path.to_path_buf(),
+                cause,
+            })?;
         let mut reader = Self {
             path: path.to_path_buf(),
             bytes,
@@ -179,7 +181,7 @@ mod tests {
         writer.i64s(&[-3]);
         writer.write(&path).unwrap();
         let read = |path: &Path| -> Result<_, CheckpointError> {
-            let mut r = BinaryReader::open(path, b"TESTFMT\0")?;
+            let mut r = BinaryReader::open(path, b"TESTFMT\0", 1 << 20)?;
             let values = (r.u64()?, r.f64()?, r.f32s()?, r.i64s()?);
             r.finish()?;
             Ok(values)

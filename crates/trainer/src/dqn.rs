@@ -195,10 +195,14 @@ impl Dqn {
             observation_dim,
             actions,
         );
-        dqn.optimizer = Adam::load(&checkpoint.file(OPTIMIZER_FILE), &dqn.q, training.device())?;
+        dqn.optimizer = Adam::load(
+            &checkpoint.listed_file(OPTIMIZER_FILE)?,
+            &dqn.q,
+            training.device(),
+        )?;
         dqn.target = checkpoint.load_q_network_from(TARGET_FILE, dqn.inference.device())?;
         dqn.buffer = ReplayBuffer::load(
-            &checkpoint.file(REPLAY_FILE),
+            &checkpoint.listed_file(REPLAY_FILE)?,
             dqn_config.buffer_size,
             observation_dim,
             1,

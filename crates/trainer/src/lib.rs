@@ -57,9 +57,24 @@ pub enum TrainError {
     /// A new run was pointed at a directory that already holds one.
     #[error("{0}: already holds a run (continue it with --resume, or choose another --out)")]
     RunExists(PathBuf),
+    /// A new run was pointed at a folder that holds files of someone else's.
+    #[error(
+        "{folder}: not empty and not a gradless run (it holds `{first}`); train into a new or empty folder"
+    )]
+    ForeignFolder {
+        /// The folder.
+        folder: PathBuf,
+        /// The first entry gradless did not write.
+        first: String,
+    },
     /// `--resume` was pointed at something that is not a run directory.
     #[error("{0}: not a run directory (no `latest` checkpoint and no config.toml)")]
     NotARun(PathBuf),
+    /// `--resume` was pointed at a checkpoint instead of the run that holds it.
+    #[error(
+        "{0}: is a checkpoint, not a run; --resume takes a run directory (RUN for RUN/checkpoints/step-N)"
+    )]
+    CheckpointNotRun(PathBuf),
     /// A resume whose configuration or environment does not match the saved run.
     #[error("{path}: cannot resume: {reason}")]
     ResumeMismatch {

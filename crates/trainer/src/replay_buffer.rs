@@ -192,7 +192,12 @@ impl<A: StoredAction> ReplayBuffer<A> {
         observation_dim: usize,
         action_dim: usize,
     ) -> Result<Self, CheckpointError> {
-        let mut reader = BinaryReader::open(path, A::MAGIC)?;
+        // The header, then five length-prefixed arrays of at most `capacity` transitions
+        // (values of at most eight bytes each).
+        let values =
+            (capacity as u64).saturating_mul(2 * observation_dim as u64 + action_dim as u64 + 2);
+        let limit = values.saturating_mul(8).saturating_add(64);
+        let mut reader = BinaryReader::open(path, A::MAGIC, limit)?;
         let (saved_capacity, saved_dim, position) = (
             reader.u64()? as usize,
             reader.u64()? as usize,

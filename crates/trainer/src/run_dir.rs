@@ -10,13 +10,15 @@
 //!   latest                 the name of the newest complete checkpoint
 //!   best                   the name of the checkpoint with the best training return
 //!   .lock                  held (an OS lock) by the process writing the run
+//!   .gradless-run          marks the folder as a run gradless made
 //! ```
 //!
 //! Order of writing keeps a killed process harmless: a checkpoint is complete before it is
 //! renamed into `checkpoints/`, a pointer is replaced by renaming a complete file over it,
 //! and old checkpoints are deleted only after the pointers have moved away from them. A
 //! checkpoint newer than `latest` (renamed into place by a process killed before it moved
-//! `latest`) is an orphan: the resumed run redoes those steps and writes it again.
+//! `latest`) is an orphan: the resumed run redoes those steps and replaces it once the new
+//! checkpoint of that step is complete. Nothing is removed when a run is opened.
 //!
 //! Only one process writes a run at a time: a [`RunDir`] holds the run's lock for as long as
 //! it lives, and a second writer is refused.
@@ -29,21 +31,22 @@ use gradless_files::DirLock;
 use crate::TrainError;
 use crate::metrics::MetricsLine;
 
-/// The checkpoints' folder inside a run directory.
-pub const CHECKPOINTS_DIR: &str = "checkpoints";
+pub use gradless_policy::run_layout::{CHECKPOINTS_DIR, CONFIG_FILE, RUN_MARKER};
+use gradless_policy::run_layout::{
+    checkpoint_name, checkpoint_step, is_half_written, run_checkpoints,
+};
 /// The pointer to the newest checkpoint.
 pub const LATEST: &str = "latest";
 /// The pointer to the best checkpoint.
 pub const BEST: &str = "best";
 /// The metrics log.
 pub const METRICS_FILE: &str = "metrics.jsonl";
+const RUN_MARKER_TEXT: &[u8] = b"a run directory of gradless\n";
 
 /// Whether a file name is a TensorBoard event file's (the same metrics, for TensorBoard).
 fn is_event_file(name: &str) -> bool {
     name.starts_with("events.out.tfevents.")
 }
-/// The resolved configuration.
-pub const CONFIG_FILE: &str = "config.toml";
 /// The backend the run trains on, for a run resumed before its first checkpoint.
 pub const DEVICE_FILE: &str = "device";
 
@@ -65,54 +68,30 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 }
 
 impl RunDir {
-    /// Creates a new run directory. An empty directory, or one holding a run that wrote no
-    /// checkpoint yet (killed or failed before its first), is taken and started afresh; one
-    /// holding checkpoints or anything else is refused.
+    /// Creates a new run directory in a new or empty folder, or in a folder gradless marked
+    /// as a run that wrote no checkpoint yet (killed or failed before its first), which is
+    /// started afresh: its metrics and event files go, nothing else. A folder holding anything
+    /// gradless did not write, or a run with checkpoints, is refused.
     pub fn create(root: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(root).map_err(io(root))?;
+        // Looked at before the lock is taken, so that a refused folder gets no `.lock`, and
+        // again under it, since another process may have started a run meanwhile.
+        check_new_run_folder(root)?;
         let lock = lock(root)?;
-        let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(root)
-            .map_err(io(root))?
-            .collect::<Result<_, _>>()
-            .map_err(io(root))?;
-        let unstarted = |entry: &std::fs::DirEntry| {
-            let name = entry.file_name();
-            match name.to_str() {
-                Some(CONFIG_FILE | DEVICE_FILE | METRICS_FILE | gradless_files::LOCK_FILE) => true,
-                Some(name) if is_event_file(name) && entry.path().is_file() => true,
-                Some(CHECKPOINTS_DIR) => std::fs::read_dir(entry.path()).is_ok_and(|mut inside| {
-                    inside.all(|e| {
-                        e.is_ok_and(|e| e.file_name().to_string_lossy().contains(".partial-"))
-                    })
-                }),
-                _ => false,
-            }
-        };
-        // A lone config.toml may be the user's own file, not a run's: a run also has its
-        // `device` file or its checkpoints folder.
-        let named = |name: &str| entries.iter().any(|e| e.file_name() == name);
-        let foreign_config = named(CONFIG_FILE) && !named(DEVICE_FILE) && !named(CHECKPOINTS_DIR);
-        if !entries.iter().all(unstarted) || foreign_config {
-            return Err(TrainError::RunExists(root.to_path_buf()));
-        }
+        let leftovers = check_new_run_folder(root)?;
+        write_atomically(&root.join(RUN_MARKER), RUN_MARKER_TEXT)?;
         let run = Self {
             root: root.to_path_buf(),
             _lock: lock,
         };
-        // What the unstarted run left goes; its config.toml and device are rewritten.
-        let event_files = entries
-            .iter()
-            .filter(|e| e.file_name().to_str().is_some_and(is_event_file))
-            .map(|e| std::fs::remove_file(e.path()));
-        for removed in [
-            std::fs::remove_file(root.join(METRICS_FILE)),
-            std::fs::remove_dir_all(root.join(CHECKPOINTS_DIR)),
-        ]
-        .into_iter()
-        .chain(event_files)
-        {
+        for path in leftovers {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
             match removed {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(root)(e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
                 _ => {}
             }
         }
@@ -123,6 +102,9 @@ impl RunDir {
     /// Opens an existing run directory for writing. `Ok(None)` when it holds a run that wrote
     /// no checkpoint yet (it has its `config.toml` but no `latest`): such a run starts again.
     pub fn open(root: &Path) -> Result<Option<Self>, TrainError> {
+        if root.join(gradless_policy::METADATA_FILE).exists() {
+            return Err(TrainError::CheckpointNotRun(root.to_path_buf()));
+        }
         if !root.join(CONFIG_FILE).is_file() && !root.join(LATEST).exists() {
             return Err(TrainError::NotARun(root.to_path_buf()));
         }
@@ -130,7 +112,30 @@ impl RunDir {
             root: root.to_path_buf(),
             _lock: lock(root)?,
         };
+        if std::fs::symlink_metadata(root.join(RUN_MARKER)).is_err() {
+            // A run made before runs were marked.
+            write_atomically(&root.join(RUN_MARKER), RUN_MARKER_TEXT)?;
+        }
         Ok(run.pointer(LATEST)?.map(|_| run))
+    }
+
+    /// Fails when the run directory is gone or is no longer this run (deleted or replaced
+    /// while training): the run stops rather than write a run without its config.
+    pub fn check_present(&self) -> Result<(), TrainError> {
+        let marked = [RUN_MARKER, CHECKPOINTS_DIR]
+            .iter()
+            .all(|name| std::fs::symlink_metadata(self.root.join(name)).is_ok());
+        if marked {
+            Ok(())
+        } else {
+            Err(TrainError::Io {
+                path: self.root.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the run directory was removed or replaced while training; stopping",
+                ),
+            })
+        }
     }
 
     /// The directory.
@@ -147,7 +152,7 @@ impl RunDir {
     pub fn checkpoint_path(&self, global_step: u64) -> PathBuf {
         self.root
             .join(CHECKPOINTS_DIR)
-            .join(format!("step-{global_step:010}"))
+            .join(checkpoint_name(global_step))
     }
 
     /// The checkpoint a pointer (`latest`, `best`) names, if it is set. A pointer names a
@@ -167,9 +172,7 @@ impl RunDir {
         let checkpoint = target
             .strip_prefix(CHECKPOINTS_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
-            .filter(|step| {
-                step.starts_with("step-") && !step.contains(['/', '\\']) && *step != ".."
-            });
+            .filter(|step| checkpoint_step(step).is_some());
         let Some(step) = checkpoint else {
             let shown: String = target.chars().take(80).collect();
             let more = if target.chars().count() > 80 {
@@ -203,53 +206,49 @@ impl RunDir {
         write_atomically(&self.root.join(name), format!("{relative}\n").as_bytes())
     }
 
-    /// Every complete checkpoint directory, oldest first.
+    /// Every complete checkpoint directory, in step order.
     pub fn checkpoints(&self) -> Result<Vec<PathBuf>, TrainError> {
-        let folder = self.root.join(CHECKPOINTS_DIR);
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&folder)
-            .map_err(io(&folder))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| {
-                path.is_dir()
-                    && path
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
-            })
-            .collect();
-        found.sort();
-        Ok(found)
+        let found = run_checkpoints(&self.root)
+            .map_err(io(&self.root))?
+            .unwrap_or_default();
+        Ok(found.into_iter().map(|c| c.path).collect())
     }
 
-    /// Deletes the checkpoints newer than `latest`: orphans a process killed between writing
-    /// a checkpoint and moving `latest` left behind; the resumed run writes them again.
-    pub fn remove_checkpoints_after(&self, latest: &Path) -> Result<(), TrainError> {
-        for path in self.checkpoints()? {
-            // Zero-padded step numbers: name order is step order.
-            if path.file_name() > latest.file_name() {
-                tracing::info!(checkpoint = %path.display(), "removing a checkpoint newer than `latest` (left by a killed process)");
-                std::fs::remove_dir_all(&path).map_err(io(&path))?;
-            }
-        }
-        Ok(())
+    /// The checkpoints newer than `step` (left by a process killed between writing one and
+    /// moving `latest`, or by a `latest` moved back by hand): a resumed run writes them again
+    /// as it reaches their steps, each replaced only once its successor is complete.
+    pub fn checkpoints_after(&self, step: u64) -> Result<Vec<u64>, TrainError> {
+        let found = run_checkpoints(&self.root)
+            .map_err(io(&self.root))?
+            .unwrap_or_default();
+        Ok(found.iter().map(|c| c.step).filter(|&s| s > step).collect())
     }
 
-    /// Deletes all but the newest `keep_last` checkpoints, never one a pointer names, and
-    /// any half-written checkpoint a killed process left behind.
-    pub fn prune(&self, keep_last: usize) -> Result<(), TrainError> {
+    /// Deletes all but the newest `keep_last` checkpoints up to `step` (the one this process
+    /// just wrote), never one a pointer names nor one newer than `step` (not yet written
+    /// again by this process), and any half-written checkpoint a killed process left behind.
+    pub fn prune(&self, keep_last: usize, step: u64) -> Result<(), TrainError> {
         let pointed: Vec<PathBuf> = [LATEST, BEST]
             .iter()
             .filter_map(|name| self.pointer(name).ok().flatten())
             .collect();
-        let checkpoints = self.checkpoints()?;
-        let old = checkpoints.len().saturating_sub(keep_last);
-        for path in &checkpoints[..old] {
+        let written: Vec<PathBuf> = run_checkpoints(&self.root)
+            .map_err(io(&self.root))?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.step <= step)
+            .map(|c| c.path)
+            .collect();
+        let old = written.len().saturating_sub(keep_last);
+        for path in &written[..old] {
             if !pointed.contains(path) {
                 std::fs::remove_dir_all(path).map_err(io(path))?;
             }
         }
         let folder = self.root.join(CHECKPOINTS_DIR);
         for entry in std::fs::read_dir(&folder).map_err(io(&folder))?.flatten() {
-            if entry.file_name().to_string_lossy().contains(".partial-") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_half_written(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -261,6 +260,7 @@ impl RunDir {
         if lines.is_empty() {
             return Ok(());
         }
+        self.check_present()?;
         let path = self.root.join(METRICS_FILE);
         let mut file = gradless_files::open_append(&path).map_err(io(&path))?;
         let mut text = String::new();
@@ -295,6 +295,59 @@ impl RunDir {
             .collect();
         write_atomically(&path, kept.as_bytes())
     }
+}
+
+/// Checks that `root` may hold a new run: it is empty, or a run gradless marked that wrote
+/// no checkpoint yet. Returns what that unstarted run left (its metrics, event files and
+/// checkpoints folder), to be removed; its `config.toml` and `device` are rewritten.
+fn check_new_run_folder(root: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    // The lock this process (or a refused one) took is no one's data.
+    names.retain(|name| name != gradless_files::LOCK_FILE);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marked = std::fs::symlink_metadata(root.join(RUN_MARKER)).is_ok_and(|m| m.is_file());
+    let regular =
+        |name: &str| std::fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.is_file());
+    let ours = |name: &str| match name {
+        RUN_MARKER | CONFIG_FILE | DEVICE_FILE | METRICS_FILE | LATEST | BEST => regular(name),
+        CHECKPOINTS_DIR => {
+            std::fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.file_type().is_dir())
+        }
+        name => is_event_file(name) && regular(name),
+    };
+    if let Some(first) = names.iter().find(|name| !marked || !ours(name)) {
+        return Err(TrainError::ForeignFolder {
+            folder: root.to_path_buf(),
+            first: gradless_files::quoted(first),
+        });
+    }
+    let started = root.join(LATEST).exists()
+        || run_checkpoints(root)
+            .map_err(io(root))?
+            .is_some_and(|found| !found.is_empty());
+    if started {
+        return Err(TrainError::RunExists(root.to_path_buf()));
+    }
+    let mut leftovers: Vec<PathBuf> = names
+        .iter()
+        .filter(|name| *name == METRICS_FILE || is_event_file(name))
+        .map(|name| root.join(name))
+        .collect();
+    // Checkpoints a killed process left half-written (its own staging folders).
+    if let Ok(entries) = std::fs::read_dir(root.join(CHECKPOINTS_DIR)) {
+        leftovers.extend(entries.flatten().filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            is_half_written(&name).then(|| entry.path())
+        }));
+    }
+    Ok(leftovers)
 }
 
 /// The largest config file read.
@@ -361,7 +414,7 @@ mod tests {
         std::fs::create_dir_all(root.join("checkpoints/.step-0000000600.partial-1")).unwrap();
         run.set_pointer(BEST, &run.checkpoint_path(100)).unwrap();
         run.set_pointer(LATEST, &run.checkpoint_path(500)).unwrap();
-        run.prune(2).unwrap();
+        run.prune(2, 500).unwrap();
         let names: Vec<String> = run
             .checkpoints()
             .unwrap()
@@ -386,13 +439,29 @@ mod tests {
             );
         }
         run.set_pointer(LATEST, &run.checkpoint_path(500)).unwrap();
+        // Past 10^10 steps names grow a digit: pruning goes by the step number.
+        for step in [9_999_998_976, 10_000_000_000] {
+            std::fs::create_dir_all(run.checkpoint_path(step)).unwrap();
+        }
+        run.set_pointer(LATEST, &run.checkpoint_path(10_000_000_000))
+            .unwrap();
+        run.prune(1, 10_000_000_000).unwrap();
+        let kept = run.checkpoints().unwrap();
+        assert!(
+            kept.contains(&run.checkpoint_path(10_000_000_000))
+                && !kept.contains(&run.checkpoint_path(9_999_998_976)),
+            "{kept:?}"
+        );
+        // A checkpoint newer than the step just written is not this process's to remove.
+        run.prune(0, 500).unwrap();
+        assert!(run.checkpoint_path(10_000_000_000).is_dir());
         drop(run);
         // A folder holding only someone's config.toml is not taken over.
         let foreign = scratch("foreign-config");
         std::fs::write(foreign.join(CONFIG_FILE), "mine").unwrap();
         assert!(matches!(
             RunDir::create(&foreign),
-            Err(TrainError::RunExists(_))
+            Err(TrainError::ForeignFolder { .. })
         ));
         assert_eq!(
             std::fs::read_to_string(foreign.join(CONFIG_FILE)).unwrap(),
@@ -404,6 +473,45 @@ mod tests {
             Err(TrainError::RunExists(_))
         ));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A folder gradless did not mark as a run keeps every file, whatever their names; the
+    /// refusal names the folder and the first foreign file, and leaves no `.lock`.
+    #[test]
+    fn a_new_run_never_takes_over_a_foreign_folder() {
+        let foreign = scratch("foreign-run-files");
+        let names = [
+            METRICS_FILE,
+            "events.out.tfevents.1.host",
+            CONFIG_FILE,
+            DEVICE_FILE,
+        ];
+        for name in names {
+            std::fs::write(foreign.join(name), "mine").unwrap();
+        }
+        let err = RunDir::create(&foreign).unwrap_err().to_string();
+        assert!(
+            err.contains(&*foreign.to_string_lossy()) && err.contains("`config.toml`"),
+            "{err}"
+        );
+        for name in names {
+            assert_eq!(std::fs::read_to_string(foreign.join(name)).unwrap(), "mine");
+        }
+        assert!(!foreign.join(gradless_files::LOCK_FILE).exists());
+
+        // A marked run that wrote no checkpoint yet is started afresh: its metrics go,
+        // a file someone put beside them does not.
+        let unstarted = scratch("unstarted-run");
+        drop(RunDir::create(&unstarted).unwrap());
+        std::fs::write(unstarted.join(METRICS_FILE), "old").unwrap();
+        std::fs::write(unstarted.join("notes.txt"), "mine").unwrap();
+        let err = RunDir::create(&unstarted).unwrap_err().to_string();
+        assert!(err.contains("`notes.txt`"), "{err}");
+        std::fs::remove_file(unstarted.join("notes.txt")).unwrap();
+        drop(RunDir::create(&unstarted).unwrap());
+        assert!(!unstarted.join(METRICS_FILE).exists());
+        std::fs::remove_dir_all(&foreign).unwrap();
+        std::fs::remove_dir_all(&unstarted).unwrap();
     }
 
     #[test]

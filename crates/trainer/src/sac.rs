@@ -275,20 +275,23 @@ impl Sac {
             env,
         );
         let device = training.device();
-        resumed.critic_optimizer =
-            Adam::load(&checkpoint.file(OPTIMIZER_FILE), &resumed.critics, device)?;
+        resumed.critic_optimizer = Adam::load(
+            &checkpoint.listed_file(OPTIMIZER_FILE)?,
+            &resumed.critics,
+            device,
+        )?;
         resumed.actor_optimizer = Adam::load(
-            &checkpoint.file(ACTOR_OPTIMIZER_FILE),
+            &checkpoint.listed_file(ACTOR_OPTIMIZER_FILE)?,
             &resumed.actor,
             device,
         )?;
         resumed.temperature_optimizer = Adam::load(
-            &checkpoint.file(TEMPERATURE_OPTIMIZER_FILE),
+            &checkpoint.listed_file(TEMPERATURE_OPTIMIZER_FILE)?,
             &resumed.temperature,
             device,
         )?;
         resumed.buffer = ReplayBuffer::load(
-            &checkpoint.file(REPLAY_FILE),
+            &checkpoint.listed_file(REPLAY_FILE)?,
             sac.buffer_size,
             resumed.observation_dim,
             resumed.bounds.scale.len(),

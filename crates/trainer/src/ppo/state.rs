@@ -137,7 +137,7 @@ impl Ppo {
     ) -> Result<Self, TrainError> {
         let (mut envs, head) = Self::make_envs(config, ppo, training)?;
         let model = checkpoint.load_actor_critic(training.device())?;
-        let optimizer_path = checkpoint.file(OPTIMIZER_FILE);
+        let optimizer_path = checkpoint.listed_file(OPTIMIZER_FILE)?;
         let optimizer = Adam::load(&optimizer_path, &model, training.device())?;
         let state: PpoState =
             serde_json::from_value(state).map_err(|e| state_error(checkpoint, e))?;

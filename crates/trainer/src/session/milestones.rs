@@ -67,14 +67,7 @@ impl Session {
             // Written at this very step already (a run ending on a checkpoint step).
             return Ok(());
         }
-        if dir.exists() {
-            // An orphan newer than `latest`: written by a process killed before it moved
-            // the pointer, and redone now.
-            std::fs::remove_dir_all(&dir).map_err(|source| TrainError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        self.run.check_present()?;
         // Decided before the state is saved, so that a resumed run carries the same record.
         let training_return = self.training_return();
         let best = match (training_return, self.state.best_training_return) {
@@ -106,14 +99,16 @@ impl Session {
             files: Default::default(),
             metadata_sha256: String::new(),
         };
-        write_checkpoint(&dir, metadata, |staging| {
+        // A checkpoint already at this step is one newer than the `latest` this run resumed
+        // from: replaced once the new one is complete.
+        replace_checkpoint(&dir, metadata, |staging| {
             self.algorithm.write_files(staging)
         })?;
         self.run.set_pointer(LATEST, &dir)?;
         if best {
             self.run.set_pointer(BEST, &dir)?;
         }
-        self.run.prune(self.config.checkpoint.keep_last)?;
+        self.run.prune(self.config.checkpoint.keep_last, step)?;
         tracing::info!(
             checkpoint = %dir.display(),
             global_step = step,

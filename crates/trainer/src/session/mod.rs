@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use gradless_device::{Backend, DeviceReport, TrainingDevice};
 use gradless_envs::device::EnvBackend;
-use gradless_policy::{Checkpoint, EpisodePlan, Metadata, run_episodes, write_checkpoint};
+use gradless_policy::{Checkpoint, EpisodePlan, Metadata, replace_checkpoint, run_episodes};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -218,7 +218,8 @@ impl Session {
         let latest = run
             .pointer(LATEST)?
             .ok_or_else(|| TrainError::NotARun(dir.into()))?;
-        run.remove_checkpoints_after(&latest)?;
+        // Nothing is removed here: checkpoints newer than `latest` are replaced one by one
+        // as the resumed run writes their steps again.
         let checkpoint = Checkpoint::open(&latest)?;
         let metadata = checkpoint.metadata().clone();
         let mismatch = |reason: String| TrainError::ResumeMismatch {
@@ -298,12 +299,27 @@ impl Session {
                 "the checkpoint's algorithm or network does not match its config".into(),
             ));
         }
+        // Counters past what the run can reach would wrap or never end as it goes on.
+        if metadata.global_step > saved.total_timesteps || state.episodes > metadata.global_step {
+            return Err(mismatch(format!(
+                "its global_step ({}) or episode count ({}) is past what a run of {} steps reaches",
+                metadata.global_step, state.episodes, saved.total_timesteps
+            )));
+        }
         if algorithm.global_step() != metadata.global_step {
             return Err(mismatch(format!(
                 "its global_step ({}) does not match its trainer state's ({})",
                 metadata.global_step,
                 algorithm.global_step()
             )));
+        }
+        let newer = run.checkpoints_after(metadata.global_step)?;
+        if !newer.is_empty() {
+            tracing::warn!(
+                checkpoint = %latest.display(),
+                newer = ?newer,
+                "checkpoints newer than `latest` are kept until the resumed run writes their steps again"
+            );
         }
         run.truncate_metrics_after(metadata.global_step)?;
         tracing::info!(

@@ -332,6 +332,107 @@ fn a_checkpoint_newer_than_latest_is_redone() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn checkpoint_names(dir: &Path) -> Vec<String> {
+    gradless_policy::run_layout::run_checkpoints(dir)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|c| c.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A `latest` that names a missing checkpoint, or one that does not open, fails the resume
+/// before anything is removed; a `latest` moved back to an older sound checkpoint keeps the
+/// newer ones until the resumed run has written their steps again.
+#[test]
+fn a_bad_latest_removes_no_checkpoint() {
+    let dir = scratch("bad-latest");
+    let text = PPO.replace("keep_last = 2", "keep_last = 3");
+    let mut session = Session::start(config(&text), Backend::Flex, &dir).unwrap();
+    session.run(StopAt::End, &mut ()).unwrap();
+    drop(session);
+    let before = checkpoint_names(&dir);
+    assert_eq!(
+        before,
+        ["step-0000000128", "step-0000000192", "step-0000000256"]
+    );
+    std::fs::write(dir.join(LATEST), "checkpoints/step-0000000001\n").unwrap();
+    let err = Session::resume(&dir, None, None).err().unwrap().to_string();
+    assert!(err.contains("step-0000000001"), "{err}");
+    assert_eq!(checkpoint_names(&dir), before);
+
+    let broken = dir.join("checkpoints/step-0000000128");
+    std::fs::write(dir.join(LATEST), "checkpoints/step-0000000128\n").unwrap();
+    std::fs::write(broken.join(gradless_policy::METADATA_FILE), b"{").unwrap();
+    Session::resume(&dir, None, None).err().unwrap();
+    assert_eq!(checkpoint_names(&dir), before);
+
+    // Pointed back at a sound checkpoint: the newer two stay while it redoes their steps.
+    std::fs::write(dir.join(LATEST), "checkpoints/step-0000000192\n").unwrap();
+    let mut resumed = Session::resume(&dir, None, None).unwrap();
+    resumed.run(StopAt::Iterations(0), &mut ()).unwrap();
+    assert_eq!(checkpoint_names(&dir), before);
+    resumed.run(StopAt::End, &mut ()).unwrap();
+    drop(resumed);
+    assert_eq!(
+        checkpoint_names(&dir),
+        ["step-0000000128", "step-0000000192", "step-0000000256"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every file a resume reads is one the checkpoint lists and hashed: a state file left out
+/// of the metadata (its hash sealed again) and replaced by a FIFO is refused by name, at
+/// once, instead of being read forever; an oversized one is refused before it is read.
+#[test]
+fn a_resume_reads_only_listed_files_within_their_bound() {
+    let dir = scratch("unlisted");
+    let mut session = Session::start(config(DQN), Backend::Flex, &dir).unwrap();
+    session.run(StopAt::End, &mut ()).unwrap();
+    drop(session);
+    let latest = dir.join("checkpoints/step-0000000400");
+    let metadata_path = latest.join(gradless_policy::METADATA_FILE);
+    let original = std::fs::read(&metadata_path).unwrap();
+    let mut metadata: Metadata = serde_json::from_slice(&original).unwrap();
+    metadata.files.remove("replay_buffer.bin");
+    metadata.metadata_sha256 = metadata.content_sha256();
+    std::fs::write(&metadata_path, serde_json::to_vec(&metadata).unwrap()).unwrap();
+    let replay = latest.join("replay_buffer.bin");
+    std::fs::remove_file(&replay).unwrap();
+    gradless_test_support::make_fifo(&replay);
+    let err = Session::resume(&dir, None, None).err().unwrap().to_string();
+    assert!(err.contains("does not list replay_buffer.bin"), "{err}");
+
+    // Listed and hashed, but larger than a buffer of this run can be.
+    std::fs::remove_file(&replay).unwrap();
+    let big = vec![0u8; 150 * (2 * 4 + 1 + 2) * 8 + 1024];
+    std::fs::write(&replay, &big).unwrap();
+    metadata.files.insert(
+        "replay_buffer.bin".into(),
+        gradless_policy::sha256_file(&replay).unwrap(),
+    );
+    metadata.metadata_sha256 = metadata.content_sha256();
+    std::fs::write(&metadata_path, serde_json::to_vec(&metadata).unwrap()).unwrap();
+    let err = Session::resume(&dir, None, None).err().unwrap().to_string();
+    assert!(
+        err.contains("replay_buffer.bin") && err.contains("bytes"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run directory removed while training stops the run instead of being made again.
+#[test]
+fn a_run_directory_removed_while_training_stops_the_run() {
+    let dir = scratch("removed-run");
+    let mut session = Session::start(config(PPO), Backend::Flex, &dir).unwrap();
+    session.run(StopAt::Iterations(1), &mut ()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = session.run(StopAt::End, &mut ()).unwrap_err().to_string();
+    assert!(err.contains("removed"), "{err}");
+    assert!(!dir.exists());
+}
+
 #[test]
 fn a_run_in_use_is_refused_to_a_second_writer() {
     let dir = scratch("locked");
