@@ -10,6 +10,8 @@ use gradless_render::decode_gif;
 #[test]
 fn record_writes_one_gif_per_episode_and_a_listing() {
     let out = scratch("record");
+    // A user's own GIF in --out, named as a video is: not this command's to remove.
+    std::fs::write(out.join("episode-0007.gif"), b"mine").unwrap();
     let output = gradless(&[
         "--json",
         "record",
@@ -44,6 +46,31 @@ fn record_writes_one_gif_per_episode_and_a_listing() {
     }
     let listing = std::fs::read_to_string(out.join("videos.jsonl")).unwrap();
     assert_eq!(listing.lines().count(), 2);
+    assert_eq!(
+        std::fs::read(out.join("episode-0007.gif")).unwrap(),
+        b"mine"
+    );
+    // A second, shorter recording removes the video the first listed and did not write
+    // again, and still not the user's.
+    let output = gradless(&[
+        "record",
+        shipped("cartpole-v1-dqn").to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--env",
+        "CartPole-v0",
+        "--device",
+        "flex",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(out.join("episode-0000.gif").is_file());
+    assert!(!out.join("episode-0001.gif").exists());
+    assert_eq!(
+        std::fs::read(out.join("episode-0007.gif")).unwrap(),
+        b"mine"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 

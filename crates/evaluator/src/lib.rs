@@ -28,7 +28,15 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use curve::{write_learning_curve, write_tensorboard_curve};
-pub use record::{RecordPlan, RecordedVideo, VIDEOS_FILE, enclosing_run};
+pub use record::{RecordPlan, RecordedVideo, VIDEOS_FILE};
+
+/// The run a checkpoint belongs to, whose lock a writer into the checkpoint must hold.
+pub fn enclosing_run(checkpoint: &Path) -> Result<Option<PathBuf>, EvalError> {
+    gradless_policy::run_layout::enclosing_run(checkpoint).map_err(|source| EvalError::Io {
+        path: checkpoint.to_path_buf(),
+        source,
+    })
+}
 pub use stats::{ReturnSummary, summarise};
 
 /// Why a checkpoint could not be evaluated.
@@ -198,25 +206,12 @@ fn is_checkpoint(path: &Path) -> bool {
 }
 
 fn run_checkpoints(path: &Path) -> Result<Option<Vec<PathBuf>>, EvalError> {
-    let folder = path.join("checkpoints");
-    if !folder.is_dir() {
-        return Ok(None);
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&folder)
-        .map_err(|source| EvalError::Io {
-            path: folder.clone(),
+    let found =
+        gradless_policy::run_layout::run_checkpoints(path).map_err(|source| EvalError::Io {
+            path: path.to_path_buf(),
             source,
-        })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
-        })
-        .collect();
-    // Zero-padded step numbers: name order is step order.
-    found.sort();
-    Ok(Some(found))
+        })?;
+    Ok(found.map(|found| found.into_iter().map(|c| c.path).collect()))
 }
 
 /// Finds what `path` holds: a checkpoint directory, a run directory (every checkpoint in it,
@@ -236,7 +231,16 @@ pub fn discover(path: &Path) -> Result<Vec<EvalTarget>, EvalError> {
     }
     let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
         Ok(entries) => entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                // Outputs go into what is found here: a link would send them elsewhere.
+                let link = entry.file_type().is_ok_and(|t| t.is_symlink());
+                if link {
+                    tracing::warn!(path = %entry.path().display(), "skipping a symbolic link in a folder of runs");
+                }
+                !link
+            })
+            .map(|entry| entry.path())
             .filter(|p| p.is_dir() || (p.is_file() && gradless_import::is_foreign_file(p)))
             .collect(),
         Err(_) => return Err(EvalError::NothingToEvaluate(path.to_path_buf())),
@@ -313,6 +317,19 @@ impl LoadedCheckpoint {
                 metadata.observation_space.describe(),
                 metadata.action_space.describe(),
                 env.observation_space().describe(),
+                env.action_space().describe()
+            )));
+        }
+        // SAC squashes its actions into the box it was trained on: any other box would get
+        // actions scaled for another env.
+        let squashed = matches!(
+            metadata.architecture,
+            gradless_policy::Architecture::SoftActorCritic { .. }
+        );
+        if squashed && env.action_space() != &metadata.action_space {
+            return Err(incompatible(format!(
+                "a SAC policy squashes its actions into the box it was trained on, {}; {env_id}'s is {}",
+                metadata.action_space.describe(),
                 env.action_space().describe()
             )));
         }
@@ -510,12 +527,16 @@ pub fn prepare_output_dir(base: &Path, relative: &Path) -> Result<PathBuf, EvalE
     Ok(dir)
 }
 
+/// The files of one checkpoint's evaluation, shown together or not at all.
+const EVALUATION_FILES: [&str; 3] = ["episodes.jsonl", "summary.json", "summary.csv"];
+
 /// Writes `episodes.jsonl`, `summary.json` and `summary.csv` into `dir` (made by
-/// [`prepare_output_dir`]), each through a temporary file and a rename.
+/// [`prepare_output_dir`]) as one [`gradless_files::OutputSet`]: a reader, or a process
+/// killed midway, sees the old three files or the new three, never a mix.
 pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<(), EvalError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| EvalError::Io { path, source }
+    let io = |source| EvalError::Io {
+        path: dir.to_path_buf(),
+        source,
     };
     let mut lines = String::new();
     for episode in &evaluation.episodes {
@@ -527,15 +548,14 @@ pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<()
     let header: Vec<&str> = row.iter().map(|cell| cell.name).collect();
     let values: Vec<String> = row.iter().map(|cell| cell.value.csv()).collect();
     let csv = format!("{}\n{}\n", header.join(","), values.join(","));
-    for (name, text) in [
-        ("episodes.jsonl", lines),
-        ("summary.json", summary + "\n"),
-        ("summary.csv", csv),
-    ] {
-        let path = dir.join(name);
-        gradless_files::write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
+    let mut set = gradless_files::OutputSet::begin(dir, &EVALUATION_FILES).map_err(io)?;
+    for (name, text) in EVALUATION_FILES
+        .into_iter()
+        .zip([lines, summary + "\n", csv])
+    {
+        set.write(name, text.as_bytes()).map_err(io)?;
     }
-    Ok(())
+    set.commit().map_err(io)
 }
 
 /// The largest `summary.json` read back.
@@ -835,6 +855,31 @@ mod tests {
             err.contains("cartpole-v1-ppo") && err.contains("Pendulum-v1"),
             "{err}"
         );
+    }
+
+    /// A SAC policy whose recorded action box is not the env's is refused: its actions
+    /// would be scaled for another box.
+    #[test]
+    fn a_sac_policy_for_another_action_box_is_refused() {
+        let dir = scratch("sac-box");
+        copy_dir(&shipped("pendulum-v1-sac"), &dir);
+        let path = dir.join(METADATA_FILE);
+        let mut metadata: gradless_policy::Metadata =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        metadata.action_space = Space::Box {
+            low: vec![-1.0],
+            high: vec![1.0],
+        };
+        metadata.metadata_sha256 = metadata.content_sha256();
+        std::fs::write(&path, serde_json::to_vec(&metadata).unwrap()).unwrap();
+        let err = evaluate_checkpoint(&dir, &settings(2, 2), &flex())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("squashes") && err.contains("Pendulum-v1"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Another tool's policy file: its env comes from `--env` (its file names none), and

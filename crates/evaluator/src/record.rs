@@ -2,7 +2,7 @@
 //! env from its seed (the same episode the evaluation ran), drawn frame by frame as
 //! Gymnasium's `rgb_array` renderer draws the env and written as animated GIFs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gradless_envs::Action;
 use gradless_policy::{SeededEpisode, watch_episode};
@@ -54,6 +54,11 @@ pub struct RecordedVideo {
     pub actions: Vec<TrajectoryAction>,
 }
 
+impl RecordPlan {
+    /// The most videos one recording writes (each a GIF of up to thousands of frames).
+    pub const MAX_EPISODES: usize = 10_000;
+}
+
 impl LoadedCheckpoint {
     /// Records the plan's episodes into `dir` (made by [`crate::prepare_output_dir`]): one
     /// `episode-NNNN.gif` each, written as it finishes, then the listing [`VIDEOS_FILE`];
@@ -65,7 +70,10 @@ impl LoadedCheckpoint {
         mut on_video: impl FnMut(&RecordedVideo, &Path),
     ) -> Result<Vec<RecordedVideo>, EvalError> {
         let scene = Scene::for_env(&self.env_id).map_err(|source| self.render_error(source))?;
-        let mut videos = Vec::with_capacity(plan.episodes);
+        // Read before anything is written: the videos an earlier recording listed here are
+        // the only files this recording may remove.
+        let listed_before = listed_videos(dir);
+        let mut videos = Vec::new();
         for episode in 0..plan.episodes {
             let seed = plan.first_seed.checked_add(episode as u64).ok_or_else(|| {
                 EvalError::Incompatible {
@@ -89,7 +97,7 @@ impl LoadedCheckpoint {
         let path = dir.join(VIDEOS_FILE);
         gradless_files::write_atomically(&path, listing.as_bytes())
             .map_err(|source| EvalError::Io { path, source })?;
-        remove_stale_videos(dir, &videos);
+        remove_stale_videos(dir, &listed_before, &videos);
         Ok(videos)
     }
 
@@ -166,33 +174,42 @@ impl LoadedCheckpoint {
     }
 }
 
-/// Removes the videos an earlier recording left in `dir` that the listing no longer names
-/// (regular files named as this module names them; nothing else is touched).
-fn remove_stale_videos(dir: &Path, videos: &[RecordedVideo]) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// The largest listing read back (a recording's entries hold every action).
+const MAX_LISTING_BYTES: u64 = 256 << 20;
+
+/// The video file names the listing in `dir` names (none if it is missing or unreadable).
+fn listed_videos(dir: &Path) -> Vec<String> {
+    let Ok(text) = gradless_files::read_text_bounded(&dir.join(VIDEOS_FILE), MAX_LISTING_BYTES)
+    else {
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with("episode-") && name.ends_with(".gif");
-        let regular = entry.file_type().is_ok_and(|t| t.is_file());
-        if ours
-            && regular
-            && !videos.iter().any(|v| v.video == name)
-            && let Err(error) = std::fs::remove_file(entry.path())
-        {
-            tracing::warn!(file = %entry.path().display(), %error, "could not remove an old video");
-        }
-    }
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|entry| entry.get("video")?.as_str().map(str::to_string))
+        .filter(|name| is_video_name(name))
+        .collect()
 }
 
-/// The run a checkpoint directory belongs to (`RUN/checkpoints/step-N`), if it is a run's:
-/// what writes into the checkpoint must hold that run's lock.
-pub fn enclosing_run(checkpoint: &Path) -> Option<PathBuf> {
-    let folder = checkpoint.parent()?;
-    let run = folder.parent()?;
-    (folder.file_name()? == "checkpoints" && run.join("config.toml").is_file())
-        .then(|| run.to_path_buf())
+/// Whether `name` is a video file name as [`LoadedCheckpoint::record_videos`] writes them.
+fn is_video_name(name: &str) -> bool {
+    name.strip_prefix("episode-")
+        .and_then(|rest| rest.strip_suffix(".gif"))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the videos an earlier recording listed in `dir` that this one did not write
+/// again: only regular files named in that listing; nothing else is touched.
+fn remove_stale_videos(dir: &Path, listed_before: &[String], videos: &[RecordedVideo]) {
+    for name in listed_before {
+        if videos.iter().any(|v| &v.video == name) {
+            continue;
+        }
+        let path = dir.join(name);
+        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if regular && let Err(error) = std::fs::remove_file(&path) {
+            tracing::warn!(file = %path.display(), %error, "could not remove an old video");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -288,21 +305,5 @@ mod tests {
             assert!(first.get(key).is_some(), "{key} missing: {first}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn runs_enclose_their_checkpoints_only() {
-        let root = scratch("enclosing");
-        let checkpoint = root.join("run/checkpoints/step-0000000100");
-        std::fs::create_dir_all(&checkpoint).unwrap();
-        assert_eq!(
-            enclosing_run(&checkpoint),
-            None,
-            "no config.toml: not a run"
-        );
-        std::fs::write(root.join("run/config.toml"), "").unwrap();
-        assert_eq!(enclosing_run(&checkpoint), Some(root.join("run")));
-        assert_eq!(enclosing_run(&shipped("cartpole-v1-ppo")), None);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

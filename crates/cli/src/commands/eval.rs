@@ -56,6 +56,14 @@ pub fn check_first_seed(seed: u64, episodes: usize) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a size flag outside `1..=max`, before any work starts.
+pub fn check_count(flag: &str, value: usize, max: usize) -> Result<()> {
+    if value == 0 || value > max {
+        bail!("{flag} {value}: must lie in 1..={max}");
+    }
+    Ok(())
+}
+
 /// `--activation`, parsed.
 pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
     name.map(|name| {
@@ -390,19 +398,34 @@ fn check_mergeable(
     }
 }
 
+/// Makes `--out` (before any episode runs: an unwritable one is found now, not at the end)
+/// and locks it while this process writes it; shards of one evaluation share the lock.
+pub fn lock_out(out: &Path, shared: bool) -> Result<gradless_files::DirLock> {
+    std::fs::create_dir_all(out)
+        .and_then(|()| gradless_files::check_writable(out))
+        .and_then(|()| {
+            if shared {
+                gradless_files::DirLock::acquire_shared(out)
+            } else {
+                gradless_files::DirLock::acquire(out)
+            }
+        })
+        .with_context(|| format!("--out {}", out.display()))
+}
+
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
 /// status says so at the end.
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
-    if args.episodes == 0 || args.num_envs == 0 {
-        bail!("--episodes and --num-envs must be at least 1");
+    check_count("--episodes", args.episodes, EpisodePlan::MAX_EPISODES)?;
+    check_count("--num-envs", args.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
+    if args.record > RecordPlan::MAX_EPISODES {
+        bail!(
+            "--record {}: at most {}",
+            args.record,
+            RecordPlan::MAX_EPISODES
+        );
     }
     check_first_seed(args.acting.seed, args.episodes)?;
-    if let Some(out) = &args.out {
-        // Before any episode runs: an unwritable --out is found now, not at the end.
-        std::fs::create_dir_all(out)
-            .and_then(|()| gradless_files::check_writable(out))
-            .with_context(|| format!("--out {}", out.display()))?;
-    }
     // Every flag checked before the device opens (probing wgpu takes seconds).
     let mut env_backend: EnvBackendChoice = args
         .env_backend
@@ -439,6 +462,12 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         .as_deref()
         .map(|spec| Shard::parse(spec, |name| std::env::var(name).ok()))
         .transpose()?;
+    // After every flag is checked: a refused command leaves no --out behind.
+    let _out_lock = args
+        .out
+        .as_deref()
+        .map(|out| lock_out(out, shard.is_some()))
+        .transpose()?;
     let mut targets = discover(&args.path)?;
     if let Some(shard) = shard {
         let before: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
@@ -467,7 +496,17 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         // Evaluations of a run are written into it: no trainer may write it meanwhile.
         let run_written = match (&target.run, target.checkpoints.as_slice()) {
             (Some(run), _) => Some(run.clone()),
-            (None, [checkpoint]) => enclosing_run(checkpoint),
+            (None, [checkpoint]) => match enclosing_run(checkpoint) {
+                Ok(run) => run,
+                Err(error) if targets.len() == 1 => return Err(error.into()),
+                Err(error) => {
+                    let error = anyhow::Error::from(error);
+                    progress.suspend(|| eprintln!("error: {}", error_line(&error)));
+                    failed += 1;
+                    episodes_before += args.episodes as u64;
+                    continue;
+                }
+            },
             (None, _) => None,
         };
         // Shards each write their own checkpoints of a run: they share its lock.

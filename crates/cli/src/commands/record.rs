@@ -13,7 +13,7 @@ use gradless_evaluator::{
 use gradless_policy::SeededEpisode;
 use serde::Serialize;
 
-use crate::commands::eval::{ActingArgs, check_first_seed};
+use crate::commands::eval::{ActingArgs, check_count, check_first_seed};
 use crate::output::print_json_line;
 
 /// Arguments of `gradless record`.
@@ -87,9 +87,7 @@ pub fn print_video(video: &RecordedVideo, path: &Path, json: bool) -> Result<()>
 
 /// Runs `gradless record`.
 pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
-    if args.episodes == 0 {
-        bail!("--episodes must be at least 1");
-    }
+    check_count("--episodes", args.episodes, RecordPlan::MAX_EPISODES)?;
     check_first_seed(args.acting.seed, args.episodes)?;
     let checkpoint = checkpoint_of(&args.path)?;
     let (base, relative) = match &args.out {
@@ -98,13 +96,15 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
         None if checkpoint.is_file() => gradless_evaluator::beside_file(&checkpoint, "videos"),
         None => (checkpoint.clone(), PathBuf::from("videos")),
     };
-    // Videos written into a run's checkpoint: no trainer may write (or prune) it meanwhile.
-    let _lock = match (&args.out, enclosing_run(&checkpoint)) {
+    // Videos written into a run's checkpoint: no trainer may write (or prune) it meanwhile;
+    // into --out: no other gradless process may write there meanwhile.
+    let _lock = match (&args.out, enclosing_run(&checkpoint)?) {
+        (Some(out), _) => Some(crate::commands::eval::lock_out(out, false)?),
         (None, Some(run)) => Some(
             gradless_files::DirLock::acquire(&run)
                 .map_err(|e| anyhow::Error::from(e).context(run.display().to_string()))?,
         ),
-        _ => None,
+        (None, None) => None,
     };
     let dir = prepare_output_dir(&base, &relative)?;
     let device = AgentDevice::new(&InferenceDevice::new(&args.acting.base_device()?));
