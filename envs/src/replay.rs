@@ -153,8 +153,16 @@ fn parse_case(index: usize, case: &Value) -> Result<ReplayCase, ReplayError> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
+            // Observations are f32: a state past f32's range would be observed as infinity.
             v.as_f64()
-                .ok_or_else(|| case_error(index, &format!("init_state[{i}]"), "expected a number"))
+                .filter(|x| x.abs() <= f64::from(f32::MAX))
+                .ok_or_else(|| {
+                    case_error(
+                        index,
+                        &format!("init_state[{i}]"),
+                        format!("expected a number within ±{:e} (f32's range)", f32::MAX),
+                    )
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let actions = case
@@ -218,6 +226,13 @@ pub fn run_case(index: usize, case: &ReplayCase) -> Result<ReplayOutcome, Replay
         let step = env
             .step(action)
             .map_err(|e| case_error(index, &format!("actions[{i}]"), e.to_string()))?;
+        if step.observation.iter().any(|v| !v.is_finite()) || !step.reward.is_finite() {
+            return Err(case_error(
+                index,
+                &format!("actions[{i}]"),
+                "the step's observation or reward is not finite (the state left f32's range)",
+            ));
+        }
         steps.push(ReplayStep {
             obs: step.observation.to_vec(),
             reward: step.reward,
@@ -322,6 +337,18 @@ mod tests {
         assert!(run(unknown).unwrap_err().to_string().contains("known ids"));
         assert_eq!(parse("[]").unwrap_err().location, "top level");
         assert_eq!(parse("{").unwrap_err().location, "top level");
+        // States past f32's range would be observed as infinities (printed as null).
+        let huge = r#"{"cases": [{"env": "CartPole-v1", "init_state": [1e308, 0, 0, 0], "actions": [0]}]}"#;
+        assert_eq!(
+            parse(huge).unwrap_err().location,
+            "case 0, field `init_state[0]`"
+        );
+        let edge = r#"{"cases": [{"env": "CartPole-v1", "init_state": [0, 0, 0.1, 3.4e38], "actions": [0]}]}"#;
+        let err = run(edge).unwrap_err().to_string();
+        assert!(
+            err.contains("actions[0]") && err.contains("not finite"),
+            "{err}"
+        );
     }
 
     #[test]

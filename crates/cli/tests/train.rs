@@ -135,7 +135,7 @@ fn bad_configs_are_one_line_errors_naming_the_file_and_key() {
         ),
         (
             &["--set", "ppo.num_envs=0"],
-            &["`ppo.num_envs`", "at least 1"],
+            &["`ppo.num_envs`", "1..=65536"],
         ),
         (
             &["--set", "env=CartPole-v7"],

@@ -179,17 +179,57 @@ fn actions_agree(
     Ok(true)
 }
 
+/// The resident memory a measurement may add to the process, counted from its start: graphs
+/// that tracked mode records are never freed, so every step it times or rolls out keeps its
+/// memory, and the limit must hold across all of them.
+struct Budget {
+    baseline: u64,
+    limit: u64,
+    spent: std::cell::Cell<bool>,
+}
+
+impl Budget {
+    /// How often the budget is looked at, in steps (reading it costs a file read).
+    const CHECK_EVERY: usize = 10;
+
+    fn start(plan: &Plan) -> Self {
+        Self {
+            baseline: resident_bytes().unwrap_or(0),
+            limit: plan.memory_limit_bytes,
+            spent: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether another step may run after `steps` of a loop: not once the process has grown
+    /// past the limit since the measurement started (then no later loop runs more than the
+    /// one step a timing needs).
+    fn allows(&self, steps: usize) -> bool {
+        if !self.spent.get() && steps.is_multiple_of(Self::CHECK_EVERY) {
+            let grown = resident_bytes().unwrap_or(0).saturating_sub(self.baseline);
+            self.spent.set(grown > self.limit);
+        }
+        !self.spent.get()
+    }
+}
+
 /// Median microseconds per step of each policy. Windows alternate between the policies so
 /// that a noisy stretch of the machine hits them all alike.
+///
+/// A window ends early once the process has spent its memory budget (its step times
+/// still count: a window needs only one step).
 fn time_steps(
     policies: &mut [&mut dyn TimedStep],
     inputs: &[Vec<f32>],
     dim: usize,
     plan: &Plan,
+    budget: &Budget,
 ) -> Result<Vec<f64>, ActError> {
     for policy in policies.iter_mut() {
         for k in 0..plan.warmup_steps {
             policy.step(&inputs[k % inputs.len()], dim)?;
+            if !budget.allows(k + 1) {
+                break;
+            }
         }
         policy.sync()?;
     }
@@ -202,6 +242,9 @@ fn time_steps(
             while steps == 0 || start.elapsed() < plan.window {
                 policy.step(&inputs[steps % inputs.len()], dim)?;
                 steps += 1;
+                if !budget.allows(steps) {
+                    break;
+                }
             }
             samples.push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
         }
@@ -215,6 +258,7 @@ fn memory_rollout(
     inputs: &[Vec<f32>],
     dim: usize,
     plan: &Plan,
+    budget: &Budget,
 ) -> Result<(usize, i64, Option<i64>), ActError> {
     policy.sync()?;
     let resident_before = resident_bytes().unwrap_or(0);
@@ -223,12 +267,7 @@ fn memory_rollout(
     while steps < plan.memory_steps {
         policy.step(&inputs[steps % inputs.len()], dim)?;
         steps += 1;
-        if steps.is_multiple_of(100)
-            && resident_bytes()
-                .unwrap_or(0)
-                .saturating_sub(resident_before)
-                > plan.memory_limit_bytes
-        {
+        if !budget.allows(steps) {
             break;
         }
     }
@@ -258,6 +297,7 @@ pub fn measure(
             "need at least one timed window and batches of at least 1".into(),
         ));
     }
+    let budget = Budget::start(plan);
     let mut results = Vec::new();
     for &batch in &plan.batches {
         let (inputs, dim) = input_batches(checkpoint, base, batch)?;
@@ -268,14 +308,14 @@ pub fn measure(
                 .collect::<Result<_, _>>()?;
         let identical = actions_agree(&mut steppers(&mut policies), &inputs, dim)?;
         let (times, captured) = if plan.graph_capture {
-            time_with_captures(&mut policies, &inputs, dim, plan)?
+            time_with_captures(&mut policies, &inputs, dim, plan, &budget)?
         } else {
-            let times = time_steps(&mut steppers(&mut policies), &inputs, dim, plan)?;
+            let times = time_steps(&mut steppers(&mut policies), &inputs, dim, plan, &budget)?;
             (times, vec![None; policies.len()])
         };
         for ((policy, us_per_step), graph_capture) in policies.iter().zip(times).zip(captured) {
             let (memory_steps, memory_growth_bytes, device_memory_growth_bytes) =
-                memory_rollout(policy, &inputs, dim, plan)?;
+                memory_rollout(policy, &inputs, dim, plan, &budget)?;
             let measurement = Measurement {
                 device: device_name.to_string(),
                 batch,
@@ -310,6 +350,7 @@ fn time_with_captures(
     inputs: &[Vec<f32>],
     dim: usize,
     plan: &Plan,
+    budget: &Budget,
 ) -> Result<(Vec<f64>, Vec<Option<CapturedTiming>>), ActError> {
     let mut captured: Vec<CapturedPolicy> = policies
         .iter()
@@ -325,7 +366,7 @@ fn time_with_captures(
     }
     let mut all = steppers(policies);
     all.extend(steppers(&mut captured));
-    let mut times = time_steps(&mut all, inputs, dim, plan)?;
+    let mut times = time_steps(&mut all, inputs, dim, plan, budget)?;
     let replayed = times.split_off(policies.len());
     let timings = captured
         .iter()
@@ -362,7 +403,8 @@ pub fn inference_speedup(
         .into_iter()
         .map(|mode| ModedPolicy::load(checkpoint, base, mode))
         .collect::<Result<Vec<_>, _>>()?;
-    let times = time_steps(&mut steppers(&mut policies), &inputs, dim, plan)?;
+    let budget = Budget::start(plan);
+    let times = time_steps(&mut steppers(&mut policies), &inputs, dim, plan, &budget)?;
     Ok(Speedup {
         batch,
         no_grad_us_per_step: times[0],
@@ -407,6 +449,32 @@ mod tests {
 
     /// Forward-only steps with tracked parameters keep their graphs (and the activations
     /// saved for backward); inference mode keeps nothing.
+    #[test]
+    fn the_memory_limit_holds_for_the_whole_measurement() {
+        let _exclusive = crate::memory::RESIDENT_MEMORY_TESTS.lock().unwrap();
+        let limit: u64 = 32 << 20;
+        let plan = Plan {
+            // Long windows: tracked mode's timing alone would leak hundreds of MB.
+            window: Duration::from_millis(400),
+            memory_steps: 100_000,
+            memory_limit_bytes: limit,
+            ..quick_plan(vec![256])
+        };
+        let before = resident_bytes().unwrap();
+        measure(
+            &shipped("cartpole-v1-ppo"),
+            "flex",
+            &Device::flex(),
+            &plan,
+            |_| {},
+        )
+        .unwrap();
+        let grown = resident_bytes().unwrap().saturating_sub(before);
+        // The limit, and what the steps before the check that finds it spent (and the
+        // setup) add.
+        assert!(grown < limit + (32 << 20), "grew {grown} bytes");
+    }
+
     #[test]
     fn tracked_rollouts_leave_memory_behind_and_inference_rollouts_do_not() {
         let _exclusive = crate::memory::RESIDENT_MEMORY_TESTS.lock().unwrap();

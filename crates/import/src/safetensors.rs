@@ -40,6 +40,7 @@ fn parse(
     let data = &bytes[8 + header_len as usize..];
     let mut tensors = Tensors::default();
     let mut metadata = serde_json::Map::new();
+    let mut ranges: Vec<(usize, usize, String)> = Vec::new();
     for (name, entry) in header {
         if name == "__metadata__" {
             if let serde_json::Value::Object(map) = entry {
@@ -72,6 +73,7 @@ fn parse(
                 data.len()
             )));
         }
+        ranges.push((start, end, name.clone()));
         let values = data[start..end]
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -83,6 +85,27 @@ fn parse(
                 data: values,
             },
         );
+    }
+    // As the format requires: the tensors tile the data exactly, no byte shared or left over.
+    ranges.sort();
+    let mut covered = 0;
+    for (start, end, name) in &ranges {
+        if *start != covered {
+            return Err(ImportError::Key {
+                path: path.to_path_buf(),
+                key: name.clone(),
+                reason: format!(
+                    "data_offsets start at {start}, where the data before ends at {covered} (tensors may neither overlap nor leave gaps)"
+                ),
+            });
+        }
+        covered = *end;
+    }
+    if covered != data.len() {
+        return Err(bad(format!(
+            "{} bytes after the last tensor's data",
+            data.len() - covered
+        )));
     }
     Ok((tensors, metadata))
 }
@@ -207,5 +230,26 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Tensors that share bytes, and bytes after the last tensor, are refused by name.
+    #[test]
+    fn overlapping_and_trailing_data_are_refused() {
+        let path = Path::new("policy.safetensors");
+        let mut trailing = exported(&[]);
+        trailing.extend([0u8; 4]);
+        let err = parse(path, &trailing).unwrap_err().to_string();
+        assert!(err.contains("4 bytes after"), "{err}");
+
+        // The bias (offsets [32, 40]) moved back onto the weight's last bytes.
+        let mut bytes = exported(&[]);
+        let at = bytes
+            .windows(7)
+            .position(|w| w == b"[32,40]")
+            .expect("the bias's offsets are in the header");
+        bytes[at..at + 7].copy_from_slice(b"[24,32]");
+        bytes.truncate(bytes.len() - 8);
+        let err = parse(path, &bytes).unwrap_err().to_string();
+        assert!(err.contains("0.bias") || err.contains("0.weight"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! `:serialized:` blobs are never unpickled) and the `policy.pth` state dict.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
 
@@ -15,15 +15,6 @@ const MAX_DATA_BYTES: u64 = 16 << 20;
 
 /// What SB3 covers here.
 const COVERED: &str = "PPO, A2C and DQN with MlpPolicy";
-
-/// Removes a file when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn key_error(path: &Path, key: &str, reason: impl Into<String>) -> ImportError {
     ImportError::Key {
@@ -114,32 +105,29 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     let data = entry(&mut archive, path, "data", MAX_DATA_BYTES)?;
     let data: serde_json::Value = serde_json::from_slice(&data)
         .map_err(|e| key_error(path, "data", format!("not JSON: {e}")))?;
-    if data.get("use_sde").and_then(serde_json::Value::as_bool) == Some(true) {
-        return Err(key_error(
-            path,
-            "data: use_sde",
-            "state-dependent exploration (gSDE) policies are not covered",
-        ));
+    match data.get("use_sde") {
+        None | Some(serde_json::Value::Bool(false)) => {}
+        Some(serde_json::Value::Bool(true)) => {
+            return Err(key_error(
+                path,
+                "data: use_sde",
+                "state-dependent exploration (gSDE) policies are not covered",
+            ));
+        }
+        Some(other) => {
+            return Err(key_error(
+                path,
+                "data: use_sde",
+                format!("must be true or false, got {other}"),
+            ));
+        }
     }
     let policy_bytes = entry(&mut archive, path, "policy.pth", MAX_TENSOR_BYTES)?;
-    // pytorch-reader reads tensors from a file: the entry goes to a private scratch file.
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "gradless-sb3-{}-{}.pth",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    )));
-    {
-        use std::io::Write;
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&scratch.0)
-            .map_err(|e| file_error(format!("a scratch copy of policy.pth: {e}")))?;
-        out.write_all(&policy_bytes)
-            .map_err(|e| file_error(format!("a scratch copy of policy.pth: {e}")))?;
-    }
+    // pytorch-reader reads tensors from a path: the entry goes to a private file with no
+    // name on disk, gone with this process whatever ends it.
+    let (_copy, copy_path) = gradless_files::unnamed_file(&policy_bytes)
+        .map_err(|e| file_error(format!("a private copy of policy.pth: {e}")))?;
+    drop(policy_bytes);
     // Errors about the scratch copy or its tensors name the zip and its entry.
     let inside = |e: ImportError| match e {
         ImportError::File { reason, .. } => key_error(path, "policy.pth", reason),
@@ -147,7 +135,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
             key_error(path, &format!("policy.pth: {key}"), reason)
         }
     };
-    let tensors = Tensors::read_pytorch(&scratch.0).map_err(inside)?;
+    let tensors = Tensors::read_pytorch(&copy_path).map_err(inside)?;
     let named = activation.or(activation_of(&data, path)?);
     for (prefix, what) in [
         ("features_extractor.cnn", "a CNN policy (CnnPolicy)"),

@@ -8,9 +8,10 @@ use pytorch_reader::{DType, PytorchReader};
 
 use crate::ImportError;
 
-/// The most bytes of tensors a file may hold (a policy of classic-control size is a few
-/// hundred KB; the largest network gradless builds is under 1 GiB).
-pub const MAX_TENSOR_BYTES: u64 = 1 << 30;
+/// The most bytes of tensors a file may hold: a classic-control policy is a few hundred KB
+/// (SB3's and CleanRL's default networks of 64 or 256 units), and this admits one of 16M
+/// parameters, two hidden layers of 2048 units many times over.
+pub const MAX_TENSOR_BYTES: u64 = 64 << 20;
 
 /// A tensor's shape and values.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,16 +111,35 @@ impl Tensors {
         prefix: &str,
         head: Option<&str>,
     ) -> Result<Vec<LayerWeights>, ImportError> {
-        let mut indices: Vec<usize> = self
-            .by_name
-            .keys()
-            .filter_map(|k| {
-                k.strip_prefix(prefix)?
-                    .strip_suffix(".weight")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        // Every tensor numbered under the prefix is a layer's weight or bias, numbered as
+        // PyTorch numbers them: a stray one (`00.weight` beside `0.weight`, a norm's
+        // statistics) is refused, never left out or read twice.
+        let mut indices: Vec<usize> = Vec::new();
+        for key in self.by_name.keys() {
+            let Some((number, field)) = key
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split_once('.'))
+                .filter(|(number, _)| {
+                    !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+                })
+            else {
+                continue;
+            };
+            let index: Option<usize> = number.parse().ok();
+            let canonical = index.is_some_and(|i| i.to_string() == number);
+            if !canonical || !matches!(field, "weight" | "bias") {
+                return Err(ImportError::Key {
+                    path: path.to_path_buf(),
+                    key: key.clone(),
+                    reason: format!(
+                        "a stray tensor: the layers under `{prefix}` are `{prefix}N.weight` and `{prefix}N.bias`"
+                    ),
+                });
+            }
+            if field == "weight" {
+                indices.extend(index);
+            }
+        }
         indices.sort_unstable();
         let mut names: Vec<String> = indices.iter().map(|i| format!("{prefix}{i}")).collect();
         names.extend(head.map(str::to_string));
@@ -157,5 +177,53 @@ impl Tensors {
             inputs,
             outputs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(shape: &[usize]) -> Values {
+        Values {
+            shape: shape.to_vec(),
+            data: vec![0.0; shape.iter().product()],
+        }
+    }
+
+    fn layers(names: &[(&str, &[usize])]) -> Result<Vec<LayerWeights>, ImportError> {
+        let tensors = Tensors {
+            by_name: names
+                .iter()
+                .map(|(name, shape)| (name.to_string(), values(shape)))
+                .collect(),
+        };
+        tensors.linear_layers(Path::new("policy.pt"), "net.", None)
+    }
+
+    #[test]
+    fn layers_are_read_in_numeric_order_and_stray_tensors_refused() {
+        let mut names: Vec<(&str, &[usize])> = vec![
+            ("net.0.weight", &[8, 4]),
+            ("net.0.bias", &[8]),
+            ("net.10.weight", &[2, 8]),
+            ("net.10.bias", &[2]),
+            ("log_std", &[2]),
+        ];
+        let read = layers(&names).unwrap();
+        assert_eq!(
+            read.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+            ["net.0", "net.10"]
+        );
+        names.push(("net.00.weight", &[8, 4]));
+        let err = layers(&names).unwrap_err().to_string();
+        assert!(
+            err.contains("net.00.weight") && err.contains("stray"),
+            "{err}"
+        );
+        names.pop();
+        names.push(("net.0.running_mean", &[8]));
+        let err = layers(&names).unwrap_err().to_string();
+        assert!(err.contains("net.0.running_mean"), "{err}");
     }
 }

@@ -40,6 +40,11 @@ pub struct EpisodePlan {
 }
 
 impl EpisodePlan {
+    /// The most episodes one plan runs (their records take some 40 bytes each).
+    pub const MAX_EPISODES: usize = 10_000_000;
+    /// The most envs a plan steps side by side (one batch of the network).
+    pub const MAX_NUM_ENVS: usize = 1 << 20;
+
     /// The largest first seed with which `episodes` episodes have seeds (their last one is
     /// `first_seed + episodes - 1`, which must not pass `u64::MAX`).
     pub fn largest_first_seed(episodes: usize) -> u64 {
@@ -247,6 +252,15 @@ pub fn run_episodes_per_step(
 
 /// A plan's seeds must not overflow.
 fn check_plan(plan: &EpisodePlan) -> Result<(), ActError> {
+    if plan.episodes > EpisodePlan::MAX_EPISODES || plan.num_envs > EpisodePlan::MAX_NUM_ENVS {
+        return Err(ActError::Plan(format!(
+            "{} episodes on {} envs: at most {} episodes on {} envs",
+            plan.episodes,
+            plan.num_envs,
+            EpisodePlan::MAX_EPISODES,
+            EpisodePlan::MAX_NUM_ENVS
+        )));
+    }
     if plan.first_seed > EpisodePlan::largest_first_seed(plan.episodes) {
         return Err(ActError::Plan(format!(
             "seeds {} + {} episodes pass the largest seed, {}",

@@ -105,6 +105,14 @@ impl ObservationNormalizer {
                 self.clip, self.epsilon
             ));
         }
+        // Observations are divided by these in f32: one that rounds to zero (a variance of
+        // 0 with an epsilon below f32's range) would divide by zero.
+        if let Some(k) = self.frozen().std.iter().position(|&std| !(std.is_normal())) {
+            return Err(format!(
+                "component {k}: variance {} + epsilon {} is no positive f32 to divide by",
+                m.var[k], self.epsilon
+            ));
+        }
         Ok(())
     }
 
@@ -208,6 +216,13 @@ mod tests {
         assert_eq!(&rows[2..], &[3.0, -3.0]);
         assert!(normalizer.check(2).is_ok());
         assert!(normalizer.check(3).is_err());
+        // A constant component is fine with an epsilon f32 can hold, not with one below.
+        normalizer.moments.var[0] = 0.0;
+        assert!(normalizer.check(2).is_ok());
+        normalizer.epsilon = 1e-300;
+        let err = normalizer.check(2).unwrap_err();
+        assert!(err.contains("component 0"), "{err}");
+        normalizer.epsilon = 1e-8;
         normalizer.moments.var[0] = f64::NAN;
         assert!(normalizer.check(2).is_err());
     }

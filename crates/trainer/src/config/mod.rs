@@ -639,11 +639,25 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), Confi
         )
     })?;
     let key = key.trim();
-    let value = format!("value = {}", raw.trim())
+    let raw = raw.trim();
+    let parsed = format!("value = {raw}")
         .parse::<toml::Table>()
         .ok()
-        .and_then(|mut t| t.remove("value"))
-        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+        .and_then(|mut t| t.remove("value"));
+    let whole_number = raw.trim_start_matches(['-', '+']);
+    if parsed.is_none()
+        && !whole_number.is_empty()
+        && whole_number.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "{raw} is beyond the largest whole number a config holds, {}",
+                i64::MAX
+            ),
+        ));
+    }
+    let value = parsed.unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(ConfigError::new(key, "not a valid key"));
@@ -697,6 +711,13 @@ mod tests {
             (
                 &["sac.batch_size=10", "sac.buffer_size=5"],
                 "sac.batch_size",
+            ),
+            (
+                &[
+                    "sac.batch_size=9223372036854775807",
+                    "sac.buffer_size=9223372036854775807",
+                ],
+                "sac.buffer_size",
             ),
             (&["ppo.num_envs=2"], "ppo"),
         ] {
@@ -759,6 +780,19 @@ mod tests {
     }
 
     #[test]
+    fn an_override_past_the_largest_integer_is_named() {
+        let err = TrainConfig::from_toml(PPO, &["seed=18446744073709551615".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`seed`") && err.contains("9223372036854775807"),
+            "{err}"
+        );
+        let config = TrainConfig::from_toml(PPO, &["seed=9223372036854775807".into()]).unwrap();
+        assert_eq!(config.seed, i64::MAX as u64);
+    }
+
+    #[test]
     fn overrides_parse_values_and_create_sections() {
         let overrides = [
             "ppo.learning_rate=3e-4".to_string(),
@@ -782,7 +816,25 @@ mod tests {
     fn bad_values_and_unknown_keys_name_the_key() {
         let cases: &[(&[&str], &str, &str)] = &[
             (&["ppo.learning_rate=-1"], "ppo.learning_rate", "positive"),
-            (&["ppo.num_envs=0"], "ppo.num_envs", "at least 1"),
+            (&["ppo.num_envs=0"], "ppo.num_envs", "1..=65536"),
+            // Sizes the machine cannot hold, and products that would wrap, are refused
+            // by key before anything is allocated.
+            (&["ppo.num_envs=1000000000"], "ppo.num_envs", "1..=65536"),
+            (
+                &["ppo.num_envs=65536", "ppo.num_steps=4294967296"],
+                "ppo.num_steps",
+                "1..=16777216",
+            ),
+            (
+                &["ppo.num_envs=65536", "ppo.num_steps=65536"],
+                "ppo.num_steps",
+                "transitions a rollout may hold",
+            ),
+            (
+                &["evaluation.episodes=1000000000000"],
+                "evaluation.episodes",
+                "1..=65536",
+            ),
             (
                 &["network.hidden=[1000000000]", "network.activation=tanh"],
                 "network.hidden",

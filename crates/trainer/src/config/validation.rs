@@ -11,6 +11,15 @@ impl TrainConfig {
         let env =
             gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;
         positive_int("total_timesteps", self.total_timesteps)?;
+        if self.total_timesteps > MAX_TOTAL_TIMESTEPS {
+            return Err(ConfigError::new(
+                "total_timesteps",
+                format!(
+                    "must be at most {MAX_TOTAL_TIMESTEPS}, got {}",
+                    self.total_timesteps
+                ),
+            ));
+        }
         let network = &self.network;
         gradless_policy::check_hidden_sizes(&network.hidden)
             .map_err(|reason| ConfigError::new("network.hidden", reason))?;
@@ -34,9 +43,18 @@ impl TrainConfig {
             }
         }
         positive_int("checkpoint.every_steps", self.checkpoint.every_steps)?;
-        positive_int("checkpoint.keep_last", self.checkpoint.keep_last as u64)?;
+        count(
+            "checkpoint.keep_last",
+            self.checkpoint.keep_last,
+            usize::MAX,
+        )?;
         if self.evaluation.every_steps > 0 {
-            positive_int("evaluation.episodes", self.evaluation.episodes as u64)?;
+            // Evaluated side by side, one env each.
+            count(
+                "evaluation.episodes",
+                self.evaluation.episodes,
+                MAX_NUM_ENVS,
+            )?;
         }
         if let Some(target) = self.evaluation.stop_at_return {
             finite("evaluation.stop_at_return", target)?;
@@ -57,13 +75,27 @@ impl TrainConfig {
             ));
         }
         if let AlgorithmConfig::Ppo(ppo) = &self.algorithm {
-            positive_int("ppo.num_envs", ppo.num_envs as u64)?;
-            positive_int("ppo.num_steps", ppo.num_steps as u64)?;
+            count("ppo.num_envs", ppo.num_envs, MAX_NUM_ENVS)?;
+            count("ppo.num_steps", ppo.num_steps, MAX_ROLLOUT_TRANSITIONS)?;
+            let transitions = ppo.num_envs.checked_mul(ppo.num_steps);
+            if transitions.is_none_or(|t| t > MAX_ROLLOUT_TRANSITIONS) {
+                return Err(ConfigError::new(
+                    "ppo.num_steps",
+                    format!(
+                        "ppo.num_envs x ppo.num_steps ({} x {}) is more than the {MAX_ROLLOUT_TRANSITIONS} transitions a rollout may hold",
+                        ppo.num_envs, ppo.num_steps
+                    ),
+                ));
+            }
             positive("ppo.learning_rate", ppo.learning_rate)?;
             positive("ppo.adam_epsilon", ppo.adam_epsilon)?;
             unit_interval("ppo.gamma", ppo.gamma)?;
             unit_interval("ppo.gae_lambda", ppo.gae_lambda)?;
-            positive_int("ppo.num_minibatches", ppo.num_minibatches as u64)?;
+            count(
+                "ppo.num_minibatches",
+                ppo.num_minibatches,
+                MAX_ROLLOUT_TRANSITIONS,
+            )?;
             if !ppo.batch_size().is_multiple_of(ppo.num_minibatches) {
                 return Err(ConfigError::new(
                     "ppo.num_minibatches",
@@ -73,7 +105,7 @@ impl TrainConfig {
                     ),
                 ));
             }
-            positive_int("ppo.update_epochs", ppo.update_epochs as u64)?;
+            count("ppo.update_epochs", ppo.update_epochs, MAX_REPEATS)?;
             positive("ppo.clip_coef", ppo.clip_coef)?;
             non_negative("ppo.entropy_coef", ppo.entropy_coef)?;
             non_negative("ppo.value_coef", ppo.value_coef)?;
@@ -103,13 +135,13 @@ impl TrainConfig {
                     ),
                 ));
             }
-            positive_int("dqn.num_envs", dqn.num_envs as u64)?;
+            count("dqn.num_envs", dqn.num_envs, MAX_NUM_ENVS)?;
             positive("dqn.learning_rate", dqn.learning_rate)?;
             positive("dqn.adam_epsilon", dqn.adam_epsilon)?;
-            positive_int("dqn.buffer_size", dqn.buffer_size as u64)?;
+            count("dqn.buffer_size", dqn.buffer_size, MAX_BUFFER_SIZE)?;
             unit_interval("dqn.gamma", dqn.gamma)?;
             positive_int("dqn.target_network_frequency", dqn.target_network_frequency)?;
-            positive_int("dqn.batch_size", dqn.batch_size as u64)?;
+            count("dqn.batch_size", dqn.batch_size, MAX_BUFFER_SIZE)?;
             if dqn.batch_size > dqn.buffer_size {
                 return Err(ConfigError::new(
                     "dqn.batch_size",
@@ -123,7 +155,7 @@ impl TrainConfig {
             unit_interval("dqn.end_epsilon", dqn.end_epsilon)?;
             unit_interval("dqn.exploration_fraction", dqn.exploration_fraction)?;
             positive_int("dqn.train_frequency", dqn.train_frequency)?;
-            positive_int("dqn.gradient_steps", dqn.gradient_steps as u64)?;
+            count("dqn.gradient_steps", dqn.gradient_steps, MAX_REPEATS)?;
             if let Some(norm) = dqn.max_grad_norm {
                 positive("dqn.max_grad_norm", norm)?;
             }
@@ -139,11 +171,11 @@ impl TrainConfig {
                     ),
                 ));
             }
-            positive_int("sac.num_envs", sac.num_envs as u64)?;
-            positive_int("sac.buffer_size", sac.buffer_size as u64)?;
+            count("sac.num_envs", sac.num_envs, MAX_NUM_ENVS)?;
+            count("sac.buffer_size", sac.buffer_size, MAX_BUFFER_SIZE)?;
             unit_interval("sac.gamma", sac.gamma)?;
             unit_interval("sac.tau", sac.tau)?;
-            positive_int("sac.batch_size", sac.batch_size as u64)?;
+            count("sac.batch_size", sac.batch_size, MAX_BUFFER_SIZE)?;
             if sac.batch_size > sac.buffer_size {
                 return Err(ConfigError::new(
                     "sac.batch_size",
@@ -159,7 +191,7 @@ impl TrainConfig {
             positive_int("sac.policy_frequency", sac.policy_frequency)?;
             positive_int("sac.target_network_frequency", sac.target_network_frequency)?;
             positive_int("sac.train_frequency", sac.train_frequency)?;
-            positive_int("sac.gradient_steps", sac.gradient_steps as u64)?;
+            count("sac.gradient_steps", sac.gradient_steps, MAX_REPEATS)?;
             positive("sac.alpha", sac.alpha)?;
             unit_interval("sac.noise_correlation", sac.noise_correlation)?;
             if sac.noise_correlation == 1.0 {
@@ -171,6 +203,28 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The most steps a run takes: step counters and their sums stay far from wrapping.
+const MAX_TOTAL_TIMESTEPS: u64 = 1 << 50;
+/// The most envs a run steps side by side.
+const MAX_NUM_ENVS: usize = 1 << 16;
+/// The most transitions one PPO rollout holds (each a few dozen bytes on the device).
+const MAX_ROLLOUT_TRANSITIONS: usize = 1 << 24;
+/// The most transitions a replay buffer holds (under a GiB for the largest observations).
+const MAX_BUFFER_SIZE: usize = 10_000_000;
+/// The most epochs or gradient steps a round repeats.
+const MAX_REPEATS: usize = 1 << 16;
+
+/// A size: at least 1 and at most `max`, named by its key otherwise.
+fn count(key: &str, value: usize, max: usize) -> Result<(), ConfigError> {
+    if value == 0 || value > max {
+        return Err(ConfigError::new(
+            key,
+            format!("must lie in 1..={max}, got {value}"),
+        ));
+    }
+    Ok(())
 }
 
 fn positive_int(key: &str, value: u64) -> Result<(), ConfigError> {

@@ -10,6 +10,7 @@ use gradless_envs::{ActionSampler, AutoresetMode, Env, MakeOptions, VectorEnv, m
 use gradless_grad_modes::median;
 use serde::Serialize;
 
+use crate::commands::eval::check_count;
 use crate::output::print_json_line;
 
 /// Arguments of `gradless bench envs`.
@@ -42,10 +43,12 @@ struct EnvBenchResult {
     repeats: usize,
 }
 
+/// The most threads the envs are split over.
+const MAX_THREADS: usize = 1024;
+
 pub(super) fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
-    if args.threads == 0 || args.repeats == 0 || !args.seconds.is_finite() || args.seconds <= 0.0 {
-        bail!("--threads and --repeats must be at least 1 and --seconds positive");
-    }
+    super::check_timing(&args.num_envs, args.repeats, args.seconds)?;
+    check_count("--threads", args.threads, MAX_THREADS)?;
     make(&args.env)?; // an unknown id fails here, listing the known ones
     if let Some(bad) = args.num_envs.iter().find(|&&n| n == 0 || n < args.threads) {
         bail!(

@@ -15,6 +15,7 @@ mod policy;
 pub use envs::EnvBenchArgs;
 pub use policy::{EvalBenchArgs, RolloutBenchArgs};
 
+use crate::commands::eval::check_count;
 use crate::commands::grad_modes::{self, GradModesArgs};
 
 /// What `gradless bench` can measure.
@@ -30,6 +31,25 @@ pub enum BenchCommand {
     /// Rollout throughput (greedy policy plus env steps per second) with the envs on the
     /// CPU or on the device beside the policy.
     Rollout(RolloutBenchArgs),
+}
+
+/// The most timed windows per size.
+const MAX_REPEATS: usize = 1000;
+/// The longest timed window, in seconds.
+const MAX_SECONDS: f64 = 3600.0;
+
+/// Checks the sizes every bench takes, before anything is allocated: each `--num-envs` in
+/// 1..=[`EpisodePlan::MAX_NUM_ENVS`](gradless_policy::EpisodePlan::MAX_NUM_ENVS), `--repeats`
+/// in 1..=1000 and `--seconds` a positive number of at most an hour.
+fn check_timing(num_envs: &[usize], repeats: usize, seconds: f64) -> Result<()> {
+    for &n in num_envs {
+        check_count("--num-envs", n, gradless_policy::EpisodePlan::MAX_NUM_ENVS)?;
+    }
+    check_count("--repeats", repeats, MAX_REPEATS)?;
+    if !(seconds > 0.0 && seconds <= MAX_SECONDS) {
+        anyhow::bail!("--seconds {seconds}: must be positive and at most {MAX_SECONDS}");
+    }
+    Ok(())
 }
 
 /// Runs a bench subcommand.

@@ -17,6 +17,7 @@ use gradless_policy::{
 use serde::Serialize;
 
 use super::{Timing, median_steps_per_sec, parse_backends};
+use crate::commands::eval::check_count;
 use crate::output::print_json_line;
 use gradless_grad_modes::median;
 
@@ -180,12 +181,7 @@ struct EvalBenchResult {
 }
 
 pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
-    if args.repeats == 0 || !args.seconds.is_finite() || args.seconds <= 0.0 {
-        bail!("--repeats must be at least 1 and --seconds positive");
-    }
-    if args.num_envs.contains(&0) {
-        bail!("--num-envs: every size must be at least 1");
-    }
+    super::check_timing(&args.num_envs, args.repeats, args.seconds)?;
     let backends = parse_backends(&args.device)?;
     let settings = EvalSettings {
         env: args.env.clone(),
@@ -283,14 +279,12 @@ fn fresh_agent(env_id: &str, device: &InferenceDevice) -> Result<Agent> {
     Ok(Agent::actor_critic(&model, device))
 }
 
+/// The most steps between read-backs (each queues that many steps' signals on the device).
+const MAX_READ_EVERY: usize = 1 << 16;
+
 pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
-    if args.repeats == 0 || args.read_every == 0 || !args.seconds.is_finite() || args.seconds <= 0.0
-    {
-        bail!("--repeats and --read-every must be at least 1 and --seconds positive");
-    }
-    if args.num_envs.contains(&0) {
-        bail!("--num-envs: every size must be at least 1");
-    }
+    super::check_timing(&args.num_envs, args.repeats, args.seconds)?;
+    check_count("--read-every", args.read_every, MAX_READ_EVERY)?;
     let env_backends: Vec<EnvBackend> = args
         .env_backend
         .iter()
