@@ -70,7 +70,21 @@ fn argument_error_line(error: &clap::Error) -> String {
     parts.join(" ")
 }
 
+/// Lets a closed stdout or stderr end the program as it ends other Unix tools (`gradless
+/// eval ... | head`: killed by SIGPIPE, status 141) instead of a panic in `println!`. Rust
+/// ignores SIGPIPE before `main`; every file gradless writes is replaced atomically, so
+/// ending at a write leaves no half-written output.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called first in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE and installs no handler that could run concurrently.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version, asked for or shown for a bare command, print as clap prints them.

@@ -35,6 +35,17 @@ fn seeds_train_side_by_side_and_compare_reports_groups_and_pairs() {
     );
     let output = train_seeds(&config, &root.join("a"), "1-2");
     assert!(output.status.success(), "{}", stderr(&output));
+    // `--jobs 2`: the two runs train at once, each starting (its run marker written)
+    // before the other ends (its `latest` moved for the last time).
+    let modified = |run: &str, file: &str| {
+        std::fs::metadata(root.join("a").join(run).join(file))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let started = modified("seed-1", ".gradless-run").max(modified("seed-2", ".gradless-run"));
+    let ended = modified("seed-1", "latest").min(modified("seed-2", "latest"));
+    assert!(started < ended, "the runs did not overlap");
     let wider = TINY_PPO
         .replace("total_timesteps = 1024", "total_timesteps = 128")
         .replace("hidden = [16]", "hidden = [32]");

@@ -196,3 +196,220 @@ fn eval_refuses_what_it_cannot_finish_before_running_an_episode() {
         &["--out", "/proc/gradless-eval"],
     );
 }
+
+/// A run made for these tests, in `dir/run`: three checkpoints of a tiny PPO run.
+fn tiny_run(dir: &Path) -> std::path::PathBuf {
+    let config = write_config(
+        dir,
+        &TINY_PPO
+            .replace("total_timesteps = 1024", "total_timesteps = 192")
+            .replace("keep_last = 2", "keep_last = 3"),
+    );
+    let run = dir.join("run");
+    let output = gradless(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    run
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `train --out` into a folder that is not a run keeps every file of it, whatever their
+/// names, and says which file it found.
+#[test]
+fn a_new_run_never_replaces_a_users_files() {
+    let dir = scratch("foreign-out");
+    let out = dir.join("mine");
+    std::fs::create_dir_all(&out).unwrap();
+    for name in ["metrics.jsonl", "events.out.tfevents.123.host"] {
+        std::fs::write(out.join(name), "mine").unwrap();
+    }
+    let config = write_config(&dir, TINY_PPO);
+    assert_clean_failure(
+        &gradless(&[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        &["mine", "not a gradless run", "events.out.tfevents.123.host"],
+    );
+    assert_eq!(
+        names_in(&out),
+        ["events.out.tfevents.123.host", "metrics.jsonl"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Links inside a run are refused by eval, record and compare, and nothing is written
+/// through them; a link of the user's own to a run's checkpoint locks the real run.
+#[test]
+fn links_inside_a_run_are_refused_and_aliases_lock_the_real_run() {
+    let dir = scratch("run-links");
+    let run = tiny_run(&dir);
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let real = run.join("checkpoints/step-0000000192");
+    copy_dir(&real, &elsewhere.join("step-0000000999"));
+    let planted = names_in(&elsewhere.join("step-0000000999"));
+    std::os::unix::fs::symlink(
+        elsewhere.join("step-0000000999"),
+        run.join("checkpoints/step-0000000999"),
+    )
+    .unwrap();
+    for args in [
+        vec!["eval", run.to_str().unwrap(), "--episodes", "2"],
+        vec!["record", run.to_str().unwrap(), "--episodes", "1"],
+    ] {
+        let mut args = args;
+        args.extend(["--device", "flex"]);
+        assert_clean_failure(&gradless(&args), &["step-0000000999", "symbolic link"]);
+    }
+    assert_eq!(names_in(&elsewhere.join("step-0000000999")), planted);
+    std::fs::remove_file(run.join("checkpoints/step-0000000999")).unwrap();
+
+    // An alias of a checkpoint, taken while the run is locked by another process.
+    let alias = dir.join("alias");
+    std::os::unix::fs::symlink(&real, &alias).unwrap();
+    let _trainer = gradless_files::DirLock::acquire(&run).unwrap();
+    assert_clean_failure(
+        &gradless(&[
+            "eval",
+            alias.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--episodes",
+            "2",
+        ]),
+        &["in use"],
+    );
+    assert!(!real.join("eval").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A closed stdout ends the program as it ends other Unix tools: no panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args(["envs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr(&output);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        output.status.success() || output.status.signal() == Some(13),
+        "{:?}",
+        output.status
+    );
+}
+
+/// `--resume` given a checkpoint says so, and leaves nothing in it; a refused `--shard`
+/// leaves no `--out`; a run's seed past what config.toml holds is named.
+#[test]
+fn refusals_leave_nothing_behind() {
+    let dir = scratch("refusals");
+    let checkpoint = dir.join("ckpt");
+    copy_dir(&shipped("cartpole-v1-ppo"), &checkpoint);
+    let before = names_in(&checkpoint);
+    assert_clean_failure(
+        &gradless(&[
+            "train",
+            "--resume",
+            checkpoint.to_str().unwrap(),
+            "--device",
+            "flex",
+        ]),
+        &["is a checkpoint, not a run"],
+    );
+    assert_eq!(names_in(&checkpoint), before);
+    let out = dir.join("shard-out");
+    assert_clean_failure(
+        &gradless(&[
+            "eval",
+            checkpoint.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--shard",
+            "5/3",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        &["--shard"],
+    );
+    assert!(!out.exists());
+    let config = write_config(&dir, TINY_PPO);
+    assert_clean_failure(
+        &gradless(&[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--seed",
+            "18446744073709551615",
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ]),
+        &["seed", "9223372036854775807"],
+    );
+    for (args, flag) in [
+        (vec!["--episodes", "1000000000000"], "--episodes"),
+        (
+            vec!["--num-envs", "1000000000", "--episodes", "10"],
+            "--num-envs",
+        ),
+    ] {
+        let mut all = vec!["eval", checkpoint.to_str().unwrap(), "--device", "flex"];
+        all.extend(args);
+        assert_clean_failure(&gradless(&all), &[flag]);
+    }
+    assert_clean_failure(
+        &gradless(&[
+            "record",
+            checkpoint.to_str().unwrap(),
+            "--device",
+            "flex",
+            "--episodes",
+            "18446744073709551615",
+            "--seed",
+            "0",
+        ]),
+        &["--episodes"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Probing wgpu without XDG_RUNTIME_DIR prints no loader complaint before gradless speaks.
+#[test]
+fn probing_the_device_prints_no_loader_errors() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args(["devices"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = stderr(&output);
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}

@@ -154,13 +154,48 @@ pub fn open(backend: Backend) -> Result<Device, DeviceError> {
         Backend::Wgpu => {
             static WGPU: OnceLock<Result<Device, DeviceError>> = OnceLock::new();
             WGPU.get_or_init(|| {
-                Device::wgpu_options()
-                    .init()
-                    .map_err(|e| DeviceError::WgpuUnavailable(e.to_string()))
+                without_runtime_dir_complaints(|| {
+                    Device::wgpu_options()
+                        .init()
+                        .map_err(|e| DeviceError::WgpuUnavailable(e.to_string()))
+                })
             })
             .clone()
         }
     }
+}
+
+/// Runs `probe` (opening wgpu) with stderr sent to /dev/null when `XDG_RUNTIME_DIR` is unset
+/// or not a directory: the Vulkan loader then prints `error: XDG_RUNTIME_DIR is invalid or
+/// not set` while it looks for a display, which a headless run never needs, and a new user
+/// reads "error" before gradless has said anything. What wgpu itself fails with is returned,
+/// not printed, so nothing of gradless's is lost.
+fn without_runtime_dir_complaints<T>(probe: impl FnOnce() -> T) -> T {
+    let runtime_dir_ok =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).is_dir());
+    if runtime_dir_ok {
+        return probe();
+    }
+    tracing::debug!(
+        "XDG_RUNTIME_DIR is unset: the Vulkan loader's complaints about it are not shown"
+    );
+    let silenced = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .and_then(|null| {
+            let saved = rustix::io::dup(std::io::stderr())?;
+            rustix::stdio::dup2_stderr(&null)?;
+            Ok(saved)
+        });
+    let result = probe();
+    if let Ok(saved) = silenced {
+        // If stderr cannot be put back, later errors would vanish: better to say so loudly
+        // on stdout than to lose them.
+        if let Err(error) = rustix::stdio::dup2_stderr(&saved) {
+            println!("gradless: could not restore stderr after probing wgpu: {error}");
+        }
+    }
+    result
 }
 
 /// What a device turned out to be (checkpoints record it for the device they were trained on).

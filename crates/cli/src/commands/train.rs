@@ -139,6 +139,12 @@ fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(config_path.file_stem().unwrap_or_default()));
+    if gradless_policy::run_layout::is_run_dir(&out) {
+        bail!(
+            "--out {}: is a run; --seeds trains one run per seed into a folder of runs",
+            out.display()
+        );
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
     // Resolved once here (an `auto` probes wgpu), not once per child.
     let backend =
@@ -171,10 +177,12 @@ fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
     // `--jobs` workers take the next seed whenever their run ends.
     let queue = std::sync::Mutex::new(seeds.iter().copied());
     let failed = std::sync::Mutex::new(Vec::new());
+    // The queue's lock is held only to take a seed, never while a run trains.
+    let next_seed = || queue.lock().expect("workers do not panic").next();
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.min(seeds.len()) {
             scope.spawn(|| {
-                while let Some(seed) = queue.lock().expect("workers do not panic").next() {
+                while let Some(seed) = next_seed() {
                     if let Err(error) = run_child(command(seed), seed, json) {
                         eprintln!("[seed-{seed}] error: {}", crate::output::error_line(&error));
                         failed.lock().expect("workers do not panic").push(seed);
