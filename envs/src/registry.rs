@@ -73,7 +73,8 @@ pub fn spec(id: &str) -> Result<EnvSpec, EnvError> {
         .into_iter()
         .find(|spec| spec.id == id)
         .ok_or_else(|| EnvError::UnknownEnv {
-            id: id.to_string(),
+            // Echoed in messages: a hostile id is shown escaped and cut short.
+            id: gradless_files::quoted(id),
             known: known_ids(),
         })
 }
@@ -184,6 +185,11 @@ mod tests {
         assert!(message.contains("CartPole-v9"), "{message}");
         assert!(message.contains("Acrobot-v1"), "{message}");
         assert!(message.contains("Pendulum-v1"), "{message}");
+        // A hostile id is echoed escaped and cut short, not raw.
+        let hostile = format!("\x1b[2J\0{}", "x".repeat(5_000_000));
+        let message = make(&hostile).err().unwrap().to_string();
+        assert!(message.len() < 1000, "{} bytes", message.len());
+        assert!(message.contains("\\u{1b}[2J\\u{0}"), "{message}");
     }
 
     #[test]

@@ -25,11 +25,14 @@ pub fn error_line(error: &anyhow::Error) -> String {
             line.push_str(&text);
         }
     }
-    line.lines()
+    let joined = line
+        .lines()
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    // Whatever a message echoes of the input, the terminal gets no escape sequence or NUL.
+    gradless_files::escape_controls(&joined)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
@@ -50,6 +53,8 @@ mod tests {
         assert_eq!(error_line(&repeated), "out.json: disk full");
         let chained = anyhow::anyhow!("disk full").context("writing out.json");
         assert_eq!(error_line(&chained), "writing out.json: disk full");
+        let hostile = anyhow::anyhow!("unknown device `\x1b[2J\0`");
+        assert_eq!(error_line(&hostile), "unknown device `\\u{1b}[2J\\u{0}`");
         let spanning = anyhow::anyhow!("execution failed\nCaused by:\n  out of memory\n");
         assert_eq!(
             error_line(&spanning),

@@ -116,6 +116,7 @@ fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
         .ok_or_else(|| refused("is not a file path".into()))?
         .to_string_lossy()
         .into_owned();
+    remove_dead_temporaries(path, &name);
     let mut attempt = 0u32;
     loop {
         let temporary =
@@ -128,6 +129,40 @@ fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
             Ok(file) => return Ok((temporary, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes the temporaries of `path` (`.tmp-PID-N-NAME` beside it) that processes which have
+/// since died left behind (killed between writing one and renaming it); a live process's
+/// are its own business.
+fn remove_dead_temporaries(path: &Path, name: &str) {
+    let parent = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent,
+        None => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".tmp-"))
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, rest)| {
+                rest.split_once('-').is_some_and(|(attempt, rest)| {
+                    rest == name && attempt.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+            .map(|(pid, _)| pid)
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let dead = pid != std::process::id().to_string() && !Path::new("/proc").join(pid).exists();
+        if dead && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -424,19 +459,26 @@ pub fn unnamed_file(bytes: &[u8]) -> io::Result<(File, PathBuf)> {
     Ok((file, by_descriptor))
 }
 
-/// `text` as an error message may echo it: control characters (NUL, terminal escapes) shown
-/// escaped, and cut to its first 80 characters, so a hostile name cannot flood or rewrite
-/// the terminal.
-pub fn quoted(text: &str) -> String {
-    const SHOWN: usize = 80;
-    let mut shown = String::new();
-    for c in text.chars().take(SHOWN) {
+/// `text` with its control characters (NUL, terminal escapes, line breaks) shown escaped, so
+/// that echoing it cannot rewrite the terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
         if c.is_control() {
             shown.extend(c.escape_default());
         } else {
             shown.push(c);
         }
     }
+    shown
+}
+
+/// `text` as an error message may echo it: [escaped](escape_controls) and cut to its first
+/// 80 characters, so a hostile name cannot flood or rewrite the terminal.
+pub fn quoted(text: &str) -> String {
+    const SHOWN: usize = 80;
+    let cut: String = text.chars().take(SHOWN).collect();
+    let mut shown = escape_controls(&cut);
     if text.chars().nth(SHOWN).is_some() {
         shown.push_str("...");
     }
@@ -708,6 +750,22 @@ mod tests {
 
         // Only the written file, the link's target, the link and the FIFO: no temporaries.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_dead_writers_temporaries_are_removed_and_a_live_ones_kept() {
+        let dir = scratch("dead-temporaries");
+        // No process has an id past the kernel's largest (2^22); process 1 always lives.
+        let dead = dir.join(".tmp-4000000000-0-out.json");
+        let live = dir.join(".tmp-1-0-out.json");
+        let other = dir.join(".tmp-4000000000-0-other.json");
+        for path in [&dead, &live, &other] {
+            std::fs::write(path, b"partial").unwrap();
+        }
+        write_atomically(&dir.join("out.json"), b"whole").unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -174,14 +174,9 @@ impl RunDir {
             .and_then(|rest| rest.strip_prefix('/'))
             .filter(|step| checkpoint_step(step).is_some());
         let Some(step) = checkpoint else {
-            let shown: String = target.chars().take(80).collect();
-            let more = if target.chars().count() > 80 {
-                "..."
-            } else {
-                ""
-            };
             return Err(invalid(format!(
-                "does not name a checkpoint of this run (`{shown}{more}`)"
+                "does not name a checkpoint of this run (`{}`)",
+                gradless_files::quoted(target)
             )));
         };
         let resolved = self.root.join(CHECKPOINTS_DIR).join(step);
