@@ -219,15 +219,6 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
     run
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// `train --out` into a folder that is not a run keeps every file of it, whatever their
 /// names, and says which file it found.
 #[test]
@@ -252,7 +243,7 @@ fn a_new_run_never_replaces_a_users_files() {
         &["mine", "not a gradless run", "events.out.tfevents.123.host"],
     );
     assert_eq!(
-        names_in(&out),
+        sorted_names(&out),
         ["events.out.tfevents.123.host", "metrics.jsonl"]
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -268,7 +259,7 @@ fn links_inside_a_run_are_refused_and_aliases_lock_the_real_run() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     let real = run.join("checkpoints/step-0000000192");
     copy_dir(&real, &elsewhere.join("step-0000000999"));
-    let planted = names_in(&elsewhere.join("step-0000000999"));
+    let planted = sorted_names(&elsewhere.join("step-0000000999"));
     std::os::unix::fs::symlink(
         elsewhere.join("step-0000000999"),
         run.join("checkpoints/step-0000000999"),
@@ -282,7 +273,7 @@ fn links_inside_a_run_are_refused_and_aliases_lock_the_real_run() {
         args.extend(["--device", "flex"]);
         assert_clean_failure(&gradless(&args), &["step-0000000999", "symbolic link"]);
     }
-    assert_eq!(names_in(&elsewhere.join("step-0000000999")), planted);
+    assert_eq!(sorted_names(&elsewhere.join("step-0000000999")), planted);
     std::fs::remove_file(run.join("checkpoints/step-0000000999")).unwrap();
 
     // An alias of a checkpoint, taken while the run is locked by another process.
@@ -332,7 +323,7 @@ fn refusals_leave_nothing_behind() {
     let dir = scratch("refusals");
     let checkpoint = dir.join("ckpt");
     copy_dir(&shipped("cartpole-v1-ppo"), &checkpoint);
-    let before = names_in(&checkpoint);
+    let before = sorted_names(&checkpoint);
     assert_clean_failure(
         &gradless(&[
             "train",
@@ -343,7 +334,7 @@ fn refusals_leave_nothing_behind() {
         ]),
         &["is a checkpoint, not a run"],
     );
-    assert_eq!(names_in(&checkpoint), before);
+    assert_eq!(sorted_names(&checkpoint), before);
     let out = dir.join("shard-out");
     assert_clean_failure(
         &gradless(&[

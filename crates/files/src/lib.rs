@@ -540,7 +540,8 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradless_test_support::{make_fifo, scratch};
+    use gradless_test_support::{make_fifo, scratch, sorted_names};
+    use std::io::Seek;
 
     #[test]
     fn an_output_base_that_is_not_a_directory_is_refused_by_name() {
@@ -562,15 +563,6 @@ mod tests {
                 .is_dir()
         );
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     const SET: [&str; 2] = ["episodes.jsonl", "summary.json"];
@@ -607,7 +599,7 @@ mod tests {
         );
         assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
         assert!(dir.join("videos").is_dir());
-        assert_eq!(names_in(&parent), ["eval"], "no staging folder is left");
+        assert_eq!(sorted_names(&parent), ["eval"], "no staging folder is left");
 
         // A set dropped unfinished leaves the shown one and no staging folder.
         let mut dropped = OutputSet::begin(&dir, &SET).unwrap();
@@ -617,7 +609,7 @@ mod tests {
             std::fs::read(dir.join("episodes.jsonl")).unwrap(),
             b"new episodes"
         );
-        assert_eq!(names_in(&parent), ["eval"]);
+        assert_eq!(sorted_names(&parent), ["eval"]);
         std::fs::remove_dir_all(&parent).unwrap();
     }
 
@@ -636,7 +628,7 @@ mod tests {
         assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
         assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), b"shown");
         drop(set);
-        assert_eq!(names_in(&parent), ["eval"]);
+        assert_eq!(sorted_names(&parent), ["eval"]);
         // Links and files are refused as the set's folder.
         let link = parent.join("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
@@ -651,30 +643,17 @@ mod tests {
 
     #[test]
     fn unnamed_files_leave_nothing_on_disk() {
-        let before = std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".unnamed")
-            })
-            .count();
+        let own = format!(".gradless-{}-", std::process::id());
+        let named_here = || {
+            sorted_names(&std::env::temp_dir())
+                .into_iter()
+                .filter(|name| name.starts_with(&own) && name.ends_with(".unnamed"))
+                .count()
+        };
         let (mut file, path) = unnamed_file(b"tensors").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"tensors");
         file.rewind().unwrap();
-        let after = std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".unnamed")
-            })
-            .count();
-        assert!(after <= before, "the file has no name while it is read");
+        assert_eq!(named_here(), 0, "the file has no name while it is read");
         drop(file);
         assert!(std::fs::read(&path).is_err());
     }

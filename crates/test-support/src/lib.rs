@@ -34,6 +34,21 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The names in a folder, sorted.
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("the folder can be listed")
+        .map(|e| {
+            e.expect("its entries can be read")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Copies the files of the folder `from` (a checkpoint) into `to`, creating it.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("the copy's folder can be made");

@@ -201,15 +201,16 @@ fn grad_mode_report(
     dir: &Path,
 ) -> Result<Speedup> {
     let speedup = if checkpoint.is_file() {
-        // Another tool's policy: measured on a native copy of it, made for the measurement.
-        let scratch = ScratchDir(std::env::temp_dir().join(format!(
-            "gradless-grad-modes-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap_or_default().to_string_lossy()
-        )));
-        let _ = std::fs::remove_dir_all(&scratch.0);
+        // Another tool's policy: measured on a native copy of it, made for the measurement
+        // in a folder of this process's only (mode 0700), removed when done.
+        let scratch = ScratchDir::new()?;
         let (policy, env_id) = gradless_evaluator::read_foreign_for_env(checkpoint, settings)?;
-        let copy = crate::commands::import::write_native(checkpoint, &policy, &env_id, &scratch.0)?;
+        let copy = crate::commands::import::write_native(
+            checkpoint,
+            &policy,
+            &env_id,
+            &scratch.0.join("policy"),
+        )?;
         inference_speedup(&copy, base, batch, &grad_modes::report_plan())?
     } else {
         let opened = Checkpoint::open(checkpoint)?;
@@ -220,8 +221,28 @@ fn grad_mode_report(
     Ok(speedup)
 }
 
-/// A folder removed when dropped.
+/// A new private folder in the temporary directory, removed when dropped.
 struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut attempt = 0u32;
+        loop {
+            let path = std::env::temp_dir().join(format!(
+                "gradless-grad-modes-{}-{attempt}",
+                std::process::id()
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Self(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context(path.display().to_string())),
+            }
+        }
+    }
+}
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
