@@ -12,8 +12,6 @@
 //!   with the process.
 
 use std::fs::{File, OpenOptions};
-#[cfg(test)]
-use std::io::Seek;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
