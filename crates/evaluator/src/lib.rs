@@ -28,7 +28,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use curve::{write_learning_curve, write_tensorboard_curve};
-pub use record::{RecordPlan, RecordedVideo, VIDEOS_FILE};
+pub use record::{RecordPlan, RecordedVideo, VIDEOS_FILE, VideoFolder};
 
 /// The run a checkpoint belongs to, whose lock a writer into the checkpoint must hold.
 pub fn enclosing_run(checkpoint: &Path) -> Result<Option<PathBuf>, EvalError> {

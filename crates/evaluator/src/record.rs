@@ -2,7 +2,7 @@
 //! env from its seed (the same episode the evaluation ran), drawn frame by frame as
 //! Gymnasium's `rgb_array` renderer draws the env and written as animated GIFs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gradless_envs::Action;
 use gradless_policy::{SeededEpisode, watch_episode};
@@ -59,20 +59,69 @@ impl RecordPlan {
     pub const MAX_EPISODES: usize = 10_000;
 }
 
+/// Where a recording's files go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoFolder {
+    /// A folder gradless keeps for videos alone (`videos` inside a checkpoint or an
+    /// evaluation folder): the GIFs and the listing are one [`gradless_files::OutputSet`],
+    /// shown together or not at all.
+    Owned,
+    /// A folder the user named (`record --out`), which may hold files of theirs and is never
+    /// swapped for another: each file is replaced atomically, the listing last.
+    Given,
+}
+
+/// The files of one recording on their way into their folder.
+enum VideoWriter {
+    Set(gradless_files::OutputSet),
+    Files(PathBuf),
+}
+
+impl VideoWriter {
+    fn write(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Set(set) => set.write(name, bytes),
+            Self::Files(dir) => gradless_files::write_atomically(&dir.join(name), bytes),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Self::Set(set) => set.commit(),
+            Self::Files(_) => Ok(()),
+        }
+    }
+}
+
 impl LoadedCheckpoint {
     /// Records the plan's episodes into `dir` (made by [`crate::prepare_output_dir`]): one
     /// `episode-NNNN.gif` each, written as it finishes, then the listing [`VIDEOS_FILE`];
-    /// `on_video` hears of each video once written.
+    /// `on_video` hears of each video once written (in an [`VideoFolder::Owned`] folder it
+    /// shows when the whole recording does).
     pub fn record_videos(
         &self,
         plan: &RecordPlan,
         dir: &Path,
+        folder: VideoFolder,
         mut on_video: impl FnMut(&RecordedVideo, &Path),
     ) -> Result<Vec<RecordedVideo>, EvalError> {
         let scene = Scene::for_env(&self.env_id).map_err(|source| self.render_error(source))?;
+        let io = |source| EvalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         // Read before anything is written: the videos an earlier recording listed here are
         // the only files this recording may remove.
         let listed_before = listed_videos(dir);
+        let mut writer = match folder {
+            VideoFolder::Owned => {
+                let mut names: Vec<String> = (0..plan.episodes).map(video_name).collect();
+                names.push(VIDEOS_FILE.to_string());
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                VideoWriter::Set(gradless_files::OutputSet::begin(dir, &names).map_err(io)?)
+            }
+            VideoFolder::Given => VideoWriter::Files(dir.to_path_buf()),
+        };
         let mut videos = Vec::new();
         for episode in 0..plan.episodes {
             let seed = plan.first_seed.checked_add(episode as u64).ok_or_else(|| {
@@ -82,21 +131,16 @@ impl LoadedCheckpoint {
                 }
             })?;
             let (bytes, video) = self.record_one(&scene, episode, seed, plan.stochastic)?;
-            let path = dir.join(&video.video);
-            gradless_files::write_atomically(&path, &bytes).map_err(|source| EvalError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            on_video(&video, &path);
+            writer.write(&video.video, &bytes).map_err(io)?;
+            on_video(&video, &dir.join(&video.video));
             videos.push(video);
         }
         let listing: String = videos
             .iter()
             .map(|v| serde_json::to_string(v).expect("videos serialise") + "\n")
             .collect();
-        let path = dir.join(VIDEOS_FILE);
-        gradless_files::write_atomically(&path, listing.as_bytes())
-            .map_err(|source| EvalError::Io { path, source })?;
+        writer.write(VIDEOS_FILE, listing.as_bytes()).map_err(io)?;
+        writer.finish().map_err(io)?;
         remove_stale_videos(dir, &listed_before, &videos);
         Ok(videos)
     }
@@ -158,7 +202,7 @@ impl LoadedCheckpoint {
         let video = RecordedVideo {
             episode: watched,
             env: self.env_id.clone(),
-            video: format!("episode-{episode:04}.gif"),
+            video: video_name(episode),
             frames,
             init_state,
             actions,
@@ -188,6 +232,11 @@ fn listed_videos(dir: &Path) -> Vec<String> {
         .filter_map(|entry| entry.get("video")?.as_str().map(str::to_string))
         .filter(|name| is_video_name(name))
         .collect()
+}
+
+/// The file name of episode `episode`'s video.
+fn video_name(episode: usize) -> String {
+    format!("episode-{episode:04}.gif")
 }
 
 /// Whether `name` is a video file name as [`LoadedCheckpoint::record_videos`] writes them.
@@ -234,6 +283,42 @@ mod tests {
     /// Recorded episodes are the evaluation's episodes of the same seeds; every video has
     /// one frame for the reset and one per step, and the cart drawn in each frame stands
     /// where the replayed state puts it.
+    /// A recording that fails half way shows nothing of itself in a folder gradless owns;
+    /// in a folder the user named, the videos finished before the failure stay.
+    #[test]
+    fn a_recording_in_its_own_folder_shows_whole_or_not_at_all() {
+        let checkpoint = loaded("cartpole-v1-ppo", None);
+        // Episode 1's seed would pass u64::MAX: the recording fails after episode 0.
+        let plan = RecordPlan {
+            first_seed: u64::MAX,
+            episodes: 2,
+            stochastic: false,
+        };
+        let owned = scratch("record-owned");
+        let err = checkpoint
+            .record_videos(&plan, &owned, VideoFolder::Owned, |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("passes"), "{err}");
+        assert!(gradless_test_support::sorted_names(&owned).is_empty());
+        assert!(
+            !gradless_test_support::sorted_names(owned.parent().unwrap())
+                .iter()
+                .any(|name| name.contains("record-owned.staging")),
+            "no staging folder is left"
+        );
+        let given = scratch("record-given");
+        checkpoint
+            .record_videos(&plan, &given, VideoFolder::Given, |_, _| {})
+            .unwrap_err();
+        assert_eq!(
+            gradless_test_support::sorted_names(&given),
+            ["episode-0000.gif"]
+        );
+        std::fs::remove_dir_all(&owned).unwrap();
+        std::fs::remove_dir_all(&given).unwrap();
+    }
+
     #[test]
     fn videos_show_the_evaluated_episodes_frame_by_frame() {
         let checkpoint = loaded("cartpole-v1-ppo", Some("CartPole-v0"));
@@ -252,7 +337,7 @@ mod tests {
         };
         let mut heard = 0;
         let videos = checkpoint
-            .record_videos(&plan, &dir, |_, _| heard += 1)
+            .record_videos(&plan, &dir, VideoFolder::Owned, |_, _| heard += 1)
             .unwrap();
         assert_eq!(heard, 2);
         for (video, evaluated) in videos.iter().zip(&evaluation.episodes) {
@@ -286,7 +371,9 @@ mod tests {
             episodes: 1,
             ..plan
         };
-        checkpoint.record_videos(&plan, &dir, |_, _| {}).unwrap();
+        checkpoint
+            .record_videos(&plan, &dir, VideoFolder::Owned, |_, _| {})
+            .unwrap();
         assert!(!dir.join("episode-0001.gif").exists());
         assert!(dir.join("episode-0000.gif").exists());
         let listing = std::fs::read_to_string(dir.join(VIDEOS_FILE)).unwrap();

@@ -8,7 +8,7 @@ use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
     Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EnvBackendChoice, EvalSettings,
-    EvalTarget, LoadedCheckpoint, RecordPlan, SummaryValue, discover, enclosing_run,
+    EvalTarget, LoadedCheckpoint, RecordPlan, SummaryValue, VideoFolder, discover, enclosing_run,
     evaluation_env, prepare_output_dir, saved_evaluation, summary_row, write_learning_curve,
     write_outputs, write_tensorboard_curve,
 };
@@ -362,7 +362,7 @@ fn record_videos(
         episodes: count.min(evaluation.episodes.len()),
         stochastic: evaluation.stochastic,
     };
-    loaded.record_videos(&plan, &videos, |video, path| {
+    loaded.record_videos(&plan, &videos, VideoFolder::Owned, |video, path| {
         let evaluated = &evaluation.episodes[video.episode.episode];
         if &video.episode != evaluated {
             tracing::warn!(video = %path.display(), recorded = ?video.episode, ?evaluated, "the recorded episode differs from the evaluated one");

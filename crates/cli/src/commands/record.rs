@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use gradless_device::InferenceDevice;
 use gradless_evaluator::{
-    AgentDevice, EvalSettings, LoadedCheckpoint, RecordPlan, RecordedVideo, discover,
+    AgentDevice, EvalSettings, LoadedCheckpoint, RecordPlan, RecordedVideo, VideoFolder, discover,
     enclosing_run, prepare_output_dir,
 };
 use gradless_policy::SeededEpisode;
@@ -120,7 +120,12 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
         stochastic: args.acting.stochastic,
     };
     let mut printed = Ok(());
-    loaded.record_videos(&plan, &dir, |video, path| {
+    // The default `videos` folder is gradless's own; a folder named by --out is the user's.
+    let folder = match args.out {
+        Some(_) => VideoFolder::Given,
+        None => VideoFolder::Owned,
+    };
+    loaded.record_videos(&plan, &dir, folder, |video, path| {
         if printed.is_ok() {
             printed = print_video(video, path, json);
         }
