@@ -203,3 +203,36 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
             .and_then(serde_json::Value::as_u64),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A small zip whose `policy.pth` inflates past what a policy can be is refused before
+    /// it is inflated.
+    #[test]
+    fn an_entry_larger_than_a_policy_is_refused_before_it_is_read() {
+        let dir = std::env::temp_dir().join(format!("gradless-sb3-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bomb.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("data", deflated).unwrap();
+        zip.write_all(b"{}").unwrap();
+        zip.start_file("policy.pth", deflated).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_TENSOR_BYTES >> 20) {
+            zip.write_all(&zeros).unwrap();
+        }
+        zip.finish().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < 1 << 20);
+        let err = read(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("policy.pth") && err.contains("bytes inflated"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
