@@ -154,12 +154,10 @@ fn remove_dead_temporaries(path: &Path, name: &str) {
                 })
             })
             .map(|(pid, _)| pid)
-            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
         else {
             continue;
         };
-        let dead = pid != std::process::id().to_string() && !Path::new("/proc").join(pid).exists();
-        if dead && entry.file_type().is_ok_and(|t| t.is_file()) {
+        if process_is_gone(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -269,9 +267,8 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 /// summary): written into a hidden staging folder beside their folder, which one rename then
 /// swaps in. Whatever else the folder held (other outputs, a user's files) is carried over
 /// into the new one; only the set's own files of the old one are removed. Dropped before
-/// [`commit`](Self::commit), the staging folder is removed. The caller holds the folder's
-/// lock: a staging folder of another process found there is one that died, whose carried
-/// files are put back.
+/// [`commit`](Self::commit), the staging folder is removed. A staging folder of a process
+/// that died is cleaned up by the next set: its carried files are put back.
 #[derive(Debug)]
 pub struct OutputSet {
     dir: PathBuf,
@@ -350,7 +347,9 @@ impl OutputSet {
         if exchanged.is_err() {
             // A file system without the exchange: the old folder steps aside first, so the
             // folder is briefly missing but never mixed.
-            let aside = self.staging.with_extension("old");
+            let mut aside = self.staging.clone().into_os_string();
+            aside.push(".old");
+            let aside = PathBuf::from(aside);
             std::fs::rename(&self.dir, &aside)?;
             if let Err(e) = std::fs::rename(&self.staging, &self.dir) {
                 let _ = std::fs::rename(&aside, &self.dir);
@@ -398,9 +397,18 @@ fn carry_over(old: &Path, dir: &Path, names: &[String]) -> io::Result<()> {
     }
 }
 
-/// Staging folders of processes that died while writing a set for `dir` (the caller holds
-/// its lock, so their writers are gone): the set's files there were never shown or were
-/// superseded, and go; anything else (what was being carried over) goes back into `dir`.
+/// Whether the process `pid` (decimal) has ended: it is not this one and the system has no
+/// process of that id.
+fn process_is_gone(pid: &str) -> bool {
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && pid != std::process::id().to_string()
+        && !Path::new("/proc").join(pid).exists()
+}
+
+/// Staging folders of processes that died while writing a set for `dir`: the set's files
+/// there were never shown or were superseded, and go; anything else (what was being carried
+/// over) goes back into `dir`.
 fn recover_dead_staging(dir: &Path, names: &[String]) -> io::Result<()> {
     let prefix = staging_prefix(dir)?;
     let parent = match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -410,12 +418,14 @@ fn recover_dead_staging(dir: &Path, names: &[String]) -> io::Result<()> {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return Ok(());
     };
-    let own = format!("{prefix}{}", std::process::id());
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let dead =
-            name.starts_with(&prefix) && name != own && !name.starts_with(&format!("{own}."));
+        // `.NAME.staging-PID`, or `.NAME.staging-PID.old` (the fallback's old folder).
+        let pid = name
+            .strip_prefix(&prefix)
+            .map(|rest| rest.split('.').next().unwrap_or_default());
+        let dead = pid.is_some_and(process_is_gone);
         if dead && entry.file_type().is_ok_and(|t| t.is_dir()) {
             if std::fs::symlink_metadata(dir).is_err() {
                 std::fs::create_dir(dir)?;
@@ -622,7 +632,16 @@ mod tests {
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join("summary.json"), b"superseded").unwrap();
         std::fs::write(dead.join("notes.txt"), b"mine").unwrap();
+        // A live process's staging folder (process 1 always lives) is its own business.
+        let live = parent.join(".eval.staging-1");
+        std::fs::create_dir(&live).unwrap();
+        std::fs::write(live.join("summary.json"), b"being written").unwrap();
         let set = OutputSet::begin(&dir, &SET).unwrap();
+        assert_eq!(
+            std::fs::read(live.join("summary.json")).unwrap(),
+            b"being written"
+        );
+        std::fs::remove_dir_all(&live).unwrap();
         assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
         assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), b"shown");
         drop(set);

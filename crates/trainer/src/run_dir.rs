@@ -33,7 +33,7 @@ use crate::metrics::MetricsLine;
 
 pub use gradless_policy::run_layout::{CHECKPOINTS_DIR, CONFIG_FILE, RUN_MARKER};
 use gradless_policy::run_layout::{
-    checkpoint_name, checkpoint_step, is_half_written, run_checkpoints,
+    RunCheckpoint, checkpoint_name, checkpoint_step, is_half_written, run_checkpoints,
 };
 /// The pointer to the newest checkpoint.
 pub const LATEST: &str = "latest";
@@ -201,22 +201,28 @@ impl RunDir {
         write_atomically(&self.root.join(name), format!("{relative}\n").as_bytes())
     }
 
+    /// Every complete checkpoint of the run with its step, in step order.
+    fn listed(&self) -> Result<Vec<RunCheckpoint>, TrainError> {
+        Ok(run_checkpoints(&self.root)
+            .map_err(io(&self.root))?
+            .unwrap_or_default())
+    }
+
     /// Every complete checkpoint directory, in step order.
     pub fn checkpoints(&self) -> Result<Vec<PathBuf>, TrainError> {
-        let found = run_checkpoints(&self.root)
-            .map_err(io(&self.root))?
-            .unwrap_or_default();
-        Ok(found.into_iter().map(|c| c.path).collect())
+        Ok(self.listed()?.into_iter().map(|c| c.path).collect())
     }
 
     /// The checkpoints newer than `step` (left by a process killed between writing one and
     /// moving `latest`, or by a `latest` moved back by hand): a resumed run writes them again
     /// as it reaches their steps, each replaced only once its successor is complete.
     pub fn checkpoints_after(&self, step: u64) -> Result<Vec<u64>, TrainError> {
-        let found = run_checkpoints(&self.root)
-            .map_err(io(&self.root))?
-            .unwrap_or_default();
-        Ok(found.iter().map(|c| c.step).filter(|&s| s > step).collect())
+        Ok(self
+            .listed()?
+            .iter()
+            .map(|c| c.step)
+            .filter(|&s| s > step)
+            .collect())
     }
 
     /// Deletes all but the newest `keep_last` checkpoints up to `step` (the one this process
@@ -227,9 +233,8 @@ impl RunDir {
             .iter()
             .filter_map(|name| self.pointer(name).ok().flatten())
             .collect();
-        let written: Vec<PathBuf> = run_checkpoints(&self.root)
-            .map_err(io(&self.root))?
-            .unwrap_or_default()
+        let written: Vec<PathBuf> = self
+            .listed()?
             .into_iter()
             .filter(|c| c.step <= step)
             .map(|c| c.path)
