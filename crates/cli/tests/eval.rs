@@ -86,7 +86,11 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     assert_eq!(&png[1..4], b"PNG");
     // The curve for TensorBoard too; evaluating again replaces it rather than adding one.
     let iqm_points = || {
-        let files = gradless_tensorboard::event_files(&root.join("out/run")).unwrap();
+        let files: Vec<_> = gradless_tensorboard::event_files(&root.join("out/run"))
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.to_string_lossy().ends_with(".gradless-eval"))
+            .collect();
         assert_eq!(files.len(), 1, "{files:?}");
         gradless_tensorboard::read_events(&files[0])
             .unwrap()
@@ -96,8 +100,12 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
             .collect::<Vec<i64>>()
     };
     assert_eq!(iqm_points(), [51200]);
+    // Someone's own event file in --out is not the evaluation's to replace.
+    let mine = root.join("out/run/events.out.tfevents.1.mine");
+    std::fs::write(&mine, b"mine").unwrap();
     eval_json_on_flex(&run, &root.join("out"), &["--episodes", "4"]);
     assert_eq!(iqm_points(), [51200]);
+    assert_eq!(std::fs::read(&mine).unwrap(), b"mine");
     std::fs::remove_dir_all(&root).unwrap();
 }
 

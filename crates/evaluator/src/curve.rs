@@ -78,7 +78,10 @@ fn draw<DB: DrawingBackend>(
 /// Writes a run's evaluation curve as TensorBoard scalars in `dir` (`eval/mean_return`,
 /// `eval/iqm` and its interval's ends, `eval/truncated_fraction`, against each checkpoint's
 /// step), in a new event file that replaces the ones an earlier evaluation wrote there (they
-/// are removed once it is complete). Returns the file.
+/// are removed once it is complete; other event files are left alone). Returns the file.
+/// What ends the name of an evaluation's event file.
+const EVALUATION_EVENTS_MARK: &str = "gradless-eval";
+
 pub fn write_tensorboard_curve(
     evaluations: &[&CheckpointEvaluation],
     dir: &Path,
@@ -87,8 +90,16 @@ pub fn write_tensorboard_curve(
         let path = path.to_path_buf();
         move |source| EvalError::Io { path, source }
     };
-    let earlier = gradless_tensorboard::event_files(dir).map_err(io(dir))?;
-    let mut writer = gradless_tensorboard::EventWriter::create(dir).map_err(io(dir))?;
+    // Only event files an evaluation wrote are replaced: `--out` may hold someone else's.
+    let mark = format!(".{EVALUATION_EVENTS_MARK}");
+    let earlier: Vec<PathBuf> = gradless_tensorboard::event_files(dir)
+        .map_err(io(dir))?
+        .into_iter()
+        .filter(|path| path.to_string_lossy().ends_with(&mark))
+        .collect();
+    let mut writer =
+        gradless_tensorboard::EventWriter::create_marked(dir, Some(EVALUATION_EVENTS_MARK))
+            .map_err(io(dir))?;
     let path = writer.path().to_path_buf();
     for evaluation in evaluations {
         let s = &evaluation.summary;

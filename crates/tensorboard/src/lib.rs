@@ -60,12 +60,24 @@ impl EventWriter {
     /// Creates a new event file in `dir` (never an existing file or a link) and writes its
     /// version record.
     pub fn create(dir: &Path) -> io::Result<Self> {
+        Self::create_marked(dir, None)
+    }
+
+    /// [`create`](Self::create), with `mark` ending the file's name
+    /// (`events.out.tfevents.<seconds>.<host>.<pid>.<mark>`), so that its writer can tell its
+    /// own files from others in the same folder (TensorBoard reads any name holding
+    /// `tfevents`).
+    pub fn create_marked(dir: &Path, mark: Option<&str>) -> io::Result<Self> {
         let seconds = now().floor() as u64;
-        let base = format!(
+        let mut base = format!(
             "events.out.tfevents.{seconds}.{}.{}",
             hostname(),
             std::process::id()
         );
+        if let Some(mark) = mark {
+            base.push('.');
+            base.push_str(mark);
+        }
         let mut suffix = 0;
         let (path, file) = loop {
             let name = match suffix {
