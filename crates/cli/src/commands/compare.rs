@@ -15,10 +15,11 @@ use gradless_evaluator::{
     discover, evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation,
     write_outputs,
 };
+use gradless_policy::EpisodePlan;
 use gradless_trainer::RunDir;
 use serde::Serialize;
 
-use crate::commands::eval::ActingArgs;
+use crate::commands::eval::{ActingArgs, check_count};
 use crate::output::{print_json_line, write_atomically};
 
 /// Which checkpoint of a run is scored.
@@ -315,12 +316,9 @@ struct ComparisonFile<'a> {
 
 /// Runs `gradless compare`.
 pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
-    if args.reps == 0 || args.reps > MAX_REPS {
-        bail!("--reps must lie in 1..={MAX_REPS}, got {}", args.reps);
-    }
-    if args.episodes == 0 || args.num_envs == 0 {
-        bail!("--episodes and --num-envs must be at least 1");
-    }
+    check_count("--reps", args.reps, MAX_REPS)?;
+    check_count("--episodes", args.episodes, EpisodePlan::MAX_EPISODES)?;
+    check_count("--num-envs", args.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
     crate::commands::eval::check_first_seed(args.acting.seed, args.episodes)?;
     let named = parse_groups(&args.groups)?;
     let thresholds = parse_thresholds(&args.threshold)?;
