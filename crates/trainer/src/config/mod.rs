@@ -762,6 +762,16 @@ mod tests {
             panic!("{dqn:?}")
         };
         assert_eq!(section.loss, TdLoss::Mse);
+        // Past what config.toml holds: refused by key, not a panic when the run writes it.
+        let mut json = serde_json::to_value(&dqn).unwrap();
+        json["checkpoint"]["every_steps"] = u64::MAX.into();
+        let err = serde_json::from_value::<TrainConfig>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("checkpoint.every_steps") && err.contains("9223372036854775807"),
+            "{err}"
+        );
         // A seed whose envs' seeds would pass u64 (JSON holds one, TOML cannot).
         let mut json = serde_json::to_value(&dqn).unwrap();
         json["seed"] = u64::MAX.into();

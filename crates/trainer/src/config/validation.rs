@@ -201,7 +201,41 @@ impl TrainConfig {
                 ));
             }
         }
+        // The run writes its config.toml, and TOML's integers stop at i64::MAX (a config
+        // from a checkpoint's JSON metadata could hold more).
+        let json = serde_json::to_value(self).expect("config serialises");
+        if let Some(key) = first_integer_past_toml(&json, "") {
+            return Err(ConfigError::new(
+                &key,
+                format!(
+                    "is beyond the largest whole number a config holds, {}",
+                    i64::MAX
+                ),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// The first key (dotted) whose value is an integer TOML cannot hold.
+fn first_integer_past_toml(value: &serde_json::Value, path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Number(n) if n.is_u64() && n.as_i64().is_none() => {
+            Some(path.to_string())
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, child)| {
+            let child_path = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            first_integer_past_toml(child, &child_path)
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(k, item)| first_integer_past_toml(item, &format!("{path}[{k}]"))),
+        _ => None,
     }
 }
 
