@@ -404,3 +404,30 @@ fn probing_the_device_prints_no_loader_errors() {
     let stderr = stderr(&output);
     assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
 }
+
+/// `--out` is locked while eval or record writes it: a second writer is refused at once.
+#[test]
+fn a_second_writer_of_the_same_out_is_refused() {
+    let dir = scratch("out-lock");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let _first = gradless_files::DirLock::acquire(&out).unwrap();
+    let ppo = shipped("cartpole-v1-ppo");
+    for command in ["eval", "record"] {
+        assert_clean_failure(
+            &gradless(&[
+                command,
+                ppo.to_str().unwrap(),
+                "--device",
+                "flex",
+                "--episodes",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ]),
+            &["--out", "in use"],
+        );
+    }
+    assert_eq!(sorted_names(&out), [".lock"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
