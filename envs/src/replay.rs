@@ -349,6 +349,12 @@ mod tests {
             err.contains("actions[0]") && err.contains("not finite"),
             "{err}"
         );
+        // Found by the replay fuzz target: a huge joint velocity sent Acrobot's angle
+        // wrapping into a loop of more turns than could ever finish.
+        let spinning = r#"{"cases": [{"env": "Acrobot-v1", "init_state": [-5.08, -0.05, 2, 7259], "actions": [2, 2, 2, 2, 0, 0, 0, 0, 1, 0]}]}"#;
+        let started = std::time::Instant::now();
+        let _ = run(spinning);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

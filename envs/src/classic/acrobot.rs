@@ -111,7 +111,18 @@ fn rk4_step(y0: [f64; 4], torque: f64) -> [f64; 4] {
 
 /// Wraps an angle into `[low, high]` by whole turns, as Gymnasium's `wrap`.
 fn wrap(mut x: f64, low: f64, high: f64) -> f64 {
+    // A step turns a link a few times at most, and a turn at a time rounds as Gymnasium's
+    // loop does; an angle far out (a state set by hand, as `replay` takes) is brought back
+    // in one step instead of a loop of as many turns, and one that is not finite stays so
+    // (the loop would never end).
+    const FEW_TURNS: f64 = 64.0;
     let turn = high - low;
+    if !x.is_finite() {
+        return x;
+    }
+    if x > high + FEW_TURNS * turn || x < low - FEW_TURNS * turn {
+        x = low + (x - low).rem_euclid(turn);
+    }
     while x > high {
         x -= turn;
     }
@@ -147,5 +158,10 @@ mod tests {
     fn wrap_keeps_angles_in_range() {
         assert!((wrap(3.0 * PI, -PI, PI) - PI).abs() < 1e-12);
         assert!((wrap(-2.5 * PI, -PI, PI) + 0.5 * PI).abs() < 1e-12);
+        // Far out or not finite: an answer at once, not a loop of 1e29 turns.
+        let far = wrap(1e30, -PI, PI);
+        assert!((-PI..=PI).contains(&far), "{far}");
+        assert!(wrap(f64::INFINITY, -PI, PI).is_infinite());
+        assert!(wrap(f64::NAN, -PI, PI).is_nan());
     }
 }
