@@ -66,9 +66,34 @@ pub enum VideoFolder {
     /// evaluation folder): the GIFs and the listing are one [`gradless_files::OutputSet`],
     /// shown together or not at all.
     Owned,
-    /// A folder the user named (`record --out`), which may hold files of theirs and is never
+    /// A folder the user named (`record --out`) that holds files of theirs, and so is never
     /// swapped for another: each file is replaced atomically, the listing last.
     Given,
+}
+
+impl VideoFolder {
+    /// How to record into a folder a user named: whole ([`Owned`](Self::Owned)) while it
+    /// holds nothing but what recordings write (it is new or empty, or holds a listing and
+    /// videos), else file by file ([`Given`](Self::Given)), so that files of theirs stay
+    /// where they are.
+    pub fn of_named(dir: &Path) -> Self {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Self::Given;
+        };
+        let a_recordings = |name: &str| {
+            name == VIDEOS_FILE || name == gradless_files::LOCK_FILE || is_video_name(name)
+        };
+        let only_recordings = entries.flatten().all(|entry| {
+            entry.file_type().is_ok_and(|t| t.is_file())
+                && entry.file_name().to_str().is_some_and(a_recordings)
+        });
+        // A folder named `.` or `/` has no name to stage beside.
+        if only_recordings && dir.file_name().is_some() {
+            Self::Owned
+        } else {
+            Self::Given
+        }
+    }
 }
 
 /// The files of one recording on their way into their folder.
@@ -307,13 +332,18 @@ mod tests {
                 .any(|name| name.contains("record-owned.staging")),
             "no staging folder is left"
         );
+        // A folder someone put a file of theirs in is written file by file; one holding only
+        // a recording's files is written whole.
+        assert_eq!(VideoFolder::of_named(&owned), VideoFolder::Owned);
         let given = scratch("record-given");
+        std::fs::write(given.join("notes.txt"), b"mine").unwrap();
+        assert_eq!(VideoFolder::of_named(&given), VideoFolder::Given);
         checkpoint
             .record_videos(&plan, &given, VideoFolder::Given, |_, _| {})
             .unwrap_err();
         assert_eq!(
             gradless_test_support::sorted_names(&given),
-            ["episode-0000.gif"]
+            ["episode-0000.gif", "notes.txt"]
         );
         std::fs::remove_dir_all(&owned).unwrap();
         std::fs::remove_dir_all(&given).unwrap();

@@ -120,9 +120,10 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
         stochastic: args.acting.stochastic,
     };
     let mut printed = Ok(());
-    // The default `videos` folder is gradless's own; a folder named by --out is the user's.
+    // The default `videos` folder is gradless's own; a folder named by --out is the user's,
+    // written whole only while it holds nothing but recordings.
     let folder = match args.out {
-        Some(_) => VideoFolder::Given,
+        Some(_) => VideoFolder::of_named(&dir),
         None => VideoFolder::Owned,
     };
     loaded.record_videos(&plan, &dir, folder, |video, path| {
