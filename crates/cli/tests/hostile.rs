@@ -197,6 +197,19 @@ fn eval_refuses_what_it_cannot_finish_before_running_an_episode() {
     );
 }
 
+/// `gradless train --config CONFIG --device flex ARGS...`.
+fn train_on_flex(config: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+    ];
+    all.extend(args);
+    gradless(&all)
+}
+
 /// A run made for these tests, in `dir/run`: three checkpoints of a tiny PPO run.
 fn tiny_run(dir: &Path) -> std::path::PathBuf {
     let config = write_config(
@@ -206,15 +219,7 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
             .replace("keep_last = 2", "keep_last = 3"),
     );
     let run = dir.join("run");
-    let output = gradless(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--device",
-        "flex",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let output = train_on_flex(&config, &["--out", run.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     run
 }
@@ -231,15 +236,7 @@ fn a_new_run_never_replaces_a_users_files() {
     }
     let config = write_config(&dir, TINY_PPO);
     assert_clean_failure(
-        &gradless(&[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
+        &train_on_flex(&config, &["--out", out.to_str().unwrap()]),
         &["mine", "not a gradless run", "events.out.tfevents.123.host"],
     );
     assert_eq!(
@@ -352,17 +349,15 @@ fn refusals_leave_nothing_behind() {
     assert!(!out.exists());
     let config = write_config(&dir, TINY_PPO);
     assert_clean_failure(
-        &gradless(&[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--seed",
-            "18446744073709551615",
-            "--out",
-            dir.join("run").to_str().unwrap(),
-        ]),
+        &train_on_flex(
+            &config,
+            &[
+                "--seed",
+                "18446744073709551615",
+                "--out",
+                dir.join("run").to_str().unwrap(),
+            ],
+        ),
         &["seed", "9223372036854775807"],
     );
     for (args, flag) in [

@@ -12,21 +12,25 @@ fn record_writes_one_gif_per_episode_and_a_listing() {
     let out = scratch("record");
     // A user's own GIF in --out, named as a video is: not this command's to remove.
     std::fs::write(out.join("episode-0007.gif"), b"mine").unwrap();
-    let output = gradless(&[
-        "--json",
-        "record",
-        shipped("cartpole-v1-dqn").to_str().unwrap(),
-        "--episodes",
-        "2",
-        "--seed",
-        "7",
-        "--env",
-        "CartPole-v0",
-        "--device",
-        "flex",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    // The shipped DQN agent on CartPole-v0 into `out`, from seed 7.
+    let record = |episodes: &str| {
+        gradless(&[
+            "--json",
+            "record",
+            shipped("cartpole-v1-dqn").to_str().unwrap(),
+            "--episodes",
+            episodes,
+            "--seed",
+            "7",
+            "--env",
+            "CartPole-v0",
+            "--device",
+            "flex",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = record("2");
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = json_lines(&output);
     assert_eq!(lines.len(), 2);
@@ -52,18 +56,7 @@ fn record_writes_one_gif_per_episode_and_a_listing() {
     );
     // A second, shorter recording removes the video the first listed and did not write
     // again, and still not the user's.
-    let output = gradless(&[
-        "record",
-        shipped("cartpole-v1-dqn").to_str().unwrap(),
-        "--episodes",
-        "1",
-        "--env",
-        "CartPole-v0",
-        "--device",
-        "flex",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = record("1");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(out.join("episode-0000.gif").is_file());
     assert!(!out.join("episode-0001.gif").exists());
