@@ -75,13 +75,13 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(error)
 }
 
+/// What ends the name of an evaluation's event file.
+const EVALUATION_EVENTS_MARK: &str = "gradless-eval";
+
 /// Writes a run's evaluation curve as TensorBoard scalars in `dir` (`eval/mean_return`,
 /// `eval/iqm` and its interval's ends, `eval/truncated_fraction`, against each checkpoint's
 /// step), in a new event file that replaces the ones an earlier evaluation wrote there (they
 /// are removed once it is complete; other event files are left alone). Returns the file.
-/// What ends the name of an evaluation's event file.
-const EVALUATION_EVENTS_MARK: &str = "gradless-eval";
-
 pub fn write_tensorboard_curve(
     evaluations: &[&CheckpointEvaluation],
     dir: &Path,
