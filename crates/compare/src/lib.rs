@@ -5,7 +5,6 @@
 //! computation and figures: finding runs and evaluating them is the caller's.
 
 pub mod figures;
-pub mod stats;
 
 use std::path::PathBuf;
 
@@ -13,8 +12,9 @@ use gradless_envs::EnvRng;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::stats::{
-    Aggregates, aggregates, bootstrap_intervals, performance_profile, probability_of_improvement,
+use gradless_stats::{
+    Aggregates, Strata, aggregates, bootstrap_intervals, performance_profile,
+    probability_of_improvement, trimmed_mean,
 };
 
 /// Why groups could not be compared.
@@ -287,7 +287,7 @@ pub fn compare(
             .collect::<Result<_, _>>()?;
         let point = aggregates(&strata, &targets);
         let [iqm_ci95, mean_ci95, median_ci95, optimality_gap_ci95] =
-            bootstrap_intervals([&strata], settings.reps, &mut rng, |[s]| {
+            bootstrap_intervals([&strata], settings.reps, &mut |n| rng.below(n), |[s]| {
                 aggregate_values(aggregates(s, &targets))
             });
         let runs = group
@@ -326,9 +326,10 @@ pub fn compare(
             let Some(point) = probability_of_improvement(x, y) else {
                 continue;
             };
-            let [interval] = bootstrap_intervals([x, y], settings.reps, &mut rng, |[a, b]| {
-                [probability_of_improvement(a, b).expect("the resamples keep their envs")]
-            });
+            let [interval] =
+                bootstrap_intervals([x, y], settings.reps, &mut |n| rng.below(n), |[a, b]| {
+                    [probability_of_improvement(a, b).expect("the resamples keep their envs")]
+                });
             pairs.push(PairReport {
                 x: groups[i].name.clone(),
                 y: groups[j].name.clone(),
@@ -350,12 +351,13 @@ pub fn compare(
     let profiles = all_strata
         .iter()
         .map(|strata| {
-            let ci95 = bootstrap_intervals([strata], settings.reps, &mut rng, |[s]| {
-                let fractions: [f64; PROFILE_POINTS] = performance_profile(s, &taus)
-                    .try_into()
-                    .expect("one fraction per threshold");
-                fractions
-            });
+            let ci95 =
+                bootstrap_intervals([strata], settings.reps, &mut |n| rng.below(n), |[s]| {
+                    let fractions: [f64; PROFILE_POINTS] = performance_profile(s, &taus)
+                        .try_into()
+                        .expect("one fraction per threshold");
+                    fractions
+                });
             Profile {
                 taus: taus.clone(),
                 fraction: performance_profile(strata, &taus),
@@ -413,11 +415,11 @@ fn sample_efficiency(
                 .collect(),
         };
         let strata = strata_of(&at_step, scale)?;
-        let iqm = |[s]: [&stats::Strata; 1]| {
+        let iqm = |[s]: [&Strata; 1]| {
             let mut values: Vec<f64> = s.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-            [stats::trimmed_mean(&mut values)]
+            [trimmed_mean(&mut values)]
         };
-        let [interval] = bootstrap_intervals([&strata], reps, rng, iqm);
+        let [interval] = bootstrap_intervals([&strata], reps, &mut |n| rng.below(n), iqm);
         curve.iqm.push(iqm([&strata])[0]);
         curve.ci95.push(interval);
     }

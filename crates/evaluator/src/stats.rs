@@ -5,6 +5,8 @@
 //! resamples the episodes themselves.
 
 use gradless_envs::EnvRng;
+pub use gradless_stats::interquartile_mean;
+use gradless_stats::{bootstrap_intervals, percentile_of_sorted};
 use serde::Serialize;
 
 /// Bootstrap resamples for the interval.
@@ -33,48 +35,15 @@ pub struct ReturnSummary {
     pub truncated_fraction: f64,
 }
 
-/// The 25% trimmed mean: drop `floor(n / 4)` values at each end of the sorted returns.
-pub fn interquartile_mean(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    trimmed_mean_of_sorted(&sorted)
-}
-
-fn trimmed_mean_of_sorted(sorted: &[f64]) -> f64 {
-    let cut = sorted.len() / 4;
-    let kept = &sorted[cut..sorted.len() - cut];
-    kept.iter().sum::<f64>() / kept.len() as f64
-}
-
-/// NumPy's `percentile` with linear interpolation, of sorted values.
-fn percentile_of_sorted(sorted: &[f64], q: f64) -> f64 {
-    let position = q / 100.0 * (sorted.len() - 1) as f64;
-    let below = position.floor() as usize;
-    let above = position.ceil() as usize;
-    let fraction = position - below as f64;
-    sorted[below] + (sorted[above] - sorted[below]) * fraction
-}
-
 /// The 95% percentile-bootstrap interval of the IQM, from `resamples` resamples drawn with
-/// a generator seeded by `seed`.
+/// a generator seeded by `seed` (one stratum: the episodes).
 pub fn iqm_interval(values: &[f64], resamples: usize, seed: u64) -> [f64; 2] {
     let mut rng = EnvRng::from_seed(seed);
-    let n = values.len();
-    let mut sample = vec![0.0; n];
-    let mut estimates: Vec<f64> = (0..resamples)
-        .map(|_| {
-            for slot in sample.iter_mut() {
-                *slot = values[rng.below(n as u64) as usize];
-            }
-            sample.sort_by(f64::total_cmp);
-            trimmed_mean_of_sorted(&sample)
-        })
-        .collect();
-    estimates.sort_by(f64::total_cmp);
-    [
-        percentile_of_sorted(&estimates, 2.5),
-        percentile_of_sorted(&estimates, 97.5),
-    ]
+    let episodes = [(String::new(), values.to_vec())];
+    let [interval] = bootstrap_intervals([&episodes], resamples, &mut |n| rng.below(n), |[s]| {
+        [interquartile_mean(&s[0].1)]
+    });
+    interval
 }
 
 /// Summarises returns (`truncated[i]` for episode `i`); `None` for no episodes.
@@ -94,7 +63,7 @@ pub fn summarise(returns: &[f64], truncated: &[bool]) -> Option<ReturnSummary> {
         median_return: percentile_of_sorted(&sorted, 50.0),
         min_return: sorted[0],
         max_return: sorted[sorted.len() - 1],
-        iqm: trimmed_mean_of_sorted(&sorted),
+        iqm: interquartile_mean(&sorted),
         iqm_ci95: iqm_interval(returns, BOOTSTRAP_RESAMPLES, 0),
         truncated_fraction: truncated.iter().filter(|&&t| t).count() as f64 / n,
     })

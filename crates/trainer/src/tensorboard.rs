@@ -138,10 +138,7 @@ fn scalars(line: &MetricsLine) -> (u64, Vec<(&'static str, f64)>) {
             *global_step,
             vec![
                 ("eval/mean_return", *mean_return),
-                (
-                    "eval/iqm",
-                    gradless_evaluator::stats::interquartile_mean(returns),
-                ),
+                ("eval/iqm", gradless_stats::interquartile_mean(returns)),
             ],
         ),
         MetricsLine::Checkpoint { .. } => (0, Vec::new()),

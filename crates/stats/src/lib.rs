@@ -1,9 +1,10 @@
-//! rliable's aggregate metrics over runs (Agarwal et al., 2021), with runs grouped by env:
-//! the interquartile mean over all runs, the mean and median over envs of each env's mean,
-//! the optimality gap, the probability of improvement, and their percentile intervals from
-//! a stratified bootstrap (runs resampled with replacement within each env).
-
-use gradless_envs::EnvRng;
+//! Statistics of returns and runs, the one place for them: the interquartile mean and
+//! NumPy's percentiles, and rliable's aggregate metrics over runs (Agarwal et al., 2021) with
+//! runs grouped by env: the interquartile mean over all runs, the mean and median over envs
+//! of each env's mean, the optimality gap, the probability of improvement, and their
+//! percentile intervals from a stratified bootstrap (runs resampled with replacement within
+//! each env). Resamples draw from the caller's generator (`below(n)`: an index in `0..n`),
+//! so this crate depends on none.
 
 /// One group's scores, env by env: `(env, scores of that env's runs)`, each env once.
 pub type Strata = [(String, Vec<f64>)];
@@ -28,6 +29,11 @@ pub fn percentile_of_sorted(sorted: &[f64], q: f64) -> f64 {
     let below = position.floor() as usize;
     let above = position.ceil() as usize;
     sorted[below] + (sorted[above] - sorted[below]) * (position - below as f64)
+}
+
+/// `scipy.stats.trim_mean(values, 0.25)` of values in any order.
+pub fn interquartile_mean(values: &[f64]) -> f64 {
+    trimmed_mean(&mut values.to_vec())
 }
 
 /// `scipy.stats.trim_mean(values, 0.25)`: drops `floor(n / 4)` values at each end.
@@ -94,7 +100,11 @@ pub fn probability_of_improvement(x: &Strata, y: &Strata) -> Option<f64> {
 }
 
 /// A resample of `strata`: each env's runs drawn with replacement, as many as it has.
-fn resample(strata: &Strata, rng: &mut EnvRng, into: &mut Vec<(String, Vec<f64>)>) {
+fn resample(
+    strata: &Strata,
+    below: &mut impl FnMut(u64) -> u64,
+    into: &mut Vec<(String, Vec<f64>)>,
+) {
     into.resize_with(strata.len(), Default::default);
     for ((env, scores), (slot_env, slot)) in strata.iter().zip(into.iter_mut()) {
         if slot_env != env {
@@ -102,24 +112,24 @@ fn resample(strata: &Strata, rng: &mut EnvRng, into: &mut Vec<(String, Vec<f64>)
         }
         slot.clear();
         let n = scores.len() as u64;
-        slot.extend((0..n).map(|_| scores[rng.below(n) as usize]));
+        slot.extend((0..n).map(|_| scores[below(n) as usize]));
     }
 }
 
 /// The 95% percentile intervals of the `M` values of `statistic` over `reps`
 /// stratified-bootstrap resamples of each of `samples` (resampled independently of each
-/// other, every statistic from the same resamples), drawn from `rng`.
+/// other, every statistic from the same resamples), each index drawn by `below(n)`.
 pub fn bootstrap_intervals<const K: usize, const M: usize>(
     samples: [&Strata; K],
     reps: usize,
-    rng: &mut EnvRng,
+    below: &mut impl FnMut(u64) -> u64,
     mut statistic: impl FnMut([&Strata; K]) -> [f64; M],
 ) -> [[f64; 2]; M] {
     let mut resampled: [Vec<(String, Vec<f64>)>; K] = std::array::from_fn(|_| Vec::new());
     let mut estimates: [Vec<f64>; M] = std::array::from_fn(|_| Vec::with_capacity(reps));
     for _ in 0..reps {
         for (sample, into) in samples.iter().zip(resampled.iter_mut()) {
-            resample(sample, rng, into);
+            resample(sample, below, into);
         }
         let values = statistic(std::array::from_fn(|k| resampled[k].as_slice()));
         for (estimate, value) in estimates.iter_mut().zip(values) {
@@ -147,6 +157,18 @@ pub fn performance_profile(strata: &Strata, taus: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small generator for the tests (SplitMix64): `below(n)` draws an index in `0..n`.
+    fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |n| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % n
+        }
+    }
 
     fn one_env(scores: &[f64]) -> Vec<(String, Vec<f64>)> {
         vec![("CartPole-v1".to_string(), scores.to_vec())]
@@ -194,7 +216,7 @@ mod tests {
 
     #[test]
     fn bootstrap_intervals_hold_the_estimate_and_shrink_with_more_runs() {
-        let mut rng = EnvRng::from_seed(3);
+        let mut rng = draws(3);
         let scores: Vec<f64> = (0..40).map(|k| f64::from(k % 10)).collect();
         let iqm = |[s]: [&Strata; 1]| [aggregates(s, &[1.0]).iqm];
         let few = one_env(&scores[..10]);
