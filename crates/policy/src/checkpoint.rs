@@ -36,6 +36,10 @@ pub const MODEL_FILE: &str = "model.bpk";
 /// the device as a typed record.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// The burn version this build uses, which every checkpoint records (checked against
+/// Cargo.lock by a test).
+pub const BURN_VERSION: &str = "0.22.1";
+
 /// The largest `metadata.json` read (the trainer's state lives there, env snapshots included).
 pub const MAX_METADATA_BYTES: u64 = 64 << 20;
 

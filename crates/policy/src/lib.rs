@@ -27,7 +27,7 @@ pub use acting::{
     Selection,
 };
 pub use checkpoint::{
-    Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata,
+    BURN_VERSION, Checkpoint, CheckpointError, FORMAT_VERSION, METADATA_FILE, MODEL_FILE, Metadata,
     replace_checkpoint, sha256_file, write_checkpoint,
 };
 pub use device_episodes::MAX_KERNEL_WIDTH;

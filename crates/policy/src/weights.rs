@@ -340,7 +340,7 @@ pub fn write_imported_checkpoint(
         architecture: network.architecture(),
         global_step: spec.global_step,
         episodes: 0,
-        burn_version: BURN_VERSION.to_string(),
+        burn_version: crate::BURN_VERSION.to_string(),
         device: gradless_device::DeviceReport {
             backend: gradless_device::Backend::Flex,
             adapter: None,
@@ -373,9 +373,6 @@ pub fn write_imported_checkpoint(
         })
     })
 }
-
-/// The burn version checkpoints record (the one the workspace pins).
-const BURN_VERSION: &str = "0.22.1";
 
 /// What an imported checkpoint records besides its network.
 #[derive(Debug, Clone, Copy)]

@@ -36,8 +36,7 @@ use crate::run_dir::{BEST, CONFIG_FILE, DEVICE_FILE, LATEST, RunDir};
 use crate::sac::Sac;
 use crate::tensorboard::TensorBoardLog;
 
-/// The burn version this build uses (checked against Cargo.lock by a test).
-pub const BURN_VERSION: &str = "0.22.1";
+pub use gradless_policy::BURN_VERSION;
 
 /// Episodes the training return is averaged over.
 const RECENT_EPISODES: usize = 100;
