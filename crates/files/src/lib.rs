@@ -115,20 +115,43 @@ fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
         .to_string_lossy()
         .into_owned();
     remove_dead_temporaries(path, &name);
+    first_free_name(
+        |attempt| path.with_file_name(format!(".tmp-{}-{attempt}-{name}", std::process::id())),
+        |temporary| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(temporary)
+        },
+    )
+}
+
+/// Creates something new at the first of the names `name(0)`, `name(1)`, ... that is free
+/// (`create` fails with `AlreadyExists` where one is taken), trying 100 names at most.
+fn first_free_name<T>(
+    name: impl Fn(u32) -> PathBuf,
+    create: impl Fn(&Path) -> io::Result<T>,
+) -> io::Result<(PathBuf, T)> {
     let mut attempt = 0u32;
     loop {
-        let temporary =
-            path.with_file_name(format!(".tmp-{}-{attempt}-{name}", std::process::id()));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-        {
-            Ok(file) => return Ok((temporary, file)),
+        let path = name(attempt);
+        match create(&path) {
+            Ok(made) => return Ok((path, made)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A new folder in the temporary directory that only this user can enter (mode 0700),
+/// named after `stem` and this process; the caller removes it.
+pub fn create_private_dir(stem: &str) -> io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    first_free_name(
+        |attempt| std::env::temp_dir().join(format!("{stem}-{}-{attempt}", std::process::id())),
+        |path| std::fs::DirBuilder::new().mode(0o700).create(path),
+    )
+    .map(|(path, ())| path)
 }
 
 /// Removes the temporaries of `path` (`.tmp-PID-N-NAME` beside it) that processes which have
@@ -442,25 +465,23 @@ fn recover_dead_staging(dir: &Path, names: &[String]) -> io::Result<()> {
 /// The returned path (`/proc/self/fd/N`) opens it for as long as the returned file lives.
 pub fn unnamed_file(bytes: &[u8]) -> io::Result<(File, PathBuf)> {
     use std::os::fd::AsRawFd;
-    let mut attempt = 0u32;
-    let (path, mut file) = loop {
-        let path = std::env::temp_dir().join(format!(
-            ".gradless-{}-{attempt}.unnamed",
-            std::process::id()
-        ));
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(file) => break (path, file),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    };
+    let (path, mut file) = first_free_name(
+        |attempt| {
+            std::env::temp_dir().join(format!(
+                ".gradless-{}-{attempt}.unnamed",
+                std::process::id()
+            ))
+        },
+        |path| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        },
+    )?;
     std::fs::remove_file(&path)?;
     file.write_all(bytes)?;
     let by_descriptor = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
@@ -673,6 +694,18 @@ mod tests {
         assert_eq!(named_here(), 0, "the file has no name while it is read");
         drop(file);
         assert!(std::fs::read(&path).is_err());
+    }
+
+    #[test]
+    fn private_dirs_are_new_and_for_this_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let first = create_private_dir("gradless-test-private").unwrap();
+        let second = create_private_dir("gradless-test-private").unwrap();
+        assert_ne!(first, second);
+        let mode = std::fs::metadata(&first).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::remove_dir(&first).unwrap();
+        std::fs::remove_dir(&second).unwrap();
     }
 
     #[test]

@@ -293,7 +293,7 @@ impl Checkpoint {
     }
 
     /// The path of one of its files (for messages; files are read through
-    /// [`listed_file`](Self::listed_file) and [`read_listed`](Self::read_listed)).
+    /// [`listed_file`](Self::listed_file)).
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -548,7 +548,7 @@ fn write_checkpoint_into(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let staging = dir.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let staging = dir.with_file_name(crate::run_layout::half_written_name(&name));
     let result = (|| {
         if let Some(parent) = staging.parent() {
             std::fs::create_dir_all(parent).map_err(io_error(parent))?;

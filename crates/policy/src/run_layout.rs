@@ -68,8 +68,14 @@ pub fn checkpoint_step(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Whether a name in `checkpoints/` is a checkpoint being written (or left half-written by a
-/// killed process): [`crate::write_checkpoint`] stages into `.NAME.partial-PID`.
+/// Where [`crate::write_checkpoint`] stages checkpoint `name` before renaming it into place:
+/// `.NAME.partial-PID`.
+pub(crate) fn half_written_name(name: &str) -> String {
+    format!(".{name}.partial-{}", std::process::id())
+}
+
+/// Whether a name in `checkpoints/` is a checkpoint being written, or left half-written by a
+/// killed process (see [`half_written_name`]).
 pub fn is_half_written(name: &str) -> bool {
     name.starts_with('.') && name.contains(".partial-")
 }

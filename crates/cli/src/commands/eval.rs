@@ -226,21 +226,9 @@ struct ScratchDir(PathBuf);
 
 impl ScratchDir {
     fn new() -> Result<Self> {
-        use std::os::unix::fs::DirBuilderExt;
-        let mut attempt = 0u32;
-        loop {
-            let path = std::env::temp_dir().join(format!(
-                "gradless-grad-modes-{}-{attempt}",
-                std::process::id()
-            ));
-            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(Self(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(anyhow::Error::from(e).context(path.display().to_string())),
-            }
-        }
+        gradless_files::create_private_dir("gradless-grad-modes")
+            .map(Self)
+            .context("a private folder for a copy of the policy")
     }
 }
 
@@ -439,12 +427,8 @@ pub fn lock_out(out: &Path, shared: bool) -> Result<gradless_files::DirLock> {
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     check_count("--episodes", args.episodes, EpisodePlan::MAX_EPISODES)?;
     check_count("--num-envs", args.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
-    if args.record > RecordPlan::MAX_EPISODES {
-        bail!(
-            "--record {}: at most {}",
-            args.record,
-            RecordPlan::MAX_EPISODES
-        );
+    if args.record > 0 {
+        check_count("--record", args.record, RecordPlan::MAX_EPISODES)?;
     }
     check_first_seed(args.acting.seed, args.episodes)?;
     // Every flag checked before the device opens (probing wgpu takes seconds).
@@ -515,41 +499,31 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     let mut failed = 0;
     for target in &targets {
         // Evaluations of a run are written into it: no trainer may write it meanwhile.
-        let run_written = match (&target.run, target.checkpoints.as_slice()) {
-            (Some(run), _) => Some(run.clone()),
-            (None, [checkpoint]) => match enclosing_run(checkpoint) {
-                Ok(run) => run,
-                Err(error) if targets.len() == 1 => return Err(error.into()),
-                Err(error) => {
-                    let error = anyhow::Error::from(error);
-                    progress.suspend(|| eprintln!("error: {}", error_line(&error)));
-                    failed += 1;
-                    episodes_before += args.episodes as u64;
-                    continue;
-                }
-            },
-            (None, _) => None,
-        };
         // Shards each write their own checkpoints of a run: they share its lock.
-        let lock = |run: &Path| match shard {
-            Some(_) => gradless_files::DirLock::acquire_shared(run),
-            None => gradless_files::DirLock::acquire(run),
+        let run_lock = || -> Result<Option<gradless_files::DirLock>> {
+            let run_written = match (&target.run, target.checkpoints.as_slice()) {
+                (Some(run), _) => Some(run.clone()),
+                (None, [checkpoint]) => enclosing_run(checkpoint)?,
+                (None, _) => None,
+            };
+            let (Some(run), None) = (run_written, &args.out) else {
+                return Ok(None);
+            };
+            let lock = match shard {
+                Some(_) => gradless_files::DirLock::acquire_shared(&run),
+                None => gradless_files::DirLock::acquire(&run),
+            };
+            Ok(Some(lock.with_context(|| run.display().to_string())?))
         };
-        let _lock = match (&run_written, &args.out) {
-            (Some(run), None) => match lock(run) {
-                Ok(lock) => Some(lock),
-                Err(error) => {
-                    let error = anyhow::Error::from(error).context(run.display().to_string());
-                    if targets.len() == 1 {
-                        return Err(error);
-                    }
-                    progress.suspend(|| eprintln!("error: {}", error_line(&error)));
-                    failed += target.checkpoints.len();
-                    episodes_before += (target.checkpoints.len() * args.episodes) as u64;
-                    continue;
-                }
-            },
-            _ => None,
+        let _lock = match run_lock() {
+            Ok(lock) => lock,
+            Err(error) if targets.len() == 1 => return Err(error),
+            Err(error) => {
+                progress.suspend(|| eprintln!("error: {}", error_line(&error)));
+                failed += target.checkpoints.len();
+                episodes_before += (target.checkpoints.len() * args.episodes) as u64;
+                continue;
+            }
         };
         let mut evaluated = Vec::new();
         for checkpoint in &target.checkpoints {
