@@ -6,16 +6,16 @@
 //!   Gymnasium's `reset`/`step` API.
 //! - [`make_vector`] builds a [`VectorEnv`]: many copies stepped in one call, with Gymnasium's
 //!   autoreset modes and per-episode statistics.
-//! - [`make_batch`] builds an [`EnvBatch`] on either backend: the one interface rollouts,
-//!   evaluation episodes and benchmarks drive.
 //! - [`replay`] runs reference trajectories (the format the parity fixtures use).
-//! - [`device::make_device_vector`] builds CartPole, MountainCar or Pendulum as burn tensor
-//!   programs, so a batch of envs steps on the same device as the policy.
+//! - [`constants`] are the physics' constants, for other implementations of the same
+//!   dynamics (the device envs, which step them in `f32`).
 //! - With the `gym-rs` feature, the `gym-rs` crate's environments run behind the same API.
+//!
+//! Plain Rust: no tensor library, so statistics, Python bindings and other CPU users build
+//! without the GPU stack.
 
-mod batch;
+mod action;
 mod classic;
-pub mod device;
 mod env;
 mod error;
 #[cfg(feature = "gym-rs")]
@@ -24,23 +24,41 @@ mod registry;
 pub mod replay;
 mod rng;
 mod space;
+mod spec;
 mod vector;
 
-pub use batch::{
-    BatchActions, BatchObservations, BatchSnapshot, BatchStep, CpuBatch, EnvBatch, StepSignals,
-    make_batch, most_episodes,
-};
+pub use action::{Action, Actions};
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 pub use env::{
-    Action, ClassicEnv, Dynamics, Env, EnvDescription, MAX_OBSERVATION_DIM, Observation,
-    StateVector, Step, TimeLimit, Transition, check_action,
+    ClassicEnv, Dynamics, Env, EnvDescription, MAX_OBSERVATION_DIM, Observation, StateVector, Step,
+    TimeLimit, Transition, check_action,
 };
 pub use error::EnvError;
-pub use registry::{
-    EnvSpec, MakeOptions, SPECS, known_ids, make, make_vector, make_with, registered_specs, spec,
-};
+pub use registry::{known_ids, make, make_vector, make_with, registered_specs, spec};
 pub use rng::EnvRng;
 pub use space::{ActionSampler, Space};
+pub use spec::{EnvSpec, MakeOptions, SPECS};
 pub use vector::{
-    Actions, AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorSnapshot, VectorStep,
+    AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorSnapshot, VectorStep,
 };
+
+/// The constants of each env's physics, as the CPU envs use them.
+pub mod constants {
+    /// CartPole's.
+    pub mod cartpole {
+        pub use crate::classic::cartpole::{
+            FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_CART, MASS_POLE, POLE_MASS_LENGTH, TAU,
+            THETA_THRESHOLD, TOTAL_MASS, X_THRESHOLD,
+        };
+    }
+    /// MountainCar's (discrete; the continuous one shares the track).
+    pub mod mountain_car {
+        pub use crate::classic::mountain_car::{
+            FORCE, GOAL_POSITION, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION,
+        };
+    }
+    /// Pendulum's.
+    pub mod pendulum {
+        pub use crate::classic::pendulum::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE};
+    }
+}

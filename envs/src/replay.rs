@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::env::Action;
-use crate::registry::{MakeOptions, make_with};
+use crate::action::Action;
+use crate::registry::make_with;
 use crate::space::Space;
+use crate::spec::MakeOptions;
 
 /// A replay input that cannot be run, with the case and field it is about.
 #[derive(Debug, Error, PartialEq)]

@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::env::Action;
+use crate::action::{Action, Actions};
 use crate::rng::EnvRng;
-use crate::vector::Actions;
 
 /// The set of values an observation or an action can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

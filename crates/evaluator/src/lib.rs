@@ -15,8 +15,8 @@ pub mod stats;
 
 use std::path::{Path, PathBuf};
 
+pub use gradless_device_envs::EnvBackend;
 use gradless_envs::Space;
-pub use gradless_envs::device::EnvBackend;
 pub use gradless_import::ImportError;
 pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;

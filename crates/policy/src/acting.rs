@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use burn::prelude::{Device, Module, Tensor, TensorData};
 use gradless_device::{InferenceDevice, TrainingDevice};
-use gradless_envs::device::DeviceActions;
-use gradless_envs::{Actions, BatchActions, BatchObservations, EnvError, EnvRng};
+use gradless_device_envs::DeviceActions;
+use gradless_device_envs::{BatchActions, BatchObservations};
+use gradless_envs::{Actions, EnvError, EnvRng};
 use serde::Serialize;
 use thiserror::Error;
 

@@ -3,7 +3,7 @@
 //! starts, and the launches until every slot has run its quota.
 
 use burn::prelude::{Device, Tensor, TensorData};
-use gradless_envs::device::{Physics, device_dynamics, seeded_starts};
+use gradless_device_envs::{Physics, device_dynamics, seeded_starts};
 
 use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
 use crate::episode_kernel::{
@@ -280,8 +280,8 @@ pub(crate) fn run_with_kernel(
 #[cfg(test)]
 mod tests {
     use gradless_device::{Backend, InferenceDevice, open};
+    use gradless_device_envs::EnvBackend;
     use gradless_envs::EnvRng;
-    use gradless_envs::device::EnvBackend;
 
     use super::*;
     use crate::acting::AgentDevice;

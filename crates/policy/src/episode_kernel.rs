@@ -21,8 +21,8 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::ir::ElemType;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
-use gradless_envs::device::Physics;
-use gradless_envs::device::kernel_physics::{physics_step, write_observation};
+use gradless_device_envs::Physics;
+use gradless_device_envs::kernel_physics::{physics_step, write_observation};
 
 use crate::network::Activation;
 

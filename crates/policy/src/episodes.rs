@@ -1,7 +1,8 @@
 //! Running an agent for a fixed set of episodes on an env batch of either backend.
 
-use gradless_envs::device::EnvBackend;
-use gradless_envs::{Action, EnvRng, StepSignals, make, make_batch};
+use gradless_device_envs::EnvBackend;
+use gradless_device_envs::{StepSignals, make_batch};
+use gradless_envs::{Action, EnvRng, make};
 
 use crate::acting::{ActError, Agent, Selection};
 use crate::device_episodes::{EpisodeProgram, MAX_KERNEL_EPISODES, run_with_kernel};

@@ -292,8 +292,8 @@ fn activate(values: &mut [f32; TILE_COLS], activation: Activation) {
 mod tests {
     use burn::prelude::Device;
     use gradless_device::InferenceDevice;
+    use gradless_device_envs::EnvBackend;
     use gradless_envs::EnvRng;
-    use gradless_envs::device::EnvBackend;
 
     use super::*;
     use crate::acting::{Agent, PolicyForward, Selection};

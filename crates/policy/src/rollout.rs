@@ -4,8 +4,8 @@
 //! for).
 
 use gradless_device::InferenceDevice;
-use gradless_envs::device::{EnvBackend, FinishedEpisodes, StepKernel};
-use gradless_envs::{EnvBatch, make_batch};
+use gradless_device_envs::{EnvBackend, FinishedEpisodes, StepKernel};
+use gradless_device_envs::{EnvBatch, make_batch};
 
 use crate::acting::{ActError, Agent, Selection};
 

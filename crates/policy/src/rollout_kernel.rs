@@ -23,8 +23,8 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::ir::ElemType;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
-use gradless_envs::device::kernel_physics::{StepAt, copy_column, observe_column, step_in_place};
-use gradless_envs::device::{DeviceVectorEnv, Physics, bookkeeping, signal};
+use gradless_device_envs::kernel_physics::{StepAt, copy_column, observe_column, step_in_place};
+use gradless_device_envs::{DeviceVectorEnv, Physics, bookkeeping, signal};
 
 use crate::acting::ActError;
 use crate::device_episodes::{MAX_KERNEL_WIDTH, runs_cube_kernels, steps_within_limit};
@@ -424,10 +424,11 @@ mod tests {
     use burn::module::Param;
     use burn::prelude::TensorData;
     use gradless_device::{Backend, InferenceDevice, open};
-    use gradless_envs::device::{
+    use gradless_device_envs::EnvBatch;
+    use gradless_device_envs::{
         CartPoleTensors, DeviceActions, PendulumTensors, make_device_vector,
     };
-    use gradless_envs::{Actions, EnvBatch, EnvRng};
+    use gradless_envs::{Actions, EnvRng};
 
     use super::*;
     use crate::acting::read_f32;

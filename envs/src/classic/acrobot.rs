@@ -4,7 +4,8 @@
 use std::f64::consts::PI;
 
 use super::numpy_square;
-use crate::env::{Action, Dynamics, Observation, Transition};
+use crate::action::Action;
+use crate::env::{Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
 

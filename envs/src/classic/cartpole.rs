@@ -2,24 +2,32 @@
 //! `CartPoleEnv`.
 
 use super::small_angle_trig::{SMALL_ANGLE_LIMIT, small_angle_sin_cos};
-use crate::env::{Action, Dynamics, Observation, Transition};
+use crate::action::Action;
+use crate::action::Actions;
+use crate::env::{Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
-use crate::vector::Actions;
 
-pub(crate) const GRAVITY: f64 = 9.8;
-pub(crate) const MASS_CART: f64 = 1.0;
-pub(crate) const MASS_POLE: f64 = 0.1;
-pub(crate) const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
+/// Gravitational acceleration (m/s²).
+pub const GRAVITY: f64 = 9.8;
+/// Mass of the cart (kg).
+pub const MASS_CART: f64 = 1.0;
+/// Mass of the pole (kg).
+pub const MASS_POLE: f64 = 0.1;
+/// Cart and pole together.
+pub const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
 /// Half the pole's length.
-pub(crate) const HALF_LENGTH: f64 = 0.5;
-pub(crate) const POLE_MASS_LENGTH: f64 = MASS_POLE * HALF_LENGTH;
-pub(crate) const FORCE_MAG: f64 = 10.0;
+pub const HALF_LENGTH: f64 = 0.5;
+/// The pole's mass times its half length.
+pub const POLE_MASS_LENGTH: f64 = MASS_POLE * HALF_LENGTH;
+/// The push of each action (N).
+pub const FORCE_MAG: f64 = 10.0;
 /// Seconds between state updates.
-pub(crate) const TAU: f64 = 0.02;
+pub const TAU: f64 = 0.02;
 /// 12 degrees, computed in Gymnasium's order so that the threshold is the same double.
-pub(crate) const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
-pub(crate) const X_THRESHOLD: f64 = 2.4;
+pub const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
+/// How far the cart may go from the centre before the episode ends.
+pub const X_THRESHOLD: f64 = 2.4;
 
 /// CartPole's physics. State: `[x, x_dot, theta, theta_dot]`; actions: 0 pushes left,
 /// 1 pushes right.

@@ -1,18 +1,23 @@
 //! MountainCar: drive an under-powered car up a hill (Moore 1990), as Gymnasium's
 //! `MountainCarEnv` (discrete) and `Continuous_MountainCarEnv`.
 
-use crate::env::{Action, Dynamics, Observation, Transition};
+use crate::action::Action;
+use crate::env::{Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
 
-pub(crate) const MIN_POSITION: f64 = -1.2;
-pub(crate) const MAX_POSITION: f64 = 0.6;
-pub(crate) const MAX_SPEED: f64 = 0.07;
-pub(crate) const GRAVITY: f64 = 0.0025;
+/// The left end of the track.
+pub const MIN_POSITION: f64 = -1.2;
+/// The right end of the track.
+pub const MAX_POSITION: f64 = 0.6;
+/// The largest speed either way.
+pub const MAX_SPEED: f64 = 0.07;
+/// The hill's pull per step, times `cos(3 * position)`.
+pub const GRAVITY: f64 = 0.0025;
 /// Discrete MountainCar's push per action step.
-pub(crate) const FORCE: f64 = 0.001;
+pub const FORCE: f64 = 0.001;
 /// Where discrete MountainCar's flag stands.
-pub(crate) const GOAL_POSITION: f64 = 0.5;
+pub const GOAL_POSITION: f64 = 0.5;
 
 fn mountain_car_observation_space() -> Space {
     Space::Box {

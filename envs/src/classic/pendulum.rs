@@ -3,16 +3,23 @@
 use std::f64::consts::PI;
 
 use super::{numpy_square, numpy_square_f32};
-use crate::env::{Action, Dynamics, Observation, Transition};
+use crate::action::Action;
+use crate::env::{Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
 
-pub(crate) const MAX_SPEED: f64 = 8.0;
-pub(crate) const MAX_TORQUE: f32 = 2.0;
-pub(crate) const DT: f64 = 0.05;
-pub(crate) const GRAVITY: f64 = 10.0;
-pub(crate) const MASS: f64 = 1.0;
-pub(crate) const LENGTH: f64 = 1.0;
+/// The largest angular speed either way.
+pub const MAX_SPEED: f64 = 8.0;
+/// The largest torque either way.
+pub const MAX_TORQUE: f32 = 2.0;
+/// Seconds between state updates.
+pub const DT: f64 = 0.05;
+/// Gravitational acceleration.
+pub const GRAVITY: f64 = 10.0;
+/// The pendulum's mass.
+pub const MASS: f64 = 1.0;
+/// The pendulum's length.
+pub const LENGTH: f64 = 1.0;
 
 /// Pendulum's physics. State: `[theta, theta_dot]` (theta 0 is upright); observation:
 /// `[cos theta, sin theta, theta_dot]`; action: a torque in `[-2, 2]` (clipped). Never

@@ -10,7 +10,7 @@
 
 mod validation;
 
-use gradless_envs::device::{EnvBackend, device_dynamics};
+use gradless_device_envs::{EnvBackend, device_dynamics};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

@@ -23,7 +23,8 @@ use std::time::Instant;
 use burn::module::Module;
 
 use gradless_device::{InferenceDevice, TrainingDevice};
-use gradless_envs::{EnvBatch, EnvRng, EpisodeStats};
+use gradless_device_envs::EnvBatch;
+use gradless_envs::{EnvRng, EpisodeStats};
 use gradless_policy::{ActError, ActionHead, ActorCritic};
 
 use crate::TrainError;

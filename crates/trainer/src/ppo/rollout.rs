@@ -18,8 +18,9 @@
 
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use burn::tensor::Transaction;
-use gradless_envs::device::{DeviceActions, DeviceVectorEnv, RecordedEpisode, signal};
-use gradless_envs::{BatchObservations, EnvBatch, EnvRng, StepSignals, most_episodes};
+use gradless_device_envs::{BatchObservations, EnvBatch, StepSignals, most_episodes};
+use gradless_device_envs::{DeviceActions, DeviceVectorEnv, RecordedEpisode, signal};
+use gradless_envs::EnvRng;
 use gradless_policy::acting::{finite_f32, read_f32};
 use gradless_policy::rollout_kernel::{KernelRollout, RolloutProgram, run_rollout};
 use gradless_policy::sampling::{Categorical, DiagGaussian, sample_categorical, sample_gaussian};
@@ -438,7 +439,7 @@ pub(super) fn gae(
 #[cfg(test)]
 mod tests {
     use gradless_device::{Backend, InferenceDevice, open};
-    use gradless_envs::device::make_device_vector;
+    use gradless_device_envs::make_device_vector;
     use gradless_policy::Activation;
 
     use super::*;

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use gradless_device::TrainingDevice;
-use gradless_envs::device::DeviceSnapshot;
-use gradless_envs::{BatchSnapshot, EnvBatch, EnvRng, VectorSnapshot, make_batch};
+use gradless_device_envs::DeviceSnapshot;
+use gradless_device_envs::{BatchSnapshot, EnvBatch, make_batch};
+use gradless_envs::{EnvRng, VectorSnapshot};
 use gradless_policy::{
     ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
     ObservationNormalizer,

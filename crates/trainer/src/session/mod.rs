@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gradless_device::{Backend, DeviceReport, TrainingDevice};
-use gradless_envs::device::EnvBackend;
+use gradless_device_envs::EnvBackend;
 use gradless_policy::{Checkpoint, EpisodePlan, Metadata, replace_checkpoint, run_episodes};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

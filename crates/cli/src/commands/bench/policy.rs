@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use gradless_device::{Backend, InferenceDevice};
-use gradless_envs::device::{EnvBackend, StepKernel, device_dynamics};
+use gradless_device_envs::{EnvBackend, StepKernel, device_dynamics};
 use gradless_envs::{EnvRng, Space, make};
 use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
 use gradless_policy::{

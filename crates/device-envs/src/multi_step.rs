@@ -6,7 +6,7 @@
 use burn::prelude::Tensor;
 
 use super::{DeviceVectorEnv, Physics, observe, runs_cube_kernels};
-use crate::error::EnvError;
+use gradless_envs::EnvError;
 
 /// What a kernel needs to run `steps` steps of device envs.
 #[derive(Debug, Clone)]

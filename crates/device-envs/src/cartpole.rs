@@ -6,12 +6,12 @@ use burn::prelude::{Device, Tensor};
 use super::{
     Columns, DeviceActions, Physics, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
-use crate::classic::cartpole::{
+use gradless_envs::EnvError;
+use gradless_envs::Space;
+use gradless_envs::constants::cartpole::{
     FORCE_MAG, GRAVITY, HALF_LENGTH, MASS_POLE, POLE_MASS_LENGTH, TAU, THETA_THRESHOLD, TOTAL_MASS,
     X_THRESHOLD,
 };
-use crate::error::EnvError;
-use crate::space::Space;
 
 /// CartPole (`CartPole-v0`/`-v1`, Gymnasium's reward of 1 per step) as tensor operations.
 /// State columns: `x, x_dot, theta, theta_dot`; actions: 0 pushes left, 1 right.

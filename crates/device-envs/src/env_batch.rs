@@ -1,6 +1,6 @@
 //! One interface over a batch of envs wherever it steps: [`EnvBatch`], implemented by the
 //! CPU vector envs ([`CpuBatch`]) and the device envs
-//! ([`DeviceVectorEnv`](crate::device::DeviceVectorEnv)). Rollouts, evaluation episodes
+//! ([`DeviceVectorEnv`](crate::DeviceVectorEnv)). Rollouts, evaluation episodes
 //! and benchmarks are written once against it; what differs by backend (host slices or
 //! device tensors, same-step or next-step autoreset, per-episode seeds or the device's
 //! generator) is in the values it hands out, not in the code that drives it.
@@ -12,14 +12,14 @@
 use burn::prelude::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::device::{
+use crate::{
     DeviceActions, DeviceSnapshot, EnvBackend, FinishedEpisodes, RecordedEpisode, StepKernel,
     make_device_vector, read_f32, read_i64, signal,
 };
-use crate::error::EnvError;
-use crate::registry::{MakeOptions, make_vector};
-use crate::space::Space;
-use crate::vector::{Actions, AutoresetMode, VectorEnv, VectorSnapshot};
+use gradless_envs::EnvError;
+use gradless_envs::Space;
+use gradless_envs::{Actions, AutoresetMode, VectorEnv, VectorSnapshot};
+use gradless_envs::{MakeOptions, make_vector};
 
 /// The observations the next step acts on.
 // Made once a step and consumed at once: boxing the tensor would only add an allocation.
@@ -180,7 +180,7 @@ pub trait EnvBatch: Send {
     }
     /// The device envs themselves, for kernels that run many of their steps at once;
     /// `None` for CPU envs.
-    fn device_envs(&mut self) -> Option<&mut crate::device::DeviceVectorEnv> {
+    fn device_envs(&mut self) -> Option<&mut crate::DeviceVectorEnv> {
         None
     }
 }
@@ -441,7 +441,7 @@ impl HostActions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::make;
+    use gradless_envs::make;
 
     fn flex() -> Device {
         Device::flex()

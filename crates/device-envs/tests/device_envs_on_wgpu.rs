@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use burn::prelude::{Device, Tensor, TensorData};
 use burn::tensor::Transaction;
 use gradless_device::{Backend, open};
-use gradless_envs::device::{
+use gradless_device_envs::{
     DeviceActions, DeviceSnapshot, DeviceVectorEnv, FinishedEpisodes, RecordedEpisode, StepKernel,
     make_device_vector,
 };

@@ -4,7 +4,7 @@
 use burn::prelude::{Tensor, TensorData};
 
 use super::{DeviceVectorEnv, FinishedEpisodes, bookkeeping, read_f32};
-use crate::error::EnvError;
+use gradless_envs::EnvError;
 
 /// Where every env stands, for checkpoints: state columns, steps into the episode, running
 /// return, and which envs restart at the next step. The device's generator is not part of

@@ -1,8 +1,8 @@
 //! Device envs against the CPU envs, step rules, records and snapshots, on flex.
 
 use super::*;
-use crate::env::Action;
-use crate::registry::make;
+use gradless_envs::Action;
+use gradless_envs::make;
 
 /// The largest observation difference to the `f64` reference allowed over 50 steps
 /// (measured: 2.4e-6 CartPole, 9e-8 MountainCar, 2.6e-6 Pendulum).

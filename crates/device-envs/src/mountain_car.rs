@@ -5,11 +5,11 @@ use burn::prelude::{Device, Tensor};
 use super::{
     Columns, DeviceActions, Physics, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
-use crate::classic::mountain_car::{
+use gradless_envs::EnvError;
+use gradless_envs::Space;
+use gradless_envs::constants::mountain_car::{
     FORCE, GOAL_POSITION, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION,
 };
-use crate::error::EnvError;
-use crate::space::Space;
 
 /// `MountainCar-v0` as tensor operations. State columns: `position, velocity`; actions:
 /// 0 accelerates left, 1 coasts, 2 accelerates right; -1 per step until the flag.

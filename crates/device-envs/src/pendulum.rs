@@ -7,9 +7,9 @@ use burn::prelude::{Device, Tensor};
 use super::{
     Columns, DeviceActions, Physics, StepColumns, TensorDynamics, stack, uniform, wrong_action_kind,
 };
-use crate::classic::pendulum::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE};
-use crate::error::EnvError;
-use crate::space::Space;
+use gradless_envs::EnvError;
+use gradless_envs::Space;
+use gradless_envs::constants::pendulum::{DT, GRAVITY, LENGTH, MASS, MAX_SPEED, MAX_TORQUE};
 
 /// `Pendulum-v1` as tensor operations. State columns: `theta, theta_dot`; observation
 /// `cos theta, sin theta, theta_dot`; action: a torque, clipped to `[-2, 2]`. Never

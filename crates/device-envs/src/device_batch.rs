@@ -1,11 +1,11 @@
 //! Device envs behind [`EnvBatch`]: next-step autoreset, records and counters on the device.
 
-use crate::batch::{
+use crate::env_batch::{
     BatchActions, BatchObservations, BatchSnapshot, BatchStep, EnvBatch, StepSignals, other_backend,
 };
-use crate::error::EnvError;
-use crate::space::Space;
-use crate::vector::AutoresetMode;
+use gradless_envs::AutoresetMode;
+use gradless_envs::EnvError;
+use gradless_envs::Space;
 
 use super::{
     DeviceActions, DeviceVectorEnv, EnvBackend, FinishedEpisodes, RecordedEpisode, StepKernel,

@@ -21,8 +21,8 @@ use cubecl::ir::ElemType;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
 use super::{DeviceActions, bookkeeping, signal, wrong_action_kind};
-use crate::classic::{cartpole, mountain_car, pendulum};
-use crate::error::EnvError;
+use gradless_envs::EnvError;
+use gradless_envs::constants::{cartpole, mountain_car, pendulum};
 
 /// A step's actions, whichever kind the env takes.
 #[derive(ExtensionType)]

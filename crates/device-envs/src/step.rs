@@ -4,7 +4,7 @@
 use burn::prelude::{Bool, Tensor};
 
 use super::{Columns, DeviceActions, DeviceVectorEnv, rows};
-use crate::error::EnvError;
+use gradless_envs::EnvError;
 
 /// The per-env table's rows after the state variables: the bookkeeping every step updates.
 /// Packed in one tensor so a fused step reads and writes one buffer.

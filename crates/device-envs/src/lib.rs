@@ -1,3 +1,6 @@
+//! The classic-control envs on a burn device, and [`EnvBatch`], the one interface over a
+//! batch of envs wherever it steps ([`make_batch`]: the CPU envs of `gradless-envs` or these).
+//!
 //! Batched environments on a burn device (wgpu, flex): the state of `num_envs` envs lives
 //! there as one table with a `[num_envs]` row per variable, and stepping, next-step autoreset
 //! and per-env episode statistics all run there, so a rollout reads nothing back but the
@@ -11,9 +14,10 @@
 //! states come from the device's random generator (`Device::seed`), not from Gymnasium's
 //! PCG64, so a seed does not give the CPU env's starts.
 
-mod batch;
 mod cartpole;
 mod choices;
+mod device_batch;
+mod env_batch;
 mod fused;
 mod mountain_car;
 mod multi_step;
@@ -29,6 +33,10 @@ use burn::tensor::kind::Basic;
 
 pub use cartpole::CartPoleTensors;
 pub use choices::{EnvBackend, StepKernel};
+pub use env_batch::{
+    BatchActions, BatchObservations, BatchSnapshot, BatchStep, CpuBatch, EnvBatch, StepSignals,
+    make_batch, most_episodes,
+};
 pub use fused::{Outcome, Physics, kernel_physics};
 pub use mountain_car::MountainCarTensors;
 pub use multi_step::KernelSteps;
@@ -40,9 +48,9 @@ pub use seeded::seeded_starts;
 pub use snapshot::DeviceSnapshot;
 pub use step::{DeviceStep, bookkeeping, signal};
 
-use crate::error::EnvError;
-use crate::registry::spec;
-use crate::space::Space;
+use gradless_envs::EnvError;
+use gradless_envs::Space;
+use gradless_envs::spec;
 
 /// Env state: one `[num_envs]` column per state variable.
 pub type Columns = Vec<Tensor<1>>;
@@ -58,13 +66,13 @@ pub enum DeviceActions {
 
 impl DeviceActions {
     /// Host actions for `num_envs` envs, uploaded to `device`.
-    pub fn upload(actions: crate::Actions<'_>, num_envs: usize, device: &Device) -> Self {
+    pub fn upload(actions: gradless_envs::Actions<'_>, num_envs: usize, device: &Device) -> Self {
         match actions {
-            crate::Actions::Discrete(a) => DeviceActions::Discrete(Tensor::from_data(
+            gradless_envs::Actions::Discrete(a) => DeviceActions::Discrete(Tensor::from_data(
                 TensorData::new(a.to_vec(), [a.len()]),
                 device,
             )),
-            crate::Actions::Continuous(a) => DeviceActions::Continuous(Tensor::from_data(
+            gradless_envs::Actions::Continuous(a) => DeviceActions::Continuous(Tensor::from_data(
                 TensorData::new(a.to_vec(), [num_envs, a.len() / num_envs]),
                 device,
             )),

@@ -6,7 +6,7 @@ use burn::prelude::{Bool, Int, Tensor};
 use burn::tensor::Transaction;
 
 use super::{DeviceVectorEnv, read_columns, read_i64};
-use crate::error::EnvError;
+use gradless_envs::EnvError;
 
 /// Episodes finished since the last read, per env.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,8 +5,8 @@
 use burn::prelude::{Int, Tensor, TensorData};
 
 use super::DeviceVectorEnv;
-use crate::error::EnvError;
-use crate::registry::make;
+use gradless_envs::EnvError;
+use gradless_envs::make;
 
 /// The starts of episodes reset from `seeds`, one after another: the CPU env's float64
 /// state after `reset(seed)`, rounded to float32.
