@@ -4,7 +4,8 @@
 A file imports another when a path in it (`use crate::a::b::X`, `super::Y`, `self::z::W`,
 or the same path written inline) names an item the other file defines. A name that the crate
 root (or a `mod.rs`) only re-exports is followed to the file that defines it, so re-exports
-alone make no ring. Exits 1 when a ring exists. Run from the workspace root:
+alone make no ring, and a file reaching into its own submodules (`lib.rs` or a `mod.rs`
+calling its children) is the module tree, not an import. Exits 1 when a ring exists. Run from the workspace root:
 
     python3 scripts/import_cycles.py
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 COMMENT = re.compile(r"//.*?$|/\*.*?\*/", re.S | re.M)
 STRING = re.compile(r'"(?:\\.|[^"\\])*"')
 PATH = re.compile(r"\b(crate|super|self)((?:::\w+)+)")
+CHILD_PATH = re.compile(r"(?<![:\w])([a-z_]\w*)((?:::\w+)+)")
 USE = re.compile(r"\b(?:pub(?:\([^)]*\))?\s+)?use\s+([^;]+);")
 MOD = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", re.M)
 INLINE_MOD = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*\{", re.M)
@@ -97,6 +99,9 @@ def resolve(path, module, modules):
             if segments[0] == "super":
                 at = at[:-1]
             segments = segments[1:]
+    elif module + (segments[0],) in modules:
+        # A path may start at a child module of the file it is written in.
+        at = module
     else:
         return None
     while at not in modules:
@@ -137,15 +142,26 @@ def main():
         edges = {m: set() for m in modules}
         for m, text in texts.items():
             blocks = inline_modules(text)
+            # A `pub use` only re-exports (followed above); the file itself does not use it.
             paths = [
-                (p, hit.start()) for hit in USE.finditer(text) for p in use_paths(hit.group(1))
+                (p, hit.start())
+                for hit in USE.finditer(text)
+                if not hit.group(0).startswith("pub")
+                for p in use_paths(hit.group(1))
             ]
             paths += [("".join(hit.groups()), hit.start()) for hit in PATH.finditer(text)]
+            # Inline paths through a child module (`child::item(...)`).
+            paths += [
+                ("".join(hit.groups()), hit.start())
+                for hit in CHILD_PATH.finditer(text)
+                if m + (hit.group(1),) in modules
+            ]
             for path, at in paths:
                 # Inside `mod tests { ... }`, `super` is this file.
                 inner = tuple(name for name, start, end in blocks if start <= at < end)
                 to = target(path, m + inner)
-                if to is not None and to != m:
+                # A module's own submodules are part of it: reaching down is no import.
+                if to is not None and to[: len(m)] != m:
                     edges[m].add(to)
         for ring in rings(edges):
             found = True

@@ -2,8 +2,10 @@
 //! each command to the library crates; results go to stdout, logs to stderr.
 
 mod commands;
+mod foreign;
 mod logging;
 mod output;
+mod settings;
 
 use std::process::ExitCode;
 

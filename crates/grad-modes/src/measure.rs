@@ -37,6 +37,22 @@ pub struct Plan {
     pub graph_capture: bool,
 }
 
+impl Plan {
+    /// Timing only, in a few short windows: the quick comparison `gradless eval
+    /// --grad-mode-report` prints beside an evaluation.
+    pub fn quick_report() -> Self {
+        Self {
+            batches: Vec::new(),
+            window: Duration::from_millis(200),
+            windows: 5,
+            warmup_steps: 5,
+            memory_steps: 0,
+            memory_limit_bytes: 0,
+            graph_capture: false,
+        }
+    }
+}
+
 /// One device, batch and mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {

@@ -30,13 +30,13 @@ use crate::TrainError;
 use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
+use crate::algorithm::{
+    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
+};
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::normalization::Normalizers;
 use crate::replay_buffer::ReplayBuffer;
-use crate::session::{
-    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
-};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -430,8 +430,8 @@ impl Algorithm for Dqn {
 
     #[cfg(test)]
     fn parameters_and_moments(&self) -> (Vec<f32>, MomentValues) {
-        let mut parameters = crate::session::flat_parameters(&self.q);
-        parameters.extend(crate::session::flat_parameters(&self.target));
+        let mut parameters = crate::algorithm::flat_parameters(&self.q);
+        parameters.extend(crate::algorithm::flat_parameters(&self.target));
         (parameters, self.optimizer.moments())
     }
 }

@@ -5,6 +5,7 @@
 //! stood.
 
 mod adam;
+mod algorithm;
 mod binary;
 pub mod config;
 mod dqn;

@@ -33,13 +33,13 @@ use crate::TrainError;
 use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
+use crate::algorithm::{
+    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
+};
 use crate::config::{SacConfig, TrainConfig};
 use crate::metrics::{SacUpdate, Update};
 use crate::normalization::Normalizers;
 use crate::replay_buffer::ReplayBuffer;
-use crate::session::{
-    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
-};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -688,10 +688,10 @@ impl Algorithm for Sac {
 
     #[cfg(test)]
     fn parameters_and_moments(&self) -> (Vec<f32>, MomentValues) {
-        let mut parameters = crate::session::flat_parameters(&self.actor);
-        parameters.extend(crate::session::flat_parameters(&self.critics));
-        parameters.extend(crate::session::flat_parameters(&self.target));
-        parameters.extend(crate::session::flat_parameters(&self.temperature));
+        let mut parameters = crate::algorithm::flat_parameters(&self.actor);
+        parameters.extend(crate::algorithm::flat_parameters(&self.critics));
+        parameters.extend(crate::algorithm::flat_parameters(&self.target));
+        parameters.extend(crate::algorithm::flat_parameters(&self.temperature));
         let mut moments = self.critic_optimizer.moments();
         moments.extend(self.actor_optimizer.moments());
         moments.extend(self.temperature_optimizer.moments());
@@ -719,9 +719,9 @@ mod tests {
             )
         };
         let (target, online) = (make(1), make(2));
-        let before = crate::session::flat_parameters(&target);
-        let towards = crate::session::flat_parameters(&online);
-        let blended = crate::session::flat_parameters(&polyak(target, &online, 0.25));
+        let before = crate::algorithm::flat_parameters(&target);
+        let towards = crate::algorithm::flat_parameters(&online);
+        let blended = crate::algorithm::flat_parameters(&polyak(target, &online, 0.25));
         for ((b, t), x) in before.iter().zip(&towards).zip(&blended) {
             assert!((x - (0.25 * t + 0.75 * b)).abs() < 1e-6);
         }

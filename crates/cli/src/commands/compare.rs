@@ -19,8 +19,8 @@ use gradless_policy::EpisodePlan;
 use gradless_trainer::RunDir;
 use serde::Serialize;
 
-use crate::commands::eval::{ActingArgs, check_count};
 use crate::output::{print_json_line, write_atomically};
+use crate::settings::{ActingArgs, check_count};
 
 /// Which checkpoint of a run is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -319,7 +319,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     check_count("--reps", args.reps, MAX_REPS)?;
     check_count("--episodes", args.episodes, EpisodePlan::MAX_EPISODES)?;
     check_count("--num-envs", args.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
-    crate::commands::eval::check_first_seed(args.acting.seed, args.episodes)?;
+    crate::settings::check_first_seed(args.acting.seed, args.episodes)?;
     let named = parse_groups(&args.groups)?;
     let thresholds = parse_thresholds(&args.threshold)?;
     let out = prepare_output_dir(&args.out, Path::new(""))?;
@@ -332,7 +332,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
             stochastic: args.acting.stochastic,
             env: args.acting.env.clone(),
             env_backend: EnvBackendChoice::Only(EnvBackend::Cpu),
-            activation: crate::commands::eval::parse_activation(args.acting.activation.as_deref())?,
+            activation: crate::settings::parse_activation(args.acting.activation.as_deref())?,
         },
         device: None,
     };

@@ -1,21 +1,10 @@
 //! `gradless devices`: which burn devices work here, and what wgpu runs on.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gradless_device::{Backend, DeviceChoice, describe};
 use serde_json::json;
 
 use crate::output::print_json_line;
-
-/// The backend `--device NAME` comes to (`auto`, `wgpu` or `flex`); for `auto`, one info
-/// line says which and why.
-pub fn resolve_device(name: &str) -> Result<Backend> {
-    let choice: DeviceChoice = name.parse().context("--device")?;
-    let chosen = choice.resolve();
-    if choice == DeviceChoice::Auto {
-        tracing::info!(device = %chosen.backend, reason = %chosen.reason, "--device auto");
-    }
-    Ok(chosen.backend)
-}
 
 /// Prints one line per backend: the adapter it opened, or why it could not; then what
 /// `--device auto` takes.

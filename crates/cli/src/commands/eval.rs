@@ -7,84 +7,20 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
-    Activation, AgentDevice, CheckpointEvaluation, EnvBackend, EnvBackendChoice, EvalSettings,
-    EvalTarget, LoadedCheckpoint, RecordPlan, SummaryValue, VideoFolder, discover, enclosing_run,
+    AgentDevice, CheckpointEvaluation, EnvBackend, EnvBackendChoice, EvalSettings, EvalTarget,
+    LoadedCheckpoint, RecordPlan, SummaryValue, VideoFolder, discover, enclosing_run,
     evaluation_env, prepare_output_dir, saved_evaluation, summary_row, write_learning_curve,
     write_outputs, write_tensorboard_curve,
 };
 
-use gradless_grad_modes::{Speedup, inference_speedup};
+use gradless_grad_modes::{Plan, Speedup, inference_speedup};
 use gradless_policy::{Checkpoint, EpisodePlan};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::commands::grad_modes;
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
-
-/// How the agent acts, as `gradless eval` and `gradless record` take it.
-#[derive(Debug, Args)]
-pub struct ActingArgs {
-    /// Seed of episode 0.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub seed: u64,
-    /// Sample actions from the policy instead of taking the greedy ones.
-    #[arg(long)]
-    pub stochastic: bool,
-    /// Device: auto (wgpu on a hardware GPU, else flex), wgpu or flex.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Evaluate on another env with the same spaces (e.g. CartPole-v0); required for a
-    /// policy file that names no env (Stable-Baselines3, CleanRL).
-    #[arg(long)]
-    pub env: Option<String>,
-    /// The activation of a policy from another tool whose file names none (CleanRL:
-    /// default tanh for PPO, relu for DQN), or to override what it names.
-    #[arg(long, value_name = "tanh|relu")]
-    pub activation: Option<String>,
-}
-
-/// Refuses a `--seed` whose episodes' seeds (`seed + i`) would pass the largest seed.
-pub fn check_first_seed(seed: u64, episodes: usize) -> Result<()> {
-    let largest_seed = EpisodePlan::largest_first_seed(episodes);
-    if seed > largest_seed {
-        bail!(
-            "--seed {seed}: with --episodes {episodes} the episode seeds would pass the largest seed, {} (use --seed {largest_seed} or less)",
-            u64::MAX,
-        );
-    }
-    Ok(())
-}
-
-/// Refuses a size flag outside `1..=max`, before any work starts.
-pub fn check_count(flag: &str, value: usize, max: usize) -> Result<()> {
-    if value == 0 || value > max {
-        bail!("{flag} {value}: must lie in 1..={max}");
-    }
-    Ok(())
-}
-
-/// `--activation`, parsed.
-pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
-    name.map(|name| {
-        gradless_import::activation_named(name)
-            .with_context(|| format!("--activation `{name}`: expected tanh or relu"))
-    })
-    .transpose()
-}
-
-impl ActingArgs {
-    /// The device `--device` names, opened, and its backend.
-    pub fn open_device(&self) -> Result<(Device, Backend)> {
-        let backend = crate::commands::devices::resolve_device(&self.device)?;
-        Ok((gradless_device::open(backend)?, backend))
-    }
-
-    /// The device `--device` names, opened.
-    pub fn base_device(&self) -> Result<Device> {
-        Ok(self.open_device()?.0)
-    }
-}
+use crate::settings::{ActingArgs, check_count, check_first_seed, lock_out, parse_activation};
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
@@ -205,16 +141,12 @@ fn grad_mode_report(
         // in a folder of this process's only (mode 0700), removed when done.
         let scratch = ScratchDir::new()?;
         let (policy, env_id) = gradless_evaluator::read_foreign_for_env(checkpoint, settings)?;
-        let copy = crate::commands::import::write_native(
-            checkpoint,
-            &policy,
-            &env_id,
-            &scratch.0.join("policy"),
-        )?;
-        inference_speedup(&copy, base, batch, &grad_modes::report_plan())?
+        let copy =
+            crate::foreign::write_native(checkpoint, &policy, &env_id, &scratch.0.join("policy"))?;
+        inference_speedup(&copy, base, batch, &Plan::quick_report())?
     } else {
         let opened = Checkpoint::open(checkpoint)?;
-        inference_speedup(&opened, base, batch, &grad_modes::report_plan())?
+        inference_speedup(&opened, base, batch, &Plan::quick_report())?
     };
     let json = serde_json::to_vec_pretty(&speedup).context("serialising the grad-mode report")?;
     write_atomically(&dir.join("grad_mode_report.json"), &json)?;
@@ -405,21 +337,6 @@ fn check_mergeable(
             error_line(first)
         ),
     }
-}
-
-/// Makes `--out` (before any episode runs: an unwritable one is found now, not at the end)
-/// and locks it while this process writes it; shards of one evaluation share the lock.
-pub fn lock_out(out: &Path, shared: bool) -> Result<gradless_files::DirLock> {
-    std::fs::create_dir_all(out)
-        .and_then(|()| gradless_files::check_writable(out))
-        .and_then(|()| {
-            if shared {
-                gradless_files::DirLock::acquire_shared(out)
-            } else {
-                gradless_files::DirLock::acquire(out)
-            }
-        })
-        .with_context(|| format!("--out {}", out.display()))
 }
 
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit

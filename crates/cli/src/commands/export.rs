@@ -55,7 +55,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
 fn export_foreign(args: &ExportArgs) -> Result<()> {
     let settings = EvalSettings {
         env: args.env.clone(),
-        activation: crate::commands::eval::parse_activation(args.activation.as_deref())?,
+        activation: crate::settings::parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
     let (policy, env_id) = read_foreign_for_env(&args.checkpoint, &settings)?;

@@ -1,14 +1,13 @@
 //! `gradless import`: a policy another tool saved, as a native checkpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use gradless_evaluator::{EvalSettings, read_foreign_for_env};
-use gradless_import::ForeignPolicy;
-use gradless_policy::{Checkpoint, ImportedSpec, write_imported_checkpoint};
 
-use crate::commands::eval::parse_activation;
+use crate::foreign::write_native;
+use crate::settings::parse_activation;
 
 /// Arguments of `gradless import`.
 #[derive(Debug, Args)]
@@ -25,27 +24,6 @@ pub struct ImportArgs {
     /// The checkpoint directory to make (must not exist).
     #[arg(long)]
     out: PathBuf,
-}
-
-/// Writes a checked policy as a native checkpoint in `dir` (which must not exist).
-pub fn write_native(
-    file: &Path,
-    policy: &ForeignPolicy,
-    env_id: &str,
-    dir: &Path,
-) -> Result<Checkpoint> {
-    let env = gradless_envs::make(env_id)?;
-    let source = file.display().to_string();
-    let spec = ImportedSpec {
-        env_id,
-        observation_space: env.observation_space(),
-        action_space: env.action_space(),
-        global_step: policy.step.unwrap_or(0),
-        source: &source,
-        format: policy.format.name(),
-    };
-    write_imported_checkpoint(dir, &policy.network, spec)
-        .with_context(|| format!("importing {}", file.display()))
 }
 
 /// Runs `gradless import`.

@@ -6,7 +6,6 @@ pub mod devices;
 pub mod envs;
 pub mod eval;
 pub mod export;
-pub mod grad_modes;
 pub mod import;
 pub mod record;
 pub mod replay;

@@ -13,8 +13,8 @@ use gradless_evaluator::{
 use gradless_policy::SeededEpisode;
 use serde::Serialize;
 
-use crate::commands::eval::{ActingArgs, check_count, check_first_seed};
 use crate::output::print_json_line;
+use crate::settings::{ActingArgs, check_count, check_first_seed};
 
 /// Arguments of `gradless record`.
 #[derive(Debug, Args)]
@@ -99,7 +99,7 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     // Videos written into a run's checkpoint: no trainer may write (or prune) it meanwhile;
     // into --out: no other gradless process may write there meanwhile.
     let _lock = match (&args.out, enclosing_run(&checkpoint)?) {
-        (Some(out), _) => Some(crate::commands::eval::lock_out(out, false)?),
+        (Some(out), _) => Some(crate::settings::lock_out(out, false)?),
         (None, Some(run)) => Some(
             gradless_files::DirLock::acquire(&run)
                 .map_err(|e| anyhow::Error::from(e).context(run.display().to_string()))?,
@@ -110,7 +110,7 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     let device = AgentDevice::new(&InferenceDevice::new(&args.acting.base_device()?));
     let settings = EvalSettings {
         env: args.acting.env.clone(),
-        activation: crate::commands::eval::parse_activation(args.acting.activation.as_deref())?,
+        activation: crate::settings::parse_activation(args.acting.activation.as_deref())?,
         ..EvalSettings::default()
     };
     let loaded = LoadedCheckpoint::load(&checkpoint, &settings, &device)?;

@@ -147,8 +147,7 @@ fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
     // Resolved once here (an `auto` probes wgpu), not once per child.
-    let backend =
-        crate::commands::devices::resolve_device(args.device.as_deref().unwrap_or("auto"))?;
+    let backend = crate::settings::resolve_device(args.device.as_deref().unwrap_or("auto"))?;
     let exe = std::env::current_exe().context("finding the gradless binary")?;
     let command = |seed: u64| {
         let mut command = std::process::Command::new(&exe);
@@ -252,7 +251,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     let backend: Option<Backend> = args
         .device
         .as_deref()
-        .map(crate::commands::devices::resolve_device)
+        .map(crate::settings::resolve_device)
         .transpose()?;
     let overrides = overrides(args);
     let mut session = match &args.resume {
@@ -278,7 +277,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
                 .unwrap_or_else(|| default_run_dir(path, config.seed));
             let backend = match backend {
                 Some(backend) => backend,
-                None => crate::commands::devices::resolve_device("auto")?,
+                None => crate::settings::resolve_device("auto")?,
             };
             Session::start(config, backend, &out)?
         }

@@ -29,10 +29,10 @@ use gradless_policy::{ActError, ActionHead, ActorCritic};
 
 use crate::TrainError;
 use crate::adam::Adam;
+use crate::algorithm::Iteration;
 use crate::config::PpoConfig;
 use crate::metrics::{PpoUpdate, Update};
 use crate::normalization::Normalizers;
-use crate::session::Iteration;
 use rollout::{Collected, gae};
 
 pub(crate) struct Ppo {

@@ -18,9 +18,9 @@ use crate::TrainError;
 use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
+use crate::algorithm::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
 use crate::config::{PpoConfig, TrainConfig};
 use crate::normalization::Normalizers;
-use crate::session::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
 /// streams (`seed + i`).
@@ -232,7 +232,7 @@ impl Algorithm for Ppo {
     #[cfg(test)]
     fn parameters_and_moments(&self) -> (Vec<f32>, MomentValues) {
         (
-            crate::session::flat_parameters(self.model()),
+            crate::algorithm::flat_parameters(self.model()),
             self.optimizer().moments(),
         )
     }

@@ -1,8 +1,8 @@
 //! A training session: drives an algorithm iteration by iteration, logs episodes and
 //! updates, evaluates greedily, writes checkpoints, and starts or resumes a run directory.
 //!
-//! Here: starting, resuming and the training loop. `algorithm` holds what the session needs
-//! of PPO, DQN and SAC, `logging` the episode and update lines, `milestones` the evaluations and
+//! Here: starting, resuming and the training loop (`crate::algorithm` says what it needs of
+//! PPO, DQN and SAC); `logging` the episode and update lines, `milestones` the evaluations and
 //! checkpoints, `tests` the end-to-end runs.
 
 use std::collections::VecDeque;
@@ -15,19 +15,13 @@ use gradless_policy::{Checkpoint, EpisodePlan, Metadata, replace_checkpoint, run
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-mod algorithm;
 mod logging;
 mod milestones;
 
 use logging::UPDATE_LOG_EVERY;
 
-#[cfg(test)]
-pub(crate) use algorithm::flat_parameters;
-pub(crate) use algorithm::{
-    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
-};
-
 use crate::TrainError;
+use crate::algorithm::{Algorithm, Iteration, state_error};
 use crate::config::{AlgorithmConfig, TrainConfig};
 use crate::dqn::Dqn;
 use crate::metrics::{MetricsLine, Throttle, Update};

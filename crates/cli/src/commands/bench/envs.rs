@@ -10,8 +10,8 @@ use gradless_envs::{ActionSampler, AutoresetMode, Env, MakeOptions, VectorEnv, m
 use gradless_grad_modes::median;
 use serde::Serialize;
 
-use crate::commands::eval::check_count;
 use crate::output::print_json_line;
+use crate::settings::check_count;
 
 /// Arguments of `gradless bench envs`.
 #[derive(Debug, Args)]

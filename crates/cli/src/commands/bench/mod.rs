@@ -5,18 +5,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Subcommand;
-use gradless_device::{Backend, HostOnly};
+use gradless_device::HostOnly;
 use gradless_grad_modes::median;
 use gradless_policy::{Agent, Rollout};
 
 mod envs;
+mod grad_modes;
 mod policy;
 
 pub use envs::EnvBenchArgs;
 pub use policy::{EvalBenchArgs, RolloutBenchArgs};
 
-use crate::commands::eval::check_count;
-use crate::commands::grad_modes::{self, GradModesArgs};
+use crate::settings::check_count;
+use grad_modes::GradModesArgs;
 
 /// What `gradless bench` can measure.
 #[derive(Debug, Subcommand)]
@@ -60,14 +61,6 @@ pub fn run(command: BenchCommand, json: bool) -> Result<()> {
         BenchCommand::GradModes(args) => grad_modes::bench(&args, json),
         BenchCommand::Rollout(args) => policy::bench_rollout(&args, json),
     }
-}
-
-/// The backends named by `--device`.
-pub(crate) fn parse_backends(names: &[String]) -> Result<Vec<Backend>> {
-    names
-        .iter()
-        .map(|name| crate::commands::devices::resolve_device(name))
-        .collect()
 }
 
 /// How a rollout's throughput is timed.

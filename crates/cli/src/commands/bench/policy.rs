@@ -16,9 +16,10 @@ use gradless_policy::{
 };
 use serde::Serialize;
 
-use super::{Timing, median_steps_per_sec, parse_backends};
-use crate::commands::eval::check_count;
+use super::{Timing, median_steps_per_sec};
 use crate::output::print_json_line;
+use crate::settings::check_count;
+use crate::settings::parse_backends;
 use gradless_grad_modes::median;
 
 /// Arguments of `gradless bench rollout`.
@@ -185,7 +186,7 @@ pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
     let backends = parse_backends(&args.device)?;
     let settings = EvalSettings {
         env: args.env.clone(),
-        activation: crate::commands::eval::parse_activation(args.activation.as_deref())?,
+        activation: crate::settings::parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
     if !json {

@@ -1,5 +1,4 @@
-//! `gradless bench grad-modes`: what gradient tracking costs a policy that only evaluates,
-//! and the quick comparison behind `gradless eval --grad-mode-report`.
+//! `gradless bench grad-modes`: what gradient tracking costs a policy that only evaluates.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +8,8 @@ use clap::Args;
 use gradless_grad_modes::{GradMode, Measurement, Plan, measure, write_charts};
 use gradless_policy::Checkpoint;
 
-use crate::commands::bench::parse_backends;
 use crate::output::print_json_line;
+use crate::settings::parse_backends;
 
 /// Arguments of `gradless bench grad-modes`.
 #[derive(Debug, Args)]
@@ -50,19 +49,6 @@ fn check_timing(seconds: f64, windows: usize) -> Result<Duration> {
         bail!("--windows must be at least 1 and --seconds positive");
     }
     Ok(Duration::from_secs_f64(seconds))
-}
-
-/// The plan of `gradless eval --grad-mode-report`: timing only, a few short windows.
-pub fn report_plan() -> Plan {
-    Plan {
-        batches: Vec::new(),
-        window: Duration::from_millis(200),
-        windows: 5,
-        warmup_steps: 5,
-        memory_steps: 0,
-        memory_limit_bytes: 0,
-        graph_capture: false,
-    }
 }
 
 fn mib(bytes: i64) -> String {

@@ -1,0 +1,105 @@
+//! The flags several commands share, each checked and turned into a typed value once, before
+//! any work starts: how an agent acts, sizes, seeds, devices, `--activation` and `--out`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use gradless_device::{Backend, Device, DeviceChoice};
+use gradless_evaluator::Activation;
+use gradless_policy::EpisodePlan;
+
+/// How the agent acts, as `gradless eval` and `gradless record` take it.
+#[derive(Debug, Args)]
+pub struct ActingArgs {
+    /// Seed of episode 0.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub seed: u64,
+    /// Sample actions from the policy instead of taking the greedy ones.
+    #[arg(long)]
+    pub stochastic: bool,
+    /// Device: auto (wgpu on a hardware GPU, else flex), wgpu or flex.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Evaluate on another env with the same spaces (e.g. CartPole-v0); required for a
+    /// policy file that names no env (Stable-Baselines3, CleanRL).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The activation of a policy from another tool whose file names none (CleanRL:
+    /// default tanh for PPO, relu for DQN), or to override what it names.
+    #[arg(long, value_name = "tanh|relu")]
+    pub activation: Option<String>,
+}
+
+/// Refuses a `--seed` whose episodes' seeds (`seed + i`) would pass the largest seed.
+pub fn check_first_seed(seed: u64, episodes: usize) -> Result<()> {
+    let largest_seed = EpisodePlan::largest_first_seed(episodes);
+    if seed > largest_seed {
+        bail!(
+            "--seed {seed}: with --episodes {episodes} the episode seeds would pass the largest seed, {} (use --seed {largest_seed} or less)",
+            u64::MAX,
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a size flag outside `1..=max`, before any work starts.
+pub fn check_count(flag: &str, value: usize, max: usize) -> Result<()> {
+    if value == 0 || value > max {
+        bail!("{flag} {value}: must lie in 1..={max}");
+    }
+    Ok(())
+}
+
+/// `--activation`, parsed.
+pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
+    name.map(|name| {
+        gradless_import::activation_named(name)
+            .with_context(|| format!("--activation `{name}`: expected tanh or relu"))
+    })
+    .transpose()
+}
+
+impl ActingArgs {
+    /// The device `--device` names, opened, and its backend.
+    pub fn open_device(&self) -> Result<(Device, Backend)> {
+        let backend = resolve_device(&self.device)?;
+        Ok((gradless_device::open(backend)?, backend))
+    }
+
+    /// The device `--device` names, opened.
+    pub fn base_device(&self) -> Result<Device> {
+        Ok(self.open_device()?.0)
+    }
+}
+
+/// The backend `--device NAME` comes to (`auto`, `wgpu` or `flex`); for `auto`, one info
+/// line says which and why.
+pub fn resolve_device(name: &str) -> Result<Backend> {
+    let choice: DeviceChoice = name.parse().context("--device")?;
+    let chosen = choice.resolve();
+    if choice == DeviceChoice::Auto {
+        tracing::info!(device = %chosen.backend, reason = %chosen.reason, "--device auto");
+    }
+    Ok(chosen.backend)
+}
+
+/// The backends named by `--device`.
+pub fn parse_backends(names: &[String]) -> Result<Vec<Backend>> {
+    names.iter().map(|name| resolve_device(name)).collect()
+}
+
+/// Makes `--out` (before any episode runs: an unwritable one is found now, not at the end)
+/// and locks it while this process writes it; shards of one evaluation share the lock.
+pub fn lock_out(out: &Path, shared: bool) -> Result<gradless_files::DirLock> {
+    std::fs::create_dir_all(out)
+        .and_then(|()| gradless_files::check_writable(out))
+        .and_then(|()| {
+            if shared {
+                gradless_files::DirLock::acquire_shared(out)
+            } else {
+                gradless_files::DirLock::acquire(out)
+            }
+        })
+        .with_context(|| format!("--out {}", out.display()))
+}
