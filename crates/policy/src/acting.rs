@@ -3,201 +3,25 @@
 
 use std::sync::Arc;
 
-use burn::prelude::{Device, Module, Tensor, TensorData};
-use gradless_device::{InferenceDevice, TrainingDevice};
+use burn::prelude::{Device, Module, Tensor};
+use gradless_device::InferenceDevice;
+use gradless_device_envs::BatchObservations;
 use gradless_device_envs::DeviceActions;
-use gradless_device_envs::{BatchActions, BatchObservations};
-use gradless_envs::{Actions, EnvError, EnvRng};
 use serde::Serialize;
-use thiserror::Error;
 
+pub use crate::actions::{
+    ActError, ActionBatch, AgentActions, Selection, finite_f32, greedy_actions, observation_tensor,
+    read_f32,
+};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::greedy_network::GreedyNetwork;
 use crate::host_forward::HostForward;
-use crate::network::{ActorCritic, Architecture, QNetwork, TanhKernel};
+use crate::network::{ActorCritic, QNetwork, TanhKernel};
 use crate::normalization::ObservationNormalizer;
-use crate::sampling::{argmax, sample_categorical, sample_gaussian};
+pub use crate::policy_network::PolicyNetwork;
+use crate::sampling::{sample_categorical, sample_gaussian};
 use crate::soft_actor_critic::{SquashedGaussianActor, sample_squashed};
 use crate::weights::ForeignNetwork;
-
-/// Why acting failed.
-#[derive(Debug, Error)]
-pub enum ActError {
-    /// The environment refused something (an action, a seed list).
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// The device could not compute or return the network's outputs.
-    #[error("reading network outputs from the device failed: {0}")]
-    Device(String),
-    /// The network produced NaN or infinite outputs.
-    #[error("the network produced non-finite outputs")]
-    NonFinite,
-    /// Something this way of acting cannot do.
-    #[error("not supported: {0}")]
-    Unsupported(&'static str),
-    /// An episode plan that cannot be run as asked.
-    #[error("{0}")]
-    Plan(String),
-}
-
-/// Reads a tensor back to the host as `f32` values.
-pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ActError> {
-    finite_f32(
-        tensor
-            .try_into_data()
-            .map_err(|e| ActError::Device(e.to_string()))?,
-    )
-}
-
-/// Read-back data as `f32` values, refusing NaN and infinities.
-pub fn finite_f32(data: TensorData) -> Result<Vec<f32>, ActError> {
-    let values = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| ActError::Device(format!("{e:?}")))?;
-    if values.iter().all(|v| v.is_finite()) {
-        Ok(values)
-    } else {
-        Err(ActError::NonFinite)
-    }
-}
-
-/// Uploads `rows` observations of `dim` values each as a `[rows, dim]` tensor.
-pub fn observation_tensor(values: &[f32], dim: usize, device: &burn::prelude::Device) -> Tensor<2> {
-    Tensor::from_data(
-        TensorData::new(values.to_vec(), [values.len() / dim, dim]),
-        device,
-    )
-}
-
-/// How an action is chosen from the network's output.
-#[derive(Debug)]
-pub enum Selection<'a> {
-    /// The most likely action: argmax of the logits or Q-values, the Gaussian mean.
-    Greedy,
-    /// A draw from the policy's distribution, row `k` from generator `k` (for a Q-network,
-    /// still the argmax).
-    Sample(&'a mut [EnvRng]),
-}
-
-/// One action per env, in the form the vector envs take.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionBatch {
-    /// One discrete action per env.
-    Discrete(Vec<i64>),
-    /// `dim` values per env, concatenated.
-    Continuous(Vec<f32>),
-}
-
-impl ActionBatch {
-    /// The batch as the envs take it.
-    pub fn as_actions(&self) -> Actions<'_> {
-        match self {
-            ActionBatch::Discrete(a) => Actions::Discrete(a),
-            ActionBatch::Continuous(a) => Actions::Continuous(a),
-        }
-    }
-}
-
-/// Actions computed where the observations were: host values for host observations, device
-/// tensors for device ones.
-// Made once a step and consumed at once: boxing the tensors would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum AgentActions {
-    /// Read back to the host.
-    Host(ActionBatch),
-    /// Left on the device.
-    Device(DeviceActions),
-}
-
-impl AgentActions {
-    /// The actions as an env batch takes them.
-    pub fn as_batch(&self) -> BatchActions<'_> {
-        match self {
-            AgentActions::Host(actions) => BatchActions::Host(actions.as_actions()),
-            AgentActions::Device(actions) => BatchActions::Device(actions),
-        }
-    }
-}
-
-/// The network a checkpoint's policy acts with: PPO's actor-critic (its actor acts), DQN's
-/// Q-network or SAC's actor, on whatever device and in whatever grad mode it was loaded.
-#[derive(Debug, Clone)]
-pub enum PolicyNetwork {
-    /// PPO's actor-critic.
-    ActorCritic(ActorCritic),
-    /// DQN's Q-network.
-    QNetwork(QNetwork),
-    /// SAC's squashed Gaussian actor.
-    SoftActor(SquashedGaussianActor),
-}
-
-impl PolicyNetwork {
-    /// Loads the network a checkpoint holds onto an inference device.
-    pub fn load_for_inference(
-        checkpoint: &Checkpoint,
-        device: &InferenceDevice,
-    ) -> Result<Self, CheckpointError> {
-        Self::load(checkpoint, device.device())
-    }
-
-    /// Loads the network a checkpoint holds onto a training device, where every operation
-    /// is recorded for backward (what the grad-mode benchmark measures on purpose).
-    pub fn load_for_training(
-        checkpoint: &Checkpoint,
-        device: &TrainingDevice,
-    ) -> Result<Self, CheckpointError> {
-        Self::load(checkpoint, device.device())
-    }
-
-    /// Loads the network a checkpoint holds (as its metadata says) onto `device`.
-    fn load(checkpoint: &Checkpoint, device: &Device) -> Result<Self, CheckpointError> {
-        Ok(match checkpoint.metadata().architecture {
-            Architecture::ActorCritic { .. } => {
-                Self::ActorCritic(checkpoint.load_actor_critic(device)?)
-            }
-            Architecture::QNetwork { .. } => Self::QNetwork(checkpoint.load_q_network(device)?),
-            Architecture::SoftActorCritic { .. } => {
-                Self::SoftActor(checkpoint.load_soft_actor_critic(device)?.actor)
-            }
-        })
-    }
-
-    /// `[rows, outputs]`: logits or Q-values, or the greedy continuous actions (then `true`):
-    /// Gaussian means, squashed ones for SAC.
-    pub fn action_outputs(&self, observations: Tensor<2>) -> (Tensor<2>, bool) {
-        match self {
-            Self::QNetwork(q) => (q.forward(observations), false),
-            Self::ActorCritic(model) => (model.actor(observations), model.log_std().is_some()),
-            Self::SoftActor(actor) => (actor.greedy(observations), true),
-        }
-    }
-
-    /// Visits every parameter.
-    pub fn visit<V: burn::module::ModuleVisitor>(&self, visitor: &mut V) {
-        match self {
-            Self::ActorCritic(model) => model.visit(visitor),
-            Self::QNetwork(model) => model.visit(visitor),
-            Self::SoftActor(model) => model.visit(visitor),
-        }
-    }
-}
-
-/// Greedy actions from read-back outputs (`rows` of them): each row's argmax, or the
-/// Gaussian means as they are.
-pub fn greedy_actions(outputs: Vec<f32>, rows: usize, continuous: bool) -> ActionBatch {
-    if continuous {
-        return ActionBatch::Continuous(outputs);
-    }
-    let width = outputs.len() / rows;
-    ActionBatch::Discrete(
-        outputs
-            .chunks(width)
-            .map(|row| argmax(row) as i64)
-            .collect(),
-    )
-}
 
 /// The inference device agents act on, as the evaluator holds it: it hands out neither the
 /// device nor anything made on it, so code that holds one can load and run agents and
@@ -291,13 +115,15 @@ impl Agent {
     pub fn with_forward(self, forward: PolicyForward) -> Self {
         let on_flex = *self.device.device() == Device::flex();
         let host = match (forward, on_flex) {
-            (PolicyForward::Host, true) => match GreedyNetwork::of(&self) {
-                Ok(network) => Some(Arc::new(HostForward::new(network))),
-                Err(why) => {
-                    tracing::debug!(reason = %why, "host forward pass not used");
-                    None
+            (PolicyForward::Host, true) => {
+                match GreedyNetwork::of(self.network(), self.normalizer()) {
+                    Ok(network) => Some(Arc::new(HostForward::new(network))),
+                    Err(why) => {
+                        tracing::debug!(reason = %why, "host forward pass not used");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         Self { host, ..self }

@@ -5,13 +5,15 @@
 use burn::prelude::{Device, Tensor, TensorData};
 use gradless_device_envs::{Physics, device_dynamics, seeded_starts};
 
-use crate::acting::{ActError, Agent, PolicyNetwork, read_f32};
+use crate::acting::Agent;
+use crate::actions::{ActError, read_f32};
 use crate::episode_kernel::{
     EpisodeScalars, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH, envs_per_unit,
     launch, loop_iterations, padded_weights, slot,
 };
-use crate::episodes::{EpisodePlan, SeededEpisode, SlotQuotas};
+use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
 use crate::greedy_network::{GreedyHead, GreedyNetwork};
+use crate::policy_network::PolicyNetwork;
 use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
 
 /// The widest layer (inputs and outputs included) the kernel keeps in local arrays.
@@ -69,7 +71,7 @@ impl EpisodeProgram {
         let physics = dynamics
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
-        let network = GreedyNetwork::of(agent)?;
+        let network = GreedyNetwork::of(agent.network(), agent.normalizer())?;
         // The kernel's continuous physics takes one action value.
         if matches!(&network.head, GreedyHead::Squashed { scale, .. } if scale.len() != 1) {
             return Err("the kernel takes one action value per step".into());

@@ -4,54 +4,10 @@ use gradless_device_envs::EnvBackend;
 use gradless_device_envs::{StepSignals, make_batch};
 use gradless_envs::{Action, EnvRng, make};
 
-use crate::acting::{ActError, Agent, Selection};
+use crate::acting::Agent;
+use crate::actions::{ActError, Selection};
 use crate::device_episodes::{EpisodeProgram, MAX_KERNEL_EPISODES, run_with_kernel};
-
-/// One finished episode of [`run_episodes`].
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct SeededEpisode {
-    /// Its index in the plan: it ran from seed `first_seed + episode`.
-    pub episode: usize,
-    /// The seed its env was reset with (device envs too: their starts are computed from it
-    /// on the host).
-    pub seed: u64,
-    /// The sum of its rewards.
-    #[serde(rename = "return")]
-    pub episode_return: f64,
-    /// Its number of steps.
-    pub length: u32,
-    /// Whether it ended in a terminal state.
-    pub terminated: bool,
-    /// Whether the time limit cut it (possibly on the same step as a termination).
-    pub truncated: bool,
-}
-
-/// Which episodes to run: episode `i` from seed `first_seed + i`, `num_envs` at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EpisodePlan {
-    /// Seed of episode 0.
-    pub first_seed: u64,
-    /// Episodes to run; every one is counted, long or short.
-    pub episodes: usize,
-    /// Envs stepped side by side (the network sees them as one batch).
-    pub num_envs: usize,
-    /// Sample actions from the policy (episode `i` from its own generator) instead of
-    /// taking the greedy ones.
-    pub stochastic: bool,
-}
-
-impl EpisodePlan {
-    /// The most episodes one plan runs (their records take some 40 bytes each).
-    pub const MAX_EPISODES: usize = 10_000_000;
-    /// The most envs a plan steps side by side (one batch of the network).
-    pub const MAX_NUM_ENVS: usize = 1 << 20;
-
-    /// The largest first seed with which `episodes` episodes have seeds (their last one is
-    /// `first_seed + episodes - 1`, which must not pass `u64::MAX`).
-    pub fn largest_first_seed(episodes: usize) -> u64 {
-        u64::MAX - episodes.saturating_sub(1) as u64
-    }
-}
+use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
 
 /// Episode `seed`'s action generator (stochastic plans), apart from the env's own stream.
 fn action_rng(seed: u64) -> EnvRng {
@@ -284,31 +240,6 @@ fn finish(
     }
     episodes.iter().for_each(on_episode);
     Ok(episodes)
-}
-
-/// How a plan's episodes are shared among env slots: slot `k` runs `quota[k]` of them
-/// (the first `episodes % slots` slots one more), numbered from `first[k]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SlotQuotas {
-    pub(crate) quota: Vec<usize>,
-    pub(crate) first: Vec<usize>,
-}
-
-impl SlotQuotas {
-    pub(crate) fn new(episodes: usize, slots: usize) -> Self {
-        let quota: Vec<usize> = (0..slots)
-            .map(|k| episodes / slots + usize::from(k < episodes % slots))
-            .collect();
-        let first = quota
-            .iter()
-            .scan(0, |next, &q| {
-                let first = *next;
-                *next += q;
-                Some(first)
-            })
-            .collect();
-        Self { quota, first }
-    }
 }
 
 /// One episode of `env_id` from `seed` on a single CPU env, acting as [`run_episodes`] acts

@@ -4,9 +4,10 @@
 
 use burn::prelude::Tensor;
 
-use crate::acting::{Agent, PolicyNetwork, read_f32};
+use crate::actions::read_f32;
 use crate::network::{Activation, Mlp};
 use crate::normalization::{FrozenNormalization, ObservationNormalizer};
+use crate::policy_network::PolicyNetwork;
 
 /// What the network's outputs become in a greedy step.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,9 +42,13 @@ pub(crate) struct GreedyNetwork {
 }
 
 impl GreedyNetwork {
-    /// The network `agent` acts with, read back from its device, or why it cannot be.
-    pub(crate) fn of(agent: &Agent) -> Result<Self, String> {
-        let (net, head) = match agent.network() {
+    /// The network an agent acts with (and the statistics it normalises its inputs with),
+    /// read back from its device, or why it cannot be.
+    pub(crate) fn of(
+        network: &PolicyNetwork,
+        normalizer: Option<&ObservationNormalizer>,
+    ) -> Result<Self, String> {
+        let (net, head) = match network {
             PolicyNetwork::QNetwork(q) => (q.network(), GreedyHead::Argmax),
             PolicyNetwork::ActorCritic(model) => {
                 let head = match model.log_std() {
@@ -62,7 +67,7 @@ impl GreedyNetwork {
             }
         };
         let (widths, weights) = flatten(net)?;
-        let normalization = agent.normalizer().map(ObservationNormalizer::frozen);
+        let normalization = normalizer.map(ObservationNormalizer::frozen);
         Ok(Self {
             widths,
             weights,

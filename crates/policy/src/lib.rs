@@ -5,15 +5,18 @@
 //! trainer.
 
 pub mod acting;
+mod actions;
 mod checkpoint;
 mod device_episodes;
 mod episode_kernel;
+mod episode_plan;
 mod episodes;
 pub mod export;
 mod greedy_network;
 mod host_forward;
 mod network;
 mod normalization;
+mod policy_network;
 mod rollout;
 pub mod rollout_kernel;
 pub mod run_layout;
@@ -31,10 +34,8 @@ pub use checkpoint::{
     replace_checkpoint, sha256_file, write_checkpoint,
 };
 pub use device_episodes::MAX_KERNEL_WIDTH;
-pub use episodes::{
-    EpisodePlan, SeededEpisode, preferred_env_backend, run_episodes, run_episodes_per_step,
-    watch_episode,
-};
+pub use episode_plan::{EpisodePlan, SeededEpisode};
+pub use episodes::{preferred_env_backend, run_episodes, run_episodes_per_step, watch_episode};
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
     QNetwork, TanhKernel, check_hidden_sizes,

@@ -4,11 +4,11 @@
 use burn::module::Param;
 use burn::prelude::{Device, TensorData};
 
-use crate::acting::PolicyNetwork;
 use crate::network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
     QNetwork, linear_with_bias,
 };
+use crate::policy_network::PolicyNetwork;
 
 /// One fully connected layer as PyTorch's `nn.Linear` stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -305,7 +305,7 @@ mod tests {
             TensorData::new(vec![1.0f32, 1.0, 2.0], [1, 3]),
             &device,
         );
-        let y = crate::acting::read_f32(q.forward(x)).unwrap();
+        let y = crate::actions::read_f32(q.forward(x)).unwrap();
         assert_eq!(y, [1.0 + 2.0 + 6.0 + 0.5, -1.0 + 0.0 + 2.0 - 0.5]);
     }
 }
