@@ -115,9 +115,9 @@ pub fn envs_per_unit(hardware: bool) -> usize {
 }
 
 /// On lavapipe a unit's every load from a buffer costs about a dozen multiply-adds, and a
-/// unit is one SIMD lane of two CPU threads: CartPole with a 64x64 policy ran at 308 k,
-/// 643 k, 783 k and 845 k steps/s at 65536 envs with 1, 4, 8 and 16 slots a unit, and at 1024
-/// envs 16 left too few units (434 k against 8's 692 k).
+/// unit is one SIMD lane of two CPU threads: more slots a unit pay off up to 16 at 65536
+/// envs, but at 1024 envs 16 leave too few units; 8 was best over both (the figures are in
+/// docs/device-and-kernels.md).
 pub const SOFTWARE_ENVS_PER_UNIT: usize = 8;
 
 /// Values per slot in the slot table: the state, then these.

@@ -76,7 +76,7 @@ pub fn run_episodes(
 
 /// Where the envs of `agent`'s episodes of `env_id` step best when the user leaves it open,
 /// and why: on the device when the episode kernel runs the plan there (on wgpu, even on
-/// lavapipe, it ran 2.9-6x the CPU envs' steps per second at 1 to 1024 envs), else on the CPU,
+/// lavapipe, it outran the CPU envs at every size measured: docs/speed.md), else on the CPU,
 /// Gymnasium-exact.
 pub fn preferred_env_backend(
     agent: &Agent,
