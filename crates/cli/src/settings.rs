@@ -31,6 +31,26 @@ pub struct ActingArgs {
     pub activation: Option<String>,
 }
 
+/// How many evaluation episodes run, and how many envs step side by side.
+#[derive(Debug, Args)]
+pub struct EpisodeArgs {
+    /// Evaluation episodes (per checkpoint); episode i runs from seed SEED + i.
+    #[arg(long, default_value_t = 100)]
+    pub episodes: usize,
+    /// Envs stepped side by side (per-episode results do not depend on it).
+    #[arg(long, default_value_t = 16)]
+    pub num_envs: usize,
+}
+
+impl EpisodeArgs {
+    /// Refuses counts out of bounds, and a first `seed` whose episodes' seeds would overflow.
+    pub fn check(&self, seed: u64) -> Result<()> {
+        check_count("--episodes", self.episodes, EpisodePlan::MAX_EPISODES)?;
+        check_count("--num-envs", self.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
+        check_first_seed(seed, self.episodes)
+    }
+}
+
 /// Refuses a `--seed` whose episodes' seeds (`seed + i`) would pass the largest seed.
 pub fn check_first_seed(seed: u64, episodes: usize) -> Result<()> {
     let largest_seed = EpisodePlan::largest_first_seed(episodes);

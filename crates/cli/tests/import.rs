@@ -146,28 +146,21 @@ fn foreign_policies_get_everything_eval_does() {
     let sampled = eval_returns(&zip, "Pendulum-v1", &["--stochastic"], &out.join("c"), 3, 3);
     assert!(sampled.iter().all(|r| r.is_finite()) && sampled != one[..3]);
 
-    let exported = out.join("pendulum.safetensors");
-    let output = gradless(&[
-        "export",
-        zip.to_str().unwrap(),
-        "--env",
-        "Pendulum-v1",
-        "--out",
-        exported.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
     // The exported file names its env (no --env needed), and `gradless import` makes a
     // native checkpoint: both evaluate the same.
+    let exported = out.join("pendulum.safetensors");
     let native = out.join("native");
-    let output = gradless(&[
-        "import",
-        zip.to_str().unwrap(),
-        "--env",
-        "Pendulum-v1",
-        "--out",
-        native.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    for (command, copy) in [("export", &exported), ("import", &native)] {
+        let output = gradless(&[
+            command,
+            zip.to_str().unwrap(),
+            "--env",
+            "Pendulum-v1",
+            "--out",
+            copy.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+    }
     let mean = one.iter().sum::<f64>() / 6.0;
     for (copy, folder) in [(&exported, "d"), (&native, "e")] {
         let output = gradless(&[

@@ -67,6 +67,8 @@ fn compact(value: f64) -> String {
 struct AggregatesFigure<'a>(&'a Comparison);
 
 impl Figure for AggregatesFigure<'_> {
+    /// One panel a metric, each group a row with its interval. Long because plotters wants
+    /// every axis, series and label set in turn.
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
         let comparison = self.0;
         root.fill(&WHITE).map_err(failed)?;

@@ -264,6 +264,9 @@ fn aggregate_values(a: Aggregates) -> [f64; 4] {
 
 /// Compares `groups`: every group's aggregates, then P(X > Y) for every ordered pair that
 /// shares an env, all intervals from one generator seeded with `settings.seed`.
+///
+/// Long because every interval draws from that one generator in a fixed order (groups, then
+/// pairs), which is what makes a comparison repeatable from its seed.
 pub fn compare(
     groups: &[Group],
     references: &[EnvReference],

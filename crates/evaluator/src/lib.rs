@@ -10,6 +10,8 @@
 //! outside its tests, so it cannot name a device to make an autodiff one from.
 
 pub mod curve;
+mod discover;
+mod outputs;
 pub mod record;
 pub mod stats;
 
@@ -21,13 +23,18 @@ pub use gradless_import::ImportError;
 pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
 use gradless_policy::{
-    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, ForeignHead, METADATA_FILE,
-    SeededEpisode, preferred_env_backend, run_episodes,
+    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, ForeignHead, SeededEpisode,
+    preferred_env_backend, run_episodes,
 };
 use serde::Serialize;
 use thiserror::Error;
 
 pub use curve::{write_learning_curve, write_tensorboard_curve};
+pub use discover::{EvalTarget, discover};
+pub use outputs::{
+    SummaryCell, SummaryValue, beside_file, default_eval_place, prepare_output_dir,
+    saved_evaluation, summary_row, write_outputs,
+};
 pub use record::{RecordPlan, RecordedVideo, VIDEOS_FILE, VideoFolder};
 
 /// The run a checkpoint belongs to, whose lock a writer into the checkpoint must hold.
@@ -188,82 +195,6 @@ impl CheckpointEvaluation {
             && self.summary.episodes == settings.episodes
             && self.summary.mean_return.is_finite()
     }
-}
-
-/// What a path given to `gradless eval` holds: checkpoints grouped by run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EvalTarget {
-    /// The run directory, when the checkpoints are a run's.
-    pub run: Option<PathBuf>,
-    /// Checkpoint directories, in step order.
-    pub checkpoints: Vec<PathBuf>,
-}
-
-/// A folder with a `metadata.json` of any kind: opening it says what is wrong with one that
-/// is not a regular file.
-fn is_checkpoint(path: &Path) -> bool {
-    path.join(METADATA_FILE).exists()
-}
-
-fn run_checkpoints(path: &Path) -> Result<Option<Vec<PathBuf>>, EvalError> {
-    let found =
-        gradless_policy::run_layout::run_checkpoints(path).map_err(|source| EvalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(found.map(|found| found.into_iter().map(|c| c.path).collect()))
-}
-
-/// Finds what `path` holds: a checkpoint directory, a run directory (every checkpoint in it,
-/// in step order), or a folder of runs (and checkpoints), in name order.
-pub fn discover(path: &Path) -> Result<Vec<EvalTarget>, EvalError> {
-    if is_checkpoint(path) || (path.is_file() && gradless_import::is_foreign_file(path)) {
-        return Ok(vec![EvalTarget {
-            run: None,
-            checkpoints: vec![path.to_path_buf()],
-        }]);
-    }
-    if let Some(checkpoints) = run_checkpoints(path)? {
-        return Ok(vec![EvalTarget {
-            run: Some(path.to_path_buf()),
-            checkpoints,
-        }]);
-    }
-    let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .filter(|entry| {
-                // Outputs go into what is found here: a link would send them elsewhere.
-                let link = entry.file_type().is_ok_and(|t| t.is_symlink());
-                if link {
-                    tracing::warn!(path = %entry.path().display(), "skipping a symbolic link in a folder of runs");
-                }
-                !link
-            })
-            .map(|entry| entry.path())
-            .filter(|p| p.is_dir() || (p.is_file() && gradless_import::is_foreign_file(p)))
-            .collect(),
-        Err(_) => return Err(EvalError::NothingToEvaluate(path.to_path_buf())),
-    };
-    children.sort();
-    let mut targets = Vec::new();
-    for child in children {
-        if is_checkpoint(&child) || child.is_file() {
-            targets.push(EvalTarget {
-                run: None,
-                checkpoints: vec![child],
-            });
-        } else if let Some(checkpoints) = run_checkpoints(&child)? {
-            targets.push(EvalTarget {
-                run: Some(child),
-                checkpoints,
-            });
-        }
-    }
-    if targets.iter().all(|t| t.checkpoints.is_empty()) {
-        return Err(EvalError::NothingToEvaluate(path.to_path_buf()));
-    }
-    Ok(targets)
 }
 
 /// Spaces fit when they are of the same kind and size (bounds may differ: gym-rs's
@@ -491,90 +422,6 @@ pub fn evaluate_checkpoint(
     LoadedCheckpoint::load(dir, settings, device)?.evaluate(settings)
 }
 
-/// Where `gradless eval` writes a checkpoint's evaluation by default, as `(base, relative)`
-/// for [`prepare_output_dir`]: `eval` inside a checkpoint directory (an input: no link
-/// there is followed), `<file name>-eval` beside another tool's policy file.
-pub fn default_eval_place(checkpoint: &Path) -> (PathBuf, PathBuf) {
-    if checkpoint.is_file() {
-        beside_file(checkpoint, "eval")
-    } else {
-        (checkpoint.to_path_buf(), PathBuf::from("eval"))
-    }
-}
-
-/// Where outputs about a policy file of another tool go by default, as `(base, relative)`
-/// for [`prepare_output_dir`]: a folder `<file name>-<what>` beside it.
-pub fn beside_file(file: &Path, what: &str) -> (PathBuf, PathBuf) {
-    let name = file.file_name().unwrap_or_default().to_string_lossy();
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
-    (
-        parent.unwrap_or(Path::new(".")).to_path_buf(),
-        PathBuf::from(format!("{name}-{what}")),
-    )
-}
-
-/// Makes the folder `relative` inside `base` for an evaluation's files, before any episode
-/// runs: every folder below `base` must be a real directory (a checkpoint's `eval` that is a
-/// link is refused, never followed) and files must be creatable there.
-pub fn prepare_output_dir(base: &Path, relative: &Path) -> Result<PathBuf, EvalError> {
-    let dir = base.join(relative);
-    gradless_files::create_dir_inside(base, relative)
-        .and_then(|dir| gradless_files::check_writable(&dir))
-        .map_err(|source| EvalError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-    Ok(dir)
-}
-
-/// The files of one checkpoint's evaluation, shown together or not at all.
-const EVALUATION_FILES: [&str; 3] = ["episodes.jsonl", "summary.json", "summary.csv"];
-
-/// Writes `episodes.jsonl`, `summary.json` and `summary.csv` into `dir` (made by
-/// [`prepare_output_dir`]) as one [`gradless_files::OutputSet`]: a reader, or a process
-/// killed midway, sees the old three files or the new three, never a mix.
-pub fn write_outputs(evaluation: &CheckpointEvaluation, dir: &Path) -> Result<(), EvalError> {
-    let io = |source| EvalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut lines = String::new();
-    for episode in &evaluation.episodes {
-        lines.push_str(&serde_json::to_string(episode).expect("episodes serialise"));
-        lines.push('\n');
-    }
-    let summary = serde_json::to_string_pretty(evaluation).expect("summaries serialise");
-    let row = summary_row(evaluation);
-    let header: Vec<&str> = row.iter().map(|cell| cell.name).collect();
-    let values: Vec<String> = row.iter().map(|cell| cell.value.csv()).collect();
-    let csv = format!("{}\n{}\n", header.join(","), values.join(","));
-    let mut set = gradless_files::OutputSet::begin(dir, &EVALUATION_FILES).map_err(io)?;
-    for (name, text) in EVALUATION_FILES
-        .into_iter()
-        .zip([lines, summary + "\n", csv])
-    {
-        set.write(name, text.as_bytes()).map_err(io)?;
-    }
-    set.commit().map_err(io)
-}
-
-/// The largest `summary.json` read back.
-const MAX_SUMMARY_BYTES: u64 = 1 << 20;
-
-/// The evaluation saved in `dir` (its `summary.json`, as [`write_outputs`] writes it; the
-/// episodes are not read back), if there is a readable one.
-pub fn saved_evaluation(dir: &Path) -> Option<CheckpointEvaluation> {
-    let path = dir.join("summary.json");
-    let text = gradless_files::read_text_bounded(&path, MAX_SUMMARY_BYTES).ok()?;
-    match serde_json::from_str(&text) {
-        Ok(saved) => Some(saved),
-        Err(error) => {
-            tracing::warn!(file = %path.display(), %error, "ignoring an unreadable evaluation summary");
-            None
-        }
-    }
-}
-
 /// The env a checkpoint (or a policy file of another tool) is evaluated on under
 /// `settings`: `settings.env`, or the one it was trained on (that the file names).
 pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<String, EvalError> {
@@ -655,108 +502,6 @@ pub fn random_policy_score(env_id: &str, episodes: usize, seed: u64) -> Result<f
         }
     }
     Ok(total / episodes.max(1) as f64)
-}
-
-/// One column of a checkpoint's summary row, as `summary.csv` and `gradless eval`'s table
-/// both show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SummaryCell {
-    /// The CSV column.
-    pub name: &'static str,
-    /// The table's heading; `None` for columns the table leaves out (they are the same for
-    /// every row of one `gradless eval`).
-    pub heading: Option<&'static str>,
-    /// The value.
-    pub value: SummaryValue,
-}
-
-/// A summary value, with how it is written.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SummaryValue {
-    /// A name or path.
-    Text(String),
-    /// A count.
-    Count(u64),
-    /// A return statistic.
-    Return(f64),
-    /// A fraction in `[0, 1]` (the table shows a percentage).
-    Fraction(f64),
-    /// A yes/no setting.
-    Flag(bool),
-}
-
-impl SummaryValue {
-    /// The value in full, CSV-quoted where it needs it.
-    pub fn csv(&self) -> String {
-        match self {
-            SummaryValue::Text(text) => csv_field(text),
-            SummaryValue::Count(n) => n.to_string(),
-            SummaryValue::Return(x) | SummaryValue::Fraction(x) => x.to_string(),
-            SummaryValue::Flag(flag) => flag.to_string(),
-        }
-    }
-
-    /// The value for a table column `width` wide: returns to one decimal, fractions as
-    /// whole percentages.
-    pub fn table(&self, width: usize) -> String {
-        match self {
-            SummaryValue::Text(text) => format!("{text:<width$}"),
-            SummaryValue::Count(n) => format!("{n:>width$}"),
-            SummaryValue::Return(x) => format!("{x:>width$.1}"),
-            SummaryValue::Fraction(x) => format!("{:>width$}", format!("{:.0}%", 100.0 * x)),
-            SummaryValue::Flag(flag) => format!("{flag:>width$}"),
-        }
-    }
-}
-
-/// A checkpoint's summary row: the one definition of `summary.csv`'s columns and of
-/// `gradless eval`'s table.
-pub fn summary_row(evaluation: &CheckpointEvaluation) -> Vec<SummaryCell> {
-    use SummaryValue::{Count, Flag, Fraction, Return, Text};
-    let s = &evaluation.summary;
-    let cell = |name, heading, value| SummaryCell {
-        name,
-        heading,
-        value,
-    };
-    vec![
-        cell(
-            "checkpoint",
-            Some("checkpoint"),
-            Text(evaluation.checkpoint.display().to_string()),
-        ),
-        cell("step", Some("step"), Count(evaluation.step)),
-        cell("env", None, Text(evaluation.env.clone())),
-        cell("stochastic", None, Flag(evaluation.stochastic)),
-        cell(
-            "env_backend",
-            None,
-            Text(evaluation.env_backend.to_string()),
-        ),
-        cell("episodes", Some("eps"), Count(s.episodes as u64)),
-        cell("mean_return", Some("mean"), Return(s.mean_return)),
-        cell("std_return", Some("std"), Return(s.std_return)),
-        cell("median_return", Some("median"), Return(s.median_return)),
-        cell("min_return", Some("min"), Return(s.min_return)),
-        cell("max_return", Some("max"), Return(s.max_return)),
-        cell("iqm", Some("IQM"), Return(s.iqm)),
-        cell("iqm_ci95_lo", Some("CI95 lo"), Return(s.iqm_ci95[0])),
-        cell("iqm_ci95_hi", Some("CI95 hi"), Return(s.iqm_ci95[1])),
-        cell(
-            "truncated_fraction",
-            Some("trunc"),
-            Fraction(s.truncated_fraction),
-        ),
-    ]
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
 }
 
 #[cfg(test)]
@@ -863,7 +608,7 @@ mod tests {
     fn a_sac_policy_for_another_action_box_is_refused() {
         let dir = scratch("sac-box");
         copy_dir(&shipped("pendulum-v1-sac"), &dir);
-        let path = dir.join(METADATA_FILE);
+        let path = dir.join(gradless_policy::METADATA_FILE);
         let mut metadata: gradless_policy::Metadata =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         metadata.action_space = Space::Box {

@@ -19,6 +19,9 @@ fn file_error(path: &Path, reason: impl Into<String>) -> ImportError {
 }
 
 /// The tensors and metadata of a safetensors file (F32 tensors only).
+///
+/// Long because the header's fields are read in turn, each bounded and checked against the
+/// file's size before anything is allocated.
 fn parse(
     path: &Path,
     bytes: &[u8],

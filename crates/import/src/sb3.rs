@@ -85,6 +85,9 @@ fn activation_of(data: &serde_json::Value, path: &Path) -> Result<Option<Activat
 }
 
 /// Reads an SB3 zip.
+///
+/// Long because the zip's entries are read in turn, each bounded and checked before the next
+/// is opened.
 pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy, ImportError> {
     let file_error = |reason: String| ImportError::File {
         path: path.to_path_buf(),

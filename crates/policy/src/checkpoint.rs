@@ -12,6 +12,9 @@
 //! A checkpoint is written into a temporary directory beside its final place and renamed
 //! into place only once complete, so a crash mid-write never leaves a partial checkpoint
 //! under the final name.
+//!
+//! One file because the writer, the reader and the checks share one description of the
+//! format (the metadata's fields and their bounds).
 
 use std::collections::BTreeMap;
 use std::io::Read;

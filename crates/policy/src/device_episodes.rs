@@ -192,6 +192,9 @@ fn upload<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) 
 /// [`EpisodeProgram::steps_per_launch`]), slot `k` its quota from `quotas`, and returns them
 /// in episode order; `on_progress` hears the finished count after every launch that raised
 /// it.
+///
+/// Long because uploads, launches, read-backs and the records' bookkeeping share the slot
+/// table's buffers across launches.
 pub(crate) fn run_with_kernel(
     program: &EpisodeProgram,
     steps_per_launch: u32,

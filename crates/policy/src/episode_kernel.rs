@@ -10,6 +10,9 @@
 //! they fit it (else from the buffer, a broadcast the caches serve). Each slot
 //! runs a fixed quota of episodes from starts the host uploads and writes a record (return,
 //! length, terminated, truncated) per finished episode.
+//!
+//! One file because the kernel, its `#[cube]` functions and its launch share the slot
+//! table's layout ([`slot`]), the program's shape and the forward pass's blocking.
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
@@ -223,6 +226,8 @@ pub trait EpisodeKernel: Backend {
 }
 
 impl EpisodeKernel for CubeBackend {
+    /// Long because burn's custom-kernel interface wants every input made contiguous, every
+    /// output allocated and the launch's arguments listed in the kernel's order, here.
     #[allow(clippy::too_many_arguments)]
     fn episode_steps(
         layout: CubeTensor,
@@ -674,6 +679,9 @@ pub(crate) fn draws<F: Float>(lo: u32, hi: u32, step: u32) -> Draws<F> {
 ///   cached global memory anyway.
 ///
 /// A finished episode's successor starts on the next step (no restart step).
+///
+/// Long because it is one kernel body: the step loop, forward pass, action and env step share
+/// the slot's registers; the parts that stand alone are `#[cube]` functions.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn episode_kernel<F: Float>(

@@ -109,6 +109,9 @@ pub fn preferred_env_backend(
 
 /// [`run_episodes`] one policy step and one env step at a time, never with the episode
 /// kernel (what it falls back to, and what the kernel is compared with).
+///
+/// Long because one loop keeps each slot's quota, env, seed and action generator in step;
+/// split, that state would be passed around whole.
 pub fn run_episodes_per_step(
     agent: &Agent,
     env_id: &str,

@@ -11,6 +11,7 @@ use gradless_policy::{
 use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::metrics::Update;
+use crate::normalization::Normalizers;
 
 /// The optimizer state's file inside a checkpoint.
 pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bin";
@@ -24,22 +25,63 @@ pub(crate) struct Iteration {
     pub update: Option<Update>,
 }
 
+/// What every algorithm keeps alike: the env steps taken so far and its budget, the network's
+/// architecture, and the running statistics its observations (and rewards) are normalised
+/// with.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) global_step: u64,
+    /// The run's budget of env steps.
+    pub(crate) total_timesteps: u64,
+    /// The network's architecture, as checkpoints record it.
+    pub(crate) architecture: Architecture,
+    pub(crate) normalizers: Normalizers,
+}
+
+impl Core {
+    /// A run's core before its first step.
+    pub(crate) fn starting(
+        config: &TrainConfig,
+        architecture: Architecture,
+        normalizers: Normalizers,
+    ) -> Self {
+        Self {
+            global_step: 0,
+            total_timesteps: config.total_timesteps,
+            architecture,
+            normalizers,
+        }
+    }
+}
+
 /// A training algorithm as the session drives it.
 pub(crate) trait Algorithm {
     /// One iteration: PPO a rollout and an update, DQN an env step and any training due.
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError>;
+    /// The state every algorithm keeps alike.
+    fn core(&self) -> &Core;
     /// Environment steps taken.
-    fn global_step(&self) -> u64;
+    fn global_step(&self) -> u64 {
+        self.core().global_step
+    }
     /// Whether the configured budget is spent.
-    fn finished(&self) -> bool;
-    /// An inference copy of the current network (with the observation statistics frozen).
-    fn agent(&self) -> Agent;
+    fn finished(&self) -> bool {
+        self.core().global_step >= self.core().total_timesteps
+    }
+    /// An inference copy of the current network, before observation normalisation.
+    fn policy(&self) -> Agent;
+    /// An inference copy of the current network with the observation statistics frozen.
+    fn agent(&self) -> Agent {
+        self.policy().with_normalizer(self.observation_normalizer())
+    }
     /// The observation statistics the agent normalises its inputs with, if any.
     fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
-        None
+        self.core().normalizers.observations.clone()
     }
     /// The network's architecture.
-    fn architecture(&self, config: &TrainConfig) -> Architecture;
+    fn architecture(&self) -> Architecture {
+        self.core().architecture.clone()
+    }
     /// What a checkpoint must record to continue exactly.
     fn state(&self) -> Result<serde_json::Value, TrainError>;
     /// Writes weights, optimizer and other state files into a checkpoint directory.

@@ -21,8 +21,7 @@ use gradless_envs::{
 use gradless_policy::acting::{observation_tensor, read_f32};
 use gradless_policy::sampling::argmax;
 use gradless_policy::{
-    ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, ObservationNormalizer,
-    QNetwork,
+    ActError, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE, QNetwork,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +30,7 @@ use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
 use crate::algorithm::{
-    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
+    Algorithm, Core, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
 };
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
@@ -65,8 +64,6 @@ struct DqnState {
 
 pub(crate) struct Dqn {
     config: DqnConfig,
-    total_timesteps: u64,
-    architecture: Architecture,
     training: TrainingDevice,
     inference: InferenceDevice,
     q: QNetwork,
@@ -80,11 +77,10 @@ pub(crate) struct Dqn {
     observation_dim: usize,
     actions: usize,
     rng: EnvRng,
-    global_step: u64,
     gradient_steps: u64,
     pending: [f64; 3],
     pending_count: u64,
-    normalizers: Normalizers,
+    core: Core,
 }
 
 impl Dqn {
@@ -116,14 +112,13 @@ impl Dqn {
         actions: usize,
     ) -> Self {
         let network = &config.network;
+        let architecture = Architecture::QNetwork {
+            observation_dim,
+            hidden: network.hidden.clone(),
+            activation: network.activation,
+            actions,
+        };
         Self {
-            total_timesteps: config.total_timesteps,
-            architecture: Architecture::QNetwork {
-                observation_dim,
-                hidden: network.hidden.clone(),
-                activation: network.activation,
-                actions,
-            },
             training: training.clone(),
             inference: training.inference(),
             acting: q.valid(),
@@ -137,15 +132,18 @@ impl Dqn {
             observation_dim,
             actions,
             rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
-            global_step: 0,
             gradient_steps: 0,
             pending: [0.0; 3],
             pending_count: 0,
-            normalizers: Normalizers::new(
-                &config.normalization,
-                observation_dim,
-                dqn.num_envs,
-                dqn.gamma,
+            core: Core::starting(
+                config,
+                architecture,
+                Normalizers::new(
+                    &config.normalization,
+                    observation_dim,
+                    dqn.num_envs,
+                    dqn.gamma,
+                ),
             ),
         }
     }
@@ -209,7 +207,7 @@ impl Dqn {
         )?;
         dqn.observations = state.env.observations.clone();
         dqn.rng = state.rng;
-        dqn.global_step = state.global_step;
+        dqn.core.global_step = state.global_step;
         dqn.gradient_steps = state.gradient_steps;
         dqn.pending = state.pending;
         dqn.pending_count = state.pending_count;
@@ -217,15 +215,15 @@ impl Dqn {
             .normalizers
             .check_fits(&config.normalization, observation_dim, dqn_config.num_envs)
             .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
-        dqn.normalizers = state.normalizers;
+        dqn.core.normalizers = state.normalizers;
         Ok(dqn)
     }
 
     fn epsilon(&self) -> f64 {
         let c = &self.config;
-        let duration = c.exploration_fraction * self.total_timesteps as f64;
+        let duration = c.exploration_fraction * self.core.total_timesteps as f64;
         let progress = if duration > 0.0 {
-            (self.global_step as f64 / duration).min(1.0)
+            (self.core.global_step as f64 / duration).min(1.0)
         } else {
             1.0
         };
@@ -233,7 +231,7 @@ impl Dqn {
     }
 
     fn act_error(&self, error: ActError, what: &str) -> TrainError {
-        acting_error(self.global_step, error, what)
+        acting_error(self.core.global_step, error, what)
     }
 
     /// Epsilon-greedy actions; the network runs only when some env acts greedily.
@@ -249,7 +247,7 @@ impl Dqn {
             return Ok(explore.into_iter().flatten().collect());
         }
         let x = observation_tensor(
-            &self.normalizers.network_input(&self.observations),
+            &self.core.normalizers.network_input(&self.observations),
             self.observation_dim,
             self.inference.device(),
         );
@@ -267,7 +265,7 @@ impl Dqn {
     fn train_step(&mut self) -> Tensor<1> {
         let size = self.config.batch_size;
         let mut batch = self.buffer.sample(size, &mut self.rng);
-        self.normalizers.apply_to_batch(&mut batch);
+        self.core.normalizers.apply_to_batch(&mut batch);
         let dim = self.observation_dim;
         let device = self.training.device().clone();
         let inference = self.inference.device().clone();
@@ -325,24 +323,25 @@ impl Algorithm for Dqn {
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
         let started = Instant::now();
         let n = self.env.num_envs();
-        self.normalizers.observe(&self.observations);
+        self.core.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Discrete(&actions))?;
-        self.normalizers
+        self.core
+            .normalizers
             .observe_rewards(step.rewards, step.terminated);
-        let before = self.global_step;
-        self.global_step += n as u64;
+        let before = self.core.global_step;
+        self.core.global_step += n as u64;
         self.buffer.push_step(&self.observations, &actions, &step);
         iteration.episodes.extend(
             step.episodes
                 .iter()
-                .map(|episode| (self.global_step, *episode)),
+                .map(|episode| (self.core.global_step, *episode)),
         );
         self.observations.copy_from_slice(step.observations);
 
         let c = &self.config;
-        if self.global_step > c.learning_starts
-            && crossed(before, self.global_step, c.train_frequency)
+        if self.core.global_step > c.learning_starts
+            && crossed(before, self.core.global_step, c.train_frequency)
         {
             let statistics: Vec<Tensor<1>> =
                 (0..c.gradient_steps).map(|_| self.train_step()).collect();
@@ -364,12 +363,12 @@ impl Algorithm for Dqn {
         }
         if crossed(
             before,
-            self.global_step,
+            self.core.global_step,
             self.config.target_network_frequency,
         ) {
             self.target = self.q.valid();
         }
-        if self.pending_count > 0 && crossed(before, self.global_step, REPORT_EVERY) {
+        if self.pending_count > 0 && crossed(before, self.core.global_step, REPORT_EVERY) {
             let k = self.pending_count as f64;
             let seconds = started.elapsed().as_secs_f64();
             iteration.update = Some(Update::Dqn(DqnUpdate {
@@ -387,36 +386,23 @@ impl Algorithm for Dqn {
         Ok(())
     }
 
-    fn global_step(&self) -> u64 {
-        self.global_step
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    fn finished(&self) -> bool {
-        self.global_step >= self.total_timesteps
-    }
-
-    fn agent(&self) -> Agent {
+    fn policy(&self) -> Agent {
         Agent::q_network(&self.q, &self.inference)
-            .with_normalizer(self.normalizers.observations.clone())
-    }
-
-    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
-        self.normalizers.observations.clone()
-    }
-
-    fn architecture(&self, _config: &TrainConfig) -> Architecture {
-        self.architecture.clone()
     }
 
     fn state(&self) -> Result<serde_json::Value, TrainError> {
         Ok(serde_json::to_value(DqnState {
-            global_step: self.global_step,
+            global_step: self.core.global_step,
             gradient_steps: self.gradient_steps,
             rng: self.rng.clone(),
             env: self.env.snapshot().expect("the env was reset"),
             pending: self.pending,
             pending_count: self.pending_count,
-            normalizers: self.normalizers.clone(),
+            normalizers: self.core.normalizers.clone(),
         })
         .expect("state serialises"))
     }

@@ -4,6 +4,9 @@
 //! gradient steps, Polyak-averaged targets, and the entropy weight `alpha` tuned towards a
 //! target entropy of `-action_dim`.
 //!
+//! One file, read top to bottom as CleanRL's script reads: the state, acting, the critic
+//! and actor updates, then the checkpoint files.
+//!
 //! Exploration may use noise correlated in time (`noise_correlation`), which keeps each
 //! draw's distribution and makes pushes persist: white noise almost never reaches
 //! MountainCarContinuous's flag by chance, correlated noise mostly does.
@@ -25,7 +28,7 @@ use gradless_envs::{Actions, AutoresetMode, EnvRng, MakeOptions, VectorEnv, Vect
 use gradless_policy::acting::{observation_tensor, read_f32};
 use gradless_policy::{
     ActError, ActionBounds, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
-    ObservationNormalizer, SoftActorCritic, SquashedGaussianActor, TwinQ, squash_with_noise,
+    SoftActorCritic, SquashedGaussianActor, TwinQ, squash_with_noise,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +37,7 @@ use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
 use crate::algorithm::{
-    Algorithm, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
+    Algorithm, Core, Iteration, OPTIMIZER_FILE, acting_error, crossed, save_module, state_error,
 };
 use crate::config::{SacConfig, TrainConfig};
 use crate::metrics::{SacUpdate, Update};
@@ -100,8 +103,6 @@ struct SacState {
 
 pub(crate) struct Sac {
     config: SacConfig,
-    total_timesteps: u64,
-    architecture: Architecture,
     training: TrainingDevice,
     inference: InferenceDevice,
     actor: SquashedGaussianActor,
@@ -124,10 +125,9 @@ pub(crate) struct Sac {
     rng: EnvRng,
     /// Each env's exploration noise (see `noise_correlation`), `num_envs * action_dim`.
     exploration: Vec<f64>,
-    global_step: u64,
     gradient_steps: u64,
     pending: Pending,
-    normalizers: Normalizers,
+    core: Core,
 }
 
 impl Sac {
@@ -160,14 +160,13 @@ impl Sac {
         let observation_dim = env.single_observation_space().flat_dim();
         let bounds = Self::bounds(env.as_ref());
         let action_dim = bounds.scale.len();
+        let architecture = Architecture::SoftActorCritic {
+            observation_dim,
+            hidden: network.hidden.clone(),
+            activation: network.activation,
+            action_dim,
+        };
         Self {
-            total_timesteps: config.total_timesteps,
-            architecture: Architecture::SoftActorCritic {
-                observation_dim,
-                hidden: network.hidden.clone(),
-                activation: network.activation,
-                action_dim,
-            },
             training: training.clone(),
             inference: training.inference(),
             acting: actor.valid(),
@@ -187,14 +186,17 @@ impl Sac {
             observation_dim,
             rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
             exploration: Vec::new(),
-            global_step: 0,
             gradient_steps: 0,
             pending: Pending::default(),
-            normalizers: Normalizers::new(
-                &config.normalization,
-                observation_dim,
-                sac.num_envs,
-                sac.gamma,
+            core: Core::starting(
+                config,
+                architecture,
+                Normalizers::new(
+                    &config.normalization,
+                    observation_dim,
+                    sac.num_envs,
+                    sac.gamma,
+                ),
             ),
         }
     }
@@ -275,18 +277,13 @@ impl Sac {
             env,
         );
         let device = training.device();
-        resumed.critic_optimizer = Adam::load(
-            &checkpoint.listed_file(OPTIMIZER_FILE)?,
-            &resumed.critics,
-            device,
-        )?;
-        resumed.actor_optimizer = Adam::load(
-            &checkpoint.listed_file(ACTOR_OPTIMIZER_FILE)?,
-            &resumed.actor,
-            device,
-        )?;
+        let optimizer = |file: &str| checkpoint.listed_file(file);
+        resumed.critic_optimizer =
+            Adam::load(&optimizer(OPTIMIZER_FILE)?, &resumed.critics, device)?;
+        resumed.actor_optimizer =
+            Adam::load(&optimizer(ACTOR_OPTIMIZER_FILE)?, &resumed.actor, device)?;
         resumed.temperature_optimizer = Adam::load(
-            &checkpoint.listed_file(TEMPERATURE_OPTIMIZER_FILE)?,
+            &optimizer(TEMPERATURE_OPTIMIZER_FILE)?,
             &resumed.temperature,
             device,
         )?;
@@ -310,14 +307,14 @@ impl Sac {
         }
         resumed.exploration = state.exploration;
         resumed.rng = state.rng;
-        resumed.global_step = state.global_step;
+        resumed.core.global_step = state.global_step;
         resumed.gradient_steps = state.gradient_steps;
         resumed.pending = state.pending;
         state
             .normalizers
             .check_fits(&config.normalization, resumed.observation_dim, sac.num_envs)
             .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
-        resumed.normalizers = state.normalizers;
+        resumed.core.normalizers = state.normalizers;
         Ok(resumed)
     }
 
@@ -354,7 +351,7 @@ impl Sac {
     }
 
     fn act_error(&self, error: ActError, what: &str) -> TrainError {
-        acting_error(self.global_step, error, what)
+        acting_error(self.core.global_step, error, what)
     }
 
     /// `[rows, action_dim]` standard normal draws from the trainer's generator.
@@ -372,7 +369,9 @@ impl Sac {
         let n = self.env.num_envs();
         let dim = self.action_dim();
         let mut actions = vec![0.0; n * dim];
-        if self.global_step < self.config.learning_starts && self.config.noise_correlation == 0.0 {
+        if self.core.global_step < self.config.learning_starts
+            && self.config.noise_correlation == 0.0
+        {
             for (k, action) in actions.iter_mut().enumerate() {
                 let (scale, bias) = (self.bounds.scale[k % dim], self.bounds.bias[k % dim]);
                 *action = (self.rng.uniform(-1.0, 1.0) as f32) * scale + bias;
@@ -380,12 +379,12 @@ impl Sac {
             return Ok(actions);
         }
         self.advance_exploration();
-        let (mean, log_std) = if self.global_step < self.config.learning_starts {
+        let (mean, log_std) = if self.core.global_step < self.config.learning_starts {
             // A standard normal before the squash: the actor's distribution at mean 0, std 1.
             (vec![0.0; n * dim], vec![0.0; n * dim])
         } else {
             let x = observation_tensor(
-                &self.normalizers.network_input(&self.observations),
+                &self.core.normalizers.network_input(&self.observations),
                 self.observation_dim,
                 self.inference.device(),
             );
@@ -415,7 +414,7 @@ impl Sac {
     fn train_step(&mut self) -> (Tensor<1>, Vec<Tensor<1>>) {
         let size = self.config.batch_size;
         let mut batch = self.buffer.sample(size, &mut self.rng);
-        self.normalizers.apply_to_batch(&mut batch);
+        self.core.normalizers.apply_to_batch(&mut batch);
         let (dim, action_dim) = (self.observation_dim, self.action_dim());
         let device = self.training.device().clone();
         let inference = self.inference.device().clone();
@@ -557,18 +556,19 @@ impl Algorithm for Sac {
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
         let started = Instant::now();
         let n = self.env.num_envs();
-        self.normalizers.observe(&self.observations);
+        self.core.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Continuous(&actions))?;
-        self.normalizers
+        self.core
+            .normalizers
             .observe_rewards(step.rewards, step.terminated);
-        let before = self.global_step;
-        self.global_step += n as u64;
+        let before = self.core.global_step;
+        self.core.global_step += n as u64;
         self.buffer.push_step(&self.observations, &actions, &step);
         iteration.episodes.extend(
             step.episodes
                 .iter()
-                .map(|episode| (self.global_step, *episode)),
+                .map(|episode| (self.core.global_step, *episode)),
         );
         self.observations.copy_from_slice(step.observations);
         let ended: Vec<bool> = (0..n)
@@ -577,8 +577,8 @@ impl Algorithm for Sac {
         self.restart_exploration(&ended);
 
         let c = &self.config;
-        if self.global_step > c.learning_starts
-            && crossed(before, self.global_step, c.train_frequency)
+        if self.core.global_step > c.learning_starts
+            && crossed(before, self.core.global_step, c.train_frequency)
         {
             let (critic, actor): (Vec<Tensor<1>>, Vec<Vec<Tensor<1>>>) =
                 (0..c.gradient_steps).map(|_| self.train_step()).unzip();
@@ -613,7 +613,7 @@ impl Algorithm for Sac {
                 self.alpha = f64::from(log_alpha).exp();
             }
         }
-        if self.pending.critic_steps > 0 && crossed(before, self.global_step, REPORT_EVERY) {
+        if self.pending.critic_steps > 0 && crossed(before, self.core.global_step, REPORT_EVERY) {
             let p = &self.pending;
             let critic = |k: usize| p.critic[k] / p.critic_steps as f64;
             let actor = |k: usize| p.actor[k] / p.actor_steps.max(1) as f64;
@@ -634,25 +634,12 @@ impl Algorithm for Sac {
         Ok(())
     }
 
-    fn global_step(&self) -> u64 {
-        self.global_step
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    fn finished(&self) -> bool {
-        self.global_step >= self.total_timesteps
-    }
-
-    fn agent(&self) -> Agent {
+    fn policy(&self) -> Agent {
         Agent::soft_actor(&self.actor, &self.inference)
-            .with_normalizer(self.normalizers.observations.clone())
-    }
-
-    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
-        self.normalizers.observations.clone()
-    }
-
-    fn architecture(&self, _config: &TrainConfig) -> Architecture {
-        self.architecture.clone()
     }
 
     fn state(&self) -> Result<serde_json::Value, TrainError> {
@@ -660,14 +647,14 @@ impl Algorithm for Sac {
             .log_alpha()
             .map_err(|e| self.act_error(e, "the entropy weight"))?;
         Ok(serde_json::to_value(SacState {
-            global_step: self.global_step,
+            global_step: self.core.global_step,
             gradient_steps: self.gradient_steps,
             log_alpha,
             rng: self.rng.clone(),
             exploration: self.exploration.clone(),
             env: self.env.snapshot().expect("the env was reset"),
             pending: self.pending.clone(),
-            normalizers: self.normalizers.clone(),
+            normalizers: self.core.normalizers.clone(),
         })
         .expect("state serialises"))
     }

@@ -15,12 +15,11 @@ use gradless_evaluator::{
     discover, evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation,
     write_outputs,
 };
-use gradless_policy::EpisodePlan;
 use gradless_trainer::RunDir;
 use serde::Serialize;
 
 use crate::output::{print_json_line, write_atomically};
-use crate::settings::{ActingArgs, check_count};
+use crate::settings::{ActingArgs, EpisodeArgs, check_count};
 
 /// Which checkpoint of a run is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,13 +51,10 @@ pub struct CompareArgs {
     /// The checkpoint of each run that is scored.
     #[arg(long, value_enum, default_value_t = Scored::Final)]
     checkpoint: Scored,
-    /// Evaluation episodes per run (a run whose checkpoint has no evaluation of these
-    /// episodes is evaluated first, as `gradless eval` evaluates it).
-    #[arg(long, default_value_t = 100)]
-    episodes: usize,
-    /// Envs stepped side by side in those evaluations.
-    #[arg(long, default_value_t = 16)]
-    num_envs: usize,
+    /// Each run's scored checkpoint is evaluated on these episodes (first, where it has no
+    /// such evaluation yet, as `gradless eval` evaluates it).
+    #[command(flatten)]
+    counts: EpisodeArgs,
     /// `--seed` seeds the evaluations (episode i from SEED + i) and the bootstrap.
     #[command(flatten)]
     acting: ActingArgs,
@@ -317,17 +313,15 @@ struct ComparisonFile<'a> {
 /// Runs `gradless compare`.
 pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     check_count("--reps", args.reps, MAX_REPS)?;
-    check_count("--episodes", args.episodes, EpisodePlan::MAX_EPISODES)?;
-    check_count("--num-envs", args.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
-    crate::settings::check_first_seed(args.acting.seed, args.episodes)?;
+    args.counts.check(args.acting.seed)?;
     let named = parse_groups(&args.groups)?;
     let thresholds = parse_thresholds(&args.threshold)?;
     let out = prepare_output_dir(&args.out, Path::new(""))?;
     let mut scorer = Scorer {
         args,
         settings: EvalSettings {
-            episodes: args.episodes,
-            num_envs: args.num_envs,
+            episodes: args.counts.episodes,
+            num_envs: args.counts.num_envs,
             seed: args.acting.seed,
             stochastic: args.acting.stochastic,
             env: args.acting.env.clone(),

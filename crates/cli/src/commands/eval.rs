@@ -1,4 +1,6 @@
 //! `gradless eval`: validate checkpoints in inference mode and report episode returns.
+//! One file: the flags, the loop over checkpoints, their output places and shards belong to
+//! the one command.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,13 +16,13 @@ use gradless_evaluator::{
 };
 
 use gradless_grad_modes::{Plan, Speedup, inference_speedup};
-use gradless_policy::{Checkpoint, EpisodePlan};
+use gradless_policy::Checkpoint;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
-use crate::settings::{ActingArgs, check_count, check_first_seed, lock_out, parse_activation};
+use crate::settings::{ActingArgs, EpisodeArgs, check_count, lock_out, parse_activation};
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
@@ -28,12 +30,8 @@ pub struct EvalArgs {
     /// A checkpoint directory, a run directory (every checkpoint, in step order) or a
     /// folder of runs.
     path: PathBuf,
-    /// Episodes per checkpoint; episode i runs from seed SEED + i.
-    #[arg(long, default_value_t = 100)]
-    episodes: usize,
-    /// Envs stepped side by side (per-episode results do not depend on it).
-    #[arg(long, default_value_t = 16)]
-    num_envs: usize,
+    #[command(flatten)]
+    counts: EpisodeArgs,
     #[command(flatten)]
     acting: ActingArgs,
     /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i),
@@ -339,176 +337,257 @@ fn check_mergeable(
     }
 }
 
+/// `gradless eval`'s flags, checked and resolved once, with the device opened.
+struct EvalRun<'a> {
+    args: &'a EvalArgs,
+    settings: EvalSettings,
+    /// The device `--device` names (the grad-mode report builds its own on it).
+    base: Device,
+    device: AgentDevice,
+    shard: Option<Shard>,
+}
+
+impl<'a> EvalRun<'a> {
+    /// Checks every flag before the device opens (probing wgpu takes seconds).
+    fn resolve(args: &'a EvalArgs) -> Result<Self> {
+        args.counts.check(args.acting.seed)?;
+        if args.record > 0 {
+            check_count("--record", args.record, RecordPlan::MAX_EPISODES)?;
+        }
+        let mut env_backend: EnvBackendChoice = args
+            .env_backend
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--env-backend: {e}"))?;
+        let device_envs = env_backend == EnvBackendChoice::Only(EnvBackend::Device);
+        if args.record > 0 {
+            if device_envs {
+                bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
+            }
+            // The videos show the evaluated episodes: the CPU envs'.
+            env_backend = EnvBackendChoice::Only(EnvBackend::Cpu);
+        }
+        let activation = parse_activation(args.acting.activation.as_deref())?;
+        let (base, backend) = args.acting.open_device()?;
+        let device = AgentDevice::new(&InferenceDevice::new(&base));
+        let settings = EvalSettings {
+            episodes: args.counts.episodes,
+            num_envs: args.counts.num_envs,
+            seed: args.acting.seed,
+            stochastic: args.acting.stochastic,
+            env: args.acting.env.clone(),
+            activation,
+            env_backend,
+        };
+        if device_envs && settings.stochastic && backend == Backend::Flex {
+            bail!(
+                "--stochastic: with --env-backend device, actions are drawn in the episode kernel, \
+                 which runs on wgpu; on flex use --env-backend cpu"
+            );
+        }
+        let shard = args
+            .shard
+            .as_deref()
+            .map(|spec| Shard::parse(spec, |name| std::env::var(name).ok()))
+            .transpose()?;
+        Ok(Self {
+            args,
+            settings,
+            base,
+            device,
+            shard,
+        })
+    }
+
+    /// The checkpoints `PATH` holds (this shard's share of them), grouped by run.
+    fn targets(&self) -> Result<Vec<EvalTarget>> {
+        let mut targets = discover(&self.args.path)?;
+        if let Some(shard) = self.shard {
+            let before: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
+            shard.keep(&mut targets);
+            let kept: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
+            tracing::info!(
+                shard = shard.index,
+                of = shard.count,
+                kept,
+                before,
+                "evaluating this shard's checkpoints"
+            );
+        }
+        if self.args.merge {
+            check_mergeable(&targets, self.args.out.as_deref(), &self.settings)?;
+        }
+        Ok(targets)
+    }
+
+    /// The lock on the run whose checkpoints `target` evaluates into it: no trainer may write
+    /// the run meanwhile. Shards each write their own checkpoints of a run: they share it.
+    fn lock_run(&self, target: &EvalTarget) -> Result<Option<gradless_files::DirLock>> {
+        let run_written = match (&target.run, target.checkpoints.as_slice()) {
+            (Some(run), _) => Some(run.clone()),
+            (None, [checkpoint]) => enclosing_run(checkpoint)?,
+            (None, _) => None,
+        };
+        let (Some(run), None) = (run_written, &self.args.out) else {
+            return Ok(None);
+        };
+        let lock = match self.shard {
+            Some(_) => gradless_files::DirLock::acquire_shared(&run),
+            None => gradless_files::DirLock::acquire(&run),
+        };
+        Ok(Some(lock.with_context(|| run.display().to_string())?))
+    }
+
+    /// One checkpoint evaluated (or, with `--merge`, its shards' evaluations merged), its
+    /// outputs written, its videos recorded and its grad modes timed where asked.
+    fn evaluate(
+        &self,
+        checkpoint: &Path,
+        run: Option<&Path>,
+        progress: &EvalProgress,
+        episodes_before: u64,
+    ) -> Result<(CheckpointEvaluation, Option<Speedup>)> {
+        let (args, settings) = (self.args, &self.settings);
+        let (out_base, relative) = output_place(args.out.as_deref(), checkpoint, run);
+        if args.merge {
+            let evaluation = merged_evaluation(checkpoint, &out_base.join(&relative), settings)?;
+            return Ok((evaluation, None));
+        }
+        let dir = prepare_output_dir(&out_base, &relative)?;
+        progress.checkpoint(checkpoint, episodes_before);
+        let loaded = LoadedCheckpoint::load(checkpoint, settings, &self.device)?;
+        let evaluation = loaded.evaluate_with_progress(settings, |done| {
+            progress.at(episodes_before + done as u64);
+        })?;
+        write_outputs(&evaluation, &dir)?;
+        if args.record > 0 {
+            record_videos(
+                &loaded,
+                &evaluation,
+                settings.seed,
+                &dir,
+                args.record,
+                progress,
+            )?;
+        }
+        let report = args
+            .grad_mode_report
+            .then(|| grad_mode_report(checkpoint, settings, &self.base, args.counts.num_envs, &dir))
+            .transpose()?;
+        Ok((evaluation, report))
+    }
+}
+
+/// Prints one checkpoint's result: a JSON line, or a table row (with the header first).
+fn print_result(
+    evaluation: &CheckpointEvaluation,
+    report: Option<Speedup>,
+    json: bool,
+    first_row: bool,
+) -> Result<()> {
+    if json {
+        return print_json_line(&EvaluationLine {
+            evaluation,
+            grad_mode_report: report,
+        });
+    }
+    print_row(evaluation, first_row);
+    if let Some(r) = report {
+        println!(
+            "  inference mode vs no_grad at batch {}: {:.2}x faster ({:.1} vs {:.1} us per policy step)",
+            r.batch, r.inference_speedup, r.inference_us_per_step, r.no_grad_us_per_step
+        );
+    }
+    Ok(())
+}
+
+/// A run's learning curves (SVG, PNG and TensorBoard) and its best checkpoint by IQM, from
+/// the evaluations of its checkpoints.
+fn finish_run(
+    run: &Path,
+    evaluated: &[CheckpointEvaluation],
+    out: Option<&Path>,
+    json: bool,
+    progress: &EvalProgress,
+) -> Result<()> {
+    let Some(best) = evaluated
+        .iter()
+        .max_by(|a, b| a.summary.iqm.total_cmp(&b.summary.iqm))
+    else {
+        return Ok(());
+    };
+    let folder = match out {
+        Some(out) => prepare_output_dir(out, Path::new(run.file_name().unwrap_or_default()))?,
+        None => prepare_output_dir(run, Path::new("eval"))?,
+    };
+    let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
+    let title = format!("{} on {}", run.display(), best.env);
+    for file in write_learning_curve(&points, &title, &folder.join("learning_curve"))? {
+        tracing::info!(file = %file.display(), "learning curve written");
+    }
+    let events = write_tensorboard_curve(&points, &folder)?;
+    tracing::info!(file = %events.display(), "TensorBoard evaluation curve written");
+    tracing::info!(
+        run = %run.display(),
+        best = %best.checkpoint.display(),
+        iqm = best.summary.iqm,
+        "best checkpoint by IQM"
+    );
+    if !json {
+        progress.suspend(|| {
+            println!(
+                "best of {}: {} (IQM {:.1})",
+                run.display(),
+                best.checkpoint.display(),
+                best.summary.iqm
+            );
+        });
+    }
+    Ok(())
+}
+
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
 /// status says so at the end.
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
-    check_count("--episodes", args.episodes, EpisodePlan::MAX_EPISODES)?;
-    check_count("--num-envs", args.num_envs, EpisodePlan::MAX_NUM_ENVS)?;
-    if args.record > 0 {
-        check_count("--record", args.record, RecordPlan::MAX_EPISODES)?;
-    }
-    check_first_seed(args.acting.seed, args.episodes)?;
-    // Every flag checked before the device opens (probing wgpu takes seconds).
-    let mut env_backend: EnvBackendChoice = args
-        .env_backend
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--env-backend: {e}"))?;
-    let device_envs = env_backend == EnvBackendChoice::Only(EnvBackend::Device);
-    if args.record > 0 {
-        if device_envs {
-            bail!("--record: videos replay seeded episodes, which need --env-backend cpu");
-        }
-        // The videos show the evaluated episodes: the CPU envs'.
-        env_backend = EnvBackendChoice::Only(EnvBackend::Cpu);
-    }
-    let activation = parse_activation(args.acting.activation.as_deref())?;
-    let (base, backend) = args.acting.open_device()?;
-    let device = AgentDevice::new(&InferenceDevice::new(&base));
-    let settings = EvalSettings {
-        episodes: args.episodes,
-        num_envs: args.num_envs,
-        seed: args.acting.seed,
-        stochastic: args.acting.stochastic,
-        env: args.acting.env.clone(),
-        activation,
-        env_backend,
-    };
-    if device_envs && settings.stochastic && backend == Backend::Flex {
-        bail!(
-            "--stochastic: with --env-backend device, actions are drawn in the episode kernel, \
-             which runs on wgpu; on flex use --env-backend cpu"
-        );
-    }
-    let shard = args
-        .shard
-        .as_deref()
-        .map(|spec| Shard::parse(spec, |name| std::env::var(name).ok()))
-        .transpose()?;
+    let eval = EvalRun::resolve(args)?;
     // After every flag is checked: a refused command leaves no --out behind.
     let _out_lock = args
         .out
         .as_deref()
-        .map(|out| lock_out(out, shard.is_some()))
+        .map(|out| lock_out(out, eval.shard.is_some()))
         .transpose()?;
-    let mut targets = discover(&args.path)?;
-    if let Some(shard) = shard {
-        let before: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
-        shard.keep(&mut targets);
-        let kept: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
-        tracing::info!(
-            shard = shard.index,
-            of = shard.count,
-            kept,
-            before,
-            "evaluating this shard's checkpoints"
-        );
-        if targets.is_empty() {
-            return Ok(());
-        }
+    let targets = eval.targets()?;
+    if eval.shard.is_some() && targets.is_empty() {
+        return Ok(());
     }
-    if args.merge {
-        check_mergeable(&targets, args.out.as_deref(), &settings)?;
-    }
-    let mut rows_printed = 0;
+    let episodes = args.counts.episodes as u64;
     let total: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
-    let progress = EvalProgress::start((total * args.episodes) as u64);
-    let mut episodes_before = 0u64;
-    let mut failed = 0;
+    let progress = EvalProgress::start(total as u64 * episodes);
+    let (mut episodes_before, mut failed, mut rows_printed) = (0u64, 0, 0);
     for target in &targets {
-        // Evaluations of a run are written into it: no trainer may write it meanwhile.
-        // Shards each write their own checkpoints of a run: they share its lock.
-        let run_lock = || -> Result<Option<gradless_files::DirLock>> {
-            let run_written = match (&target.run, target.checkpoints.as_slice()) {
-                (Some(run), _) => Some(run.clone()),
-                (None, [checkpoint]) => enclosing_run(checkpoint)?,
-                (None, _) => None,
-            };
-            let (Some(run), None) = (run_written, &args.out) else {
-                return Ok(None);
-            };
-            let lock = match shard {
-                Some(_) => gradless_files::DirLock::acquire_shared(&run),
-                None => gradless_files::DirLock::acquire(&run),
-            };
-            Ok(Some(lock.with_context(|| run.display().to_string())?))
-        };
-        let _lock = match run_lock() {
+        let _lock = match eval.lock_run(target) {
             Ok(lock) => lock,
             Err(error) if targets.len() == 1 => return Err(error),
             Err(error) => {
                 progress.suspend(|| eprintln!("error: {}", error_line(&error)));
                 failed += target.checkpoints.len();
-                episodes_before += (target.checkpoints.len() * args.episodes) as u64;
+                episodes_before += target.checkpoints.len() as u64 * episodes;
                 continue;
             }
         };
         let mut evaluated = Vec::new();
         for checkpoint in &target.checkpoints {
-            let (out_base, relative) =
-                output_place(args.out.as_deref(), checkpoint, target.run.as_deref());
-            let result = if args.merge {
-                merged_evaluation(checkpoint, &out_base.join(&relative), &settings)
-                    .map(|evaluation| (evaluation, None))
-            } else {
-                prepare_output_dir(&out_base, &relative)
-                    .and_then(|dir| {
-                        progress.checkpoint(checkpoint, episodes_before);
-                        let loaded = LoadedCheckpoint::load(checkpoint, &settings, &device)?;
-                        let evaluation = loaded.evaluate_with_progress(&settings, |done| {
-                            progress.at(episodes_before + done as u64);
-                        })?;
-                        write_outputs(&evaluation, &dir)?;
-                        Ok((loaded, dir, evaluation))
-                    })
-                    .map_err(anyhow::Error::from)
-                    .and_then(|(loaded, dir, evaluation)| {
-                        if args.record > 0 {
-                            record_videos(
-                                &loaded,
-                                &evaluation,
-                                settings.seed,
-                                &dir,
-                                args.record,
-                                &progress,
-                            )?;
-                        }
-                        Ok((dir, evaluation))
-                    })
-                    .and_then(|(dir, evaluation)| {
-                        let report = args
-                            .grad_mode_report
-                            .then(|| {
-                                grad_mode_report(checkpoint, &settings, &base, args.num_envs, &dir)
-                            })
-                            .transpose()?;
-                        Ok((evaluation, report))
-                    })
-            };
-            episodes_before += args.episodes as u64;
+            let result = eval.evaluate(
+                checkpoint,
+                target.run.as_deref(),
+                &progress,
+                episodes_before,
+            );
+            episodes_before += episodes;
             match result {
                 Ok((evaluation, report)) => {
-                    if json {
-                        progress.suspend(|| {
-                            print_json_line(&EvaluationLine {
-                                evaluation: &evaluation,
-                                grad_mode_report: report,
-                            })
-                        })?;
-                    } else {
-                        progress.suspend(|| {
-                            print_row(&evaluation, rows_printed == 0);
-                            if let Some(r) = report {
-                                println!(
-                                    "  inference mode vs no_grad at batch {}: {:.2}x faster ({:.1} vs {:.1} us per policy step)",
-                                    r.batch,
-                                    r.inference_speedup,
-                                    r.inference_us_per_step,
-                                    r.no_grad_us_per_step
-                                );
-                            }
-                        });
-                        rows_printed += 1;
-                    }
+                    progress
+                        .suspend(|| print_result(&evaluation, report, json, rows_printed == 0))?;
+                    rows_printed += 1;
                     evaluated.push(evaluation);
                 }
                 // One checkpoint: its error is the command's error.
@@ -520,40 +599,8 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             }
         }
         // A shard has only some of a run's checkpoints: the run's outputs wait for --merge.
-        if let Some(run) = target.run.as_ref().filter(|_| shard.is_none())
-            && let Some(best) = evaluated
-                .iter()
-                .max_by(|a, b| a.summary.iqm.total_cmp(&b.summary.iqm))
-        {
-            let folder = match &args.out {
-                Some(out) => {
-                    prepare_output_dir(out, Path::new(run.file_name().unwrap_or_default()))?
-                }
-                None => prepare_output_dir(run, Path::new("eval"))?,
-            };
-            let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
-            let title = format!("{} on {}", run.display(), best.env);
-            for file in write_learning_curve(&points, &title, &folder.join("learning_curve"))? {
-                tracing::info!(file = %file.display(), "learning curve written");
-            }
-            let events = write_tensorboard_curve(&points, &folder)?;
-            tracing::info!(file = %events.display(), "TensorBoard evaluation curve written");
-            tracing::info!(
-                run = %run.display(),
-                best = %best.checkpoint.display(),
-                iqm = best.summary.iqm,
-                "best checkpoint by IQM"
-            );
-            if !json {
-                progress.suspend(|| {
-                    println!(
-                        "best of {}: {} (IQM {:.1})",
-                        run.display(),
-                        best.checkpoint.display(),
-                        best.summary.iqm
-                    );
-                });
-            }
+        if let Some(run) = target.run.as_ref().filter(|_| eval.shard.is_none()) {
+            finish_run(run, &evaluated, args.out.as_deref(), json, &progress)?;
         }
     }
     if failed > 0 {

@@ -124,6 +124,9 @@ fn run_child(mut command: std::process::Command, seed: u64, json: bool) -> Resul
 
 /// `gradless train --seeds`: one child `gradless train` per seed, `--jobs` at a time, each
 /// into `seed-N` under the output folder; fails when any of them does.
+///
+/// Long because the children's command line, the worker pool and the failure count share
+/// the seeds' queue.
 fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
     let seeds = parse_seeds(list)?;
     if args.jobs == 0 {
@@ -244,6 +247,9 @@ impl Progress for Bar {
 }
 
 /// Runs `gradless train`.
+///
+/// Long because starting, resuming and the progress bar's events share the session's
+/// lifetime; the parts that stand alone (seeds, overrides, run names) are functions.
 pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     if let Some(list) = &args.seeds {
         return run_seeds(args, list, json);

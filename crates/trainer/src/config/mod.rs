@@ -6,7 +6,8 @@
 //! against.
 //!
 //! Defaults follow CleanRL (`ppo.py`, `dqn.py`, `sac_continuous_action.py`); the shipped configs say where they depart.
-//! The checks are in `validation`; half of this file is tests of the file form and overrides.
+//! The checks are in `validation`; this file holds every section's fields and defaults as the
+//! TOML file has them, so the file form is read in one place, and tests of it and of overrides.
 
 mod validation;
 

@@ -7,6 +7,8 @@
 use super::*;
 
 impl TrainConfig {
+    /// Every key's check, in the order the config file lists the keys: long as a list is, so
+    /// that a key's rule is found by its name.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let env =
             gradless_envs::make(&self.env).map_err(|e| ConfigError::new("env", e.to_string()))?;

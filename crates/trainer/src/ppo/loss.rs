@@ -6,7 +6,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::{Int, Tensor, TensorData};
 use gradless_policy::acting::{observation_tensor, read_f32};
 use gradless_policy::sampling::{Categorical, DiagGaussian};
-use gradless_policy::{ActError, ActionHead};
+use gradless_policy::{ActError, ActionHead, ActorCritic};
 
 use super::Ppo;
 use super::rollout::Transitions;
@@ -17,22 +17,16 @@ use crate::metrics::PpoLosses;
 /// Diagnostics per minibatch, in [`PpoLosses`]' field order.
 const DIAGNOSTICS: usize = 6;
 
+/// The update's means, in the order the loss computes them.
 fn losses_from_means(means: &[f32]) -> PpoLosses {
-    let [
-        policy_loss,
-        value_loss,
-        entropy,
-        approx_kl,
-        clip_fraction,
-        grad_norm,
-    ] = means.try_into().expect("six statistics");
+    let means: &[f32; DIAGNOSTICS] = means.try_into().expect("six statistics");
     PpoLosses {
-        policy_loss,
-        value_loss,
-        entropy,
-        approx_kl,
-        clip_fraction,
-        grad_norm,
+        policy_loss: means[0],
+        value_loss: means[1],
+        entropy: means[2],
+        approx_kl: means[3],
+        clip_fraction: means[4],
+        grad_norm: means[5],
     }
 }
 
@@ -74,37 +68,8 @@ impl Ppo {
                     .flat_map(|&i| rollout.observations[i * dim..(i + 1) * dim].iter().copied())
                     .collect();
                 let observations = observation_tensor(&observations, dim, &device);
-                let (new_log_probs, entropy) = match self.head {
-                    ActionHead::Categorical { .. } => {
-                        let actions: Vec<i64> =
-                            chunk.iter().map(|&i| rollout.discrete_actions[i]).collect();
-                        let actions = Tensor::<2, Int>::from_data(
-                            TensorData::new(actions, [chunk.len(), 1]),
-                            &device,
-                        );
-                        let policy = Categorical::new(model.actor(observations.clone()));
-                        (policy.log_prob(actions), policy.mean_entropy())
-                    }
-                    ActionHead::Gaussian { dim: action_dim } => {
-                        let actions: Vec<f32> = chunk
-                            .iter()
-                            .flat_map(|&i| {
-                                rollout.continuous_actions[i * action_dim..(i + 1) * action_dim]
-                                    .iter()
-                                    .copied()
-                            })
-                            .collect();
-                        let actions = Tensor::<2>::from_data(
-                            TensorData::new(actions, [chunk.len(), action_dim]),
-                            &device,
-                        );
-                        let policy = DiagGaussian::new(
-                            model.actor(observations.clone()),
-                            model.log_std().expect("Gaussian head has a log-std"),
-                        );
-                        (policy.log_prob(actions), policy.mean_entropy())
-                    }
-                };
+                let (new_log_probs, entropy) =
+                    self.log_probs_and_entropy(&model, observations.clone(), chunk, rollout);
                 let log_ratio = new_log_probs - upload(pick(&rollout.log_probs));
                 let ratio = log_ratio.clone().exp();
                 let chunk_advantages = upload(chunk_advantages);
@@ -133,25 +98,11 @@ impl Ppo {
                 model = self.optimizer.step(lr, model, grads);
 
                 // Diagnostics, off the graph; read back once per update.
-                let ratio = ratio.inner();
-                let log_ratio = log_ratio.inner();
-                let approx_kl = (ratio.clone().sub_scalar(1.0) - log_ratio).mean();
-                let clip_fraction = ratio
-                    .sub_scalar(1.0)
-                    .abs()
-                    .greater_elem(clip)
-                    .float()
-                    .mean();
-                statistics.push(Tensor::cat(
-                    vec![
-                        policy_loss.inner(),
-                        value_loss.inner(),
-                        entropy.inner(),
-                        approx_kl,
-                        clip_fraction,
-                        grad_norm.inner(),
-                    ],
-                    0,
+                statistics.push(diagnostics(
+                    [policy_loss, value_loss, entropy, grad_norm],
+                    ratio,
+                    log_ratio,
+                    clip,
                 ));
             }
         }
@@ -168,6 +119,79 @@ impl Ppo {
         })?;
         Ok(losses_from_means(&means))
     }
+
+    /// The minibatch's actions' log-probabilities under `model`'s current policy, and the
+    /// policy's mean entropy.
+    fn log_probs_and_entropy(
+        &self,
+        model: &ActorCritic,
+        observations: Tensor<2>,
+        chunk: &[usize],
+        rollout: &Transitions,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let device = observations.device();
+        match self.head {
+            ActionHead::Categorical { .. } => {
+                let actions: Vec<i64> =
+                    chunk.iter().map(|&i| rollout.discrete_actions[i]).collect();
+                let actions = Tensor::<2, Int>::from_data(
+                    TensorData::new(actions, [chunk.len(), 1]),
+                    &device,
+                );
+                let policy = Categorical::new(model.actor(observations));
+                (policy.log_prob(actions), policy.mean_entropy())
+            }
+            ActionHead::Gaussian { dim: action_dim } => {
+                let actions: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| {
+                        rollout.continuous_actions[i * action_dim..(i + 1) * action_dim]
+                            .iter()
+                            .copied()
+                    })
+                    .collect();
+                let actions = Tensor::<2>::from_data(
+                    TensorData::new(actions, [chunk.len(), action_dim]),
+                    &device,
+                );
+                let policy = DiagGaussian::new(
+                    model.actor(observations),
+                    model.log_std().expect("Gaussian head has a log-std"),
+                );
+                (policy.log_prob(actions), policy.mean_entropy())
+            }
+        }
+    }
+}
+
+/// A minibatch's six statistics, off the graph, in the order [`losses_from_means`] reads:
+/// the policy loss, value loss, entropy, approximate KL, clip fraction and gradient norm.
+fn diagnostics(
+    [policy_loss, value_loss, entropy, grad_norm]: [Tensor<1>; 4],
+    ratio: Tensor<1>,
+    log_ratio: Tensor<1>,
+    clip: f64,
+) -> Tensor<1> {
+    let ratio = ratio.inner();
+    let log_ratio = log_ratio.inner();
+    let approx_kl = (ratio.clone().sub_scalar(1.0) - log_ratio).mean();
+    let clip_fraction = ratio
+        .sub_scalar(1.0)
+        .abs()
+        .greater_elem(clip)
+        .float()
+        .mean();
+    Tensor::cat(
+        vec![
+            policy_loss.inner(),
+            value_loss.inner(),
+            entropy.inner(),
+            approx_kl,
+            clip_fraction,
+            grad_norm.inner(),
+        ],
+        0,
+    )
 }
 
 /// `(x - mean) / (std + 1e-8)` with the sample standard deviation, as CleanRL normalises

@@ -29,10 +29,9 @@ use gradless_policy::{ActError, ActionHead, ActorCritic};
 
 use crate::TrainError;
 use crate::adam::Adam;
-use crate::algorithm::Iteration;
+use crate::algorithm::{Core, Iteration};
 use crate::config::PpoConfig;
 use crate::metrics::{PpoUpdate, Update};
-use crate::normalization::Normalizers;
 use rollout::{Collected, gae};
 
 pub(crate) struct Ppo {
@@ -46,9 +45,8 @@ pub(crate) struct Ppo {
     observation_dim: usize,
     head: ActionHead,
     rng: EnvRng,
-    normalizers: Normalizers,
+    core: Core,
     updates: u64,
-    global_step: u64,
 }
 
 impl Ppo {
@@ -69,18 +67,18 @@ impl Ppo {
             self.head,
             self.envs.as_mut(),
             &mut self.rng,
-            &mut self.normalizers,
+            &mut self.core.normalizers,
             self.config.num_steps,
             self.config.gamma as f32,
             self.inference.device(),
             self.config.rollout_kernel,
         )
-        .map_err(|e| act_error(self.global_step, e))?;
+        .map_err(|e| act_error(self.core.global_step, e))?;
         let rollout_seconds = started.elapsed().as_secs_f64();
         let n = self.envs.num_envs() as u64;
         iteration.episodes.extend(episodes.iter().map(|episode| {
             (
-                self.global_step + episode.step * n,
+                self.core.global_step + episode.step * n,
                 EpisodeStats {
                     env_index: episode.env_index,
                     episode_return: episode.episode_return,
@@ -89,7 +87,7 @@ impl Ppo {
                 },
             )
         }));
-        self.global_step += transitions.values.len() as u64;
+        self.core.global_step += transitions.values.len() as u64;
         let advantages = gae(
             &transitions.rewards,
             &transitions.values,
@@ -118,7 +116,7 @@ impl Ppo {
     }
 
     fn non_finite(&self, what: &str) -> TrainError {
-        non_finite(self.global_step, what)
+        non_finite(self.core.global_step, what)
     }
 }
 

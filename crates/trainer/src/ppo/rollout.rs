@@ -89,6 +89,9 @@ pub(super) struct Collected {
 /// statistics updated with each batch acted on, when `normalizers` says so; rewards scaled
 /// likewise (the episodes' returns stay the envs' own). Device envs run in the rollout
 /// kernel when `use_kernel` and the actor fits it.
+///
+/// Long because the host and device paths share the step loop's bookkeeping (normalisation,
+/// episode records, read-backs) and must stay step for step alike.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn collect(
     actor: &ActorCritic,

@@ -9,7 +9,6 @@ use gradless_device_envs::{BatchSnapshot, EnvBatch, make_batch};
 use gradless_envs::{EnvRng, VectorSnapshot};
 use gradless_policy::{
     ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
-    ObservationNormalizer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +17,7 @@ use crate::TrainError;
 use crate::adam::Adam;
 #[cfg(test)]
 use crate::adam::MomentValues;
-use crate::algorithm::{Algorithm, Iteration, OPTIMIZER_FILE, save_module, state_error};
+use crate::algorithm::{Algorithm, Core, Iteration, OPTIMIZER_FILE, save_module, state_error};
 use crate::config::{PpoConfig, TrainConfig};
 use crate::normalization::Normalizers;
 
@@ -122,9 +121,12 @@ impl Ppo {
             observation_dim,
             head,
             rng: EnvRng::from_seed(config.seed ^ SAMPLING_STREAM),
-            normalizers,
+            core: Core::starting(
+                config,
+                architecture(config, observation_dim, head),
+                normalizers,
+            ),
             updates: 0,
-            global_step: 0,
         })
     }
 
@@ -153,20 +155,25 @@ impl Ppo {
             .normalizers
             .check_fits(&config.normalization, envs.observation_dim(), ppo.num_envs)
             .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
+        let observation_dim = envs.observation_dim();
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
             config: ppo.clone(),
             training: training.clone(),
             inference: training.inference(),
-            observation_dim: envs.observation_dim(),
+            observation_dim,
             model,
             optimizer,
             envs,
             head,
             rng: state.rng,
-            normalizers: state.normalizers,
+            core: Core {
+                global_step: state.global_step,
+                total_timesteps: config.total_timesteps,
+                architecture: architecture(config, observation_dim, head),
+                normalizers: state.normalizers,
+            },
             updates: state.updates,
-            global_step: state.global_step,
         })
     }
 
@@ -187,25 +194,16 @@ impl Algorithm for Ppo {
         self.iteration(iteration)
     }
 
-    fn global_step(&self) -> u64 {
-        self.global_step
+    fn core(&self) -> &Core {
+        &self.core
     }
 
     fn finished(&self) -> bool {
         self.updates >= self.num_updates
     }
 
-    fn agent(&self) -> Agent {
+    fn policy(&self) -> Agent {
         Agent::actor_critic(&self.model, &self.inference)
-            .with_normalizer(self.normalizers.observations.clone())
-    }
-
-    fn observation_normalizer(&self) -> Option<ObservationNormalizer> {
-        self.normalizers.observations.clone()
-    }
-
-    fn architecture(&self, config: &TrainConfig) -> Architecture {
-        architecture(config, self.observation_dim, self.head)
     }
 
     fn state(&self) -> Result<serde_json::Value, TrainError> {
@@ -215,11 +213,11 @@ impl Algorithm for Ppo {
         };
         Ok(serde_json::to_value(PpoState {
             updates: self.updates,
-            global_step: self.global_step,
+            global_step: self.core.global_step,
             rng: self.rng.clone(),
             env,
             device_env,
-            normalizers: self.normalizers.clone(),
+            normalizers: self.core.normalizers.clone(),
         })
         .expect("state serialises"))
     }

@@ -85,7 +85,7 @@ impl Session {
             env_id: self.config.env.clone(),
             observation_space: env.observation_space().clone(),
             action_space: env.action_space().clone(),
-            architecture: self.algorithm.architecture(&self.config),
+            architecture: self.algorithm.architecture(),
             global_step: step,
             episodes: self.state.episodes,
             burn_version: BURN_VERSION.to_string(),

@@ -185,6 +185,9 @@ impl Session {
     /// Continues the run in `dir` from its `latest` checkpoint. `backend` defaults to the
     /// one the run used; `config`, when given, must equal the run's. A run that stopped
     /// before its first checkpoint starts again from its `config.toml`.
+    ///
+    /// Long because a resume checks the run in one fixed order (lock, config, checkpoint, device,
+    /// trainer state), each failure naming its file, before anything is built.
     pub fn resume(
         dir: &Path,
         backend: Option<Backend>,
@@ -286,7 +289,7 @@ impl Session {
             )?),
         };
         if saved.algorithm.name() != metadata.algorithm
-            || algorithm.architecture(&saved) != metadata.architecture
+            || algorithm.architecture() != metadata.architecture
         {
             return Err(mismatch(
                 "the checkpoint's algorithm or network does not match its config".into(),

@@ -283,6 +283,9 @@ fn fresh_agent(env_id: &str, device: &InferenceDevice) -> Result<Agent> {
 /// The most steps between read-backs (each queues that many steps' signals on the device).
 const MAX_READ_EVERY: usize = 1 << 16;
 
+/// Runs `gradless bench rollout`: every device and size timed in alternating rounds. Long
+/// because the flags' checks and the rounds' table share its state; the timing itself is
+/// [`median_steps_per_sec`](super::median_steps_per_sec).
 pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
     super::check_timing(&args.num_envs, args.repeats, args.seconds)?;
     check_count("--read-every", args.read_every, MAX_READ_EVERY)?;
