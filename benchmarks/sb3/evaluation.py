@@ -52,3 +52,24 @@ class EvaluateAndStop(BaseCallback):
 
     def first_reaching(self, target):
         return next((step for step, mean in self.evaluations if mean >= target), None)
+
+
+def learn_and_report(model, total_timesteps, callback, seed, target, **fields):
+    """Trains `model` with `callback` evaluating and stopping it, and reports the run as
+    `gradless train` does: training seconds without the evaluations, the step at which the
+    greedy mean first reached `target`, every evaluation. `fields` go in after the library."""
+    import torch
+
+    started = time.perf_counter()
+    model.learn(total_timesteps=total_timesteps, callback=callback)
+    elapsed = time.perf_counter() - started
+    return {
+        "library": "stable-baselines3",
+        **fields,
+        "seed": seed,
+        "torch_threads": torch.get_num_threads(),
+        "global_step": int(model.num_timesteps),
+        "train_seconds": elapsed - callback.eval_seconds,
+        "target_reached_at": callback.first_reaching(target),
+        "evaluations": callback.evaluations,
+    }

@@ -15,13 +15,12 @@ Prints one JSON line per seed. With --no-eval --total-timesteps N it trains exac
 
 import argparse
 import json
-import time
 
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from evaluation import EvaluateAndStop
+from evaluation import EvaluateAndStop, learn_and_report
 
 EVAL_EVERY = 10_240
 TARGET = 475.0
@@ -49,18 +48,7 @@ def run(seed, total_timesteps, evaluate):
         device="cpu",
     )
     callback = EvaluateAndStop("CartPole-v1", EVAL_EVERY, TARGET, evaluate)
-    started = time.perf_counter()
-    model.learn(total_timesteps=total_timesteps, callback=callback)
-    elapsed = time.perf_counter() - started
-    return {
-        "library": "stable-baselines3",
-        "seed": seed,
-        "torch_threads": torch.get_num_threads(),
-        "global_step": int(model.num_timesteps),
-        "train_seconds": elapsed - callback.eval_seconds,
-        "target_reached_at": callback.first_reaching(TARGET),
-        "evaluations": callback.evaluations,
-    }
+    return learn_and_report(model, total_timesteps, callback, seed, TARGET)
 
 
 def main():

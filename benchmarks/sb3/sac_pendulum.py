@@ -11,13 +11,12 @@ Prints one JSON line per seed.
 
 import argparse
 import json
-import time
 
 import gymnasium as gym
 import torch
 from stable_baselines3 import SAC
 
-from evaluation import EvaluateAndStop
+from evaluation import EvaluateAndStop, learn_and_report
 
 ENV = "Pendulum-v1"
 EVAL_EVERY = 5_000
@@ -28,19 +27,7 @@ def run(seed, total_timesteps):
     env = gym.make(ENV)
     model = SAC("MlpPolicy", env, learning_rate=1e-3, seed=seed, device="cpu")
     callback = EvaluateAndStop(ENV, EVAL_EVERY)
-    started = time.perf_counter()
-    model.learn(total_timesteps=total_timesteps, callback=callback)
-    elapsed = time.perf_counter() - started
-    return {
-        "library": "stable-baselines3",
-        "algorithm": "sac",
-        "seed": seed,
-        "torch_threads": torch.get_num_threads(),
-        "global_step": int(model.num_timesteps),
-        "train_seconds": elapsed - callback.eval_seconds,
-        "target_reached_at": callback.first_reaching(TARGET),
-        "evaluations": callback.evaluations,
-    }
+    return learn_and_report(model, total_timesteps, callback, seed, TARGET, algorithm="sac")
 
 
 def main():

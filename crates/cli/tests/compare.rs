@@ -29,10 +29,9 @@ fn train_seeds(config: &Path, out: &Path, seeds: &str) -> std::process::Output {
 #[test]
 fn seeds_train_side_by_side_and_compare_reports_groups_and_pairs() {
     let root = scratch("compare");
-    let config = write_config(
-        &root,
-        &TINY_PPO.replace("total_timesteps = 1024", "total_timesteps = 128"),
-    );
+    // Long enough (16 checkpoints each) that two runs started together overlap even on a
+    // loaded machine.
+    let config = write_config(&root, TINY_PPO);
     let output = train_seeds(&config, &root.join("a"), "1-2");
     assert!(output.status.success(), "{}", stderr(&output));
     // `--jobs 2`: the two runs train at once, each starting (its run marker written)

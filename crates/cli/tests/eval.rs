@@ -53,12 +53,11 @@ fn json_summaries_have_the_documented_keys() {
 fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     let root = scratch("eval-run");
     let run = root.join("run");
-    for step in ["step-0000000100", "step-0000000200"] {
-        copy_dir(
-            &shipped("cartpole-v1-ppo"),
-            &run.join("checkpoints").join(step),
-        );
-    }
+    run_of_copies(
+        &run,
+        "cartpole-v1-ppo",
+        &["step-0000000100", "step-0000000200"],
+    );
     let bad = run.join("checkpoints/step-0000000200/model.bpk");
     let mut bytes = std::fs::read(&bad).unwrap();
     let middle = bytes.len() / 2;
@@ -313,12 +312,11 @@ fn device_envs_evaluate_beside_the_policy() {
 fn shards_evaluate_their_share_and_merge_gathers_them() {
     let root = scratch("eval-shards");
     let run = root.join("run");
-    for step in ["step-0000000100", "step-0000000200", "step-0000000300"] {
-        copy_dir(
-            &shipped("cartpole-v1-dqn"),
-            &run.join("checkpoints").join(step),
-        );
-    }
+    run_of_copies(
+        &run,
+        "cartpole-v1-dqn",
+        &["step-0000000100", "step-0000000200", "step-0000000300"],
+    );
     let run_arg = run.to_str().unwrap();
     let shard = |spec: &str, index: Option<&str>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"));

@@ -509,7 +509,7 @@ mod tests {
     use super::*;
     use burn::prelude::Device;
     use gradless_device::InferenceDevice;
-    use gradless_test_support::{copy_dir, scratch, shipped_checkpoint as shipped};
+    use gradless_test_support::{copy_dir, run_of_copies, scratch, shipped_checkpoint as shipped};
 
     fn flex() -> AgentDevice {
         AgentDevice::new(&InferenceDevice::new(&Device::flex()))
@@ -688,12 +688,11 @@ mod tests {
     fn paths_are_a_checkpoint_a_run_or_a_folder_of_runs() {
         let root = scratch("discover");
         let run = root.join("run-a");
-        for step in ["step-0000000200", "step-0000000100"] {
-            copy_dir(
-                &shipped("cartpole-v1-ppo"),
-                &run.join("checkpoints").join(step),
-            );
-        }
+        run_of_copies(
+            &run,
+            "cartpole-v1-ppo",
+            &["step-0000000200", "step-0000000100"],
+        );
         copy_dir(&shipped("cartpole-v1-dqn"), &root.join("single"));
         let as_checkpoint = discover(&run.join("checkpoints/step-0000000100")).unwrap();
         assert_eq!(as_checkpoint[0].checkpoints.len(), 1);

@@ -12,7 +12,7 @@ use crate::episode_kernel::{
     launch, loop_iterations, padded_weights, slot,
 };
 use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
-use crate::greedy_network::{GreedyHead, GreedyNetwork};
+use crate::flat_mlp::{FlatMlp, Head};
 use crate::policy_network::PolicyNetwork;
 use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
 
@@ -71,27 +71,25 @@ impl EpisodeProgram {
         let physics = dynamics
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
-        let network = GreedyNetwork::of(agent.network(), agent.normalizer())?;
+        let network = FlatMlp::of(agent.network(), agent.normalizer())?;
         // The kernel's continuous physics takes one action value.
-        if matches!(&network.head, GreedyHead::Squashed { scale, .. } if scale.len() != 1) {
+        if matches!(&network.head, Head::Squashed { scale, .. } if scale.len() != 1) {
             return Err("the kernel takes one action value per step".into());
         }
         let (head, head_values) = match (&network.head, stochastic) {
-            (GreedyHead::Argmax, true)
-                if matches!(agent.network(), PolicyNetwork::ActorCritic(_)) =>
-            {
+            (Head::Argmax, true) if matches!(agent.network(), PolicyNetwork::ActorCritic(_)) => {
                 (KernelHead::Categorical, [0.0; 4])
             }
-            (GreedyHead::Argmax, _) => (KernelHead::Argmax, [0.0; 4]),
-            (GreedyHead::Mean, false) => (KernelHead::Mean, [0.0; 4]),
-            (GreedyHead::Mean, true) => (
+            (Head::Argmax, _) => (KernelHead::Argmax, [0.0; 4]),
+            (Head::Mean, false) => (KernelHead::Mean, [0.0; 4]),
+            (Head::Mean, true) => (
                 KernelHead::Gaussian,
                 [gaussian_log_std(agent)?, 0.0, 0.0, 0.0],
             ),
-            (GreedyHead::Squashed { scale, bias }, false) => {
+            (Head::Squashed { scale, bias }, false) => {
                 (KernelHead::TanhScale, [scale[0], bias[0], 0.0, 0.0])
             }
-            (GreedyHead::Squashed { scale, bias }, true) => (
+            (Head::Squashed { scale, bias }, true) => (
                 KernelHead::SquashedGaussian,
                 [scale[0], bias[0], LOG_STD_MIN as f32, LOG_STD_MAX as f32],
             ),
@@ -434,7 +432,7 @@ mod tests {
     /// from the same seeds (another generator), the returns agree within four standard
     /// errors. For each head that draws: categorical (a fresh, nearly uniform policy),
     /// Gaussian (a fresh one with standard deviation 1) and SAC's squashed Gaussian (a fresh
-    /// actor).
+    /// actor). Long because the three heads share one statistical check, written once here.
     #[test]
     fn drawn_episodes_follow_the_policy_whatever_the_number_of_slots() {
         let (gpu, cpu) = (wgpu(), InferenceDevice::new(&Device::flex()));

@@ -11,7 +11,7 @@ use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::actions::{ActError, ActionBatch, greedy_actions};
-use crate::greedy_network::{GreedyHead, GreedyNetwork};
+use crate::flat_mlp::{FlatMlp, Head};
 use crate::network::Activation;
 use crate::normalization::FrozenNormalization;
 use crate::tanh::tanh;
@@ -44,7 +44,7 @@ struct HostLayer {
 pub(crate) struct HostForward {
     layers: Vec<HostLayer>,
     activation: Activation,
-    head: GreedyHead,
+    head: Head,
     normalization: Option<FrozenNormalization>,
     inputs: usize,
     /// The last layer's real outputs.
@@ -59,7 +59,7 @@ fn padded(width: usize) -> usize {
 }
 
 impl HostForward {
-    pub(crate) fn new(network: GreedyNetwork) -> Self {
+    pub(crate) fn new(network: FlatMlp) -> Self {
         let mut layers = Vec::with_capacity(network.widths.len() - 1);
         let mut offset = 0;
         let mut inputs = network.inputs();
@@ -132,9 +132,9 @@ impl HostForward {
         let outputs = self.outputs(observations)?;
         let rows = observations.len() / self.inputs;
         Ok(match &self.head {
-            GreedyHead::Argmax => greedy_actions(outputs, rows, false),
-            GreedyHead::Mean => greedy_actions(outputs, rows, true),
-            GreedyHead::Squashed { scale, bias } => {
+            Head::Argmax => greedy_actions(outputs, rows, false),
+            Head::Mean => greedy_actions(outputs, rows, true),
+            Head::Squashed { scale, bias } => {
                 let dim = scale.len();
                 let mut actions = Vec::with_capacity(rows * dim);
                 for row in outputs.chunks(self.outputs) {

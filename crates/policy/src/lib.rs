@@ -12,7 +12,7 @@ mod episode_kernel;
 mod episode_plan;
 mod episodes;
 pub mod export;
-mod greedy_network;
+mod flat_mlp;
 mod host_forward;
 mod network;
 mod normalization;

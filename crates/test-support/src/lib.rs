@@ -61,6 +61,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Makes `run` a run directory holding copies of the shipped checkpoint `name`, one for each
+/// of `steps` (`step-0000000100`, ...), as a trainer would have left them.
+pub fn run_of_copies(run: &Path, name: &str, steps: &[&str]) {
+    for step in steps {
+        copy_dir(
+            &shipped_checkpoint(name),
+            &run.join("checkpoints").join(step),
+        );
+    }
+}
+
 /// Makes a FIFO at `path`, in this process: spawning `mkfifo` would fork, and a fork while
 /// another test holds a directory lock briefly shares the lock with the child.
 pub fn make_fifo(path: &Path) {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use gradless_envs::EpisodeStats;
+use gradless_envs::{EpisodeStats, VectorStep};
 use gradless_policy::{
     Agent, Architecture, Checkpoint, CheckpointError, METADATA_FILE, ObservationNormalizer,
 };
@@ -51,6 +51,24 @@ impl Core {
             architecture,
             normalizers,
         }
+    }
+}
+
+impl Core {
+    /// Counts one step of the envs: their rewards into the statistics, their number into the
+    /// step count, the episodes that ended into `iteration` (at the new count). Returns the
+    /// count before the step.
+    pub(crate) fn count_step(&mut self, step: &VectorStep<'_>, iteration: &mut Iteration) -> u64 {
+        self.normalizers
+            .observe_rewards(step.rewards, step.terminated);
+        let before = self.global_step;
+        self.global_step += step.rewards.len() as u64;
+        iteration.episodes.extend(
+            step.episodes
+                .iter()
+                .map(|episode| (self.global_step, *episode)),
+        );
+        before
     }
 }
 

@@ -322,21 +322,11 @@ const TARGET_FILE: &str = "target.bpk";
 impl Algorithm for Dqn {
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError> {
         let started = Instant::now();
-        let n = self.env.num_envs();
         self.core.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Discrete(&actions))?;
-        self.core
-            .normalizers
-            .observe_rewards(step.rewards, step.terminated);
-        let before = self.core.global_step;
-        self.core.global_step += n as u64;
+        let before = self.core.count_step(&step, iteration);
         self.buffer.push_step(&self.observations, &actions, &step);
-        iteration.episodes.extend(
-            step.episodes
-                .iter()
-                .map(|episode| (self.core.global_step, *episode)),
-        );
         self.observations.copy_from_slice(step.observations);
 
         let c = &self.config;

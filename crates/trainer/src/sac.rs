@@ -559,17 +559,8 @@ impl Algorithm for Sac {
         self.core.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
         let step = self.env.step(Actions::Continuous(&actions))?;
-        self.core
-            .normalizers
-            .observe_rewards(step.rewards, step.terminated);
-        let before = self.core.global_step;
-        self.core.global_step += n as u64;
+        let before = self.core.count_step(&step, iteration);
         self.buffer.push_step(&self.observations, &actions, &step);
-        iteration.episodes.extend(
-            step.episodes
-                .iter()
-                .map(|episode| (self.core.global_step, *episode)),
-        );
         self.observations.copy_from_slice(step.observations);
         let ended: Vec<bool> = (0..n)
             .map(|e| step.terminated[e] || step.truncated[e])

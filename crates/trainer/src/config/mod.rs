@@ -823,6 +823,7 @@ mod tests {
         assert_eq!(config.evaluation.stop_at_return, Some(190.0));
     }
 
+    /// Every kind of bad value, each refused naming its key: long as the list of keys is.
     #[test]
     fn bad_values_and_unknown_keys_name_the_key() {
         let cases: &[(&[&str], &str, &str)] = &[

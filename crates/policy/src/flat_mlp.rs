@@ -1,6 +1,6 @@
-//! An agent's policy network as plain `f32` values, read back once: what the loops that run
-//! it outside burn's tensor operations take (the episode kernel on cubecl devices, the host
-//! forward pass on flex).
+//! An agent's policy network flattened into plain `f32` values, read back once, with its head:
+//! what the loops that run it outside burn's tensor operations take (the episode kernel on
+//! cubecl devices, greedy or drawing its actions; the host forward pass on flex).
 
 use burn::prelude::Tensor;
 
@@ -9,9 +9,9 @@ use crate::network::{Activation, Mlp};
 use crate::normalization::{FrozenNormalization, ObservationNormalizer};
 use crate::policy_network::PolicyNetwork;
 
-/// What the network's outputs become in a greedy step.
+/// What the network's outputs become in a greedy step (a drawing kernel draws around it).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum GreedyHead {
+pub(crate) enum Head {
     /// The index of the largest output (logits, Q-values), first on ties.
     Argmax,
     /// The outputs as they are (Gaussian means).
@@ -28,7 +28,7 @@ pub(crate) enum GreedyHead {
 
 /// A multilayer perceptron and its head, read off an agent.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct GreedyNetwork {
+pub(crate) struct FlatMlp {
     /// Layer widths, input first.
     pub(crate) widths: Vec<usize>,
     /// Each layer's row-major `[in, out]` weights, then its bias, the layers in order.
@@ -36,12 +36,12 @@ pub(crate) struct GreedyNetwork {
     /// Between hidden layers (none after the last).
     pub(crate) activation: Activation,
     /// Output to action.
-    pub(crate) head: GreedyHead,
+    pub(crate) head: Head,
     /// Applied to observations first, if the agent was trained with it.
     pub(crate) normalization: Option<FrozenNormalization>,
 }
 
-impl GreedyNetwork {
+impl FlatMlp {
     /// The network an agent acts with (and the statistics it normalises its inputs with),
     /// read back from its device, or why it cannot be.
     pub(crate) fn of(
@@ -49,17 +49,17 @@ impl GreedyNetwork {
         normalizer: Option<&ObservationNormalizer>,
     ) -> Result<Self, String> {
         let (net, head) = match network {
-            PolicyNetwork::QNetwork(q) => (q.network(), GreedyHead::Argmax),
+            PolicyNetwork::QNetwork(q) => (q.network(), Head::Argmax),
             PolicyNetwork::ActorCritic(model) => {
                 let head = match model.log_std() {
-                    Some(_) => GreedyHead::Mean,
-                    None => GreedyHead::Argmax,
+                    Some(_) => Head::Mean,
+                    None => Head::Argmax,
                 };
                 (model.actor_network(), head)
             }
             PolicyNetwork::SoftActor(actor) => {
                 let bounds = actor.bounds();
-                let head = GreedyHead::Squashed {
+                let head = Head::Squashed {
                     scale: bounds.scale.clone(),
                     bias: bounds.bias.clone(),
                 };
