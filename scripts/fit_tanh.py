@@ -1,4 +1,4 @@
-"""Fits the coefficients of crates/policy/src/tanh.rs: tanh(x) ~ x P(x^2) / Q(x^2) with
+"""Fits the coefficients of crates/kernels/src/tanh.rs: tanh(x) ~ x P(x^2) / Q(x^2) with
 P and Q of degree 4 in x^2, P(0) = Q(0) = 1, on [0, 9] (beyond 9 tanh rounds to 1 in f32).
 
 Iteratively reweighted linear least squares on the relative error, reweighted towards the

@@ -14,7 +14,6 @@ pub use crate::actions::{
     read_f32,
 };
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::flat_mlp::FlatMlp;
 use crate::host_forward::HostForward;
 use crate::network::{ActorCritic, QNetwork, TanhKernel};
 use crate::normalization::ObservationNormalizer;
@@ -115,7 +114,7 @@ impl Agent {
     pub fn with_forward(self, forward: PolicyForward) -> Self {
         let on_flex = *self.device.device() == Device::flex();
         let host = match (forward, on_flex) {
-            (PolicyForward::Host, true) => match FlatMlp::of(self.network(), self.normalizer()) {
+            (PolicyForward::Host, true) => match self.network().flat_mlp(self.normalizer()) {
                 Ok(network) => Some(Arc::new(HostForward::new(network))),
                 Err(why) => {
                     tracing::debug!(reason = %why, "host forward pass not used");

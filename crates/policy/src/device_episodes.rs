@@ -7,14 +7,14 @@ use gradless_device_envs::{Physics, device_dynamics, seeded_starts};
 
 use crate::acting::Agent;
 use crate::actions::{ActError, read_f32};
-use crate::episode_kernel::{
+use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
+use crate::policy_network::PolicyNetwork;
+use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
+use gradless_kernels::Head;
+use gradless_kernels::episode_kernel::{
     EpisodeScalars, KernelHead, LOOP_ITERATION_LIMIT, ProgramShape, RECORD_WIDTH, envs_per_unit,
     launch, loop_iterations, padded_weights, slot,
 };
-use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
-use crate::flat_mlp::{FlatMlp, Head};
-use crate::policy_network::PolicyNetwork;
-use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
 
 /// The widest layer (inputs and outputs included) the kernel keeps in local arrays.
 pub const MAX_KERNEL_WIDTH: usize = 256;
@@ -71,7 +71,7 @@ impl EpisodeProgram {
         let physics = dynamics
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
-        let network = FlatMlp::of(agent.network(), agent.normalizer())?;
+        let network = agent.network().flat_mlp(agent.normalizer())?;
         // The kernel's continuous physics takes one action value.
         if matches!(&network.head, Head::Squashed { scale, .. } if scale.len() != 1) {
             return Err("the kernel takes one action value per step".into());

@@ -11,10 +11,10 @@ use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::actions::{ActError, ActionBatch, greedy_actions};
-use crate::flat_mlp::{FlatMlp, Head};
 use crate::network::Activation;
-use crate::normalization::FrozenNormalization;
-use crate::tanh::tanh;
+use gradless_kernels::FrozenNormalization;
+use gradless_kernels::tanh::tanh;
+use gradless_kernels::{FlatMlp, Head};
 
 /// Rows of a register tile.
 const TILE_ROWS: usize = 4;

@@ -1,18 +1,18 @@
 //! What the trainer and the evaluator share: the networks (an actor-critic with a
 //! categorical or Gaussian head for PPO, a Q-network for DQN, SAC's squashed Gaussian actor
-//! and twin critics) and the checkpoint format that
-//! carries them from one to the other. The evaluator depends on this crate, never on the
-//! trainer.
+//! and twin critics) and the checkpoint format that carries them from one to the other;
+//! agents acting on the inference device (burn's tensor operations, or the host forward pass
+//! on flex); seeded episodes on CPU or device envs (whole episodes in `gradless-kernels`'
+//! episode kernel); PPO's rollout kernel; networks other tools trained, as MLP weights, and
+//! export. The evaluator depends on this crate, never on the trainer.
 
 pub mod acting;
 mod actions;
 mod checkpoint;
 mod device_episodes;
-mod episode_kernel;
 mod episode_plan;
 mod episodes;
 pub mod export;
-mod flat_mlp;
 mod host_forward;
 mod network;
 mod normalization;
@@ -22,7 +22,6 @@ pub mod rollout_kernel;
 pub mod run_layout;
 pub mod sampling;
 mod soft_actor_critic;
-mod tanh;
 mod weights;
 
 pub use acting::{

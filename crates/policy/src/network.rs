@@ -9,23 +9,14 @@ use burn::tensor::activation;
 use gradless_envs::EnvRng;
 use serde::{Deserialize, Serialize};
 
-/// The nonlinearity between hidden layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// `tanh`, CleanRL's choice for PPO.
-    Tanh,
-    /// `relu`, CleanRL's choice for DQN.
-    Relu,
-}
+pub use gradless_kernels::Activation;
 
-impl Activation {
-    fn apply<const D: usize>(self, x: Tensor<D>, kernel: TanhKernel) -> Tensor<D> {
-        match (self, kernel) {
-            (Activation::Tanh, TanhKernel::Burn) => activation::tanh(x),
-            (Activation::Tanh, TanhKernel::Vectorised) => crate::tanh::vectorised_tanh(x),
-            (Activation::Relu, _) => activation::relu(x),
-        }
+/// `function` applied to `x`, `tanh` as `kernel` says.
+fn activate<const D: usize>(function: Activation, x: Tensor<D>, kernel: TanhKernel) -> Tensor<D> {
+    match (function, kernel) {
+        (Activation::Tanh, TanhKernel::Burn) => activation::tanh(x),
+        (Activation::Tanh, TanhKernel::Vectorised) => gradless_kernels::tanh::vectorised_tanh(x),
+        (Activation::Relu, _) => activation::relu(x),
     }
 }
 
@@ -116,7 +107,7 @@ impl Mlp {
             if k == last {
                 y
             } else {
-                self.activation.apply(y, self.tanh)
+                activate(self.activation, y, self.tanh)
             }
         })
     }

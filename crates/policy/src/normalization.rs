@@ -7,6 +7,7 @@
 //! operation on float32 values), so both see the same network inputs bit for bit.
 
 use burn::prelude::{Device, Tensor, TensorData};
+use gradless_kernels::FrozenNormalization;
 use serde::{Deserialize, Serialize};
 
 /// The count the statistics start from, as Gymnasium's `RunningMeanStd` (it keeps the first
@@ -146,24 +147,6 @@ impl ObservationNormalizer {
         };
         let clip = self.clip;
         ((observations - row(mean)) / row(std)).clamp(-clip, clip)
-    }
-}
-
-/// A normaliser's statistics in `f32`: `(x - mean) / std` clipped to `[-clip, clip]` per
-/// observation value, what every path that normalises inputs computes.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct FrozenNormalization {
-    pub(crate) mean: Vec<f32>,
-    /// `sqrt(var + epsilon)`, computed in `f32`.
-    pub(crate) std: Vec<f32>,
-    pub(crate) clip: f32,
-}
-
-impl FrozenNormalization {
-    /// Observation value `k` of a row, normalised.
-    #[inline(always)]
-    pub(crate) fn apply(&self, k: usize, value: f32) -> f32 {
-        ((value - self.mean[k]) / self.std[k]).clamp(-self.clip, self.clip)
     }
 }
 

@@ -3,8 +3,12 @@
 use burn::prelude::{Device, Module, Tensor};
 use gradless_device::{InferenceDevice, TrainingDevice};
 
+use gradless_kernels::{FlatMlp, Head};
+
+use crate::actions::read_f32;
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::network::{ActorCritic, Architecture, QNetwork};
+use crate::network::{ActorCritic, Architecture, Mlp, QNetwork};
+use crate::normalization::ObservationNormalizer;
 use crate::soft_actor_critic::SquashedGaussianActor;
 
 /// The network a checkpoint's policy acts with: PPO's actor-critic (its actor acts), DQN's
@@ -68,4 +72,62 @@ impl PolicyNetwork {
             Self::SoftActor(model) => model.visit(visitor),
         }
     }
+
+    /// The network flattened into plain floats with the statistics it normalises its inputs
+    /// with, read back from its device, or why it cannot be.
+    pub(crate) fn flat_mlp(
+        &self,
+        normalizer: Option<&ObservationNormalizer>,
+    ) -> Result<FlatMlp, String> {
+        let (net, head) = match self {
+            Self::QNetwork(q) => (q.network(), Head::Argmax),
+            Self::ActorCritic(model) => {
+                let head = match model.log_std() {
+                    Some(_) => Head::Mean,
+                    None => Head::Argmax,
+                };
+                (model.actor_network(), head)
+            }
+            Self::SoftActor(actor) => {
+                let bounds = actor.bounds();
+                let head = Head::Squashed {
+                    scale: bounds.scale.clone(),
+                    bias: bounds.bias.clone(),
+                };
+                (actor.network(), head)
+            }
+        };
+        let (widths, weights) = flatten(net)?;
+        let normalization = normalizer.map(ObservationNormalizer::frozen);
+        Ok(FlatMlp {
+            widths,
+            weights,
+            activation: net.activation(),
+            head,
+            normalization,
+        })
+    }
+}
+
+/// The layer widths and the weights.
+fn flatten(net: &Mlp) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let read = |t: Tensor<2>| read_f32(t).map_err(|e| e.to_string());
+    let mut widths = Vec::new();
+    let mut weights = Vec::new();
+    for layer in net.layers() {
+        let [inputs, outputs] = layer.weight.dims();
+        if widths.is_empty() {
+            widths.push(inputs);
+        }
+        widths.push(outputs);
+        weights.extend(read(layer.weight.val())?);
+        match &layer.bias {
+            Some(bias) => weights.extend(read(bias.val().unsqueeze_dim(0))?),
+            None => weights.extend(std::iter::repeat_n(0.0, outputs)),
+        }
+    }
+    if widths.len() < 2 {
+        return Err("the network has no layers".into());
+    }
+    Ok((widths, weights))
 }

@@ -28,8 +28,8 @@ use gradless_device_envs::{DeviceVectorEnv, Physics, bookkeeping, signal};
 
 use crate::acting::ActError;
 use crate::device_episodes::{MAX_KERNEL_WIDTH, runs_cube_kernels, steps_within_limit};
-use crate::episode_kernel::{KernelHead, ProgramShape, Quad, act, draws, forward};
 use crate::network::{ActionHead, ActorCritic, Mlp};
+use gradless_kernels::episode_kernel::{KernelHead, ProgramShape, Quad, act, draws, forward};
 
 /// Rows of a rollout's episode totals: after each step, the running return and length of
 /// the env's episode (those of the finished one on the step that ends it).
@@ -258,7 +258,7 @@ pub struct RolloutProgram {
     shape: ProgramShape,
     /// Layer widths, input first.
     layout: BurnTensor<1>,
-    /// As [`padded_weights`](crate::episode_kernel::padded_weights) packs them.
+    /// As [`padded_weights`](gradless_kernels::episode_kernel::padded_weights) packs them.
     weights: BurnTensor<1>,
     /// The head's four parameters: a Gaussian's log-std, then zeros.
     head: BurnTensor<1>,

@@ -27,7 +27,7 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*};
 use gradless_device_envs::Physics;
 use gradless_device_envs::kernel_physics::{physics_step, write_observation};
 
-use crate::network::Activation;
+use crate::Activation;
 
 /// What the network's output becomes: the action the physics takes.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -322,7 +322,7 @@ impl EpisodeKernel for CubeBackend {
 /// One launch on burn tensors (see [`EpisodeKernel::episode_steps`]): `[slot table,
 /// records]`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn launch(
+pub fn launch(
     layout: &BurnTensor<1>,
     weights: &BurnTensor<1>,
     normalization: &BurnTensor<1>,
@@ -362,7 +362,7 @@ fn activate<F: Float>(x: F, #[comptime] activation: KernelActivation) -> F {
 }
 
 /// Four consecutive weights, read with one load.
-pub(crate) type Quad<F> = Vector<F, Const<4>>;
+pub type Quad<F> = Vector<F, Const<4>>;
 
 /// Outputs a blocked layer computes together: four [`Quad`]s of accumulators.
 pub const BLOCK_OUTPUTS: usize = 16;
@@ -396,7 +396,7 @@ pub fn padded_weights(widths: &[usize], weights: &[f32]) -> Vec<f32> {
 /// layers read each weight once for all the slots. On lavapipe a unit's every load from a
 /// buffer costs about as much as a dozen products.
 #[cube]
-pub(crate) fn forward<F: Float>(
+pub fn forward<F: Float>(
     scratch: &mut Tensor<F>,
     base: usize,
     slots: usize,
@@ -550,7 +550,7 @@ fn store_quad<F: Float>(
 /// a drawing head takes `u` (uniform in `[0, 1)`) or `z` (standard normal).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn act<F: Float>(
+pub fn act<F: Float>(
     // Only read; `&mut` because the kernel holds the activations mutably.
     x: &mut Tensor<F>,
     first: usize,
@@ -639,7 +639,7 @@ fn standard_normal<F: Float>(u1: F, u2: F) -> F {
 
 /// What a drawing head takes per step (see [`act`]).
 #[derive(CubeType, Clone, Copy)]
-pub(crate) struct Draws<F: Float> {
+pub struct Draws<F: Float> {
     /// Uniform in `[0, 1)`.
     pub u: F,
     /// Standard normal.
@@ -648,7 +648,7 @@ pub(crate) struct Draws<F: Float> {
 
 /// Step `step`'s draws for the key `(lo, hi)`: a function of those alone.
 #[cube]
-pub(crate) fn draws<F: Float>(lo: u32, hi: u32, step: u32) -> Draws<F> {
+pub fn draws<F: Float>(lo: u32, hi: u32, step: u32) -> Draws<F> {
     Draws::<F> {
         u: uniform::<F>(lo, hi, step, 0u32),
         z: standard_normal::<F>(
