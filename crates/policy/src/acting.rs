@@ -9,12 +9,13 @@ use gradless_device_envs::BatchObservations;
 use gradless_device_envs::DeviceActions;
 use serde::Serialize;
 
+use gradless_kernels::HostForward;
+
 pub use crate::actions::{
     ActError, ActionBatch, AgentActions, Selection, finite_f32, greedy_actions, observation_tensor,
     read_f32,
 };
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::host_forward::HostForward;
 use crate::network::{ActorCritic, QNetwork, TanhKernel};
 use crate::normalization::ObservationNormalizer;
 pub use crate::policy_network::PolicyNetwork;
@@ -296,7 +297,7 @@ impl Agent {
 
     fn greedy(&self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
         if let Some(host) = &self.host {
-            return host.greedy(observations);
+            return Ok(host.greedy(observations)?);
         }
         let x = self.observation_tensor(observations, dim);
         let (outputs, continuous) = self.network.action_outputs(x);

@@ -3,10 +3,10 @@
 
 use burn::prelude::{Tensor, TensorData};
 use gradless_device_envs::{BatchActions, DeviceActions};
-use gradless_envs::{Actions, EnvError, EnvRng};
+use gradless_envs::{EnvError, EnvRng};
+use gradless_kernels::NonFinite;
+pub use gradless_kernels::{ActionBatch, greedy_actions};
 use thiserror::Error;
-
-use crate::sampling::argmax;
 
 /// Why acting failed.
 #[derive(Debug, Error)]
@@ -68,25 +68,6 @@ pub enum Selection<'a> {
     Sample(&'a mut [EnvRng]),
 }
 
-/// One action per env, in the form the vector envs take.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionBatch {
-    /// One discrete action per env.
-    Discrete(Vec<i64>),
-    /// `dim` values per env, concatenated.
-    Continuous(Vec<f32>),
-}
-
-impl ActionBatch {
-    /// The batch as the envs take it.
-    pub fn as_actions(&self) -> Actions<'_> {
-        match self {
-            ActionBatch::Discrete(a) => Actions::Discrete(a),
-            ActionBatch::Continuous(a) => Actions::Continuous(a),
-        }
-    }
-}
-
 /// Actions computed where the observations were: host values for host observations, device
 /// tensors for device ones.
 // Made once a step and consumed at once: boxing the tensors would only add an allocation.
@@ -109,17 +90,8 @@ impl AgentActions {
     }
 }
 
-/// Greedy actions from read-back outputs (`rows` of them): each row's argmax, or the
-/// Gaussian means as they are.
-pub fn greedy_actions(outputs: Vec<f32>, rows: usize, continuous: bool) -> ActionBatch {
-    if continuous {
-        return ActionBatch::Continuous(outputs);
+impl From<NonFinite> for ActError {
+    fn from(_: NonFinite) -> Self {
+        ActError::NonFinite
     }
-    let width = outputs.len() / rows;
-    ActionBatch::Discrete(
-        outputs
-            .chunks(width)
-            .map(|row| argmax(row) as i64)
-            .collect(),
-    )
 }

@@ -13,7 +13,6 @@ mod device_episodes;
 mod episode_plan;
 mod episodes;
 pub mod export;
-mod host_forward;
 mod network;
 mod normalization;
 mod policy_network;

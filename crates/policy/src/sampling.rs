@@ -104,16 +104,7 @@ impl DiagGaussian {
     }
 }
 
-/// The index of the largest value (the first of equals, as `argmax` everywhere).
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(best, max), (k, &v)| {
-            if v > max { (k, v) } else { (best, max) }
-        })
-        .0
-}
+pub use gradless_kernels::argmax;
 
 /// `log_softmax` of one row of logits, in `f64`.
 pub fn log_softmax(logits: &[f32]) -> Vec<f64> {

@@ -10,11 +10,9 @@
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use crate::actions::{ActError, ActionBatch, greedy_actions};
-use crate::network::Activation;
-use gradless_kernels::FrozenNormalization;
-use gradless_kernels::tanh::tanh;
-use gradless_kernels::{FlatMlp, Head};
+use crate::actions::{ActionBatch, NonFinite, greedy_actions};
+use crate::tanh::tanh;
+use crate::{Activation, FlatMlp, FrozenNormalization, Head};
 
 /// Rows of a register tile.
 const TILE_ROWS: usize = 4;
@@ -41,7 +39,7 @@ struct HostLayer {
 
 /// A policy network ready for the host loop.
 #[derive(Debug, Clone)]
-pub(crate) struct HostForward {
+pub struct HostForward {
     layers: Vec<HostLayer>,
     activation: Activation,
     head: Head,
@@ -59,7 +57,8 @@ fn padded(width: usize) -> usize {
 }
 
 impl HostForward {
-    pub(crate) fn new(network: FlatMlp) -> Self {
+    /// The host loop for `network`, its layers padded to whole register tiles.
+    pub fn new(network: FlatMlp) -> Self {
         let mut layers = Vec::with_capacity(network.widths.len() - 1);
         let mut offset = 0;
         let mut inputs = network.inputs();
@@ -99,7 +98,7 @@ impl HostForward {
 
     /// The last layer's outputs for `observations` (`rows * inputs` values), `outputs`
     /// values per row; refused if any is not finite, as outputs read back from a device are.
-    pub(crate) fn outputs(&self, observations: &[f32]) -> Result<Vec<f32>, ActError> {
+    pub fn outputs(&self, observations: &[f32]) -> Result<Vec<f32>, NonFinite> {
         let rows = observations.len() / self.inputs;
         let mut outputs = vec![0.0; rows * self.outputs];
         let (x_block, y_block) = (BLOCK_ROWS * self.inputs, BLOCK_ROWS * self.outputs);
@@ -123,12 +122,12 @@ impl HostForward {
         if outputs.iter().all(|v| v.is_finite()) {
             Ok(outputs)
         } else {
-            Err(ActError::NonFinite)
+            Err(NonFinite)
         }
     }
 
     /// The greedy actions for `observations`: argmax, the means, or SAC's squashed means.
-    pub(crate) fn greedy(&self, observations: &[f32]) -> Result<ActionBatch, ActError> {
+    pub fn greedy(&self, observations: &[f32]) -> Result<ActionBatch, NonFinite> {
         let outputs = self.outputs(observations)?;
         let rows = observations.len() / self.inputs;
         Ok(match &self.head {
