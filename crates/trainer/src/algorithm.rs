@@ -39,17 +39,20 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// A run's core before its first step.
+    /// A run's core before its first step: `num_envs` envs of `observation_dim` values,
+    /// returns discounted by `gamma` for the reward statistics.
     pub(crate) fn starting(
         config: &TrainConfig,
         architecture: Architecture,
-        normalizers: Normalizers,
+        observation_dim: usize,
+        num_envs: usize,
+        gamma: f64,
     ) -> Self {
         Self {
             global_step: 0,
             total_timesteps: config.total_timesteps,
             architecture,
-            normalizers,
+            normalizers: Normalizers::new(&config.normalization, observation_dim, num_envs, gamma),
         }
     }
 }

@@ -138,12 +138,9 @@ impl Dqn {
             core: Core::starting(
                 config,
                 architecture,
-                Normalizers::new(
-                    &config.normalization,
-                    observation_dim,
-                    dqn.num_envs,
-                    dqn.gamma,
-                ),
+                observation_dim,
+                dqn.num_envs,
+                dqn.gamma,
             ),
         }
     }

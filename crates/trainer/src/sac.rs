@@ -191,12 +191,9 @@ impl Sac {
             core: Core::starting(
                 config,
                 architecture,
-                Normalizers::new(
-                    &config.normalization,
-                    observation_dim,
-                    sac.num_envs,
-                    sac.gamma,
-                ),
+                observation_dim,
+                sac.num_envs,
+                sac.gamma,
             ),
         }
     }

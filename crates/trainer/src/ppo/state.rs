@@ -96,12 +96,6 @@ impl Ppo {
         let (envs, head) = Self::make_envs(config, ppo, training)?;
         let network = &config.network;
         let observation_dim = envs.observation_dim();
-        let normalizers = Normalizers::new(
-            &config.normalization,
-            observation_dim,
-            ppo.num_envs,
-            ppo.gamma,
-        );
         let model = ActorCritic::new(
             observation_dim,
             &network.hidden,
@@ -124,7 +118,9 @@ impl Ppo {
             core: Core::starting(
                 config,
                 architecture(config, observation_dim, head),
-                normalizers,
+                observation_dim,
+                ppo.num_envs,
+                ppo.gamma,
             ),
             updates: 0,
         })

@@ -9,62 +9,13 @@ fn config(text: &str) -> TrainConfig {
     TrainConfig::from_toml(text, &[]).unwrap()
 }
 
-const PPO: &str = r#"
-    env = "CartPole-v1"
-    algorithm = "ppo"
-    seed = 7
-    total_timesteps = 256
-    network = { hidden = [16], activation = "tanh" }
-    checkpoint = { every_steps = 64, keep_last = 2 }
-    evaluation = { every_steps = 0 }
-    [ppo]
-    num_envs = 2
-    num_steps = 32
-    num_minibatches = 2
-    update_epochs = 2
-"#;
+const PPO: &str = include_str!("test_configs/ppo.toml");
 
-const DQN: &str = r#"
-    env = "CartPole-v1"
-    algorithm = "dqn"
-    seed = 3
-    total_timesteps = 400
-    network = { hidden = [16], activation = "relu" }
-    checkpoint = { every_steps = 100, keep_last = 2 }
-    evaluation = { every_steps = 0 }
-    [dqn]
-    num_envs = 2
-    buffer_size = 150
-    batch_size = 16
-    learning_starts = 60
-    train_frequency = 4
-    gradient_steps = 2
-    target_network_frequency = 30
-    exploration_fraction = 0.5
-    loss = "huber"
-    max_grad_norm = 10.0
-"#;
+const DQN: &str = include_str!("test_configs/dqn.toml");
 
 /// Pendulum (200-step episodes, truncation only) with every SAC feature on: delayed actor
 /// steps, target updates every other step, several gradient steps a round, autotuning.
-const SAC: &str = r#"
-    env = "Pendulum-v1"
-    algorithm = "sac"
-    seed = 5
-    total_timesteps = 500
-    network = { hidden = [16], activation = "relu" }
-    checkpoint = { every_steps = 100, keep_last = 2 }
-    evaluation = { every_steps = 0 }
-    [sac]
-    num_envs = 2
-    buffer_size = 300
-    batch_size = 16
-    learning_starts = 60
-    train_frequency = 4
-    gradient_steps = 2
-    policy_frequency = 2
-    target_network_frequency = 2
-"#;
+const SAC: &str = include_str!("test_configs/sac.toml");
 
 fn episode_lines(run: &Path) -> Vec<String> {
     std::fs::read_to_string(run.join(crate::run_dir::METRICS_FILE))
