@@ -55,9 +55,27 @@ impl Core {
             normalizers: Normalizers::new(&config.normalization, observation_dim, num_envs, gamma),
         }
     }
-}
 
-impl Core {
+    /// Takes up the step count and statistics a checkpoint saved, refusing (naming the
+    /// checkpoint) statistics that do not fit this run's settings, `observation_dim` values
+    /// and `num_envs` envs.
+    pub(crate) fn restore(
+        &mut self,
+        global_step: u64,
+        normalizers: Normalizers,
+        config: &TrainConfig,
+        observation_dim: usize,
+        num_envs: usize,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), TrainError> {
+        normalizers
+            .check_fits(&config.normalization, observation_dim, num_envs)
+            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
+        self.global_step = global_step;
+        self.normalizers = normalizers;
+        Ok(())
+    }
+
     /// Counts one step of the envs: their rewards into the statistics, their number into the
     /// step count, the episodes that ended into `iteration` (at the new count). Returns the
     /// count before the step.

@@ -204,15 +204,17 @@ impl Dqn {
         )?;
         dqn.observations = state.env.observations.clone();
         dqn.rng = state.rng;
-        dqn.core.global_step = state.global_step;
         dqn.gradient_steps = state.gradient_steps;
         dqn.pending = state.pending;
         dqn.pending_count = state.pending_count;
-        state
-            .normalizers
-            .check_fits(&config.normalization, observation_dim, dqn_config.num_envs)
-            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
-        dqn.core.normalizers = state.normalizers;
+        dqn.core.restore(
+            state.global_step,
+            state.normalizers,
+            config,
+            observation_dim,
+            dqn_config.num_envs,
+            checkpoint,
+        )?;
         Ok(dqn)
     }
 

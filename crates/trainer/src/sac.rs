@@ -304,14 +304,17 @@ impl Sac {
         }
         resumed.exploration = state.exploration;
         resumed.rng = state.rng;
-        resumed.core.global_step = state.global_step;
         resumed.gradient_steps = state.gradient_steps;
         resumed.pending = state.pending;
-        state
-            .normalizers
-            .check_fits(&config.normalization, resumed.observation_dim, sac.num_envs)
-            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
-        resumed.core.normalizers = state.normalizers;
+        let observation_dim = resumed.observation_dim;
+        resumed.core.restore(
+            state.global_step,
+            state.normalizers,
+            config,
+            observation_dim,
+            sac.num_envs,
+            checkpoint,
+        )?;
         Ok(resumed)
     }
 

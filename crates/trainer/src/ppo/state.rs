@@ -147,11 +147,22 @@ impl Ppo {
             )
         })?;
         envs.restore(&snapshot)?;
-        state
-            .normalizers
-            .check_fits(&config.normalization, envs.observation_dim(), ppo.num_envs)
-            .map_err(|reason| state_error(checkpoint, serde::de::Error::custom(reason)))?;
         let observation_dim = envs.observation_dim();
+        let mut core = Core::starting(
+            config,
+            architecture(config, observation_dim, head),
+            observation_dim,
+            ppo.num_envs,
+            ppo.gamma,
+        );
+        core.restore(
+            state.global_step,
+            state.normalizers,
+            config,
+            observation_dim,
+            ppo.num_envs,
+            checkpoint,
+        )?;
         Ok(Self {
             num_updates: config.total_timesteps / ppo.batch_size() as u64,
             config: ppo.clone(),
@@ -163,12 +174,7 @@ impl Ppo {
             envs,
             head,
             rng: state.rng,
-            core: Core {
-                global_step: state.global_step,
-                total_timesteps: config.total_timesteps,
-                architecture: architecture(config, observation_dim, head),
-                normalizers: state.normalizers,
-            },
+            core,
             updates: state.updates,
         })
     }
