@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradless_device::{Backend, Device, DeviceChoice};
-use gradless_evaluator::Activation;
+use gradless_evaluator::{Activation, EnvBackendChoice, EvalSettings};
 use gradless_policy::EpisodePlan;
 
 /// How the agent acts, as `gradless eval` and `gradless record` take it.
@@ -90,6 +90,24 @@ impl ActingArgs {
     /// The device `--device` names, opened.
     pub fn base_device(&self) -> Result<Device> {
         Ok(self.open_device()?.0)
+    }
+
+    /// What an evaluation of `counts` episodes takes from these flags, the envs stepping on
+    /// `env_backend`.
+    pub fn eval_settings(
+        &self,
+        counts: &EpisodeArgs,
+        env_backend: EnvBackendChoice,
+    ) -> Result<EvalSettings> {
+        Ok(EvalSettings {
+            episodes: counts.episodes,
+            num_envs: counts.num_envs,
+            seed: self.seed,
+            stochastic: self.stochastic,
+            env: self.env.clone(),
+            activation: parse_activation(self.activation.as_deref())?,
+            env_backend,
+        })
     }
 }
 

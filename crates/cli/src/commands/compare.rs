@@ -319,15 +319,9 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     let out = prepare_output_dir(&args.out, Path::new(""))?;
     let mut scorer = Scorer {
         args,
-        settings: EvalSettings {
-            episodes: args.counts.episodes,
-            num_envs: args.counts.num_envs,
-            seed: args.acting.seed,
-            stochastic: args.acting.stochastic,
-            env: args.acting.env.clone(),
-            env_backend: EnvBackendChoice::Only(EnvBackend::Cpu),
-            activation: crate::settings::parse_activation(args.acting.activation.as_deref())?,
-        },
+        settings: args
+            .acting
+            .eval_settings(&args.counts, EnvBackendChoice::Only(EnvBackend::Cpu))?,
         device: None,
     };
     let groups: Vec<Group> = named

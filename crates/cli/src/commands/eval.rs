@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, check_count, lock_out, parse_activation};
+use crate::settings::{ActingArgs, EpisodeArgs, check_count, lock_out};
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
@@ -366,18 +366,9 @@ impl<'a> EvalRun<'a> {
             // The videos show the evaluated episodes: the CPU envs'.
             env_backend = EnvBackendChoice::Only(EnvBackend::Cpu);
         }
-        let activation = parse_activation(args.acting.activation.as_deref())?;
+        let settings = args.acting.eval_settings(&args.counts, env_backend)?;
         let (base, backend) = args.acting.open_device()?;
         let device = AgentDevice::new(&InferenceDevice::new(&base));
-        let settings = EvalSettings {
-            episodes: args.counts.episodes,
-            num_envs: args.counts.num_envs,
-            seed: args.acting.seed,
-            stochastic: args.acting.stochastic,
-            env: args.acting.env.clone(),
-            activation,
-            env_backend,
-        };
         if device_envs && settings.stochastic && backend == Backend::Flex {
             bail!(
                 "--stochastic: with --env-backend device, actions are drawn in the episode kernel, \
