@@ -355,6 +355,20 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         &eval(&root.join("agent.zip"), "CartPole-v1"),
         &["vecnormalize.pkl", "refused"],
     );
+    // And where RL Zoo keeps them, for the run's final zip and its best model alike.
+    let zoo_run = root.join("CartPole-v1_1");
+    std::fs::create_dir_all(zoo_run.join("CartPole-v1")).unwrap();
+    std::fs::write(zoo_run.join("CartPole-v1/vecnormalize.pkl"), b"statistics").unwrap();
+    for zip in ["CartPole-v1.zip", "best_model.zip"] {
+        copy_file(
+            &fixtures().join("sb3_ppo_cartpole_relu32.zip"),
+            &zoo_run.join(zip),
+        );
+        assert_clean_failure(
+            &eval(&zoo_run.join(zip), "CartPole-v1"),
+            &["CartPole-v1/vecnormalize.pkl", "refused"],
+        );
+    }
     assert_clean_failure(
         &gradless(&[
             "eval",

@@ -9,6 +9,7 @@ mod cleanrl;
 mod safetensors;
 mod sb3;
 mod tensors;
+mod zoo_layout;
 
 use std::path::{Path, PathBuf};
 

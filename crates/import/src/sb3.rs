@@ -93,13 +93,11 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         path: path.to_path_buf(),
         reason,
     };
-    let normaliser = path.with_file_name("vecnormalize.pkl");
-    if normaliser.exists() {
+    if let Some(why) = crate::zoo_layout::implied_normaliser(path) {
         return Err(file_error(format!(
-            "{} lies beside it: the agent was trained on VecNormalize-d observations, and \
-             gradless does not apply VecNormalize statistics; evaluating it on raw \
-             observations would be wrong, so it is refused",
-            normaliser.display()
+            "{why}: the agent was trained on VecNormalize-d observations, and gradless does \
+             not apply VecNormalize statistics yet; evaluating it on raw observations would be \
+             wrong, so it is refused"
         )));
     }
     let file = gradless_files::open_regular(path).map_err(|e| file_error(e.to_string()))?;

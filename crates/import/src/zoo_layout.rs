@@ -1,0 +1,199 @@
+//! RL Zoo's run folders (`logs/<algo>/<EnvId>_<n>/` holding `<EnvId>.zip`, `best_model.zip`
+//! and `<EnvId>/` with `config.yml` and `vecnormalize.pkl`), read only for what they say
+//! about observation normalisation: gradless does not apply VecNormalize statistics yet, and
+//! an agent evaluated on raw observations it was never trained on scores wrongly without a
+//! sign, so a normaliser the layout implies makes the zip refused.
+
+use std::path::{Path, PathBuf};
+
+/// The largest `config.yml` read: RL Zoo's are a few kilobytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The statistics file VecNormalize writes.
+const STATISTICS: &str = "vecnormalize.pkl";
+
+/// Why the zip at `zip` was trained on normalised observations, if its folder says so: a
+/// `vecnormalize.pkl`, or a `config.yml` whose `normalize` is not false, beside the zip or
+/// in the folder RL Zoo keeps them in (named by the zip or by the run folder's env id).
+pub(crate) fn implied_normaliser(zip: &Path) -> Option<String> {
+    for folder in folders_of(zip) {
+        let statistics = folder.join(STATISTICS);
+        if statistics.symlink_metadata().is_ok() {
+            return Some(format!(
+                "{} holds VecNormalize statistics",
+                statistics.display()
+            ));
+        }
+        let config = folder.join("config.yml");
+        if config.symlink_metadata().is_err() {
+            continue;
+        }
+        let text = match gradless_files::read_text_bounded(&config, MAX_CONFIG_BYTES) {
+            Ok(text) => text,
+            Err(e) => return Some(format!("{} is unreadable ({e})", config.display())),
+        };
+        if let Some(value) = normalize_value(&text).filter(|value| normalises(value)) {
+            return Some(format!("{} sets `normalize: {value}`", config.display()));
+        }
+    }
+    None
+}
+
+/// The zip's own folder, then the subfolders RL Zoo would use: one named as the zip
+/// (`Acrobot-v1.zip` → `Acrobot-v1/`) and one named by the run folder's env id
+/// (`Acrobot-v1_1/` → `Acrobot-v1/`, for `best_model.zip` and checkpoints).
+fn folders_of(zip: &Path) -> Vec<PathBuf> {
+    let folder = match zip.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut folders = vec![folder.clone()];
+    let stem = zip.file_stem().and_then(|stem| stem.to_str());
+    let env_id = folder
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(run_folder_env_id);
+    for name in [stem, env_id].into_iter().flatten() {
+        let candidate = folder.join(name);
+        if !folders.contains(&candidate) {
+            folders.push(candidate);
+        }
+    }
+    folders
+}
+
+/// `Acrobot-v1` for RL Zoo's run folder `Acrobot-v1_3`.
+fn run_folder_env_id(name: &str) -> Option<&str> {
+    let (env_id, run) = name.rsplit_once('_')?;
+    let numbered = !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit());
+    (numbered && !env_id.is_empty()).then_some(env_id)
+}
+
+/// The value of the `normalize` key in RL Zoo's `config.yml`: either its ordered-dict form
+/// (a `- - normalize` line, the value on the next as `- value`) or a plain `normalize: value`.
+fn normalize_value(text: &str) -> Option<&str> {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let item = strip_dashes(line);
+        if item == "normalize" {
+            return lines.next().map(strip_dashes);
+        }
+        if let Some(value) = item.strip_prefix("normalize:") {
+            return Some(value.trim());
+        }
+    }
+    None
+}
+
+/// A YAML line without its indentation and list dashes.
+fn strip_dashes(line: &str) -> &str {
+    let mut rest = line.trim();
+    while let Some(after) = rest.strip_prefix('-') {
+        rest = after.trim_start();
+    }
+    rest.trim_end()
+}
+
+/// Whether a `normalize` value turns observation normalisation on: anything but false, an
+/// empty value or a dict (as a quoted string) with `norm_obs` false.
+fn normalises(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let off = matches!(lower.as_str(), "false" | "" | "null" | "~")
+        || lower
+            .replace(['\'', '"', ' '], "")
+            .contains("norm_obs:false");
+    !off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system's temporary one, removed by the test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gradless-zoo-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const ZOO_CONFIG: &str = "!!python/object/apply:collections.OrderedDict\n\
+        - - - batch_size\n    - 64\n  - - n_timesteps\n    - 100000.0\n  - - normalize\n    - VALUE\n  - - policy\n    - MlpPolicy\n";
+
+    #[test]
+    fn a_normaliser_anywhere_rl_zoo_keeps_one_refuses_the_zip() {
+        let logs = scratch("layout");
+        let run = logs.join("Acrobot-v1_1");
+        let inner = run.join("Acrobot-v1");
+        std::fs::create_dir_all(&inner).unwrap();
+        // Nothing there: accepted.
+        for zip in [
+            "Acrobot-v1.zip",
+            "best_model.zip",
+            "rl_model_1000_steps.zip",
+        ] {
+            assert_eq!(implied_normaliser(&run.join(zip)), None, "{zip}");
+        }
+        // Statistics in <EnvId>/: every zip of the run is refused, naming the file.
+        std::fs::write(inner.join(STATISTICS), b"statistics").unwrap();
+        for zip in [
+            "Acrobot-v1.zip",
+            "best_model.zip",
+            "rl_model_1000_steps.zip",
+        ] {
+            let why = implied_normaliser(&run.join(zip)).expect(zip);
+            assert!(why.contains("Acrobot-v1/vecnormalize.pkl"), "{why}");
+        }
+        std::fs::remove_file(inner.join(STATISTICS)).unwrap();
+        // Beside the zip, as a user might copy them.
+        std::fs::write(run.join(STATISTICS), b"statistics").unwrap();
+        assert!(implied_normaliser(&run.join("best_model.zip")).is_some());
+        std::fs::remove_file(run.join(STATISTICS)).unwrap();
+        // The statistics gone but the config saying it normalised.
+        for (value, refused) in [
+            ("true", true),
+            ("'{''norm_obs'': True, ''norm_reward'': False}'", true),
+            ("false", false),
+            ("'{''norm_obs'': False, ''norm_reward'': True}'", false),
+        ] {
+            std::fs::write(inner.join("config.yml"), ZOO_CONFIG.replace("VALUE", value)).unwrap();
+            let why = implied_normaliser(&run.join("Acrobot-v1.zip"));
+            assert_eq!(why.is_some(), refused, "{value}: {why:?}");
+            if let Some(why) = why {
+                assert!(
+                    why.contains("config.yml") && why.contains("normalize"),
+                    "{why}"
+                );
+            }
+        }
+        std::fs::remove_dir_all(&logs).unwrap();
+    }
+
+    #[test]
+    fn folders_not_named_like_a_run_add_only_the_zips_own() {
+        let folders = folders_of(Path::new("agents/ppo.zip"));
+        assert_eq!(
+            folders,
+            [PathBuf::from("agents"), PathBuf::from("agents/ppo")]
+        );
+        assert_eq!(folders_of(Path::new("ppo.zip"))[0], PathBuf::from("."));
+        assert_eq!(
+            run_folder_env_id("MountainCar-v0_12"),
+            Some("MountainCar-v0")
+        );
+        for name in ["MountainCar-v0", "ppo_", "_3", "runs_a1"] {
+            assert_eq!(run_folder_env_id(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn plain_yaml_and_missing_keys_are_read() {
+        assert_eq!(
+            normalize_value("gamma: 0.99\nnormalize: true\n"),
+            Some("true")
+        );
+        assert_eq!(normalize_value("gamma: 0.99\n"), None);
+        assert!(!normalises("False"));
+        assert!(normalises("True"));
+    }
+}
