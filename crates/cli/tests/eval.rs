@@ -21,23 +21,24 @@ fn eval_json_on_flex(path: &Path, out: &Path, options: &[&str]) -> std::process:
     gradless(&args)
 }
 
+/// `eval_json_on_flex` on the shipped checkpoint `name` into a fresh scratch folder named
+/// `label`, which must succeed: the folder and the JSON lines.
+fn eval_shipped(
+    label: &str,
+    name: &str,
+    options: &[&str],
+) -> (std::path::PathBuf, Vec<serde_json::Value>) {
+    let out = scratch(label);
+    let output = eval_json_on_flex(&shipped(name), &out, options);
+    assert!(output.status.success(), "{}", stderr(&output));
+    (out, json_lines(&output))
+}
+
 #[test]
 fn json_summaries_have_the_documented_keys() {
-    let out = scratch("eval-json");
-    let output = eval_json_on_flex(&shipped("cartpole-v1-ppo"), &out, &["--episodes", "10"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let lines = json_lines(&output);
+    let (out, lines) = eval_shipped("eval-json", "cartpole-v1-ppo", &["--episodes", "10"]);
     assert_eq!(lines.len(), 1);
-    for key in [
-        "checkpoint",
-        "step",
-        "episodes",
-        "mean_return",
-        "std_return",
-        "iqm",
-        "iqm_ci95",
-        "truncated_fraction",
-    ] {
+    for key in SUMMARY_KEYS {
         assert!(lines[0].get(key).is_some(), "{key} missing: {}", lines[0]);
     }
     assert_eq!(lines[0]["episodes"], 10);
@@ -52,12 +53,7 @@ fn json_summaries_have_the_documented_keys() {
 #[test]
 fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     let root = scratch("eval-run");
-    let run = root.join("run");
-    run_of_copies(
-        &run,
-        "cartpole-v1-ppo",
-        &["step-0000000100", "step-0000000200"],
-    );
+    let run = run_of_copies(root.join("run"), "cartpole-v1-ppo", &[100, 200]);
     let bad = run.join("checkpoints/step-0000000200/model.bpk");
     let mut bytes = std::fs::read(&bad).unwrap();
     let middle = bytes.len() / 2;
@@ -230,14 +226,12 @@ fn bench_eval_refuses_an_unknown_forward_pass() {
 
 #[test]
 fn grad_mode_report_adds_the_measured_speedup() {
-    let out = scratch("eval-grad-modes");
-    let output = eval_json_on_flex(
-        &shipped("cartpole-v1-dqn"),
-        &out,
+    let (out, lines) = eval_shipped(
+        "eval-grad-modes",
+        "cartpole-v1-dqn",
         &["--episodes", "2", "--num-envs", "8", "--grad-mode-report"],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let report = &json_lines(&output)[0]["grad_mode_report"];
+    let report = &lines[0]["grad_mode_report"];
     assert_eq!(report["batch"], 8);
     let no_grad = report["no_grad_us_per_step"].as_f64().unwrap();
     let inference = report["inference_us_per_step"].as_f64().unwrap();
@@ -253,10 +247,9 @@ fn grad_mode_report_adds_the_measured_speedup() {
 
 #[test]
 fn device_envs_evaluate_beside_the_policy() {
-    let out = scratch("eval-device-envs");
-    let output = eval_json_on_flex(
-        &shipped("cartpole-v1-ppo"),
-        &out,
+    let (out, lines) = eval_shipped(
+        "eval-device-envs",
+        "cartpole-v1-ppo",
         &[
             "--env-backend",
             "device",
@@ -266,8 +259,7 @@ fn device_envs_evaluate_beside_the_policy() {
             "4",
         ],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary = &json_lines(&output)[0];
+    let summary = &lines[0];
     assert_eq!(summary["env_backend"], "device");
     assert_eq!(summary["episodes"], 6);
     let episodes = std::fs::read_to_string(out.join("cartpole-v1-ppo/episodes.jsonl")).unwrap();
@@ -287,15 +279,11 @@ fn device_envs_evaluate_beside_the_policy() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 
-    let sampled = gradless(&[
+    let sampled = on_flex(
         "eval",
-        shipped("cartpole-v1-ppo").to_str().unwrap(),
-        "--device",
-        "flex",
-        "--env-backend",
-        "device",
-        "--stochastic",
-    ]);
+        &shipped("cartpole-v1-ppo"),
+        &["--env-backend", "device", "--stochastic"],
+    );
     assert_clean_failure(&sampled, &["--stochastic"]);
     let unknown = gradless(&[
         "eval",
@@ -311,26 +299,23 @@ fn device_envs_evaluate_beside_the_policy() {
 #[test]
 fn shards_evaluate_their_share_and_merge_gathers_them() {
     let root = scratch("eval-shards");
-    let run = root.join("run");
-    run_of_copies(
-        &run,
-        "cartpole-v1-dqn",
-        &["step-0000000100", "step-0000000200", "step-0000000300"],
-    );
+    let run = run_of_copies(root.join("run"), "cartpole-v1-dqn", &[100, 200, 300]);
     let run_arg = run.to_str().unwrap();
+    // What every shard and merge below runs.
+    let eval = [
+        "--json",
+        "eval",
+        run_arg,
+        "--device",
+        "flex",
+        "--env",
+        "CartPole-v0",
+    ];
     let shard = |spec: &str, index: Option<&str>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"));
         command
-            .args([
-                "--json",
-                "eval",
-                run_arg,
-                "--device",
-                "flex",
-                "--episodes",
-                "3",
-            ])
-            .args(["--env", "CartPole-v0", "--shard", spec])
+            .args(eval)
+            .args(["--episodes", "3", "--shard", spec])
             .env("RUST_LOG", "warn")
             .env_remove("SLURM_ARRAY_TASK_ID")
             .env_remove("JOB_COMPLETION_INDEX");
@@ -356,20 +341,8 @@ fn shards_evaluate_their_share_and_merge_gathers_them() {
         !run.join("eval/learning_curve.svg").exists(),
         "a shard leaves the run's outputs to --merge"
     );
-    let merge = |episodes: &str| {
-        gradless(&[
-            "--json",
-            "eval",
-            run_arg,
-            "--device",
-            "flex",
-            "--episodes",
-            episodes,
-            "--env",
-            "CartPole-v0",
-            "--merge",
-        ])
-    };
+    let merge =
+        |episodes: &str| gradless(&[&eval[..], &["--episodes", episodes, "--merge"]].concat());
     assert_clean_failure(
         &merge("3"),
         &["step-0000000200", "no evaluation of these episodes"],

@@ -15,7 +15,7 @@ fn file_type(path: &Path) -> std::fs::FileType {
 }
 
 fn eval_on_flex(checkpoint: &Path) -> std::process::Output {
-    gradless(&["eval", checkpoint.to_str().unwrap(), "--device", "flex"])
+    on_flex("eval", checkpoint, &[])
 }
 
 fn export(checkpoint: &Path, out: &Path) -> std::process::Output {
@@ -130,14 +130,7 @@ fn eval_never_writes_through_links_inside_a_checkpoint() {
     copy_dir(&shipped("cartpole-v1-dqn"), &checkpoint);
     std::os::unix::fs::symlink(&elsewhere, checkpoint.join("eval")).unwrap();
     assert_clean_failure(
-        &gradless(&[
-            "eval",
-            checkpoint.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--episodes",
-            "2",
-        ]),
+        &on_flex("eval", &checkpoint, &["--episodes", "2"]),
         &["eval", "symbolic link"],
     );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
@@ -173,26 +166,12 @@ fn edited_metadata_is_one_line_and_quick() {
 fn eval_refuses_what_it_cannot_finish_before_running_an_episode() {
     let ppo = shipped("cartpole-v1-ppo");
     assert_clean_failure(
-        &gradless(&[
-            "eval",
-            ppo.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--seed",
-            "18446744073709551615",
-        ]),
+        &on_flex("eval", &ppo, &["--seed", "18446744073709551615"]),
         &["--seed", "18446744073709551516"],
     );
     // /proc takes no new folders, even from root.
     assert_clean_failure(
-        &gradless(&[
-            "eval",
-            ppo.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--out",
-            "/proc/gradless-eval",
-        ]),
+        &on_flex("eval", &ppo, &["--out", "/proc/gradless-eval"]),
         &["--out", "/proc/gradless-eval"],
     );
 }
@@ -277,17 +256,7 @@ fn links_inside_a_run_are_refused_and_aliases_lock_the_real_run() {
     let alias = dir.join("alias");
     std::os::unix::fs::symlink(&real, &alias).unwrap();
     let _trainer = gradless_files::DirLock::acquire(&run).unwrap();
-    assert_clean_failure(
-        &gradless(&[
-            "eval",
-            alias.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--episodes",
-            "2",
-        ]),
-        &["in use"],
-    );
+    assert_clean_failure(&on_flex("eval", &alias, &["--episodes", "2"]), &["in use"]);
     assert!(!real.join("eval").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -334,16 +303,11 @@ fn refusals_leave_nothing_behind() {
     assert_eq!(sorted_names(&checkpoint), before);
     let out = dir.join("shard-out");
     assert_clean_failure(
-        &gradless(&[
+        &on_flex(
             "eval",
-            checkpoint.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--shard",
-            "5/3",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
+            &checkpoint,
+            &["--shard", "5/3", "--out", out.to_str().unwrap()],
+        ),
         &["--shard"],
     );
     assert!(!out.exists());
@@ -372,16 +336,11 @@ fn refusals_leave_nothing_behind() {
         assert_clean_failure(&gradless(&all), &[flag]);
     }
     assert_clean_failure(
-        &gradless(&[
+        &on_flex(
             "record",
-            checkpoint.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--episodes",
-            "18446744073709551615",
-            "--seed",
-            "0",
-        ]),
+            &checkpoint,
+            &["--episodes", "18446744073709551615", "--seed", "0"],
+        ),
         &["--episodes"],
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -410,16 +369,11 @@ fn a_second_writer_of_the_same_out_is_refused() {
     let ppo = shipped("cartpole-v1-ppo");
     for command in ["eval", "record"] {
         assert_clean_failure(
-            &gradless(&[
+            &on_flex(
                 command,
-                ppo.to_str().unwrap(),
-                "--device",
-                "flex",
-                "--episodes",
-                "1",
-                "--out",
-                out.to_str().unwrap(),
-            ]),
+                &ppo,
+                &["--episodes", "1", "--out", out.to_str().unwrap()],
+            ),
             &["--out", "in use"],
         );
     }

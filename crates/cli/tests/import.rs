@@ -163,19 +163,19 @@ fn foreign_policies_get_everything_eval_does() {
     }
     let mean = one.iter().sum::<f64>() / 6.0;
     for (copy, folder) in [(&exported, "d"), (&native, "e")] {
-        let output = gradless(&[
-            "--json",
+        let output = on_flex(
             "eval",
-            copy.to_str().unwrap(),
-            "--device",
-            "flex",
-            "--episodes",
-            "6",
-            "--seed",
-            "3",
-            "--out",
-            out.join(folder).to_str().unwrap(),
-        ]);
+            copy,
+            &[
+                "--json",
+                "--episodes",
+                "6",
+                "--seed",
+                "3",
+                "--out",
+                out.join(folder).to_str().unwrap(),
+            ],
+        );
         assert!(output.status.success(), "{}", stderr(&output));
         let line = &json_lines(&output)[0];
         assert_eq!(line["env"], "Pendulum-v1");
@@ -207,17 +207,11 @@ fn foreign_policies_get_everything_eval_does() {
     for file in ["sb3_dqn_cartpole.zip", "cleanrl_dqn_cartpole.cleanrl_model"] {
         std::fs::copy(fixtures().join(file), folder.join(file)).unwrap();
     }
-    let output = gradless(&[
-        "--json",
+    let output = on_flex(
         "eval",
-        folder.to_str().unwrap(),
-        "--env",
-        "CartPole-v1",
-        "--device",
-        "flex",
-        "--episodes",
-        "2",
-    ]);
+        &folder,
+        &["--json", "--env", "CartPole-v1", "--episodes", "2"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(json_lines(&output).len(), 2);
     assert!(
@@ -227,20 +221,20 @@ fn foreign_policies_get_everything_eval_does() {
     );
 
     // The grad-mode report measures it as it measures native policies.
-    let output = gradless(&[
-        "--json",
+    let output = on_flex(
         "eval",
-        folder.join("sb3_dqn_cartpole.zip").to_str().unwrap(),
-        "--env",
-        "CartPole-v1",
-        "--episodes",
-        "1",
-        "--device",
-        "flex",
-        "--grad-mode-report",
-        "--out",
-        out.join("g").to_str().unwrap(),
-    ]);
+        &folder.join("sb3_dqn_cartpole.zip"),
+        &[
+            "--json",
+            "--env",
+            "CartPole-v1",
+            "--episodes",
+            "1",
+            "--grad-mode-report",
+            "--out",
+            out.join("g").to_str().unwrap(),
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let report = &json_lines(&output)[0]["grad_mode_report"];
     assert!(
@@ -253,16 +247,11 @@ fn foreign_policies_get_everything_eval_does() {
     );
 
     // And it can be watched.
-    let output = gradless(&[
+    let output = on_flex(
         "record",
-        folder.join("sb3_dqn_cartpole.zip").to_str().unwrap(),
-        "--env",
-        "CartPole-v1",
-        "--episodes",
-        "1",
-        "--device",
-        "flex",
-    ]);
+        &folder.join("sb3_dqn_cartpole.zip"),
+        &["--env", "CartPole-v1", "--episodes", "1"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         folder
@@ -276,21 +265,21 @@ fn foreign_policies_get_everything_eval_does() {
 fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
     let bad = fixtures().join("bad");
     let eval = |file: &Path, env: &str| {
-        gradless(&[
+        on_flex(
             "eval",
-            file.to_str().unwrap(),
-            "--env",
-            env,
-            "--device",
-            "flex",
-            "--episodes",
-            "1",
-            "--out",
-            std::env::temp_dir()
-                .join("gradless-bad-import")
-                .to_str()
-                .unwrap(),
-        ])
+            file,
+            &[
+                "--env",
+                env,
+                "--episodes",
+                "1",
+                "--out",
+                std::env::temp_dir()
+                    .join("gradless-bad-import")
+                    .to_str()
+                    .unwrap(),
+            ],
+        )
     };
     for (file, words) in [
         (
@@ -342,7 +331,7 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         &["sb3_ppo_pendulum.zip", "CartPole-v1", "Gaussian"],
     );
     assert_clean_failure(
-        &gradless(&["eval", pendulum.to_str().unwrap(), "--device", "flex"]),
+        &on_flex("eval", &pendulum, &[]),
         &["sb3_ppo_pendulum.zip", "--env"],
     );
     // VecNormalize statistics beside a zip: refused, never silently ignored.
@@ -370,16 +359,11 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         );
     }
     assert_clean_failure(
-        &gradless(&[
+        &on_flex(
             "eval",
-            pendulum.to_str().unwrap(),
-            "--env",
-            "Pendulum-v1",
-            "--activation",
-            "gelu",
-            "--device",
-            "flex",
-        ]),
+            &pendulum,
+            &["--env", "Pendulum-v1", "--activation", "gelu"],
+        ),
         &["--activation", "gelu"],
     );
     std::fs::remove_dir_all(&root).unwrap();

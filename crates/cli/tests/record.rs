@@ -14,21 +14,21 @@ fn record_writes_one_gif_per_episode_and_a_listing() {
     std::fs::write(out.join("episode-0007.gif"), b"mine").unwrap();
     // The shipped DQN agent on CartPole-v0 into `out`, from seed 7.
     let record = |episodes: &str| {
-        gradless(&[
-            "--json",
+        on_flex(
             "record",
-            shipped("cartpole-v1-dqn").to_str().unwrap(),
-            "--episodes",
-            episodes,
-            "--seed",
-            "7",
-            "--env",
-            "CartPole-v0",
-            "--device",
-            "flex",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+            &shipped("cartpole-v1-dqn"),
+            &[
+                "--json",
+                "--episodes",
+                episodes,
+                "--seed",
+                "7",
+                "--env",
+                "CartPole-v0",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
     };
     let output = record("2");
     assert!(output.status.success(), "{}", stderr(&output));
@@ -72,20 +72,20 @@ fn record_writes_one_gif_per_episode_and_a_listing() {
 #[test]
 fn eval_records_its_first_episodes_into_its_folder() {
     let out = scratch("eval-record");
-    let output = gradless(&[
+    let output = on_flex(
         "eval",
-        shipped("cartpole-v1-ppo").to_str().unwrap(),
-        "--episodes",
-        "3",
-        "--record",
-        "2",
-        "--env",
-        "CartPole-v0",
-        "--device",
-        "flex",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &shipped("cartpole-v1-ppo"),
+        &[
+            "--episodes",
+            "3",
+            "--record",
+            "2",
+            "--env",
+            "CartPole-v0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let folder = out.join("cartpole-v1-ppo");
     let read_lines = |name: &str| -> Vec<serde_json::Value> {
@@ -150,17 +150,7 @@ fn bad_record_requests_are_one_line_errors() {
     let copy = root.join("checkpoint");
     copy_dir(&checkpoint, &copy);
     std::os::unix::fs::symlink(root.join("elsewhere"), copy.join("videos")).unwrap();
-    assert_clean_failure(
-        &gradless(&[
-            "record",
-            copy.to_str().unwrap(),
-            "--episodes",
-            "1",
-            "--device",
-            "flex",
-        ]),
-        &["videos"],
-    );
+    assert_clean_failure(&on_flex("record", &copy, &["--episodes", "1"]), &["videos"]);
     assert_eq!(
         std::fs::read_dir(root.join("elsewhere")).unwrap().count(),
         0

@@ -509,7 +509,9 @@ mod tests {
     use super::*;
     use burn::prelude::Device;
     use gradless_device::InferenceDevice;
-    use gradless_test_support::{copy_dir, run_of_copies, scratch, shipped_checkpoint as shipped};
+    use gradless_test_support::{
+        SUMMARY_KEYS, copy_dir, run_of_copies, scratch, shipped_checkpoint as shipped,
+    };
 
     fn flex() -> AgentDevice {
         AgentDevice::new(&InferenceDevice::new(&Device::flex()))
@@ -687,12 +689,7 @@ mod tests {
     #[test]
     fn paths_are_a_checkpoint_a_run_or_a_folder_of_runs() {
         let root = scratch("discover");
-        let run = root.join("run-a");
-        run_of_copies(
-            &run,
-            "cartpole-v1-ppo",
-            &["step-0000000200", "step-0000000100"],
-        );
+        let run = run_of_copies(root.join("run-a"), "cartpole-v1-ppo", &[200, 100]);
         copy_dir(&shipped("cartpole-v1-dqn"), &root.join("single"));
         let as_checkpoint = discover(&run.join("checkpoints/step-0000000100")).unwrap();
         assert_eq!(as_checkpoint[0].checkpoints.len(), 1);
@@ -716,16 +713,7 @@ mod tests {
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
-        for key in [
-            "checkpoint",
-            "step",
-            "episodes",
-            "mean_return",
-            "std_return",
-            "iqm",
-            "iqm_ci95",
-            "truncated_fraction",
-        ] {
+        for key in SUMMARY_KEYS {
             assert!(summary.get(key).is_some(), "{key} missing: {summary}");
         }
         let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();

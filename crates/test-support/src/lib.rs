@@ -16,6 +16,19 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The keys every evaluation summary carries, in `summary.json` and `eval --json` alike (the
+/// ones docs/evaluation.md documents and scripts read).
+pub const SUMMARY_KEYS: [&str; 8] = [
+    "checkpoint",
+    "step",
+    "episodes",
+    "mean_return",
+    "std_return",
+    "iqm",
+    "iqm_ci95",
+    "truncated_fraction",
+];
+
 /// A checkpoint shipped under `checkpoints/` (`cartpole-v1-ppo`, `cartpole-v1-dqn`).
 pub fn shipped_checkpoint(name: &str) -> PathBuf {
     workspace_root().join("checkpoints").join(name)
@@ -62,14 +75,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Makes `run` a run directory holding copies of the shipped checkpoint `name`, one for each
-/// of `steps` (`step-0000000100`, ...), as a trainer would have left them.
-pub fn run_of_copies(run: &Path, name: &str, steps: &[&str]) {
+/// of `steps`, named as a trainer names them (`step-` and the step in ten digits); returns
+/// `run`.
+pub fn run_of_copies(run: PathBuf, name: &str, steps: &[u64]) -> PathBuf {
     for step in steps {
         copy_dir(
             &shipped_checkpoint(name),
-            &run.join("checkpoints").join(step),
+            &run.join("checkpoints").join(format!("step-{step:010}")),
         );
     }
+    run
 }
 
 /// Makes a FIFO at `path`, in this process: spawning `mkfifo` would fork, and a fork while

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub use gradless_test_support::{
-    copy_dir, make_fifo, run_of_copies, scratch, shipped_checkpoint as shipped, sorted_names,
-    workspace_root,
+    SUMMARY_KEYS, copy_dir, make_fifo, run_of_copies, scratch, shipped_checkpoint as shipped,
+    sorted_names, workspace_root,
 };
 
 pub fn gradless(args: &[&str]) -> Output {
@@ -15,6 +15,14 @@ pub fn gradless(args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("the gradless binary runs")
+}
+
+/// `gradless COMMAND PATH --device flex EXTRA...`: most tests run on burn's CPU backend.
+pub fn on_flex(command: &str, path: &Path, extra: &[&str]) -> Output {
+    let path = path.to_str().expect("test paths are UTF-8");
+    let mut args = vec![command, path, "--device", "flex"];
+    args.extend_from_slice(extra);
+    gradless(&args)
 }
 
 pub fn stderr(output: &Output) -> String {
