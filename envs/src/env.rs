@@ -114,6 +114,21 @@ impl<const N: usize> StateVector for [f64; N] {
     }
 }
 
+/// Envs stepped at once (see [`Dynamics::step_batch`]): `n = rewards.len()` of them.
+pub struct BatchStep<'a> {
+    /// Their states, component by component `stride` apart: component `c` of env `i` is
+    /// `states[c * stride + i]`.
+    pub states: &'a mut [f64],
+    /// How far apart a state's components lie.
+    pub stride: usize,
+    /// An action per env, already checked against the action space.
+    pub actions: Actions<'a>,
+    /// Where each env's reward goes.
+    pub rewards: &'a mut [f64],
+    /// Where each env's terminal flag goes.
+    pub terminated: &'a mut [bool],
+}
+
 /// The physics of one classic-control task, free of episode bookkeeping, so that the single
 /// and the vector environment share it.
 pub trait Dynamics: Clone + Send + Sync + 'static {
@@ -129,25 +144,16 @@ pub trait Dynamics: Clone + Send + Sync + 'static {
     fn step(&self, state: &mut Self::State, action: Action<'_>) -> Transition;
     /// The float32 observation of a state.
     fn observe(&self, state: &Self::State) -> Observation;
-    /// Steps `n = rewards.len()` envs at once, writing each env's reward and terminal flag.
-    /// Their states are stored component by component, `stride` apart: component `c` of env
-    /// `i` is `states[c * stride + i]`. Tasks with a vectorisable kernel override this; the
-    /// default steps the envs one by one.
-    fn step_batch(
-        &self,
-        states: &mut [f64],
-        stride: usize,
-        actions: Actions<'_>,
-        rewards: &mut [f64],
-        terminated: &mut [bool],
-    ) {
-        let n = rewards.len();
+    /// Steps the envs of `batch` at once, writing each env's reward and terminal flag. Tasks
+    /// with a vectorisable kernel override this; the default steps the envs one by one.
+    fn step_batch(&self, batch: BatchStep<'_>) {
+        let n = batch.rewards.len();
         for i in 0..n {
-            let mut state = Self::State::load(states, stride, i);
-            let transition = self.step(&mut state, actions.get(i, n));
-            state.store(states, stride, i);
-            rewards[i] = transition.reward;
-            terminated[i] = transition.terminated;
+            let mut state = Self::State::load(batch.states, batch.stride, i);
+            let transition = self.step(&mut state, batch.actions.get(i, n));
+            state.store(batch.states, batch.stride, i);
+            batch.rewards[i] = transition.reward;
+            batch.terminated[i] = transition.terminated;
         }
     }
 

@@ -30,8 +30,8 @@ mod vector;
 pub use action::{Action, Actions};
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 pub use env::{
-    ClassicEnv, Dynamics, Env, EnvDescription, MAX_OBSERVATION_DIM, Observation, StateVector, Step,
-    TimeLimit, Transition, check_action,
+    BatchStep, ClassicEnv, Dynamics, Env, EnvDescription, MAX_OBSERVATION_DIM, Observation,
+    StateVector, Step, TimeLimit, Transition, check_action,
 };
 pub use error::EnvError;
 pub use registry::{known_ids, make, make_vector, make_with, registered_specs, spec};

@@ -311,6 +311,13 @@ mod tests {
         assert!(parse(top).unwrap_err().reason.contains("`version`"));
     }
 
+    /// A replay file of one case.
+    fn one_case(env: &str, init_state: &str, actions: &str) -> String {
+        format!(
+            r#"{{"cases": [{{"env": "{env}", "init_state": {init_state}, "actions": {actions}}}]}}"#
+        )
+    }
+
     #[test]
     fn errors_name_the_case_and_the_field() {
         let bad_action = r#"{"cases": [
@@ -320,41 +327,43 @@ mod tests {
             parse(bad_action).unwrap_err().location,
             "case 1, field `actions[1]`"
         );
-        let out_of_range =
-            r#"{"cases": [{"env": "Acrobot-v1", "init_state": [0, 0, 0, 0], "actions": [3]}]}"#;
-        let err = run(out_of_range).unwrap_err().to_string();
-        assert!(
-            err.contains("case 0, field `actions[0]`") && err.contains("Acrobot-v1"),
-            "{err}"
-        );
-        let short_state =
-            r#"{"cases": [{"env": "Pendulum-v1", "init_state": [0], "actions": [0.1]}]}"#;
-        let err = run(short_state).unwrap_err().to_string();
-        assert!(
-            err.contains("init_state") && err.contains("expected 2"),
-            "{err}"
-        );
-        let unknown = r#"{"cases": [{"env": "Nope-v0", "init_state": [], "actions": []}]}"#;
-        assert!(run(unknown).unwrap_err().to_string().contains("known ids"));
+        for (json, expected) in [
+            (
+                one_case("Acrobot-v1", "[0, 0, 0, 0]", "[3]"),
+                &["case 0, field `actions[0]`", "Acrobot-v1"][..],
+            ),
+            (
+                one_case("Pendulum-v1", "[0]", "[0.1]"),
+                &["init_state", "expected 2"],
+            ),
+            (one_case("Nope-v0", "[]", "[]"), &["known ids"]),
+            (
+                one_case("CartPole-v1", "[0, 0, 0.1, 3.4e38]", "[0]"),
+                &["actions[0]", "not finite"],
+            ),
+        ] {
+            let err = run(&json).unwrap_err().to_string();
+            for part in expected {
+                assert!(err.contains(part), "{part} missing from: {err}");
+            }
+        }
         assert_eq!(parse("[]").unwrap_err().location, "top level");
         assert_eq!(parse("{").unwrap_err().location, "top level");
         // States past f32's range would be observed as infinities (printed as null).
-        let huge = r#"{"cases": [{"env": "CartPole-v1", "init_state": [1e308, 0, 0, 0], "actions": [0]}]}"#;
+        let huge = one_case("CartPole-v1", "[1e308, 0, 0, 0]", "[0]");
         assert_eq!(
-            parse(huge).unwrap_err().location,
+            parse(&huge).unwrap_err().location,
             "case 0, field `init_state[0]`"
-        );
-        let edge = r#"{"cases": [{"env": "CartPole-v1", "init_state": [0, 0, 0.1, 3.4e38], "actions": [0]}]}"#;
-        let err = run(edge).unwrap_err().to_string();
-        assert!(
-            err.contains("actions[0]") && err.contains("not finite"),
-            "{err}"
         );
         // Found by the replay fuzz target: a huge joint velocity sent Acrobot's angle
         // wrapping into a loop of more turns than could ever finish.
-        let spinning = r#"{"cases": [{"env": "Acrobot-v1", "init_state": [-5.08, -0.05, 2, 7259], "actions": [2, 2, 2, 2, 0, 0, 0, 0, 1, 0]}]}"#;
+        let spinning = one_case(
+            "Acrobot-v1",
+            "[-5.08, -0.05, 2, 7259]",
+            "[2, 2, 2, 2, 0, 0, 0, 0, 1, 0]",
+        );
         let started = std::time::Instant::now();
-        let _ = run(spinning);
+        let _ = run(&spinning);
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::action::Actions;
-use crate::env::{Dynamics, StateVector, check_action};
+use crate::env::{BatchStep, Dynamics, StateVector, check_action};
 use crate::error::EnvError;
 use crate::rng::EnvRng;
 use crate::space::Space;
@@ -441,13 +441,13 @@ impl<D: Dynamics> VectorEnv for SyncVectorEnv<D> {
             let envs = b * BLOCK..((b + 1) * BLOCK).min(self.num_envs);
             // Every env of the block is stepped (envs about to restart too: their results
             // are overwritten in `finish_step`), so that the physics is one vectorisable loop.
-            self.dynamics.step_batch(
-                Self::block_states(&mut self.state, b),
-                BLOCK,
-                actions.slice(envs.clone(), self.num_envs),
-                &mut self.rewards[envs.clone()],
-                &mut self.terminated[envs.clone()],
-            );
+            self.dynamics.step_batch(BatchStep {
+                states: Self::block_states(&mut self.state, b),
+                stride: BLOCK,
+                actions: actions.slice(envs.clone(), self.num_envs),
+                rewards: &mut self.rewards[envs.clone()],
+                terminated: &mut self.terminated[envs.clone()],
+            });
             self.finish_step(b, envs);
         }
         Ok(self.last_step())

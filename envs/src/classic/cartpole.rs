@@ -4,7 +4,7 @@
 use super::small_angle_trig::{SMALL_ANGLE_LIMIT, small_angle_sin_cos};
 use crate::action::Action;
 use crate::action::Actions;
-use crate::env::{Dynamics, Observation, Transition};
+use crate::env::{BatchStep, Dynamics, Observation, Transition};
 use crate::rng::EnvRng;
 use crate::space::Space;
 
@@ -85,19 +85,13 @@ impl Dynamics for CartPole {
     /// cosine come from branch-free polynomials instead of libm (see `small_angle_trig` for
     /// how closely they agree). Angles beyond their range, which CartPole's termination at
     /// 12 degrees never lets an episode reach, take the libm path.
-    fn step_batch(
-        &self,
-        states: &mut [f64],
-        stride: usize,
-        actions: Actions<'_>,
-        rewards: &mut [f64],
-        terminated: &mut [bool],
-    ) {
-        let Actions::Discrete(actions) = actions else {
+    fn step_batch(&self, batch: BatchStep<'_>) {
+        let (stride, rewards, terminated) = (batch.stride, batch.rewards, batch.terminated);
+        let Actions::Discrete(actions) = batch.actions else {
             unreachable!("actions are checked against Discrete(2) before stepping")
         };
         let n = rewards.len();
-        let (x, rest) = states.split_at_mut(stride);
+        let (x, rest) = batch.states.split_at_mut(stride);
         let (x_dot, rest) = rest.split_at_mut(stride);
         let (theta, theta_dot) = rest.split_at_mut(stride);
         let (x, x_dot, theta, theta_dot) = (
