@@ -225,6 +225,11 @@ pub trait EpisodeKernel: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// A launch argument for `tensor`, its values in row-major order as the kernels index them.
+pub fn contiguous_arg(tensor: CubeTensor) -> TensorArg {
+    into_contiguous(tensor).into_tensor_arg()
+}
+
 impl EpisodeKernel for CubeBackend {
     /// Long because burn's custom-kernel interface wants every input made contiguous, every
     /// output allocated and the launch's arguments listed in the kernel's order, here.
@@ -241,27 +246,7 @@ impl EpisodeKernel for CubeBackend {
         scalars: EpisodeScalars,
         shape: ProgramShape,
     ) -> (CubeTensor, CubeTensor) {
-        let inputs = [
-            layout,
-            weights,
-            normalization,
-            head,
-            starts,
-            plan,
-            slots,
-            records,
-        ]
-        .map(into_contiguous);
-        let [
-            layout,
-            weights,
-            normalization,
-            head,
-            starts,
-            plan,
-            slots,
-            records,
-        ] = inputs;
+        let weights = into_contiguous(weights);
         let (client, device, float) = (slots.client.clone(), slots.device.clone(), slots.dtype);
         let empty_like = |tensor: &CubeTensor| {
             empty_device_dtype(
@@ -294,16 +279,16 @@ impl EpisodeKernel for CubeBackend {
             &client,
             cube_count,
             cube_dim,
-            layout.into_tensor_arg(),
+            contiguous_arg(layout),
             weights.clone().into_tensor_arg(),
             // The same values read four at a time by the blocked layers.
             weights.into_tensor_arg(),
-            normalization.into_tensor_arg(),
-            head.into_tensor_arg(),
-            starts.into_tensor_arg(),
-            plan.into_tensor_arg(),
-            slots.into_tensor_arg(),
-            records.into_tensor_arg(),
+            contiguous_arg(normalization),
+            contiguous_arg(head),
+            contiguous_arg(starts),
+            contiguous_arg(plan),
+            contiguous_arg(slots),
+            contiguous_arg(records),
             next_slots.clone().into_tensor_arg(),
             next_records.clone().into_tensor_arg(),
             scratch.into_tensor_arg(),

@@ -29,7 +29,9 @@ use gradless_device_envs::{DeviceVectorEnv, Physics, bookkeeping, signal};
 use crate::acting::ActError;
 use crate::device_episodes::{MAX_KERNEL_WIDTH, runs_cube_kernels, steps_within_limit};
 use crate::network::{ActionHead, ActorCritic, Mlp};
-use gradless_kernels::episode_kernel::{KernelHead, ProgramShape, Quad, act, draws, forward};
+use gradless_kernels::episode_kernel::{
+    KernelHead, ProgramShape, Quad, act, contiguous_arg, draws, forward,
+};
 
 /// Rows of a rollout's episode totals: after each step, the running return and length of
 /// the env's episode (those of the finished one on the step that ends it).
@@ -113,8 +115,7 @@ impl RolloutKernel for CubeBackend {
         scalars: RolloutScalars,
         shape: ProgramShape,
     ) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
-        let [layout, weights, head, table, starts] =
-            [layout, weights, head, table, starts].map(into_contiguous);
+        let weights = into_contiguous(weights);
         let (client, device, float) = (table.client.clone(), table.device.clone(), table.dtype);
         let empty = |dims: Vec<usize>| {
             empty_device_dtype(client.clone(), device.clone(), Shape::from(dims), float)
@@ -133,13 +134,13 @@ impl RolloutKernel for CubeBackend {
             &client,
             cube_count,
             cube_dim,
-            layout.into_tensor_arg(),
+            contiguous_arg(layout),
             weights.clone().into_tensor_arg(),
             // The same values read four at a time by the blocked layers.
             weights.into_tensor_arg(),
-            head.into_tensor_arg(),
-            table.into_tensor_arg(),
-            starts.into_tensor_arg(),
+            contiguous_arg(head),
+            contiguous_arg(table),
+            contiguous_arg(starts),
             next_table.clone().into_tensor_arg(),
             observations.clone().into_tensor_arg(),
             actions.clone().into_tensor_arg(),
