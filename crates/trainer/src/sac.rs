@@ -72,6 +72,14 @@ impl Temperature {
     }
 }
 
+/// What a run has learned, fresh or resumed: the networks, the critics' target copy and the
+/// entropy weight's logarithm.
+struct Learned {
+    networks: SoftActorCritic,
+    target: TwinQ,
+    log_alpha: f32,
+}
+
 /// Sums of the statistics since the last report.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,17 +153,19 @@ impl Sac {
             .expect("config validation allows SAC on bounded boxes only")
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The trainer around `learned`, fresh or resumed, with empty optimizers and buffer.
     fn with_networks(
         config: &TrainConfig,
         sac: &SacConfig,
         training: &TrainingDevice,
-        actor: SquashedGaussianActor,
-        critics: TwinQ,
-        target: TwinQ,
-        log_alpha: f32,
+        learned: Learned,
         env: Box<dyn VectorEnv>,
     ) -> Self {
+        let Learned {
+            networks: SoftActorCritic { actor, critics },
+            target,
+            log_alpha,
+        } = learned;
         let network = &config.network;
         let observation_dim = env.single_observation_space().flat_dim();
         let bounds = Self::bounds(env.as_ref());
@@ -227,19 +237,14 @@ impl Sac {
             &mut init,
             device,
         );
-        let target = critics.valid();
+        let learned = Learned {
+            target: critics.valid(),
+            networks: SoftActorCritic { actor, critics },
+            log_alpha: sac.alpha.ln() as f32,
+        };
         let observations = env.reset(Some(config.seed)).to_vec();
         let num_envs = env.num_envs();
-        let mut fresh = Self::with_networks(
-            config,
-            sac,
-            training,
-            actor,
-            critics,
-            target,
-            sac.alpha.ln() as f32,
-            env,
-        );
+        let mut fresh = Self::with_networks(config, sac, training, learned, env);
         fresh.observations = observations;
         fresh.exploration = (0..num_envs * action_dim)
             .map(|_| fresh.rng.standard_normal())
@@ -257,22 +262,15 @@ impl Sac {
         state: serde_json::Value,
     ) -> Result<Self, TrainError> {
         let mut env = Self::make_env(config, sac)?;
-        let SoftActorCritic { actor, critics } =
-            checkpoint.load_soft_actor_critic(training.device())?;
-        let target = checkpoint.load_twin_q_from(TARGET_FILE, training.inference().device())?;
         let state: SacState =
             serde_json::from_value(state).map_err(|e| state_error(checkpoint, e))?;
+        let learned = Learned {
+            networks: checkpoint.load_soft_actor_critic(training.device())?,
+            target: checkpoint.load_twin_q_from(TARGET_FILE, training.inference().device())?,
+            log_alpha: state.log_alpha,
+        };
         env.restore(&state.env)?;
-        let mut resumed = Self::with_networks(
-            config,
-            sac,
-            training,
-            actor,
-            critics,
-            target,
-            state.log_alpha,
-            env,
-        );
+        let mut resumed = Self::with_networks(config, sac, training, learned, env);
         let device = training.device();
         let optimizer = |file: &str| checkpoint.listed_file(file);
         resumed.critic_optimizer =

@@ -28,42 +28,45 @@ impl Session {
     /// seconds, at debug level always.
     fn log_update(&mut self, global_step: u64, training_return: Option<f64>, stats: &Update) {
         let level_info = self.update_log.ready();
+        let training_return = training_return.map(Short);
+        // Every update line starts with the step and the recent training return; the
+        // algorithm adds its own fields.
+        macro_rules! emit_at {
+            ($level:ident, $($fields:tt)*) => {
+                tracing::$level!(
+                    global_step,
+                    "charts/episodic_return" = training_return.map(tracing::field::display),
+                    $($fields)*
+                    "update"
+                )
+            };
+        }
         macro_rules! emit {
             ($($fields:tt)*) => {
                 if level_info {
-                    tracing::info!($($fields)*);
+                    emit_at!(info, $($fields)*)
                 } else {
-                    tracing::debug!($($fields)*);
+                    emit_at!(debug, $($fields)*)
                 }
             };
         }
-        let training_return = training_return.map(Short);
         match stats {
             Update::Ppo(u) => emit!(
-                global_step,
-                "charts/episodic_return" = training_return.map(tracing::field::display),
                 "charts/SPS" = u.sps,
                 "losses/value_loss" = %Short(u.losses.value_loss.into()),
                 "losses/policy_loss" = %Short(u.losses.policy_loss.into()),
                 "losses/entropy" = %Short(u.losses.entropy.into()),
                 "losses/approx_kl" = %Short(u.losses.approx_kl.into()),
-                "update"
             ),
             Update::Dqn(u) => emit!(
-                global_step,
-                "charts/episodic_return" = training_return.map(tracing::field::display),
                 "charts/epsilon" = %Short(u.epsilon),
                 "losses/td_loss" = %Short(u.td_loss),
                 "losses/q_values" = %Short(u.q_values),
-                "update"
             ),
             Update::Sac(u) => emit!(
-                global_step,
-                "charts/episodic_return" = training_return.map(tracing::field::display),
                 "losses/qf1_loss" = %Short(u.qf1_loss),
                 "losses/actor_loss" = %Short(u.actor_loss),
                 "losses/alpha" = %Short(u.alpha),
-                "update"
             ),
         }
     }
