@@ -23,8 +23,8 @@ pub use gradless_import::ImportError;
 pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
 use gradless_policy::{
-    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, ForeignHead, SeededEpisode,
-    preferred_env_backend, run_episodes,
+    ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, EpisodeRoute, ForeignHead,
+    SeededEpisode, run_routed,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -131,7 +131,7 @@ impl Default for EvalSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EnvBackendChoice {
     /// On the device when the episode kernel runs the checkpoint's episodes there (wgpu),
-    /// else on the CPU: see [`preferred_env_backend`].
+    /// else on the CPU: see [`EpisodeRoute::preferred`].
     #[default]
     Auto,
     /// Always on this backend.
@@ -336,10 +336,14 @@ impl LoadedCheckpoint {
                 "episode"
             );
         };
-        let env_backend = match settings.env_backend {
-            EnvBackendChoice::Only(backend) => backend,
+        // Decided once: the episode kernel's program, where it runs them, is built here.
+        let route = match settings.env_backend {
+            EnvBackendChoice::Only(backend) => {
+                EpisodeRoute::on(&self.agent, &self.env_id, backend, &plan)
+            }
             EnvBackendChoice::Auto => {
-                let (backend, why) = preferred_env_backend(&self.agent, &self.env_id, &plan);
+                let (route, why) = EpisodeRoute::preferred(&self.agent, &self.env_id, &plan);
+                let backend = route.backend();
                 // Device envs are float32: worth a line where they replace the CPU's.
                 if backend == EnvBackend::Device {
                     tracing::info!(checkpoint = %name, env_backend = %backend, reason = %why,
@@ -347,13 +351,14 @@ impl LoadedCheckpoint {
                 } else {
                     tracing::debug!(checkpoint = %name, env_backend = %backend, reason = %why, "envs chosen");
                 }
-                backend
+                route
             }
         };
-        let episodes = run_episodes(
+        let env_backend = route.backend();
+        let episodes = run_routed(
             &self.agent,
             &self.env_id,
-            env_backend,
+            route,
             plan,
             log_episode,
             on_progress,

@@ -288,7 +288,7 @@ mod tests {
 
     use super::*;
     use crate::acting::AgentDevice;
-    use crate::episodes::{preferred_env_backend, run_episodes, run_episodes_per_step};
+    use crate::episodes::{EpisodeRoute, run_episodes, run_episodes_per_step};
     use crate::network::Activation;
     use crate::network::{ActionHead, ActorCritic};
     use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
@@ -554,8 +554,8 @@ mod tests {
         let agent = Agent::actor_critic(&model, &device);
         let why = EpisodeProgram::for_agent(&agent, "CartPole-v1", false).unwrap_err();
         assert!(why.contains("wider"), "{why}");
-        let (backend, why) = preferred_env_backend(&agent, "CartPole-v1", &plan(0, 6, 3));
-        assert_eq!(backend, EnvBackend::Cpu);
+        let (route, why) = EpisodeRoute::preferred(&agent, "CartPole-v1", &plan(0, 6, 3));
+        assert_eq!(route.backend(), EnvBackend::Cpu);
         assert!(why.contains("wider"), "{why}");
         let episodes = run(&agent, "CartPole-v1", EnvBackend::Device, plan(0, 6, 3));
         assert_eq!(episodes.len(), 6);
@@ -575,19 +575,19 @@ mod tests {
                 stochastic,
                 ..plan(0, 100, 16)
             };
-            let (backend, why) = preferred_env_backend(&on_gpu, "CartPole-v1", &plan);
-            assert_eq!(backend, EnvBackend::Device, "{why}");
+            let (route, why) = EpisodeRoute::preferred(&on_gpu, "CartPole-v1", &plan);
+            assert_eq!(route.backend(), EnvBackend::Device, "{why}");
         }
         let too_many = plan(0, MAX_KERNEL_EPISODES + 1, 16);
-        let (backend, why) = preferred_env_backend(&on_gpu, "CartPole-v1", &too_many);
-        assert_eq!(backend, EnvBackend::Cpu);
+        let (route, why) = EpisodeRoute::preferred(&on_gpu, "CartPole-v1", &too_many);
+        assert_eq!(route.backend(), EnvBackend::Cpu);
         assert!(why.contains("at most"), "{why}");
         let plan = plan(0, 100, 16);
-        let (backend, why) = preferred_env_backend(&on_gpu, "Acrobot-v1", &plan);
-        assert_eq!(backend, EnvBackend::Cpu, "{why}");
+        let (route, why) = EpisodeRoute::preferred(&on_gpu, "Acrobot-v1", &plan);
+        assert_eq!(route.backend(), EnvBackend::Cpu, "{why}");
         let on_flex = shipped("cartpole-v1-ppo", &cpu);
-        let (backend, why) = preferred_env_backend(&on_flex, "CartPole-v1", &plan);
-        assert_eq!(backend, EnvBackend::Cpu);
+        let (route, why) = EpisodeRoute::preferred(&on_flex, "CartPole-v1", &plan);
+        assert_eq!(route.backend(), EnvBackend::Cpu);
         assert!(why.contains("flex"), "{why}");
     }
 }

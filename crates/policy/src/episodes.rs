@@ -44,17 +44,29 @@ pub fn run_episodes(
     on_episode: impl FnMut(&SeededEpisode),
     on_progress: impl FnMut(usize),
 ) -> Result<Vec<SeededEpisode>, ActError> {
+    let route = EpisodeRoute::on(agent, env_id, backend, &plan);
+    run_routed(agent, env_id, route, plan, on_episode, on_progress)
+}
+
+/// [`run_episodes`] along a route decided before (see [`EpisodeRoute::preferred`]), whose
+/// kernel program is not built again.
+pub fn run_routed(
+    agent: &Agent,
+    env_id: &str,
+    route: EpisodeRoute,
+    plan: EpisodePlan,
+    on_episode: impl FnMut(&SeededEpisode),
+    on_progress: impl FnMut(usize),
+) -> Result<Vec<SeededEpisode>, ActError> {
     check_plan(&plan)?;
     let num_envs = plan.num_envs.min(plan.episodes);
     if num_envs == 0 {
         return Ok(Vec::new());
     }
-    if backend == EnvBackend::Device {
-        let quotas = SlotQuotas::new(plan.episodes, num_envs);
-        let program = EpisodeProgram::for_agent(agent, env_id, plan.stochastic)
-            .and_then(|program| Ok((program.steps_per_launch(quotas.quota[0])?, program)));
-        match program {
-            Ok((steps, program)) => {
+    if route.backend == EnvBackend::Device {
+        match route.kernel {
+            Ok((program, steps)) => {
+                let quotas = SlotQuotas::new(plan.episodes, num_envs);
                 let device = agent.inference_device().device();
                 let episodes =
                     run_with_kernel(&program, steps, env_id, &plan, &quotas, device, on_progress)?;
@@ -71,40 +83,75 @@ pub fn run_episodes(
             }
         }
     }
-    run_episodes_per_step(agent, env_id, backend, plan, on_episode, on_progress)
+    run_episodes_per_step(agent, env_id, route.backend, plan, on_episode, on_progress)
 }
 
-/// Where the envs of `agent`'s episodes of `env_id` step best when the user leaves it open,
-/// and why: on the device when the episode kernel runs the plan there (on wgpu, even on
-/// lavapipe, it outran the CPU envs at every size measured: docs/speed.md), else on the CPU,
-/// Gymnasium-exact.
-pub fn preferred_env_backend(
+/// Where a plan's episodes run, decided once: the env backend and, for device envs, the
+/// episode kernel's program (the network packed and uploaded) with its steps per launch, or
+/// why the kernel does not run them.
+pub struct EpisodeRoute {
+    backend: EnvBackend,
+    kernel: Result<(EpisodeProgram, u32), String>,
+}
+
+impl EpisodeRoute {
+    /// The envs on `backend`: on the device in the episode kernel where it runs the plan,
+    /// else one step at a time.
+    pub fn on(agent: &Agent, env_id: &str, backend: EnvBackend, plan: &EpisodePlan) -> Self {
+        let kernel = match backend {
+            EnvBackend::Device => kernel_for(agent, env_id, plan),
+            EnvBackend::Cpu => Err("the envs step on the CPU".into()),
+        };
+        Self { backend, kernel }
+    }
+
+    /// Where the envs of `agent`'s episodes of `env_id` step best when the user leaves it
+    /// open, and why: on the device when the episode kernel runs the plan there (on wgpu,
+    /// even on lavapipe, it outran the CPU envs at every size measured: docs/speed.md), else
+    /// on the CPU, Gymnasium-exact.
+    pub fn preferred(agent: &Agent, env_id: &str, plan: &EpisodePlan) -> (Self, String) {
+        let kernel = if plan.episodes > MAX_KERNEL_EPISODES {
+            Err(format!(
+                "it runs at most {MAX_KERNEL_EPISODES} episodes at a time"
+            ))
+        } else {
+            kernel_for(agent, env_id, plan)
+        };
+        match kernel {
+            Ok(kernel) => (
+                Self {
+                    backend: EnvBackend::Device,
+                    kernel: Ok(kernel),
+                },
+                "the episode kernel runs these episodes on this device".into(),
+            ),
+            Err(why) => (
+                Self::on(agent, env_id, EnvBackend::Cpu, plan),
+                format!("the episode kernel does not run them: {why}"),
+            ),
+        }
+    }
+
+    /// Where the envs step.
+    pub fn backend(&self) -> EnvBackend {
+        self.backend
+    }
+}
+
+/// The episode kernel's program for the plan, with the steps a launch takes for the largest
+/// slot quota, or why the kernel does not run it.
+fn kernel_for(
     agent: &Agent,
     env_id: &str,
     plan: &EpisodePlan,
-) -> (EnvBackend, String) {
+) -> Result<(EpisodeProgram, u32), String> {
     // The first slot's quota, the largest (see `SlotQuotas`).
     let most_per_slot = plan
         .episodes
         .div_ceil(plan.num_envs.min(plan.episodes).max(1));
-    let runs = if plan.episodes > MAX_KERNEL_EPISODES {
-        Err(format!(
-            "it runs at most {MAX_KERNEL_EPISODES} episodes at a time"
-        ))
-    } else {
-        EpisodeProgram::for_agent(agent, env_id, plan.stochastic)
-            .and_then(|program| program.steps_per_launch(most_per_slot))
-    };
-    match runs {
-        Ok(_) => (
-            EnvBackend::Device,
-            "the episode kernel runs these episodes on this device".into(),
-        ),
-        Err(why) => (
-            EnvBackend::Cpu,
-            format!("the episode kernel does not run them: {why}"),
-        ),
-    }
+    let program = EpisodeProgram::for_agent(agent, env_id, plan.stochastic)?;
+    let steps = program.steps_per_launch(most_per_slot)?;
+    Ok((program, steps))
 }
 
 /// [`run_episodes`] one policy step and one env step at a time, never with the episode

@@ -33,7 +33,7 @@ pub use checkpoint::{
 };
 pub use device_episodes::MAX_KERNEL_WIDTH;
 pub use episode_plan::{EpisodePlan, SeededEpisode};
-pub use episodes::{preferred_env_backend, run_episodes, run_episodes_per_step, watch_episode};
+pub use episodes::{EpisodeRoute, run_episodes, run_episodes_per_step, run_routed, watch_episode};
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,
     QNetwork, TanhKernel, check_hidden_sizes,
