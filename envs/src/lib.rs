@@ -34,10 +34,10 @@ pub use env::{
     StateVector, Step, TimeLimit, Transition, check_action,
 };
 pub use error::EnvError;
-pub use registry::{known_ids, make, make_vector, make_with, registered_specs, spec};
+pub use registry::{known_ids, make, make_classic, make_vector, make_with, registered_specs, spec};
 pub use rng::EnvRng;
 pub use space::{ActionSampler, Space};
-pub use spec::{EnvSpec, MakeOptions, SPECS};
+pub use spec::{EnvSpec, MakeOptions, SPECS, StepLimit};
 pub use vector::{
     AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorSnapshot, VectorStep,
 };

@@ -3,7 +3,7 @@
 use crate::classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 use crate::env::{ClassicEnv, Dynamics, Env};
 use crate::error::EnvError;
-use crate::spec::{EnvSpec, MakeOptions, SPECS};
+use crate::spec::{EnvSpec, MakeOptions, SPECS, StepLimit};
 use crate::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 
 /// Every spec `make` accepts: Gymnasium's ids, then those of optional adapters.
@@ -45,7 +45,18 @@ fn with_dynamics<W: WithDynamics>(
     options: MakeOptions,
     work: W,
 ) -> Result<W::Output, EnvError> {
-    let spec = spec(id)?;
+    let mut spec = spec(id)?;
+    spec.max_episode_steps = match options.step_limit {
+        StepLimit::Registered => spec.max_episode_steps,
+        StepLimit::Steps(0) => {
+            return Err(EnvError::InvalidOption {
+                env: id.to_string(),
+                reason: "max_episode_steps must be at least 1".into(),
+            });
+        }
+        StepLimit::Steps(steps) => Some(steps),
+        StepLimit::Unlimited => None,
+    };
     if options.sutton_barto_reward && !id.starts_with("CartPole") {
         return Err(EnvError::InvalidOption {
             env: id.to_string(),
@@ -84,10 +95,16 @@ pub fn make_with(id: &str, options: MakeOptions) -> Result<Box<dyn Env>, EnvErro
     if let Some(env) = crate::gym_rs::make(id, options)? {
         return Ok(env);
     }
+    Ok(make_classic(id, options)?)
+}
+
+/// `gym.make(id, **options)` for Gymnasium's own ids (no adapter's), as an env that may move
+/// between threads.
+pub fn make_classic(id: &str, options: MakeOptions) -> Result<Box<dyn Env + Send>, EnvError> {
     struct Single;
     impl WithDynamics for Single {
-        type Output = Box<dyn Env>;
-        fn run<D: Dynamics>(self, dynamics: D, spec: EnvSpec) -> Box<dyn Env> {
+        type Output = Box<dyn Env + Send>;
+        fn run<D: Dynamics>(self, dynamics: D, spec: EnvSpec) -> Box<dyn Env + Send> {
             Box::new(ClassicEnv::new(dynamics, spec))
         }
     }
@@ -124,6 +141,7 @@ pub fn make_vector(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::Action;
 
     #[test]
     fn unknown_id_lists_the_known_ones() {
@@ -151,12 +169,61 @@ mod tests {
     fn sutton_barto_reward_is_refused_outside_cartpole() {
         let options = MakeOptions {
             sutton_barto_reward: true,
+            ..MakeOptions::default()
         };
         assert!(make_with("CartPole-v1", options).is_ok());
         assert!(matches!(
             make_with("Pendulum-v1", options),
             Err(EnvError::InvalidOption { .. })
         ));
+    }
+
+    /// `max_episode_steps` as `gym.make` takes it: a limit of its own, none (for a wrapper
+    /// to count), never zero.
+    #[test]
+    fn step_limits_replace_the_registered_one() {
+        let limited = |step_limit| {
+            make_with(
+                "Pendulum-v1",
+                MakeOptions {
+                    step_limit,
+                    ..MakeOptions::default()
+                },
+            )
+        };
+        let steps_until_truncated = |mut env: Box<dyn Env>| {
+            env.reset(Some(0));
+            (1..=1000)
+                .find(|_| env.step(Action::Continuous(&[0.0])).unwrap().truncated)
+                .unwrap_or(0)
+        };
+        assert_eq!(
+            steps_until_truncated(limited(StepLimit::Registered).unwrap()),
+            200
+        );
+        assert_eq!(
+            steps_until_truncated(limited(StepLimit::Steps(7)).unwrap()),
+            7
+        );
+        assert_eq!(
+            steps_until_truncated(limited(StepLimit::Unlimited).unwrap()),
+            0
+        );
+        assert!(matches!(
+            limited(StepLimit::Steps(0)),
+            Err(EnvError::InvalidOption { .. })
+        ));
+        let vector = make_vector(
+            "Pendulum-v1",
+            2,
+            AutoresetMode::NextStep,
+            MakeOptions {
+                step_limit: StepLimit::Steps(3),
+                ..MakeOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(vector.spec().max_episode_steps, Some(3));
     }
 
     #[test]

@@ -52,4 +52,18 @@ pub const SPECS: [EnvSpec; 6] = [
 pub struct MakeOptions {
     /// CartPole only: Sutton & Barto's reward (0 per step, -1 on failure).
     pub sutton_barto_reward: bool,
+    /// When `TimeLimit` truncates an episode (`gym.make`'s `max_episode_steps`).
+    pub step_limit: StepLimit,
+}
+
+/// The steps an episode may take before it is truncated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StepLimit {
+    /// The registered `max_episode_steps`.
+    #[default]
+    Registered,
+    /// This many steps (at least one).
+    Steps(u32),
+    /// Never truncated here: a wrapper outside (Gymnasium's `TimeLimit`) counts the steps.
+    Unlimited,
 }
