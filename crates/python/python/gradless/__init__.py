@@ -1,0 +1,17 @@
+"""gradless: Gymnasium's classic-control envs, exact to the bit, stepped in Rust.
+
+``gradless.make_vec("CartPole-v1", 1024)`` returns a ``gymnasium.vector.VectorEnv``;
+importing gradless also registers ``gradless/CartPole-v1`` (and the other ids) with
+Gymnasium, for ``gymnasium.make`` and ``gymnasium.make_vec``.
+"""
+
+from gradless._native import GradlessError, known_ids
+from gradless.registration import register_envs
+from gradless.single import Env
+from gradless.vector import VectorEnv, make_vec
+
+ENV_IDS: tuple = tuple(known_ids())
+
+register_envs()
+
+__all__ = ["ENV_IDS", "Env", "GradlessError", "VectorEnv", "make_vec", "register_envs"]

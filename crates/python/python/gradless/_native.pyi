@@ -1,0 +1,51 @@
+"""Types of gradless's native module (see the Rust crate ``crates/python``)."""
+
+from typing import Any, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+SpaceParts = tuple[Optional[int], list[float], list[float]]
+Episodes = tuple[list[int], list[float], list[int]]
+StepResult = tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.bool_],
+    Episodes,
+]
+
+class GradlessError(Exception): ...
+
+def known_ids() -> list[str]: ...
+
+class Env:
+    def __init__(self, env_id: str, **kwargs: Any) -> None: ...
+    def observation_space(self) -> SpaceParts: ...
+    def action_space(self) -> SpaceParts: ...
+    def reset(self, seed: Optional[int] = None) -> npt.NDArray[np.float32]: ...
+    def step_discrete(
+        self, action: int
+    ) -> tuple[npt.NDArray[np.float32], float, bool, bool]: ...
+    def step_continuous(
+        self, action: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], float, bool, bool]: ...
+
+class VectorEnv:
+    num_envs: int
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        autoreset_mode: str = "next_step",
+        max_episode_steps: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None: ...
+    def observation_space(self) -> SpaceParts: ...
+    def action_space(self) -> SpaceParts: ...
+    def reset(
+        self, seed: Optional[int] = None, seeds: Optional[list[int]] = None
+    ) -> npt.NDArray[np.float32]: ...
+    def step_discrete(self, actions: npt.NDArray[np.int64]) -> StepResult: ...
+    def step_continuous(self, actions: npt.NDArray[np.float32]) -> StepResult: ...
+    def final_observations(self) -> npt.NDArray[np.float32]: ...
