@@ -75,6 +75,33 @@ def test_trajectories_are_gymnasiums_bit_for_bit(env_id, mode):
     assert ended >= 3
 
 
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_threads_split_the_envs_without_changing_what_they_do(mode):
+    one = gradless.make_vec("Acrobot-v1", 7, autoreset_mode=mode, max_episode_steps=40)
+    three = gradless.make_vec("Acrobot-v1", 7, autoreset_mode=mode, max_episode_steps=40, threads=3)
+    np.testing.assert_array_equal(one.reset(seed=9)[0], three.reset(seed=9)[0])
+    np.testing.assert_array_equal(one.reset(seed=[3, 1, 4, 1, 5, 9, 2])[0], three.reset(seed=[3, 1, 4, 1, 5, 9, 2])[0])
+    for step, action in enumerate(actions_for(one.action_space, 120, 4)):
+        *a, a_infos = one.step(action)
+        *b, b_infos = three.step(action)
+        assert_same_step(a, b, step)
+        assert a_infos.keys() == b_infos.keys()
+        if "episode" in a_infos:
+            for key in ("r", "l"):
+                np.testing.assert_array_equal(a_infos["episode"][key], b_infos["episode"][key])
+
+
+def test_actions_may_be_lists_or_other_dtypes():
+    env = gradless.make_vec("Pendulum-v1", 2)
+    env.reset(seed=0)
+    by_list = env.step([[0.5], [-1.0]])[0].copy()
+    env.reset(seed=0)
+    by_array = env.step(np.array([[0.5], [-1.0]], dtype=np.float64))[0]
+    np.testing.assert_array_equal(by_list, by_array)
+    with pytest.raises(TypeError, match="actions"):
+        env.step("left")
+
+
 def test_a_seed_list_and_an_unseeded_reset_continue_as_gymnasiums():
     ours = gradless.make_vec("Acrobot-v1", 2)
     theirs = gymnasium_vector("Acrobot-v1", 2, AutoresetMode.NEXT_STEP)
@@ -149,7 +176,9 @@ def test_registered_ids_make_our_envs_through_gymnasium():
         (lambda: gradless.make_vec("CartPole-v1", 2**40), ValueError, "num_envs"),
         (lambda: gradless.make_vec("CartPole-v1", 2, max_episode_steps=0), ValueError, "max_episode_steps"),
         (lambda: gradless.make_vec("CartPole-v1", 2, autoreset_mode="later"), ValueError, "autoreset_mode"),
-        (lambda: gradless.make_vec("CartPole-v1", 2, threads=4), ValueError, "threads"),
+        (lambda: gradless.make_vec("CartPole-v1", 2, threads=0), ValueError, "threads"),
+        (lambda: gradless.make_vec("CartPole-v1", 2, threads=10**6), ValueError, "threads"),
+        (lambda: gradless.make_vec("CartPole-v1", 2, threads="two"), TypeError, "threads"),
     ],
 )
 def test_bad_arguments_raise_one_clear_exception(make, error, words):

@@ -6,13 +6,12 @@ import numpy as np
 import numpy.typing as npt
 
 SpaceParts = tuple[Optional[int], list[float], list[float]]
-Episodes = tuple[list[int], list[float], list[int]]
 StepResult = tuple[
     npt.NDArray[np.float32],
     npt.NDArray[np.float64],
     npt.NDArray[np.bool_],
     npt.NDArray[np.bool_],
-    Episodes,
+    dict[str, Any],
 ]
 
 class GradlessError(Exception): ...
@@ -39,6 +38,7 @@ class VectorEnv:
         num_envs: int,
         autoreset_mode: str = "next_step",
         max_episode_steps: Optional[int] = None,
+        threads: int = 1,
         **kwargs: Any,
     ) -> None: ...
     def observation_space(self) -> SpaceParts: ...
@@ -46,6 +46,4 @@ class VectorEnv:
     def reset(
         self, seed: Optional[int] = None, seeds: Optional[list[int]] = None
     ) -> npt.NDArray[np.float32]: ...
-    def step_discrete(self, actions: npt.NDArray[np.int64]) -> StepResult: ...
-    def step_continuous(self, actions: npt.NDArray[np.float32]) -> StepResult: ...
-    def final_observations(self) -> npt.NDArray[np.float32]: ...
+    def step(self, actions: npt.ArrayLike) -> StepResult: ...

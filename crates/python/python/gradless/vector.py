@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -56,6 +55,7 @@ class VectorEnv(gymnasium.vector.VectorEnv):
         seed: int | None = None,
         autoreset_mode: AutoresetMode | str = "next_step",
         max_episode_steps: int | None = None,
+        threads: int | None = None,
         **kwargs: Any,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
@@ -63,7 +63,12 @@ class VectorEnv(gymnasium.vector.VectorEnv):
         mode = _autoreset_mode(autoreset_mode)
         native_mode = "next_step" if mode == AutoresetMode.NEXT_STEP else "same_step"
         self._env = _native.VectorEnv(
-            env_id, int(num_envs), native_mode, max_episode_steps, **kwargs
+            env_id,
+            int(num_envs),
+            native_mode,
+            max_episode_steps,
+            1 if threads is None else threads,
+            **kwargs,
         )
         self.num_envs = int(num_envs)
         self.single_observation_space = space_from_parts(self._env.observation_space())
@@ -71,12 +76,8 @@ class VectorEnv(gymnasium.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.metadata = {"autoreset_mode": mode, "render_modes": []}
-        self._discrete = isinstance(self.single_action_space, gymnasium.spaces.Discrete)
         self._first_seed = seed
         self._was_reset = False
-        # RecordEpisodeStatistics' "t": seconds since each sub-env's episode began.
-        self._episode_start = np.zeros(self.num_envs)
-        self._previous_done = np.zeros(self.num_envs, dtype=bool)
 
     def reset(
         self,
@@ -98,59 +99,12 @@ class VectorEnv(gymnasium.vector.VectorEnv):
         else:
             observations = self._env.reset(seed=None if seed is None else _seed(seed))
         self._was_reset = True
-        self._episode_start[:] = time.perf_counter()
-        self._previous_done[:] = False
         return observations, {}
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if self._discrete:
-            flat = np.ascontiguousarray(actions, dtype=np.int64).reshape(-1)
-            expected = self.num_envs
-            step = self._env.step_discrete
-        else:
-            flat = np.ascontiguousarray(actions, dtype=np.float32).reshape(-1)
-            expected = self.num_envs * int(np.prod(self.single_action_space.shape))
-            step = self._env.step_continuous
-        if flat.size != expected:
-            raise ValueError(
-                f"{flat.size} action values for {self.num_envs} envs (expected {expected})"
-            )
-        observations, rewards, terminated, truncated, episodes = step(flat)
-        infos = self._infos(terminated, truncated, episodes)
-        return observations, rewards, terminated, truncated, infos
-
-    def _infos(self, terminated, truncated, episodes) -> dict[str, Any]:
-        now = time.perf_counter()
-        same_step = self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
-        if not same_step:
-            # Next-step autoreset: the step after an episode ended started the next one.
-            self._episode_start[self._previous_done] = now
-        done = np.logical_or(terminated, truncated)
-        self._previous_done = done.copy()
-        infos: dict[str, Any] = {}
-        if same_step and done.any():
-            finals = self._env.final_observations()
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(done):
-                final_obs[i] = finals[i].copy()
-            infos["final_obs"] = final_obs
-            infos["_final_obs"] = done.copy()
-            infos["final_info"] = {}
-            infos["_final_info"] = done.copy()
-        indices, returns, lengths = episodes
-        if indices:
-            r = np.zeros(self.num_envs)
-            l = np.zeros(self.num_envs, dtype=int)
-            r[indices] = returns
-            l[indices] = lengths
-            t = np.where(done, np.round(now - self._episode_start, 6), 0.0)
-            infos["episode"] = {"r": r, "l": l, "t": t}
-            infos["_episode"] = done.copy()
-            if same_step:
-                self._episode_start[done] = now
-        return infos
+        return self._env.step(actions)
 
     def close_extras(self, **kwargs: Any) -> None:
         self._env = None
@@ -177,17 +131,17 @@ def make_vec(
     """``num_envs`` copies of ``env_id`` (``CartPole-v1``, ``Acrobot-v1``, ...) stepped in Rust.
 
     ``seed`` seeds the first ``reset()`` that names none (sub-env ``i`` with ``seed + i``);
-    ``max_episode_steps`` replaces the registered time limit; ``kwargs`` are the env's own
-    keyword arguments (``sutton_barto_reward`` for CartPole). ``threads`` other than ``None``
-    or 1 is refused for now: the envs step on the calling thread.
+    ``threads`` splits the envs between that many threads (``None``: the calling thread
+    alone; trajectories do not depend on it); ``max_episode_steps`` replaces the registered
+    time limit; ``kwargs`` are the env's own keyword arguments (``sutton_barto_reward`` for
+    CartPole).
     """
-    if threads not in (None, 1):
-        raise ValueError(f"threads={threads!r}: gradless's vector envs step on one thread for now")
     return VectorEnv(
         env_id,
         num_envs,
         seed=seed,
         autoreset_mode=autoreset_mode,
         max_episode_steps=max_episode_steps,
+        threads=threads,
         **kwargs,
     )
