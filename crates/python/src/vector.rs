@@ -37,14 +37,15 @@ struct Shard {
 /// a Python class must be shareable between threads.
 struct Inner {
     shards: Vec<Shard>,
-    /// The step's actions, flat: one per env (discrete) or `action_dim` each.
+    /// Actions NumPy had to convert (another dtype, a list, a strided view), flat: one per
+    /// env (discrete) or `action_dim` each.
     discrete: Vec<i64>,
     continuous: Vec<f32>,
     /// `RecordEpisodeStatistics`' bookkeeping: when each env's episode began (seconds since
-    /// `clock`), and which envs ended an episode at the last step.
+    /// `clock`), and the envs that ended an episode at the last step.
     clock: Instant,
     episode_start: Vec<f64>,
-    previous_done: Vec<bool>,
+    ended: Vec<usize>,
 }
 
 /// Many copies of one classic-control env, stepped together (Gymnasium's `VectorEnv`
@@ -65,6 +66,12 @@ pub struct VectorEnv {
     rewards: Py<PyArray1<f64>>,
     terminated: Py<PyArray1<bool>>,
     truncated: Py<PyArray1<bool>>,
+    /// `infos["episode"]`'s `r`, `l` and `t`, and `infos["_episode"]`: zero (false) but for
+    /// the envs whose episode ended at the last step.
+    episode_returns: Py<PyArray1<f64>>,
+    episode_lengths: Py<PyArray1<i64>>,
+    episode_seconds: Py<PyArray1<f64>>,
+    episode_ended: Py<PyArray1<bool>>,
 }
 
 /// What `step` returns: Gymnasium's five-tuple.
@@ -145,7 +152,7 @@ impl VectorEnv {
                 continuous: Vec::new(),
                 clock: Instant::now(),
                 episode_start: vec![0.0; num_envs],
-                previous_done: vec![false; num_envs],
+                ended: Vec::new(),
             }),
             num_envs,
             mode,
@@ -155,6 +162,10 @@ impl VectorEnv {
             rewards: PyArray1::zeros(py, num_envs, false).unbind(),
             terminated: PyArray1::zeros(py, num_envs, false).unbind(),
             truncated: PyArray1::zeros(py, num_envs, false).unbind(),
+            episode_returns: PyArray1::zeros(py, num_envs, false).unbind(),
+            episode_lengths: PyArray1::zeros(py, num_envs, false).unbind(),
+            episode_seconds: PyArray1::zeros(py, num_envs, false).unbind(),
+            episode_ended: PyArray1::zeros(py, num_envs, false).unbind(),
         })
     }
 
@@ -211,7 +222,7 @@ impl VectorEnv {
         }
         let now = inner.clock.elapsed().as_secs_f64();
         inner.episode_start.fill(now);
-        inner.previous_done.fill(false);
+        self.clear_episodes(py, &mut inner)?;
         self.copy_observations(py, &inner)?;
         Ok(self.observations.clone_ref(py))
     }
@@ -222,28 +233,55 @@ impl VectorEnv {
     fn step(&self, py: Python<'_>, actions: &Bound<'_, PyAny>) -> PyResult<StepResult> {
         let mut guard = self.lock()?;
         let inner: &mut Inner = &mut guard;
-        let given = if self.discrete_actions {
-            flatten_into::<i64>(actions, &mut inner.discrete)?
-        } else {
-            flatten_into::<f32>(actions, &mut inner.continuous)?
-        };
-        let expected = self.num_envs
-            * if self.discrete_actions {
-                1
+        {
+            let Inner {
+                shards,
+                discrete,
+                continuous,
+                ..
+            } = &mut *inner;
+            let (as_indices, as_values);
+            let batch = if self.discrete_actions {
+                as_indices = array_like::<i64>(actions)?;
+                Actions::Discrete(contiguous(&as_indices, discrete))
             } else {
-                self.action_dim
+                as_values = array_like::<f32>(actions)?;
+                Actions::Continuous(contiguous(&as_values, continuous))
             };
-        if given != expected {
-            return Err(PyValueError::new_err(format!(
-                "{given} action values for {} envs (expected {expected})",
-                self.num_envs
-            )));
+            let given = match batch {
+                Actions::Discrete(indices) => indices.len(),
+                Actions::Continuous(values) => values.len() / self.action_dim,
+            };
+            if given != self.num_envs || !batch_is_whole(batch, self.action_dim) {
+                return Err(PyValueError::new_err(format!(
+                    "actions for {given} envs, expected {} ({} value{} each)",
+                    self.num_envs,
+                    self.action_dim,
+                    if self.action_dim == 1 { "" } else { "s" }
+                )));
+            }
+            // The buffers are borrowed here, with the GIL, and written by the shards
+            // without it, each its own rows.
+            let (observations, rewards, terminated, truncated) = (
+                self.observations.bind(py),
+                self.rewards.bind(py),
+                self.terminated.bind(py),
+                self.truncated.bind(py),
+            );
+            let mut observations = observations.try_readwrite().map_err(borrow_error)?;
+            let mut rewards = rewards.try_readwrite().map_err(borrow_error)?;
+            let mut terminated = terminated.try_readwrite().map_err(borrow_error)?;
+            let mut truncated = truncated.try_readwrite().map_err(borrow_error)?;
+            let outputs = Outputs {
+                observations: observations.as_slice_mut()?,
+                rewards: rewards.as_slice_mut()?,
+                terminated: terminated.as_slice_mut()?,
+                truncated: truncated.as_slice_mut()?,
+            };
+            let (pool, num_envs) = (self.pool.as_ref(), self.num_envs);
+            py.detach(|| step_shards(shards, pool, batch, num_envs, outputs))
+                .map_err(to_py_err)?;
         }
-        let (discrete, action_dim) = (self.discrete_actions, self.action_dim);
-        let pool = self.pool.as_ref();
-        py.detach(|| step_shards(inner, pool, discrete, action_dim))
-            .map_err(to_py_err)?;
-        self.copy_step(py, inner)?;
         let infos = self.infos(py, inner)?;
         Ok((
             self.observations.clone_ref(py),
@@ -256,29 +294,6 @@ impl VectorEnv {
 }
 
 impl VectorEnv {
-    /// The last step's rewards, flags and observations into the buffers.
-    fn copy_step(&self, py: Python<'_>, inner: &Inner) -> PyResult<()> {
-        let rewards = self.rewards.bind(py);
-        let terminated = self.terminated.bind(py);
-        let truncated = self.truncated.bind(py);
-        let mut rewards = rewards.try_readwrite().map_err(borrow_error)?;
-        let mut terminated = terminated.try_readwrite().map_err(borrow_error)?;
-        let mut truncated = truncated.try_readwrite().map_err(borrow_error)?;
-        let (rewards, terminated, truncated) = (
-            rewards.as_slice_mut()?,
-            terminated.as_slice_mut()?,
-            truncated.as_slice_mut()?,
-        );
-        for shard in &inner.shards {
-            let last = shard.env.last_step();
-            let envs = shard.offset..shard.offset + last.rewards.len();
-            rewards[envs.clone()].copy_from_slice(last.rewards);
-            terminated[envs.clone()].copy_from_slice(last.terminated);
-            truncated[envs].copy_from_slice(last.truncated);
-        }
-        self.copy_observations(py, inner)
-    }
-
     /// The step's infos as Gymnasium's vector envs and `RecordEpisodeStatistics` write them:
     /// `episode` (`r`, `l`, `t`) and `_episode` when episodes ended, and in same-step mode
     /// `final_obs`, `_final_obs`, `final_info`, `_final_info`.
@@ -288,35 +303,47 @@ impl VectorEnv {
         let same_step = self.mode == AutoresetMode::SameStep;
         if !same_step {
             // Next-step autoreset: the step after an episode ended started the next one.
-            for (start, &restarted) in inner.episode_start.iter_mut().zip(&inner.previous_done) {
-                if restarted {
-                    *start = now;
+            for &i in &inner.ended {
+                inner.episode_start[i] = now;
+            }
+        }
+        self.clear_episodes(py, inner)?;
+        let any_ended = inner
+            .shards
+            .iter()
+            .any(|shard| !shard.env.last_step().episodes.is_empty());
+        if any_ended {
+            let (returns, lengths, seconds, ended) = (
+                self.episode_returns.bind(py),
+                self.episode_lengths.bind(py),
+                self.episode_seconds.bind(py),
+                self.episode_ended.bind(py),
+            );
+            let mut returns = returns.try_readwrite().map_err(borrow_error)?;
+            let mut lengths = lengths.try_readwrite().map_err(borrow_error)?;
+            let mut seconds = seconds.try_readwrite().map_err(borrow_error)?;
+            let mut ended = ended.try_readwrite().map_err(borrow_error)?;
+            let (returns, lengths, seconds, ended) = (
+                returns.as_slice_mut()?,
+                lengths.as_slice_mut()?,
+                seconds.as_slice_mut()?,
+                ended.as_slice_mut()?,
+            );
+            for shard in &inner.shards {
+                for episode in shard.env.last_step().episodes {
+                    let i = shard.offset + episode.env_index;
+                    inner.ended.push(i);
+                    returns[i] = episode.episode_return;
+                    lengths[i] = i64::from(episode.length);
+                    // As NumPy's `round(x, 6)`: half to even on the scaled value.
+                    seconds[i] = ((now - inner.episode_start[i]) * 1e6).round_ties_even() / 1e6;
+                    ended[i] = true;
                 }
             }
         }
-        inner.previous_done.fill(false);
-        let mut returns = Vec::new();
-        let mut lengths = Vec::new();
-        let mut seconds = Vec::new();
-        for shard in &inner.shards {
-            for episode in shard.env.last_step().episodes {
-                let i = shard.offset + episode.env_index;
-                inner.previous_done[i] = true;
-                if returns.is_empty() {
-                    returns = vec![0.0_f64; self.num_envs];
-                    lengths = vec![0_i64; self.num_envs];
-                    seconds = vec![0.0_f64; self.num_envs];
-                }
-                returns[i] = episode.episode_return;
-                lengths[i] = i64::from(episode.length);
-                // As NumPy's `round(x, 6)`: half to even on the scaled value.
-                seconds[i] = ((now - inner.episode_start[i]) * 1e6).round_ties_even() / 1e6;
-            }
-        }
-        if returns.is_empty() {
+        if inner.ended.is_empty() {
             return Ok(infos.unbind());
         }
-        let done = PyArray1::from_slice(py, &inner.previous_done);
         if same_step {
             let numpy = py.import("numpy")?;
             let kwargs = PyDict::new(py);
@@ -333,26 +360,49 @@ impl VectorEnv {
                     )?;
                 }
             }
+            let mask = || self.episode_ended.bind(py).call_method0("copy");
             infos.set_item("final_obs", finals)?;
-            infos.set_item("_final_obs", PyArray1::from_slice(py, &inner.previous_done))?;
+            infos.set_item("_final_obs", mask()?)?;
             infos.set_item("final_info", PyDict::new(py))?;
-            infos.set_item(
-                "_final_info",
-                PyArray1::from_slice(py, &inner.previous_done),
-            )?;
-            for (start, &ended) in inner.episode_start.iter_mut().zip(&inner.previous_done) {
-                if ended {
-                    *start = now;
-                }
+            infos.set_item("_final_info", mask()?)?;
+            for &i in &inner.ended {
+                inner.episode_start[i] = now;
             }
         }
         let episode = PyDict::new(py);
-        episode.set_item("r", PyArray1::from_vec(py, returns))?;
-        episode.set_item("l", PyArray1::from_vec(py, lengths))?;
-        episode.set_item("t", PyArray1::from_vec(py, seconds))?;
+        episode.set_item("r", self.episode_returns.clone_ref(py))?;
+        episode.set_item("l", self.episode_lengths.clone_ref(py))?;
+        episode.set_item("t", self.episode_seconds.clone_ref(py))?;
         infos.set_item("episode", episode)?;
-        infos.set_item("_episode", done)?;
+        infos.set_item("_episode", self.episode_ended.clone_ref(py))?;
         Ok(infos.unbind())
+    }
+
+    /// Zeroes the episode buffers' entries of the envs that ended at the last step.
+    fn clear_episodes(&self, py: Python<'_>, inner: &mut Inner) -> PyResult<()> {
+        if inner.ended.is_empty() {
+            return Ok(());
+        }
+        let (returns, lengths, seconds, ended) = (
+            self.episode_returns.bind(py),
+            self.episode_lengths.bind(py),
+            self.episode_seconds.bind(py),
+            self.episode_ended.bind(py),
+        );
+        let mut returns = returns.try_readwrite().map_err(borrow_error)?;
+        let mut lengths = lengths.try_readwrite().map_err(borrow_error)?;
+        let mut seconds = seconds.try_readwrite().map_err(borrow_error)?;
+        let mut ended = ended.try_readwrite().map_err(borrow_error)?;
+        let (returns, lengths, seconds, ended) = (
+            returns.as_slice_mut()?,
+            lengths.as_slice_mut()?,
+            seconds.as_slice_mut()?,
+            ended.as_slice_mut()?,
+        );
+        for i in inner.ended.drain(..) {
+            (returns[i], lengths[i], seconds[i], ended[i]) = (0.0, 0, 0.0, false);
+        }
+        Ok(())
     }
 
     fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, Inner>> {
@@ -376,13 +426,14 @@ impl VectorEnv {
     }
 }
 
-/// `actions` (any array-like NumPy casts to `T`) flattened into `buffer`; returns how many
-/// values it held.
-fn flatten_into<'py, T>(actions: &Bound<'py, PyAny>, buffer: &mut Vec<T>) -> PyResult<usize>
+/// `actions` as an array of `T`: itself when it is one, else what NumPy casts it to.
+fn array_like<'py, T>(
+    actions: &Bound<'py, PyAny>,
+) -> PyResult<PyArrayLikeDyn<'py, T, AllowTypeChange>>
 where
-    T: numpy::Element + Copy + for<'a> FromPyObject<'a, 'py> + 'py,
+    T: numpy::Element + for<'a> FromPyObject<'a, 'py> + 'py,
 {
-    let array: PyArrayLikeDyn<'py, T, AllowTypeChange> = actions.extract().map_err(|_| {
+    actions.extract().map_err(|_| {
         PyTypeError::new_err(format!(
             "actions must be an array of numbers, got {}",
             actions
@@ -391,13 +442,31 @@ where
                 .map(|n| n.to_string())
                 .unwrap_or_default()
         ))
-    })?;
-    buffer.clear();
+    })
+}
+
+/// The values of `array` in order: its own memory when contiguous, else copied into
+/// `buffer`.
+fn contiguous<'a, T: numpy::Element + Copy>(
+    array: &'a PyArrayLikeDyn<'_, T, AllowTypeChange>,
+    buffer: &'a mut Vec<T>,
+) -> &'a [T] {
     match array.as_slice() {
-        Ok(values) => buffer.extend_from_slice(values),
-        Err(_) => buffer.extend(array.as_array().iter().copied()),
+        Ok(values) => values,
+        Err(_) => {
+            buffer.clear();
+            buffer.extend(array.as_array().iter().copied());
+            buffer
+        }
     }
-    Ok(buffer.len())
+}
+
+/// Whether a batch of Box actions holds whole actions of `action_dim` values.
+fn batch_is_whole(batch: Actions<'_>, action_dim: usize) -> bool {
+    match batch {
+        Actions::Discrete(_) => true,
+        Actions::Continuous(values) => values.len() % action_dim == 0,
+    }
 }
 
 /// `value` of the argument `name` as a count from 1 to `most`.
@@ -418,31 +487,66 @@ fn borrow_error(error: numpy::BorrowError) -> PyErr {
     ))
 }
 
-/// Steps every shard with its share of the actions, on `pool` when there are several.
+/// A step's results for some envs: their rows of the output buffers.
+struct Outputs<'a> {
+    observations: &'a mut [f32],
+    rewards: &'a mut [f64],
+    terminated: &'a mut [bool],
+    truncated: &'a mut [bool],
+}
+
+impl<'a> Outputs<'a> {
+    /// The rows of the first `envs` envs, and the rest.
+    fn split(self, envs: usize) -> (Outputs<'a>, Outputs<'a>) {
+        let dim = self.observations.len() / self.rewards.len().max(1);
+        let (observations, other_observations) = self.observations.split_at_mut(envs * dim);
+        let (rewards, other_rewards) = self.rewards.split_at_mut(envs);
+        let (terminated, other_terminated) = self.terminated.split_at_mut(envs);
+        let (truncated, other_truncated) = self.truncated.split_at_mut(envs);
+        (
+            Outputs {
+                observations,
+                rewards,
+                terminated,
+                truncated,
+            },
+            Outputs {
+                observations: other_observations,
+                rewards: other_rewards,
+                terminated: other_terminated,
+                truncated: other_truncated,
+            },
+        )
+    }
+}
+
+/// Steps every shard with its share of `batch` (on `pool` when there are several), each
+/// writing its results into its rows of `outputs`.
 fn step_shards(
-    inner: &mut Inner,
+    shards: &mut [Shard],
     pool: Option<&rayon::ThreadPool>,
-    discrete: bool,
-    action_dim: usize,
+    batch: Actions<'_>,
+    num_envs: usize,
+    outputs: Outputs<'_>,
 ) -> Result<(), EnvError> {
-    let Inner {
-        shards,
-        discrete: indices,
-        continuous: values,
-        ..
-    } = inner;
-    let (indices, values) = (&*indices, &*values);
-    let step = |shard: &mut Shard| {
+    let mut rows = Vec::with_capacity(shards.len());
+    let mut rest = outputs;
+    for shard in shards.iter() {
+        let (own, others) = rest.split(shard.env.num_envs());
+        rows.push(own);
+        rest = others;
+    }
+    let step = |(shard, rows): (&mut Shard, Outputs<'_>)| {
         let envs = shard.offset..shard.offset + shard.env.num_envs();
-        let actions = if discrete {
-            Actions::Discrete(&indices[envs])
-        } else {
-            Actions::Continuous(&values[envs.start * action_dim..envs.end * action_dim])
-        };
-        shard.env.step(actions).map(|_| ())
+        let last = shard.env.step(batch.slice(envs, num_envs))?;
+        rows.observations.copy_from_slice(last.observations);
+        rows.rewards.copy_from_slice(last.rewards);
+        rows.terminated.copy_from_slice(last.terminated);
+        rows.truncated.copy_from_slice(last.truncated);
+        Ok(())
     };
     match pool {
-        None => shards.iter_mut().try_for_each(step),
-        Some(pool) => pool.install(|| shards.par_iter_mut().try_for_each(step)),
+        None => shards.iter_mut().zip(rows).try_for_each(step),
+        Some(pool) => pool.install(|| shards.par_iter_mut().zip(rows).try_for_each(step)),
     }
 }

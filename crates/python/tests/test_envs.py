@@ -193,7 +193,7 @@ def test_bad_actions_and_order_raise_clean_exceptions():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="invalid action"):
         env.step(np.array([0, 2]))
-    with pytest.raises(ValueError, match="action values"):
+    with pytest.raises(ValueError, match="actions for 3 envs"):
         env.step(np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="seeds"):
         env.reset(seed=[1, 2, 3])
