@@ -51,8 +51,9 @@ struct Inner {
 /// Many copies of one classic-control env, stepped together (Gymnasium's `VectorEnv`
 /// semantics: sub-env `i` seeded with `seed + i`, next-step or same-step autoreset).
 ///
-/// The arrays `reset` and `step` return are this env's own buffers, filled again by the
-/// next call: copy what must outlive it. The infos are new each step.
+/// The arrays `reset` and `step` return, `infos["episode"]`'s and `infos["_episode"]`
+/// included, are this env's own buffers, filled again by the next call: copy what must
+/// outlive it. Same-step mode's `final_obs` rows are new each step.
 #[pyclass(module = "gradless._native")]
 pub struct VectorEnv {
     inner: Mutex<Inner>,

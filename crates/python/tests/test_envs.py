@@ -131,6 +131,20 @@ def test_buffers_are_reused_and_typed_as_gymnasiums():
     assert obs.shape == (5, 4)
     _, rewards2, *_ = env.step(np.ones(5, dtype=np.int64))
     assert rewards2 is rewards
+    # The episode statistics are buffers too: an entry is set only on the step its
+    # episode ended, zero on the next.
+    env.reset(seed=0)
+    pushes = 0
+    while True:
+        *_, infos = env.step(np.ones(5, dtype=np.int64))
+        pushes += 1
+        if "episode" in infos:
+            break
+    ended = infos["_episode"].copy()
+    assert (infos["episode"]["l"][ended] == pushes).all()
+    *_, after = env.step(np.ones(5, dtype=np.int64))
+    assert "episode" not in after or not after["_episode"][ended].any()
+    assert (infos["episode"]["l"][ended] == 0).all() and not infos["_episode"][ended].any()
 
 
 def test_env_keyword_arguments_reach_the_env():

@@ -43,8 +43,9 @@ class VectorEnv(gymnasium.vector.VectorEnv):
     actions give the trajectories of ``gymnasium.make_vec(id, n,
     vectorization_mode="sync")`` bit for bit.
 
-    The arrays ``reset`` and ``step`` return are this env's own buffers, filled again by
-    the next call: copy what must outlive it (``obs.copy()``).
+    The arrays ``reset`` and ``step`` return (``infos["episode"]``'s and
+    ``infos["_episode"]`` included) are this env's own buffers, filled again by the next
+    call: copy what must outlive it (``obs.copy()``).
     """
 
     def __init__(
