@@ -314,22 +314,8 @@ impl VectorEnv {
             .iter()
             .any(|shard| !shard.env.last_step().episodes.is_empty());
         if any_ended {
-            let (returns, lengths, seconds, ended) = (
-                self.episode_returns.bind(py),
-                self.episode_lengths.bind(py),
-                self.episode_seconds.bind(py),
-                self.episode_ended.bind(py),
-            );
-            let mut returns = returns.try_readwrite().map_err(borrow_error)?;
-            let mut lengths = lengths.try_readwrite().map_err(borrow_error)?;
-            let mut seconds = seconds.try_readwrite().map_err(borrow_error)?;
-            let mut ended = ended.try_readwrite().map_err(borrow_error)?;
-            let (returns, lengths, seconds, ended) = (
-                returns.as_slice_mut()?,
-                lengths.as_slice_mut()?,
-                seconds.as_slice_mut()?,
-                ended.as_slice_mut()?,
-            );
+            let mut buffers = self.episode_buffers(py)?;
+            let (returns, lengths, seconds, ended) = buffers.slices()?;
             for shard in &inner.shards {
                 for episode in shard.env.last_step().episodes {
                     let i = shard.offset + episode.env_index;
@@ -384,26 +370,38 @@ impl VectorEnv {
         if inner.ended.is_empty() {
             return Ok(());
         }
-        let (returns, lengths, seconds, ended) = (
-            self.episode_returns.bind(py),
-            self.episode_lengths.bind(py),
-            self.episode_seconds.bind(py),
-            self.episode_ended.bind(py),
-        );
-        let mut returns = returns.try_readwrite().map_err(borrow_error)?;
-        let mut lengths = lengths.try_readwrite().map_err(borrow_error)?;
-        let mut seconds = seconds.try_readwrite().map_err(borrow_error)?;
-        let mut ended = ended.try_readwrite().map_err(borrow_error)?;
-        let (returns, lengths, seconds, ended) = (
-            returns.as_slice_mut()?,
-            lengths.as_slice_mut()?,
-            seconds.as_slice_mut()?,
-            ended.as_slice_mut()?,
-        );
+        let mut buffers = self.episode_buffers(py)?;
+        let (returns, lengths, seconds, ended) = buffers.slices()?;
         for i in inner.ended.drain(..) {
             (returns[i], lengths[i], seconds[i], ended[i]) = (0.0, 0, 0.0, false);
         }
         Ok(())
+    }
+
+    /// The episode statistics' buffers, borrowed for writing.
+    fn episode_buffers<'py>(&self, py: Python<'py>) -> PyResult<EpisodeBuffers<'py>> {
+        Ok(EpisodeBuffers {
+            returns: self
+                .episode_returns
+                .bind(py)
+                .try_readwrite()
+                .map_err(borrow_error)?,
+            lengths: self
+                .episode_lengths
+                .bind(py)
+                .try_readwrite()
+                .map_err(borrow_error)?,
+            seconds: self
+                .episode_seconds
+                .bind(py)
+                .try_readwrite()
+                .map_err(borrow_error)?,
+            ended: self
+                .episode_ended
+                .bind(py)
+                .try_readwrite()
+                .map_err(borrow_error)?,
+        })
     }
 
     fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, Inner>> {
@@ -486,6 +484,26 @@ fn borrow_error(error: numpy::BorrowError) -> PyErr {
     GradlessError::new_err(format!(
         "the env's output buffer cannot be written ({error}); copy the arrays you keep"
     ))
+}
+
+/// `infos["episode"]`'s `r`, `l`, `t` and `infos["_episode"]`, borrowed for writing.
+struct EpisodeBuffers<'py> {
+    returns: numpy::PyReadwriteArray1<'py, f64>,
+    lengths: numpy::PyReadwriteArray1<'py, i64>,
+    seconds: numpy::PyReadwriteArray1<'py, f64>,
+    ended: numpy::PyReadwriteArray1<'py, bool>,
+}
+
+impl EpisodeBuffers<'_> {
+    #[allow(clippy::type_complexity)]
+    fn slices(&mut self) -> PyResult<(&mut [f64], &mut [i64], &mut [f64], &mut [bool])> {
+        Ok((
+            self.returns.as_slice_mut()?,
+            self.lengths.as_slice_mut()?,
+            self.seconds.as_slice_mut()?,
+            self.ended.as_slice_mut()?,
+        ))
+    }
 }
 
 /// A step's results for some envs: their rows of the output buffers.

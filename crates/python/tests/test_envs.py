@@ -7,14 +7,17 @@ from gymnasium.vector import AutoresetMode
 
 import gradless
 
-ENV_IDS = [
-    "CartPole-v1",
-    "CartPole-v0",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "MountainCarContinuous-v0",
-    "Pendulum-v1",
-]
+# Every id Gymnasium's classic_control module registers.
+ENV_IDS = sorted(
+    env_id
+    for env_id, spec in gymnasium.registry.items()
+    if isinstance(spec.entry_point, str) and ".classic_control" in spec.entry_point
+)
+
+
+def test_every_classic_control_id_is_ours():
+    assert len(ENV_IDS) == 6
+    assert sorted(gradless.ENV_IDS) == ENV_IDS
 
 
 def gymnasium_vector(env_id, num_envs, mode, **kwargs):
