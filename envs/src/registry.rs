@@ -57,6 +57,14 @@ fn with_dynamics<W: WithDynamics>(
         StepLimit::Steps(steps) => Some(steps),
         StepLimit::Unlimited => None,
     };
+    if let Some(gravity) = options.gravity
+        && (id != "Pendulum-v1" || !gravity.is_finite())
+    {
+        return Err(EnvError::InvalidOption {
+            env: id.to_string(),
+            reason: format!("g (gravity) applies to Pendulum-v1 only, finite; got {gravity}"),
+        });
+    }
     if options.sutton_barto_reward && !id.starts_with("CartPole") {
         return Err(EnvError::InvalidOption {
             env: id.to_string(),
@@ -73,7 +81,12 @@ fn with_dynamics<W: WithDynamics>(
         "Acrobot-v1" => work.run(Acrobot, spec),
         "MountainCar-v0" => work.run(MountainCar, spec),
         "MountainCarContinuous-v0" => work.run(MountainCarContinuous, spec),
-        "Pendulum-v1" => work.run(Pendulum, spec),
+        "Pendulum-v1" => work.run(
+            Pendulum {
+                gravity: options.gravity.unwrap_or(Pendulum::default().gravity),
+            },
+            spec,
+        ),
         // Adapter ids reach here only through `make_vector`: they have no vector form.
         other => {
             return Err(EnvError::InvalidOption {
@@ -224,6 +237,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(vector.spec().max_episode_steps, Some(3));
+    }
+
+    /// Pendulum's `g`: its own physics, refused elsewhere and when not finite.
+    #[test]
+    fn gravity_reaches_pendulum_only() {
+        let with_gravity = |id, gravity| {
+            make_with(
+                id,
+                MakeOptions {
+                    gravity: Some(gravity),
+                    ..MakeOptions::default()
+                },
+            )
+        };
+        let fall = |mut env: Box<dyn Env>| {
+            env.set_state(&[1.0, 0.0]).unwrap();
+            env.step(Action::Continuous(&[0.0])).unwrap().observation[2]
+        };
+        let default = fall(make("Pendulum-v1").unwrap());
+        assert_eq!(fall(with_gravity("Pendulum-v1", 10.0).unwrap()), default);
+        assert!(fall(with_gravity("Pendulum-v1", 5.0).unwrap()) < default);
+        assert!(with_gravity("CartPole-v1", 9.8).is_err());
+        assert!(with_gravity("Pendulum-v1", f64::NAN).is_err());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct MakeOptions {
     pub sutton_barto_reward: bool,
     /// When `TimeLimit` truncates an episode (`gym.make`'s `max_episode_steps`).
     pub step_limit: StepLimit,
+    /// Pendulum only: its gravitational acceleration (Gymnasium's `g`).
+    pub gravity: Option<f64>,
 }
 
 /// The steps an episode may take before it is truncated.

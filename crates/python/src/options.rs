@@ -36,6 +36,12 @@ pub fn make_options(
                     ))
                 })?;
             }
+            "g" => {
+                let type_name = value.get_type().name()?;
+                options.gravity = Some(value.extract().map_err(|_| {
+                    PyTypeError::new_err(format!("g must be a number, got {type_name}"))
+                })?);
+            }
             "render_mode" if value.is_none() => {}
             other => {
                 return Err(PyTypeError::new_err(format!(

@@ -157,8 +157,16 @@ def test_env_keyword_arguments_reach_the_env():
     theirs.reset(seed=3)
     for action in actions_for(theirs.action_space, 40, 1):
         assert_same_step(ours.step(action)[:4], theirs.step(action)[:4], 0)
+    ours = gradless.make_vec("Pendulum-v1", 2, g=9.81)
+    theirs = gymnasium_vector("Pendulum-v1", 2, AutoresetMode.NEXT_STEP, g=9.81)
+    ours.reset(seed=3)
+    theirs.reset(seed=3)
+    for step, action in enumerate(actions_for(theirs.action_space, 40, 1)):
+        assert_same_step(ours.step(action)[:4], theirs.step(action)[:4], step)
     with pytest.raises(TypeError, match="gravity"):
         gradless.make_vec("Pendulum-v1", 2, gravity=9.8)
+    with pytest.raises(ValueError, match="Pendulum-v1 only"):
+        gradless.make_vec("CartPole-v1", 2, g=9.8)
     with pytest.raises(ValueError, match="CartPole only"):
         gradless.make_vec("Pendulum-v1", 2, sutton_barto_reward=True)
 

@@ -24,8 +24,17 @@ pub const LENGTH: f64 = 1.0;
 /// Pendulum's physics. State: `[theta, theta_dot]` (theta 0 is upright); observation:
 /// `[cos theta, sin theta, theta_dot]`; action: a torque in `[-2, 2]` (clipped). Never
 /// terminates; the registered limit truncates it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Pendulum;
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pendulum {
+    /// Gravitational acceleration (Gymnasium's `g`, [`GRAVITY`] unless `make` is told).
+    pub gravity: f64,
+}
+
+impl Default for Pendulum {
+    fn default() -> Self {
+        Self { gravity: GRAVITY }
+    }
+}
 
 impl Dynamics for Pendulum {
     type State = [f64; 2];
@@ -54,7 +63,7 @@ impl Dynamics for Pendulum {
             + 0.1 * numpy_square(theta_dot)
             + f64::from(0.001_f32 * numpy_square_f32(u));
         let new_theta_dot = theta_dot
-            + (3.0 * GRAVITY / (2.0 * LENGTH) * theta.sin()
+            + (3.0 * self.gravity / (2.0 * LENGTH) * theta.sin()
                 + f64::from((3.0 / (MASS * LENGTH * LENGTH)) as f32 * u))
                 * DT;
         let new_theta_dot = new_theta_dot.clamp(-MAX_SPEED, MAX_SPEED);
@@ -102,7 +111,7 @@ mod tests {
     #[test]
     fn upright_and_still_costs_nothing() {
         let mut state = [0.0, 0.0];
-        let t = Pendulum.step(&mut state, Action::Continuous(&[0.0]));
+        let t = Pendulum::default().step(&mut state, Action::Continuous(&[0.0]));
         assert_eq!(t.reward, 0.0);
         assert_eq!(state, [0.0, 0.0]);
     }
@@ -111,8 +120,8 @@ mod tests {
     fn torque_is_clipped_to_two() {
         let mut clipped = [1.0, 0.0];
         let mut limit = [1.0, 0.0];
-        let a = Pendulum.step(&mut clipped, Action::Continuous(&[5.0]));
-        let b = Pendulum.step(&mut limit, Action::Continuous(&[2.0]));
+        let a = Pendulum::default().step(&mut clipped, Action::Continuous(&[5.0]));
+        let b = Pendulum::default().step(&mut limit, Action::Continuous(&[2.0]));
         assert_eq!(clipped, limit);
         assert_eq!(a.reward, b.reward);
     }

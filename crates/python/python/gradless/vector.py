@@ -134,8 +134,8 @@ def make_vec(
     ``seed`` seeds the first ``reset()`` that names none (sub-env ``i`` with ``seed + i``);
     ``threads`` splits the envs between that many threads (``None``: the calling thread
     alone; trajectories do not depend on it); ``max_episode_steps`` replaces the registered
-    time limit; ``kwargs`` are the env's own keyword arguments (``sutton_barto_reward`` for
-    CartPole).
+    time limit; ``kwargs`` are the env's own keyword arguments, as Gymnasium's
+    (``sutton_barto_reward`` for CartPole, ``g`` for Pendulum).
     """
     return VectorEnv(
         env_id,
