@@ -2,10 +2,11 @@
 # Installs the system packages gradless needs on Debian/Ubuntu; does nothing when they are
 # already there. mesa-vulkan-drivers: lavapipe, the software Vulkan driver wgpu runs on
 # when there is no GPU. cmake and libsdl2-gfx-dev: building the gym-rs crate (SDL2).
-# fonts-dejavu-core: the font of the learning curves' PNG text.
+# fonts-dejavu-core: the font of the learning curves' PNG text. python3-venv: the virtual
+# environment scripts/test.sh runs the Python package's tests in.
 set -euo pipefail
 
-packages=(mesa-vulkan-drivers cmake libsdl2-gfx-dev fonts-dejavu-core)
+packages=(mesa-vulkan-drivers cmake libsdl2-gfx-dev fonts-dejavu-core python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
