@@ -18,4 +18,4 @@ fi
     "maturin>=1.9.4,<2" numpy "gymnasium>=1.0" pytest
 VIRTUAL_ENV="$(cd "$venv" && pwd)" "$venv/bin/maturin" develop --quiet \
     --manifest-path crates/python/Cargo.toml
-"$venv/bin/python" -m pytest -q crates/python/tests
+GRADLESS_BIN="${CARGO_TARGET_DIR:-target}/debug/gradless" "$venv/bin/python" -m pytest -q crates/python/tests

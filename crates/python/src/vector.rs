@@ -16,7 +16,7 @@ use pyo3::types::PyDict;
 use rayon::prelude::*;
 
 use crate::options::{make_options, step_limit};
-use crate::{GradlessError, SpaceParts, space_parts, to_py_err};
+use crate::{GradlessError, SpaceParts, bounded, space_parts, to_py_err};
 
 /// The most sub-environments one vector env holds.
 const MAX_ENVS: usize = 1 << 24;
@@ -466,16 +466,6 @@ fn batch_is_whole(batch: Actions<'_>, action_dim: usize) -> bool {
         Actions::Discrete(_) => true,
         Actions::Continuous(values) => values.len() % action_dim == 0,
     }
-}
-
-/// `value` of the argument `name` as a count from 1 to `most`.
-fn bounded(name: &str, value: i64, most: usize) -> PyResult<usize> {
-    usize::try_from(value)
-        .ok()
-        .filter(|n| (1..=most).contains(n))
-        .ok_or_else(|| {
-            PyValueError::new_err(format!("{name} must be between 1 and {most}, got {value}"))
-        })
 }
 
 /// A buffer the caller holds a view of that NumPy will not let us write (made read-only, or

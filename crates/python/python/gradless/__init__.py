@@ -2,10 +2,12 @@
 
 ``gradless.make_vec("CartPole-v1", 1024)`` returns a ``gymnasium.vector.VectorEnv``;
 importing gradless also registers ``gradless/CartPole-v1`` (and the other ids) with
-Gymnasium, for ``gymnasium.make`` and ``gymnasium.make_vec``.
+Gymnasium, for ``gymnasium.make`` and ``gymnasium.make_vec``. ``gradless.evaluate(path)``
+runs a saved agent's seeded episodes in inference mode, as ``gradless eval`` does.
 """
 
-from gradless._native import GradlessError, known_ids
+from gradless._native import CheckpointError, GradlessError, UnsupportedAgentError, known_ids
+from gradless.evaluation import Evaluation, evaluate
 from gradless.registration import register_envs
 from gradless.single import Env
 from gradless.vector import VectorEnv, make_vec
@@ -14,4 +16,15 @@ ENV_IDS: tuple = tuple(known_ids())
 
 register_envs()
 
-__all__ = ["ENV_IDS", "Env", "GradlessError", "VectorEnv", "make_vec", "register_envs"]
+__all__ = [
+    "ENV_IDS",
+    "CheckpointError",
+    "Env",
+    "Evaluation",
+    "GradlessError",
+    "UnsupportedAgentError",
+    "VectorEnv",
+    "evaluate",
+    "make_vec",
+    "register_envs",
+]

@@ -15,6 +15,19 @@ StepResult = tuple[
 ]
 
 class GradlessError(Exception): ...
+class CheckpointError(GradlessError): ...
+class UnsupportedAgentError(GradlessError): ...
+
+def evaluate_path(
+    path: str,
+    env_id: Optional[str] = None,
+    episodes: int = 100,
+    seed: int = 1_000_000,
+    num_envs: int = 16,
+    deterministic: bool = True,
+    device: str = "auto",
+    activation: Optional[str] = None,
+) -> dict[str, Any]: ...
 
 def known_ids() -> list[str]: ...
 
