@@ -67,8 +67,12 @@ pub fn evaluate_path<'py>(
         .map_err(|e| crate::GradlessError::new_err(format!("device {device}: {e}")))?;
     let agent_device = AgentDevice::new(&InferenceDevice::new(&base));
     let checkpoint = latest_checkpoint(&path)?;
-    let evaluation = LoadedCheckpoint::load(&checkpoint, &settings, &agent_device)
-        .and_then(|loaded| loaded.evaluate(&settings))
+    // The episodes run without the GIL: other Python threads go on meanwhile.
+    let evaluation = py
+        .detach(|| {
+            LoadedCheckpoint::load(&checkpoint, &settings, &agent_device)
+                .and_then(|loaded| loaded.evaluate(&settings))
+        })
         .map_err(eval_error)?;
     let result = PyDict::new(py);
     let episodes = &evaluation.episodes;

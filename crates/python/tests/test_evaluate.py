@@ -106,3 +106,35 @@ def test_refusals_are_exceptions_naming_what_is_wrong(tmp_path):
     with pytest.raises(TypeError, match="path"):
         gradless.evaluate(object())
     assert issubclass(gradless.CheckpointError, gradless.GradlessError)
+
+
+def test_other_threads_run_while_the_episodes_do():
+    import threading
+    import time
+
+    ticks = 0
+    done = threading.Event()
+
+    def tick():
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        # The ticker's rate with the main thread asleep (the GIL free)...
+        start, t0 = ticks, time.perf_counter()
+        time.sleep(0.2)
+        rate = (ticks - start) / (time.perf_counter() - t0)
+        # ...and while the episodes run. Were the GIL held for the whole call, the ticker
+        # would only tick in the few milliseconds around it.
+        start, t0 = ticks, time.perf_counter()
+        gradless.evaluate(SHIPPED / "cartpole-v1-ppo", episodes=100, device="flex")
+        elapsed = time.perf_counter() - t0
+        during = ticks - start
+    finally:
+        done.set()
+        ticker.join()
+    assert elapsed > 0.1, "too short a run to tell"
+    assert during > 0.25 * rate * elapsed, (during, rate, elapsed)
