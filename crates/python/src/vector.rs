@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use gradless_envs::{Actions, AutoresetMode, EnvError, make_vector};
-use numpy::{AllowTypeChange, PyArray1, PyArray2, PyArrayLikeDyn, PyArrayMethods};
+use numpy::{
+    AllowTypeChange, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayLikeDyn, PyArrayMethods,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -243,6 +246,7 @@ impl VectorEnv {
             } = &mut *inner;
             let (as_indices, as_values);
             let batch = if self.discrete_actions {
+                refuse_fractions(actions)?;
                 as_indices = array_like::<i64>(actions)?;
                 Actions::Discrete(contiguous(&as_indices, discrete))
             } else {
@@ -442,6 +446,20 @@ where
                 .unwrap_or_default()
         ))
     })
+}
+
+/// Refuses an array of floats as discrete actions: NumPy's cast would truncate 0.5 to
+/// action 0 without a word.
+fn refuse_fractions(actions: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(array) = actions.cast::<PyUntypedArray>() {
+        let dtype = array.dtype();
+        if !matches!(dtype.kind(), b'i' | b'u') {
+            return Err(PyTypeError::new_err(format!(
+                "discrete actions must be integers, got an array of {dtype}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The values of `array` in order: its own memory when contiguous, else copied into

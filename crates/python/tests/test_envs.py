@@ -218,6 +218,9 @@ def test_bad_actions_and_order_raise_clean_exceptions():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="invalid action"):
         env.step(np.array([0, 2]))
+    with pytest.raises(TypeError, match="integers"):
+        env.step(np.array([0.5, 1.0]))
+    env.step(np.array([0, 1], dtype=np.uint8))
     with pytest.raises(ValueError, match="actions for 3 envs"):
         env.step(np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="seeds"):
