@@ -63,46 +63,54 @@ pub fn run_routed(
     if num_envs == 0 {
         return Ok(Vec::new());
     }
-    if route.backend == EnvBackend::Device {
-        match route.kernel {
-            Ok((program, steps)) => {
-                let quotas = SlotQuotas::new(plan.episodes, num_envs);
-                let device = agent.inference_device().device();
-                let episodes =
-                    run_with_kernel(&program, steps, env_id, &plan, &quotas, device, on_progress)?;
-                return finish(episodes, on_episode);
-            }
-            // Only the kernel draws actions on the device.
-            Err(why) if plan.stochastic => {
-                return Err(ActError::Plan(format!(
-                    "sampled actions with envs on the device need the episode kernel, and {why}"
-                )));
-            }
-            Err(why) => {
-                tracing::debug!(reason = %why, "episode kernel not used: stepping per step")
-            }
+    let backend = match route.0 {
+        Route::Kernel { program, steps } => {
+            let quotas = SlotQuotas::new(plan.episodes, num_envs);
+            let device = agent.inference_device().device();
+            let episodes =
+                run_with_kernel(&program, steps, env_id, &plan, &quotas, device, on_progress)?;
+            return finish(episodes, on_episode);
         }
-    }
-    run_episodes_per_step(agent, env_id, route.backend, plan, on_episode, on_progress)
+        // Only the kernel draws actions on the device.
+        Route::DeviceSteps { why } if plan.stochastic => {
+            return Err(ActError::Plan(format!(
+                "sampled actions with envs on the device need the episode kernel, and {why}"
+            )));
+        }
+        Route::DeviceSteps { why } => {
+            tracing::debug!(reason = %why, "episode kernel not used: stepping per step");
+            EnvBackend::Device
+        }
+        Route::CpuSteps => EnvBackend::Cpu,
+    };
+    run_episodes_per_step(agent, env_id, backend, plan, on_episode, on_progress)
 }
 
-/// Where a plan's episodes run, decided once: the env backend and, for device envs, the
-/// episode kernel's program (the network packed and uploaded) with its steps per launch, or
-/// why the kernel does not run them.
-pub struct EpisodeRoute {
-    backend: EnvBackend,
-    kernel: Result<(EpisodeProgram, u32), String>,
+/// Where a plan's episodes run, decided once, the episode kernel's program (the network
+/// packed and uploaded) built at most once.
+pub struct EpisodeRoute(Route);
+
+enum Route {
+    /// Device envs, whole episodes in the episode kernel, `steps` steps a launch (for the
+    /// plan's largest slot quota).
+    Kernel { program: EpisodeProgram, steps: u32 },
+    /// Device envs, one policy step and one env step at a time, and why not in the kernel.
+    DeviceSteps { why: String },
+    /// Gymnasium-exact CPU envs, one step at a time.
+    CpuSteps,
 }
 
 impl EpisodeRoute {
     /// The envs on `backend`: on the device in the episode kernel where it runs the plan,
     /// else one step at a time.
     pub fn on(agent: &Agent, env_id: &str, backend: EnvBackend, plan: &EpisodePlan) -> Self {
-        let kernel = match backend {
-            EnvBackend::Device => kernel_for(agent, env_id, plan),
-            EnvBackend::Cpu => Err("the envs step on the CPU".into()),
-        };
-        Self { backend, kernel }
+        match backend {
+            EnvBackend::Device => match kernel_for(agent, env_id, plan) {
+                Ok((program, steps)) => Self(Route::Kernel { program, steps }),
+                Err(why) => Self(Route::DeviceSteps { why }),
+            },
+            EnvBackend::Cpu => Self(Route::CpuSteps),
+        }
     }
 
     /// Where the envs of `agent`'s episodes of `env_id` step best when the user leaves it
@@ -118,15 +126,12 @@ impl EpisodeRoute {
             kernel_for(agent, env_id, plan)
         };
         match kernel {
-            Ok(kernel) => (
-                Self {
-                    backend: EnvBackend::Device,
-                    kernel: Ok(kernel),
-                },
+            Ok((program, steps)) => (
+                Self(Route::Kernel { program, steps }),
                 "the episode kernel runs these episodes on this device".into(),
             ),
             Err(why) => (
-                Self::on(agent, env_id, EnvBackend::Cpu, plan),
+                Self(Route::CpuSteps),
                 format!("the episode kernel does not run them: {why}"),
             ),
         }
@@ -134,7 +139,10 @@ impl EpisodeRoute {
 
     /// Where the envs step.
     pub fn backend(&self) -> EnvBackend {
-        self.backend
+        match self.0 {
+            Route::Kernel { .. } | Route::DeviceSteps { .. } => EnvBackend::Device,
+            Route::CpuSteps => EnvBackend::Cpu,
+        }
     }
 }
 
