@@ -82,3 +82,16 @@ pub fn discover(path: &Path) -> Result<Vec<EvalTarget>, EvalError> {
     }
     Ok(targets)
 }
+
+/// The one checkpoint `path` names: a checkpoint (or another tool's file) itself, or a
+/// run's last one; a folder of several runs or checkpoints names none.
+pub fn one_checkpoint(path: &Path) -> Result<PathBuf, EvalError> {
+    match discover(path)?.as_slice() {
+        [target] => target
+            .checkpoints
+            .last()
+            .cloned()
+            .ok_or_else(|| EvalError::NoCheckpointYet(path.to_path_buf())),
+        _ => Err(EvalError::SeveralTargets(path.to_path_buf())),
+    }
+}

@@ -30,7 +30,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use curve::{write_learning_curve, write_tensorboard_curve};
-pub use discover::{EvalTarget, discover};
+pub use discover::{EvalTarget, discover, one_checkpoint};
 pub use outputs::{
     SummaryCell, SummaryValue, beside_file, default_eval_place, prepare_output_dir,
     saved_evaluation, summary_row, write_outputs,
@@ -82,6 +82,12 @@ pub enum EvalError {
     /// A path holds no checkpoint.
     #[error("{0}: no checkpoint here (expected a checkpoint, a run directory or a folder of runs)")]
     NothingToEvaluate(PathBuf),
+    /// A run that has written no checkpoint yet, where one checkpoint was wanted.
+    #[error("{0}: the run has no checkpoint yet")]
+    NoCheckpointYet(PathBuf),
+    /// A folder of several runs or checkpoints, where one was wanted.
+    #[error("{0}: holds several runs or checkpoints; choose one checkpoint or one run")]
+    SeveralTargets(PathBuf),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

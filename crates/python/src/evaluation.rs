@@ -1,10 +1,11 @@
 //! `gradless.evaluate` of an agent saved in a file or folder: the evaluator's seeded
 //! episodes, in inference mode, as `gradless eval` runs them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gradless_device::{DeviceChoice, InferenceDevice};
-use gradless_evaluator::{AgentDevice, EvalError, EvalSettings, LoadedCheckpoint, discover};
+use gradless_evaluator::{AgentDevice, EvalError, EvalSettings, LoadedCheckpoint, one_checkpoint};
+use gradless_policy::EpisodePlan;
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -12,10 +13,7 @@ use pyo3::types::PyDict;
 
 use crate::{CheckpointError, UnsupportedAgentError};
 
-/// The most episodes one call runs.
-const MAX_EPISODES: usize = 1 << 24;
-
-/// The most envs stepped side by side.
+/// The most envs stepped side by side from Python.
 const MAX_NUM_ENVS: usize = 1 << 16;
 
 /// Evaluates the agent at `path` (a gradless checkpoint or run directory, whose latest
@@ -47,7 +45,7 @@ pub fn evaluate_path<'py>(
         })
         .transpose()?;
     let settings = EvalSettings {
-        episodes: crate::bounded("episodes", episodes, MAX_EPISODES)?,
+        episodes: crate::bounded("episodes", episodes, EpisodePlan::MAX_EPISODES)?,
         num_envs: crate::bounded("num_envs", num_envs, MAX_NUM_ENVS)?,
         seed,
         stochastic: !deterministic,
@@ -55,7 +53,7 @@ pub fn evaluate_path<'py>(
         activation,
         ..EvalSettings::default()
     };
-    if seed.checked_add(settings.episodes as u64).is_none() {
+    if seed > EpisodePlan::largest_first_seed(settings.episodes) {
         return Err(PyValueError::new_err(format!(
             "seed {seed}: the last episode's seed would pass 2**64 - 1"
         )));
@@ -66,7 +64,7 @@ pub fn evaluate_path<'py>(
     let base = gradless_device::open(choice.resolve().backend)
         .map_err(|e| crate::GradlessError::new_err(format!("device {device}: {e}")))?;
     let agent_device = AgentDevice::new(&InferenceDevice::new(&base));
-    let checkpoint = latest_checkpoint(&path)?;
+    let checkpoint = one_checkpoint(&path).map_err(eval_error)?;
     // The episodes run without the GIL: other Python threads go on meanwhile.
     let evaluation = py
         .detach(|| {
@@ -99,35 +97,17 @@ pub fn evaluate_path<'py>(
     Ok(result)
 }
 
-/// The checkpoint to evaluate at `path`: a file or checkpoint itself, a run's latest.
-fn latest_checkpoint(path: &Path) -> PyResult<PathBuf> {
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    let targets = discover(path).map_err(eval_error)?;
-    match targets.as_slice() {
-        [target] => {
-            target.checkpoints.last().cloned().ok_or_else(|| {
-                CheckpointError::new_err(format!("{}: no checkpoint", path.display()))
-            })
-        }
-        many => Err(PyValueError::new_err(format!(
-            "{}: a folder of {} runs; name one run or checkpoint",
-            path.display(),
-            many.len()
-        ))),
-    }
-}
-
 /// An evaluator error as the exception a caller can tell apart: a damaged or missing
 /// checkpoint, an agent gradless cannot read or that does not fit the env, or another
 /// failure.
 fn eval_error(error: EvalError) -> PyErr {
     let message = error.to_string();
     match error {
-        EvalError::Checkpoint(_) | EvalError::NothingToEvaluate(_) | EvalError::Io { .. } => {
-            CheckpointError::new_err(message)
-        }
+        EvalError::Checkpoint(_)
+        | EvalError::NothingToEvaluate(_)
+        | EvalError::NoCheckpointYet(_)
+        | EvalError::Io { .. } => CheckpointError::new_err(message),
+        EvalError::SeveralTargets(_) => PyValueError::new_err(message),
         EvalError::Import(_) | EvalError::Incompatible { .. } => {
             UnsupportedAgentError::new_err(message)
         }

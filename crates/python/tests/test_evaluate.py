@@ -97,6 +97,16 @@ def test_refusals_are_exceptions_naming_what_is_wrong(tmp_path):
         gradless.evaluate(SHIPPED / "cartpole-v1-ppo", "Pendulum-v1", episodes=2, device="flex")
     with pytest.raises(gradless.CheckpointError, match="no checkpoint"):
         gradless.evaluate(tmp_path / "nothing-here", episodes=2, device="flex")
+    two_runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(SHIPPED / "cartpole-v1-ppo", two_runs / name / "checkpoints" / "step-0000000100")
+    with pytest.raises(ValueError, match="several runs"):
+        gradless.evaluate(two_runs, episodes=2, device="flex")
+    # The last episode's seed may be 2**64 - 1, not more.
+    last = gradless.evaluate(SHIPPED / "cartpole-v1-ppo", episodes=2, seed=2**64 - 2, device="flex")
+    assert list(last.seeds) == [2**64 - 2, 2**64 - 1]
+    with pytest.raises(ValueError, match="seed"):
+        gradless.evaluate(SHIPPED / "cartpole-v1-ppo", episodes=2, seed=2**64 - 1, device="flex")
     with pytest.raises(ValueError, match="episodes"):
         gradless.evaluate(SHIPPED / "cartpole-v1-ppo", episodes=0, device="flex")
     with pytest.raises(ValueError, match="device"):

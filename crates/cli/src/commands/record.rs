@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use gradless_device::InferenceDevice;
 use gradless_evaluator::{
-    AgentDevice, EvalSettings, LoadedCheckpoint, RecordPlan, RecordedVideo, VideoFolder, discover,
-    enclosing_run, prepare_output_dir,
+    AgentDevice, EvalSettings, LoadedCheckpoint, RecordPlan, RecordedVideo, VideoFolder,
+    enclosing_run, one_checkpoint, prepare_output_dir,
 };
 use gradless_policy::SeededEpisode;
 use serde::Serialize;
@@ -39,23 +39,6 @@ struct VideoLine<'a> {
     episode: &'a SeededEpisode,
     video: &'a Path,
     frames: u64,
-}
-
-/// The checkpoint a path names: itself, or a run's last one.
-fn checkpoint_of(path: &Path) -> Result<PathBuf> {
-    let targets = discover(path)?;
-    match targets.as_slice() {
-        [target] if target.checkpoints.len() == 1 || target.run.is_some() => {
-            match target.checkpoints.last() {
-                Some(last) => Ok(last.clone()),
-                None => bail!("{}: the run has no checkpoint yet", path.display()),
-            }
-        }
-        _ => bail!(
-            "{}: holds several runs or checkpoints; record one checkpoint or one run",
-            path.display()
-        ),
-    }
 }
 
 /// Prints a video as a line of text or JSON.
@@ -89,7 +72,7 @@ pub fn print_video(video: &RecordedVideo, path: &Path, json: bool) -> Result<()>
 pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     check_count("--episodes", args.episodes, RecordPlan::MAX_EPISODES)?;
     check_first_seed(args.acting.seed, args.episodes)?;
-    let checkpoint = checkpoint_of(&args.path)?;
+    let checkpoint = one_checkpoint(&args.path)?;
     let (base, relative) = match &args.out {
         Some(out) => (out.clone(), PathBuf::new()),
         // Another tool's policy file: `<file name>-videos` beside it.
