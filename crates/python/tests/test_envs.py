@@ -225,6 +225,10 @@ def test_bad_actions_and_order_raise_clean_exceptions():
         env.step(np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="seeds"):
         env.reset(seed=[1, 2, 3])
+    one = gymnasium.make("gradless/CartPole-v1")
+    one.reset(seed=0)
+    with pytest.raises(TypeError):
+        one.step(0.5)
     continuous = gradless.make_vec("Pendulum-v1", 2)
     continuous.reset(seed=0)
     with pytest.raises(ValueError, match="invalid action"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,9 @@ class Env(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._discrete:
-            observation, reward, terminated, truncated = self._env.step_discrete(int(action))
+            # An index, not int(): int() would truncate 0.5 into action 0 without a word.
+            index = operator.index(action)
+            observation, reward, terminated, truncated = self._env.step_discrete(index)
         else:
             flat = np.ascontiguousarray(action, dtype=np.float32).reshape(-1)
             observation, reward, terminated, truncated = self._env.step_continuous(flat)

@@ -93,10 +93,7 @@ class VectorEnv(gymnasium.vector.VectorEnv):
         if seed is None and not self._was_reset:
             seed = self._first_seed
         if isinstance(seed, (list, tuple, np.ndarray)):
-            seeds = [_seed(s) for s in seed]
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
-            observations = self._env.reset(seeds=seeds)
+            observations = self._env.reset(seeds=[_seed(s) for s in seed])
         else:
             observations = self._env.reset(seed=None if seed is None else _seed(seed))
         self._was_reset = True
