@@ -11,13 +11,17 @@ Writes into the folder:
   sb3_ppo_cartpole_relu32.zip   SB3 PPO, CartPole-v1, net_arch pi/vf [32, 32], ReLU
   sb3_dqn_cartpole.zip          SB3 DQN, CartPole-v1, RL Zoo's hyperparameters, 128-128 ReLU
   sb3_ppo_pendulum.zip          SB3 PPO, Pendulum-v1, defaults (64-64 Tanh, Gaussian)
+  sb3_sac_pendulum.zip          SB3 SAC, Pendulum-v1, 64-64 ReLU (greedy: tanh of the mean)
+  sb3_td3_pendulum.zip          SB3 TD3, Pendulum-v1, 64-64 ReLU
   cleanrl_ppo_cartpole_relu32.cleanrl_model     the first's weights as ppo.py's Agent
   cleanrl_dqn_cartpole.cleanrl_model            the second's as dqn.py's QNetwork
   cleanrl_ppo_pendulum.cleanrl_model            the third's as ppo_continuous_action.py's Agent
   expected_returns.json         per file: env, activation, first seed, greedy returns
   bad/                          files gradless must refuse, each with a one-line error:
-    sb3_cnn.zip, sb3_sac.zip (policies it does not cover), cleanrl_unchained.cleanrl_model
+    sb3_cnn.zip (a policy it does not cover), sb3_sac.zip (a SAC actor of 3 observations and
+    1 action, which does not fit CartPole-v1), cleanrl_unchained.cleanrl_model
     (layers whose shapes do not chain), sb3_without_policy.zip (no policy.pth)
+`--only off-policy` makes the SAC and TD3 files alone, adding them to expected_returns.json.
 Episode i runs from seed FIRST + i (env.reset(seed=...)); actions are SB3's
 `predict(obs, deterministic=True)` for the zips and the argmax / mean of the layers for the
 CleanRL files.
@@ -30,7 +34,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import DQN, PPO, SAC, TD3
 
 FIRST_SEED = 1_000_000
 EPISODES = 5
@@ -109,10 +113,27 @@ def make_bad_fixtures(bad, template):
                bad / "cleanrl_unchained.cleanrl_model")
 
 
+def make_off_policy(out, expected):
+    """SAC and TD3 on Pendulum, trained briefly: squashed actors, acting greedily."""
+    for name, cls in (("sb3_sac_pendulum.zip", SAC), ("sb3_td3_pendulum.zip", TD3)):
+        # A fresh policy_kwargs each: SB3 adds its own keys to the dict it is given.
+        model = cls("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=500, verbose=0,
+                    policy_kwargs=dict(net_arch=[64, 64]))
+        model.learn(4_000)
+        model.save(out / name)
+        act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]
+        expected[name] = {"env": "Pendulum-v1", "returns": episodes("Pendulum-v1", act)}
+
+
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
+    if sys.argv[2:] == ["--only", "off-policy"]:
+        expected = json.loads((out / "expected_returns.json").read_text())
+        make_off_policy(out, expected)
+        write_expected(out, expected)
+        return
     expected = {}
 
     # PPO on CartPole with non-default widths and activation.
@@ -164,10 +185,15 @@ def main():
     act = lambda obs: net(torch.as_tensor(obs).float().unsqueeze(0))[0].detach().numpy()
     expected["cleanrl_ppo_pendulum.cleanrl_model"] = {"env": "Pendulum-v1", "returns": episodes("Pendulum-v1", act)}
 
+    make_off_policy(out, expected)
+
     bad = out / "bad"
     bad.mkdir(exist_ok=True)
     make_bad_fixtures(bad, out / "sb3_ppo_cartpole_relu32.zip")
+    write_expected(out, expected)
 
+
+def write_expected(out, expected):
     for entry in expected.values():
         entry["first_seed"] = FIRST_SEED
     (out / "expected_returns.json").write_text(json.dumps(expected, indent=1) + "\n")

@@ -288,16 +288,16 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
                 "sb3_cnn.zip",
                 "features_extractor.cnn",
                 "CNN",
-                "covered: PPO, A2C and DQN",
+                "covered: PPO, A2C, DQN, SAC, TD3 and DDPG",
             ][..],
         ),
         (
             "sb3_sac.zip",
             &[
                 "sb3_sac.zip",
-                "actor.latent_pi",
-                "SAC",
-                "covered: PPO, A2C and DQN",
+                "SAC Actor",
+                "maps 3 observations to 1 squashed action dimensions",
+                "CartPole-v1 has",
             ],
         ),
         (
@@ -366,6 +366,31 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         ),
         &["--activation", "gelu"],
     );
+    // A squashed (SAC, TD3) actor acts greedily only, and is evaluated from its file.
+    let sac = fixtures().join("sb3_sac_pendulum.zip");
+    assert_clean_failure(
+        &on_flex(
+            "eval",
+            &sac,
+            &["--env", "Pendulum-v1", "--stochastic", "--episodes", "1"],
+        ),
+        &["sb3_sac_pendulum.zip", "SAC Actor", "deterministically"],
+    );
+    for (command, out) in [
+        ("import", root.join("sac-checkpoint")),
+        ("export", root.join("sac.safetensors")),
+    ] {
+        let output = gradless(&[
+            command,
+            sac.to_str().unwrap(),
+            "--env",
+            "Pendulum-v1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&output, &["squashed-action policy", "not covered"]);
+        assert!(!out.exists(), "{command} leaves nothing behind");
+    }
     std::fs::remove_dir_all(&root).unwrap();
 }
 

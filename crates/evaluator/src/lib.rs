@@ -22,10 +22,12 @@ use gradless_envs::Space;
 pub use gradless_import::ImportError;
 pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
+pub use gradless_policy::ObservationNormalizer;
 use gradless_policy::{
     ActError, Agent, Checkpoint, CheckpointError, EpisodePlan, EpisodeRoute, ForeignHead,
     SeededEpisode, run_routed,
 };
+pub use gradless_policy::{Progress, Stoppable};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -285,16 +287,44 @@ impl LoadedCheckpoint {
         settings: &EvalSettings,
         device: &AgentDevice,
     ) -> Result<Self, EvalError> {
-        let (policy, env_id) = read_foreign_for_env(path, settings)?;
-        let agent = Agent::from_foreign(&policy.network, device).map_err(|reason| {
-            EvalError::Incompatible {
-                path: path.to_path_buf(),
-                reason,
-            }
-        })?;
+        let policy = gradless_import::read_policy(path, settings.activation)?;
+        Self::from_foreign(policy, None, settings, device)
+    }
+
+    /// A policy of another tool, read from its file or handed over in memory (a live
+    /// Stable-Baselines3 model, a PyTorch module), acting on observations normalised with
+    /// `normalizer` when given, on the env `settings.env` names or the policy does.
+    pub fn from_foreign(
+        policy: gradless_import::ForeignPolicy,
+        normalizer: Option<ObservationNormalizer>,
+        settings: &EvalSettings,
+        device: &AgentDevice,
+    ) -> Result<Self, EvalError> {
+        let path = policy.path.clone();
+        let incompatible = |reason: String| EvalError::Incompatible {
+            path: path.clone(),
+            reason,
+        };
+        let (env_id, action_space) = foreign_env(&policy, settings)?;
+        if settings.stochastic && policy.network.head == ForeignHead::Squashed {
+            return Err(incompatible(format!(
+                "the {} ({}) acts here with its deterministic action (tanh of its output, \
+                 scaled to the box); sampling it is not covered: evaluate it deterministically",
+                policy.format.name(),
+                policy.kind
+            )));
+        }
+        if let Some(normalizer) = &normalizer {
+            normalizer
+                .check(policy.network.observation_dim())
+                .map_err(|reason| incompatible(format!("observation statistics: {reason}")))?;
+        }
+        let agent = Agent::from_foreign(&policy.network, &action_space, device)
+            .map_err(incompatible)?
+            .with_normalizer(normalizer);
         tracing::debug!(file = %path.display(), format = policy.format.name(), kind = %policy.kind, "policy read");
         Ok(Self {
-            dir: path.to_path_buf(),
+            dir: path,
             step: policy.step.unwrap_or(0),
             env_id,
             agent,
@@ -317,11 +347,12 @@ impl LoadedCheckpoint {
     }
 
     /// [`evaluate`](Self::evaluate), telling `on_progress` how many episodes have finished
-    /// whenever that grows.
+    /// whenever that grows; a [`Stoppable`] one that breaks stops it (an `Act` error whose
+    /// source is [`ActError::Stopped`]).
     pub fn evaluate_with_progress(
         &self,
         settings: &EvalSettings,
-        on_progress: impl FnMut(usize),
+        on_progress: impl Progress,
     ) -> Result<CheckpointEvaluation, EvalError> {
         let plan = EpisodePlan {
             first_seed: settings.seed,
@@ -444,15 +475,26 @@ pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<Stri
 }
 
 /// A policy file of another tool, read, with the env it is evaluated on (`settings.env`, or
-/// the one the file names), checked to fit: the network's input size must be the env's
-/// observation size, its outputs the env's actions (or action dimensions, for a Gaussian).
+/// the one the file names), checked to fit it (see [`foreign_env`]).
 pub fn read_foreign_for_env(
     path: &Path,
     settings: &EvalSettings,
 ) -> Result<(gradless_import::ForeignPolicy, String), EvalError> {
     let policy = gradless_import::read_policy(path, settings.activation)?;
+    let (env_id, _) = foreign_env(&policy, settings)?;
+    Ok((policy, env_id))
+}
+
+/// The env a policy of another tool is evaluated on (`settings.env`, or the one the policy
+/// names) and its action space, checked to fit: the network's input size must be the env's
+/// observation size, its outputs the env's actions (or action dimensions, for a Gaussian or
+/// squashed one).
+fn foreign_env(
+    policy: &gradless_import::ForeignPolicy,
+    settings: &EvalSettings,
+) -> Result<(String, Space), EvalError> {
     let incompatible = |reason: String| EvalError::Incompatible {
-        path: path.to_path_buf(),
+        path: policy.path.clone(),
         reason,
     };
     let env_id = settings.env.clone().or(policy.env.clone()).ok_or_else(|| {
@@ -467,7 +509,7 @@ pub fn read_foreign_for_env(
         (Space::Discrete { n }, ForeignHead::Categorical | ForeignHead::QValues) => {
             *n as usize == network.outputs()
         }
-        (Space::Box { .. }, ForeignHead::Gaussian { .. }) => {
+        (Space::Box { .. }, ForeignHead::Gaussian { .. } | ForeignHead::Squashed) => {
             env.action_space().flat_dim() == network.outputs()
         }
         _ => false,
@@ -481,13 +523,14 @@ pub fn read_foreign_for_env(
             network.outputs(),
             match network.head {
                 ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
-                _ => "discrete actions",
+                ForeignHead::Squashed => "squashed action dimensions",
+                ForeignHead::Categorical | ForeignHead::QValues => "discrete actions",
             },
             env.observation_space().describe(),
             env.action_space().describe()
         )));
     }
-    Ok((policy, env_id))
+    Ok((env_id, env.action_space().clone()))
 }
 
 /// The mean return of a uniform random policy on `env_id` over `episodes` episodes, episode

@@ -13,10 +13,10 @@ mod zoo_layout;
 
 use std::path::{Path, PathBuf};
 
-use gradless_policy::{Activation, ForeignNetwork};
+use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
 use thiserror::Error;
 
-pub use tensors::{MAX_TENSOR_BYTES, Tensors};
+pub use tensors::{MAX_TENSOR_BYTES, Tensors, Values};
 
 /// Why a file could not be read as a policy.
 #[derive(Debug, Error)]
@@ -50,6 +50,8 @@ pub enum Format {
     CleanRl,
     /// A state dict in `gradless export`'s layout.
     Export,
+    /// A PyTorch module handed over in memory (`nn.Sequential` of `Linear` layers).
+    TorchModule,
 }
 
 impl Format {
@@ -59,6 +61,7 @@ impl Format {
             Format::StableBaselines3 => "Stable-Baselines3",
             Format::CleanRl => "CleanRL",
             Format::Export => "gradless export",
+            Format::TorchModule => "PyTorch module",
         }
     }
 }
@@ -113,11 +116,99 @@ pub fn read_policy(
             reason: "not a policy file this reads (.zip from Stable-Baselines3, .cleanrl_model, .safetensors, .pt)".into(),
         });
     };
+    policy.path = path.to_path_buf();
+    checked(policy)
+}
+
+/// The policy of a live Stable-Baselines3 model, from its `policy.state_dict()` (the
+/// tensors its zip's `policy.pth` holds), built with `activation` (SB3's default for the
+/// policy when `None`); `source` names the model in errors, `step` its training steps.
+pub fn sb3_policy_from_state_dict(
+    tensors: &Tensors,
+    activation: Option<Activation>,
+    source: &str,
+    step: Option<u64>,
+) -> Result<ForeignPolicy, ImportError> {
+    let path = PathBuf::from(source);
+    let (kind, network) = sb3::network_of(tensors, activation, &path)?;
+    checked(ForeignPolicy {
+        path,
+        format: Format::StableBaselines3,
+        kind,
+        network,
+        env: None,
+        step,
+    })
+}
+
+/// How a PyTorch module's outputs become actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleAction {
+    /// The index of the largest output (Q-values, logits taken greedily).
+    Argmax,
+    /// The outputs are the action (continuous, as many as the action's dimensions).
+    Identity,
+    /// `tanh` of the outputs mapped onto the action box.
+    TanhScale,
+}
+
+impl std::str::FromStr for ModuleAction {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "argmax" => Ok(Self::Argmax),
+            "identity" => Ok(Self::Identity),
+            "tanh_scale" => Ok(Self::TanhScale),
+            other => Err(format!(
+                "action {other:?}: expected \"argmax\", \"identity\" or \"tanh_scale\""
+            )),
+        }
+    }
+}
+
+/// The policy of a PyTorch `nn.Sequential` of `Linear` layers with `activation` between
+/// them, from its `state_dict()` (`0.weight`, `0.bias`, `2.weight`, ...), whose outputs
+/// become actions as `action` says; `source` names the module in errors. Only greedy
+/// actions are defined for it.
+pub fn sequential_policy(
+    tensors: &Tensors,
+    activation: Activation,
+    action: ModuleAction,
+    source: &str,
+) -> Result<ForeignPolicy, ImportError> {
+    let path = PathBuf::from(source);
+    let layers = tensors.linear_layers(&path, "", None)?;
+    let outputs = layers.last().map_or(0, |l| l.outputs);
+    let head = match action {
+        ModuleAction::Argmax => ForeignHead::QValues,
+        // A Gaussian's greedy action is its mean; the log-std is never read greedily.
+        ModuleAction::Identity => ForeignHead::Gaussian {
+            log_std: vec![0.0; outputs],
+        },
+        ModuleAction::TanhScale => ForeignHead::Squashed,
+    };
+    let network = ForeignNetwork {
+        layers,
+        activation,
+        head,
+        critic: Vec::new(),
+    };
+    checked(ForeignPolicy {
+        path,
+        format: Format::TorchModule,
+        kind: "nn.Sequential".into(),
+        network,
+        env: None,
+        step: None,
+    })
+}
+
+/// The policy, once its network is checked (its layers chain, its values are finite).
+fn checked(policy: ForeignPolicy) -> Result<ForeignPolicy, ImportError> {
     policy.network.check().map_err(|reason| ImportError::File {
-        path: path.to_path_buf(),
+        path: policy.path.clone(),
         reason,
     })?;
-    policy.path = path.to_path_buf();
     Ok(policy)
 }
 
@@ -133,7 +224,6 @@ pub fn activation_named(name: &str) -> Option<Activation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradless_policy::ForeignHead;
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -176,6 +266,27 @@ mod tests {
             Activation::Tanh,
             "SB3's default"
         );
+
+        // SAC's actor is its latent layers then `mu`; TD3's one Sequential.
+        for (name, kind) in [
+            ("sb3_sac_pendulum.zip", "SAC Actor"),
+            ("sb3_td3_pendulum.zip", "TD3/DDPG Actor"),
+        ] {
+            let squashed = read_policy(&fixture(name), None).unwrap();
+            assert_eq!(squashed.kind, kind);
+            assert_eq!(
+                (squashed.network.head.clone(), squashed.network.hidden()),
+                (ForeignHead::Squashed, vec![64, 64])
+            );
+            assert_eq!(squashed.network.activation, Activation::Relu);
+            assert_eq!(
+                (
+                    squashed.network.observation_dim(),
+                    squashed.network.outputs()
+                ),
+                (3, 1)
+            );
+        }
 
         let cleanrl =
             read_policy(&fixture("cleanrl_ppo_cartpole_relu32.cleanrl_model"), None).unwrap();

@@ -14,7 +14,7 @@ use crate::{ForeignPolicy, Format, ImportError, activation_named};
 const MAX_DATA_BYTES: u64 = 16 << 20;
 
 /// What SB3 covers here.
-const COVERED: &str = "PPO, A2C and DQN with MlpPolicy";
+const COVERED: &str = "PPO, A2C, DQN, SAC, TD3 and DDPG with MlpPolicy";
 
 fn key_error(path: &Path, key: &str, reason: impl Into<String>) -> ImportError {
     ImportError::Key {
@@ -138,33 +138,55 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     };
     let tensors = Tensors::read_pytorch(&copy_path).map_err(inside)?;
     let named = activation.or(activation_of(&data, path)?);
+    let (kind, network) = network_of(&tensors, named, path).map_err(inside)?;
+    Ok(ForeignPolicy {
+        path: path.to_path_buf(),
+        format: Format::StableBaselines3,
+        kind,
+        network,
+        env: None,
+        step: data
+            .get("num_timesteps")
+            .and_then(serde_json::Value::as_u64),
+    })
+}
+
+/// What an SB3 policy's state dict (`policy.pth`, or a live model's
+/// `model.policy.state_dict()`) holds, as a network: its kind in words and its layers.
+/// `activation` is the one the model was built with, when known (else SB3's default for
+/// the policy). Errors name `path` and the tensor.
+pub(crate) fn network_of(
+    tensors: &Tensors,
+    activation: Option<Activation>,
+    path: &Path,
+) -> Result<(String, ForeignNetwork), ImportError> {
     for (prefix, what) in [
         ("features_extractor.cnn", "a CNN policy (CnnPolicy)"),
         ("pi_features_extractor.cnn", "a CNN policy (CnnPolicy)"),
+        ("actor.features_extractor.cnn", "a CNN policy (CnnPolicy)"),
         ("lstm_actor", "a recurrent (LSTM) policy"),
-        ("actor.latent_pi", "a SAC policy"),
-        ("actor.mu", "a TD3 or DDPG policy"),
-        ("critic.qf0", "a SAC, TD3 or DDPG policy"),
         ("quantile_net", "a QR-DQN policy"),
     ] {
         if tensors.has_prefix(prefix) {
             return Err(key_error(
                 path,
-                &format!("policy.pth: {prefix}"),
+                prefix,
                 format!("{what}; covered: {COVERED}"),
             ));
         }
     }
-    let (kind, network) = if tensors.has_prefix("q_net.q_net.") {
-        let network = ForeignNetwork {
-            layers: tensors
-                .linear_layers(path, "q_net.q_net.", None)
-                .map_err(inside)?,
-            activation: named.unwrap_or(Activation::Relu),
-            head: ForeignHead::QValues,
-            critic: Vec::new(),
-        };
-        ("DQN DQNPolicy", network)
+    let network = |layers, default, head| ForeignNetwork {
+        layers,
+        activation: activation.unwrap_or(default),
+        head,
+        critic: Vec::new(),
+    };
+    if tensors.has_prefix("q_net.q_net.") {
+        let layers = tensors.linear_layers(path, "q_net.q_net.", None)?;
+        Ok((
+            "DQN DQNPolicy".into(),
+            network(layers, Activation::Relu, ForeignHead::QValues),
+        ))
     } else if tensors.has_prefix("action_net.") {
         let head = match tensors.by_name.get("log_std") {
             Some(log_std) => ForeignHead::Gaussian {
@@ -172,37 +194,36 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
             },
             None => ForeignHead::Categorical,
         };
-        let network = ForeignNetwork {
-            layers: tensors
-                .linear_layers(path, "mlp_extractor.policy_net.", Some("action_net"))
-                .map_err(inside)?,
-            activation: named.unwrap_or(Activation::Tanh),
-            head,
-            critic: tensors
-                .linear_layers(path, "mlp_extractor.value_net.", Some("value_net"))
-                .map_err(inside)?,
-        };
-        ("PPO/A2C ActorCriticPolicy", network)
+        let layers =
+            tensors.linear_layers(path, "mlp_extractor.policy_net.", Some("action_net"))?;
+        let mut network = network(layers, Activation::Tanh, head);
+        network.critic =
+            tensors.linear_layers(path, "mlp_extractor.value_net.", Some("value_net"))?;
+        Ok(("PPO/A2C ActorCriticPolicy".into(), network))
+    } else if tensors.has_prefix("actor.latent_pi.") {
+        // SAC's actor: `latent_pi` (an activation after every layer), then `mu`; its greedy
+        // action is `tanh(mu)` on the box. The `log_std` layer only serves sampling.
+        let layers = tensors.linear_layers(path, "actor.latent_pi.", Some("actor.mu"))?;
+        Ok((
+            "SAC Actor".into(),
+            network(layers, Activation::Relu, ForeignHead::Squashed),
+        ))
+    } else if tensors.has_prefix("actor.mu.") {
+        // TD3's and DDPG's actor: one Sequential ending in `Tanh`.
+        let layers = tensors.linear_layers(path, "actor.mu.", None)?;
+        Ok((
+            "TD3/DDPG Actor".into(),
+            network(layers, Activation::Relu, ForeignHead::Squashed),
+        ))
     } else {
-        return Err(key_error(
-            path,
-            "policy.pth",
-            format!(
+        Err(ImportError::File {
+            path: path.to_path_buf(),
+            reason: format!(
                 "holds no policy this reads (covered: {COVERED}); its tensors: {}",
-                names(&tensors)
+                names(tensors)
             ),
-        ));
-    };
-    Ok(ForeignPolicy {
-        path: path.to_path_buf(),
-        format: Format::StableBaselines3,
-        kind: kind.to_string(),
-        network,
-        env: None,
-        step: data
-            .get("num_timesteps")
-            .and_then(serde_json::Value::as_u64),
-    })
+        })
+    }
 }
 
 #[cfg(test)]

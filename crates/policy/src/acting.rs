@@ -135,10 +135,18 @@ impl Agent {
         }
     }
 
-    /// Acts with a network read from another tool's file, built on the agents' device (its
-    /// weights are checked first; the error names the tensor that does not fit).
-    pub fn from_foreign(network: &ForeignNetwork, device: &AgentDevice) -> Result<Self, String> {
-        Ok(Self::new(network.build(device.0.device())?, &device.0))
+    /// Acts in `action_space` with a network read from another tool's file, built on the
+    /// agents' device (its weights are checked first; the error names the tensor that does
+    /// not fit).
+    pub fn from_foreign(
+        network: &ForeignNetwork,
+        action_space: &gradless_envs::Space,
+        device: &AgentDevice,
+    ) -> Result<Self, String> {
+        Ok(Self::new(
+            network.build(action_space, device.0.device())?,
+            &device.0,
+        ))
     }
 
     /// Loads the policy a checkpoint holds onto the agents' device.

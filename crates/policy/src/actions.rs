@@ -26,6 +26,9 @@ pub enum ActError {
     /// An episode plan that cannot be run as asked.
     #[error("{0}")]
     Plan(String),
+    /// The caller stopped the run before its episodes finished.
+    #[error("stopped before the episodes finished")]
+    Stopped,
 }
 
 /// Reads a tensor back to the host as `f32` values.

@@ -7,7 +7,7 @@ use gradless_device_envs::{Physics, device_dynamics, seeded_starts};
 
 use crate::acting::Agent;
 use crate::actions::{ActError, read_f32};
-use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
+use crate::episode_plan::{EpisodePlan, Progress, SeededEpisode, SlotQuotas};
 use crate::policy_network::PolicyNetwork;
 use crate::soft_actor_critic::{LOG_STD_MAX, LOG_STD_MIN};
 use gradless_kernels::Head;
@@ -200,7 +200,7 @@ pub(crate) fn run_with_kernel(
     plan: &EpisodePlan,
     quotas: &SlotQuotas,
     device: &Device,
-    mut on_progress: impl FnMut(usize),
+    mut on_progress: impl Progress,
 ) -> Result<Vec<SeededEpisode>, ActError> {
     if plan.episodes > MAX_KERNEL_EPISODES {
         return Err(ActError::Plan(format!(
@@ -262,7 +262,9 @@ pub(crate) fn run_with_kernel(
         let now = counts.iter().map(|&c| c as usize).sum();
         if now > finished {
             finished = now;
-            on_progress(finished);
+            if on_progress.finished(finished).is_break() {
+                return Err(ActError::Stopped);
+            }
         }
     }
     let records = read_f32(records)?;

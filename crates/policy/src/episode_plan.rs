@@ -20,6 +20,31 @@ pub struct SeededEpisode {
     pub truncated: bool,
 }
 
+/// Hears how many of a plan's episodes have finished, whenever that grows, and may stop the
+/// run there (it then fails with [`ActError::Stopped`](crate::ActError::Stopped)). Any
+/// `FnMut(usize)` listens without stopping; [`Stoppable`] wraps one that may stop.
+pub trait Progress {
+    /// `finished` episodes are done.
+    fn finished(&mut self, finished: usize) -> std::ops::ControlFlow<()>;
+}
+
+impl<F: FnMut(usize)> Progress for F {
+    fn finished(&mut self, finished: usize) -> std::ops::ControlFlow<()> {
+        self(finished);
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// A progress callback that stops the run by returning `Break` (a caller that was
+/// interrupted).
+pub struct Stoppable<F>(pub F);
+
+impl<F: FnMut(usize) -> std::ops::ControlFlow<()>> Progress for Stoppable<F> {
+    fn finished(&mut self, finished: usize) -> std::ops::ControlFlow<()> {
+        (self.0)(finished)
+    }
+}
+
 /// Which episodes to run: episode `i` from seed `first_seed + i`, `num_envs` at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpisodePlan {

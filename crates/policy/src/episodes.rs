@@ -7,7 +7,7 @@ use gradless_envs::{Action, EnvRng, make};
 use crate::acting::Agent;
 use crate::actions::{ActError, Selection};
 use crate::device_episodes::{EpisodeProgram, MAX_KERNEL_EPISODES, run_with_kernel};
-use crate::episode_plan::{EpisodePlan, SeededEpisode, SlotQuotas};
+use crate::episode_plan::{EpisodePlan, Progress, SeededEpisode, SlotQuotas};
 
 /// Episode `seed`'s action generator (stochastic plans), apart from the env's own stream.
 fn action_rng(seed: u64) -> EnvRng {
@@ -42,7 +42,7 @@ pub fn run_episodes(
     backend: EnvBackend,
     plan: EpisodePlan,
     on_episode: impl FnMut(&SeededEpisode),
-    on_progress: impl FnMut(usize),
+    on_progress: impl Progress,
 ) -> Result<Vec<SeededEpisode>, ActError> {
     let route = EpisodeRoute::on(agent, env_id, backend, &plan);
     run_routed(agent, env_id, route, plan, on_episode, on_progress)
@@ -56,7 +56,7 @@ pub fn run_routed(
     route: EpisodeRoute,
     plan: EpisodePlan,
     on_episode: impl FnMut(&SeededEpisode),
-    on_progress: impl FnMut(usize),
+    on_progress: impl Progress,
 ) -> Result<Vec<SeededEpisode>, ActError> {
     check_plan(&plan)?;
     let num_envs = plan.num_envs.min(plan.episodes);
@@ -173,7 +173,7 @@ pub fn run_episodes_per_step(
     backend: EnvBackend,
     plan: EpisodePlan,
     on_episode: impl FnMut(&SeededEpisode),
-    mut on_progress: impl FnMut(usize),
+    mut on_progress: impl Progress,
 ) -> Result<Vec<SeededEpisode>, ActError> {
     check_plan(&plan)?;
     if plan.stochastic && backend == EnvBackend::Device {
@@ -215,7 +215,9 @@ pub fn run_episodes_per_step(
             let now: usize = counts.iter().zip(&quota).map(|(&c, &q)| c.min(q)).sum();
             if now > finished {
                 finished = now;
-                on_progress(finished);
+                if on_progress.finished(finished).is_break() {
+                    return Err(ActError::Stopped);
+                }
             }
             if finished == plan.episodes {
                 break;
@@ -394,6 +396,43 @@ mod tests {
         assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
         assert_eq!(progress.last(), Some(&episodes.len()));
         episodes
+    }
+
+    /// A caller that stops the run when it hears of progress gets `Stopped`, and the run
+    /// goes no further.
+    #[test]
+    fn a_stoppable_caller_stops_the_run() {
+        let agent = small_agent();
+        let plan = EpisodePlan {
+            first_seed: 7,
+            episodes: 40,
+            num_envs: 4,
+            stochastic: false,
+        };
+        let mut heard = Vec::new();
+        let stop_at_two = crate::Stoppable(|done| {
+            heard.push(done);
+            if done >= 2 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        });
+        let error = run_episodes(
+            &agent,
+            "CartPole-v1",
+            EnvBackend::Cpu,
+            plan,
+            |_| {},
+            stop_at_two,
+        );
+        assert!(matches!(error, Err(ActError::Stopped)), "{error:?}");
+        assert!(*heard.last().unwrap() < 40, "{heard:?}");
+        assert_eq!(
+            heard.iter().filter(|&&done| done >= 2).count(),
+            1,
+            "{heard:?}"
+        );
     }
 
     /// Every episode is counted once, in episode order, whatever order they finish in, and

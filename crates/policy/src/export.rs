@@ -37,6 +37,14 @@ pub enum ExportError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A network the layout does not describe.
+    #[error("{path}: {reason}")]
+    Uncovered {
+        /// The output file.
+        path: PathBuf,
+        /// What is not covered.
+        reason: String,
+    },
 }
 
 /// What the exported network is.
@@ -250,7 +258,15 @@ pub fn export_foreign_safetensors(
 ) -> Result<(), ExportError> {
     let log_std = match &network.head {
         ForeignHead::Gaussian { log_std } => Some(log_std.as_slice()),
-        _ => None,
+        ForeignHead::Squashed => {
+            return Err(ExportError::Uncovered {
+                path: out.to_path_buf(),
+                reason: "a squashed-action policy (SAC, TD3, DDPG) read from another tool's \
+                         file has no log-std head; exporting it is not covered"
+                    .into(),
+            });
+        }
+        ForeignHead::Categorical | ForeignHead::QValues => None,
     };
     let tags = export_metadata(&network.architecture(), env_id, global_step, log_std, None);
     write(out, &safetensors_bytes(&network.layers, &[], tags))

@@ -32,7 +32,7 @@ pub use checkpoint::{
     replace_checkpoint, sha256_file, write_checkpoint,
 };
 pub use device_episodes::MAX_KERNEL_WIDTH;
-pub use episode_plan::{EpisodePlan, SeededEpisode};
+pub use episode_plan::{EpisodePlan, Progress, SeededEpisode, Stoppable};
 pub use episodes::{EpisodeRoute, run_episodes, run_episodes_per_step, run_routed, watch_episode};
 pub use network::{
     ActionHead, Activation, ActorCritic, Architecture, MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, Mlp,

@@ -96,6 +96,12 @@ impl SquashedGaussianActor {
         }
     }
 
+    /// An actor around `net`, whose `2 * dim` outputs are the means and the unsquashed
+    /// log standard deviations.
+    pub(crate) fn from_network(net: Mlp, bounds: ActionBounds) -> Self {
+        Self { net, bounds }
+    }
+
     /// Action dimensions.
     pub fn action_dim(&self) -> usize {
         self.bounds.scale.len()

@@ -9,6 +9,8 @@ use crate::network::{
     QNetwork, linear_with_bias,
 };
 use crate::policy_network::PolicyNetwork;
+use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
+use gradless_envs::Space;
 
 /// One fully connected layer as PyTorch's `nn.Linear` stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +39,10 @@ pub enum ForeignHead {
     },
     /// Q-values (greedy: their argmax).
     QValues,
+    /// Pre-`tanh` actions: the action is `tanh(output)` mapped onto the env's action box (the
+    /// greedy action of SAC's actor, and TD3's and DDPG's deterministic one). Only greedy
+    /// actions are covered: a squashed network read from a file acts deterministically.
+    Squashed,
 }
 
 /// A plain MLP policy read from another tool's file.
@@ -178,12 +184,25 @@ impl ForeignNetwork {
                     dim: self.outputs(),
                 },
             },
+            ForeignHead::Squashed => Architecture::SoftActorCritic {
+                observation_dim,
+                hidden,
+                activation: self.activation,
+                action_dim: self.outputs(),
+            },
         }
     }
 
-    /// The network built on `device` (checked first).
-    pub(crate) fn build(&self, device: &Device) -> Result<PolicyNetwork, String> {
+    /// The network built on `device` (checked first), acting in `action_space`.
+    pub(crate) fn build(
+        &self,
+        action_space: &Space,
+        device: &Device,
+    ) -> Result<PolicyNetwork, String> {
         self.check()?;
+        if self.head == ForeignHead::Squashed {
+            return self.squashed_actor(action_space, device);
+        }
         let actor = mlp(&self.layers, self.activation, device);
         Ok(match &self.head {
             ForeignHead::QValues => PolicyNetwork::QNetwork(QNetwork::from_network(actor)),
@@ -205,6 +224,35 @@ impl ForeignNetwork {
                 PolicyNetwork::ActorCritic(ActorCritic::from_parts(actor, critic, log_std))
             }
         })
+    }
+
+    /// A squashed network as gradless's SAC actor, whose outputs are the means and then the
+    /// log standard deviations: the means are the network's outputs, the log-std half is
+    /// zero rows (read only when sampling, which a squashed foreign network does not do).
+    fn squashed_actor(
+        &self,
+        action_space: &Space,
+        device: &Device,
+    ) -> Result<PolicyNetwork, String> {
+        let bounds = ActionBounds::of(action_space)
+            .filter(|bounds| bounds.scale.len() == self.outputs())
+            .ok_or_else(|| {
+                format!(
+                    "a squashed policy of {} action dimensions acts in a finite box of as many; the env's action space is {}",
+                    self.outputs(),
+                    action_space.describe()
+                )
+            })?;
+        let mut layers = self.layers.clone();
+        if let Some(last) = layers.last_mut() {
+            last.weight.resize(2 * last.weight.len(), 0.0);
+            last.bias.resize(2 * last.outputs, 0.0);
+            last.outputs *= 2;
+        }
+        let net = mlp(&layers, self.activation, device);
+        Ok(PolicyNetwork::SoftActor(
+            SquashedGaussianActor::from_network(net, bounds),
+        ))
     }
 }
 
@@ -298,7 +346,8 @@ mod tests {
         single.weight = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
         single.bias = vec![0.5, -0.5];
         let net = network(vec![single], ForeignHead::QValues);
-        let PolicyNetwork::QNetwork(q) = net.build(&device).unwrap() else {
+        let PolicyNetwork::QNetwork(q) = net.build(&Space::Discrete { n: 2 }, &device).unwrap()
+        else {
             panic!("a Q-network")
         };
         let x = burn::prelude::Tensor::<2>::from_data(
@@ -307,6 +356,40 @@ mod tests {
         );
         let y = crate::actions::read_f32(q.forward(x)).unwrap();
         assert_eq!(y, [1.0 + 2.0 + 6.0 + 0.5, -1.0 + 0.0 + 2.0 - 0.5]);
+    }
+
+    /// A squashed network's greedy action is `tanh(output)` mapped onto the box, whose size
+    /// must be the network's outputs.
+    #[test]
+    fn squashed_networks_act_inside_the_box() {
+        let device = Device::flex();
+        let mut single = layer("mu", 2, 1);
+        single.weight = vec![0.5, -1.0];
+        single.bias = vec![0.25];
+        let net = network(vec![single], ForeignHead::Squashed);
+        let pendulum = Space::Box {
+            low: vec![-2.0],
+            high: vec![2.0],
+        };
+        let built = net.build(&pendulum, &device).unwrap();
+        let x = burn::prelude::Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 0.5, -3.0, 0.0], [2, 2]),
+            &device,
+        );
+        let (actions, continuous) = built.action_outputs(x);
+        assert!(continuous);
+        let actions = crate::actions::read_f32(actions).unwrap();
+        let expected = [0.25f32.tanh() * 2.0, (-1.25f32).tanh() * 2.0];
+        for (a, e) in actions.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-6, "{actions:?} vs {expected:?}");
+        }
+        let wide = Space::Box {
+            low: vec![-1.0; 2],
+            high: vec![1.0; 2],
+        };
+        let error = net.build(&wide, &device).unwrap_err();
+        assert!(error.contains("1 action dimensions"), "{error}");
+        assert!(net.build(&Space::Discrete { n: 2 }, &device).is_err());
     }
 }
 
@@ -321,8 +404,16 @@ pub fn write_imported_checkpoint(
 ) -> Result<crate::Checkpoint, crate::CheckpointError> {
     use burn::module::Module;
     let device = Device::flex();
+    if network.head == ForeignHead::Squashed {
+        return Err(crate::CheckpointError::Weights {
+            path: dir.to_path_buf(),
+            reason: "a squashed-action policy (SAC, TD3, DDPG) is evaluated from its own file; \
+                     writing it as a gradless checkpoint is not covered"
+                .into(),
+        });
+    }
     let built = network
-        .build(&device)
+        .build(spec.action_space, &device)
         .map_err(|reason| crate::CheckpointError::Weights {
             path: dir.to_path_buf(),
             reason,
@@ -364,7 +455,7 @@ pub fn write_imported_checkpoint(
             PolicyNetwork::ActorCritic(model) => model.save_file(&path),
             PolicyNetwork::QNetwork(model) => model.save_file(&path),
             PolicyNetwork::SoftActor(_) => {
-                unreachable!("other tools' files build actor-critics and Q-networks only")
+                unreachable!("squashed networks are refused above")
             }
         };
         saved.map_err(|e| crate::CheckpointError::Weights {
