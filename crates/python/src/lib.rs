@@ -66,7 +66,7 @@ fn space_parts(space: &Space) -> SpaceParts {
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::evaluation::evaluate_path;
+    use super::evaluation::{evaluate_path, evaluate_weights};
     #[pymodule_export]
     use super::options::known_ids;
     #[pymodule_export]

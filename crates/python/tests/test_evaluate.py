@@ -148,3 +148,28 @@ def test_other_threads_run_while_the_episodes_do():
         ticker.join()
     assert elapsed > 0.1, "too short a run to tell"
     assert during > 0.25 * rate * elapsed, (during, rate, elapsed)
+
+
+def test_ctrl_c_stops_an_evaluation_within_a_second():
+    import signal
+    import threading
+    import time
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # Ten million 500-step episodes would run for hours.
+    timer = threading.Timer(0.5, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gradless.evaluate(SHIPPED / "cartpole-v1-ppo", episodes=10_000_000, device="flex")
+    finally:
+        timer.cancel()
+    assert fired, "interrupted before the timer fired"
+    assert time.perf_counter() - fired[0] < 1.0

@@ -3,10 +3,13 @@
 ``gradless.make_vec("CartPole-v1", 1024)`` returns a ``gymnasium.vector.VectorEnv``;
 importing gradless also registers ``gradless/CartPole-v1`` (and the other ids) with
 Gymnasium, for ``gymnasium.make`` and ``gymnasium.make_vec``. ``gradless.evaluate(path)``
-runs a saved agent's seeded episodes in inference mode, as ``gradless eval`` does.
+runs an agent's seeded episodes in inference mode, as ``gradless eval`` does (a saved
+one, or a live Stable-Baselines3 model or torch module); ``gradless.sb3.evaluate_policy``
+is a drop-in for SB3's.
 """
 
 from gradless._native import CheckpointError, GradlessError, UnsupportedAgentError, known_ids
+from gradless import sb3
 from gradless.evaluation import Evaluation, evaluate
 from gradless.registration import register_envs
 from gradless.single import Env
@@ -27,4 +30,5 @@ __all__ = [
     "evaluate",
     "make_vec",
     "register_envs",
+    "sb3",
 ]

@@ -18,15 +18,19 @@ class GradlessError(Exception): ...
 class CheckpointError(GradlessError): ...
 class UnsupportedAgentError(GradlessError): ...
 
+# `run`: {"env_id", "episodes", "seed", "num_envs", "deterministic", "device"}.
 def evaluate_path(
-    path: str,
-    env_id: Optional[str] = None,
-    episodes: int = 100,
-    seed: int = 1_000_000,
-    num_envs: int = 16,
-    deterministic: bool = True,
-    device: str = "auto",
+    path: str, run: dict[str, Any], activation: Optional[str] = None
+) -> dict[str, Any]: ...
+def evaluate_weights(
+    kind: str,
+    state_dict: dict[str, npt.NDArray[np.float32]],
+    source: str,
+    run: dict[str, Any],
     activation: Optional[str] = None,
+    step: Optional[int] = None,
+    # {"mean", "var": float64 arrays, "count", "epsilon", "clip": floats}
+    normalizer: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]: ...
 
 def known_ids() -> list[str]: ...

@@ -1,4 +1,5 @@
-"""``gradless.evaluate``: seeded episodes of a saved agent, in inference mode, as ``gradless eval``."""
+"""``gradless.evaluate``: seeded episodes of an agent, saved or live, in inference mode, as
+``gradless eval`` runs them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gradless import _native
+from gradless import _native, agents
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Evaluation:
 
 
 def evaluate(
-    agent: str | os.PathLike,
+    agent: Any,
     env_id: str | None = None,
     *,
     episodes: int = 100,
@@ -49,38 +50,83 @@ def evaluate(
     deterministic: bool = True,
     device: str = "auto",
     activation: str | None = None,
+    normalize: Any = None,
+    action: str | None = None,
 ) -> Evaluation:
     """Runs ``episodes`` seeded episodes of ``agent`` (episode ``i`` from seed ``seed + i``)
     with autodiff off and returns them with their summary.
 
-    ``agent`` is a path: a gradless checkpoint, or a run directory (its latest
-    checkpoint), or another tool's file (a Stable-Baselines3 zip, a CleanRL model, a state
-    dict in ``gradless export``'s layout), which needs ``env_id`` (and ``activation``,
-    ``"tanh"`` or ``"relu"``, where the file names none and its format's default is not
-    it: CleanRL's files name none, and tanh is assumed). ``env_id`` also
-    evaluates a checkpoint on another env that fits it. ``num_envs`` envs step side by side
-    (no episode depends on it); ``device`` is ``"auto"``, ``"flex"`` or ``"wgpu"``.
-    Damaged checkpoints raise ``CheckpointError``, agents gradless cannot read or that do not
-    fit the env ``UnsupportedAgentError``.
+    ``agent`` is one of:
+
+    - a path: a gradless checkpoint, or a run directory (its latest checkpoint), or another
+      tool's file (a Stable-Baselines3 zip, a CleanRL model, a state dict in ``gradless
+      export``'s layout), which needs ``env_id`` (and ``activation``, ``"tanh"`` or
+      ``"relu"``, where the file names none and its format's default is not it: CleanRL's
+      files name none, and tanh is assumed);
+    - a Stable-Baselines3 model (PPO, A2C, DQN, SAC, TD3, DDPG with ``MlpPolicy``): its
+      policy's weights, on ``env_id`` or the env the model holds; ``normalize`` is the
+      ``VecNormalize`` it was trained with, whose observation statistics are applied;
+    - a ``torch.nn.Sequential`` of ``Linear`` layers with ``Tanh`` or ``ReLU`` between them,
+      whose outputs become actions as ``action`` says: ``"argmax"`` (discrete),
+      ``"identity"`` (the outputs are the action) or ``"tanh_scale"`` (``tanh`` of the
+      outputs mapped onto the action box; a final ``Tanh`` in the module is that ``tanh``).
+
+    ``env_id`` also evaluates a checkpoint on another env that fits it. ``num_envs`` envs
+    step side by side (no episode depends on it); ``device`` is ``"auto"``, ``"flex"`` or
+    ``"wgpu"``. Ctrl-C stops a running evaluation and raises ``KeyboardInterrupt``. Damaged
+    checkpoints raise ``CheckpointError``, agents gradless cannot read or that do not fit
+    the env ``UnsupportedAgentError``.
     """
-    if not isinstance(agent, (str, os.PathLike)):
-        raise TypeError(
-            "agent must be a path (a checkpoint, a run directory or another tool's file), "
-            f"got {type(agent).__name__}"
-        )
     for name, value in (("episodes", episodes), ("num_envs", num_envs), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 0 <= int(seed) < 2**64:
         raise ValueError(f"seed must be between 0 and 2**64 - 1, got {seed}")
-    result = _native.evaluate_path(
-        os.fspath(agent),
-        env_id,
-        int(episodes),
-        int(seed),
-        int(num_envs),
-        bool(deterministic),
-        device,
-        activation,
+    run = {
+        "env_id": env_id,
+        "episodes": int(episodes),
+        "seed": int(seed),
+        "num_envs": int(num_envs),
+        "deterministic": bool(deterministic),
+        "device": device,
+    }
+    if isinstance(agent, (str, os.PathLike)):
+        for name, value in (("normalize", normalize), ("action", action)):
+            if value is not None:
+                raise TypeError(
+                    f"{name}= applies to a live agent (an SB3 model, a torch module), not to a path"
+                )
+        return Evaluation(**_native.evaluate_path(os.fspath(agent), run, activation))
+    if agents.is_sb3_model(agent):
+        if action is not None:
+            raise TypeError("action= applies to a torch module; an SB3 model acts as its policy does")
+        weights = agents.sb3_weights(agent)
+        if env_id is None:
+            run["env_id"] = agents.env_id_of(getattr(agent, "env", None))
+    elif agents.is_torch_module(agent):
+        if normalize is not None:
+            raise TypeError("normalize= applies to an SB3 model; a torch module sees raw observations")
+        if not deterministic:
+            raise ValueError(
+                "deterministic=False: a torch module's actions are defined by action=, "
+                "with no distribution to sample"
+            )
+        weights = agents.module_weights(agent, action)
+    else:
+        raise TypeError(
+            "agent must be a path (a checkpoint, a run directory or another tool's file), a "
+            "Stable-Baselines3 model or a torch nn.Sequential, "
+            f"got {type(agent).__name__}"
+        )
+    if run["env_id"] is None:
+        raise ValueError(f"env_id: the {weights.source} names no env; give env_id")
+    result = _native.evaluate_weights(
+        weights.kind,
+        weights.state_dict,
+        weights.source,
+        run,
+        activation or weights.activation,
+        weights.step,
+        None if normalize is None else agents.normalizer_of(normalize),
     )
     return Evaluation(**result)
