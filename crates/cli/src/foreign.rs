@@ -23,6 +23,7 @@ pub fn write_native(
         global_step: policy.step.unwrap_or(0),
         source: &source,
         format: policy.format.name(),
+        observation_normalization: policy.normalizer.as_ref(),
     };
     write_imported_checkpoint(dir, &policy.network, spec)
         .with_context(|| format!("importing {}", file.display()))

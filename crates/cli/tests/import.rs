@@ -334,7 +334,8 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         &on_flex("eval", &pendulum, &[]),
         &["sb3_ppo_pendulum.zip", "--env"],
     );
-    // VecNormalize statistics beside a zip: refused, never silently ignored.
+    // VecNormalize statistics beside a zip are applied: damaged ones refuse it, never
+    // silently ignored.
     copy_file(
         &fixtures().join("sb3_ppo_cartpole_relu32.zip"),
         &root.join("agent.zip"),
@@ -342,8 +343,16 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
     std::fs::write(root.join("vecnormalize.pkl"), b"pickled statistics").unwrap();
     assert_clean_failure(
         &eval(&root.join("agent.zip"), "CartPole-v1"),
-        &["vecnormalize.pkl", "refused"],
+        &["vecnormalize.pkl", "not a readable pickle"],
     );
+    // A config saying it normalised, without the statistics: refused.
+    std::fs::remove_file(root.join("vecnormalize.pkl")).unwrap();
+    std::fs::write(root.join("config.yml"), "normalize: true\n").unwrap();
+    assert_clean_failure(
+        &eval(&root.join("agent.zip"), "CartPole-v1"),
+        &["config.yml", "normalize: true", "refused"],
+    );
+    std::fs::remove_file(root.join("config.yml")).unwrap();
     // And where RL Zoo keeps them, for the run's final zip and its best model alike.
     let zoo_run = root.join("CartPole-v1_1");
     std::fs::create_dir_all(zoo_run.join("CartPole-v1")).unwrap();
@@ -355,7 +364,7 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         );
         assert_clean_failure(
             &eval(&zoo_run.join(zip), "CartPole-v1"),
-            &["CartPole-v1/vecnormalize.pkl", "refused"],
+            &["CartPole-v1/vecnormalize.pkl", "not a readable pickle"],
         );
     }
     assert_clean_failure(
@@ -392,6 +401,35 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         assert!(!out.exists(), "{command} leaves nothing behind");
     }
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// RL Zoo's runs (`benchmarks/rl_zoo/make_zoo_fixtures.py`): the VecNormalize statistics it
+/// keeps in `<EnvId>/vecnormalize.pkl` are applied, and the episodes are the ones SB3 gives
+/// the same model with RL Zoo's saved normalisation; without them the episodes differ.
+#[test]
+fn rl_zoo_agents_evaluate_with_their_saved_normalisation() {
+    let zoo = fixtures().join("zoo");
+    let text = std::fs::read_to_string(zoo.join("expected_returns.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let out = scratch("import-zoo");
+    for (file, entry) in expected.as_object().unwrap() {
+        let env = entry["env"].as_str().unwrap();
+        let seed = entry["first_seed"].as_u64().unwrap();
+        let theirs: Vec<f64> = entry["returns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_f64().unwrap())
+            .collect();
+        let zip = zoo.join(file);
+        let ours = eval_returns(&zip, env, &[], &out.join("with"), theirs.len(), seed);
+        assert_eq!(ours, theirs, "{file}");
+        let bare = out.join("bare.zip");
+        copy_file(&zip, &bare);
+        let raw = eval_returns(&bare, env, &[], &out.join("without"), theirs.len(), seed);
+        assert_ne!(raw, theirs, "{file}: the statistics change the episodes");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 fn copy_file(from: &Path, to: &Path) {

@@ -288,15 +288,14 @@ impl LoadedCheckpoint {
         device: &AgentDevice,
     ) -> Result<Self, EvalError> {
         let policy = gradless_import::read_policy(path, settings.activation)?;
-        Self::from_foreign(policy, None, settings, device)
+        Self::from_foreign(policy, settings, device)
     }
 
     /// A policy of another tool, read from its file or handed over in memory (a live
     /// Stable-Baselines3 model, a PyTorch module), acting on observations normalised with
-    /// `normalizer` when given, on the env `settings.env` names or the policy does.
+    /// its statistics when it has them, on the env `settings.env` names or the policy does.
     pub fn from_foreign(
         policy: gradless_import::ForeignPolicy,
-        normalizer: Option<ObservationNormalizer>,
         settings: &EvalSettings,
         device: &AgentDevice,
     ) -> Result<Self, EvalError> {
@@ -314,14 +313,14 @@ impl LoadedCheckpoint {
                 policy.kind
             )));
         }
-        if let Some(normalizer) = &normalizer {
+        if let Some(normalizer) = &policy.normalizer {
             normalizer
                 .check(policy.network.observation_dim())
                 .map_err(|reason| incompatible(format!("observation statistics: {reason}")))?;
         }
         let agent = Agent::from_foreign(&policy.network, &action_space, device)
             .map_err(incompatible)?
-            .with_normalizer(normalizer);
+            .with_normalizer(policy.normalizer.clone());
         tracing::debug!(file = %path.display(), format = policy.format.name(), kind = %policy.kind, "policy read");
         Ok(Self {
             dir: path,

@@ -14,6 +14,7 @@ fn policy(format: Format, kind: &str, network: ForeignNetwork) -> ForeignPolicy 
         format,
         kind: kind.to_string(),
         network,
+        normalizer: None,
         env: None,
         step: None,
     }

@@ -1,19 +1,23 @@
 //! Policies trained elsewhere, read as plain MLP weights: Stable-Baselines3 `.zip` files
-//! (PPO, A2C, DQN with `MlpPolicy`), CleanRL `.cleanrl_model` state dicts (`ppo.py`,
+//! (PPO, A2C, DQN with `MlpPolicy`; SAC, TD3 and DDPG actors) with the `VecNormalize`
+//! statistics RL Zoo keeps beside them, CleanRL `.cleanrl_model` state dicts (`ppo.py`,
 //! `ppo_continuous_action.py`, `dqn.py`), and state dicts in `gradless export`'s layout
 //! (`.safetensors`, `.pt`). PyTorch files are read with burn's `pytorch-reader`, which parses
-//! the pickle itself: no Python, and no pickle code is executed. Layer sizes come from the
-//! tensors' shapes; errors name the file and the key.
+//! the pickle itself, and `vecnormalize.pkl` with this crate's own pickle reader: no Python,
+//! and no pickle code is executed. Layer sizes come from the tensors' shapes; errors name
+//! the file and the key.
 
 mod cleanrl;
+mod pickle;
 mod safetensors;
 mod sb3;
 mod tensors;
+mod vecnormalize;
 mod zoo_layout;
 
 use std::path::{Path, PathBuf};
 
-use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
+use gradless_policy::{Activation, ForeignHead, ForeignNetwork, ObservationNormalizer};
 use thiserror::Error;
 
 pub use tensors::{MAX_TENSOR_BYTES, Tensors, Values};
@@ -77,6 +81,9 @@ pub struct ForeignPolicy {
     pub kind: String,
     /// The network (checked: its layers chain).
     pub network: ForeignNetwork,
+    /// The frozen observation statistics its inputs are normalised with (an SB3 agent's
+    /// `vecnormalize.pkl`), if it was trained on normalised observations.
+    pub normalizer: Option<ObservationNormalizer>,
     /// The env the file names (only `gradless export`'s files name one).
     pub env: Option<String>,
     /// The training steps behind it, when the file says (SB3's `num_timesteps`).
@@ -136,6 +143,7 @@ pub fn sb3_policy_from_state_dict(
         format: Format::StableBaselines3,
         kind,
         network,
+        normalizer: None,
         env: None,
         step,
     })
@@ -198,6 +206,7 @@ pub fn sequential_policy(
         format: Format::TorchModule,
         kind: "nn.Sequential".into(),
         network,
+        normalizer: None,
         env: None,
         step: None,
     })

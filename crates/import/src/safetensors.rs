@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
+use gradless_policy::{
+    Activation, ForeignHead, ForeignNetwork, ObservationNormalizer, RunningMoments,
+};
 
 use crate::tensors::{MAX_TENSOR_BYTES, Tensors, Values};
 use crate::{ForeignPolicy, Format, ImportError, activation_named};
@@ -118,13 +120,13 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     let bytes = gradless_files::read_bounded(path, MAX_TENSOR_BYTES + MAX_HEADER_BYTES + 8)
         .map_err(|e| file_error(path, e.to_string()))?;
     let (tensors, metadata) = parse(path, &bytes)?;
-    tensors.refuse_observation_statistics(path)?;
     let text = |key: &str| {
         metadata
             .get(key)
             .and_then(|v| v.as_str())
             .map(str::to_string)
     };
+    let normalizer = observation_statistics(path, &tensors, &text)?;
     let named = match text("activation") {
         Some(name) => Some(activation_named(&name).ok_or_else(|| ImportError::Key {
             path: path.to_path_buf(),
@@ -178,9 +180,51 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
             head,
             critic: Vec::new(),
         },
+        normalizer,
         step: text("global_step").and_then(|s| s.parse().ok()),
         env: text("env_id"),
     })
+}
+
+/// The observation statistics an export carries (tensors `obs_norm.mean` and
+/// `obs_norm.var`, metadata `obs_norm_clip` and `obs_norm_epsilon`), frozen as written.
+fn observation_statistics(
+    path: &Path,
+    tensors: &Tensors,
+    text: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ObservationNormalizer>, ImportError> {
+    let key = |key: &str, reason: String| ImportError::Key {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        reason,
+    };
+    let (mean, var) = match (
+        tensors.by_name.get("obs_norm.mean"),
+        tensors.by_name.get("obs_norm.var"),
+    ) {
+        (Some(mean), Some(var)) => (mean, var),
+        (None, None) => return Ok(None),
+        (None, Some(_)) => return Err(key("obs_norm.mean", "missing beside obs_norm.var".into())),
+        (Some(_), None) => return Err(key("obs_norm.var", "missing beside obs_norm.mean".into())),
+    };
+    let number = |name: &str| -> Result<f64, ImportError> {
+        let shown = format!("__metadata__.{name}");
+        let value = text(name).ok_or_else(|| key(&shown, "missing beside obs_norm.*".into()))?;
+        value
+            .parse()
+            .map_err(|_| key(&shown, format!("`{value}` is not a number")))
+    };
+    let widen = |values: &[f32]| values.iter().map(|&v| f64::from(v)).collect();
+    Ok(Some(ObservationNormalizer {
+        moments: RunningMoments {
+            mean: widen(&mean.data),
+            var: widen(&var.data),
+            // Frozen statistics: the count only matters to updates, which never come.
+            count: 1.0,
+        },
+        clip: number("obs_norm_clip")?,
+        epsilon: number("obs_norm_epsilon")?,
+    }))
 }
 
 #[cfg(test)]
@@ -192,7 +236,8 @@ mod tests {
         let mut header = serde_json::Map::new();
         header.insert(
             "__metadata__".into(),
-            serde_json::json!({"policy": "categorical_actor", "activation": "tanh"}),
+            serde_json::json!({"policy": "categorical_actor", "activation": "tanh",
+                "obs_norm_clip": "10", "obs_norm_epsilon": "1e-8"}),
         );
         let mut tensors = vec![("0.weight", vec![2, 4]), ("0.bias", vec![2])];
         tensors.extend(extra.iter().map(|&name| (name, vec![4])));
@@ -213,10 +258,10 @@ mod tests {
         bytes
     }
 
-    /// A policy exported with observation statistics expects normalised inputs: read as a
-    /// plain network it would be evaluated on raw ones, so it is refused, naming the tensor.
+    /// A policy exported with observation statistics reads back with them; half of them is
+    /// refused, naming the tensor.
     #[test]
-    fn exports_with_observation_statistics_are_refused() {
+    fn exports_with_observation_statistics_read_back_with_them() {
         let dir = std::env::temp_dir().join(format!("gradless-import-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let plain = dir.join("plain.safetensors");
@@ -225,11 +270,16 @@ mod tests {
         assert_eq!(policy.network.layers.len(), 1);
         let normalised = dir.join("normalised.safetensors");
         std::fs::write(&normalised, exported(&["obs_norm.mean", "obs_norm.var"])).unwrap();
+        let normalizer = read(&normalised, None).unwrap().normalizer.unwrap();
+        assert_eq!(
+            normalizer.moments.mean,
+            [0.0, 0.1f32 as f64, 0.2f32 as f64, 0.3f32 as f64]
+        );
+        assert_eq!((normalizer.clip, normalizer.epsilon), (10.0, 1e-8));
+        std::fs::write(&normalised, exported(&["obs_norm.mean"])).unwrap();
         let err = read(&normalised, None).unwrap_err().to_string();
         assert!(
-            err.contains("normalised.safetensors")
-                && err.contains("obs_norm.mean")
-                && err.contains("normalised observations"),
+            err.contains("normalised.safetensors") && err.contains("obs_norm.var"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

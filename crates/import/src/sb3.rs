@@ -8,6 +8,7 @@ use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
 
 use crate::cleanrl::names;
 use crate::tensors::{MAX_TENSOR_BYTES, Tensors};
+use crate::zoo_layout::Normaliser;
 use crate::{ForeignPolicy, Format, ImportError, activation_named};
 
 /// The largest `data` entry read (SB3's are a few KB).
@@ -93,13 +94,17 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         path: path.to_path_buf(),
         reason,
     };
-    if let Some(why) = crate::zoo_layout::implied_normaliser(path) {
-        return Err(file_error(format!(
-            "{why}: the agent was trained on VecNormalize-d observations, and gradless does \
-             not apply VecNormalize statistics yet; evaluating it on raw observations would be \
-             wrong, so it is refused"
-        )));
-    }
+    let normalizer = match crate::zoo_layout::implied_normaliser(path) {
+        None => None,
+        Some(Normaliser::Statistics(statistics)) => crate::vecnormalize::read(&statistics)?,
+        Some(Normaliser::Missing(why)) => {
+            return Err(file_error(format!(
+                "{why}: the agent was trained on VecNormalize-d observations, and their \
+                 statistics (vecnormalize.pkl) are not where RL Zoo keeps them; evaluating it \
+                 on raw observations would be wrong, so it is refused"
+            )));
+        }
+    };
     let file = gradless_files::open_regular(path).map_err(|e| file_error(e.to_string()))?;
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|e| file_error(format!("not a Stable-Baselines3 zip: {e}")))?;
@@ -144,6 +149,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         format: Format::StableBaselines3,
         kind,
         network,
+        normalizer,
         env: None,
         step: data
             .get("num_timesteps")

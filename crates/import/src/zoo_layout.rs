@@ -1,8 +1,9 @@
 //! RL Zoo's run folders (`logs/<algo>/<EnvId>_<n>/` holding `<EnvId>.zip`, `best_model.zip`
-//! and `<EnvId>/` with `config.yml` and `vecnormalize.pkl`), read only for what they say
-//! about observation normalisation: gradless does not apply VecNormalize statistics yet, and
-//! an agent evaluated on raw observations it was never trained on scores wrongly without a
-//! sign, so a normaliser the layout implies makes the zip refused.
+//! and `<EnvId>/` with `config.yml` and `vecnormalize.pkl`), read for what they say about
+//! observation normalisation: the statistics a zip's agent was trained with, to be applied,
+//! or a normaliser the layout implies without its statistics, which makes the zip refused
+//! (an agent evaluated on raw observations it was never trained on scores wrongly without a
+//! sign).
 
 use std::path::{Path, PathBuf};
 
@@ -12,17 +13,23 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The statistics file VecNormalize writes.
 const STATISTICS: &str = "vecnormalize.pkl";
 
-/// Why the zip at `zip` was trained on normalised observations, if its folder says so: a
-/// `vecnormalize.pkl`, or a `config.yml` whose `normalize` is not false, beside the zip or
-/// in the folder RL Zoo keeps them in (named by the zip or by the run folder's env id).
-pub(crate) fn implied_normaliser(zip: &Path) -> Option<String> {
+/// What a zip's folder says about the observations its agent was trained on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Normaliser {
+    /// The `vecnormalize.pkl` holding its statistics.
+    Statistics(PathBuf),
+    /// Why it was trained on normalised observations whose statistics are not there.
+    Missing(String),
+}
+
+/// The normaliser of the zip at `zip`, if its folder implies one: a `vecnormalize.pkl`, or a
+/// `config.yml` whose `normalize` is not false, beside the zip or in the folder RL Zoo keeps
+/// them in (named by the zip or by the run folder's env id).
+pub(crate) fn implied_normaliser(zip: &Path) -> Option<Normaliser> {
     for folder in folders_of(zip) {
         let statistics = folder.join(STATISTICS);
         if statistics.symlink_metadata().is_ok() {
-            return Some(format!(
-                "{} holds VecNormalize statistics",
-                statistics.display()
-            ));
+            return Some(Normaliser::Statistics(statistics));
         }
         let config = folder.join("config.yml");
         if config.symlink_metadata().is_err() {
@@ -30,10 +37,18 @@ pub(crate) fn implied_normaliser(zip: &Path) -> Option<String> {
         }
         let text = match gradless_files::read_text_bounded(&config, MAX_CONFIG_BYTES) {
             Ok(text) => text,
-            Err(e) => return Some(format!("{} is unreadable ({e})", config.display())),
+            Err(e) => {
+                return Some(Normaliser::Missing(format!(
+                    "{} is unreadable ({e})",
+                    config.display()
+                )));
+            }
         };
         if let Some(value) = normalize_value(&text).filter(|value| normalises(value)) {
-            return Some(format!("{} sets `normalize: {value}`", config.display()));
+            return Some(Normaliser::Missing(format!(
+                "{} sets `normalize: {value}`",
+                config.display()
+            )));
         }
     }
     None
@@ -121,7 +136,7 @@ mod tests {
         - - - batch_size\n    - 64\n  - - n_timesteps\n    - 100000.0\n  - - normalize\n    - VALUE\n  - - policy\n    - MlpPolicy\n";
 
     #[test]
-    fn a_normaliser_anywhere_rl_zoo_keeps_one_refuses_the_zip() {
+    fn a_normaliser_anywhere_rl_zoo_keeps_one_is_found() {
         let logs = scratch("layout");
         let run = logs.join("Acrobot-v1_1");
         let inner = run.join("Acrobot-v1");
@@ -134,20 +149,31 @@ mod tests {
         ] {
             assert_eq!(implied_normaliser(&run.join(zip)), None, "{zip}");
         }
-        // Statistics in <EnvId>/: every zip of the run is refused, naming the file.
+        // Statistics in <EnvId>/: every zip of the run has them, even with the config.
         std::fs::write(inner.join(STATISTICS), b"statistics").unwrap();
+        std::fs::write(
+            inner.join("config.yml"),
+            ZOO_CONFIG.replace("VALUE", "true"),
+        )
+        .unwrap();
         for zip in [
             "Acrobot-v1.zip",
             "best_model.zip",
             "rl_model_1000_steps.zip",
         ] {
-            let why = implied_normaliser(&run.join(zip)).expect(zip);
-            assert!(why.contains("Acrobot-v1/vecnormalize.pkl"), "{why}");
+            assert_eq!(
+                implied_normaliser(&run.join(zip)),
+                Some(Normaliser::Statistics(inner.join(STATISTICS))),
+                "{zip}"
+            );
         }
         std::fs::remove_file(inner.join(STATISTICS)).unwrap();
         // Beside the zip, as a user might copy them.
         std::fs::write(run.join(STATISTICS), b"statistics").unwrap();
-        assert!(implied_normaliser(&run.join("best_model.zip")).is_some());
+        assert_eq!(
+            implied_normaliser(&run.join("best_model.zip")),
+            Some(Normaliser::Statistics(run.join(STATISTICS)))
+        );
         std::fs::remove_file(run.join(STATISTICS)).unwrap();
         // The statistics gone but the config saying it normalised.
         for (value, refused) in [
@@ -159,7 +185,7 @@ mod tests {
             std::fs::write(inner.join("config.yml"), ZOO_CONFIG.replace("VALUE", value)).unwrap();
             let why = implied_normaliser(&run.join("Acrobot-v1.zip"));
             assert_eq!(why.is_some(), refused, "{value}: {why:?}");
-            if let Some(why) = why {
+            if let Some(Normaliser::Missing(why)) = why {
                 assert!(
                     why.contains("config.yml") && why.contains("normalize"),
                     "{why}"

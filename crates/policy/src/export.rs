@@ -248,10 +248,11 @@ pub fn export_safetensors(
     )
 }
 
-/// Writes a policy read from another tool's file to `out` in the same layout, for the env
-/// it is evaluated on.
+/// Writes a policy read from another tool's file (with the observation statistics it
+/// normalises its inputs with) to `out` in the same layout, for the env it is evaluated on.
 pub fn export_foreign_safetensors(
     network: &ForeignNetwork,
+    normalizer: Option<&ObservationNormalizer>,
     env_id: &str,
     global_step: u64,
     out: &Path,
@@ -268,8 +269,9 @@ pub fn export_foreign_safetensors(
         }
         ForeignHead::Categorical | ForeignHead::QValues => None,
     };
-    let tags = export_metadata(&network.architecture(), env_id, global_step, log_std, None);
-    write(out, &safetensors_bytes(&network.layers, &[], tags))
+    let mut tags = export_metadata(&network.architecture(), env_id, global_step, log_std, None);
+    let extra = normalization_tensors(normalizer, &mut tags);
+    write(out, &safetensors_bytes(&network.layers, &extra, tags))
 }
 
 #[cfg(test)]

@@ -445,7 +445,7 @@ pub fn write_imported_checkpoint(
             "format": spec.format,
         }),
         trainer_state: serde_json::json!({ "imported": true }),
-        observation_normalization: None,
+        observation_normalization: spec.observation_normalization.cloned(),
         files: Default::default(),
         metadata_sha256: String::new(),
     };
@@ -480,4 +480,6 @@ pub struct ImportedSpec<'a> {
     pub source: &'a str,
     /// That file's format.
     pub format: &'a str,
+    /// The observation statistics the policy normalises its inputs with, if any.
+    pub observation_normalization: Option<&'a crate::ObservationNormalizer>,
 }

@@ -142,7 +142,7 @@ pub fn evaluate_weights<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let activation = activation.map(self::activation).transpose()?;
     let tensors = tensors_of(&state_dict)?;
-    let policy = match kind {
+    let mut policy = match kind {
         "sb3" => gradless_import::sb3_policy_from_state_dict(&tensors, activation, source, step),
         action => {
             let action: ModuleAction = action.parse().map_err(PyValueError::new_err)?;
@@ -151,10 +151,10 @@ pub fn evaluate_weights<'py>(
         }
     }
     .map_err(|e| eval_error(EvalError::Import(e)))?;
-    let normalizer = normalizer.map(Statistics::normalizer).transpose()?;
+    policy.normalizer = normalizer.map(Statistics::normalizer).transpose()?;
     let (settings, device) = run.resolve(None)?;
     let evaluation = run_interruptibly(py, &settings, move |settings| {
-        LoadedCheckpoint::from_foreign(policy, normalizer, settings, &device)
+        LoadedCheckpoint::from_foreign(policy, settings, &device)
     })?;
     evaluation_dict(py, &evaluation)
 }

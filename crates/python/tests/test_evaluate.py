@@ -41,6 +41,19 @@ def test_foreign_agents_return_what_pytorch_and_gymnasium_return(name, entry):
     np.testing.assert_allclose(ours.returns, theirs, rtol=1e-4, atol=1e-4)
 
 
+def test_rl_zoo_agents_evaluate_with_their_saved_normalisation():
+    """RL Zoo's run layout: the zip's vecnormalize.pkl is applied, episode for episode as
+    SB3 with RL Zoo's saved normalisation (benchmarks/rl_zoo/make_zoo_fixtures.py)."""
+    zoo = FIXTURES / "zoo"
+    expected = json.loads((zoo / "expected_returns.json").read_text())
+    for name, entry in expected.items():
+        ours = gradless.evaluate(
+            zoo / name, entry["env"], episodes=len(entry["returns"]),
+            seed=entry["first_seed"], device="flex",
+        )
+        np.testing.assert_array_equal(ours.returns, entry["returns"])
+
+
 def gradless_binary():
     """The CLI the Rust tests built beside this package (scripts/test.sh passes it)."""
     path = os.environ.get("GRADLESS_BIN")

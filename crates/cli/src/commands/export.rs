@@ -62,6 +62,7 @@ fn export_foreign(args: &ExportArgs) -> Result<()> {
     match args.format {
         Format::Safetensors => export_foreign_safetensors(
             &policy.network,
+            policy.normalizer.as_ref(),
             &env_id,
             policy.step.unwrap_or(0),
             &args.out,
