@@ -428,6 +428,22 @@ fn rl_zoo_agents_evaluate_with_their_saved_normalisation() {
         copy_file(&zip, &bare);
         let raw = eval_returns(&bare, env, &[], &out.join("without"), theirs.len(), seed);
         assert_ne!(raw, theirs, "{file}: the statistics change the episodes");
+        // The statistics go with the agent into a native checkpoint and an export.
+        let native = out.join("native");
+        let exported = out.join("exported.safetensors");
+        for (command, copy) in [("import", &native), ("export", &exported)] {
+            let output = gradless(&[
+                command,
+                zip.to_str().unwrap(),
+                "--env",
+                env,
+                "--out",
+                copy.to_str().unwrap(),
+            ]);
+            assert!(output.status.success(), "{command}: {}", stderr(&output));
+            let again = eval_returns(copy, env, &[], &out.join(command), theirs.len(), seed);
+            assert_eq!(again, theirs, "{file} after {command}");
+        }
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
