@@ -353,6 +353,17 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         &["config.yml", "normalize: true", "refused"],
     );
     std::fs::remove_file(root.join("config.yml")).unwrap();
+    // RL Zoo's env settings gradless does not reproduce refuse the zip.
+    std::fs::write(
+        root.join("args.yml"),
+        "env: CartPole-v1\nenv_kwargs:\n  sutton_barto_reward: true\n",
+    )
+    .unwrap();
+    assert_clean_failure(
+        &on_flex("eval", &root.join("agent.zip"), &[]),
+        &["args.yml", "env_kwargs", "refused"],
+    );
+    std::fs::remove_file(root.join("args.yml")).unwrap();
     // And where RL Zoo keeps them, for the run's final zip and its best model alike.
     let zoo_run = root.join("CartPole-v1_1");
     std::fs::create_dir_all(zoo_run.join("CartPole-v1")).unwrap();
@@ -428,6 +439,20 @@ fn rl_zoo_agents_evaluate_with_their_saved_normalisation() {
         copy_file(&zip, &bare);
         let raw = eval_returns(&bare, env, &[], &out.join("without"), theirs.len(), seed);
         assert_ne!(raw, theirs, "{file}: the statistics change the episodes");
+        // RL Zoo's args.yml names the env: no --env needed.
+        let named = on_flex(
+            "eval",
+            &zip,
+            &[
+                "--json",
+                "--episodes",
+                "2",
+                "--out",
+                out.join("named").to_str().unwrap(),
+            ],
+        );
+        assert!(named.status.success(), "{}", stderr(&named));
+        assert_eq!(json_lines(&named)[0]["env"], env);
         // The statistics go with the agent into a native checkpoint and an export.
         let native = out.join("native");
         let exported = out.join("exported.safetensors");

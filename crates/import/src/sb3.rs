@@ -94,6 +94,10 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         path: path.to_path_buf(),
         reason,
     };
+    let env = crate::zoo_layout::zoo_env(path).map_err(|reason| ImportError::File {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let normalizer = match crate::zoo_layout::implied_normaliser(path) {
         None => None,
         Some(Normaliser::Statistics(statistics)) => crate::vecnormalize::read(&statistics)?,
@@ -150,7 +154,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         kind,
         network,
         normalizer,
-        env: None,
+        env,
         step: data
             .get("num_timesteps")
             .and_then(serde_json::Value::as_u64),

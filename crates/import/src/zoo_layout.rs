@@ -1,9 +1,10 @@
 //! RL Zoo's run folders (`logs/<algo>/<EnvId>_<n>/` holding `<EnvId>.zip`, `best_model.zip`
-//! and `<EnvId>/` with `config.yml` and `vecnormalize.pkl`), read for what they say about
-//! observation normalisation: the statistics a zip's agent was trained with, to be applied,
-//! or a normaliser the layout implies without its statistics, which makes the zip refused
-//! (an agent evaluated on raw observations it was never trained on scores wrongly without a
-//! sign).
+//! and `<EnvId>/` with `args.yml`, `config.yml` and `vecnormalize.pkl`), read for the env a
+//! zip's agent was trained on (`args.yml`'s `env`; settings gradless does not reproduce
+//! refuse it) and for its observation normalisation: the statistics it was trained with, to
+//! be applied, or a normaliser the layout implies without its statistics, which makes the
+//! zip refused (an agent evaluated on raw observations it was never trained on scores wrongly
+//! without a sign).
 
 use std::path::{Path, PathBuf};
 
@@ -44,7 +45,7 @@ pub(crate) fn implied_normaliser(zip: &Path) -> Option<Normaliser> {
                 )));
             }
         };
-        if let Some(value) = normalize_value(&text).filter(|value| normalises(value)) {
+        if let Some(value) = value_of(&text, "normalize").filter(|value| normalises(value)) {
             return Some(Normaliser::Missing(format!(
                 "{} sets `normalize: {value}`",
                 config.display()
@@ -52,6 +53,46 @@ pub(crate) fn implied_normaliser(zip: &Path) -> Option<Normaliser> {
         }
     }
     None
+}
+
+/// What RL Zoo's `args.yml` and `config.yml` beside a zip (in the folders
+/// [`implied_normaliser`] looks in) say about the env it was trained on: its id, once the
+/// settings gradless cannot reproduce are refused (`env_kwargs`, an `env_wrapper`, a
+/// `frame_stack`), naming the file and the key. `None` where there is no `args.yml`.
+pub(crate) fn zoo_env(zip: &Path) -> Result<Option<String>, String> {
+    let Some(folder) = folders_of(zip)
+        .into_iter()
+        .find(|folder| folder.join("args.yml").is_file())
+    else {
+        return Ok(None);
+    };
+    let read = |name: &str| -> Result<Option<String>, String> {
+        let path = folder.join(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        gradless_files::read_text_bounded(&path, MAX_CONFIG_BYTES)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let args = read("args.yml")?.unwrap_or_default();
+    let shown = |name: &str| folder.join(name).display().to_string();
+    for (file, text, key) in [
+        ("args.yml", Some(args.clone()), "env_kwargs"),
+        ("config.yml", read("config.yml")?, "env_wrapper"),
+        ("config.yml", read("config.yml")?, "frame_stack"),
+    ] {
+        if let Some(value) = text.as_deref().and_then(|text| value_of(text, key))
+            && !matches!(value, "null" | "~" | "{}" | "" | "false")
+        {
+            return Err(format!(
+                "{}: `{key}: {value}`: the agent saw its env through settings gradless does not \
+                 reproduce, so it is refused",
+                shown(file)
+            ));
+        }
+    }
+    Ok(value_of(&args, "env").map(str::to_string))
 }
 
 /// The zip's own folder, then the subfolders RL Zoo would use: one named as the zip
@@ -84,17 +125,28 @@ fn run_folder_env_id(name: &str) -> Option<&str> {
     (numbered && !env_id.is_empty()).then_some(env_id)
 }
 
-/// The value of the `normalize` key in RL Zoo's `config.yml`: either its ordered-dict form
-/// (a `- - normalize` line, the value on the next as `- value`) or a plain `normalize: value`.
-fn normalize_value(text: &str) -> Option<&str> {
+/// The value of `key` in RL Zoo's `config.yml` or `args.yml`: either their ordered-dict
+/// form (a `- - key` line, the value on the next as `- value`) or a plain `key: value`.
+fn value_of<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let item = strip_dashes(line);
-        if item == "normalize" {
+        if item == key {
             return lines.next().map(strip_dashes);
         }
-        if let Some(value) = item.strip_prefix("normalize:") {
-            return Some(value.trim());
+        if let Some(value) = item
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+        {
+            let value = value.trim();
+            // `key:` with an indented block under it: the block's first line stands for it.
+            let nested = lines
+                .next()
+                .filter(|next| next.starts_with([' ', '\t', '-']));
+            return Some(match (value, nested) {
+                ("", Some(next)) => strip_dashes(next),
+                _ => value,
+            });
         }
     }
     None
@@ -215,10 +267,16 @@ mod tests {
     #[test]
     fn plain_yaml_and_missing_keys_are_read() {
         assert_eq!(
-            normalize_value("gamma: 0.99\nnormalize: true\n"),
+            value_of("gamma: 0.99\nnormalize: true\n", "normalize"),
             Some("true")
         );
-        assert_eq!(normalize_value("gamma: 0.99\n"), None);
+        assert_eq!(value_of("gamma: 0.99\n", "normalize"), None);
+        assert_eq!(value_of("normalize_kwargs: 1\n", "normalize"), None);
+        assert_eq!(
+            value_of("env_kwargs:\n  g: 9.8\nseed: 1\n", "env_kwargs"),
+            Some("g: 9.8")
+        );
+        assert_eq!(value_of("env_kwargs:\nseed: 1\n", "env_kwargs"), Some(""));
         assert!(!normalises("False"));
         assert!(normalises("True"));
     }
