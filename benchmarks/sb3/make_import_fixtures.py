@@ -13,6 +13,7 @@ Writes into the folder:
   sb3_ppo_pendulum.zip          SB3 PPO, Pendulum-v1, defaults (64-64 Tanh, Gaussian)
   sb3_sac_pendulum.zip          SB3 SAC, Pendulum-v1, 64-64 ReLU (greedy: tanh of the mean)
   sb3_td3_pendulum.zip          SB3 TD3, Pendulum-v1, 64-64 ReLU
+  sb3_ppo_gsde_pendulum.zip     SB3 PPO with gSDE, Pendulum-v1 (greedy: the mean)
   cleanrl_ppo_cartpole_relu32.cleanrl_model     the first's weights as ppo.py's Agent
   cleanrl_dqn_cartpole.cleanrl_model            the second's as dqn.py's QNetwork
   cleanrl_ppo_pendulum.cleanrl_model            the third's as ppo_continuous_action.py's Agent
@@ -21,7 +22,8 @@ Writes into the folder:
     sb3_cnn.zip (a policy it does not cover), sb3_sac.zip (a SAC actor of 3 observations and
     1 action, which does not fit CartPole-v1), cleanrl_unchained.cleanrl_model
     (layers whose shapes do not chain), sb3_without_policy.zip (no policy.pth)
-`--only off-policy` makes the SAC and TD3 files alone, adding them to expected_returns.json.
+`--only off-policy` makes the SAC and TD3 files alone, `--only gsde` the gSDE one, adding them
+to expected_returns.json.
 Episode i runs from seed FIRST + i (env.reset(seed=...)); actions are SB3's
 `predict(obs, deterministic=True)` for the zips and the argmax / mean of the layers for the
 CleanRL files.
@@ -125,13 +127,25 @@ def make_off_policy(out, expected):
         expected[name] = {"env": "Pendulum-v1", "returns": episodes("Pendulum-v1", act)}
 
 
+def make_gsde(out, expected):
+    """PPO with state-dependent exploration on Pendulum, trained briefly."""
+    model = PPO("MlpPolicy", "Pendulum-v1", seed=0, n_steps=1024, use_sde=True, verbose=0)
+    model.learn(4_096)
+    model.save(out / "sb3_ppo_gsde_pendulum.zip")
+    act = lambda obs: model.predict(obs, deterministic=True)[0]
+    expected["sb3_ppo_gsde_pendulum.zip"] = {"env": "Pendulum-v1", "returns": episodes("Pendulum-v1", act)}
+
+
+MAKERS = {"off-policy": make_off_policy, "gsde": make_gsde}
+
+
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    if sys.argv[2:] == ["--only", "off-policy"]:
+    if sys.argv[2:3] == ["--only"]:
         expected = json.loads((out / "expected_returns.json").read_text())
-        make_off_policy(out, expected)
+        MAKERS[sys.argv[3]](out, expected)
         write_expected(out, expected)
         return
     expected = {}
@@ -186,6 +200,7 @@ def main():
     expected["cleanrl_ppo_pendulum.cleanrl_model"] = {"env": "Pendulum-v1", "returns": episodes("Pendulum-v1", act)}
 
     make_off_policy(out, expected)
+    make_gsde(out, expected)
 
     bad = out / "bad"
     bad.mkdir(exist_ok=True)

@@ -408,7 +408,7 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert_clean_failure(&output, &["squashed-action policy", "not covered"]);
+        assert_clean_failure(&output, &["greedily only", "not covered"]);
         assert!(!out.exists(), "{command} leaves nothing behind");
     }
     std::fs::remove_dir_all(&root).unwrap();

@@ -305,10 +305,14 @@ impl LoadedCheckpoint {
             reason,
         };
         let (env_id, action_space) = foreign_env(&policy, settings)?;
-        if settings.stochastic && policy.network.head == ForeignHead::Squashed {
+        if let Some(why) = policy
+            .network
+            .head
+            .greedy_only()
+            .filter(|_| settings.stochastic)
+        {
             return Err(incompatible(format!(
-                "the {} ({}) acts here with its deterministic action (tanh of its output, \
-                 scaled to the box); sampling it is not covered: evaluate it deterministically",
+                "the {} ({}) acts greedily only here: {why}; evaluate it deterministically",
                 policy.format.name(),
                 policy.kind
             )));
@@ -508,9 +512,10 @@ fn foreign_env(
         (Space::Discrete { n }, ForeignHead::Categorical | ForeignHead::QValues) => {
             *n as usize == network.outputs()
         }
-        (Space::Box { .. }, ForeignHead::Gaussian { .. } | ForeignHead::Squashed) => {
-            env.action_space().flat_dim() == network.outputs()
-        }
+        (
+            Space::Box { .. },
+            ForeignHead::Gaussian { .. } | ForeignHead::Squashed | ForeignHead::Mean,
+        ) => env.action_space().flat_dim() == network.outputs(),
         _ => false,
     };
     if network.observation_dim() != env.observation_space().flat_dim() || !fits {
@@ -522,6 +527,7 @@ fn foreign_env(
             network.outputs(),
             match network.head {
                 ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
+                ForeignHead::Mean => "action dimensions",
                 ForeignHead::Squashed => "squashed action dimensions",
                 ForeignHead::Categorical | ForeignHead::QValues => "discrete actions",
             },

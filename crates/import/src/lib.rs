@@ -186,13 +186,9 @@ pub fn sequential_policy(
 ) -> Result<ForeignPolicy, ImportError> {
     let path = PathBuf::from(source);
     let layers = tensors.linear_layers(&path, "", None)?;
-    let outputs = layers.last().map_or(0, |l| l.outputs);
     let head = match action {
         ModuleAction::Argmax => ForeignHead::QValues,
-        // A Gaussian's greedy action is its mean; the log-std is never read greedily.
-        ModuleAction::Identity => ForeignHead::Gaussian {
-            log_std: vec![0.0; outputs],
-        },
+        ModuleAction::Identity => ForeignHead::Mean,
         ModuleAction::TanhScale => ForeignHead::Squashed,
     };
     let network = ForeignNetwork {

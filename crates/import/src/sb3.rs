@@ -116,14 +116,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     let data: serde_json::Value = serde_json::from_slice(&data)
         .map_err(|e| key_error(path, "data", format!("not JSON: {e}")))?;
     match data.get("use_sde") {
-        None | Some(serde_json::Value::Bool(false)) => {}
-        Some(serde_json::Value::Bool(true)) => {
-            return Err(key_error(
-                path,
-                "data: use_sde",
-                "state-dependent exploration (gSDE) policies are not covered",
-            ));
-        }
+        None | Some(serde_json::Value::Bool(_)) => {}
         Some(other) => {
             return Err(key_error(
                 path,
@@ -199,6 +192,8 @@ pub(crate) fn network_of(
         ))
     } else if tensors.has_prefix("action_net.") {
         let head = match tensors.by_name.get("log_std") {
+            // gSDE's log-std is a `[latent, action]` matrix: its noise depends on the state.
+            Some(log_std) if log_std.shape.len() == 2 => ForeignHead::Mean,
             Some(log_std) => ForeignHead::Gaussian {
                 log_std: log_std.data.clone(),
             },
@@ -210,6 +205,12 @@ pub(crate) fn network_of(
         network.critic =
             tensors.linear_layers(path, "mlp_extractor.value_net.", Some("value_net"))?;
         Ok(("PPO/A2C ActorCriticPolicy".into(), network))
+    } else if tensors.has_prefix("actor.latent_pi.") && tensors.has_prefix("actor.mu.0.") {
+        Err(key_error(
+            path,
+            "actor.mu.0",
+            format!("a gSDE SAC actor (its mean clipped by a Hardtanh); covered: {COVERED}"),
+        ))
     } else if tensors.has_prefix("actor.latent_pi.") {
         // SAC's actor: `latent_pi` (an activation after every layer), then `mu`; its greedy
         // action is `tanh(mu)` on the box. The `log_std` layer only serves sampling.

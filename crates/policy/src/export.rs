@@ -259,12 +259,13 @@ pub fn export_foreign_safetensors(
 ) -> Result<(), ExportError> {
     let log_std = match &network.head {
         ForeignHead::Gaussian { log_std } => Some(log_std.as_slice()),
-        ForeignHead::Squashed => {
+        head @ (ForeignHead::Squashed | ForeignHead::Mean) => {
+            let why = head.greedy_only().unwrap_or_default();
             return Err(ExportError::Uncovered {
                 path: out.to_path_buf(),
-                reason: "a squashed-action policy (SAC, TD3, DDPG) read from another tool's \
-                         file has no log-std head; exporting it is not covered"
-                    .into(),
+                reason: format!(
+                    "a policy that acts greedily only ({why}); exporting it is not covered"
+                ),
             });
         }
         ForeignHead::Categorical | ForeignHead::QValues => None,

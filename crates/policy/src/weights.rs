@@ -43,6 +43,26 @@ pub enum ForeignHead {
     /// greedy action of SAC's actor, and TD3's and DDPG's deterministic one). Only greedy
     /// actions are covered: a squashed network read from a file acts deterministically.
     Squashed,
+    /// The means of continuous actions whose spread is not modelled here (a gSDE policy's
+    /// state-dependent noise, a module's outputs taken as the action): greedy actions only.
+    Mean,
+}
+
+impl ForeignHead {
+    /// Why only greedy actions are defined for this head, if so.
+    pub fn greedy_only(&self) -> Option<&'static str> {
+        match self {
+            Self::Squashed => Some(
+                "it acts with tanh of its output mapped onto the box, and its sampling (SB3's \
+                 clamped state-dependent log-std) is not modelled",
+            ),
+            Self::Mean => Some(
+                "its outputs are the action's mean, and its spread (a gSDE policy's \
+                 state-dependent noise) is not modelled",
+            ),
+            Self::Categorical | Self::Gaussian { .. } | Self::QValues => None,
+        }
+    }
 }
 
 /// A plain MLP policy read from another tool's file.
@@ -176,7 +196,7 @@ impl ForeignNetwork {
                 activation: self.activation,
                 head: ActionHead::Categorical { n: self.outputs() },
             },
-            ForeignHead::Gaussian { .. } => Architecture::ActorCritic {
+            ForeignHead::Gaussian { .. } | ForeignHead::Mean => Architecture::ActorCritic {
                 observation_dim,
                 hidden,
                 activation: self.activation,
@@ -214,13 +234,16 @@ impl ForeignNetwork {
                 } else {
                     mlp(&self.critic, self.activation, device)
                 };
+                // A mean head's log-std is zeros: acting greedily never reads it.
+                let zeros = vec![0.0; self.outputs()];
                 let log_std = match head {
-                    ForeignHead::Gaussian { log_std } => Some(Param::from_data(
-                        TensorData::new(log_std.clone(), [1, log_std.len()]),
-                        device,
-                    )),
+                    ForeignHead::Gaussian { log_std } => Some(log_std),
+                    ForeignHead::Mean => Some(&zeros),
                     _ => None,
-                };
+                }
+                .map(|log_std| {
+                    Param::from_data(TensorData::new(log_std.clone(), [1, log_std.len()]), device)
+                });
                 PolicyNetwork::ActorCritic(ActorCritic::from_parts(actor, critic, log_std))
             }
         })
@@ -404,12 +427,13 @@ pub fn write_imported_checkpoint(
 ) -> Result<crate::Checkpoint, crate::CheckpointError> {
     use burn::module::Module;
     let device = Device::flex();
-    if network.head == ForeignHead::Squashed {
+    if let Some(why) = network.head.greedy_only() {
         return Err(crate::CheckpointError::Weights {
             path: dir.to_path_buf(),
-            reason: "a squashed-action policy (SAC, TD3, DDPG) is evaluated from its own file; \
-                     writing it as a gradless checkpoint is not covered"
-                .into(),
+            reason: format!(
+                "a policy that acts greedily only ({why}) is evaluated from its own file; \
+                 writing it as a gradless checkpoint is not covered"
+            ),
         });
     }
     let built = network
@@ -455,7 +479,7 @@ pub fn write_imported_checkpoint(
             PolicyNetwork::ActorCritic(model) => model.save_file(&path),
             PolicyNetwork::QNetwork(model) => model.save_file(&path),
             PolicyNetwork::SoftActor(_) => {
-                unreachable!("squashed networks are refused above")
+                unreachable!("squashed networks act greedily only, refused above")
             }
         };
         saved.map_err(|e| crate::CheckpointError::Weights {

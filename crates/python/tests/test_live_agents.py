@@ -166,8 +166,9 @@ def test_modules_gradless_cannot_read_are_refused_in_one_line():
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
     with pytest.raises(ValueError, match="action="):
         gradless.evaluate(net, "CartPole-v1", episodes=2)
-    with pytest.raises(ValueError, match="deterministic=False"):
-        gradless.evaluate(net, "CartPole-v1", episodes=2, action="argmax", deterministic=False)
+    with pytest.raises(gradless.UnsupportedAgentError, match="greedily only"):
+        torque = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        gradless.evaluate(torque, "Pendulum-v1", episodes=2, action="identity", deterministic=False)
     with pytest.raises(gradless.UnsupportedAgentError, match="Pendulum-v1 has"):
         gradless.evaluate(net, "Pendulum-v1", episodes=2, action="tanh_scale")
     for bad in (

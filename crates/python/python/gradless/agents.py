@@ -55,10 +55,6 @@ def _numpy_state(state: dict[str, Any]) -> dict[str, np.ndarray]:
 def sb3_weights(model: Any) -> Weights:
     """A Stable-Baselines3 model's policy weights, activation and training steps."""
     name = f"{type(model).__name__} model"
-    if getattr(model, "use_sde", False):
-        raise UnsupportedAgentError(
-            f"{name}: state-dependent exploration (gSDE) policies are not covered"
-        )
     activation_fn = getattr(model.policy, "activation_fn", None)
     activation = getattr(activation_fn, "__name__", None)
     if activation is not None and activation not in ACTIVATIONS:

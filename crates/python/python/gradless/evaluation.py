@@ -106,11 +106,6 @@ def evaluate(
     elif agents.is_torch_module(agent):
         if normalize is not None:
             raise TypeError("normalize= applies to an SB3 model; a torch module sees raw observations")
-        if not deterministic:
-            raise ValueError(
-                "deterministic=False: a torch module's actions are defined by action=, "
-                "with no distribution to sample"
-            )
         weights = agents.module_weights(agent, action)
     else:
         raise TypeError(
