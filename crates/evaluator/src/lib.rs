@@ -293,7 +293,8 @@ impl LoadedCheckpoint {
 
     /// A policy of another tool, read from its file or handed over in memory (a live
     /// Stable-Baselines3 model, a PyTorch module), acting on observations normalised with
-    /// its statistics when it has them, on the env `settings.env` names or the policy does.
+    /// its statistics (checked to fit when they were given it) when it has them, on the env
+    /// `settings.env` names or the policy does.
     pub fn from_foreign(
         policy: gradless_import::ForeignPolicy,
         settings: &EvalSettings,
@@ -316,11 +317,6 @@ impl LoadedCheckpoint {
                 policy.format.name(),
                 policy.kind
             )));
-        }
-        if let Some(normalizer) = &policy.normalizer {
-            normalizer
-                .check(policy.network.observation_dim())
-                .map_err(|reason| incompatible(format!("observation statistics: {reason}")))?;
         }
         let agent = Agent::from_foreign(&policy.network, &action_space, device)
             .map_err(incompatible)?

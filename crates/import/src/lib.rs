@@ -208,13 +208,35 @@ pub fn sequential_policy(
     })
 }
 
-/// The policy, once its network is checked (its layers chain, its values are finite).
-fn checked(policy: ForeignPolicy) -> Result<ForeignPolicy, ImportError> {
+/// The policy, once its network is checked (its layers chain, its values are finite) and
+/// its observation statistics, if it has any, fit its inputs.
+fn checked(mut policy: ForeignPolicy) -> Result<ForeignPolicy, ImportError> {
     policy.network.check().map_err(|reason| ImportError::File {
         path: policy.path.clone(),
         reason,
     })?;
-    Ok(policy)
+    let normalizer = policy.normalizer.take();
+    policy.with_normalizer(normalizer)
+}
+
+impl ForeignPolicy {
+    /// The same policy normalising its inputs with `normalizer` (a live model's
+    /// `VecNormalize`), checked to fit them.
+    pub fn with_normalizer(
+        mut self,
+        normalizer: Option<ObservationNormalizer>,
+    ) -> Result<Self, ImportError> {
+        if let Some(normalizer) = &normalizer {
+            normalizer
+                .check(self.network.observation_dim())
+                .map_err(|reason| ImportError::File {
+                    path: self.path.clone(),
+                    reason: format!("observation statistics: {reason}"),
+                })?;
+        }
+        self.normalizer = normalizer;
+        Ok(self)
+    }
 }
 
 /// An activation named as the formats name them (`tanh`, `relu`, PyTorch's class names).
@@ -325,6 +347,25 @@ mod tests {
         assert_eq!(
             (q.kind.as_str(), q.network.activation),
             ("dqn.py QNetwork", Activation::Relu)
+        );
+    }
+
+    /// Statistics given a policy must fit its inputs, whether read beside its file or
+    /// handed over with it.
+    #[test]
+    fn observation_statistics_must_fit_the_inputs() {
+        let policy = read_policy(&fixture("sb3_ppo_cartpole_relu32.zip"), None).unwrap();
+        let fits = ObservationNormalizer::new(4, 10.0, 1e-8);
+        assert!(policy.clone().with_normalizer(Some(fits)).is_ok());
+        let acrobot = ObservationNormalizer::new(6, 10.0, 1e-8);
+        let error = policy
+            .with_normalizer(Some(acrobot))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("sb3_ppo_cartpole_relu32.zip")
+                && error.contains("observation statistics"),
+            "{error}"
         );
     }
 

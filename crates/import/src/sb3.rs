@@ -94,10 +94,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         path: path.to_path_buf(),
         reason,
     };
-    let env = crate::zoo_layout::zoo_env(path).map_err(|reason| ImportError::File {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    let env = crate::zoo_layout::zoo_env(path).map_err(file_error)?;
     let normalizer = match crate::zoo_layout::implied_normaliser(path) {
         None => None,
         Some(Normaliser::Statistics(statistics)) => crate::vecnormalize::read(&statistics)?,

@@ -76,13 +76,14 @@ pub(crate) fn zoo_env(zip: &Path) -> Result<Option<String>, String> {
             .map_err(|e| format!("{}: {e}", path.display()))
     };
     let args = read("args.yml")?.unwrap_or_default();
+    let config = read("config.yml")?.unwrap_or_default();
     let shown = |name: &str| folder.join(name).display().to_string();
     for (file, text, key) in [
-        ("args.yml", Some(args.clone()), "env_kwargs"),
-        ("config.yml", read("config.yml")?, "env_wrapper"),
-        ("config.yml", read("config.yml")?, "frame_stack"),
+        ("args.yml", &args, "env_kwargs"),
+        ("config.yml", &config, "env_wrapper"),
+        ("config.yml", &config, "frame_stack"),
     ] {
-        if let Some(value) = text.as_deref().and_then(|text| value_of(text, key))
+        if let Some(value) = value_of(text, key)
             && !matches!(value, "null" | "~" | "{}" | "" | "false")
         {
             return Err(format!(

@@ -257,18 +257,17 @@ pub fn export_foreign_safetensors(
     global_step: u64,
     out: &Path,
 ) -> Result<(), ExportError> {
+    if let Some(why) = network.head.greedy_only() {
+        return Err(ExportError::Uncovered {
+            path: out.to_path_buf(),
+            reason: format!(
+                "a policy that acts greedily only ({why}); exporting it is not covered"
+            ),
+        });
+    }
     let log_std = match &network.head {
         ForeignHead::Gaussian { log_std } => Some(log_std.as_slice()),
-        head @ (ForeignHead::Squashed | ForeignHead::Mean) => {
-            let why = head.greedy_only().unwrap_or_default();
-            return Err(ExportError::Uncovered {
-                path: out.to_path_buf(),
-                reason: format!(
-                    "a policy that acts greedily only ({why}); exporting it is not covered"
-                ),
-            });
-        }
-        ForeignHead::Categorical | ForeignHead::QValues => None,
+        _ => None,
     };
     let mut tags = export_metadata(&network.architecture(), env_id, global_step, log_std, None);
     let extra = normalization_tensors(normalizer, &mut tags);

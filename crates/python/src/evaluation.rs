@@ -141,8 +141,9 @@ pub fn evaluate_weights<'py>(
     normalizer: Option<Statistics<'py>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let activation = activation.map(self::activation).transpose()?;
+    let normalizer = normalizer.map(Statistics::normalizer).transpose()?;
     let tensors = tensors_of(&state_dict)?;
-    let mut policy = match kind {
+    let policy = match kind {
         "sb3" => gradless_import::sb3_policy_from_state_dict(&tensors, activation, source, step),
         action => {
             let action: ModuleAction = action.parse().map_err(PyValueError::new_err)?;
@@ -150,8 +151,8 @@ pub fn evaluate_weights<'py>(
             gradless_import::sequential_policy(&tensors, activation, action, source)
         }
     }
+    .and_then(|policy| policy.with_normalizer(normalizer))
     .map_err(|e| eval_error(EvalError::Import(e)))?;
-    policy.normalizer = normalizer.map(Statistics::normalizer).transpose()?;
     let (settings, device) = run.resolve(None)?;
     let evaluation = run_interruptibly(py, &settings, move |settings| {
         LoadedCheckpoint::from_foreign(policy, settings, &device)
