@@ -10,7 +10,8 @@ use std::rc::Rc;
 /// every reference must see the filling.
 pub(crate) type Shared<T> = Rc<RefCell<T>>;
 
-/// A value of a pickle.
+/// A value of a pickle. Strings, bytes and tuples are shared too, so that `DUP` and memo
+/// fetches copy a pointer, never the data: a hostile file cannot multiply its size.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     None,
@@ -19,13 +20,13 @@ pub(crate) enum Value {
     /// An integer past 64 bits (a random generator's state), whose value nothing reads.
     BigInt,
     Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
-    Tuple(Vec<Value>),
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    Tuple(Rc<[Value]>),
     List(Shared<Vec<Value>>),
     Dict(Shared<Vec<(Value, Value)>>),
     /// A global named by module and name (`numpy.dtype`), never imported.
-    Global(String),
+    Global(Rc<str>),
     /// A call of a global (`REDUCE`, `NEWOBJ`) and the state `BUILD` gave its result.
     Object(Shared<Object>),
 }
@@ -36,7 +37,7 @@ pub(crate) struct Object {
     /// The callee's `module.name` (or `<call>` when the callee was not a global).
     pub class: String,
     /// The call's arguments.
-    pub args: Vec<Value>,
+    pub args: Rc<[Value]>,
     /// The state given by `BUILD`, if any.
     pub state: Option<Value>,
 }
@@ -50,7 +51,7 @@ impl Value {
         items
             .borrow()
             .iter()
-            .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+            .find(|(k, _)| matches!(k, Value::Str(s) if &**s == key))
             .map(|(_, v)| v.clone())
     }
 
@@ -74,6 +75,10 @@ impl Value {
 
 /// The most values the memo may hold.
 const MAX_MEMO: usize = 1 << 20;
+
+/// The most opcodes read: each makes at most one value, so this bounds the values a file
+/// can make, whatever its size (SB3's pickles have a few hundred).
+const MAX_OPCODES: usize = 1 << 20;
 
 /// Reads a pickle (protocols 2 to 5, the binary opcodes) into its value; the error names
 /// the opcode or what is malformed and where.
@@ -184,7 +189,7 @@ impl Machine<'_> {
             ));
         };
         let class = match callee {
-            Value::Global(name) => name,
+            Value::Global(name) => name.to_string(),
             _ => "<call>".into(),
         };
         self.stack.push(Value::Object(shared(Object {
@@ -220,7 +225,7 @@ impl Machine<'_> {
 
     /// Long because it is the opcode table, one arm an opcode.
     fn run(&mut self) -> Result<Value, String> {
-        loop {
+        for _ in 0..MAX_OPCODES {
             let at = self.at;
             let opcode = self.take(1)?[0];
             match opcode {
@@ -282,33 +287,33 @@ impl Machine<'_> {
                 }
                 0x8c => {
                     let s = self.text(1)?;
-                    self.stack.push(Value::Str(s));
+                    self.stack.push(Value::Str(s.into()));
                 }
                 b'X' => {
                     let s = self.text(4)?;
-                    self.stack.push(Value::Str(s));
+                    self.stack.push(Value::Str(s.into()));
                 }
                 0x8d => {
                     let s = self.text(8)?;
-                    self.stack.push(Value::Str(s));
+                    self.stack.push(Value::Str(s.into()));
                 }
                 b'C' => {
                     let b = self.sized(1)?;
-                    self.stack.push(Value::Bytes(b));
+                    self.stack.push(Value::Bytes(b.into()));
                 }
                 b'B' => {
                     let b = self.sized(4)?;
-                    self.stack.push(Value::Bytes(b));
+                    self.stack.push(Value::Bytes(b.into()));
                 }
                 0x8e | 0x96 => {
                     // BINBYTES8, BYTEARRAY8
                     let b = self.sized(8)?;
-                    self.stack.push(Value::Bytes(b));
+                    self.stack.push(Value::Bytes(b.into()));
                 }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b')' => self.stack.push(Value::Tuple(Vec::new().into())),
                 b't' => {
                     let items = self.since_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Value::Tuple(items.into()));
                 }
                 0x85..=0x87 => {
                     let n = usize::from(opcode - 0x84);
@@ -316,7 +321,7 @@ impl Machine<'_> {
                         return Err(format!("stack underflow at byte {at}"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Value::Tuple(items.into()));
                 }
                 b']' => self.stack.push(Value::List(shared(Vec::new()))),
                 b'l' => {
@@ -372,14 +377,16 @@ impl Machine<'_> {
                     };
                     let module = line()?;
                     let name = line()?;
-                    self.stack.push(Value::Global(format!("{module}.{name}")));
+                    self.stack
+                        .push(Value::Global(format!("{module}.{name}").into()));
                 }
                 0x93 => {
                     // STACK_GLOBAL
                     let (Value::Str(name), Value::Str(module)) = (self.pop()?, self.pop()?) else {
                         return Err(format!("STACK_GLOBAL of non-strings at byte {at}"));
                     };
-                    self.stack.push(Value::Global(format!("{module}.{name}")));
+                    self.stack
+                        .push(Value::Global(format!("{module}.{name}").into()));
                 }
                 b'R' => {
                     let args = self.pop()?;
@@ -436,6 +443,7 @@ impl Machine<'_> {
                 }
             }
         }
+        Err(format!("more than {MAX_OPCODES} opcodes before STOP"))
     }
 }
 
@@ -456,7 +464,7 @@ mod tests {
         assert!(
             matches!(value.get("b"), Some(Value::Tuple(t)) if matches!(t[..], [Value::Bool(true), Value::None]))
         );
-        assert!(matches!(value.get("d"), Some(Value::Str(s)) if s == "x"));
+        assert!(matches!(value.get("d"), Some(Value::Str(s)) if &*s == "x"));
     }
 
     /// A call is kept as pieces, never made; its state is seen through every reference.
@@ -471,7 +479,7 @@ mod tests {
         };
         let object = object.borrow();
         assert_eq!(object.class, "os.system");
-        assert!(matches!(&object.args[..], [Value::Str(s)] if s == "echo"));
+        assert!(matches!(&object.args[..], [Value::Str(s)] if &**s == "echo"));
         assert!(matches!(object.state, Some(Value::Dict(_))));
     }
 
@@ -488,5 +496,26 @@ mod tests {
             let error = read(bytes).unwrap_err();
             assert!(error.contains(words), "{bytes:?}: {error}");
         }
+    }
+
+    /// Copies share their data, and a file that makes values without end is stopped: a
+    /// megabyte of bytes duplicated two million times is refused, not multiplied.
+    #[test]
+    fn duplicates_cost_a_pointer_and_opcodes_are_bounded() {
+        let mut bytes = b"\x80\x04\x8e".to_vec();
+        bytes.extend((1u64 << 20).to_le_bytes());
+        bytes.extend(vec![0u8; 1 << 20]);
+        bytes.extend(vec![b'2'; 2 << 20]);
+        bytes.push(b'.');
+        let error = read(&bytes).unwrap_err();
+        assert!(error.contains("opcodes before STOP"), "{error}");
+        let shared = read(b"\x80\x04C\x03abc2\x86.").unwrap();
+        let Value::Tuple(pair) = shared else {
+            panic!("{shared:?}")
+        };
+        let (Value::Bytes(a), Value::Bytes(b)) = (&pair[0], &pair[1]) else {
+            panic!("{pair:?}")
+        };
+        assert!(Rc::ptr_eq(a, b));
     }
 }

@@ -155,7 +155,7 @@ fn float_array(value: &Value) -> Result<Vec<f64>, String> {
         return Err("a NumPy array state of an unknown layout".into());
     };
     let mut size: usize = 1;
-    for extent in shape {
+    for extent in shape.iter() {
         let Value::Int(extent) = extent else {
             return Err("a NumPy array shape of non-integers".into());
         };
@@ -187,7 +187,7 @@ fn dtype_code(value: &Value) -> Result<String, String> {
     // dtype.__setstate__((version, byte order, ...))
     let order = match &object.state {
         Some(Value::Tuple(state)) => match state.get(1) {
-            Some(Value::Str(order)) => order.clone(),
+            Some(Value::Str(order)) => order.to_string(),
             _ => return Err("a NumPy dtype state without a byte order".into()),
         },
         _ => "=".into(),
