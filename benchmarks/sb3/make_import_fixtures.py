@@ -17,13 +17,16 @@ Writes into the folder:
   cleanrl_ppo_cartpole_relu32.cleanrl_model     the first's weights as ppo.py's Agent
   cleanrl_dqn_cartpole.cleanrl_model            the second's as dqn.py's QNetwork
   cleanrl_ppo_pendulum.cleanrl_model            the third's as ppo_continuous_action.py's Agent
+  ppo_continuous_action.cleanrl_model           the same, saved under the name CleanRL's script
+                                                gives it (a 21-character stem, which the zip
+                                                crate's offset detection once misread)
   expected_returns.json         per file: env, activation, first seed, greedy returns
   bad/                          files gradless must refuse, each with a one-line error:
     sb3_cnn.zip (a policy it does not cover), sb3_sac.zip (a SAC actor of 3 observations and
     1 action, which does not fit CartPole-v1), cleanrl_unchained.cleanrl_model
     (layers whose shapes do not chain), sb3_without_policy.zip (no policy.pth)
-`--only off-policy` makes the SAC and TD3 files alone, `--only gsde` the gSDE one, adding them
-to expected_returns.json.
+`--only off-policy` makes the SAC and TD3 files alone, `--only gsde` the gSDE one,
+`--only name21` the 21-character one, adding them to expected_returns.json.
 Episode i runs from seed FIRST + i (env.reset(seed=...)); actions are SB3's
 `predict(obs, deterministic=True)` for the zips and the argmax / mean of the layers for the
 CleanRL files.
@@ -136,7 +139,15 @@ def make_gsde(out, expected):
     expected["sb3_ppo_gsde_pendulum.zip"] = {"env": "Pendulum-v1", "returns": episodes("Pendulum-v1", act)}
 
 
-MAKERS = {"off-policy": make_off_policy, "gsde": make_gsde}
+def make_name21(out, expected):
+    """The CleanRL Pendulum agent saved as CleanRL's ppo_continuous_action.py names it."""
+    name = "ppo_continuous_action.cleanrl_model"
+    state = torch.load(out / "cleanrl_ppo_pendulum.cleanrl_model", weights_only=True)
+    torch.save(state, out / name)
+    expected[name] = dict(expected["cleanrl_ppo_pendulum.cleanrl_model"])
+
+
+MAKERS = {"off-policy": make_off_policy, "gsde": make_gsde, "name21": make_name21}
 
 
 def main():
@@ -201,6 +212,7 @@ def main():
 
     make_off_policy(out, expected)
     make_gsde(out, expected)
+    make_name21(out, expected)
 
     bad = out / "bad"
     bad.mkdir(exist_ok=True)

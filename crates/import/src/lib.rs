@@ -12,6 +12,7 @@ mod pickle;
 mod safetensors;
 mod sb3;
 mod tensors;
+mod torch_zip;
 mod vecnormalize;
 mod zoo_layout;
 

@@ -37,7 +37,11 @@ impl Tensors {
             path: path.to_path_buf(),
             reason,
         };
-        let reader = PytorchReader::new(path)
+        let copy = crate::torch_zip::readable_copy(path)?;
+        let read_from = copy
+            .as_ref()
+            .map_or(path, |(_, by_descriptor)| by_descriptor);
+        let reader = PytorchReader::new(read_from)
             .map_err(|e| file(format!("not a readable PyTorch file: {e}")))?;
         let total: u64 = reader.tensors().values().map(|t| t.byte_len() as u64).sum();
         if total > MAX_TENSOR_BYTES {
