@@ -1,13 +1,51 @@
 //! The flags several commands share, each checked and turned into a typed value once, before
 //! any work starts: how an agent acts, sizes, seeds, devices, `--activation` and `--out`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use gradless_device::{Backend, Device, DeviceChoice};
-use gradless_evaluator::{Activation, EnvBackendChoice, EvalSettings};
+use gradless_evaluator::{Activation, EnvBackendChoice, EvalSettings, EvalTarget, ZooModel};
 use gradless_policy::EpisodePlan;
+use gradless_trainer::RunDir;
+
+/// Which checkpoint of a run: `--checkpoint final|best`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scored {
+    /// The run's last checkpoint (RL Zoo: `<EnvId>.zip`).
+    Final,
+    /// The checkpoint its `best` pointer names (RL Zoo: `best_model.zip`).
+    Best,
+}
+
+impl Scored {
+    /// The model it picks from an RL Zoo run.
+    pub fn zoo_model(self) -> ZooModel {
+        match self {
+            Self::Final => ZooModel::Final,
+            Self::Best => ZooModel::Best,
+        }
+    }
+
+    /// The checkpoint it picks from a run `target` holds (an RL Zoo run's was picked when
+    /// it was found).
+    pub fn pick(self, target: &EvalTarget) -> Result<PathBuf> {
+        let run = target.run.as_deref().unwrap_or(Path::new("."));
+        match (self, &target.zoo) {
+            (_, Some(zoo)) => Ok(zoo.model.clone()),
+            (Self::Final, None) => target
+                .checkpoints
+                .last()
+                .cloned()
+                .with_context(|| format!("{}: the run has no checkpoint", run.display())),
+            (Self::Best, None) => RunDir::open(run)?
+                .and_then(|dir| dir.pointer(gradless_trainer::run_dir::BEST).transpose())
+                .transpose()?
+                .with_context(|| format!("{}: the run has no `best` checkpoint", run.display())),
+        }
+    }
+}
 
 /// How the agent acts, as `gradless eval` and `gradless record` take it.
 #[derive(Debug, Args)]
@@ -18,6 +56,10 @@ pub struct ActingArgs {
     /// Sample actions from the policy instead of taking the greedy ones.
     #[arg(long)]
     pub stochastic: bool,
+    /// Act ε-greedily (Q-network agents: DQN, QR-DQN, CleanRL's dqn.py): a uniformly random
+    /// action with probability E, drawn from each episode's own generator; 0 is greedy.
+    #[arg(long, default_value_t = 0.0, value_name = "E")]
+    pub epsilon: f64,
     /// Device: auto (wgpu on a hardware GPU, else flex), wgpu or flex.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -92,6 +134,14 @@ impl ActingArgs {
         Ok(self.open_device()?.0)
     }
 
+    /// `--epsilon`, which must lie in `[0, 1]`.
+    pub fn checked_epsilon(&self) -> Result<f64> {
+        if !(0.0..=1.0).contains(&self.epsilon) {
+            bail!("--epsilon {}: must lie in [0, 1]", self.epsilon);
+        }
+        Ok(self.epsilon)
+    }
+
     /// What an evaluation of `counts` episodes takes from these flags, the envs stepping on
     /// `env_backend`.
     pub fn eval_settings(
@@ -104,6 +154,7 @@ impl ActingArgs {
             num_envs: counts.num_envs,
             seed: self.seed,
             stochastic: self.stochastic,
+            epsilon: self.checked_epsilon()?,
             env: self.env.clone(),
             activation: parse_activation(self.activation.as_deref())?,
             env_backend,

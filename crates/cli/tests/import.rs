@@ -73,7 +73,8 @@ fn eval_returns(
         file.display(),
         stderr(&output)
     );
-    let name = file.file_name().unwrap();
+    // A file's evaluation folder is named without its extension.
+    let name = file.file_stem().unwrap();
     std::fs::read_to_string(out.join(name).join("episodes.jsonl"))
         .unwrap()
         .lines()
@@ -242,7 +243,7 @@ fn foreign_policies_get_everything_eval_does() {
         "{report}"
     );
     assert!(
-        out.join("g/sb3_dqn_cartpole.zip/grad_mode_report.json")
+        out.join("g/sb3_dqn_cartpole/grad_mode_report.json")
             .is_file()
     );
 
@@ -330,6 +331,10 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         &eval(&pendulum, "CartPole-v1"),
         &["sb3_ppo_pendulum.zip", "CartPole-v1", "Gaussian"],
     );
+    assert!(
+        !fixtures().join("sb3_ppo_pendulum.zip-eval").exists(),
+        "a refused policy leaves no output folder beside it"
+    );
     assert_clean_failure(
         &on_flex("eval", &pendulum, &[]),
         &["sb3_ppo_pendulum.zip", "--env"],
@@ -414,61 +419,258 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
-/// RL Zoo's runs (`benchmarks/rl_zoo/make_zoo_fixtures.py`): the VecNormalize statistics it
-/// keeps in `<EnvId>/vecnormalize.pkl` are applied, and the episodes are the ones SB3 gives
-/// the same model with RL Zoo's saved normalisation; without them the episodes differ.
-#[test]
-fn rl_zoo_agents_evaluate_with_their_saved_normalisation() {
+/// RL Zoo's fixtures (`benchmarks/rl_zoo/make_zoo_fixtures.py`): per model, relative to the
+/// zoo folder, its env, first seed and the returns SB3 gave it with RL Zoo's saved
+/// normalisation.
+fn zoo_expected() -> Vec<(String, String, u64, Vec<f64>)> {
     let zoo = fixtures().join("zoo");
     let text = std::fs::read_to_string(zoo.join("expected_returns.json")).unwrap();
     let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let out = scratch("import-zoo");
-    for (file, entry) in expected.as_object().unwrap() {
-        let env = entry["env"].as_str().unwrap();
-        let seed = entry["first_seed"].as_u64().unwrap();
-        let theirs: Vec<f64> = entry["returns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_f64().unwrap())
-            .collect();
-        let zip = zoo.join(file);
-        let ours = eval_returns(&zip, env, &[], &out.join("with"), theirs.len(), seed);
+    expected
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(file, entry)| {
+            let returns = entry["returns"].as_array().unwrap();
+            (
+                file.clone(),
+                entry["env"].as_str().unwrap().to_string(),
+                entry["first_seed"].as_u64().unwrap(),
+                returns.iter().map(|r| r.as_f64().unwrap()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Episode returns of one env, as gradless and SB3 computed them: equal where actions are
+/// discrete; within `1e-5` relative where float32 actions from two libraries' arithmetic
+/// step continuous envs (measured figures in docs).
+fn assert_zoo_returns(file: &str, env: &str, ours: &[f64], theirs: &[f64]) {
+    let continuous = ["Pendulum-v1", "MountainCarContinuous-v0"].contains(&env);
+    if !continuous {
         assert_eq!(ours, theirs, "{file}");
-        let bare = out.join("bare.zip");
-        copy_file(&zip, &bare);
-        let raw = eval_returns(&bare, env, &[], &out.join("without"), theirs.len(), seed);
-        assert_ne!(raw, theirs, "{file}: the statistics change the episodes");
-        // RL Zoo's args.yml names the env: no --env needed.
-        let named = on_flex(
+        return;
+    }
+    assert_eq!(ours.len(), theirs.len(), "{file}");
+    for (k, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs(),
+            "{file}, episode {k}: {a} vs {b}"
+        );
+    }
+}
+
+/// `gradless eval logs/<algo>` finds every RL Zoo run in it, its model (`--checkpoint`), env
+/// and statistics, and each run's episodes are the ones SB3 gave the same model.
+#[test]
+fn rl_zoo_run_folders_evaluate_as_sb3_does() {
+    let zoo = fixtures().join("zoo");
+    let expected = zoo_expected();
+    let out = scratch("import-zoo-runs");
+    let mut algos: Vec<&str> = expected
+        .iter()
+        .map(|(file, ..)| file.split('/').next().unwrap())
+        .collect();
+    algos.dedup();
+    let (episodes, seed) = (expected[0].3.len().to_string(), expected[0].2.to_string());
+    let eval = |path: &Path, checkpoint: &str, out: &Path| {
+        on_flex(
             "eval",
-            &zip,
+            path,
             &[
                 "--json",
+                "--checkpoint",
+                checkpoint,
                 "--episodes",
-                "2",
+                &episodes,
+                "--seed",
+                &seed,
                 "--out",
-                out.join("named").to_str().unwrap(),
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    for algo in &algos {
+        let output = eval(&zoo.join(algo), "final", &out.join("final").join(algo));
+        assert!(output.status.success(), "{algo}: {}", stderr(&output));
+    }
+    // Only runs that evaluated during training have a best model: asked of a folder where
+    // one lacks it, the command names it before evaluating anything.
+    let refused = eval(&zoo.join("ppo"), "best", &out.join("refused"));
+    assert_clean_failure(&refused, &["best_model.zip", "--eval-freq"]);
+    assert!(!out.join("refused").join("CartPole-v1_1").exists());
+    let best = eval(
+        &zoo.join("ppo/CartPole-v1_1"),
+        "best",
+        &out.join("best").join("ppo"),
+    );
+    assert!(best.status.success(), "{}", stderr(&best));
+    // `compare` takes RL Zoo runs as runs, each one seed (from args.yml); its evaluations go
+    // beside the zips, so into a copy.
+    let copy = out.join("zoo");
+    copy_tree(&zoo, &copy);
+    let group = |name: &str| format!("{name}={}", copy.join(name).display());
+    let comparison = out.join("comparison");
+    let compared = gradless(&[
+        "compare",
+        &group("ppo"),
+        &group("dqn"),
+        "--episodes",
+        "5",
+        "--reps",
+        "1000",
+        "--device",
+        "flex",
+        "--out",
+        comparison.to_str().unwrap(),
+    ]);
+    assert!(compared.status.success(), "{}", stderr(&compared));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(comparison.join("comparison.json")).unwrap())
+            .unwrap();
+    let runs = |k: usize| report["groups"][k]["runs"].as_array().unwrap().clone();
+    assert_eq!((runs(0).len(), runs(1).len()), (3, 2), "{report}");
+    assert!(runs(0).iter().all(|run| run["seed"] == 1), "{report}");
+    for (file, env, _, theirs) in &expected {
+        // `<algo>/<run>/<model>.zip`
+        let parts: Vec<&str> = file.split('/').collect();
+        let (run, stem) = (parts[1], parts[2].trim_end_matches(".zip"));
+        let checkpoint = if stem == "best_model" {
+            "best"
+        } else {
+            "final"
+        };
+        let episodes = out
+            .join(checkpoint)
+            .join(parts[0])
+            .join(run)
+            .join(stem)
+            .join("episodes.jsonl");
+        let ours: Vec<f64> = std::fs::read_to_string(&episodes)
+            .unwrap_or_else(|e| panic!("{}: {e}", episodes.display()))
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["return"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        assert_zoo_returns(file, env, &ours, theirs);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(episodes.with_file_name("summary.json")).unwrap(),
+        )
+        .unwrap();
+        let statistics = zoo.join(file).with_file_name(env).join("vecnormalize.pkl");
+        assert_eq!(
+            summary["observation_normalization"].is_object(),
+            statistics.exists(),
+            "{file}: {summary}"
+        );
+        assert!(
+            summary["step"].as_u64().is_some(),
+            "{file}: SB3 saves num_timesteps"
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A normalised RL Zoo agent: its statistics are applied (without them the episodes
+/// differ), and go with it into `gradless import`'s checkpoint and `gradless export`'s file.
+#[test]
+fn rl_zoo_agents_evaluate_with_their_saved_normalisation() {
+    let zoo = fixtures().join("zoo");
+    let out = scratch("import-zoo");
+    let file = "ppo/Acrobot-v1_1/Acrobot-v1.zip";
+    let (_, env, seed, theirs) = zoo_expected()
+        .into_iter()
+        .find(|(name, ..)| name == file)
+        .unwrap();
+    let env = env.as_str();
+    let zip = zoo.join(file);
+    let ours = eval_returns(&zip, env, &[], &out.join("with"), theirs.len(), seed);
+    assert_eq!(ours, theirs, "{file}");
+    let bare = out.join("bare.zip");
+    copy_file(&zip, &bare);
+    let raw = eval_returns(&bare, env, &[], &out.join("without"), theirs.len(), seed);
+    assert_ne!(raw, theirs, "{file}: the statistics change the episodes");
+    // RL Zoo's args.yml names the env: no --env needed.
+    let named = on_flex(
+        "eval",
+        &zip,
+        &[
+            "--json",
+            "--episodes",
+            "2",
+            "--out",
+            out.join("named").to_str().unwrap(),
+        ],
+    );
+    assert!(named.status.success(), "{}", stderr(&named));
+    assert_eq!(json_lines(&named)[0]["env"], env);
+    let native = out.join("native");
+    let exported = out.join("exported.safetensors");
+    for (command, copy) in [("import", &native), ("export", &exported)] {
+        let output = gradless(&[
+            command,
+            zip.to_str().unwrap(),
+            "--env",
+            env,
+            "--out",
+            copy.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+        let again = eval_returns(copy, env, &[], &out.join(command), theirs.len(), seed);
+        assert_eq!(again, theirs, "{file} after {command}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// `--epsilon` acts ε-greedily for Q-networks only, each episode from its own generator:
+/// the same episodes on any number of envs, worse than greedy on CartPole at ε = 0.5.
+#[test]
+fn q_networks_evaluate_epsilon_greedily() {
+    let zoo = fixtures().join("zoo");
+    let out = scratch("import-epsilon");
+    let dqn = zoo.join("dqn/CartPole-v1_1/CartPole-v1.zip");
+    let greedy = eval_returns(&dqn, "CartPole-v1", &[], &out.join("greedy"), 20, 5);
+    let one = eval_returns(
+        &dqn,
+        "CartPole-v1",
+        &["--epsilon", "0.5", "--num-envs", "1"],
+        &out.join("one"),
+        20,
+        5,
+    );
+    let many = eval_returns(
+        &dqn,
+        "CartPole-v1",
+        &["--epsilon", "0.5", "--num-envs", "7"],
+        &out.join("many"),
+        20,
+        5,
+    );
+    assert_eq!(one, many, "each episode draws from its own generator");
+    let mean = |r: &[f64]| r.iter().sum::<f64>() / r.len() as f64;
+    assert!(mean(&one) < mean(&greedy), "{one:?} vs {greedy:?}");
+    for (path, flag, words) in [
+        (
+            zoo.join("ppo/CartPole-v1_1/CartPole-v1.zip"),
+            "0.1",
+            &["--epsilon", "Q-network"][..],
+        ),
+        (dqn.clone(), "1.5", &["--epsilon", "[0, 1]"][..]),
+    ] {
+        let output = on_flex(
+            "eval",
+            &path,
+            &[
+                "--epsilon",
+                flag,
+                "--out",
+                out.join("refused").to_str().unwrap(),
             ],
         );
-        assert!(named.status.success(), "{}", stderr(&named));
-        assert_eq!(json_lines(&named)[0]["env"], env);
-        // The statistics go with the agent into a native checkpoint and an export.
-        let native = out.join("native");
-        let exported = out.join("exported.safetensors");
-        for (command, copy) in [("import", &native), ("export", &exported)] {
-            let output = gradless(&[
-                command,
-                zip.to_str().unwrap(),
-                "--env",
-                env,
-                "--out",
-                copy.to_str().unwrap(),
-            ]);
-            assert!(output.status.success(), "{command}: {}", stderr(&output));
-            let again = eval_returns(copy, env, &[], &out.join(command), theirs.len(), seed);
-            assert_eq!(again, theirs, "{file} after {command}");
-        }
+        assert_clean_failure(&output, words);
     }
     std::fs::remove_dir_all(&out).unwrap();
 }

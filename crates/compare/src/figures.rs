@@ -284,6 +284,7 @@ mod tests {
             env: "CartPole-v1".into(),
             score,
             curve,
+            seed: None,
         };
         let groups = [
             Group {

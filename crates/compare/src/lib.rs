@@ -61,6 +61,8 @@ pub struct RunScore {
     /// The run's evaluated checkpoints as `(step, mean return)`, in step order (for
     /// sample-efficiency curves; may be empty).
     pub curve: Vec<(u64, f64)>,
+    /// The seed it was trained with, where its folder says (RL Zoo's `args.yml`).
+    pub seed: Option<u64>,
 }
 
 /// Runs compared as one.
@@ -109,6 +111,9 @@ pub struct RunLine {
     /// The score normalised, when scores are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalized_score: Option<f64>,
+    /// The seed it was trained with, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// One group's aggregates with their 95% intervals.
@@ -304,6 +309,7 @@ pub fn compare(
                 normalized_score: settings
                     .normalize
                     .then(|| scale.value(&run.env, run.score).expect("checked above")),
+                seed: run.seed,
             })
             .collect();
         reports.push(GroupReport {
@@ -440,6 +446,7 @@ mod tests {
             env: env.to_string(),
             score,
             curve: Vec::new(),
+            seed: None,
         }
     }
 

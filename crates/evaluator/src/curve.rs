@@ -29,9 +29,20 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let error = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(error)?;
-    let max_step = evaluations.iter().map(|e| e.step).max().unwrap_or(1).max(1);
+    // A curve is over training steps: an evaluation whose step is unknown has no place on it.
+    let evaluations: Vec<(u64, &CheckpointEvaluation)> = evaluations
+        .iter()
+        .filter_map(|e| Some((e.step?, *e)))
+        .collect();
+    let max_step = evaluations
+        .iter()
+        .map(|(step, _)| *step)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let (low, high) = evaluations
         .iter()
+        .map(|(_, e)| e)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
             (lo.min(e.summary.iqm_ci95[0]), hi.max(e.summary.iqm_ci95[1]))
         });
@@ -51,12 +62,12 @@ fn draw<DB: DrawingBackend>(
         .map_err(error)?;
     let band: Vec<(u64, f64)> = evaluations
         .iter()
-        .map(|e| (e.step, e.summary.iqm_ci95[1]))
+        .map(|(step, e)| (*step, e.summary.iqm_ci95[1]))
         .chain(
             evaluations
                 .iter()
                 .rev()
-                .map(|e| (e.step, e.summary.iqm_ci95[0])),
+                .map(|(step, e)| (*step, e.summary.iqm_ci95[0])),
         )
         .collect();
     chart
@@ -64,7 +75,7 @@ fn draw<DB: DrawingBackend>(
         .map_err(error)?;
     let line: Vec<(u64, f64)> = evaluations
         .iter()
-        .map(|e| (e.step, e.summary.iqm))
+        .map(|(step, e)| (*step, e.summary.iqm))
         .collect();
     chart
         .draw_series(LineSeries::new(line.clone(), BLUE.stroke_width(2)))
@@ -103,7 +114,10 @@ pub fn write_tensorboard_curve(
     let path = writer.path().to_path_buf();
     for evaluation in evaluations {
         let s = &evaluation.summary;
-        let step = evaluation.step as i64;
+        let Some(step) = evaluation.step else {
+            continue;
+        };
+        let step = step as i64;
         for (tag, value) in [
             ("eval/mean_return", s.mean_return),
             ("eval/iqm", s.iqm),

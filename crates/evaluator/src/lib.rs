@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use gradless_device_envs::EnvBackend;
 use gradless_envs::Space;
-pub use gradless_import::ImportError;
+pub use gradless_import::{ImportError, ZooModel, ZooRun};
 pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
 pub use gradless_policy::ObservationNormalizer;
@@ -111,6 +111,9 @@ pub struct EvalSettings {
     pub seed: u64,
     /// Sample actions instead of taking the greedy ones.
     pub stochastic: bool,
+    /// A Q-network agent's exploration rate: a random action with this probability, drawn
+    /// from each episode's own generator (0: greedy; only Q-networks take more).
+    pub epsilon: f64,
     /// Evaluate on this env instead of the one the checkpoint was trained on.
     pub env: Option<String>,
     /// Where the envs step: on the CPU (Gymnasium-exact, seeded episodes), on the device
@@ -121,6 +124,13 @@ pub struct EvalSettings {
     pub activation: Option<Activation>,
 }
 
+impl EvalSettings {
+    /// Whether actions are drawn (sampled, or ε-greedy) rather than greedy.
+    pub fn samples(&self) -> bool {
+        self.stochastic || self.epsilon > 0.0
+    }
+}
+
 impl Default for EvalSettings {
     fn default() -> Self {
         Self {
@@ -128,6 +138,7 @@ impl Default for EvalSettings {
             num_envs: 16,
             seed: 1_000_000,
             stochastic: false,
+            epsilon: 0.0,
             env: None,
             env_backend: EnvBackendChoice::Auto,
             activation: None,
@@ -173,12 +184,19 @@ impl std::str::FromStr for EnvBackendChoice {
 pub struct CheckpointEvaluation {
     /// The checkpoint directory.
     pub checkpoint: PathBuf,
-    /// The training step it was written at.
-    pub step: u64,
+    /// The training step it was written at; `None` for another tool's policy whose file
+    /// does not say (shown as "unknown").
+    pub step: Option<u64>,
+    /// The frozen statistics its observations were normalised with, if any.
+    #[serde(default)]
+    pub observation_normalization: Option<ObservationNormalizer>,
     /// The env it was evaluated on.
     pub env: String,
     /// Whether actions were sampled.
     pub stochastic: bool,
+    /// A Q-network's exploration rate (0: greedy).
+    #[serde(default)]
+    pub epsilon: f64,
     /// Where the envs stepped.
     pub env_backend: EnvBackend,
     /// Seed of episode 0 (`None` in summaries written before it was recorded).
@@ -197,7 +215,8 @@ impl CheckpointEvaluation {
     /// that can stand in for a new one).
     pub fn matches(&self, settings: &EvalSettings, env: &str) -> bool {
         self.env == env
-            && self.stochastic == settings.stochastic
+            && self.stochastic == settings.samples()
+            && self.epsilon == settings.epsilon
             && settings.env_backend.admits(self.env_backend)
             && self.seed == Some(settings.seed)
             && self.summary.episodes == settings.episodes
@@ -220,7 +239,7 @@ fn spaces_fit(a: &Space, b: &Space) -> bool {
 #[derive(Debug)]
 pub struct LoadedCheckpoint {
     dir: PathBuf,
-    step: u64,
+    step: Option<u64>,
     env_id: String,
     agent: Agent,
 }
@@ -274,9 +293,11 @@ impl LoadedCheckpoint {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            step: metadata.global_step,
+            step: Some(metadata.global_step),
             env_id,
-            agent: Agent::load(&checkpoint, device)?,
+            agent: Agent::load(&checkpoint, device)?
+                .with_epsilon(settings.epsilon)
+                .map_err(|why| incompatible(format!("--epsilon: {why}")))?,
         })
     }
 
@@ -319,12 +340,14 @@ impl LoadedCheckpoint {
             )));
         }
         let agent = Agent::from_foreign(&policy.network, &action_space, device)
-            .map_err(incompatible)?
-            .with_normalizer(policy.normalizer.clone());
+            .map_err(&incompatible)?
+            .with_normalizer(policy.normalizer.clone())
+            .with_epsilon(settings.epsilon)
+            .map_err(|why| incompatible(format!("--epsilon: {why}")))?;
         tracing::debug!(file = %path.display(), format = policy.format.name(), kind = %policy.kind, "policy read");
         Ok(Self {
             dir: path,
-            step: policy.step.unwrap_or(0),
+            step: policy.step,
             env_id,
             agent,
         })
@@ -357,7 +380,7 @@ impl LoadedCheckpoint {
             first_seed: settings.seed,
             episodes: settings.episodes,
             num_envs: settings.num_envs,
-            stochastic: settings.stochastic,
+            stochastic: settings.samples(),
         };
         let name = self.dir.display().to_string();
         let log_episode = |episode: &SeededEpisode| {
@@ -412,8 +435,10 @@ impl LoadedCheckpoint {
         Ok(CheckpointEvaluation {
             checkpoint: self.dir.clone(),
             step: self.step,
+            observation_normalization: self.agent.normalizer().cloned(),
             env: self.env_id.clone(),
-            stochastic: settings.stochastic,
+            stochastic: settings.samples(),
+            epsilon: settings.epsilon,
             env_backend,
             seed: Some(settings.seed),
             summary,
@@ -510,7 +535,7 @@ fn foreign_env(
         }
         (
             Space::Box { .. },
-            ForeignHead::Gaussian { .. } | ForeignHead::Squashed | ForeignHead::Mean,
+            ForeignHead::Gaussian { .. } | ForeignHead::Squashed { .. } | ForeignHead::Mean,
         ) => env.action_space().flat_dim() == network.outputs(),
         _ => false,
     };
@@ -524,7 +549,7 @@ fn foreign_env(
             match network.head {
                 ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
                 ForeignHead::Mean => "action dimensions",
-                ForeignHead::Squashed => "squashed action dimensions",
+                ForeignHead::Squashed { .. } => "squashed action dimensions",
                 ForeignHead::Categorical | ForeignHead::QValues => "discrete actions",
             },
             env.observation_space().describe(),
@@ -746,17 +771,18 @@ mod tests {
         let root = scratch("discover");
         let run = run_of_copies(root.join("run-a"), "cartpole-v1-ppo", &[200, 100]);
         copy_dir(&shipped("cartpole-v1-dqn"), &root.join("single"));
-        let as_checkpoint = discover(&run.join("checkpoints/step-0000000100")).unwrap();
+        let as_checkpoint =
+            discover(&run.join("checkpoints/step-0000000100"), ZooModel::Final).unwrap();
         assert_eq!(as_checkpoint[0].checkpoints.len(), 1);
-        let as_run = discover(&run).unwrap();
+        let as_run = discover(&run, ZooModel::Final).unwrap();
         assert_eq!(as_run[0].run.as_deref(), Some(run.as_path()));
         assert!(
             as_run[0].checkpoints[0].ends_with("step-0000000100"),
             "step order"
         );
-        let as_folder = discover(&root).unwrap();
+        let as_folder = discover(&root, ZooModel::Final).unwrap();
         assert_eq!(as_folder.len(), 2);
-        let err = discover(&root.join("run-a/checkpoints/missing")).unwrap_err();
+        let err = discover(&root.join("run-a/checkpoints/missing"), ZooModel::Final).unwrap_err();
         assert!(err.to_string().contains("no checkpoint here"), "{err}");
 
         let evaluation =

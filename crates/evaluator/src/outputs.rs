@@ -157,9 +157,16 @@ pub fn summary_row(evaluation: &CheckpointEvaluation) -> Vec<SummaryCell> {
             Some("checkpoint"),
             Text(evaluation.checkpoint.display().to_string()),
         ),
-        cell("step", Some("step"), Count(evaluation.step)),
+        cell(
+            "step",
+            Some("step"),
+            evaluation
+                .step
+                .map_or_else(|| Text("unknown".into()), Count),
+        ),
         cell("env", None, Text(evaluation.env.clone())),
         cell("stochastic", None, Flag(evaluation.stochastic)),
+        cell("epsilon", None, Return(evaluation.epsilon)),
         cell(
             "env_backend",
             None,
@@ -178,6 +185,17 @@ pub fn summary_row(evaluation: &CheckpointEvaluation) -> Vec<SummaryCell> {
             "truncated_fraction",
             Some("trunc"),
             Fraction(s.truncated_fraction),
+        ),
+        cell(
+            "observation_normalization",
+            None,
+            Text(match &evaluation.observation_normalization {
+                None => "none".into(),
+                Some(n) => format!(
+                    "clip {}, epsilon {:e}, {:.0} samples",
+                    n.clip, n.epsilon, n.moments.count
+                ),
+            }),
         ),
     ]
 }

@@ -22,6 +22,7 @@ use gradless_policy::{Activation, ForeignHead, ForeignNetwork, ObservationNormal
 use thiserror::Error;
 
 pub use tensors::{MAX_TENSOR_BYTES, Tensors, Values};
+pub use zoo_layout::{ZooModel, ZooRun, zoo_run};
 
 /// Why a file could not be read as a policy.
 #[derive(Debug, Error)]
@@ -138,7 +139,11 @@ pub fn sb3_policy_from_state_dict(
     step: Option<u64>,
 ) -> Result<ForeignPolicy, ImportError> {
     let path = PathBuf::from(source);
-    let (kind, network) = sb3::network_of(tensors, activation, &path)?;
+    let saved = sb3::SavedSettings {
+        activation,
+        ..Default::default()
+    };
+    let (kind, network) = sb3::network_of(tensors, saved, &path)?;
     checked(ForeignPolicy {
         path,
         format: Format::StableBaselines3,
@@ -190,7 +195,7 @@ pub fn sequential_policy(
     let head = match action {
         ModuleAction::Argmax => ForeignHead::QValues,
         ModuleAction::Identity => ForeignHead::Mean,
-        ModuleAction::TanhScale => ForeignHead::Squashed,
+        ModuleAction::TanhScale => ForeignHead::Squashed { mean_limit: None },
     };
     let network = ForeignNetwork {
         layers,
@@ -304,7 +309,7 @@ mod tests {
             assert_eq!(squashed.kind, kind);
             assert_eq!(
                 (squashed.network.head.clone(), squashed.network.hidden()),
-                (ForeignHead::Squashed, vec![64, 64])
+                (ForeignHead::Squashed { mean_limit: None }, vec![64, 64])
             );
             assert_eq!(squashed.network.activation, Activation::Relu);
             assert_eq!(

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use gradless_policy::{Activation, ForeignHead, ForeignNetwork};
+use gradless_policy::{Activation, ForeignHead, ForeignNetwork, LayerWeights};
 
 use crate::cleanrl::names;
 use crate::tensors::{MAX_TENSOR_BYTES, Tensors};
@@ -15,7 +15,17 @@ use crate::{ForeignPolicy, Format, ImportError, activation_named};
 const MAX_DATA_BYTES: u64 = 16 << 20;
 
 /// What SB3 covers here.
-const COVERED: &str = "PPO, A2C, DQN, SAC, TD3 and DDPG with MlpPolicy";
+const COVERED: &str =
+    "PPO, A2C, DQN, SAC, TD3 and DDPG with MlpPolicy, and sb3-contrib's QR-DQN and TQC";
+
+/// sb3-contrib's QR-DQN quantiles when `policy_kwargs` names no `n_quantiles`.
+const DEFAULT_QUANTILES: usize = 200;
+
+/// SB3's clip on a gSDE SAC actor's mean when `policy_kwargs` names no `clip_mean`.
+const DEFAULT_CLIP_MEAN: f32 = 2.0;
+
+/// The most quantiles read (sb3-contrib's default is 200).
+const MAX_QUANTILES: u64 = 1 << 16;
 
 fn key_error(path: &Path, key: &str, reason: impl Into<String>) -> ImportError {
     ImportError::Key {
@@ -136,8 +146,9 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         }
     };
     let tensors = Tensors::read_pytorch(&copy_path).map_err(inside)?;
-    let named = activation.or(activation_of(&data, path)?);
-    let (kind, network) = network_of(&tensors, named, path).map_err(inside)?;
+    let mut saved = SavedSettings::of(&data, path)?;
+    saved.activation = activation.or(saved.activation);
+    let (kind, network) = network_of(&tensors, saved, path).map_err(inside)?;
     Ok(ForeignPolicy {
         path: path.to_path_buf(),
         format: Format::StableBaselines3,
@@ -151,21 +162,202 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     })
 }
 
+/// What a model was built with, as its zip's `data` says (or a live model's attributes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct SavedSettings {
+    /// The activation, when named (else SB3's default for the policy).
+    pub(crate) activation: Option<Activation>,
+    /// A QR-DQN's quantiles per action, when named (else sb3-contrib's default).
+    pub(crate) quantiles: Option<usize>,
+    /// A gSDE SAC actor's clip on its mean, when named (else SB3's default).
+    pub(crate) clip_mean: Option<f32>,
+}
+
+impl SavedSettings {
+    /// What the zip's `data` JSON says.
+    fn of(data: &serde_json::Value, path: &Path) -> Result<Self, ImportError> {
+        let quantiles = match data.pointer("/policy_kwargs/n_quantiles") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .filter(|n| (1..=MAX_QUANTILES).contains(n))
+                    .ok_or_else(|| {
+                        key_error(
+                            path,
+                            "data: policy_kwargs.n_quantiles",
+                            format!(
+                                "must be a whole number from 1 to {MAX_QUANTILES}, got {value}"
+                            ),
+                        )
+                    })? as usize,
+            ),
+        };
+        let clip_mean = match data.pointer("/policy_kwargs/clip_mean") {
+            None => None,
+            Some(value) => Some(value.as_f64().filter(|c| c.is_finite()).ok_or_else(|| {
+                key_error(
+                    path,
+                    "data: policy_kwargs.clip_mean",
+                    format!("must be a number, got {value}"),
+                )
+            })? as f32),
+        };
+        Ok(Self {
+            activation: activation_of(data, path)?,
+            quantiles,
+            clip_mean,
+        })
+    }
+}
+
+/// A QR-DQN's last layer, whose outputs are `quantiles` rows of one value per action, as
+/// two layers computing each action's sum of quantiles (sb3-contrib acts greedily on their
+/// mean, whose argmax is the sum's). Computed as sb3-contrib computes it, quantiles first:
+/// the layer twice, negated the second time, then ReLU, then weights of +1 and -1, since
+/// `relu(z) - relu(-z)` is `z` exactly. Folding the mean into the weights instead rounds
+/// them, and near-ties then flip actions.
+fn quantile_sums(
+    layer: &LayerWeights,
+    quantiles: Option<usize>,
+    path: &Path,
+) -> Result<[LayerWeights; 2], ImportError> {
+    let quantiles = quantiles.unwrap_or(DEFAULT_QUANTILES);
+    if !layer.outputs.is_multiple_of(quantiles) {
+        return Err(key_error(
+            path,
+            &format!("{}.weight", layer.name),
+            format!(
+                "{} outputs are not {quantiles} quantiles per action (policy_kwargs.n_quantiles)",
+                layer.outputs
+            ),
+        ));
+    }
+    let actions = layer.outputs / quantiles;
+    let negated = |values: &[f32]| values.iter().map(|v| -v).collect::<Vec<f32>>();
+    let both = LayerWeights {
+        name: layer.name.clone(),
+        weight: [layer.weight.clone(), negated(&layer.weight)].concat(),
+        bias: [layer.bias.clone(), negated(&layer.bias)].concat(),
+        inputs: layer.inputs,
+        outputs: 2 * layer.outputs,
+    };
+    // Output q * actions + a is quantile q of action a (sb3-contrib's `view(-1, quantiles,
+    // actions)`); the negated copy follows at `layer.outputs`.
+    let mut weight = vec![0.0f32; actions * both.outputs];
+    for a in 0..actions {
+        for q in 0..quantiles {
+            let k = q * actions + a;
+            weight[a * both.outputs + k] = 1.0;
+            weight[a * both.outputs + layer.outputs + k] = -1.0;
+        }
+    }
+    let sums = LayerWeights {
+        name: format!("{} (summed over quantiles)", layer.name),
+        weight,
+        bias: vec![0.0; actions],
+        inputs: both.outputs,
+        outputs: actions,
+    };
+    Ok([both, sums])
+}
+
 /// What an SB3 policy's state dict (`policy.pth`, or a live model's
 /// `model.policy.state_dict()`) holds, as a network: its kind in words and its layers.
-/// `activation` is the one the model was built with, when known (else SB3's default for
-/// the policy). Errors name `path` and the tensor.
+/// `saved` is what the model was built with, where known (else SB3's defaults for the
+/// policy). Errors name `path` and the tensor.
 pub(crate) fn network_of(
     tensors: &Tensors,
-    activation: Option<Activation>,
+    saved: SavedSettings,
     path: &Path,
 ) -> Result<(String, ForeignNetwork), ImportError> {
+    let (kind, network) = acting_network(tensors, saved, path)?;
+    check_unused(tensors, &network, path)?;
+    Ok((kind, network))
+}
+
+/// Target networks (a copy of the network they track: `q_net_target.` of `q_net.`, ...).
+const TARGETS: [(&str, &str); 4] = [
+    ("q_net.", "q_net_target."),
+    ("quantile_net.", "quantile_net_target."),
+    ("actor.", "actor_target."),
+    ("critic.", "critic_target."),
+];
+
+/// Checks what acting does not read against what it does: every target network has the
+/// shapes of the network it tracks, and an off-policy critic's first layers take an
+/// observation and an action of the actor's sizes. A file failing these was not saved by
+/// the algorithm it looks like.
+fn check_unused(
+    tensors: &Tensors,
+    network: &ForeignNetwork,
+    path: &Path,
+) -> Result<(), ImportError> {
+    for (online, target) in TARGETS {
+        if !tensors.has_prefix(target) {
+            continue;
+        }
+        for (name, values) in tensors.by_name.range(online.to_string()..) {
+            let Some(rest) = name.strip_prefix(online) else {
+                break;
+            };
+            let twin = format!("{target}{rest}");
+            match tensors.by_name.get(&twin) {
+                Some(copy) if copy.shape == values.shape => {}
+                Some(copy) => {
+                    return Err(key_error(
+                        path,
+                        &twin,
+                        format!(
+                            "shape {:?}, where {name} has {:?}",
+                            copy.shape, values.shape
+                        ),
+                    ));
+                }
+                None => return Err(key_error(path, &twin, format!("missing beside {name}"))),
+            }
+        }
+    }
+    if matches!(network.head, ForeignHead::Squashed { .. }) {
+        let inputs = network.observation_dim() + network.outputs();
+        let first_layers = tensors.by_name.iter().filter(|(name, _)| {
+            let Some(rest) = name.strip_prefix("critic.") else {
+                return false;
+            };
+            let parts: Vec<&str> = rest.split('.').collect();
+            matches!(
+                parts.as_slice(),
+                [_, "0", "weight"] | ["quantile_critics", _, "0", "weight"]
+            )
+        });
+        for (name, values) in first_layers {
+            if values.shape.get(1) != Some(&inputs) {
+                return Err(key_error(
+                    path,
+                    name,
+                    format!(
+                        "a critic of {:?}, where the actor's observation and action make {inputs} inputs",
+                        values.shape
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The network acting needs, read from the state dict.
+fn acting_network(
+    tensors: &Tensors,
+    saved: SavedSettings,
+    path: &Path,
+) -> Result<(String, ForeignNetwork), ImportError> {
+    let activation = saved.activation;
     for (prefix, what) in [
         ("features_extractor.cnn", "a CNN policy (CnnPolicy)"),
         ("pi_features_extractor.cnn", "a CNN policy (CnnPolicy)"),
         ("actor.features_extractor.cnn", "a CNN policy (CnnPolicy)"),
         ("lstm_actor", "a recurrent (LSTM) policy"),
-        ("quantile_net", "a QR-DQN policy"),
     ] {
         if tensors.has_prefix(prefix) {
             return Err(key_error(
@@ -181,7 +373,23 @@ pub(crate) fn network_of(
         head,
         critic: Vec::new(),
     };
-    if tensors.has_prefix("q_net.q_net.") {
+    if tensors.has_prefix("quantile_net.quantile_net.") {
+        let mut layers = tensors.linear_layers(path, "quantile_net.quantile_net.", None)?;
+        let last = layers.pop().expect("linear_layers reads at least one");
+        layers.extend(quantile_sums(&last, saved.quantiles, path)?);
+        let network = network(layers, Activation::Relu, ForeignHead::QValues);
+        if network.activation != Activation::Relu {
+            return Err(key_error(
+                path,
+                "data: policy_kwargs.activation_fn",
+                format!(
+                    "a QR-DQN with {:?} layers; covered: ReLU (its default)",
+                    network.activation
+                ),
+            ));
+        }
+        Ok(("QR-DQN QRDQNPolicy".into(), network))
+    } else if tensors.has_prefix("q_net.q_net.") {
         let layers = tensors.linear_layers(path, "q_net.q_net.", None)?;
         Ok((
             "DQN DQNPolicy".into(),
@@ -202,26 +410,45 @@ pub(crate) fn network_of(
         network.critic =
             tensors.linear_layers(path, "mlp_extractor.value_net.", Some("value_net"))?;
         Ok(("PPO/A2C ActorCriticPolicy".into(), network))
-    } else if tensors.has_prefix("actor.latent_pi.") && tensors.has_prefix("actor.mu.0.") {
-        Err(key_error(
-            path,
-            "actor.mu.0",
-            format!("a gSDE SAC actor (its mean clipped by a Hardtanh); covered: {COVERED}"),
-        ))
     } else if tensors.has_prefix("actor.latent_pi.") {
-        // SAC's actor: `latent_pi` (an activation after every layer), then `mu`; its greedy
-        // action is `tanh(mu)` on the box. The `log_std` layer only serves sampling.
-        let layers = tensors.linear_layers(path, "actor.latent_pi.", Some("actor.mu"))?;
+        // SAC's (and TQC's) actor: `latent_pi` (an activation after every layer), then `mu`;
+        // its greedy action is `tanh(mu)` on the box. The `log_std` layer only serves
+        // sampling. With gSDE, `mu` is a `Linear` and a `Hardtanh` clipping the mean to
+        // `clip_mean`.
+        let gsde = tensors.has_prefix("actor.mu.0.");
+        let mu = if gsde { "actor.mu.0" } else { "actor.mu" };
+        let layers = tensors.linear_layers(path, "actor.latent_pi.", Some(mu))?;
+        // SB3 adds the `Hardtanh` only for a positive `clip_mean`.
+        let mean_limit = gsde.then_some(saved.clip_mean.unwrap_or(DEFAULT_CLIP_MEAN));
+        if let Some(limit) = mean_limit.filter(|limit| *limit <= 0.0) {
+            return Err(key_error(
+                path,
+                "data: policy_kwargs.clip_mean",
+                format!("{limit}, yet the actor's mean ends in a clip (actor.mu.0)"),
+            ));
+        }
+        let kind = match tensors.has_prefix("critic.quantile_critics.") {
+            true => "TQC Actor",
+            false => "SAC Actor",
+        };
         Ok((
-            "SAC Actor".into(),
-            network(layers, Activation::Relu, ForeignHead::Squashed),
+            kind.into(),
+            network(
+                layers,
+                Activation::Relu,
+                ForeignHead::Squashed { mean_limit },
+            ),
         ))
     } else if tensors.has_prefix("actor.mu.") {
         // TD3's and DDPG's actor: one Sequential ending in `Tanh`.
         let layers = tensors.linear_layers(path, "actor.mu.", None)?;
         Ok((
             "TD3/DDPG Actor".into(),
-            network(layers, Activation::Relu, ForeignHead::Squashed),
+            network(
+                layers,
+                Activation::Relu,
+                ForeignHead::Squashed { mean_limit: None },
+            ),
         ))
     } else {
         Err(ImportError::File {
@@ -237,7 +464,96 @@ pub(crate) fn network_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Values;
     use std::io::Write;
+
+    /// A state dict of `nn.Linear` layers: `(name, outputs, inputs)`, weights 0.5.
+    fn state_dict(layers: &[(&str, usize, usize)]) -> Tensors {
+        let mut tensors = Tensors::default();
+        for &(name, outputs, inputs) in layers {
+            let values = |shape: Vec<usize>| Values {
+                data: vec![0.5; shape.iter().product()],
+                shape,
+            };
+            tensors
+                .by_name
+                .insert(format!("{name}.weight"), values(vec![outputs, inputs]));
+            tensors
+                .by_name
+                .insert(format!("{name}.bias"), values(vec![outputs]));
+        }
+        tensors
+    }
+
+    /// Target networks and critics must fit the actor they were saved beside.
+    #[test]
+    fn what_acting_does_not_read_must_fit_what_it_does() {
+        let path = Path::new("td3.zip");
+        let actor = [("actor.mu.0", 8, 3), ("actor.mu.2", 1, 8)];
+        let fits = state_dict(&[
+            actor[0],
+            actor[1],
+            ("critic.qf0.0", 8, 4),
+            ("critic.qf0.2", 1, 8),
+        ]);
+        assert!(network_of(&fits, SavedSettings::default(), path).is_ok());
+        let wide = state_dict(&[
+            actor[0],
+            actor[1],
+            ("critic.qf0.0", 8, 5),
+            ("critic.qf0.2", 1, 8),
+        ]);
+        let error = network_of(&wide, SavedSettings::default(), path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("critic.qf0.0.weight") && error.contains("4 inputs"),
+            "{error}"
+        );
+        let target = state_dict(&[
+            actor[0],
+            actor[1],
+            ("actor_target.mu.0", 9, 3),
+            ("actor_target.mu.2", 1, 9),
+        ]);
+        let error = network_of(&target, SavedSettings::default(), path)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("actor_target.mu.0."), "{error}");
+    }
+
+    /// A QR-DQN acts on the sum of its quantiles, each action's computed exactly.
+    #[test]
+    fn quantiles_are_summed_per_action() {
+        let path = Path::new("qrdqn.zip");
+        let mut tensors = state_dict(&[("quantile_net.quantile_net.0", 6, 4)]);
+        // 3 quantiles of 2 actions: output q * 2 + a; action 1's quantiles are 1, 2, 3.
+        let bias = &mut tensors
+            .by_name
+            .get_mut("quantile_net.quantile_net.0.bias")
+            .unwrap()
+            .data;
+        bias.copy_from_slice(&[0.0, 1.0, 0.0, 2.0, 0.0, 3.0]);
+        let saved = SavedSettings {
+            quantiles: Some(3),
+            ..Default::default()
+        };
+        let (kind, network) = network_of(&tensors, saved, path).unwrap();
+        assert_eq!(
+            (kind.as_str(), network.outputs()),
+            ("QR-DQN QRDQNPolicy", 2)
+        );
+        let sums = network.layers.last().unwrap();
+        // Action 1 sums rows 1, 3, 5 and subtracts their negations.
+        let row: Vec<f32> = sums.weight[sums.inputs..].to_vec();
+        assert_eq!(row, [0., 1., 0., 1., 0., 1., 0., -1., 0., -1., 0., -1.]);
+        let odd = SavedSettings {
+            quantiles: Some(4),
+            ..Default::default()
+        };
+        let error = network_of(&tensors, odd, path).unwrap_err().to_string();
+        assert!(error.contains("n_quantiles"), "{error}");
+    }
 
     /// A small zip whose `policy.pth` inflates past what a policy can be is refused before
     /// it is inflated.

@@ -37,7 +37,7 @@ impl Tensors {
             path: path.to_path_buf(),
             reason,
         };
-        let copy = crate::torch_zip::readable_copy(path)?;
+        let copy = crate::torch_zip::readable_copy(path, MAX_TENSOR_BYTES)?;
         let read_from = copy
             .as_ref()
             .map_or(path, |(_, by_descriptor)| by_descriptor);

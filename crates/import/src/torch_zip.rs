@@ -19,14 +19,12 @@ use zip::read::{ArchiveOffset, Config};
 use zip::write::SimpleFileOptions;
 
 use crate::ImportError;
-use crate::tensors::MAX_TENSOR_BYTES;
 
 /// The most entries read (an archive holds one per tensor storage and a few more).
 const MAX_ENTRIES: usize = 1 << 16;
 
-/// The most bytes all entries may hold once inflated: the tensors and room for the pickle
-/// and the small text entries beside them.
-const MAX_INFLATED_BYTES: u64 = MAX_TENSOR_BYTES + (16 << 20);
+/// Room for the pickle and the small text entries beside the tensors.
+const MAX_OTHER_BYTES: u64 = 16 << 20;
 
 /// Whether the file starts as a zip archive does (a local file header).
 fn is_zip(path: &Path) -> Result<bool, ImportError> {
@@ -47,10 +45,15 @@ fn file_error(path: &Path, reason: impl ToString) -> ImportError {
 /// PyTorch gives in-memory saves) with no Zip64 records, that pytorch-reader reads at the
 /// right offset, and the path it is read by; `None` for any other file (a legacy or TAR
 /// save), read as it is. The copy has no name on disk and is gone with the returned file.
-pub(crate) fn readable_copy(path: &Path) -> Result<Option<(File, PathBuf)>, ImportError> {
+/// Archives whose entries inflate past `max_tensor_bytes` and a little more are refused.
+pub(crate) fn readable_copy(
+    path: &Path,
+    max_tensor_bytes: u64,
+) -> Result<Option<(File, PathBuf)>, ImportError> {
     if !is_zip(path)? {
         return Ok(None);
     }
+    let max_inflated = max_tensor_bytes.saturating_add(MAX_OTHER_BYTES);
     let fail = |reason: String| file_error(path, format!("not a readable PyTorch file: {reason}"));
     let file = gradless_files::open_regular(path).map_err(|e| file_error(path, e))?;
     let config = Config {
@@ -68,9 +71,9 @@ pub(crate) fn readable_copy(path: &Path) -> Result<Option<(File, PathBuf)>, Impo
         .map(|i| archive.by_index_raw(i).map(|entry| entry.size()))
         .try_fold(0u64, |sum, size| size.map(|size| sum.saturating_add(size)))
         .map_err(|e| fail(format!("zip archive error: {e}")))?;
-    if declared > MAX_INFLATED_BYTES {
+    if declared > max_inflated {
         return Err(fail(format!(
-            "its entries hold {declared} bytes, more than a policy here may ({MAX_INFLATED_BYTES})"
+            "its entries hold {declared} bytes, more than a policy here may ({max_inflated})"
         )));
     }
     // pytorch-reader's root: the shortest directory holding a `data.pkl`.
@@ -82,7 +85,7 @@ pub(crate) fn readable_copy(path: &Path) -> Result<Option<(File, PathBuf)>, Impo
         .ok_or_else(|| fail("no data.pkl entry in the zip archive".into()))?;
     let mut copy = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut left = MAX_INFLATED_BYTES;
+    let mut left = max_inflated;
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
@@ -106,7 +109,7 @@ pub(crate) fn readable_copy(path: &Path) -> Result<Option<(File, PathBuf)>, Impo
             .map_err(|e| fail(format!("{name}: {e}")))?;
         left = left.checked_sub(bytes.len() as u64).ok_or_else(|| {
             fail(format!(
-                "its entries inflate to more than {MAX_INFLATED_BYTES} bytes"
+                "its entries inflate to more than {max_inflated} bytes"
             ))
         })?;
         copy.start_file(format!("archive/{below_root}"), stored)
@@ -150,9 +153,27 @@ mod tests {
     #[test]
     fn only_zip_archives_are_copied() {
         let (_kept, legacy) = gradless_files::unnamed_file(b"\x80\x02\x8a\x0alegacy").unwrap();
-        assert!(readable_copy(&legacy).unwrap().is_none());
+        assert!(readable_copy(&legacy, 1 << 20).unwrap().is_none());
         let (_kept, empty) = gradless_files::unnamed_file(b"").unwrap();
-        assert!(readable_copy(&empty).unwrap().is_none());
+        assert!(readable_copy(&empty, 1 << 20).unwrap().is_none());
+    }
+
+    /// A small archive declaring more bytes than a policy may hold is refused before any
+    /// entry is inflated.
+    #[test]
+    fn an_archive_inflating_past_the_bound_is_refused() {
+        let mut archive = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let deflated =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        archive.start_file("model/data.pkl", deflated).unwrap();
+        archive
+            .write_all(&vec![0u8; (MAX_OTHER_BYTES + 1) as usize])
+            .unwrap();
+        let bytes = archive.finish().unwrap().into_inner();
+        assert!(bytes.len() < 1 << 20);
+        let (_kept, path) = gradless_files::unnamed_file(&bytes).unwrap();
+        let error = readable_copy(&path, 0).unwrap_err().to_string();
+        assert!(error.contains("more than a policy here may"), "{error}");
     }
 
     #[test]
@@ -164,7 +185,7 @@ mod tests {
         archive.write_all(b"3\n").unwrap();
         let bytes = archive.finish().unwrap().into_inner();
         let (_kept, path) = gradless_files::unnamed_file(&bytes).unwrap();
-        let error = readable_copy(&path).unwrap_err().to_string();
+        let error = readable_copy(&path, 1 << 20).unwrap_err().to_string();
         assert!(error.contains("data.pkl"), "{error}");
     }
 }

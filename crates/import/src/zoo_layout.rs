@@ -96,6 +96,79 @@ pub(crate) fn zoo_env(zip: &Path) -> Result<Option<String>, String> {
     Ok(value_of(&args, "env").map(str::to_string))
 }
 
+/// Which model of an RL Zoo run folder is evaluated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ZooModel {
+    /// `<EnvId>.zip`, saved when training ended.
+    #[default]
+    Final,
+    /// `best_model.zip`, saved by the evaluations during training.
+    Best,
+}
+
+impl ZooModel {
+    /// The model's file name in a run of `env_id`.
+    fn file_name(self, env_id: &str) -> String {
+        match self {
+            Self::Final => format!("{env_id}.zip"),
+            Self::Best => "best_model.zip".into(),
+        }
+    }
+}
+
+/// An RL Zoo run folder: `<EnvId>_<n>/` as `python -m rl_zoo3.train` leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZooRun {
+    /// The run folder.
+    pub folder: PathBuf,
+    /// The model chosen from it.
+    pub model: PathBuf,
+    /// The seed it was trained with (`args.yml`'s `seed`), where it says.
+    pub seed: Option<u64>,
+}
+
+/// The RL Zoo run `folder` is, with the model `which` picks: `Ok(None)` when it is not one
+/// (its name is not `<EnvId>_<n>`, or it holds neither `<EnvId>.zip`, `best_model.zip` nor
+/// `<EnvId>/args.yml`); an error naming the model when the run lacks it.
+pub fn zoo_run(folder: &Path, which: ZooModel) -> Result<Option<ZooRun>, crate::ImportError> {
+    let Some(env_id) = folder
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(run_folder_env_id)
+    else {
+        return Ok(None);
+    };
+    let settings = folder.join(env_id);
+    let is_run = [ZooModel::Final, ZooModel::Best]
+        .iter()
+        .any(|model| folder.join(model.file_name(env_id)).is_file())
+        || settings.join("args.yml").is_file();
+    if !is_run {
+        return Ok(None);
+    }
+    let model = folder.join(which.file_name(env_id));
+    if !model.is_file() {
+        let why = match which {
+            ZooModel::Final => "missing: RL Zoo saves it when training ends (did it finish?)",
+            ZooModel::Best => {
+                "missing: RL Zoo saves it only when it evaluates during training (--eval-freq)"
+            }
+        };
+        return Err(crate::ImportError::File {
+            path: model,
+            reason: why.into(),
+        });
+    }
+    let seed = gradless_files::read_text_bounded(&settings.join("args.yml"), MAX_CONFIG_BYTES)
+        .ok()
+        .and_then(|args| value_of(&args, "seed")?.parse().ok());
+    Ok(Some(ZooRun {
+        folder: folder.to_path_buf(),
+        model,
+        seed,
+    }))
+}
+
 /// The zip's own folder, then the subfolders RL Zoo would use: one named as the zip
 /// (`Acrobot-v1.zip` → `Acrobot-v1/`) and one named by the run folder's env id
 /// (`Acrobot-v1_1/` → `Acrobot-v1/`, for `best_model.zip` and checkpoints).
@@ -263,6 +336,43 @@ mod tests {
         for name in ["MountainCar-v0", "ppo_", "_3", "runs_a1"] {
             assert_eq!(run_folder_env_id(name), None, "{name}");
         }
+    }
+
+    #[test]
+    fn a_run_folder_gives_the_model_asked_for() {
+        let logs = scratch("runs");
+        let run = logs.join("CartPole-v1_3");
+        std::fs::create_dir_all(run.join("CartPole-v1")).unwrap();
+        assert_eq!(
+            zoo_run(&run, ZooModel::Final).unwrap(),
+            None,
+            "nothing in it"
+        );
+        std::fs::write(run.join("CartPole-v1/args.yml"), "algo: ppo\nseed: 7\n").unwrap();
+        let error = zoo_run(&run, ZooModel::Final).unwrap_err().to_string();
+        assert!(
+            error.contains("CartPole-v1.zip") && error.contains("missing"),
+            "{error}"
+        );
+        std::fs::write(run.join("CartPole-v1.zip"), b"zip").unwrap();
+        let found = zoo_run(&run, ZooModel::Final).unwrap().unwrap();
+        assert_eq!(
+            (found.model, found.seed),
+            (run.join("CartPole-v1.zip"), Some(7))
+        );
+        let error = zoo_run(&run, ZooModel::Best).unwrap_err().to_string();
+        assert!(
+            error.contains("best_model.zip") && error.contains("--eval-freq"),
+            "{error}"
+        );
+        std::fs::write(run.join("best_model.zip"), b"zip").unwrap();
+        let best = zoo_run(&run, ZooModel::Best).unwrap().unwrap();
+        assert_eq!(best.model, run.join("best_model.zip"));
+        let unnumbered = logs.join("CartPole-v1");
+        std::fs::create_dir_all(&unnumbered).unwrap();
+        std::fs::write(unnumbered.join("CartPole-v1.zip"), b"zip").unwrap();
+        assert_eq!(zoo_run(&unnumbered, ZooModel::Final).unwrap(), None);
+        std::fs::remove_dir_all(&logs).unwrap();
     }
 
     #[test]

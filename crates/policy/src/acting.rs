@@ -21,7 +21,7 @@ use crate::normalization::ObservationNormalizer;
 pub use crate::policy_network::PolicyNetwork;
 use crate::sampling::{sample_categorical, sample_gaussian};
 use crate::soft_actor_critic::{SquashedGaussianActor, sample_squashed};
-use crate::weights::ForeignNetwork;
+use crate::weights::{ForeignHead, ForeignNetwork};
 
 /// The inference device agents act on, as the evaluator holds it: it hands out neither the
 /// device nor anything made on it, so code that holds one can load and run agents and
@@ -48,6 +48,12 @@ pub struct Agent {
     normalizer: Option<ObservationNormalizer>,
     /// The network as a host loop, on flex unless asked for tensor operations.
     host: Option<Arc<HostForward>>,
+    /// A Q-network's exploration rate when sampling: a uniformly random action with this
+    /// probability, else the argmax (0: the argmax always).
+    epsilon: f64,
+    /// The box (low, high) continuous actions are clipped to, for policies of other tools
+    /// whose own evaluation clips them.
+    action_clip: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// How an agent on flex computes its policy's outputs for host observations.
@@ -100,8 +106,29 @@ impl Agent {
             device: device.clone(),
             normalizer: None,
             host: None,
+            epsilon: 0.0,
+            action_clip: None,
         }
         .with_forward(PolicyForward::Host)
+    }
+
+    /// The same agent sampling ε-greedily: when asked to sample, a Q-network takes a
+    /// uniformly random action with probability `epsilon` (each row's draws from its own
+    /// generator), else its argmax; as Stable-Baselines3's exploration rate and CleanRL's
+    /// `evaluate` do. Refused for any other network, and outside `[0, 1]`.
+    pub fn with_epsilon(self, epsilon: f64) -> Result<Self, String> {
+        if !(0.0..=1.0).contains(&epsilon) {
+            return Err(format!("ε must lie in [0, 1], got {epsilon}"));
+        }
+        if epsilon > 0.0 && !matches!(self.network, PolicyNetwork::QNetwork(_)) {
+            return Err("only a Q-network (DQN, QR-DQN) acts ε-greedily".into());
+        }
+        Ok(Self { epsilon, ..self })
+    }
+
+    /// A Q-network's exploration rate when sampling (0 for every other agent).
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon
     }
 
     /// The same agent normalising its inputs with these (frozen) statistics.
@@ -143,10 +170,22 @@ impl Agent {
         action_space: &gradless_envs::Space,
         device: &AgentDevice,
     ) -> Result<Self, String> {
-        Ok(Self::new(
-            network.build(action_space, device.0.device())?,
-            &device.0,
-        ))
+        let agent = Self::new(network.build(action_space, device.0.device())?, &device.0);
+        // Stable-Baselines3's `predict` and CleanRL's `ClipAction` clip a Gaussian policy's
+        // actions (mean or draw) to the box before the env sees them; MountainCarContinuous
+        // charges the unclipped action. Squashed actions are inside the box already.
+        let clipped = matches!(
+            network.head,
+            ForeignHead::Gaussian { .. } | ForeignHead::Mean
+        );
+        let action_clip = match action_space {
+            gradless_envs::Space::Box { low, high } if clipped => Some((low.clone(), high.clone())),
+            _ => None,
+        };
+        Ok(Self {
+            action_clip,
+            ..agent
+        })
     }
 
     /// Loads the policy a checkpoint holds onto the agents' device.
@@ -199,8 +238,8 @@ impl Agent {
         &self.network
     }
 
-    /// The statistics its inputs are normalised with, for the episode kernel's program.
-    pub(crate) fn normalizer(&self) -> Option<&ObservationNormalizer> {
+    /// The frozen statistics its inputs are normalised with, if any.
+    pub fn normalizer(&self) -> Option<&ObservationNormalizer> {
         self.normalizer.as_ref()
     }
 
@@ -251,14 +290,51 @@ impl Agent {
         dim: usize,
         selection: Selection<'_>,
     ) -> Result<ActionBatch, ActError> {
+        let mut actions = self.unclipped_actions(observations, dim, selection)?;
+        // Device envs take device actions unclipped: Pendulum, the one continuous env there,
+        // clips its torque before anything reads it.
+        if let (Some((low, high)), ActionBatch::Continuous(values)) =
+            (&self.action_clip, &mut actions)
+        {
+            for (value, k) in values.iter_mut().zip((0..low.len()).cycle()) {
+                *value = value.clamp(low[k], high[k]);
+            }
+        }
+        Ok(actions)
+    }
+
+    /// [`act`](Self::act) before any clip to the action box.
+    fn unclipped_actions(
+        &self,
+        observations: &[f32],
+        dim: usize,
+        selection: Selection<'_>,
+    ) -> Result<ActionBatch, ActError> {
         let rows = observations.len() / dim;
         let rngs = match selection {
             Selection::Sample(rngs) => rngs,
             Selection::Greedy => return self.greedy(observations, dim),
         };
         match &self.network {
-            // A Q-network acts greedily even when asked to sample.
-            PolicyNetwork::QNetwork(_) => self.greedy(observations, dim),
+            // A Q-network samples ε-greedily: the argmax at ε = 0.
+            PolicyNetwork::QNetwork(q) => {
+                let mut actions = self.greedy(observations, dim)?;
+                let n = q.network().layers().last().map(|l| l.weight.dims()[1]);
+                if self.epsilon > 0.0
+                    && let (ActionBatch::Discrete(actions), Some(n)) = (&mut actions, n)
+                {
+                    for (action, rng) in actions.iter_mut().zip(rngs.iter_mut()) {
+                        // Two draws every step, random or not: an episode's draws do not
+                        // depend on what its network chose.
+                        let explore = rng.next_f64() < self.epsilon;
+                        let random = rng.below(n as u64) as i64;
+                        if explore {
+                            *action = random;
+                        }
+                    }
+                }
+                Ok(actions)
+            }
             PolicyNetwork::ActorCritic(model) => {
                 let outputs = match &self.host {
                     Some(host) => host.outputs(observations)?,

@@ -71,6 +71,9 @@ impl EpisodeProgram {
         let physics = dynamics
             .fused_physics()
             .ok_or_else(|| format!("{env_id} has no kernel physics"))?;
+        if stochastic && agent.epsilon() > 0.0 {
+            return Err("ε-greedy actions are drawn on the host".into());
+        }
         let network = agent.network().flat_mlp(agent.normalizer())?;
         // The kernel's continuous physics takes one action value.
         if matches!(&network.head, Head::Squashed { scale, .. } if scale.len() != 1) {
@@ -453,6 +456,8 @@ mod tests {
             let bounds = ActionBounds {
                 scale: vec![2.0],
                 bias: vec![0.0],
+                mean_limit: None,
+                unscaled_from: None,
             };
             let actor = SquashedGaussianActor::new(
                 3,

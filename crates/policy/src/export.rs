@@ -318,6 +318,8 @@ mod tests {
         let bounds = ActionBounds {
             scale: vec![2.0],
             bias: vec![0.0],
+            mean_limit: None,
+            unscaled_from: None,
         };
         let mut metadata = export_metadata(&architecture, "Pendulum-v1", 7, None, Some(&bounds));
         let extra = normalization_tensors(Some(&normalizer), &mut metadata);

@@ -90,6 +90,12 @@ impl PolicyNetwork {
             }
             Self::SoftActor(actor) => {
                 let bounds = actor.bounds();
+                if bounds.mean_limit.is_some() || bounds.unscaled_from.is_some() {
+                    return Err(
+                        "another tool's squashed actions are computed with tensor operations"
+                            .into(),
+                    );
+                }
                 let head = Head::Squashed {
                     scale: bounds.scale.clone(),
                     bias: bounds.bias.clone(),

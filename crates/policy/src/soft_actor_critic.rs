@@ -25,6 +25,13 @@ pub struct ActionBounds {
     pub scale: Vec<f32>,
     /// The box's centre per component.
     pub bias: Vec<f32>,
+    /// Means clipped to `[-limit, limit]` before `tanh` (Stable-Baselines3's gSDE actors
+    /// end in such a `Hardtanh`); gradless's own actors clip none.
+    pub mean_limit: Option<f32>,
+    /// `(low, high)` where actions are `low + 0.5 * (y + 1) * (high - low)`, computed in
+    /// that order as Stable-Baselines3 maps them (the same box; the last bits differ from
+    /// `y * scale + bias`); `None` for gradless's own actors.
+    pub unscaled_from: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl ActionBounds {
@@ -37,6 +44,8 @@ impl ActionBounds {
         (finite && low.iter().zip(high).all(|(l, h)| l < h)).then(|| Self {
             scale: low.iter().zip(high).map(|(l, h)| (h - l) / 2.0).collect(),
             bias: low.iter().zip(high).map(|(l, h)| (h + l) / 2.0).collect(),
+            mean_limit: None,
+            unscaled_from: None,
         })
     }
 
@@ -122,6 +131,10 @@ impl SquashedGaussianActor {
         let dim = self.action_dim();
         let out = self.net.forward(observations);
         let mean = out.clone().narrow(1, 0, dim);
+        let mean = match self.bounds.mean_limit {
+            Some(limit) => mean.clamp(-limit, limit),
+            None => mean,
+        };
         let raw = out.narrow(1, dim, dim);
         let log_std = activation::tanh(raw)
             .add_scalar(1.0)
@@ -130,9 +143,17 @@ impl SquashedGaussianActor {
         (mean, log_std)
     }
 
-    /// `tanh(y) * scale + bias`.
+    /// `tanh`'s output `y` on the box: `y * scale + bias`, or as Stable-Baselines3 maps it.
     fn squash(&self, y: Tensor<2>) -> Tensor<2> {
-        let (scale, bias) = self.bounds.tensors(&y.device());
+        let device = y.device();
+        if let Some((low, high)) = &self.bounds.unscaled_from {
+            let range: Vec<f32> = high.iter().zip(low).map(|(h, l)| h - l).collect();
+            let row = |values: &[f32]| {
+                Tensor::<2>::from_data(TensorData::new(values.to_vec(), [1, values.len()]), &device)
+            };
+            return y.add_scalar(1.0).mul_scalar(0.5) * row(&range) + row(low);
+        }
+        let (scale, bias) = self.bounds.tensors(&device);
         y * scale + bias
     }
 

@@ -40,9 +40,14 @@ pub enum ForeignHead {
     /// Q-values (greedy: their argmax).
     QValues,
     /// Pre-`tanh` actions: the action is `tanh(output)` mapped onto the env's action box (the
-    /// greedy action of SAC's actor, and TD3's and DDPG's deterministic one). Only greedy
-    /// actions are covered: a squashed network read from a file acts deterministically.
-    Squashed,
+    /// greedy action of SAC's actor, and TD3's and DDPG's deterministic one), the output
+    /// first clipped to `[-limit, limit]` where `mean_limit` is set (a gSDE SAC actor's
+    /// `Hardtanh`). Only greedy actions are covered: a squashed network read from a file acts
+    /// deterministically.
+    Squashed {
+        /// The clip on the output before `tanh`, if any.
+        mean_limit: Option<f32>,
+    },
     /// The means of continuous actions whose spread is not modelled here (a gSDE policy's
     /// state-dependent noise, a module's outputs taken as the action): greedy actions only.
     Mean,
@@ -52,7 +57,7 @@ impl ForeignHead {
     /// Why only greedy actions are defined for this head, if so.
     pub fn greedy_only(&self) -> Option<&'static str> {
         match self {
-            Self::Squashed => Some(
+            Self::Squashed { .. } => Some(
                 "it acts with tanh of its output mapped onto the box, and its sampling (SB3's \
                  clamped state-dependent log-std) is not modelled",
             ),
@@ -204,7 +209,7 @@ impl ForeignNetwork {
                     dim: self.outputs(),
                 },
             },
-            ForeignHead::Squashed => Architecture::SoftActorCritic {
+            ForeignHead::Squashed { .. } => Architecture::SoftActorCritic {
                 observation_dim,
                 hidden,
                 activation: self.activation,
@@ -220,8 +225,8 @@ impl ForeignNetwork {
         device: &Device,
     ) -> Result<PolicyNetwork, String> {
         self.check()?;
-        if self.head == ForeignHead::Squashed {
-            return self.squashed_actor(action_space, device);
+        if let ForeignHead::Squashed { mean_limit } = self.head {
+            return self.squashed_actor(action_space, mean_limit, device);
         }
         let actor = mlp(&self.layers, self.activation, device);
         Ok(match &self.head {
@@ -255,9 +260,10 @@ impl ForeignNetwork {
     fn squashed_actor(
         &self,
         action_space: &Space,
+        mean_limit: Option<f32>,
         device: &Device,
     ) -> Result<PolicyNetwork, String> {
-        let bounds = ActionBounds::of(action_space)
+        let mut bounds = ActionBounds::of(action_space)
             .filter(|bounds| bounds.scale.len() == self.outputs())
             .ok_or_else(|| {
                 format!(
@@ -266,6 +272,12 @@ impl ForeignNetwork {
                     action_space.describe()
                 )
             })?;
+        bounds.mean_limit = mean_limit;
+        // Squashed networks read from files are Stable-Baselines3's (a module's `tanh_scale`
+        // is documented as its mapping).
+        if let Space::Box { low, high } = action_space {
+            bounds.unscaled_from = Some((low.clone(), high.clone()));
+        }
         let mut layers = self.layers.clone();
         if let Some(last) = layers.last_mut() {
             last.weight.resize(2 * last.weight.len(), 0.0);
@@ -389,7 +401,7 @@ mod tests {
         let mut single = layer("mu", 2, 1);
         single.weight = vec![0.5, -1.0];
         single.bias = vec![0.25];
-        let net = network(vec![single], ForeignHead::Squashed);
+        let net = network(vec![single], ForeignHead::Squashed { mean_limit: None });
         let pendulum = Space::Box {
             low: vec![-2.0],
             high: vec![2.0],

@@ -51,7 +51,11 @@ def test_rl_zoo_agents_evaluate_with_their_saved_normalisation():
             zoo / name, entry["env"], episodes=len(entry["returns"]),
             seed=entry["first_seed"], device="flex",
         )
-        np.testing.assert_array_equal(ours.returns, entry["returns"])
+        if entry["env"] in ("Pendulum-v1", "MountainCarContinuous-v0"):
+            # Float32 actions from two libraries' arithmetic (measured figures in docs).
+            np.testing.assert_allclose(ours.returns, entry["returns"], rtol=1e-5)
+        else:
+            np.testing.assert_array_equal(ours.returns, entry["returns"])
 
 
 def gradless_binary():

@@ -74,6 +74,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Copies the folder `from` and everything below it into `to` (links are not followed).
+pub fn copy_tree(from: &Path, to: &Path) {
+    copy_dir(from, to);
+    for entry in std::fs::read_dir(from).expect("the folder to copy exists") {
+        let entry = entry.expect("its entries can be read");
+        if entry.file_type().expect("entries have types").is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    }
+}
+
 /// Makes `run` a run directory holding copies of the shipped checkpoint `name`, one for each
 /// of `steps`, named as a trainer names them (`step-` and the step in ten digits); returns
 /// `run`.

@@ -15,20 +15,10 @@ use gradless_evaluator::{
     discover, evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation,
     write_outputs,
 };
-use gradless_trainer::RunDir;
 use serde::Serialize;
 
 use crate::output::{print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, check_count};
-
-/// Which checkpoint of a run is scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Scored {
-    /// The run's last checkpoint.
-    Final,
-    /// The checkpoint its `best` pointer names.
-    Best,
-}
+use crate::settings::{ActingArgs, EpisodeArgs, Scored, check_count};
 
 /// Whether scores are normalised per env.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,19 +118,6 @@ struct Scorer<'a> {
 }
 
 impl Scorer<'_> {
-    fn checkpoint_of(&self, run: &Path, checkpoints: &[PathBuf]) -> Result<PathBuf> {
-        match self.args.checkpoint {
-            Scored::Final => checkpoints
-                .last()
-                .cloned()
-                .with_context(|| format!("{}: the run has no checkpoint", run.display())),
-            Scored::Best => RunDir::open(run)?
-                .and_then(|dir| dir.pointer(gradless_trainer::run_dir::BEST).transpose())
-                .transpose()?
-                .with_context(|| format!("{}: the run has no `best` checkpoint", run.display())),
-        }
-    }
-
     /// The mean return of `checkpoint` under the settings, from its saved evaluation or a
     /// new one (written where `gradless eval` writes it, the run locked meanwhile).
     fn score(&mut self, run: &Path, checkpoint: &Path, env: &str) -> Result<f64> {
@@ -175,14 +152,14 @@ impl Scorer<'_> {
                 saved_evaluation(&base.join(relative))
             })
             .filter(|saved| saved.matches(&self.settings, env))
-            .map(|saved| (saved.step, saved.summary.mean_return))
+            .filter_map(|saved| Some((saved.step?, saved.summary.mean_return)))
             .collect()
     }
 
     fn group(&mut self, name: &str, paths: &[PathBuf]) -> Result<Group> {
         let mut runs = Vec::new();
         for path in paths {
-            let targets = discover(path)?;
+            let targets = discover(path, self.args.checkpoint.zoo_model())?;
             let found: Vec<_> = targets.iter().filter(|t| t.run.is_some()).collect();
             if found.is_empty() {
                 bail!(
@@ -192,7 +169,7 @@ impl Scorer<'_> {
             }
             for target in found {
                 let run = target.run.as_ref().expect("filtered");
-                let checkpoint = self.checkpoint_of(run, &target.checkpoints)?;
+                let checkpoint = self.args.checkpoint.pick(target)?;
                 let env = evaluation_env(&checkpoint, &self.settings)?;
                 let score = self.score(run, &checkpoint, &env)?;
                 runs.push(RunScore {
@@ -201,6 +178,7 @@ impl Scorer<'_> {
                     curve: self.curve(&target.checkpoints, &env),
                     env,
                     score,
+                    seed: target.zoo.as_ref().and_then(|zoo| zoo.seed),
                 });
             }
         }

@@ -10,7 +10,7 @@ use clap::Args;
 use gradless_device::{Backend, Device, InferenceDevice};
 use gradless_evaluator::{
     AgentDevice, CheckpointEvaluation, EnvBackend, EnvBackendChoice, EvalSettings, EvalTarget,
-    LoadedCheckpoint, RecordPlan, SummaryValue, VideoFolder, discover, enclosing_run,
+    LoadedCheckpoint, RecordPlan, SummaryValue, VideoFolder, ZooModel, discover, enclosing_run,
     evaluation_env, prepare_output_dir, saved_evaluation, summary_row, write_learning_curve,
     write_outputs, write_tensorboard_curve,
 };
@@ -22,14 +22,19 @@ use serde::Serialize;
 
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, check_count, lock_out};
+use crate::settings::{ActingArgs, EpisodeArgs, Scored, check_count, lock_out};
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A checkpoint directory, a run directory (every checkpoint, in step order) or a
-    /// folder of runs.
+    /// A checkpoint directory, a run directory (every checkpoint, in step order), a policy
+    /// file of another tool, an RL Zoo run folder (`logs/ppo/Acrobot-v1_1`) or a folder of
+    /// any of these (`logs/ppo`).
     path: PathBuf,
+    /// Evaluate one checkpoint per run: its last (`final`) or the one its `best` pointer
+    /// names; of an RL Zoo run, `<EnvId>.zip` (also the default) or `best_model.zip`.
+    #[arg(long, value_enum)]
+    checkpoint: Option<Scored>,
     #[command(flatten)]
     counts: EpisodeArgs,
     #[command(flatten)]
@@ -170,7 +175,8 @@ impl Drop for ScratchDir {
 
 /// Where a checkpoint's evaluation files go, as a folder inside a base: by default `eval`
 /// inside the checkpoint (an input: no link there is followed), with `--out` the run's and
-/// the checkpoint's names inside it.
+/// the checkpoint's names inside it (a policy file's name without its extension: a folder
+/// is not named like a file).
 fn output_place(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> (PathBuf, PathBuf) {
     match out {
         None => gradless_evaluator::default_eval_place(checkpoint),
@@ -179,10 +185,36 @@ fn output_place(out: Option<&Path>, checkpoint: &Path, run: Option<&Path>) -> (P
             if let Some(run) = run.and_then(Path::file_name) {
                 relative.push(run);
             }
-            relative.push(checkpoint.file_name().unwrap_or_default());
+            let name = match checkpoint.is_file() {
+                true => checkpoint.file_stem(),
+                false => checkpoint.file_name(),
+            };
+            relative.push(name.unwrap_or_default());
             (out.to_path_buf(), relative)
         }
     }
+}
+
+/// Refuses, before anything runs, checkpoints whose outputs would share a folder
+/// (`a.zip` and `a.pt` side by side under `--out`).
+fn check_distinct_outputs(targets: &[EvalTarget], out: Option<&Path>) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &Path)> = Vec::new();
+    for target in targets {
+        for checkpoint in &target.checkpoints {
+            let (base, relative) = output_place(out, checkpoint, target.run.as_deref());
+            let place = base.join(relative);
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == place) {
+                bail!(
+                    "{} and {} would write their evaluations to the same folder {}; evaluate them apart",
+                    other.display(),
+                    checkpoint.display(),
+                    place.display()
+                );
+            }
+            seen.push((place, checkpoint));
+        }
+    }
+    Ok(())
 }
 
 fn print_row(evaluation: &CheckpointEvaluation, with_header: bool) {
@@ -192,7 +224,7 @@ fn print_row(evaluation: &CheckpointEvaluation, with_header: bool) {
             let heading = cell.heading?;
             // Paths get a wide column, numbers one as wide as their heading (at least 8).
             let width = match cell.value {
-                SummaryValue::Text(_) => 48,
+                SummaryValue::Text(_) if cell.name == "checkpoint" => 48,
                 _ => heading.len().max(8),
             };
             Some((heading, cell.value.table(width)))
@@ -369,7 +401,7 @@ impl<'a> EvalRun<'a> {
         let settings = args.acting.eval_settings(&args.counts, env_backend)?;
         let (base, backend) = args.acting.open_device()?;
         let device = AgentDevice::new(&InferenceDevice::new(&base));
-        if device_envs && settings.stochastic && backend == Backend::Flex {
+        if device_envs && settings.samples() && backend == Backend::Flex {
             bail!(
                 "--stochastic: with --env-backend device, actions are drawn in the episode kernel, \
                  which runs on wgpu; on flex use --env-backend cpu"
@@ -391,7 +423,17 @@ impl<'a> EvalRun<'a> {
 
     /// The checkpoints `PATH` holds (this shard's share of them), grouped by run.
     fn targets(&self) -> Result<Vec<EvalTarget>> {
-        let mut targets = discover(&self.args.path)?;
+        let choice = self.args.checkpoint;
+        let mut targets = discover(
+            &self.args.path,
+            choice.map_or(ZooModel::Final, Scored::zoo_model),
+        )?;
+        if let Some(choice) = choice {
+            for target in targets.iter_mut().filter(|t| t.run.is_some()) {
+                target.checkpoints = vec![choice.pick(target)?];
+            }
+        }
+        check_distinct_outputs(&targets, self.args.out.as_deref())?;
         if let Some(shard) = self.shard {
             let before: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
             shard.keep(&mut targets);
@@ -443,9 +485,10 @@ impl<'a> EvalRun<'a> {
             let evaluation = merged_evaluation(checkpoint, &out_base.join(&relative), settings)?;
             return Ok((evaluation, None));
         }
+        // Loaded first: a policy that is refused leaves no empty output folder behind.
+        let loaded = LoadedCheckpoint::load(checkpoint, settings, &self.device)?;
         let dir = prepare_output_dir(&out_base, &relative)?;
         progress.checkpoint(checkpoint, episodes_before);
-        let loaded = LoadedCheckpoint::load(checkpoint, settings, &self.device)?;
         let evaluation = loaded.evaluate_with_progress(settings, |done| {
             progress.at(episodes_before + done as u64);
         })?;
@@ -590,7 +633,9 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
             }
         }
         // A shard has only some of a run's checkpoints: the run's outputs wait for --merge.
-        if let Some(run) = target.run.as_ref().filter(|_| eval.shard.is_none()) {
+        // An RL Zoo run has one model: no curve over its training.
+        let whole_run = eval.shard.is_none() && target.zoo.is_none();
+        if let Some(run) = target.run.as_ref().filter(|_| whole_run) {
             finish_run(run, &evaluated, args.out.as_deref(), json, &progress)?;
         }
     }
@@ -652,10 +697,12 @@ mod tests {
             EvalTarget {
                 run: Some(PathBuf::from("a")),
                 checkpoints: (0..3).map(|k| PathBuf::from(format!("a/{k}"))).collect(),
+                zoo: None,
             },
             EvalTarget {
                 run: Some(PathBuf::from("b")),
                 checkpoints: (0..2).map(|k| PathBuf::from(format!("b/{k}"))).collect(),
+                zoo: None,
             },
         ];
         let mut seen = Vec::new();
@@ -671,6 +718,7 @@ mod tests {
         let mut first = vec![EvalTarget {
             run: None,
             checkpoints: vec![PathBuf::from("only")],
+            zoo: None,
         }];
         Shard { index: 1, count: 2 }.keep(&mut first);
         assert!(first.is_empty(), "a shard may get nothing");

@@ -94,13 +94,15 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     let settings = EvalSettings {
         env: args.acting.env.clone(),
         activation: crate::settings::parse_activation(args.acting.activation.as_deref())?,
+        stochastic: args.acting.stochastic,
+        epsilon: args.acting.checked_epsilon()?,
         ..EvalSettings::default()
     };
     let loaded = LoadedCheckpoint::load(&checkpoint, &settings, &device)?;
     let plan = RecordPlan {
         first_seed: args.acting.seed,
         episodes: args.episodes,
-        stochastic: args.acting.stochastic,
+        stochastic: settings.samples(),
     };
     let mut printed = Ok(());
     // The default `videos` folder is gradless's own; a folder named by --out is the user's,

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub use gradless_test_support::{
-    SUMMARY_KEYS, copy_dir, make_fifo, run_of_copies, scratch, shipped_checkpoint as shipped,
-    sorted_names, workspace_root,
+    SUMMARY_KEYS, copy_dir, copy_tree, make_fifo, run_of_copies, scratch,
+    shipped_checkpoint as shipped, sorted_names, workspace_root,
 };
 
 pub fn gradless(args: &[&str]) -> Output {
