@@ -391,16 +391,34 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         ),
         &["--activation", "gelu"],
     );
-    // A squashed (SAC, TD3) actor acts greedily only, and is evaluated from its file.
-    let sac = fixtures().join("sb3_sac_pendulum.zip");
+    // TD3's actor acts greedily only; SAC's samples too. Both are evaluated from their
+    // files: SB3's conventions are not gradless's actor's.
+    let td3 = fixtures().join("sb3_td3_pendulum.zip");
     assert_clean_failure(
         &on_flex(
             "eval",
-            &sac,
+            &td3,
             &["--env", "Pendulum-v1", "--stochastic", "--episodes", "1"],
         ),
-        &["sb3_sac_pendulum.zip", "SAC Actor", "deterministically"],
+        &[
+            "sb3_td3_pendulum.zip",
+            "TD3/DDPG Actor",
+            "deterministically",
+        ],
     );
+    let sac = fixtures().join("sb3_sac_pendulum.zip");
+    let sampled = |num_envs: &str| {
+        let out = root.join(format!("sampled-{num_envs}"));
+        let extra = ["--stochastic", "--num-envs", num_envs];
+        eval_returns(&sac, "Pendulum-v1", &extra, &out, 6, 3)
+    };
+    let greedy = eval_returns(&sac, "Pendulum-v1", &[], &root.join("greedy"), 6, 3);
+    assert_eq!(
+        sampled("1"),
+        sampled("4"),
+        "each episode draws from its own generator"
+    );
+    assert_ne!(sampled("1"), greedy);
     for (command, out) in [
         ("import", root.join("sac-checkpoint")),
         ("export", root.join("sac.safetensors")),
@@ -413,7 +431,7 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert_clean_failure(&output, &["greedily only", "not covered"]);
+        assert_clean_failure(&output, &["clamps its log-std", "not covered"]);
         assert!(!out.exists(), "{command} leaves nothing behind");
     }
     std::fs::remove_dir_all(&root).unwrap();
@@ -672,6 +690,41 @@ fn q_networks_evaluate_epsilon_greedily() {
         );
         assert_clean_failure(&output, words);
     }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// An exported SAC actor reads back as the actor it was: the same episodes, greedy and
+/// sampled, as the checkpoint it came from. It exports again, but holds no critics for
+/// `gradless import` to write a SAC checkpoint with.
+#[test]
+fn exported_sac_actors_read_back_as_themselves() {
+    let out = scratch("import-sac-export");
+    let native = shipped("pendulum-v1-sac");
+    let exported = out.join("actor.safetensors");
+    let export = |from: &Path, to: &Path| {
+        gradless(&[
+            "export",
+            from.to_str().unwrap(),
+            "--out",
+            to.to_str().unwrap(),
+        ])
+    };
+    let output = export(&native, &exported);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for extra in [&[][..], &["--stochastic"][..]] {
+        let theirs = eval_returns(&native, "Pendulum-v1", extra, &out.join("native"), 5, 9);
+        let ours = eval_returns(&exported, "Pendulum-v1", extra, &out.join("read"), 5, 9);
+        assert_eq!(ours, theirs, "{extra:?}");
+    }
+    let again = export(&exported, &out.join("again.safetensors"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    let import = gradless(&[
+        "import",
+        exported.to_str().unwrap(),
+        "--out",
+        out.join("checkpoint").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&import, &["actor.safetensors", "critics"]);
     std::fs::remove_dir_all(&out).unwrap();
 }
 

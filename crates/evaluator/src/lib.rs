@@ -535,8 +535,11 @@ fn foreign_env(
         }
         (
             Space::Box { .. },
-            ForeignHead::Gaussian { .. } | ForeignHead::Squashed { .. } | ForeignHead::Mean,
-        ) => env.action_space().flat_dim() == network.outputs(),
+            ForeignHead::Gaussian { .. }
+            | ForeignHead::Squashed { .. }
+            | ForeignHead::Mean
+            | ForeignHead::SoftActor,
+        ) => env.action_space().flat_dim() == network.action_outputs(),
         _ => false,
     };
     if network.observation_dim() != env.observation_space().flat_dim() || !fits {
@@ -545,11 +548,13 @@ fn foreign_env(
             policy.format.name(),
             policy.kind,
             network.observation_dim(),
-            network.outputs(),
+            network.action_outputs(),
             match network.head {
                 ForeignHead::Gaussian { .. } => "Gaussian action dimensions",
                 ForeignHead::Mean => "action dimensions",
-                ForeignHead::Squashed { .. } => "squashed action dimensions",
+                ForeignHead::Squashed { .. } | ForeignHead::SoftActor => {
+                    "squashed action dimensions"
+                }
                 ForeignHead::Categorical | ForeignHead::QValues => "discrete actions",
             },
             env.observation_space().describe(),

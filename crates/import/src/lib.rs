@@ -195,7 +195,10 @@ pub fn sequential_policy(
     let head = match action {
         ModuleAction::Argmax => ForeignHead::QValues,
         ModuleAction::Identity => ForeignHead::Mean,
-        ModuleAction::TanhScale => ForeignHead::Squashed { mean_limit: None },
+        ModuleAction::TanhScale => ForeignHead::Squashed {
+            mean_limit: None,
+            log_std: None,
+        },
     };
     let network = ForeignNetwork {
         layers,
@@ -301,16 +304,22 @@ mod tests {
         );
 
         // SAC's actor is its latent layers then `mu`; TD3's one Sequential.
-        for (name, kind) in [
-            ("sb3_sac_pendulum.zip", "SAC Actor"),
-            ("sb3_td3_pendulum.zip", "TD3/DDPG Actor"),
+        // SAC's `log_std` layer lets it sample; TD3 acts greedily only.
+        for (name, kind, samples) in [
+            ("sb3_sac_pendulum.zip", "SAC Actor", true),
+            ("sb3_td3_pendulum.zip", "TD3/DDPG Actor", false),
         ] {
             let squashed = read_policy(&fixture(name), None).unwrap();
             assert_eq!(squashed.kind, kind);
-            assert_eq!(
-                (squashed.network.head.clone(), squashed.network.hidden()),
-                (ForeignHead::Squashed { mean_limit: None }, vec![64, 64])
-            );
+            assert!(matches!(
+                squashed.network.head,
+                ForeignHead::Squashed {
+                    mean_limit: None,
+                    ..
+                }
+            ));
+            assert_eq!(squashed.network.head.greedy_only().is_none(), samples);
+            assert_eq!(squashed.network.hidden(), vec![64, 64]);
             assert_eq!(squashed.network.activation, Activation::Relu);
             assert_eq!(
                 (

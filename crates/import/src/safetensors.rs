@@ -151,6 +151,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
     };
     let head = match (text("policy").as_deref(), log_std) {
         (Some("q_network"), _) => ForeignHead::QValues,
+        (Some("squashed_gaussian_actor"), _) => ForeignHead::SoftActor,
         (Some("gaussian_actor_mean") | None, Some(log_std)) => ForeignHead::Gaussian { log_std },
         (Some("categorical_actor") | None, None) => ForeignHead::Categorical,
         (Some("gaussian_actor_mean"), None) => {
@@ -165,7 +166,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
                 path: path.to_path_buf(),
                 key: "__metadata__.policy".into(),
                 reason: format!(
-                    "`{other}` (expected categorical_actor, gaussian_actor_mean or q_network)"
+                    "`{other}` (expected categorical_actor, gaussian_actor_mean, q_network or squashed_gaussian_actor)"
                 ),
             });
         }

@@ -411,10 +411,10 @@ fn acting_network(
             tensors.linear_layers(path, "mlp_extractor.value_net.", Some("value_net"))?;
         Ok(("PPO/A2C ActorCriticPolicy".into(), network))
     } else if tensors.has_prefix("actor.latent_pi.") {
-        // SAC's (and TQC's) actor: `latent_pi` (an activation after every layer), then `mu`;
-        // its greedy action is `tanh(mu)` on the box. The `log_std` layer only serves
-        // sampling. With gSDE, `mu` is a `Linear` and a `Hardtanh` clipping the mean to
-        // `clip_mean`.
+        // SAC's (and TQC's) actor: `latent_pi` (an activation after every layer), then `mu`
+        // and `log_std` side by side; its greedy action is `tanh(mu)` on the box. With gSDE,
+        // `mu` is a `Linear` and a `Hardtanh` clipping the mean to `clip_mean`, and
+        // `log_std` a matrix of state-dependent noise, which is not read (greedy only).
         let gsde = tensors.has_prefix("actor.mu.0.");
         let mu = if gsde { "actor.mu.0" } else { "actor.mu" };
         let layers = tensors.linear_layers(path, "actor.latent_pi.", Some(mu))?;
@@ -427,6 +427,11 @@ fn acting_network(
                 format!("{limit}, yet the actor's mean ends in a clip (actor.mu.0)"),
             ));
         }
+        // Without its `log_std` layer an actor still acts greedily.
+        let log_std = match gsde || !tensors.by_name.contains_key("actor.log_std.weight") {
+            true => None,
+            false => Some(tensors.linear(path, "actor.log_std")?),
+        };
         let kind = match tensors.has_prefix("critic.quantile_critics.") {
             true => "TQC Actor",
             false => "SAC Actor",
@@ -436,7 +441,10 @@ fn acting_network(
             network(
                 layers,
                 Activation::Relu,
-                ForeignHead::Squashed { mean_limit },
+                ForeignHead::Squashed {
+                    mean_limit,
+                    log_std,
+                },
             ),
         ))
     } else if tensors.has_prefix("actor.mu.") {
@@ -447,7 +455,10 @@ fn acting_network(
             network(
                 layers,
                 Activation::Relu,
-                ForeignHead::Squashed { mean_limit: None },
+                ForeignHead::Squashed {
+                    mean_limit: None,
+                    log_std: None,
+                },
             ),
         ))
     } else {

@@ -151,7 +151,7 @@ impl Tensors {
     }
 
     /// The layer `name` (`name.weight` `[out, in]`, `name.bias` `[out]`).
-    fn linear(&self, path: &Path, name: &str) -> Result<LayerWeights, ImportError> {
+    pub(crate) fn linear(&self, path: &Path, name: &str) -> Result<LayerWeights, ImportError> {
         let weight = self.get(path, &format!("{name}.weight"))?;
         let bias = self.get(path, &format!("{name}.bias"))?;
         let [outputs, inputs] = weight.shape[..] else {

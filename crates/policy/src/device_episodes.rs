@@ -456,8 +456,7 @@ mod tests {
             let bounds = ActionBounds {
                 scale: vec![2.0],
                 bias: vec![0.0],
-                mean_limit: None,
-                unscaled_from: None,
+                sb3: None,
             };
             let actor = SquashedGaussianActor::new(
                 3,

@@ -257,12 +257,10 @@ pub fn export_foreign_safetensors(
     global_step: u64,
     out: &Path,
 ) -> Result<(), ExportError> {
-    if let Some(why) = network.head.greedy_only() {
+    if let Some(why) = network.head.unwritable() {
         return Err(ExportError::Uncovered {
             path: out.to_path_buf(),
-            reason: format!(
-                "a policy that acts greedily only ({why}); exporting it is not covered"
-            ),
+            reason: format!("{why}; exporting it is not covered"),
         });
     }
     let log_std = match &network.head {
@@ -318,8 +316,7 @@ mod tests {
         let bounds = ActionBounds {
             scale: vec![2.0],
             bias: vec![0.0],
-            mean_limit: None,
-            unscaled_from: None,
+            sb3: None,
         };
         let mut metadata = export_metadata(&architecture, "Pendulum-v1", 7, None, Some(&bounds));
         let extra = normalization_tensors(Some(&normalizer), &mut metadata);

@@ -41,8 +41,8 @@ pub use network::{
 pub use normalization::{ObservationNormalizer, RunningMoments};
 pub use rollout::Rollout;
 pub use soft_actor_critic::{
-    ActionBounds, LOG_STD_MAX, LOG_STD_MIN, SoftActorCritic, SquashedGaussianActor, TwinQ,
-    sample_squashed, squash_with_noise,
+    ActionBounds, LOG_STD_MAX, LOG_STD_MIN, Sb3Conventions, SoftActorCritic, SquashedGaussianActor,
+    TwinQ, sample_squashed, squash_with_noise,
 };
 pub use weights::{
     ForeignHead, ForeignNetwork, ImportedSpec, LayerWeights, write_imported_checkpoint,

@@ -90,7 +90,7 @@ impl PolicyNetwork {
             }
             Self::SoftActor(actor) => {
                 let bounds = actor.bounds();
-                if bounds.mean_limit.is_some() || bounds.unscaled_from.is_some() {
+                if bounds.sb3.is_some() {
                     return Err(
                         "another tool's squashed actions are computed with tensor operations"
                             .into(),

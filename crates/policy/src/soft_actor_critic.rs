@@ -13,6 +13,8 @@ use crate::network::{Activation, Mlp, TanhKernel};
 pub const LOG_STD_MIN: f64 = -5.0;
 /// See [`LOG_STD_MIN`].
 pub const LOG_STD_MAX: f64 = 2.0;
+/// The range Stable-Baselines3 clamps its SAC actor's log standard deviation to.
+const SB3_LOG_STD_RANGE: (f32, f32) = (-20.0, 2.0);
 /// Keeps the squashing correction's logarithm finite where `tanh` saturates.
 const SQUASH_EPSILON: f64 = 1e-6;
 /// `ln(2 pi) / 2`.
@@ -25,13 +27,21 @@ pub struct ActionBounds {
     pub scale: Vec<f32>,
     /// The box's centre per component.
     pub bias: Vec<f32>,
-    /// Means clipped to `[-limit, limit]` before `tanh` (Stable-Baselines3's gSDE actors
-    /// end in such a `Hardtanh`); gradless's own actors clip none.
+    /// Stable-Baselines3's ways with its actors, for one read from its file; `None` for
+    /// gradless's own.
+    pub sb3: Option<Sb3Conventions>,
+}
+
+/// How Stable-Baselines3's SAC, TQC, TD3 and DDPG actors differ from gradless's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sb3Conventions {
+    /// The box's low corner: actions are `low + 0.5 * (y + 1) * (high - low)`, computed in
+    /// that order (the same box as `y * scale + bias`; the last bits differ).
+    pub low: Vec<f32>,
+    /// The box's high corner.
+    pub high: Vec<f32>,
+    /// Means clipped to `[-limit, limit]` before `tanh` (a gSDE actor's `Hardtanh`).
     pub mean_limit: Option<f32>,
-    /// `(low, high)` where actions are `low + 0.5 * (y + 1) * (high - low)`, computed in
-    /// that order as Stable-Baselines3 maps them (the same box; the last bits differ from
-    /// `y * scale + bias`); `None` for gradless's own actors.
-    pub unscaled_from: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl ActionBounds {
@@ -44,8 +54,7 @@ impl ActionBounds {
         (finite && low.iter().zip(high).all(|(l, h)| l < h)).then(|| Self {
             scale: low.iter().zip(high).map(|(l, h)| (h - l) / 2.0).collect(),
             bias: low.iter().zip(high).map(|(l, h)| (h + l) / 2.0).collect(),
-            mean_limit: None,
-            unscaled_from: None,
+            sb3: None,
         })
     }
 
@@ -131,11 +140,16 @@ impl SquashedGaussianActor {
         let dim = self.action_dim();
         let out = self.net.forward(observations);
         let mean = out.clone().narrow(1, 0, dim);
-        let mean = match self.bounds.mean_limit {
-            Some(limit) => mean.clamp(-limit, limit),
-            None => mean,
-        };
         let raw = out.narrow(1, dim, dim);
+        if let Some(sb3) = &self.bounds.sb3 {
+            // Its mean clipped where it ends in a `Hardtanh`, its log-std clamped.
+            let mean = match sb3.mean_limit {
+                Some(limit) => mean.clamp(-limit, limit),
+                None => mean,
+            };
+            let (low, high) = SB3_LOG_STD_RANGE;
+            return (mean, raw.clamp(low, high));
+        }
         let log_std = activation::tanh(raw)
             .add_scalar(1.0)
             .mul_scalar(0.5 * (LOG_STD_MAX - LOG_STD_MIN))
@@ -146,7 +160,7 @@ impl SquashedGaussianActor {
     /// `tanh`'s output `y` on the box: `y * scale + bias`, or as Stable-Baselines3 maps it.
     fn squash(&self, y: Tensor<2>) -> Tensor<2> {
         let device = y.device();
-        if let Some((low, high)) = &self.bounds.unscaled_from {
+        if let Some(Sb3Conventions { low, high, .. }) = &self.bounds.sb3 {
             let range: Vec<f32> = high.iter().zip(low).map(|(h, l)| h - l).collect();
             let row = |values: &[f32]| {
                 Tensor::<2>::from_data(TensorData::new(values.to_vec(), [1, values.len()]), &device)

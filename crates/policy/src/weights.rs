@@ -9,7 +9,7 @@ use crate::network::{
     QNetwork, linear_with_bias,
 };
 use crate::policy_network::PolicyNetwork;
-use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
+use crate::soft_actor_critic::{ActionBounds, Sb3Conventions, SquashedGaussianActor};
 use gradless_envs::Space;
 
 /// One fully connected layer as PyTorch's `nn.Linear` stores it.
@@ -39,33 +39,54 @@ pub enum ForeignHead {
     },
     /// Q-values (greedy: their argmax).
     QValues,
-    /// Pre-`tanh` actions: the action is `tanh(output)` mapped onto the env's action box (the
-    /// greedy action of SAC's actor, and TD3's and DDPG's deterministic one), the output
-    /// first clipped to `[-limit, limit]` where `mean_limit` is set (a gSDE SAC actor's
-    /// `Hardtanh`). Only greedy actions are covered: a squashed network read from a file acts
-    /// deterministically.
+    /// Pre-`tanh` actions of a Stable-Baselines3 actor: the action is `tanh(output)` mapped
+    /// onto the env's action box as SB3 maps it (the greedy action of SAC's actor, and TD3's
+    /// and DDPG's deterministic one), the output first clipped to `[-limit, limit]` where
+    /// `mean_limit` is set (a gSDE SAC actor's `Hardtanh`). With `log_std`, SAC's layer of
+    /// raw log standard deviations (clamped as SB3 clamps them), actions can be sampled;
+    /// without, it acts greedily only.
     Squashed {
         /// The clip on the output before `tanh`, if any.
         mean_limit: Option<f32>,
+        /// The layer from the last hidden features to the raw log-stds, if any.
+        log_std: Option<LayerWeights>,
     },
     /// The means of continuous actions whose spread is not modelled here (a gSDE policy's
     /// state-dependent noise, a module's outputs taken as the action): greedy actions only.
     Mean,
+    /// gradless's own SAC actor as `gradless export` writes it: the last layer gives the
+    /// means, then the raw log standard deviations, and it acts (greedily or sampling) as
+    /// the native actor does.
+    SoftActor,
 }
 
 impl ForeignHead {
     /// Why only greedy actions are defined for this head, if so.
     pub fn greedy_only(&self) -> Option<&'static str> {
         match self {
-            Self::Squashed { .. } => Some(
-                "it acts with tanh of its output mapped onto the box, and its sampling (SB3's \
-                 clamped state-dependent log-std) is not modelled",
+            Self::Squashed { log_std: None, .. } => Some(
+                "it acts with tanh of its output mapped onto the box, and has no log-std \
+                 layer to sample with (TD3, DDPG, a gSDE SAC actor's state-dependent noise)",
             ),
+            Self::Squashed { .. } => None,
             Self::Mean => Some(
                 "its outputs are the action's mean, and its spread (a gSDE policy's \
                  state-dependent noise) is not modelled",
             ),
-            Self::Categorical | Self::Gaussian { .. } | Self::QValues => None,
+            Self::Categorical | Self::Gaussian { .. } | Self::QValues | Self::SoftActor => None,
+        }
+    }
+
+    /// Why a network with this head cannot be written in gradless's own layouts (a native
+    /// checkpoint, an export), if so.
+    pub fn unwritable(&self) -> Option<&'static str> {
+        match self {
+            Self::Squashed { .. } => Some(
+                "a Stable-Baselines3 actor clamps its log-std, maps actions from the box's \
+                 corners and may clip its mean, which gradless's SAC actor does not",
+            ),
+            Self::Mean => self.greedy_only(),
+            Self::Categorical | Self::Gaussian { .. } | Self::QValues | Self::SoftActor => None,
         }
     }
 }
@@ -151,6 +172,12 @@ impl ForeignNetwork {
                 critic.name, critic.outputs
             ));
         }
+        if self.head == ForeignHead::SoftActor && !last.outputs.is_multiple_of(2) {
+            return Err(format!(
+                "{}: a SAC actor's {} outputs are not means and log-stds, as many of each",
+                last.name, last.outputs
+            ));
+        }
         if let ForeignHead::Gaussian { log_std } = &self.head {
             if log_std.len() != last.outputs {
                 return Err(format!(
@@ -174,6 +201,15 @@ impl ForeignNetwork {
     /// Outputs: actions (categorical, Q-values) or action dimensions (Gaussian).
     pub fn outputs(&self) -> usize {
         self.layers.last().map_or(0, |l| l.outputs)
+    }
+
+    /// The actions (discrete) or action dimensions (continuous) the network acts in: its
+    /// outputs, half of them for a SAC actor (the other half its log-stds).
+    pub fn action_outputs(&self) -> usize {
+        match self.head {
+            ForeignHead::SoftActor => self.outputs() / 2,
+            _ => self.outputs(),
+        }
     }
 
     /// The hidden layers' widths.
@@ -209,12 +245,14 @@ impl ForeignNetwork {
                     dim: self.outputs(),
                 },
             },
-            ForeignHead::Squashed { .. } => Architecture::SoftActorCritic {
-                observation_dim,
-                hidden,
-                activation: self.activation,
-                action_dim: self.outputs(),
-            },
+            ForeignHead::Squashed { .. } | ForeignHead::SoftActor => {
+                Architecture::SoftActorCritic {
+                    observation_dim,
+                    hidden,
+                    activation: self.activation,
+                    action_dim: self.action_outputs(),
+                }
+            }
         }
     }
 
@@ -225,8 +263,21 @@ impl ForeignNetwork {
         device: &Device,
     ) -> Result<PolicyNetwork, String> {
         self.check()?;
-        if let ForeignHead::Squashed { mean_limit } = self.head {
-            return self.squashed_actor(action_space, mean_limit, device);
+        match self.head {
+            ForeignHead::Squashed {
+                mean_limit,
+                ref log_std,
+            } => {
+                return self.squashed_actor(action_space, mean_limit, log_std.as_ref(), device);
+            }
+            ForeignHead::SoftActor => {
+                let bounds = self.bounds_of(action_space)?;
+                let net = mlp(&self.layers, self.activation, device);
+                return Ok(PolicyNetwork::SoftActor(
+                    SquashedGaussianActor::from_network(net, bounds),
+                ));
+            }
+            _ => {}
         }
         let actor = mlp(&self.layers, self.activation, device);
         Ok(match &self.head {
@@ -254,34 +305,59 @@ impl ForeignNetwork {
         })
     }
 
-    /// A squashed network as gradless's SAC actor, whose outputs are the means and then the
-    /// log standard deviations: the means are the network's outputs, the log-std half is
-    /// zero rows (read only when sampling, which a squashed foreign network does not do).
+    /// The box a squashed network's actions are mapped onto: the env's, which must be finite
+    /// and of its action dimensions.
+    fn bounds_of(&self, action_space: &Space) -> Result<ActionBounds, String> {
+        ActionBounds::of(action_space)
+            .filter(|bounds| bounds.scale.len() == self.action_outputs())
+            .ok_or_else(|| {
+                format!(
+                    "a squashed policy of {} action dimensions acts in a finite box of as many; the env's action space is {}",
+                    self.action_outputs(),
+                    action_space.describe()
+                )
+            })
+    }
+
+    /// A Stable-Baselines3 squashed network as gradless's SAC actor, with SB3's
+    /// conventions, whose outputs are the means and then the raw log standard deviations:
+    /// the means are the network's outputs, the log-std half the `log_std` layer's rows (it
+    /// takes the same features) or, without one, zero rows that greedy acting never reads.
     fn squashed_actor(
         &self,
         action_space: &Space,
         mean_limit: Option<f32>,
+        log_std: Option<&LayerWeights>,
         device: &Device,
     ) -> Result<PolicyNetwork, String> {
-        let mut bounds = ActionBounds::of(action_space)
-            .filter(|bounds| bounds.scale.len() == self.outputs())
-            .ok_or_else(|| {
-                format!(
-                    "a squashed policy of {} action dimensions acts in a finite box of as many; the env's action space is {}",
-                    self.outputs(),
-                    action_space.describe()
-                )
-            })?;
-        bounds.mean_limit = mean_limit;
-        // Squashed networks read from files are Stable-Baselines3's (a module's `tanh_scale`
-        // is documented as its mapping).
+        let mut bounds = self.bounds_of(action_space)?;
         if let Space::Box { low, high } = action_space {
-            bounds.unscaled_from = Some((low.clone(), high.clone()));
+            bounds.sb3 = Some(Sb3Conventions {
+                low: low.clone(),
+                high: high.clone(),
+                mean_limit,
+            });
         }
         let mut layers = self.layers.clone();
         if let Some(last) = layers.last_mut() {
-            last.weight.resize(2 * last.weight.len(), 0.0);
-            last.bias.resize(2 * last.outputs, 0.0);
+            match log_std {
+                Some(log_std)
+                    if (log_std.inputs, log_std.outputs) == (last.inputs, last.outputs) =>
+                {
+                    last.weight.extend_from_slice(&log_std.weight);
+                    last.bias.extend_from_slice(&log_std.bias);
+                }
+                Some(log_std) => {
+                    return Err(format!(
+                        "{}: a {}x{} log-std layer beside a {}x{} mean layer",
+                        log_std.name, log_std.outputs, log_std.inputs, last.outputs, last.inputs
+                    ));
+                }
+                None => {
+                    last.weight.resize(2 * last.weight.len(), 0.0);
+                    last.bias.resize(2 * last.outputs, 0.0);
+                }
+            }
             last.outputs *= 2;
         }
         let net = mlp(&layers, self.activation, device);
@@ -401,7 +477,13 @@ mod tests {
         let mut single = layer("mu", 2, 1);
         single.weight = vec![0.5, -1.0];
         single.bias = vec![0.25];
-        let net = network(vec![single], ForeignHead::Squashed { mean_limit: None });
+        let net = network(
+            vec![single],
+            ForeignHead::Squashed {
+                mean_limit: None,
+                log_std: None,
+            },
+        );
         let pendulum = Space::Box {
             low: vec![-2.0],
             high: vec![2.0],
@@ -439,13 +521,21 @@ pub fn write_imported_checkpoint(
 ) -> Result<crate::Checkpoint, crate::CheckpointError> {
     use burn::module::Module;
     let device = Device::flex();
-    if let Some(why) = network.head.greedy_only() {
+    if let Some(why) = network.head.unwritable() {
         return Err(crate::CheckpointError::Weights {
             path: dir.to_path_buf(),
             reason: format!(
-                "a policy that acts greedily only ({why}) is evaluated from its own file; \
-                 writing it as a gradless checkpoint is not covered"
+                "{why}; it is evaluated from its own file, and writing it as a gradless \
+                 checkpoint is not covered"
             ),
+        });
+    }
+    if network.head == ForeignHead::SoftActor {
+        return Err(crate::CheckpointError::Weights {
+            path: dir.to_path_buf(),
+            reason: "an exported SAC actor holds no critics, which a gradless SAC checkpoint \
+                     does; evaluate or export it from its file"
+                .into(),
         });
     }
     let built = network

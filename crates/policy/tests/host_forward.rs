@@ -47,8 +47,7 @@ fn agents() -> Vec<(&'static str, Agent)> {
     let bounds = ActionBounds {
         scale: vec![2.0, 0.5],
         bias: vec![0.0, 1.0],
-        mean_limit: None,
-        unscaled_from: None,
+        sb3: None,
     };
     let sac = SquashedGaussianActor::new(3, &[33], Activation::Tanh, bounds, rng, device.device());
     vec![

@@ -183,7 +183,7 @@ def test_modules_gradless_cannot_read_are_refused_in_one_line():
     with pytest.raises(gradless.UnsupportedAgentError, match="NaN"):
         gradless.evaluate(net, "CartPole-v1", episodes=2, action="argmax")
     with pytest.raises(gradless.UnsupportedAgentError, match="deterministic"):
-        gradless.evaluate(load("sb3_sac_pendulum.zip"), "Pendulum-v1", episodes=2, deterministic=False)
+        gradless.evaluate(load("sb3_td3_pendulum.zip"), "Pendulum-v1", episodes=2, deterministic=False)
 
 
 def test_evaluate_policy_has_sb3s_signature_and_results():
@@ -210,3 +210,22 @@ def test_evaluate_policy_has_sb3s_signature_and_results():
     assert got == normalised.returns.tolist()
     with pytest.raises(ValueError, match="env"):
         gradless.sb3.evaluate_policy(model, object())
+
+
+def test_sac_samples_from_the_distribution_sb3_samples_from():
+    """SB3's SAC draws tanh(mean + std * noise) with its log-std clamped; gradless draws other
+    noise from its own generators, so the episodes differ but their returns share a
+    distribution: the means agree within sampling error, where greedy acting does not."""
+    model = load("sb3_sac_pendulum.zip")
+    episodes, first = 60, 5_000
+    ours = gradless.evaluate(
+        model, "Pendulum-v1", episodes=episodes, seed=first, deterministic=False, device="flex"
+    ).returns
+    torch.manual_seed(0)
+    theirs = stepped(
+        "Pendulum-v1",
+        lambda obs: model.predict(obs, deterministic=False)[0],
+        first + np.arange(episodes),
+    )
+    error = np.sqrt((ours.var() + theirs.var()) / episodes)
+    assert abs(ours.mean() - theirs.mean()) < 4 * error, (ours.mean(), theirs.mean(), error)
