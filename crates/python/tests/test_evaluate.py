@@ -180,6 +180,9 @@ def test_ctrl_c_stops_an_evaluation_within_a_second():
         fired.append(time.perf_counter())
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python raises KeyboardInterrupt on SIGINT only where its parent left SIGINT alone: a
+    # shell ignores it in the commands it starts in the background.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     # Ten million 500-step episodes would run for hours.
     timer = threading.Timer(0.5, interrupt)
     timer.start()
@@ -188,5 +191,6 @@ def test_ctrl_c_stops_an_evaluation_within_a_second():
             gradless.evaluate(SHIPPED / "cartpole-v1-ppo", episodes=10_000_000, device="flex")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert fired, "interrupted before the timer fired"
     assert time.perf_counter() - fired[0] < 1.0
