@@ -30,10 +30,15 @@ const MAX_OBSERVATION_BYTES: usize = 4 << 30;
 /// The most threads one vector env steps on.
 const MAX_THREADS: usize = 256;
 
-/// Envs `offset..offset + env.num_envs()` of the vector env.
+/// Envs `offset..offset + env.num_envs()` of the vector env, with their part of
+/// `RecordEpisodeStatistics`' bookkeeping, kept by the thread that steps them: when each env's
+/// episode began (seconds since the vector env's clock), and which envs (by index in the
+/// shard) ended an episode at the last step.
 struct Shard {
     env: Box<dyn gradless_envs::VectorEnv>,
     offset: usize,
+    episode_start: Vec<f64>,
+    ended: Vec<usize>,
 }
 
 /// Everything a step changes, behind one lock: the shards are stepped without the GIL, and
@@ -44,11 +49,8 @@ struct Inner {
     /// env (discrete) or `action_dim` each.
     discrete: Vec<i64>,
     continuous: Vec<f32>,
-    /// `RecordEpisodeStatistics`' bookkeeping: when each env's episode began (seconds since
-    /// `clock`), and the envs that ended an episode at the last step.
+    /// What episode durations are measured on.
     clock: Instant,
-    episode_start: Vec<f64>,
-    ended: Vec<usize>,
 }
 
 /// Many copies of one classic-control env, stepped together (Gymnasium's `VectorEnv`
@@ -135,7 +137,12 @@ impl VectorEnv {
         for t in 0..threads {
             let share = num_envs / threads + usize::from(t < num_envs % threads);
             let env = make_vector(env_id, share, mode, options).map_err(to_py_err)?;
-            shards.push(Shard { env, offset });
+            shards.push(Shard {
+                env,
+                offset,
+                episode_start: vec![0.0; share],
+                ended: Vec::new(),
+            });
             offset += share;
         }
         let pool = if threads > 1 {
@@ -155,8 +162,6 @@ impl VectorEnv {
                 discrete: Vec::new(),
                 continuous: Vec::new(),
                 clock: Instant::now(),
-                episode_start: vec![0.0; num_envs],
-                ended: Vec::new(),
             }),
             num_envs,
             mode,
@@ -225,8 +230,13 @@ impl VectorEnv {
             }
         }
         let now = inner.clock.elapsed().as_secs_f64();
-        inner.episode_start.fill(now);
-        self.clear_episodes(py, &mut inner)?;
+        let mut buffers = self.episode_buffers(py)?;
+        let mut episodes = buffers.rows()?;
+        for shard in &mut inner.shards {
+            let (own, others) = episodes.split(shard.env.num_envs());
+            shard.begin_all(now, own);
+            episodes = others;
+        }
         self.copy_observations(py, &inner)?;
         Ok(self.observations.clone_ref(py))
     }
@@ -242,7 +252,7 @@ impl VectorEnv {
                 shards,
                 discrete,
                 continuous,
-                ..
+                clock,
             } = &mut *inner;
             let (as_indices, as_values);
             let batch = if self.discrete_actions {
@@ -277,15 +287,38 @@ impl VectorEnv {
             let mut rewards = rewards.try_readwrite().map_err(borrow_error)?;
             let mut terminated = terminated.try_readwrite().map_err(borrow_error)?;
             let mut truncated = truncated.try_readwrite().map_err(borrow_error)?;
+            // Several shards record their episode statistics as they step, one by one would
+            // leave the other threads idle; a lone shard records them after its step, only
+            // when an episode ended (borrowing four more buffers every step costs a small
+            // vector env more than the recording).
+            let mut episode_buffers = match self.pool {
+                Some(_) => Some(self.episode_buffers(py)?),
+                None => None,
+            };
             let outputs = Outputs {
                 observations: observations.as_slice_mut()?,
                 rewards: rewards.as_slice_mut()?,
                 terminated: terminated.as_slice_mut()?,
                 truncated: truncated.as_slice_mut()?,
+                episodes: episode_buffers
+                    .as_mut()
+                    .map(EpisodeBuffers::rows)
+                    .transpose()?,
             };
             let (pool, num_envs) = (self.pool.as_ref(), self.num_envs);
-            py.detach(|| step_shards(shards, pool, batch, num_envs, outputs))
+            let clock = EpisodeClock {
+                origin: *clock,
+                same_step: self.mode == AutoresetMode::SameStep,
+            };
+            py.detach(|| step_shards(shards, pool, batch, num_envs, clock, outputs))
                 .map_err(to_py_err)?;
+            if self.pool.is_none() {
+                for shard in shards.iter_mut() {
+                    if !shard.ended.is_empty() || !shard.env.last_step().episodes.is_empty() {
+                        shard.record_episodes(clock, self.episode_buffers(py)?.rows()?);
+                    }
+                }
+            }
         }
         let infos = self.infos(py, inner)?;
         Ok((
@@ -302,39 +335,14 @@ impl VectorEnv {
     /// The step's infos as Gymnasium's vector envs and `RecordEpisodeStatistics` write them:
     /// `episode` (`r`, `l`, `t`) and `_episode` when episodes ended, and in same-step mode
     /// `final_obs`, `_final_obs`, `final_info`, `_final_info`.
-    fn infos(&self, py: Python<'_>, inner: &mut Inner) -> PyResult<Py<PyDict>> {
+    /// The step's `infos`: the episode statistics the shards wrote as they stepped, and in
+    /// same-step mode the final observations.
+    fn infos(&self, py: Python<'_>, inner: &Inner) -> PyResult<Py<PyDict>> {
         let infos = PyDict::new(py);
-        let now = inner.clock.elapsed().as_secs_f64();
-        let same_step = self.mode == AutoresetMode::SameStep;
-        if !same_step {
-            // Next-step autoreset: the step after an episode ended started the next one.
-            for &i in &inner.ended {
-                inner.episode_start[i] = now;
-            }
-        }
-        self.clear_episodes(py, inner)?;
-        let any_ended = inner
-            .shards
-            .iter()
-            .any(|shard| !shard.env.last_step().episodes.is_empty());
-        if any_ended {
-            let mut buffers = self.episode_buffers(py)?;
-            let (returns, lengths, seconds, ended) = buffers.slices()?;
-            for shard in &inner.shards {
-                for episode in shard.env.last_step().episodes {
-                    let i = shard.offset + episode.env_index;
-                    inner.ended.push(i);
-                    returns[i] = episode.episode_return;
-                    lengths[i] = i64::from(episode.length);
-                    // As NumPy's `round(x, 6)`: half to even on the scaled value.
-                    seconds[i] = ((now - inner.episode_start[i]) * 1e6).round_ties_even() / 1e6;
-                    ended[i] = true;
-                }
-            }
-        }
-        if inner.ended.is_empty() {
+        if inner.shards.iter().all(|shard| shard.ended.is_empty()) {
             return Ok(infos.unbind());
         }
+        let same_step = self.mode == AutoresetMode::SameStep;
         if same_step {
             let numpy = py.import("numpy")?;
             let kwargs = PyDict::new(py);
@@ -356,9 +364,6 @@ impl VectorEnv {
             infos.set_item("_final_obs", mask()?)?;
             infos.set_item("final_info", PyDict::new(py))?;
             infos.set_item("_final_info", mask()?)?;
-            for &i in &inner.ended {
-                inner.episode_start[i] = now;
-            }
         }
         let episode = PyDict::new(py);
         episode.set_item("r", self.episode_returns.clone_ref(py))?;
@@ -367,19 +372,6 @@ impl VectorEnv {
         infos.set_item("episode", episode)?;
         infos.set_item("_episode", self.episode_ended.clone_ref(py))?;
         Ok(infos.unbind())
-    }
-
-    /// Zeroes the episode buffers' entries of the envs that ended at the last step.
-    fn clear_episodes(&self, py: Python<'_>, inner: &mut Inner) -> PyResult<()> {
-        if inner.ended.is_empty() {
-            return Ok(());
-        }
-        let mut buffers = self.episode_buffers(py)?;
-        let (returns, lengths, seconds, ended) = buffers.slices()?;
-        for i in inner.ended.drain(..) {
-            (returns[i], lengths[i], seconds[i], ended[i]) = (0.0, 0, 0.0, false);
-        }
-        Ok(())
     }
 
     /// The episode statistics' buffers, borrowed for writing.
@@ -503,14 +495,106 @@ struct EpisodeBuffers<'py> {
 }
 
 impl EpisodeBuffers<'_> {
-    #[allow(clippy::type_complexity)]
-    fn slices(&mut self) -> PyResult<(&mut [f64], &mut [i64], &mut [f64], &mut [bool])> {
-        Ok((
-            self.returns.as_slice_mut()?,
-            self.lengths.as_slice_mut()?,
-            self.seconds.as_slice_mut()?,
-            self.ended.as_slice_mut()?,
-        ))
+    fn rows(&mut self) -> PyResult<EpisodeRows<'_>> {
+        Ok(EpisodeRows {
+            returns: self.returns.as_slice_mut()?,
+            lengths: self.lengths.as_slice_mut()?,
+            seconds: self.seconds.as_slice_mut()?,
+            ended: self.ended.as_slice_mut()?,
+        })
+    }
+}
+
+/// Some envs' rows of `infos["episode"]`'s `r`, `l`, `t` and `infos["_episode"]`.
+struct EpisodeRows<'a> {
+    returns: &'a mut [f64],
+    lengths: &'a mut [i64],
+    seconds: &'a mut [f64],
+    ended: &'a mut [bool],
+}
+
+impl<'a> EpisodeRows<'a> {
+    /// The rows of the first `envs` envs, and the rest.
+    fn split(self, envs: usize) -> (EpisodeRows<'a>, EpisodeRows<'a>) {
+        let (returns, other_returns) = self.returns.split_at_mut(envs);
+        let (lengths, other_lengths) = self.lengths.split_at_mut(envs);
+        let (seconds, other_seconds) = self.seconds.split_at_mut(envs);
+        let (ended, other_ended) = self.ended.split_at_mut(envs);
+        (
+            EpisodeRows {
+                returns,
+                lengths,
+                seconds,
+                ended,
+            },
+            EpisodeRows {
+                returns: other_returns,
+                lengths: other_lengths,
+                seconds: other_seconds,
+                ended: other_ended,
+            },
+        )
+    }
+}
+
+/// How the shards time episodes: from the vector env's clock, the next episode starting at
+/// the step after one ends (next-step autoreset) or at the same step.
+#[derive(Clone, Copy)]
+struct EpisodeClock {
+    origin: Instant,
+    same_step: bool,
+}
+
+impl Shard {
+    /// Every env starts an episode at `now`: nothing has ended.
+    fn begin_all(&mut self, now: f64, mut rows: EpisodeRows<'_>) {
+        self.clear(&mut rows);
+        self.episode_start.fill(now);
+    }
+
+    /// Zeroes the rows of the envs that ended an episode at the last step.
+    fn clear(&mut self, rows: &mut EpisodeRows<'_>) {
+        for i in self.ended.drain(..) {
+            (
+                rows.returns[i],
+                rows.lengths[i],
+                rows.seconds[i],
+                rows.ended[i],
+            ) = (0.0, 0, 0.0, false);
+        }
+    }
+
+    /// After a step: the rows of the envs whose episode ended, as `RecordEpisodeStatistics`
+    /// writes them, the others' zero.
+    fn record_episodes(&mut self, clock: EpisodeClock, mut rows: EpisodeRows<'_>) {
+        let now = clock.origin.elapsed().as_secs_f64();
+        if !clock.same_step {
+            // Next-step autoreset: the step after an episode ended started the next one.
+            for &i in &self.ended {
+                self.episode_start[i] = now;
+            }
+        }
+        self.clear(&mut rows);
+        let EpisodeRows {
+            returns,
+            lengths,
+            seconds,
+            ended,
+        } = rows;
+        for episode in self.env.last_step().episodes {
+            let i = episode.env_index;
+            self.ended.push(i);
+            returns[i] = episode.episode_return;
+            lengths[i] = i64::from(episode.length);
+            // As NumPy's `round(x, 6)`: half to even on the scaled value.
+            seconds[i] = ((now - self.episode_start[i]) * 1e6).round_ties_even() / 1e6;
+            ended[i] = true;
+        }
+        if clock.same_step {
+            for &i in &self.ended {
+                self.episode_start[i] = now;
+            }
+        }
     }
 }
 
@@ -520,6 +604,8 @@ struct Outputs<'a> {
     rewards: &'a mut [f64],
     terminated: &'a mut [bool],
     truncated: &'a mut [bool],
+    /// The episode statistics' rows, where the shards record them as they step.
+    episodes: Option<EpisodeRows<'a>>,
 }
 
 impl<'a> Outputs<'a> {
@@ -530,18 +616,27 @@ impl<'a> Outputs<'a> {
         let (rewards, other_rewards) = self.rewards.split_at_mut(envs);
         let (terminated, other_terminated) = self.terminated.split_at_mut(envs);
         let (truncated, other_truncated) = self.truncated.split_at_mut(envs);
+        let (episodes, other_episodes) = match self.episodes {
+            Some(rows) => {
+                let (own, others) = rows.split(envs);
+                (Some(own), Some(others))
+            }
+            None => (None, None),
+        };
         (
             Outputs {
                 observations,
                 rewards,
                 terminated,
                 truncated,
+                episodes,
             },
             Outputs {
                 observations: other_observations,
                 rewards: other_rewards,
                 terminated: other_terminated,
                 truncated: other_truncated,
+                episodes: other_episodes,
             },
         )
     }
@@ -554,6 +649,7 @@ fn step_shards(
     pool: Option<&rayon::ThreadPool>,
     batch: Actions<'_>,
     num_envs: usize,
+    clock: EpisodeClock,
     outputs: Outputs<'_>,
 ) -> Result<(), EnvError> {
     let mut rows = Vec::with_capacity(shards.len());
@@ -570,6 +666,9 @@ fn step_shards(
         rows.rewards.copy_from_slice(last.rewards);
         rows.terminated.copy_from_slice(last.terminated);
         rows.truncated.copy_from_slice(last.truncated);
+        if let Some(episodes) = rows.episodes {
+            shard.record_episodes(clock, episodes);
+        }
         Ok(())
     };
     match pool {

@@ -92,6 +92,9 @@ def test_threads_split_the_envs_without_changing_what_they_do(mode):
         if "episode" in a_infos:
             for key in ("r", "l"):
                 np.testing.assert_array_equal(a_infos["episode"][key], b_infos["episode"][key])
+            np.testing.assert_array_equal(a_infos["_episode"], b_infos["_episode"])
+            # Durations are wall time: only whether an episode has one is shared.
+            np.testing.assert_array_equal(a_infos["episode"]["t"] > 0, b_infos["_episode"])
 
 
 def test_actions_may_be_lists_or_other_dtypes():
