@@ -34,8 +34,8 @@ FIRST_SEED = 1_000_000
 EPISODES = 50
 # (algo, env id, training steps, evaluate during training, hyperparameters changed): RL
 # Zoo's own hyperparameter files, budgets cut to keep the fixtures quick to make, and TD3's
-# and DDPG's 400-300 networks (with target copies of actor and critics) cut to 64-64 to keep
-# their files small.
+# and DDPG's 400-300 networks and TQC's 256-256 ones (with target copies of the critics)
+# cut to 64-64 to keep their files small.
 SMALL = ["policy_kwargs:dict(net_arch=[64, 64])"]
 RUNS = [
     ("ppo", "CartPole-v1", 20_000, True, []),
@@ -47,6 +47,7 @@ RUNS = [
     ("sac", "Pendulum-v1", 3_000, False, []),
     ("td3", "Pendulum-v1", 12_000, False, SMALL),
     ("ddpg", "Pendulum-v1", 12_000, False, SMALL),
+    ("tqc", "Pendulum-v1", 3_000, False, SMALL),
     ("ppo", "MountainCarContinuous-v0", 5_000, False, []),
     ("sac", "MountainCarContinuous-v0", 3_000, False, []),
 ]
