@@ -16,6 +16,7 @@ pub use crate::actions::{
     read_f32,
 };
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::exact_actor::ExactActor;
 use crate::network::{ActorCritic, QNetwork, TanhKernel};
 use crate::normalization::ObservationNormalizer;
 pub use crate::policy_network::PolicyNetwork;
@@ -54,6 +55,8 @@ pub struct Agent {
     /// The box (low, high) continuous actions are clipped to, for policies of other tools
     /// whose own evaluation clips them.
     action_clip: Option<(Vec<f32>, Vec<f32>)>,
+    /// A Stable-Baselines3 squashed actor's greedy actions, computed in float64.
+    exact: Option<Arc<ExactActor>>,
 }
 
 /// How an agent on flex computes its policy's outputs for host observations.
@@ -101,6 +104,16 @@ impl Agent {
                     .with_tanh_kernel(TanhKernel::Vectorised),
             ),
         };
+        let exact = match &network {
+            PolicyNetwork::SoftActor(actor) => match ExactActor::of(actor) {
+                Ok(exact) => exact.map(Arc::new),
+                Err(why) => {
+                    tracing::debug!(reason = %why, "float64 actions not used");
+                    None
+                }
+            },
+            _ => None,
+        };
         Self {
             network,
             device: device.clone(),
@@ -108,6 +121,7 @@ impl Agent {
             host: None,
             epsilon: 0.0,
             action_clip: None,
+            exact,
         }
         .with_forward(PolicyForward::Host)
     }
@@ -380,6 +394,20 @@ impl Agent {
     }
 
     fn greedy(&self, observations: &[f32], dim: usize) -> Result<ActionBatch, ActError> {
+        if let Some(exact) = &self.exact {
+            let actions = match &self.normalizer {
+                None => exact.greedy(observations),
+                Some(normalizer) => {
+                    let mut values = observations.to_vec();
+                    normalizer.apply(&mut values);
+                    exact.greedy(&values)
+                }
+            };
+            if actions.iter().any(|a| !a.is_finite()) {
+                return Err(ActError::NonFinite);
+            }
+            return Ok(ActionBatch::Continuous(actions));
+        }
         if let Some(host) = &self.host {
             return Ok(host.greedy(observations)?);
         }

@@ -12,6 +12,7 @@ mod checkpoint;
 mod device_episodes;
 mod episode_plan;
 mod episodes;
+mod exact_actor;
 pub mod export;
 mod network;
 mod normalization;
