@@ -261,7 +261,8 @@ pub fn activation_named(name: &str) -> Option<Activation> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> PathBuf {
+    /// A file of `tests/fixtures` (the crate's tests share it).
+    pub(crate) fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
             .join(name)

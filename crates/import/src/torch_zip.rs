@@ -12,7 +12,7 @@
 //! are read here at offset 0 and handed on in an archive of their own.
 
 use std::fs::File;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use zip::read::{ArchiveOffset, Config};
@@ -26,12 +26,13 @@ const MAX_ENTRIES: usize = 1 << 16;
 /// Room for the pickle and the small text entries beside the tensors.
 const MAX_OTHER_BYTES: u64 = 16 << 20;
 
-/// Whether the file starts as a zip archive does (a local file header).
-fn is_zip(path: &Path) -> Result<bool, ImportError> {
-    let mut magic = [0u8; 4];
-    let mut file = gradless_files::open_regular(path).map_err(|e| file_error(path, e))?;
-    let read = file.read(&mut magic).map_err(|e| file_error(path, e))?;
-    Ok(read == 4 && magic == *b"PK\x03\x04")
+/// Whether the file starts as a zip archive does (a local file header); it is read from
+/// its start again afterwards.
+fn is_zip(file: &mut File) -> std::io::Result<bool> {
+    let mut magic = Vec::with_capacity(4);
+    Read::by_ref(file).take(4).read_to_end(&mut magic)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(magic == b"PK\x03\x04")
 }
 
 fn file_error(path: &Path, reason: impl ToString) -> ImportError {
@@ -50,12 +51,12 @@ pub(crate) fn readable_copy(
     path: &Path,
     max_tensor_bytes: u64,
 ) -> Result<Option<(File, PathBuf)>, ImportError> {
-    if !is_zip(path)? {
+    let mut file = gradless_files::open_regular(path).map_err(|e| file_error(path, e))?;
+    if !is_zip(&mut file).map_err(|e| file_error(path, e))? {
         return Ok(None);
     }
     let max_inflated = max_tensor_bytes.saturating_add(MAX_OTHER_BYTES);
     let fail = |reason: String| file_error(path, format!("not a readable PyTorch file: {reason}"));
-    let file = gradless_files::open_regular(path).map_err(|e| file_error(path, e))?;
     let config = Config {
         archive_offset: ArchiveOffset::Known(0),
     };
@@ -127,15 +128,8 @@ pub(crate) fn readable_copy(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
+    use crate::tests::fixture;
 
     /// A model saved under a 21-character stem: the `zip` crate's own guess at its offset
     /// fails, and the policy reads as the same weights saved under another name.

@@ -5,7 +5,8 @@
 //! is not possible, and the float64 action is the nearest a reimplementation gets to it on
 //! average (docs/foreign-agents.md has the figures).
 
-use crate::actions::{ActError, read_f32};
+use crate::actions::ActError;
+use crate::export::host_layers;
 use crate::network::Activation;
 use crate::soft_actor_critic::{Sb3Conventions, SquashedGaussianActor};
 
@@ -35,31 +36,16 @@ impl ExactActor {
             return Ok(None);
         };
         let network = actor.network();
-        let layers = network
-            .layers()
-            .iter()
-            .map(|linear| {
-                let [inputs, outputs] = linear.weight.val().dims();
-                let by_input = read_f32(linear.weight.val())?;
-                // burn keeps `[inputs, outputs]`; rows of outputs read faster here.
-                let mut weight = vec![0.0; inputs * outputs];
-                for i in 0..inputs {
-                    for o in 0..outputs {
-                        weight[o * inputs + i] = f64::from(by_input[i * outputs + o]);
-                    }
-                }
-                let bias = match &linear.bias {
-                    Some(bias) => read_f32(bias.val())?.into_iter().map(f64::from).collect(),
-                    None => vec![0.0; outputs],
-                };
-                Ok(Layer {
-                    weight,
-                    bias,
-                    inputs,
-                    outputs,
-                })
+        let widen = |values: Vec<f32>| values.into_iter().map(f64::from).collect();
+        let layers = host_layers(network)?
+            .into_iter()
+            .map(|layer| Layer {
+                weight: widen(layer.weight),
+                bias: widen(layer.bias),
+                inputs: layer.inputs,
+                outputs: layer.outputs,
             })
-            .collect::<Result<Vec<_>, ActError>>()?;
+            .collect();
         Ok(Some(Self {
             layers,
             activation: network.activation(),

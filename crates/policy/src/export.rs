@@ -65,7 +65,7 @@ fn values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ActError> {
 }
 
 /// A network's layers read back to the host, weights `[out, in]` as PyTorch keeps them.
-fn host_layers(network: &Mlp) -> Result<Vec<LayerWeights>, ActError> {
+pub(crate) fn host_layers(network: &Mlp) -> Result<Vec<LayerWeights>, ActError> {
     network
         .layers()
         .iter()
