@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use gradless_policy::{Activation, ForeignHead, ForeignNetwork, LayerWeights};
+use gradless_policy::{Activation, ForeignHead, ForeignNetwork, LayerWeights, MAX_LAYER_WIDTH};
 
 use crate::cleanrl::names;
 use crate::tensors::{MAX_TENSOR_BYTES, Tensors};
@@ -229,6 +229,18 @@ fn quantile_sums(
             &format!("{}.weight", layer.name),
             format!(
                 "{} outputs are not {quantiles} quantiles per action (policy_kwargs.n_quantiles)",
+                layer.outputs
+            ),
+        ));
+    }
+    // The sums' weights are `actions x 2 * outputs`: bounded, as every layer is, before
+    // anything is allocated.
+    if 2 * layer.outputs > MAX_LAYER_WIDTH {
+        return Err(key_error(
+            path,
+            &format!("{}.weight", layer.name),
+            format!(
+                "{} quantile outputs: read with their negation they pass the widest layer ({MAX_LAYER_WIDTH})",
                 layer.outputs
             ),
         ));
@@ -564,6 +576,14 @@ mod tests {
         };
         let error = network_of(&tensors, odd, path).unwrap_err().to_string();
         assert!(error.contains("n_quantiles"), "{error}");
+        // A last layer too wide to read with its negation is refused before it is copied.
+        let wide = state_dict(&[("quantile_net.quantile_net.0", MAX_LAYER_WIDTH, 1)]);
+        let one = SavedSettings {
+            quantiles: Some(1),
+            ..Default::default()
+        };
+        let error = network_of(&wide, one, path).unwrap_err().to_string();
+        assert!(error.contains("widest layer"), "{error}");
     }
 
     /// A small zip whose `policy.pth` inflates past what a policy can be is refused before
