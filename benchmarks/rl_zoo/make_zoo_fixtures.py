@@ -12,7 +12,7 @@ Writes, under the folder, `<algo>/<EnvId>_1/<EnvId>.zip` (and `best_model.zip` f
 that evaluate during training) and `<algo>/<EnvId>_1/<EnvId>/` with `vecnormalize.pkl`
 (where RL Zoo normalises), `config.yml` and `args.yml`, as `python -m rl_zoo3.train -f logs`
 leaves them (its monitor files and evaluations left out), and `expected_returns.json`: per
-zip, its env, the first seed and the greedy returns.
+zip, its env and keyword arguments, the first seed and the greedy returns.
 `--only ALGO/ENV_ID` remakes one run, keeping the others' entries. Episode
 i runs from seed FIRST_SEED + i (`env.reset(seed=...)`), observations normalised by the
 run's VecNormalize loaded as RL Zoo's `enjoy` loads it (`training=False`,
@@ -32,36 +32,39 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 FIRST_SEED = 1_000_000
 EPISODES = 50
-# (algo, env id, training steps, evaluate during training, hyperparameters changed): RL
-# Zoo's own hyperparameter files, budgets cut to keep the fixtures quick to make, and TD3's
-# and DDPG's 400-300 networks and TQC's 256-256 ones (with target copies of the critics)
-# cut to 64-64 to keep their files small.
+# (algo, env id, training steps, evaluate during training, hyperparameters changed, env
+# keyword arguments): RL Zoo's own hyperparameter files, budgets cut to keep the fixtures
+# quick to make, and TD3's and DDPG's 400-300 networks and TQC's 256-256 ones (with target
+# copies of the critics) cut to 64-64 to keep their files small. A2C's Pendulum agent is
+# trained on a lighter pendulum with shorter episodes (`--env-kwargs`).
 SMALL = ["policy_kwargs:dict(net_arch=[64, 64])"]
 RUNS = [
-    ("ppo", "CartPole-v1", 20_000, True, []),
-    ("a2c", "CartPole-v1", 20_000, False, []),
-    ("dqn", "CartPole-v1", 20_000, False, []),
-    ("qrdqn", "CartPole-v1", 20_000, False, []),
-    ("ppo", "Acrobot-v1", 30_000, False, []),
-    ("dqn", "MountainCar-v0", 120_000, False, []),
-    ("sac", "Pendulum-v1", 3_000, False, []),
-    ("td3", "Pendulum-v1", 12_000, False, SMALL),
-    ("ddpg", "Pendulum-v1", 12_000, False, SMALL),
-    ("tqc", "Pendulum-v1", 3_000, False, SMALL),
-    ("ppo", "MountainCarContinuous-v0", 5_000, False, []),
-    ("sac", "MountainCarContinuous-v0", 3_000, False, []),
+    ("ppo", "CartPole-v1", 20_000, True, [], {}),
+    ("a2c", "CartPole-v1", 20_000, False, [], {}),
+    ("dqn", "CartPole-v1", 20_000, False, [], {}),
+    ("qrdqn", "CartPole-v1", 20_000, False, [], {}),
+    ("ppo", "Acrobot-v1", 30_000, False, [], {}),
+    ("dqn", "MountainCar-v0", 120_000, False, [], {}),
+    ("sac", "Pendulum-v1", 3_000, False, [], {}),
+    ("td3", "Pendulum-v1", 12_000, False, SMALL, {}),
+    ("ddpg", "Pendulum-v1", 12_000, False, SMALL, {}),
+    ("tqc", "Pendulum-v1", 3_000, False, SMALL, {}),
+    ("a2c", "Pendulum-v1", 20_000, False, [], {"g": 2.0, "max_episode_steps": 100}),
+    ("ppo", "MountainCarContinuous-v0", 5_000, False, [], {}),
+    ("sac", "MountainCarContinuous-v0", 3_000, False, [], {}),
 ]
 
 
-def returns_of(zip_path, env_id, statistics):
+def returns_of(zip_path, env_id, env_kwargs, statistics):
     algo = zip_path.parts[-3]
     model = ALGOS[algo].load(zip_path, device="cpu")
     normalize = None
     if statistics.exists():
-        normalize = VecNormalize.load(statistics, DummyVecEnv([lambda: gym.make(env_id)]))
+        normalize = VecNormalize.load(
+            statistics, DummyVecEnv([lambda: gym.make(env_id, **env_kwargs)]))
         normalize.training = False
         normalize.norm_reward = False
-    env = gym.make(env_id)
+    env = gym.make(env_id, **env_kwargs)
     returns = []
     for i in range(EPISODES):
         obs, _ = env.reset(seed=FIRST_SEED + i)
@@ -84,10 +87,12 @@ def main():
         expected = json.loads((out / "expected_returns.json").read_text())
         runs = [run for run in RUNS if f"{run[0]}/{run[1]}" == sys.argv[3]]
     with tempfile.TemporaryDirectory() as logs:
-        for algo, env_id, steps, evaluated, changed in runs:
+        for algo, env_id, steps, evaluated, changed, env_kwargs in runs:
             evaluation = ["--eval-freq", str(steps // 2), "--eval-episodes", "2"] if evaluated \
                 else ["--eval-freq", "-1"]
             hyperparams = ["--hyperparams", *changed] if changed else []
+            if env_kwargs:
+                hyperparams += ["--env-kwargs", *(f"{k}:{v!r}" for k, v in env_kwargs.items())]
             subprocess.run(
                 [sys.executable, "-m", "rl_zoo3.train", "--algo", algo, "--env", env_id,
                  "-n", str(steps), "-f", logs, "--seed", "1", *evaluation, *hyperparams],
@@ -106,8 +111,10 @@ def main():
                 zip_path = run / model
                 expected[str(zip_path.relative_to(out))] = {
                     "env": env_id,
+                    "env_kwargs": env_kwargs,
                     "first_seed": FIRST_SEED,
-                    "returns": returns_of(zip_path, env_id, run / env_id / "vecnormalize.pkl"),
+                    "returns": returns_of(
+                        zip_path, env_id, env_kwargs, run / env_id / "vecnormalize.pkl"),
                 }
     (out / "expected_returns.json").write_text(json.dumps(expected, indent=1) + "\n")
     for name, entry in expected.items():

@@ -37,7 +37,7 @@ pub use error::EnvError;
 pub use registry::{known_ids, make, make_classic, make_vector, make_with, registered_specs, spec};
 pub use rng::EnvRng;
 pub use space::{ActionSampler, Space};
-pub use spec::{EnvSpec, MakeOptions, SPECS, StepLimit};
+pub use spec::{EnvSpec, KWARGS, KwargError, KwargValue, MakeArgs, MakeOptions, SPECS, StepLimit};
 pub use vector::{
     AutoresetMode, EpisodeStats, SyncVectorEnv, VectorEnv, VectorSnapshot, VectorStep,
 };

@@ -3,7 +3,7 @@
 use crate::classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 use crate::env::{ClassicEnv, Dynamics, Env};
 use crate::error::EnvError;
-use crate::spec::{EnvSpec, MakeOptions, SPECS, StepLimit};
+use crate::spec::{EnvSpec, MakeArgs, MakeOptions, SPECS, StepLimit};
 use crate::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 
 /// Every spec `make` accepts: Gymnasium's ids, then those of optional adapters.
@@ -95,6 +95,13 @@ fn with_dynamics<W: WithDynamics>(
             });
         }
     })
+}
+
+impl MakeArgs {
+    /// The env these arguments make.
+    pub fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        make_with(&self.id, self.options)
+    }
 }
 
 /// `gym.make(id)`: the environment with its registered step limit.

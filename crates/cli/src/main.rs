@@ -6,6 +6,7 @@ mod foreign;
 mod logging;
 mod output;
 mod settings;
+mod shard;
 
 use std::process::ExitCode;
 

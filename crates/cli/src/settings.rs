@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use gradless_device::{Backend, Device, DeviceChoice};
 use gradless_evaluator::{Activation, EnvBackendChoice, EvalSettings, EvalTarget, ZooModel};
+use gradless_plots::FigureOptions;
 use gradless_policy::EpisodePlan;
 use gradless_trainer::RunDir;
 
@@ -71,6 +72,37 @@ pub struct ActingArgs {
     /// default tanh for PPO, relu for DQN), or to override what it names.
     #[arg(long, value_name = "tanh|relu")]
     pub activation: Option<String>,
+}
+
+/// How the command's figures are written: `--title`, `--width`, `--height`, `--dpi`.
+#[derive(Debug, Args)]
+pub struct FigureArgs {
+    /// The figures' title (of several figures, each keeps its own after it).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The figures' width, in inches (the SVG at 96 pixels per inch).
+    #[arg(long, default_value_t = 8.0)]
+    pub width: f64,
+    /// The figures' height, in inches.
+    #[arg(long, default_value_t = 5.0)]
+    pub height: f64,
+    /// The PNGs' pixels per inch (recorded in the file).
+    #[arg(long, default_value_t = 100)]
+    pub dpi: u32,
+}
+
+impl FigureArgs {
+    /// The options, checked before anything is measured or evaluated.
+    pub fn options(&self) -> Result<FigureOptions> {
+        let options = FigureOptions {
+            title: self.title.clone(),
+            width: self.width,
+            height: self.height,
+            dpi: self.dpi,
+        };
+        options.check().map_err(anyhow::Error::msg)?;
+        Ok(options)
+    }
 }
 
 /// How many evaluation episodes run, and how many envs step side by side.

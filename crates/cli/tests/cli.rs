@@ -135,6 +135,41 @@ fn bench_envs_prints_one_json_line_per_size() {
     assert!(lines[1]["steps_per_sec"].as_f64().unwrap() > 0.0);
 }
 
+/// Sizes smaller than `--threads` are skipped (and named), the others measured; a list
+/// with none that fits is refused.
+#[test]
+fn bench_envs_skips_sizes_with_fewer_envs_than_threads() {
+    let bench = |sizes: &str| {
+        gradless(&[
+            "bench",
+            "envs",
+            "--num-envs",
+            sizes,
+            "--threads",
+            "2",
+            "--seconds",
+            "0.05",
+            "--repeats",
+            "1",
+            "--json",
+        ])
+    };
+    let run = bench("1,64");
+    assert!(run.status.success(), "{}", stderr(&run));
+    let lines = json_lines(&run);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        (&lines[0]["num_envs"], &lines[0]["threads"]),
+        (&64.into(), &2.into())
+    );
+    assert!(
+        stderr(&run).contains("--num-envs 1: skipped"),
+        "{}",
+        stderr(&run)
+    );
+    assert_clean_failure(&bench("1"), &["--num-envs", "--threads 2"]);
+}
+
 #[test]
 fn unknown_env_is_a_one_line_error_listing_the_known_ids() {
     let run = gradless(&["bench", "envs", "--env", "CartPole-v7", "--num-envs", "1"]);

@@ -186,11 +186,104 @@ fn bad_compare_and_seed_requests_are_one_line_errors() {
         &["no run directory"],
     );
     let config = write_config(&root, TINY_PPO);
+    let config_path = config.to_str().unwrap();
+    assert_clean_failure(
+        &gradless(&[
+            "train",
+            "--config",
+            config_path,
+            "--seeds",
+            "1-2",
+            "--shard",
+            "2/2",
+        ]),
+        &["--shard", "does not exist"],
+    );
     for (seeds, word) in [("3-1", "upwards"), ("1,1", "twice"), ("x", "not a seed")] {
         assert_clean_failure(
             &train_seeds(&config, &root.join("s"), seeds),
             &["--seeds", word],
         );
     }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// `--shard K/N` trains the seeds at positions K, K+N, ... of the list, each run the run
+/// `--seed` alone trains: the same episodes, losses and final policy.
+#[test]
+fn a_shard_trains_its_seeds_as_they_train_alone() {
+    let root = scratch("train-shard");
+    let short = TINY_PPO.replace("total_timesteps = 1024", "total_timesteps = 128");
+    let config = write_config(&root, &short);
+    let config = config.to_str().unwrap();
+    let sharded = root.join("sharded");
+    let output = gradless(&[
+        "train",
+        "--config",
+        config,
+        "--device",
+        "flex",
+        "--seeds",
+        "1-3",
+        "--jobs",
+        "2",
+        "--shard",
+        "1/2",
+        "--out",
+        sharded.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs: Vec<String> = std::fs::read_dir(&sharded)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(runs, ["seed-2"]);
+    let alone = root.join("alone");
+    let output = gradless(&[
+        "train",
+        "--config",
+        config,
+        "--device",
+        "flex",
+        "--seed",
+        "2",
+        "--out",
+        alone.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Every logged episode and update (returns, losses, gradient norms), less what the clock
+    // and the path say, and the final policy's returns with sampled actions.
+    let logged = |run: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut event: serde_json::Value = serde_json::from_str(line).unwrap();
+                let fields = event.as_object_mut().unwrap();
+                fields.retain(|key, _| !["sps", "path"].contains(&key.as_str()));
+                fields.retain(|key, _| !key.ends_with("_seconds"));
+                event
+            })
+            .collect()
+    };
+    let (ours, theirs) = (sharded.join("seed-2"), alone);
+    assert_eq!(logged(&ours), logged(&theirs));
+    let returns = |run: &Path| {
+        let output = on_flex(
+            "eval",
+            run,
+            &[
+                "--json",
+                "--stochastic",
+                "--episodes",
+                "5",
+                "--out",
+                root.join("e").to_str().unwrap(),
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        json_lines(&output).last().unwrap()["mean_return"].clone()
+    };
+    assert_eq!(returns(&ours), returns(&theirs));
     std::fs::remove_dir_all(&root).unwrap();
 }

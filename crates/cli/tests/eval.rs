@@ -76,7 +76,15 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     assert_eq!(lines[0]["step"], 51200);
     let curve = root.join("out/run/learning_curve");
     let svg = std::fs::read_to_string(curve.with_extension("svg")).unwrap();
-    assert!(svg.contains("training step"), "{svg}");
+    // Titled by the run's name, not its path; steps as papers write them.
+    assert!(
+        svg.contains("\nrun on CartPole-v1\n") && svg.contains("environment steps"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("\n50k\n") && !svg.contains(&root.display().to_string()),
+        "{svg}"
+    );
     let png = std::fs::read(curve.with_extension("png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     // The curve for TensorBoard too; evaluating again replaces it rather than adding one.

@@ -358,16 +358,66 @@ fn bad_policy_files_are_one_line_errors_naming_the_file_and_key() {
         &["config.yml", "normalize: true", "refused"],
     );
     std::fs::remove_file(root.join("config.yml")).unwrap();
-    // RL Zoo's env settings gradless does not reproduce refuse the zip.
+    // RL Zoo's `env_kwargs` that gradless's envs take are applied: with Sutton & Barto's
+    // reward a CartPole episode returns 0 (truncated) or -1 (fallen).
     std::fs::write(
         root.join("args.yml"),
-        "env: CartPole-v1\nenv_kwargs:\n  sutton_barto_reward: true\n",
+        "env: CartPole-v1\nenv_kwargs:\n  sutton_barto_reward: true\n  max_episode_steps: 20\n",
+    )
+    .unwrap();
+    let output = on_flex(
+        "eval",
+        &root.join("agent.zip"),
+        &[
+            "--json",
+            "--episodes",
+            "3",
+            "--out",
+            root.join("sb").to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = &json_lines(&output)[0];
+    assert_eq!(
+        summary["env_kwargs"]["sutton_barto_reward"], true,
+        "{summary}"
+    );
+    assert_eq!(summary["env_kwargs"]["max_episode_steps"], 20, "{summary}");
+    assert!(
+        [0.0, -1.0].contains(&summary["mean_return"].as_f64().unwrap()),
+        "{summary}"
+    );
+    // Others, and settings gradless does not reproduce, refuse the zip naming them; a
+    // checkpoint or an export would not record the keyword arguments, so neither is made.
+    std::fs::write(
+        root.join("args.yml"),
+        "env: MountainCar-v0\nenv_kwargs:\n  goal_velocity: 0.1\n",
     )
     .unwrap();
     assert_clean_failure(
         &on_flex("eval", &root.join("agent.zip"), &[]),
-        &["args.yml", "env_kwargs", "refused"],
+        &["args.yml", "env_kwargs", "goal_velocity", "refused"],
     );
+    std::fs::write(
+        root.join("args.yml"),
+        "env: CartPole-v1\nenv_kwargs: {sutton_barto_reward: true}\n",
+    )
+    .unwrap();
+    for command in ["import", "export"] {
+        let out = root.join(format!("{command}ed"));
+        let agent = root.join("agent.zip");
+        let output = gradless(&[
+            command,
+            agent.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_clean_failure(
+            &output,
+            &["agent.zip", "sutton_barto_reward", "do not record"],
+        );
+        assert!(!out.exists(), "{command}");
+    }
     std::fs::remove_file(root.join("args.yml")).unwrap();
     // And where RL Zoo keeps them, for the run's final zip and its best model alike.
     let zoo_run = root.join("CartPole-v1_1");

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
-use gradless_plots::{FONT, Figure, PlotError, write_svg_and_png};
+use gradless_plots::{
+    Figure, FigureOptions, GRID, Look, PlotError, compact, legend_beside, steps_label,
+    write_svg_and_png,
+};
 
 use crate::Comparison;
 
@@ -55,21 +58,23 @@ fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     (low - margin)..(high + margin)
 }
 
-/// A tick label short enough for a narrow panel.
-fn compact(value: f64) -> String {
-    if value.abs() >= 10.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.2}")
+struct AggregatesFigure<'a>(&'a Comparison);
+
+impl AggregatesFigure<'_> {
+    fn title(&self) -> String {
+        // The score's name is on every panel's axis.
+        "Aggregates, 95% stratified-bootstrap CIs".into()
     }
 }
-
-struct AggregatesFigure<'a>(&'a Comparison);
 
 impl Figure for AggregatesFigure<'_> {
     /// One panel a metric, each group a row with its interval. Long because plotters wants
     /// every axis, series and label set in turn.
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+        look: &Look<'_>,
+    ) -> Result<(), String> {
         let comparison = self.0;
         root.fill(&WHITE).map_err(failed)?;
         let groups = &comparison.groups;
@@ -92,15 +97,15 @@ impl Figure for AggregatesFigure<'_> {
             ),
         ];
         let n = groups.len();
-        let (title, body) = root.split_vertically(40);
+        let axis_name = if comparison.normalized {
+            "normalised score"
+        } else {
+            "mean return"
+        };
+        let (title, body) = root.split_vertically(look.px(40));
+        let own_title = self.title();
         title
-            .titled(
-                &format!(
-                    "Aggregates of the {}, 95% stratified-bootstrap CIs",
-                    score_name(comparison)
-                ),
-                (FONT, 20),
-            )
+            .titled(look.title(&own_title), look.font(20))
             .map_err(failed)?;
         for (k, (area, (name, values))) in body
             .split_evenly((1, 4))
@@ -110,10 +115,10 @@ impl Figure for AggregatesFigure<'_> {
         {
             let x = padded(values.iter().flat_map(|(v, ci)| [*v, ci[0], ci[1]]));
             let mut chart = ChartBuilder::on(&area)
-                .caption(name, (FONT, 18))
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(if k == 0 { 80 } else { 8 })
+                .caption(name, look.font(16))
+                .margin(look.px(8))
+                .x_label_area_size(look.px(45))
+                .y_label_area_size(look.px(if k == 0 { 80 } else { 8 }))
                 .build_cartesian_2d(x, 0.0..n as f64)
                 .map_err(failed)?;
             chart
@@ -133,9 +138,11 @@ impl Figure for AggregatesFigure<'_> {
                     }
                 })
                 .disable_x_mesh()
-                .x_labels(3)
+                .x_labels(4)
                 .x_label_formatter(&|v| compact(*v))
-                .label_style((FONT, 12))
+                .x_desc(axis_name)
+                .axis_desc_style(look.font(13))
+                .label_style(look.font(13))
                 .draw()
                 .map_err(failed)?;
             for (g, (value, ci)) in values.iter().enumerate() {
@@ -151,7 +158,7 @@ impl Figure for AggregatesFigure<'_> {
                 chart
                     .draw_series(std::iter::once(PathElement::new(
                         vec![(*value, row + 0.25), (*value, row + 0.75)],
-                        BLACK.stroke_width(2),
+                        BLACK.stroke_width(look.px(2)),
                     )))
                     .map_err(failed)?;
             }
@@ -160,36 +167,57 @@ impl Figure for AggregatesFigure<'_> {
     }
 }
 
-/// A line per group with its band, against an `f64` x axis.
+/// A line per group with its band, against an `f64` x axis, the legend beside it.
 struct BandFigure<'a> {
     title: &'a str,
     x_name: &'a str,
     y_name: &'a str,
+    /// Whether x counts environment steps (ticks read 10k, 1M).
+    x_steps: bool,
     /// One per group.
     lines: Vec<Line>,
 }
 
 impl Figure for BandFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+        look: &Look<'_>,
+    ) -> Result<(), String> {
         root.fill(&WHITE).map_err(failed)?;
+        let legend_width = look.px(150);
+        let (plot, legend) =
+            root.split_horizontally(root.dim_in_pixel().0.saturating_sub(legend_width));
         let points = || self.lines.iter().flat_map(|(_, p)| p.iter());
         let x = padded(points().map(|p| p.0));
         let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(self.title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(look.title(self.title), look.font(20))
+            .margin(look.px(12))
+            .x_label_area_size(look.px(40))
+            .y_label_area_size(look.px(60))
             .build_cartesian_2d(x, y)
             .map_err(failed)?;
+        let x_steps = self.x_steps;
         chart
             .configure_mesh()
             .x_desc(self.x_name)
             .y_desc(self.y_name)
-            .label_style((FONT, 12))
+            .x_label_formatter(&|x| {
+                if x_steps {
+                    steps_label(*x)
+                } else {
+                    compact(*x)
+                }
+            })
+            .label_style(look.font(14))
+            .axis_desc_style(look.font(15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(GRID)
             .draw()
             .map_err(failed)?;
-        for (k, (name, line)) in self.lines.iter().enumerate() {
+        let width = look.px(2);
+        for (k, (_, line)) in self.lines.iter().enumerate() {
             let band: Vec<(f64, f64)> = line
                 .iter()
                 .map(|p| (p.0, p.2[1]))
@@ -204,34 +232,48 @@ impl Figure for BandFigure<'_> {
             chart
                 .draw_series(LineSeries::new(
                     line.iter().map(|p| (p.0, p.1)),
-                    colour(k).stroke_width(2),
+                    colour(k).stroke_width(width),
                 ))
-                .map_err(failed)?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour(k).stroke_width(2))
-                });
+                .map_err(failed)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(failed)?;
+        let entries: Vec<(String, RGBColor)> = self
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(k, (name, _))| (name.clone(), colour(k)))
+            .collect();
+        legend_beside(&legend, &entries, look)?;
         root.present().map_err(failed)
     }
 }
 
 /// Writes `aggregates`, `performance_profile` and (when some group has one)
 /// `sample_efficiency`, each as `.svg` and `.png`, into `dir`; returns the files.
-pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let mut files = write_svg_and_png(&AggregatesFigure(comparison), &dir.join("aggregates"))?;
+pub fn write_figures(
+    comparison: &Comparison,
+    dir: &Path,
+    options: &FigureOptions,
+) -> Result<Vec<PathBuf>, PlotError> {
+    // A title asked for heads every figure, each keeping its own after it.
+    let titled = |own: &str| FigureOptions {
+        title: options
+            .title
+            .as_ref()
+            .map(|title| format!("{title}: {own}")),
+        ..options.clone()
+    };
+    let aggregates = AggregatesFigure(comparison);
+    let mut files = write_svg_and_png(
+        &aggregates,
+        &dir.join("aggregates"),
+        &titled(&aggregates.title()),
+    )?;
     let names = comparison.groups.iter().map(|g| g.group.clone());
     let profiles = BandFigure {
         title: "Performance profiles (95% CIs)",
-        x_name: score_name(comparison),
-        y_name: "fraction of runs with score > tau",
+        x_name: &format!("τ ({})", score_name(comparison)),
+        y_name: "fraction of runs with score > τ",
+        x_steps: false,
         lines: names
             .clone()
             .zip(&comparison.profiles)
@@ -244,6 +286,7 @@ pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<PathBuf>
     files.extend(write_svg_and_png(
         &profiles,
         &dir.join("performance_profile"),
+        &titled(profiles.title),
     )?);
     let curves: Vec<Line> = names
         .zip(&comparison.curves)
@@ -259,13 +302,15 @@ pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<PathBuf>
     if !curves.is_empty() {
         let efficiency = BandFigure {
             title: "Sample efficiency (IQM over runs, 95% CIs)",
-            x_name: "training step",
+            x_name: "environment steps",
             y_name: score_name(comparison),
+            x_steps: true,
             lines: curves,
         };
         files.extend(write_svg_and_png(
             &efficiency,
             &dir.join("sample_efficiency"),
+            &titled(efficiency.title),
         )?);
     }
     Ok(files)
@@ -311,7 +356,11 @@ mod tests {
         };
         let comparison = compare(&groups, &references, &settings).unwrap();
         let dir = std::env::temp_dir().join(format!("gradless-figures-{}", std::process::id()));
-        let files = write_figures(&comparison, &dir).unwrap();
+        let options = FigureOptions {
+            title: Some("PPO against DQN".into()),
+            ..FigureOptions::default()
+        };
+        let files = write_figures(&comparison, &dir, &options).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
@@ -331,6 +380,11 @@ mod tests {
             // plotters writes each text on a line of its own.
             svg.contains("\nOptimality gap\n") && svg.contains("\nb\n"),
             "labels drawn"
+        );
+        let profile = std::fs::read_to_string(dir.join("performance_profile.svg")).unwrap();
+        assert!(
+            profile.contains("PPO against DQN: Performance profiles"),
+            "the title heads each figure"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,7 +19,7 @@ use crate::{
 use gradless_envs::EnvError;
 use gradless_envs::Space;
 use gradless_envs::{Actions, AutoresetMode, VectorEnv, VectorSnapshot};
-use gradless_envs::{MakeOptions, make_vector};
+use gradless_envs::{MakeArgs, make_vector};
 
 /// The observations the next step acts on.
 // Made once a step and consumed at once: boxing the tensor would only add an allocation.
@@ -198,7 +198,7 @@ pub fn most_episodes(mode: AutoresetMode, steps: usize) -> usize {
 /// envs restart on the same step (Gymnasium-exact, `f64`), device envs on `device` on the
 /// next one.
 pub fn make_batch(
-    id: &str,
+    env: &MakeArgs,
     num_envs: usize,
     backend: EnvBackend,
     device: &Device,
@@ -206,12 +206,16 @@ pub fn make_batch(
 ) -> Result<Box<dyn EnvBatch>, EnvError> {
     let mut batch: Box<dyn EnvBatch> = match backend {
         EnvBackend::Cpu => Box::new(CpuBatch::new(make_vector(
-            id,
+            &env.id,
             num_envs,
             AutoresetMode::SameStep,
-            MakeOptions::default(),
+            env.options,
         )?)),
-        EnvBackend::Device => Box::new(make_device_vector(id, num_envs, device)?),
+        EnvBackend::Device => Box::new(make_device_vector(
+            crate::device_env_id(env)?,
+            num_envs,
+            device,
+        )?),
     };
     batch.reset(seed)?;
     Ok(batch)
@@ -462,7 +466,8 @@ mod tests {
     #[test]
     fn both_backends_record_every_episode_with_both_flags() {
         for backend in [EnvBackend::Cpu, EnvBackend::Device] {
-            let mut batch = make_batch("CartPole-v1", 3, backend, &flex(), 5).unwrap();
+            let mut batch =
+                make_batch(&MakeArgs::registered("CartPole-v1"), 3, backend, &flex(), 5).unwrap();
             assert_eq!(batch.backend(), backend);
             assert_eq!((batch.num_envs(), batch.observation_dim()), (3, 4));
             batch.record_episodes(4);
@@ -489,7 +494,8 @@ mod tests {
     fn each_backend_takes_both_kinds_of_actions() {
         let device = flex();
         for backend in [EnvBackend::Cpu, EnvBackend::Device] {
-            let mut batch = make_batch("CartPole-v1", 2, backend, &device, 1).unwrap();
+            let mut batch =
+                make_batch(&MakeArgs::registered("CartPole-v1"), 2, backend, &device, 1).unwrap();
             let actions = DeviceActions::upload(Actions::Discrete(&[0, 1]), 2, &device);
             let step = batch.step(BatchActions::Device(&actions)).unwrap();
             let signals = step.signals.to_tensor(&device);
@@ -509,7 +515,14 @@ mod tests {
     /// with its seed, whichever env runs it.
     #[test]
     fn seeded_episodes_start_as_single_envs_do() {
-        let mut batch = make_batch("CartPole-v1", 2, EnvBackend::Cpu, &flex(), 0).unwrap();
+        let mut batch = make_batch(
+            &MakeArgs::registered("CartPole-v1"),
+            2,
+            EnvBackend::Cpu,
+            &flex(),
+            0,
+        )
+        .unwrap();
         batch.reset_seeded_episodes(&[10, 20], 1).unwrap();
         let mut starts: Vec<Vec<f32>> = Vec::new();
         let first = |batch: &dyn EnvBatch, env: usize| match batch.observations() {
@@ -540,7 +553,14 @@ mod tests {
         assert_eq!(seen_second[1].clone().unwrap(), expected(21));
         assert!(batch.reset_seeded_episodes(&[1], 1).is_err());
         // Device envs start from the same states, in float32, and refuse a wrong seed count.
-        let mut on_device = make_batch("CartPole-v1", 2, EnvBackend::Device, &flex(), 0).unwrap();
+        let mut on_device = make_batch(
+            &MakeArgs::registered("CartPole-v1"),
+            2,
+            EnvBackend::Device,
+            &flex(),
+            0,
+        )
+        .unwrap();
         assert!(on_device.reset_seeded_episodes(&[1], 2).is_err());
         on_device.reset_seeded_episodes(&[10, 20], 2).unwrap();
         let BatchObservations::Device(observed) = on_device.observations() else {
@@ -553,8 +573,22 @@ mod tests {
     #[test]
     fn snapshots_restore_on_their_own_backend_only() {
         let device = flex();
-        let mut cpu = make_batch("CartPole-v1", 2, EnvBackend::Cpu, &device, 3).unwrap();
-        let mut gpu = make_batch("CartPole-v1", 2, EnvBackend::Device, &device, 3).unwrap();
+        let mut cpu = make_batch(
+            &MakeArgs::registered("CartPole-v1"),
+            2,
+            EnvBackend::Cpu,
+            &device,
+            3,
+        )
+        .unwrap();
+        let mut gpu = make_batch(
+            &MakeArgs::registered("CartPole-v1"),
+            2,
+            EnvBackend::Device,
+            &device,
+            3,
+        )
+        .unwrap();
         push_right(cpu.as_mut(), 3);
         push_right(gpu.as_mut(), 3);
         let (cpu_snapshot, gpu_snapshot) = (cpu.snapshot().unwrap(), gpu.snapshot().unwrap());
@@ -578,9 +612,11 @@ mod tests {
             // How many right pushes this start takes to fall, found on a copy of the batch
             // restored from its snapshot (device starts come from a generator that tests
             // running alongside also draw from).
-            let mut batch = make_batch("CartPole-v0", 1, backend, &device, 0).unwrap();
+            let mut batch =
+                make_batch(&MakeArgs::registered("CartPole-v0"), 1, backend, &device, 0).unwrap();
             let start = batch.snapshot().unwrap();
-            let mut probe = make_batch("CartPole-v0", 1, backend, &device, 0).unwrap();
+            let mut probe =
+                make_batch(&MakeArgs::registered("CartPole-v0"), 1, backend, &device, 0).unwrap();
             probe.restore(&start).unwrap();
             probe.record_episodes(1);
             push_right(probe.as_mut(), 100);

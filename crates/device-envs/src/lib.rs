@@ -49,6 +49,7 @@ pub use snapshot::DeviceSnapshot;
 pub use step::{DeviceStep, bookkeeping, signal};
 
 use gradless_envs::EnvError;
+use gradless_envs::MakeArgs;
 use gradless_envs::Space;
 use gradless_envs::spec;
 
@@ -153,6 +154,20 @@ pub struct DeviceVectorEnv {
     records: Option<EpisodeRecords>,
     /// Each env's next starts, after a seeded reset.
     seeded: Option<SeededStarts>,
+}
+
+/// The id of the env `env` makes, when its device version is that env: the device envs have
+/// the registered physics and step limit only, so keyword arguments are refused.
+pub fn device_env_id(env: &MakeArgs) -> Result<&str, EnvError> {
+    if env.options.is_default() {
+        return Ok(&env.id);
+    }
+    Err(EnvError::InvalidOption {
+        env: env.to_string(),
+        reason: "the device envs have the registered physics and step limit only; step \
+                 these on the CPU (--env-backend cpu)"
+            .into(),
+    })
 }
 
 /// The tensor physics of a registered env, with its time limit: an error for an unknown id

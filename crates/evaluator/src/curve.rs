@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gradless_plots::plotters::prelude::*;
-use gradless_plots::{FONT, Figure, write_svg_and_png};
+use gradless_plots::{Figure, FigureOptions, GRID, Look, compact, steps_label, write_svg_and_png};
 
 use crate::{CheckpointEvaluation, EvalError};
 
@@ -17,13 +17,15 @@ impl Figure for LearningCurve<'_> {
     fn draw<DB: DrawingBackend>(
         &self,
         root: DrawingArea<DB, gradless_plots::plotters::coord::Shift>,
+        look: &Look<'_>,
     ) -> Result<(), String> {
-        draw(root, self.title, self.evaluations)
+        draw(root, look, self.title, self.evaluations)
     }
 }
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, gradless_plots::plotters::coord::Shift>,
+    look: &Look<'_>,
     title: &str,
     evaluations: &[&CheckpointEvaluation],
 ) -> Result<(), String> {
@@ -48,16 +50,26 @@ fn draw<DB: DrawingBackend>(
         });
     let margin = ((high - low) * 0.05).max(1.0);
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0u64..max_step, (low - margin)..(high + margin))
+        .caption(look.title(title), look.font(20))
+        .margin(look.px(12))
+        .x_label_area_size(look.px(40))
+        .y_label_area_size(look.px(60))
+        // A little room past the last step, so that its point is not cut by the frame.
+        .build_cartesian_2d(
+            0u64..max_step + max_step / 40,
+            (low - margin)..(high + margin),
+        )
         .map_err(error)?;
     chart
         .configure_mesh()
-        .x_desc("training step")
-        .y_desc("return (IQM, 95% CI)")
+        .x_desc("environment steps")
+        .y_desc("IQM return (95% CI over one seed's episodes)")
+        .x_label_formatter(&|steps| steps_label(*steps as f64))
+        .y_label_formatter(&|value| compact(*value))
+        .label_style(look.font(14))
+        .axis_desc_style(look.font(15))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
         .draw()
         .map_err(error)?;
     let band: Vec<(u64, f64)> = evaluations
@@ -78,10 +90,13 @@ fn draw<DB: DrawingBackend>(
         .map(|(step, e)| (*step, e.summary.iqm))
         .collect();
     chart
-        .draw_series(LineSeries::new(line.clone(), BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(line.clone(), BLUE.stroke_width(look.px(2))))
         .map_err(error)?;
     chart
-        .draw_series(line.into_iter().map(|p| Circle::new(p, 3, BLUE.filled())))
+        .draw_series(
+            line.into_iter()
+                .map(|p| Circle::new(p, look.px(3), BLUE.filled())),
+        )
         .map_err(error)?;
     root.present().map_err(error)
 }
@@ -135,14 +150,16 @@ pub fn write_tensorboard_curve(
     Ok(path)
 }
 
-/// Writes `<stem>.svg` and `<stem>.png` for a run's evaluations (in step order); returns
-/// the files written.
+/// Writes `<stem>.svg` and `<stem>.png` for a run's evaluations (in step order), as
+/// `options` say; returns the files written.
 pub fn write_learning_curve(
     evaluations: &[&CheckpointEvaluation],
     title: &str,
     stem: &Path,
+    options: &FigureOptions,
 ) -> Result<Vec<PathBuf>, EvalError> {
-    write_svg_and_png(&LearningCurve { title, evaluations }, stem).map_err(|e| EvalError::Io {
+    let curve = LearningCurve { title, evaluations };
+    write_svg_and_png(&curve, stem, options).map_err(|e| EvalError::Io {
         source: std::io::Error::other(e.reason),
         path: e.path,
     })

@@ -18,7 +18,7 @@ pub mod stats;
 use std::path::{Path, PathBuf};
 
 pub use gradless_device_envs::EnvBackend;
-use gradless_envs::Space;
+use gradless_envs::{MakeArgs, MakeOptions, Space};
 pub use gradless_import::{ImportError, ZooModel, ZooRun};
 pub use gradless_policy::Activation;
 pub use gradless_policy::AgentDevice;
@@ -192,6 +192,9 @@ pub struct CheckpointEvaluation {
     pub observation_normalization: Option<ObservationNormalizer>,
     /// The env it was evaluated on.
     pub env: String,
+    /// The keyword arguments that env was made with (an RL Zoo agent's `env_kwargs`).
+    #[serde(default, skip_serializing_if = "MakeOptions::is_default")]
+    pub env_kwargs: MakeOptions,
     /// Whether actions were sampled.
     pub stochastic: bool,
     /// A Q-network's exploration rate (0: greedy).
@@ -213,8 +216,9 @@ pub struct CheckpointEvaluation {
 impl CheckpointEvaluation {
     /// Whether these are the episodes `settings` would run on `env` (a saved evaluation
     /// that can stand in for a new one).
-    pub fn matches(&self, settings: &EvalSettings, env: &str) -> bool {
-        self.env == env
+    pub fn matches(&self, settings: &EvalSettings, env: &MakeArgs) -> bool {
+        self.env == env.id
+            && self.env_kwargs == env.options
             && self.stochastic == settings.samples()
             && self.epsilon == settings.epsilon
             && settings.env_backend.admits(self.env_backend)
@@ -240,7 +244,7 @@ fn spaces_fit(a: &Space, b: &Space) -> bool {
 pub struct LoadedCheckpoint {
     dir: PathBuf,
     step: Option<u64>,
-    env_id: String,
+    env: MakeArgs,
     agent: Agent,
 }
 
@@ -294,7 +298,7 @@ impl LoadedCheckpoint {
         Ok(Self {
             dir: dir.to_path_buf(),
             step: Some(metadata.global_step),
-            env_id,
+            env: MakeArgs::registered(env_id),
             agent: Agent::load(&checkpoint, device)?
                 .with_epsilon(settings.epsilon)
                 .map_err(|why| incompatible(format!("--epsilon: {why}")))?,
@@ -326,7 +330,7 @@ impl LoadedCheckpoint {
             path: path.clone(),
             reason,
         };
-        let (env_id, action_space) = foreign_env(&policy, settings)?;
+        let (env, action_space) = foreign_env(&policy, settings)?;
         if let Some(why) = policy
             .network
             .head
@@ -348,14 +352,14 @@ impl LoadedCheckpoint {
         Ok(Self {
             dir: path,
             step: policy.step,
-            env_id,
+            env,
             agent,
         })
     }
 
     /// The env it is evaluated on.
-    pub fn env_id(&self) -> &str {
-        &self.env_id
+    pub fn env(&self) -> &MakeArgs {
+        &self.env
     }
 
     /// The agent that acts.
@@ -398,10 +402,10 @@ impl LoadedCheckpoint {
         // Decided once: the episode kernel's program, where it runs them, is built here.
         let route = match settings.env_backend {
             EnvBackendChoice::Only(backend) => {
-                EpisodeRoute::on(&self.agent, &self.env_id, backend, &plan)
+                EpisodeRoute::on(&self.agent, &self.env, backend, &plan)
             }
             EnvBackendChoice::Auto => {
-                let (route, why) = EpisodeRoute::preferred(&self.agent, &self.env_id, &plan);
+                let (route, why) = EpisodeRoute::preferred(&self.agent, &self.env, &plan);
                 let backend = route.backend();
                 // Device envs are float32: worth a line where they replace the CPU's.
                 if backend == EnvBackend::Device {
@@ -416,7 +420,7 @@ impl LoadedCheckpoint {
         let env_backend = route.backend();
         let episodes = run_routed(
             &self.agent,
-            &self.env_id,
+            &self.env,
             route,
             plan,
             log_episode,
@@ -436,7 +440,8 @@ impl LoadedCheckpoint {
             checkpoint: self.dir.clone(),
             step: self.step,
             observation_normalization: self.agent.normalizer().cloned(),
-            env: self.env_id.clone(),
+            env: self.env.id.clone(),
+            env_kwargs: self.env.options,
             stochastic: settings.samples(),
             epsilon: settings.epsilon,
             env_backend,
@@ -489,12 +494,15 @@ pub fn evaluate_checkpoint(
 }
 
 /// The env a checkpoint (or a policy file of another tool) is evaluated on under
-/// `settings`: `settings.env`, or the one it was trained on (that the file names).
-pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<String, EvalError> {
+/// `settings`: `settings.env`, or the one it was trained on (that the file or its RL Zoo
+/// run folder names, with the keyword arguments it was made with).
+pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<MakeArgs, EvalError> {
     match &settings.env {
-        Some(env) => Ok(env.clone()),
+        Some(env) => Ok(MakeArgs::registered(env.as_str())),
         None if checkpoint.is_file() => Ok(read_foreign_for_env(checkpoint, settings)?.1),
-        None => Ok(Checkpoint::open(checkpoint)?.metadata().env_id.clone()),
+        None => Ok(MakeArgs::registered(
+            Checkpoint::open(checkpoint)?.metadata().env_id.as_str(),
+        )),
     }
 }
 
@@ -503,31 +511,34 @@ pub fn evaluation_env(checkpoint: &Path, settings: &EvalSettings) -> Result<Stri
 pub fn read_foreign_for_env(
     path: &Path,
     settings: &EvalSettings,
-) -> Result<(gradless_import::ForeignPolicy, String), EvalError> {
+) -> Result<(gradless_import::ForeignPolicy, MakeArgs), EvalError> {
     let policy = gradless_import::read_policy(path, settings.activation)?;
-    let (env_id, _) = foreign_env(&policy, settings)?;
-    Ok((policy, env_id))
+    let (env, _) = foreign_env(&policy, settings)?;
+    Ok((policy, env))
 }
 
-/// The env a policy of another tool is evaluated on (`settings.env`, or the one the policy
-/// names) and its action space, checked to fit: the network's input size must be the env's
+/// The env a policy of another tool is evaluated on (`settings.env` as registered, or the one
+/// the policy names, with its keyword arguments) and its action space, checked to fit: the network's input size must be the env's
 /// observation size, its outputs the env's actions (or action dimensions, for a Gaussian or
 /// squashed one).
 fn foreign_env(
     policy: &gradless_import::ForeignPolicy,
     settings: &EvalSettings,
-) -> Result<(String, Space), EvalError> {
+) -> Result<(MakeArgs, Space), EvalError> {
     let incompatible = |reason: String| EvalError::Incompatible {
         path: policy.path.clone(),
         reason,
     };
-    let env_id = settings.env.clone().or(policy.env.clone()).ok_or_else(|| {
-        incompatible(format!(
-            "a {} file names no env: give it with --env ID",
-            policy.format.name()
-        ))
-    })?;
-    let env = gradless_envs::make(&env_id).map_err(|e| incompatible(e.to_string()))?;
+    let args = match &settings.env {
+        Some(id) => MakeArgs::registered(id.as_str()),
+        None => policy.env.clone().ok_or_else(|| {
+            incompatible(format!(
+                "a {} file names no env: give it with --env ID",
+                policy.format.name()
+            ))
+        })?,
+    };
+    let env = args.make().map_err(|e| incompatible(e.to_string()))?;
     let network = &policy.network;
     let fits = match (env.action_space(), &network.head) {
         (Space::Discrete { n }, ForeignHead::Categorical | ForeignHead::QValues) => {
@@ -544,7 +555,7 @@ fn foreign_env(
     };
     if network.observation_dim() != env.observation_space().flat_dim() || !fits {
         return Err(incompatible(format!(
-            "the {} network ({}) maps {} observations to {} {}; {env_id} has {} -> {}",
+            "the {} network ({}) maps {} observations to {} {}; {args} has {} -> {}",
             policy.format.name(),
             policy.kind,
             network.observation_dim(),
@@ -561,17 +572,18 @@ fn foreign_env(
             env.action_space().describe()
         )));
     }
-    Ok((env_id, env.action_space().clone()))
+    Ok((args.clone(), env.action_space().clone()))
 }
 
-/// The mean return of a uniform random policy on `env_id` over `episodes` episodes, episode
-/// `i` from seed `seed + i` (actions drawn from a generator of the same seed).
-pub fn random_policy_score(env_id: &str, episodes: usize, seed: u64) -> Result<f64, EvalError> {
+/// The mean return of a uniform random policy on the env `env` makes over `episodes`
+/// episodes, episode `i` from seed `seed + i` (actions drawn from a generator of the same
+/// seed).
+pub fn random_policy_score(env: &MakeArgs, episodes: usize, seed: u64) -> Result<f64, EvalError> {
     let failed = |e: gradless_envs::EnvError| EvalError::Incompatible {
-        path: PathBuf::from(env_id),
+        path: PathBuf::from(env.to_string()),
         reason: e.to_string(),
     };
-    let mut env = gradless_envs::make(env_id).map_err(failed)?;
+    let mut env = env.make().map_err(failed)?;
     let mut buffer = vec![0.0; env.action_space().flat_dim()];
     let mut total = 0.0;
     for i in 0..episodes as u64 {
@@ -726,12 +738,15 @@ mod tests {
         };
         assert_eq!(
             evaluation_env(&zip, &on(Some("CartPole-v0"))).unwrap(),
-            "CartPole-v0"
+            MakeArgs::registered("CartPole-v0")
         );
         let error = evaluation_env(&zip, &on(None)).unwrap_err().to_string();
         assert!(error.contains("--env"), "{error}");
         let (policy, env) = read_foreign_for_env(&zip, &on(Some("CartPole-v1"))).unwrap();
-        assert_eq!((env.as_str(), policy.network.outputs()), ("CartPole-v1", 2));
+        assert_eq!(
+            (env.id.as_str(), policy.network.outputs()),
+            ("CartPole-v1", 2)
+        );
         let error = read_foreign_for_env(&zip, &on(Some("Acrobot-v1")))
             .unwrap_err()
             .to_string();
@@ -744,14 +759,17 @@ mod tests {
     #[test]
     fn a_random_policy_scores_what_random_actions_score() {
         // CartPole's random policy lasts about 22 steps; MountainCar's never reaches the goal.
-        let cartpole = random_policy_score("CartPole-v1", 100, 0).unwrap();
+        let cartpole = random_policy_score(&MakeArgs::registered("CartPole-v1"), 100, 0).unwrap();
         assert!((15.0..30.0).contains(&cartpole), "{cartpole}");
         assert_eq!(
-            random_policy_score("CartPole-v1", 100, 0).unwrap(),
+            random_policy_score(&MakeArgs::registered("CartPole-v1"), 100, 0).unwrap(),
             cartpole
         );
-        assert_eq!(random_policy_score("MountainCar-v0", 3, 0).unwrap(), -200.0);
-        assert!(random_policy_score("Nope-v0", 3, 0).is_err());
+        assert_eq!(
+            random_policy_score(&MakeArgs::registered("MountainCar-v0"), 3, 0).unwrap(),
+            -200.0
+        );
+        assert!(random_policy_score(&MakeArgs::registered("Nope-v0"), 3, 0).is_err());
     }
 
     #[test]
@@ -808,14 +826,18 @@ mod tests {
         let saved = saved_evaluation(&out).unwrap();
         assert_eq!(saved.summary, evaluation.summary);
         assert_eq!((saved.step, saved.seed), (evaluation.step, Some(1_000_000)));
-        assert!(saved.matches(&settings(4, 3), "CartPole-v1"));
+        let cartpole = MakeArgs::registered("CartPole-v1");
+        assert!(saved.matches(&settings(4, 3), &cartpole));
+        assert!(!saved.matches(&settings(5, 2), &cartpole), "other episodes");
         assert!(
-            !saved.matches(&settings(5, 2), "CartPole-v1"),
-            "other episodes"
-        );
-        assert!(
-            !saved.matches(&settings(4, 2), "CartPole-v0"),
+            !saved.matches(&settings(4, 2), &MakeArgs::registered("CartPole-v0")),
             "another env"
+        );
+        let mut shorter = cartpole.clone();
+        shorter.options.step_limit = gradless_envs::StepLimit::Steps(100);
+        assert!(
+            !saved.matches(&settings(4, 2), &shorter),
+            "the env made with other keyword arguments"
         );
         assert!(saved_evaluation(&root).is_none());
         std::fs::remove_dir_all(&root).unwrap();

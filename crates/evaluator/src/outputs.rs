@@ -165,6 +165,15 @@ pub fn summary_row(evaluation: &CheckpointEvaluation) -> Vec<SummaryCell> {
                 .map_or_else(|| Text("unknown".into()), Count),
         ),
         cell("env", None, Text(evaluation.env.clone())),
+        cell(
+            "env_kwargs",
+            None,
+            Text(if evaluation.env_kwargs.is_default() {
+                "none".into()
+            } else {
+                evaluation.env_kwargs.to_string()
+            }),
+        ),
         cell("stochastic", None, Flag(evaluation.stochastic)),
         cell("epsilon", None, Return(evaluation.epsilon)),
         cell(

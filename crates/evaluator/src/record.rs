@@ -130,7 +130,7 @@ impl LoadedCheckpoint {
         folder: VideoFolder,
         mut on_video: impl FnMut(&RecordedVideo, &Path),
     ) -> Result<Vec<RecordedVideo>, EvalError> {
-        let scene = Scene::for_env(&self.env_id).map_err(|source| self.render_error(source))?;
+        let scene = Scene::for_env(&self.env.id).map_err(|source| self.render_error(source))?;
         let io = |source| EvalError::Io {
             path: dir.to_path_buf(),
             source,
@@ -185,7 +185,7 @@ impl LoadedCheckpoint {
         let mut failure: Option<RenderError> = None;
         let watched = watch_episode(
             self.agent(),
-            &self.env_id,
+            &self.env,
             episode,
             seed,
             stochastic,
@@ -226,7 +226,7 @@ impl LoadedCheckpoint {
             .map_err(|source| self.render_error(source))?;
         let video = RecordedVideo {
             episode: watched,
-            env: self.env_id.clone(),
+            env: self.env.id.clone(),
             video: video_name(episode),
             frames,
             init_state,

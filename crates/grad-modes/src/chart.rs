@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
-use gradless_plots::{FONT, Figure, PlotError, write_svg_and_png};
+use gradless_plots::{
+    Figure, FigureOptions, GRID, Look, PlotError, legend_beside, write_svg_and_png,
+};
 
 use crate::measure::Measurement;
 use crate::mode::GradMode;
@@ -25,7 +27,11 @@ fn colour(mode: GradMode) -> RGBColor {
 }
 
 impl Figure for GradModeChart<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+        look: &Look<'_>,
+    ) -> Result<(), String> {
         let error = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         root.fill(&WHITE).map_err(error)?;
         let highest = self
@@ -34,17 +40,18 @@ impl Figure for GradModeChart<'_> {
             .flat_map(|(_, bars)| bars.iter().map(|(_, r)| *r))
             .fold(1.0f64, f64::max);
         let groups = self.groups.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "Time per policy step relative to inference mode ({})",
-                    self.device
-                ),
-                (FONT, 20),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+        let own_title = format!(
+            "Time per policy step relative to inference mode ({})",
+            self.device
+        );
+        let legend_width = look.px(130);
+        let (plot, legend) =
+            root.split_horizontally(root.dim_in_pixel().0.saturating_sub(legend_width));
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(look.title(&own_title), look.font(20))
+            .margin(look.px(12))
+            .x_label_area_size(look.px(40))
+            .y_label_area_size(look.px(60))
             .build_cartesian_2d(0f64..groups as f64, 0f64..highest * 1.15)
             .map_err(error)?;
         let labels: Vec<usize> = self.groups.iter().map(|(batch, _)| *batch).collect();
@@ -62,6 +69,10 @@ impl Figure for GradModeChart<'_> {
                 }
             })
             .y_desc("time / inference-mode time")
+            .label_style(look.font(14))
+            .axis_desc_style(look.font(15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(GRID)
             .draw()
             .map_err(error)?;
         for mode in GradMode::ALL {
@@ -74,31 +85,23 @@ impl Figure for GradModeChart<'_> {
                     colour(mode).filled(),
                 ))
             });
-            chart
-                .draw_series(bars)
-                .map_err(error)?
-                .label(mode.name())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour(mode).filled())
-                });
+            chart.draw_series(bars).map_err(error)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(error)?;
+        let entries: Vec<(String, RGBColor)> = GradMode::ALL
+            .iter()
+            .map(|&mode| (mode.name().to_string(), colour(mode)))
+            .collect();
+        legend_beside(&legend, &entries, look)?;
         root.present().map_err(error)
     }
 }
 
-/// Writes `<folder>/grad-modes-<device>.{svg,png}` for each device measured; returns the
-/// files written.
+/// Writes `<folder>/grad-modes-<device>.{svg,png}` for each device measured, as `options`
+/// say; returns the files written.
 pub fn write_charts(
     measurements: &[Measurement],
     folder: &Path,
+    options: &FigureOptions,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let mut devices: Vec<&str> = measurements.iter().map(|m| m.device.as_str()).collect();
     devices.dedup();
@@ -126,6 +129,7 @@ pub fn write_charts(
         written.extend(write_svg_and_png(
             &chart,
             &folder.join(format!("grad-modes-{device}")),
+            options,
         )?);
     }
     Ok(written)
@@ -165,7 +169,7 @@ mod tests {
                 })
             })
             .collect();
-        let files = write_charts(&measurements, &folder).unwrap();
+        let files = write_charts(&measurements, &folder, &FigureOptions::default()).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())

@@ -18,6 +18,7 @@ mod zoo_layout;
 
 use std::path::{Path, PathBuf};
 
+use gradless_envs::MakeArgs;
 use gradless_policy::{Activation, ForeignHead, ForeignNetwork, ObservationNormalizer};
 use thiserror::Error;
 
@@ -86,8 +87,9 @@ pub struct ForeignPolicy {
     /// The frozen observation statistics its inputs are normalised with (an SB3 agent's
     /// `vecnormalize.pkl`), if it was trained on normalised observations.
     pub normalizer: Option<ObservationNormalizer>,
-    /// The env the file names (only `gradless export`'s files name one).
-    pub env: Option<String>,
+    /// The env the file names (`gradless export`'s files name one) or its RL Zoo run folder
+    /// does (`args.yml`'s `env` and `env_kwargs`).
+    pub env: Option<MakeArgs>,
     /// The training steps behind it, when the file says (SB3's `num_timesteps`).
     pub step: Option<u64>,
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gradless_envs::MakeArgs;
 use gradless_policy::{
     Activation, ForeignHead, ForeignNetwork, ObservationNormalizer, RunningMoments,
 };
@@ -183,7 +184,7 @@ pub fn read(path: &Path, activation: Option<Activation>) -> Result<ForeignPolicy
         },
         normalizer,
         step: text("global_step").and_then(|s| s.parse().ok()),
-        env: text("env_id"),
+        env: text("env_id").map(MakeArgs::registered),
     })
 }
 

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use gradless_envs::{KwargValue, MakeArgs, MakeOptions};
+
 /// The largest `config.yml` read: RL Zoo's are a few kilobytes.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -56,10 +58,11 @@ pub(crate) fn implied_normaliser(zip: &Path) -> Option<Normaliser> {
 }
 
 /// What RL Zoo's `args.yml` and `config.yml` beside a zip (in the folders
-/// [`implied_normaliser`] looks in) say about the env it was trained on: its id, once the
-/// settings gradless cannot reproduce are refused (`env_kwargs`, an `env_wrapper`, a
-/// `frame_stack`), naming the file and the key. `None` where there is no `args.yml`.
-pub(crate) fn zoo_env(zip: &Path) -> Result<Option<String>, String> {
+/// [`implied_normaliser`] looks in) say about the env it was trained on: its id with the
+/// `env_kwargs` `gym.make` got, once the settings gradless cannot reproduce are refused (an
+/// `env_wrapper`, a `frame_stack`, a keyword argument our envs do not take), naming the file
+/// and the key. `None` where there is no `args.yml`.
+pub(crate) fn zoo_env(zip: &Path) -> Result<Option<MakeArgs>, String> {
     let Some(folder) = folders_of(zip)
         .into_iter()
         .find(|folder| folder.join("args.yml").is_file())
@@ -78,22 +81,167 @@ pub(crate) fn zoo_env(zip: &Path) -> Result<Option<String>, String> {
     let args = read("args.yml")?.unwrap_or_default();
     let config = read("config.yml")?.unwrap_or_default();
     let shown = |name: &str| folder.join(name).display().to_string();
-    for (file, text, key) in [
-        ("args.yml", &args, "env_kwargs"),
-        ("config.yml", &config, "env_wrapper"),
-        ("config.yml", &config, "frame_stack"),
-    ] {
-        if let Some(value) = value_of(text, key)
-            && !matches!(value, "null" | "~" | "{}" | "" | "false")
+    for key in ["env_wrapper", "frame_stack"] {
+        if let Some(value) = value_of(&config, key)
+            && !is_empty_value(value)
         {
             return Err(format!(
                 "{}: `{key}: {value}`: the agent saw its env through settings gradless does not \
                  reproduce, so it is refused",
-                shown(file)
+                shown("config.yml")
             ));
         }
     }
-    Ok(value_of(&args, "env").map(str::to_string))
+    let Some(id) = value_of(&args, "env") else {
+        return Ok(None);
+    };
+    let mut options = MakeOptions::default();
+    let kwargs = mapping_of(&args, "env_kwargs")
+        .map_err(|why| format!("{}: `env_kwargs`: {why}", shown("args.yml")))?;
+    for (key, value) in kwargs {
+        options.set(key, yaml_scalar(value)).map_err(|why| {
+            format!(
+                "{}: `env_kwargs`: {why}: the agent's env is not one gradless makes, so it is \
+                 refused",
+                shown("args.yml")
+            )
+        })?;
+    }
+    Ok(Some(MakeArgs {
+        id: id.to_string(),
+        options,
+    }))
+}
+
+/// Whether a YAML value says "nothing": null, an empty map or false.
+fn is_empty_value(value: &str) -> bool {
+    matches!(value, "null" | "~" | "{}" | "" | "false")
+}
+
+/// The entries of the map under `key` in RL Zoo's `args.yml` (its ordered-dict form, where
+/// the map follows `- - key` as `- a: 1` with further entries under `a`, or plain YAML with
+/// the entries indented under `key:`; either may be a flow map `{a: 1, b: 2}`), as raw
+/// scalars. Nothing when the key is absent, null or an empty map; an error for a value that
+/// is not a map of scalars.
+fn mapping_of<'a>(text: &'a str, key: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(at) = lines.iter().position(|line| {
+        let item = strip_dashes(line);
+        item == key
+            || item
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(':'))
+    }) else {
+        return Ok(Vec::new());
+    };
+    let item = strip_dashes(lines[at]);
+    let inline = item
+        .strip_prefix(key)
+        .and_then(|rest| rest.strip_prefix(':'));
+    // Where the entries start and the indentation that marks one of them.
+    let (first, entry_indent) = match inline.map(str::trim) {
+        Some(value) if !value.is_empty() => return flow_map(value),
+        Some(_) => {
+            let Some(next) = lines.get(at + 1) else {
+                return Ok(Vec::new());
+            };
+            let indent = indentation(next);
+            if indent <= indentation(lines[at]) || next.trim_start().starts_with('-') {
+                return Ok(Vec::new());
+            }
+            (at + 1, indent)
+        }
+        None => {
+            let Some(next) = lines.get(at + 1) else {
+                return Ok(Vec::new());
+            };
+            let value = strip_dashes(next);
+            if is_empty_value(value) {
+                return Ok(Vec::new());
+            }
+            if value.starts_with('{') {
+                return flow_map(value);
+            }
+            (
+                at + 1,
+                next.len() - value.len() - (next.len() - next.trim_end().len()),
+            )
+        }
+    };
+    let mut entries = Vec::new();
+    for (i, line) in lines.iter().enumerate().skip(first) {
+        let content = if i == first {
+            strip_dashes(line)
+        } else if indentation(line) == entry_indent && !line.trim_start().starts_with('-') {
+            line.trim()
+        } else if indentation(line) > entry_indent {
+            return Err(format!("`{}` is not a map of plain values", line.trim()));
+        } else {
+            break;
+        };
+        entries.push(entry(content)?);
+    }
+    Ok(entries)
+}
+
+/// A flow map `{a: 1, b: x}`'s entries.
+fn flow_map(value: &str) -> Result<Vec<(&str, &str)>, String> {
+    let inner = value
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .ok_or_else(|| format!("`{value}` is not a map"))?;
+    if inner.contains(['{', '[']) {
+        return Err(format!("`{value}` is not a map of plain values"));
+    }
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(entry)
+        .collect()
+}
+
+/// `a: 1` as its key and raw value.
+fn entry(content: &str) -> Result<(&str, &str), String> {
+    let (key, value) = content
+        .split_once(':')
+        .ok_or_else(|| format!("`{content}` is not a `key: value` entry"))?;
+    let value = value.trim();
+    if value.is_empty() || value.starts_with(['{', '[', '&', '*', '!']) {
+        return Err(format!("`{}` has no plain value", key.trim()));
+    }
+    Ok((key.trim().trim_matches(['\'', '"']), value))
+}
+
+/// A line's leading spaces.
+fn indentation(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// A YAML scalar as `gym.make` would get it: null, a bool, an int, a float, else a string.
+fn yaml_scalar(raw: &str) -> KwargValue<'_> {
+    let quoted = ['\'', '"']
+        .iter()
+        .any(|&q| raw.len() >= 2 && raw.starts_with(q) && raw.ends_with(q));
+    if quoted {
+        return KwargValue::Str(&raw[1..raw.len() - 1]);
+    }
+    match raw {
+        "null" | "Null" | "NULL" | "~" => return KwargValue::None,
+        "true" | "True" | "TRUE" => return KwargValue::Bool(true),
+        "false" | "False" | "FALSE" => return KwargValue::Bool(false),
+        _ => {}
+    }
+    if let Ok(int) = raw.parse::<i64>() {
+        return KwargValue::Int(int);
+    }
+    let looks_numeric = raw
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    match raw.parse::<f64>() {
+        Ok(float) if looks_numeric => KwargValue::Float(float),
+        _ => KwargValue::Str(raw),
+    }
 }
 
 /// Which model of an RL Zoo run folder is evaluated.
@@ -373,6 +521,88 @@ mod tests {
         std::fs::write(unnumbered.join("CartPole-v1.zip"), b"zip").unwrap();
         assert_eq!(zoo_run(&unnumbered, ZooModel::Final).unwrap(), None);
         std::fs::remove_dir_all(&logs).unwrap();
+    }
+
+    #[test]
+    fn env_kwargs_are_read_in_every_form_rl_zoo_and_users_write() {
+        let ordered = "!!python/object/apply:collections.OrderedDict\n\
+            - - - env\n    - Pendulum-v1\n  - - env_kwargs\n    - g: 2.0\n      \
+            max_episode_steps: 100\n      render_mode: null\n  - - eval_env_kwargs\n    - null\n";
+        assert_eq!(
+            mapping_of(ordered, "env_kwargs").unwrap(),
+            [
+                ("g", "2.0"),
+                ("max_episode_steps", "100"),
+                ("render_mode", "null")
+            ]
+        );
+        let plain = "env: CartPole-v1\nenv_kwargs:\n  sutton_barto_reward: true\nseed: 3\n";
+        assert_eq!(
+            mapping_of(plain, "env_kwargs").unwrap(),
+            [("sutton_barto_reward", "true")]
+        );
+        for flow in [
+            "env_kwargs: {g: 2, 'max_episode_steps': 9}\n",
+            "- - env_kwargs\n  - {g: 2, 'max_episode_steps': 9}\n",
+        ] {
+            assert_eq!(
+                mapping_of(flow, "env_kwargs").unwrap(),
+                [("g", "2"), ("max_episode_steps", "9")],
+                "{flow}"
+            );
+        }
+        for none in [
+            "- - env_kwargs\n  - null\n- - seed\n  - 1\n",
+            "env_kwargs: {}\n",
+            "env_kwargs:\nseed: 1\n",
+            "seed: 1\n",
+        ] {
+            assert_eq!(mapping_of(none, "env_kwargs").unwrap(), [], "{none}");
+        }
+        for nested in [
+            "env_kwargs:\n  wrapper:\n    a: 1\n",
+            "env_kwargs: {a: [1, 2]}\n",
+            "- - env_kwargs\n  - 5\n",
+        ] {
+            assert!(mapping_of(nested, "env_kwargs").is_err(), "{nested}");
+        }
+        assert_eq!(yaml_scalar("2.0"), KwargValue::Float(2.0));
+        assert_eq!(yaml_scalar("1e-3"), KwargValue::Float(1e-3));
+        assert_eq!(yaml_scalar("100"), KwargValue::Int(100));
+        assert_eq!(yaml_scalar("True"), KwargValue::Bool(true));
+        assert_eq!(yaml_scalar("'100'"), KwargValue::Str("100"));
+        assert_eq!(yaml_scalar("inf"), KwargValue::Str("inf"));
+    }
+
+    #[test]
+    fn a_run_folders_env_comes_with_its_keyword_arguments_or_is_refused_by_name() {
+        let run = scratch("env-kwargs").join("Pendulum-v1_1");
+        std::fs::create_dir_all(run.join("Pendulum-v1")).unwrap();
+        let zip = run.join("Pendulum-v1.zip");
+        let args = run.join("Pendulum-v1/args.yml");
+        std::fs::write(&args, "env: Pendulum-v1\nenv_kwargs:\n  g: 2.0\n").unwrap();
+        let env = zoo_env(&zip).unwrap().unwrap();
+        assert_eq!(env.to_string(), "Pendulum-v1(g=2.0)");
+        for (kwargs, named) in [
+            ("  gravity: 2.0\n", "gravity"),
+            ("  g: heavy\n", "must be a number"),
+            ("  max_episode_steps: 0\n", "max_episode_steps"),
+        ] {
+            std::fs::write(&args, format!("env: Pendulum-v1\nenv_kwargs:\n{kwargs}")).unwrap();
+            let error = zoo_env(&zip).unwrap_err();
+            assert!(
+                error.contains("args.yml") && error.contains(named) && error.contains("refused"),
+                "{error}"
+            );
+        }
+        std::fs::write(&args, "env: Pendulum-v1\n").unwrap();
+        std::fs::write(run.join("Pendulum-v1/config.yml"), "frame_stack: 4\n").unwrap();
+        let error = zoo_env(&zip).unwrap_err();
+        assert!(
+            error.contains("config.yml") && error.contains("frame_stack"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(run.parent().unwrap()).unwrap();
     }
 
     #[test]

@@ -20,13 +20,173 @@ const FONT_PATHS: [&str; 2] = [
 /// The family name figures use for text.
 pub const FONT: &str = "sans-serif";
 
-/// Width and height of every figure, in pixels.
-const SIZE: (u32, u32) = (800, 500);
+/// The grid's lines: one light line per labelled tick, none between.
+pub const GRID: plotters::style::RGBAColor = plotters::style::RGBAColor(0, 0, 0, 0.12);
+
+/// How figures are written: their size, the PNG's resolution and a title that replaces the
+/// one a figure gives itself (`--title`, `--width`, `--height`, `--dpi`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureOptions {
+    /// Replaces the figure's own title.
+    pub title: Option<String>,
+    /// Width in inches.
+    pub width: f64,
+    /// Height in inches.
+    pub height: f64,
+    /// The PNG's pixels per inch (the SVG is drawn at [`SVG_DPI`], as browsers show it).
+    pub dpi: u32,
+}
+
+/// The pixels per inch an SVG's sizes are in (CSS pixels).
+pub const SVG_DPI: u32 = 96;
+
+/// The resolution every size (fonts, margins, lines) a figure names is given at: a figure
+/// drawn at another is scaled, so its text keeps its size relative to the page.
+const DESIGN_DPI: f64 = 100.0;
+
+/// The largest side accepted, in inches.
+const MAX_INCHES: f64 = 100.0;
+
+/// The resolutions accepted.
+const DPI_RANGE: std::ops::RangeInclusive<u32> = 10..=1200;
+
+/// The most pixels a PNG may have (its buffer is three bytes a pixel).
+const MAX_PIXELS: u64 = 100_000_000;
+
+impl Default for FigureOptions {
+    fn default() -> Self {
+        Self {
+            title: None,
+            width: 8.0,
+            height: 5.0,
+            dpi: 100,
+        }
+    }
+}
+
+impl FigureOptions {
+    /// Checks the sizes (naming the flag at fault) before anything is drawn or allocated.
+    pub fn check(&self) -> Result<(), String> {
+        for (flag, inches) in [("--width", self.width), ("--height", self.height)] {
+            if !(inches > 0.0 && inches <= MAX_INCHES) {
+                return Err(format!(
+                    "{flag} {inches}: a figure's side is in inches, more than 0 and at most \
+                     {MAX_INCHES}"
+                ));
+            }
+        }
+        if !DPI_RANGE.contains(&self.dpi) {
+            return Err(format!(
+                "--dpi {}: must lie in {}..={}",
+                self.dpi,
+                DPI_RANGE.start(),
+                DPI_RANGE.end()
+            ));
+        }
+        let (w, h) = self.pixels(self.dpi);
+        if u64::from(w) * u64::from(h) > MAX_PIXELS {
+            return Err(format!(
+                "--width {} --height {} --dpi {}: a {w} x {h} PNG is more than {MAX_PIXELS} \
+                 pixels",
+                self.width, self.height, self.dpi
+            ));
+        }
+        Ok(())
+    }
+
+    /// The figure's size in pixels at `dpi`.
+    fn pixels(&self, dpi: u32) -> (u32, u32) {
+        let side = |inches: f64| (inches * f64::from(dpi)).round().max(1.0) as u32;
+        (side(self.width), side(self.height))
+    }
+}
+
+/// What a figure draws with on one file: its scale and title.
+#[derive(Debug, Clone, Copy)]
+pub struct Look<'a> {
+    scale: f64,
+    title: Option<&'a str>,
+}
+
+impl<'a> Look<'a> {
+    /// `size` (a font size, a margin, a line width given at 100 pixels per inch) at this
+    /// file's resolution.
+    pub fn px(&self, size: u32) -> u32 {
+        (f64::from(size) * self.scale).round().max(1.0) as u32
+    }
+
+    /// The text font at `size` (given at 100 pixels per inch).
+    pub fn font(&self, size: u32) -> (&'static str, u32) {
+        (FONT, self.px(size))
+    }
+
+    /// The title: the one asked for, else the figure's own.
+    pub fn title(&self, own: &'a str) -> &'a str {
+        self.title.unwrap_or(own)
+    }
+}
+
+/// A value as a tick label: whole numbers from 10 up, two decimals below.
+pub fn compact(value: f64) -> String {
+    if value.abs() >= 10.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// A count of environment steps as a tick label: `500`, `10k`, `2.5M`.
+pub fn steps_label(steps: f64) -> String {
+    let (value, unit) = match steps.abs() {
+        s if s >= 1e9 => (steps / 1e9, "G"),
+        s if s >= 1e6 => (steps / 1e6, "M"),
+        s if s >= 1e3 => (steps / 1e3, "k"),
+        _ => (steps, ""),
+    };
+    // One decimal where it says something (2.5M), none where it does not (10k).
+    let shown = format!("{value:.1}");
+    let shown = shown.strip_suffix(".0").unwrap_or(&shown);
+    format!("{shown}{unit}")
+}
+
+/// Draws a legend in `area` (beside the chart, never over its data): a swatch of each
+/// entry's colour and its name, one entry a line from the top.
+pub fn legend_beside<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, plotters::style::RGBColor)],
+    look: &Look<'_>,
+) -> Result<(), String> {
+    use plotters::element::{PathElement, Text};
+    use plotters::style::{Color, IntoFont};
+    let line = look.px(22) as i32;
+    let (swatch, gap) = (look.px(18) as i32, look.px(6) as i32);
+    let top = look.px(48) as i32;
+    for (k, (name, colour)) in entries.iter().enumerate() {
+        let y = top + k as i32 * line;
+        area.draw(&PathElement::new(
+            vec![(gap, y), (gap + swatch, y)],
+            colour.stroke_width(look.px(3)),
+        ))
+        .map_err(|e| e.to_string())?;
+        let font = (FONT, look.px(14)).into_font();
+        area.draw(&Text::new(
+            name.clone(),
+            (2 * gap + swatch, y - look.px(7) as i32),
+            font,
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// Something that can draw itself on any plotters backend.
 pub trait Figure {
-    /// Draws onto `root`; errors are plotters' messages.
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
+    /// Draws onto `root` with `look`'s sizes and title; errors are plotters' messages.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+        look: &Look<'_>,
+    ) -> Result<(), String>;
 }
 
 /// A figure could not be written.
@@ -82,16 +242,22 @@ fn staged(path: &Path, draw: impl FnOnce(&Path) -> Result<(), String>) -> Result
     gradless_files::replace_with(&staging, path).map_err(|e| failed(e.to_string()))
 }
 
-/// Writes `<stem>.svg` and `<stem>.png` (creating the folder); returns the files written.
-/// Each is drawn into a staging file and moved into place under [`gradless_files`]' rules: a
-/// link, FIFO or device at either path is refused, not written through.
-pub fn write_svg_and_png(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
+/// Writes `<stem>.svg` and `<stem>.png` (creating the folder) as `options` say; returns
+/// the files written. Each is drawn into a staging file and moved into place under
+/// [`gradless_files`]' rules: a link, FIFO or device at either path is refused, not written
+/// through. The PNG records its resolution (a `pHYs` chunk).
+pub fn write_svg_and_png(
+    figure: &impl Figure,
+    stem: &Path,
+    options: &FigureOptions,
+) -> Result<Vec<PathBuf>, PlotError> {
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
     let failed = |path: &Path| {
         let path = path.to_path_buf();
         move |reason: String| PlotError { path, reason }
     };
+    options.check().map_err(failed(&svg))?;
     if let Some(folder) = stem.parent().filter(|f| !f.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(|e| failed(folder)(e.to_string()))?;
     }
@@ -99,11 +265,173 @@ pub fn write_svg_and_png(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBu
     for path in [&svg, &png] {
         gradless_files::check_replaceable(path).map_err(|e| failed(path)(e.to_string()))?;
     }
+    let look = |dpi: u32| Look {
+        scale: f64::from(dpi) / DESIGN_DPI,
+        title: options.title.as_deref(),
+    };
     staged(&svg, |staging| {
-        figure.draw(SVGBackend::new(staging, SIZE).into_drawing_area())
+        let root = SVGBackend::new(staging, options.pixels(SVG_DPI)).into_drawing_area();
+        figure.draw(root, &look(SVG_DPI))
     })?;
     staged(&png, |staging| {
-        figure.draw(BitMapBackend::new(staging, SIZE).into_drawing_area())
+        let root = BitMapBackend::new(staging, options.pixels(options.dpi)).into_drawing_area();
+        figure.draw(root, &look(options.dpi))?;
+        record_resolution(staging, options.dpi)
     })?;
     Ok(vec![svg, png])
+}
+
+/// Adds a `pHYs` chunk (pixels per metre) after the PNG's header chunk, so that a viewer or
+/// a typesetter sizes the image as `--dpi` says.
+fn record_resolution(png: &Path, dpi: u32) -> Result<(), String> {
+    // The signature (8 bytes), then IHDR: length, type, 13 bytes of data, CRC.
+    const AFTER_HEADER: usize = 8 + 4 + 4 + 13 + 4;
+    let bytes = std::fs::read(png).map_err(|e| e.to_string())?;
+    if bytes.len() < AFTER_HEADER || &bytes[12..16] != b"IHDR" {
+        return Err("the PNG encoder wrote no header chunk".into());
+    }
+    let per_metre = (f64::from(dpi) / 0.0254).round() as u32;
+    let mut chunk = Vec::with_capacity(21);
+    chunk.extend_from_slice(&9u32.to_be_bytes());
+    chunk.extend_from_slice(b"pHYs");
+    chunk.extend_from_slice(&per_metre.to_be_bytes());
+    chunk.extend_from_slice(&per_metre.to_be_bytes());
+    chunk.push(1); // the unit: the metre
+    let crc = crc32fast::hash(&chunk[4..]);
+    chunk.extend_from_slice(&crc.to_be_bytes());
+    let mut out = Vec::with_capacity(bytes.len() + chunk.len());
+    out.extend_from_slice(&bytes[..AFTER_HEADER]);
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&bytes[AFTER_HEADER..]);
+    std::fs::write(png, out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::prelude::*;
+
+    struct Titled;
+
+    impl Figure for Titled {
+        fn draw<DB: DrawingBackend>(
+            &self,
+            root: DrawingArea<DB, Shift>,
+            look: &Look<'_>,
+        ) -> Result<(), String> {
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            root.titled(look.title("its own title"), look.font(20))
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("gradless-plots-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A PNG's width and height (IHDR) and its pixels per metre (pHYs).
+    fn png_size_and_resolution(bytes: &[u8]) -> ((u32, u32), Option<u32>) {
+        let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        let size = (be(16), be(20));
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let length = be(at) as usize;
+            if &bytes[at + 4..at + 8] == b"pHYs" {
+                assert_eq!(be(at + 8), be(at + 12), "square pixels");
+                let crc = crc32fast::hash(&bytes[at + 4..at + 8 + length]);
+                assert_eq!(be(at + 8 + length), crc, "the chunk's CRC");
+                return (size, Some(be(at + 8)));
+            }
+            at += 12 + length;
+        }
+        (size, None)
+    }
+
+    #[test]
+    fn size_resolution_and_title_reach_both_files() {
+        let dir = scratch("options");
+        let options = FigureOptions {
+            title: Some("PPO on CartPole-v1".into()),
+            width: 3.5,
+            height: 2.5,
+            dpi: 300,
+        };
+        let files = write_svg_and_png(&Titled, &dir.join("figure"), &options).unwrap();
+        let svg = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(
+            svg.contains(r#"width="336" height="240""#),
+            "{}",
+            &svg[..200]
+        );
+        assert!(svg.contains("PPO on CartPole-v1") && !svg.contains("its own title"));
+        let png = std::fs::read(&files[1]).unwrap();
+        assert_eq!(png_size_and_resolution(&png), ((1050, 750), Some(11811)));
+        // The default size and the figure's own title.
+        let files =
+            write_svg_and_png(&Titled, &dir.join("plain"), &FigureOptions::default()).unwrap();
+        assert!(
+            std::fs::read_to_string(&files[0])
+                .unwrap()
+                .contains("its own title")
+        );
+        let png = std::fs::read(&files[1]).unwrap();
+        assert_eq!(png_size_and_resolution(&png), ((800, 500), Some(3937)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn step_counts_read_as_papers_write_them() {
+        let labels: Vec<String> = [0.0, 500.0, 2000.0, 10_000.0, 51_200.0, 2_500_000.0, 1e6]
+            .into_iter()
+            .map(steps_label)
+            .collect();
+        assert_eq!(labels, ["0", "500", "2k", "10k", "51.2k", "2.5M", "1M"]);
+    }
+
+    #[test]
+    fn sizes_are_bounded_before_anything_is_drawn() {
+        let dir = scratch("bounds");
+        for (options, flag) in [
+            (
+                FigureOptions {
+                    width: 0.0,
+                    ..FigureOptions::default()
+                },
+                "--width",
+            ),
+            (
+                FigureOptions {
+                    height: f64::NAN,
+                    ..FigureOptions::default()
+                },
+                "--height",
+            ),
+            (
+                FigureOptions {
+                    dpi: 5,
+                    ..FigureOptions::default()
+                },
+                "--dpi",
+            ),
+            (
+                FigureOptions {
+                    width: 90.0,
+                    height: 90.0,
+                    dpi: 1200,
+                    ..FigureOptions::default()
+                },
+                "pixels",
+            ),
+        ] {
+            let error = write_svg_and_png(&Titled, &dir.join("figure"), &options)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(flag), "{error}");
+        }
+        assert!(!dir.exists(), "nothing written");
+    }
 }

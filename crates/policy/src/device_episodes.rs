@@ -297,6 +297,7 @@ mod tests {
     use crate::network::Activation;
     use crate::network::{ActionHead, ActorCritic};
     use crate::soft_actor_critic::{ActionBounds, SquashedGaussianActor};
+    use gradless_envs::MakeArgs;
 
     fn wgpu() -> InferenceDevice {
         InferenceDevice::new(&open(Backend::Wgpu).expect("a wgpu adapter (lavapipe on CI)"))
@@ -318,11 +319,20 @@ mod tests {
     }
 
     fn run(agent: &Agent, env: &str, backend: EnvBackend, plan: EpisodePlan) -> Vec<SeededEpisode> {
-        run_episodes(agent, env, backend, plan, |_| {}, |_| {}).unwrap()
+        run_episodes(
+            agent,
+            &MakeArgs::registered(env),
+            backend,
+            plan,
+            |_| {},
+            |_| {},
+        )
+        .unwrap()
     }
 
     fn per_step(agent: &Agent, env: &str, plan: EpisodePlan) -> Vec<SeededEpisode> {
-        run_episodes_per_step(agent, env, EnvBackend::Device, plan, |_| {}, |_| {}).unwrap()
+        let env = MakeArgs::registered(env);
+        run_episodes_per_step(agent, &env, EnvBackend::Device, plan, |_| {}, |_| {}).unwrap()
     }
 
     /// Whether two returns agree to float32 rounding (integer rewards sum exactly).
@@ -398,7 +408,7 @@ mod tests {
             let mut progress = Vec::new();
             let episodes = run_episodes(
                 &agent,
-                "CartPole-v1",
+                &MakeArgs::registered("CartPole-v1"),
                 EnvBackend::Device,
                 plan(7, 23, slots),
                 |_| {},
@@ -560,7 +570,8 @@ mod tests {
         let agent = Agent::actor_critic(&model, &device);
         let why = EpisodeProgram::for_agent(&agent, "CartPole-v1", false).unwrap_err();
         assert!(why.contains("wider"), "{why}");
-        let (route, why) = EpisodeRoute::preferred(&agent, "CartPole-v1", &plan(0, 6, 3));
+        let (route, why) =
+            EpisodeRoute::preferred(&agent, &MakeArgs::registered("CartPole-v1"), &plan(0, 6, 3));
         assert_eq!(route.backend(), EnvBackend::Cpu);
         assert!(why.contains("wider"), "{why}");
         let episodes = run(&agent, "CartPole-v1", EnvBackend::Device, plan(0, 6, 3));
@@ -581,18 +592,27 @@ mod tests {
                 stochastic,
                 ..plan(0, 100, 16)
             };
-            let (route, why) = EpisodeRoute::preferred(&on_gpu, "CartPole-v1", &plan);
+            let (route, why) =
+                EpisodeRoute::preferred(&on_gpu, &MakeArgs::registered("CartPole-v1"), &plan);
             assert_eq!(route.backend(), EnvBackend::Device, "{why}");
         }
         let too_many = plan(0, MAX_KERNEL_EPISODES + 1, 16);
-        let (route, why) = EpisodeRoute::preferred(&on_gpu, "CartPole-v1", &too_many);
+        let (route, why) =
+            EpisodeRoute::preferred(&on_gpu, &MakeArgs::registered("CartPole-v1"), &too_many);
         assert_eq!(route.backend(), EnvBackend::Cpu);
         assert!(why.contains("at most"), "{why}");
         let plan = plan(0, 100, 16);
-        let (route, why) = EpisodeRoute::preferred(&on_gpu, "Acrobot-v1", &plan);
+        let (route, why) =
+            EpisodeRoute::preferred(&on_gpu, &MakeArgs::registered("Acrobot-v1"), &plan);
         assert_eq!(route.backend(), EnvBackend::Cpu, "{why}");
+        let mut lighter = MakeArgs::registered("CartPole-v1");
+        lighter.options.sutton_barto_reward = true;
+        let (route, why) = EpisodeRoute::preferred(&on_gpu, &lighter, &plan);
+        assert_eq!(route.backend(), EnvBackend::Cpu);
+        assert!(why.contains("registered physics"), "{why}");
         let on_flex = shipped("cartpole-v1-ppo", &cpu);
-        let (route, why) = EpisodeRoute::preferred(&on_flex, "CartPole-v1", &plan);
+        let (route, why) =
+            EpisodeRoute::preferred(&on_flex, &MakeArgs::registered("CartPole-v1"), &plan);
         assert_eq!(route.backend(), EnvBackend::Cpu);
         assert!(why.contains("flex"), "{why}");
     }

@@ -1,8 +1,8 @@
 //! Running an agent for a fixed set of episodes on an env batch of either backend.
 
 use gradless_device_envs::EnvBackend;
-use gradless_device_envs::{StepSignals, make_batch};
-use gradless_envs::{Action, EnvRng, make};
+use gradless_device_envs::{StepSignals, device_env_id, make_batch};
+use gradless_envs::{Action, EnvRng, MakeArgs};
 
 use crate::acting::Agent;
 use crate::actions::{ActError, Selection};
@@ -18,7 +18,7 @@ fn action_rng(seed: u64) -> EnvRng {
 /// the queued steps); CPU envs count on the host and are checked every step.
 const DEVICE_CHECK_EVERY: usize = 32;
 
-/// Runs the plan's episodes of `env_id` with the envs on `backend` and returns them in
+/// Runs the plan's episodes of `env` with the envs on `backend` and returns them in
 /// episode order; `on_episode` then sees each in turn.
 ///
 /// Unbiased by a fixed quota: env slot `k` runs exactly its share of the episodes (the first
@@ -38,21 +38,21 @@ const DEVICE_CHECK_EVERY: usize = 32;
 /// grows (checked every step on the CPU, every few dozen on a device).
 pub fn run_episodes(
     agent: &Agent,
-    env_id: &str,
+    env: &MakeArgs,
     backend: EnvBackend,
     plan: EpisodePlan,
     on_episode: impl FnMut(&SeededEpisode),
     on_progress: impl Progress,
 ) -> Result<Vec<SeededEpisode>, ActError> {
-    let route = EpisodeRoute::on(agent, env_id, backend, &plan);
-    run_routed(agent, env_id, route, plan, on_episode, on_progress)
+    let route = EpisodeRoute::on(agent, env, backend, &plan);
+    run_routed(agent, env, route, plan, on_episode, on_progress)
 }
 
 /// [`run_episodes`] along a route decided before (see [`EpisodeRoute::preferred`]), whose
 /// kernel program is not built again.
 pub fn run_routed(
     agent: &Agent,
-    env_id: &str,
+    env: &MakeArgs,
     route: EpisodeRoute,
     plan: EpisodePlan,
     on_episode: impl FnMut(&SeededEpisode),
@@ -67,8 +67,15 @@ pub fn run_routed(
         Route::Kernel { program, steps } => {
             let quotas = SlotQuotas::new(plan.episodes, num_envs);
             let device = agent.inference_device().device();
-            let episodes =
-                run_with_kernel(&program, steps, env_id, &plan, &quotas, device, on_progress)?;
+            let episodes = run_with_kernel(
+                &program,
+                steps,
+                &env.id,
+                &plan,
+                &quotas,
+                device,
+                on_progress,
+            )?;
             return finish(episodes, on_episode);
         }
         // Only the kernel draws actions on the device.
@@ -83,7 +90,7 @@ pub fn run_routed(
         }
         Route::CpuSteps => EnvBackend::Cpu,
     };
-    run_episodes_per_step(agent, env_id, backend, plan, on_episode, on_progress)
+    run_episodes_per_step(agent, env, backend, plan, on_episode, on_progress)
 }
 
 /// Where a plan's episodes run, decided once, the episode kernel's program (the network
@@ -103,9 +110,9 @@ enum Route {
 impl EpisodeRoute {
     /// The envs on `backend`: on the device in the episode kernel where it runs the plan,
     /// else one step at a time.
-    pub fn on(agent: &Agent, env_id: &str, backend: EnvBackend, plan: &EpisodePlan) -> Self {
+    pub fn on(agent: &Agent, env: &MakeArgs, backend: EnvBackend, plan: &EpisodePlan) -> Self {
         match backend {
-            EnvBackend::Device => match kernel_for(agent, env_id, plan) {
+            EnvBackend::Device => match kernel_for(agent, env, plan) {
                 Ok((program, steps)) => Self(Route::Kernel { program, steps }),
                 Err(why) => Self(Route::DeviceSteps { why }),
             },
@@ -113,17 +120,17 @@ impl EpisodeRoute {
         }
     }
 
-    /// Where the envs of `agent`'s episodes of `env_id` step best when the user leaves it
+    /// Where the envs of `agent`'s episodes of `env` step best when the user leaves it
     /// open, and why: on the device when the episode kernel runs the plan there (on wgpu,
     /// even on lavapipe, it outran the CPU envs at every size measured: docs/speed.md), else
     /// on the CPU, Gymnasium-exact.
-    pub fn preferred(agent: &Agent, env_id: &str, plan: &EpisodePlan) -> (Self, String) {
+    pub fn preferred(agent: &Agent, env: &MakeArgs, plan: &EpisodePlan) -> (Self, String) {
         let kernel = if plan.episodes > MAX_KERNEL_EPISODES {
             Err(format!(
                 "it runs at most {MAX_KERNEL_EPISODES} episodes at a time"
             ))
         } else {
-            kernel_for(agent, env_id, plan)
+            kernel_for(agent, env, plan)
         };
         match kernel {
             Ok((program, steps)) => (
@@ -150,13 +157,14 @@ impl EpisodeRoute {
 /// slot quota, or why the kernel does not run it.
 fn kernel_for(
     agent: &Agent,
-    env_id: &str,
+    env: &MakeArgs,
     plan: &EpisodePlan,
 ) -> Result<(EpisodeProgram, u32), String> {
     // The first slot's quota, the largest (see `SlotQuotas`).
     let most_per_slot = plan
         .episodes
         .div_ceil(plan.num_envs.min(plan.episodes).max(1));
+    let env_id = device_env_id(env).map_err(|e| e.to_string())?;
     let program = EpisodeProgram::for_agent(agent, env_id, plan.stochastic)?;
     let steps = program.steps_per_launch(most_per_slot)?;
     Ok((program, steps))
@@ -169,7 +177,7 @@ fn kernel_for(
 /// split, that state would be passed around whole.
 pub fn run_episodes_per_step(
     agent: &Agent,
-    env_id: &str,
+    env: &MakeArgs,
     backend: EnvBackend,
     plan: EpisodePlan,
     on_episode: impl FnMut(&SeededEpisode),
@@ -191,7 +199,7 @@ pub fn run_episodes_per_step(
     } = SlotQuotas::new(plan.episodes, num_envs);
     let seed_of = |episode: usize| plan.first_seed + episode as u64;
     let mut envs = make_batch(
-        env_id,
+        env,
         num_envs,
         backend,
         agent.inference_device().device(),
@@ -302,19 +310,19 @@ fn finish(
     Ok(episodes)
 }
 
-/// One episode of `env_id` from `seed` on a single CPU env, acting as [`run_episodes`] acts
+/// One episode of `env` from `seed` on a single CPU env, acting as [`run_episodes`] acts
 /// in the episode of that seed (the same actions; in stochastic plans the same draws), so
 /// it is that episode; numbered `episode`. `watch` sees the env's float64 state after the
 /// reset and after every step, with the action that led there (`None` after the reset).
 pub fn watch_episode(
     agent: &Agent,
-    env_id: &str,
+    env: &MakeArgs,
     episode: usize,
     seed: u64,
     stochastic: bool,
     mut watch: impl FnMut(&[f64], Option<Action<'_>>),
 ) -> Result<SeededEpisode, ActError> {
-    let mut env = make(env_id)?;
+    let mut env = env.make()?;
     let dim = env.observation_space().flat_dim();
     let mut observation = env.reset(Some(seed));
     let mut rng = [action_rng(seed)];
@@ -385,7 +393,7 @@ mod tests {
         let mut progress = Vec::new();
         let episodes = run_episodes(
             agent,
-            "CartPole-v1",
+            &MakeArgs::registered("CartPole-v1"),
             EnvBackend::Cpu,
             plan,
             |_| {},
@@ -420,7 +428,7 @@ mod tests {
         });
         let error = run_episodes(
             &agent,
-            "CartPole-v1",
+            &MakeArgs::registered("CartPole-v1"),
             EnvBackend::Cpu,
             plan,
             |_| {},
@@ -475,7 +483,7 @@ mod tests {
                 let mut actions = 0;
                 let watched = watch_episode(
                     &agent,
-                    "CartPole-v1",
+                    &MakeArgs::registered("CartPole-v1"),
                     expected.episode,
                     seed,
                     stochastic,
@@ -515,7 +523,7 @@ mod tests {
         let mut last_progress = 0;
         let episodes = run_episodes(
             &agent,
-            "CartPole-v1",
+            &MakeArgs::registered("CartPole-v1"),
             EnvBackend::Device,
             plan,
             |_| seen += 1,
@@ -534,7 +542,7 @@ mod tests {
         // (float32 trajectories may drift from float64 ones over 500 steps).
         let again = run_episodes(
             &agent,
-            "CartPole-v1",
+            &MakeArgs::registered("CartPole-v1"),
             EnvBackend::Device,
             plan,
             |_| {},
@@ -557,8 +565,8 @@ mod tests {
             num_envs: 2,
             stochastic: true,
         };
-        let device_envs = EnvBackend::Device;
-        let error = run_episodes(&agent, "CartPole-v1", device_envs, plan, |_| {}, |_| {});
+        let (device_envs, cartpole) = (EnvBackend::Device, MakeArgs::registered("CartPole-v1"));
+        let error = run_episodes(&agent, &cartpole, device_envs, plan, |_| {}, |_| {});
         let Err(ActError::Plan(why)) = error else {
             panic!("{error:?}");
         };
@@ -566,7 +574,7 @@ mod tests {
             why.contains("episode kernel") && why.contains("flex"),
             "{why}"
         );
-        let error = run_episodes_per_step(&agent, "CartPole-v1", device_envs, plan, |_| {}, |_| {});
+        let error = run_episodes_per_step(&agent, &cartpole, device_envs, plan, |_| {}, |_| {});
         assert!(matches!(error, Err(ActError::Unsupported(_))), "{error:?}");
     }
 }

@@ -6,6 +6,7 @@
 use gradless_device::InferenceDevice;
 use gradless_device_envs::{EnvBackend, FinishedEpisodes, StepKernel};
 use gradless_device_envs::{EnvBatch, make_batch};
+use gradless_envs::MakeArgs;
 
 use crate::acting::{ActError, Agent, Selection};
 
@@ -15,15 +16,15 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// `num_envs` envs of `env_id` on `backend`, reset from seed 0.
+    /// `num_envs` envs `env` makes, on `backend`, reset from seed 0.
     pub fn new(
-        env_id: &str,
+        env: &MakeArgs,
         num_envs: usize,
         backend: EnvBackend,
         device: &InferenceDevice,
     ) -> Result<Self, ActError> {
         Ok(Self {
-            envs: make_batch(env_id, num_envs, backend, device.device(), 0)?,
+            envs: make_batch(env, num_envs, backend, device.device(), 0)?,
         })
     }
 
@@ -85,7 +86,8 @@ mod tests {
         );
         let agent = Agent::actor_critic(&model, &device);
         for backend in [EnvBackend::Cpu, EnvBackend::Device] {
-            let mut rollout = Rollout::new("CartPole-v1", 16, backend, &device).unwrap();
+            let mut rollout =
+                Rollout::new(&MakeArgs::registered("CartPole-v1"), 16, backend, &device).unwrap();
             assert_eq!(rollout.num_envs(), 16);
             assert_eq!(rollout.queues_steps(), backend == EnvBackend::Device);
             // An untrained policy drops the pole within a few dozen steps.

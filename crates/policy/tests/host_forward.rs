@@ -4,7 +4,7 @@
 use burn::prelude::Device;
 use gradless_device::InferenceDevice;
 use gradless_device_envs::EnvBackend;
-use gradless_envs::EnvRng;
+use gradless_envs::{EnvRng, MakeArgs};
 
 use gradless_policy::{
     ActError, ActionBatch, ActionBounds, ActionHead, Activation, ActorCritic, Agent, EpisodePlan,
@@ -138,8 +138,9 @@ fn shipped_agents_give_the_same_episodes_through_the_host_loop() {
             num_envs: 20,
             stochastic: false,
         };
+        let env = MakeArgs::registered(env);
         let run = |agent: &Agent| {
-            run_episodes(agent, env, EnvBackend::Cpu, plan, |_| {}, |_| {}).unwrap()
+            run_episodes(agent, &env, EnvBackend::Cpu, plan, |_| {}, |_| {}).unwrap()
         };
         let host = run(&agent);
         let tensor_ops = run(&agent.with_forward(PolicyForward::TensorOps));

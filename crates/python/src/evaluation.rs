@@ -260,6 +260,17 @@ fn evaluation_dict<'py>(
     result.set_item("truncated_fraction", summary.truncated_fraction)?;
     result.set_item("checkpoint", evaluation.checkpoint.display().to_string())?;
     result.set_item("env", &evaluation.env)?;
+    let env_kwargs = PyDict::new(py);
+    for (key, value) in evaluation.env_kwargs.kwargs() {
+        if let Some(flag) = value.as_bool() {
+            env_kwargs.set_item(key, flag)?;
+        } else if let Some(int) = value.as_u64() {
+            env_kwargs.set_item(key, int)?;
+        } else {
+            env_kwargs.set_item(key, value.as_f64())?;
+        }
+    }
+    result.set_item("env_kwargs", env_kwargs)?;
     result.set_item("env_backend", evaluation.env_backend.to_string())?;
     Ok(result)
 }

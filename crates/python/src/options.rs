@@ -1,10 +1,10 @@
 //! What `gymnasium.make(id, **kwargs)` may pass to our envs, checked the way Python checks
 //! keyword arguments: an unknown one is a `TypeError` naming it.
 
-use gradless_envs::{MakeOptions, SPECS, StepLimit};
+use gradless_envs::{KwargError, KwargValue, MakeOptions, SPECS, StepLimit};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict};
 
 /// The ids gradless registers with Gymnasium (under `gradless/`), in Gymnasium's order.
 #[pyfunction]
@@ -12,7 +12,9 @@ pub fn known_ids() -> Vec<&'static str> {
     SPECS.iter().map(|spec| spec.id).collect()
 }
 
-/// The options of `env_id` from the env's own keyword arguments, with `step_limit`.
+/// The options of `env_id` from the env's own keyword arguments, with `step_limit`: an
+/// unknown keyword or a value of the wrong type is a `TypeError`, a value out of range a
+/// `ValueError`, as Python would raise them.
 pub fn make_options(
     env_id: &str,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -27,28 +29,38 @@ pub fn make_options(
     };
     for (key, value) in kwargs.iter() {
         let key: String = key.extract()?;
-        match key.as_str() {
-            "sutton_barto_reward" => {
-                let type_name = value.get_type().name()?;
-                options.sutton_barto_reward = value.extract().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "sutton_barto_reward must be a bool, got {type_name}"
-                    ))
-                })?;
-            }
-            "g" => {
-                let type_name = value.get_type().name()?;
-                options.gravity = Some(value.extract().map_err(|_| {
-                    PyTypeError::new_err(format!("g must be a number, got {type_name}"))
-                })?);
-            }
-            "render_mode" if value.is_none() => {}
-            other => {
-                return Err(PyTypeError::new_err(format!(
-                    "{env_id} got an unexpected keyword argument '{other}'"
-                )));
-            }
+        // `max_episode_steps` is `make`'s own argument here, given apart from these; these
+        // envs draw nothing, so they take no render mode.
+        if key == "max_episode_steps" || (key == "render_mode" && !value.is_none()) {
+            return Err(PyTypeError::new_err(format!(
+                "{env_id} got an unexpected keyword argument '{key}'"
+            )));
         }
+        let text;
+        let value = if value.is_none() {
+            KwargValue::None
+        } else if let Ok(flag) = value.cast::<PyBool>() {
+            KwargValue::Bool(flag.is_true())
+        } else if let Ok(int) = value.extract::<i64>() {
+            KwargValue::Int(int)
+        } else if let Ok(float) = value.extract::<f64>() {
+            KwargValue::Float(float)
+        } else if let Ok(string) = value.extract::<String>() {
+            text = string;
+            KwargValue::Str(&text)
+        } else {
+            let type_name = value.get_type().name()?;
+            return Err(PyTypeError::new_err(format!(
+                "{env_id}: {key} cannot be {type_name}"
+            )));
+        };
+        options.set(&key, value).map_err(|error| match error {
+            KwargError::BadValue { .. } => PyValueError::new_err(format!("{env_id}: {error}")),
+            KwargError::Unknown(_) => PyTypeError::new_err(format!(
+                "{env_id} got an unexpected keyword argument '{key}'"
+            )),
+            KwargError::WrongType { .. } => PyTypeError::new_err(format!("{env_id}: {error}")),
+        })?;
     }
     Ok(options)
 }

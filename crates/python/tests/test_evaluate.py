@@ -44,7 +44,8 @@ def test_foreign_agents_return_what_pytorch_and_gymnasium_return(name, entry):
 def test_rl_zoo_agents_evaluate_with_their_saved_normalisation():
     """RL Zoo's run layout: the zip's vecnormalize.pkl is applied, episode for episode as
     SB3 with RL Zoo's saved normalisation (benchmarks/rl_zoo/make_zoo_fixtures.py). A run
-    folder stands for its final model, its env read from its args.yml."""
+    folder stands for its final model, its env read from its args.yml with the keyword
+    arguments it was made with."""
     zoo = FIXTURES / "zoo"
     expected = json.loads((zoo / "expected_returns.json").read_text())
     for name, entry in expected.items():
@@ -55,6 +56,7 @@ def test_rl_zoo_agents_evaluate_with_their_saved_normalisation():
             episodes=len(entry["returns"]), seed=entry["first_seed"], device="flex",
         )
         assert ours.to_dict()["env"] == entry["env"]
+        assert ours.env_kwargs == (entry["env_kwargs"] if final else {})
         if entry["env"] in ("Pendulum-v1", "MountainCarContinuous-v0"):
             # Float32 actions from two libraries' arithmetic (measured figures in docs).
             np.testing.assert_allclose(ours.returns, entry["returns"], rtol=1e-6, atol=0)

@@ -10,6 +10,7 @@ use gradless_compare::{
     CompareSettings, Comparison, EnvReference, Group, GroupReport, RunScore, compare,
 };
 use gradless_device::InferenceDevice;
+use gradless_envs::MakeArgs;
 use gradless_evaluator::{
     AgentDevice, EnvBackend, EnvBackendChoice, EvalSettings, LoadedCheckpoint, default_eval_place,
     discover, evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation,
@@ -18,7 +19,7 @@ use gradless_evaluator::{
 use serde::Serialize;
 
 use crate::output::{print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, Scored, check_count};
+use crate::settings::{ActingArgs, EpisodeArgs, FigureArgs, Scored, check_count};
 
 /// Whether scores are normalised per env.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +63,8 @@ pub struct CompareArgs {
     /// Where the figures and comparison.json are written.
     #[arg(long, default_value = "comparison")]
     out: PathBuf,
+    #[command(flatten)]
+    figures: FigureArgs,
 }
 
 /// The most bootstrap resamples asked for: four times rliable's default of 50,000. Every
@@ -115,12 +118,14 @@ struct Scorer<'a> {
     args: &'a CompareArgs,
     settings: EvalSettings,
     device: Option<AgentDevice>,
+    /// Every env a run was evaluated on, each once, in the order first met.
+    envs: Vec<MakeArgs>,
 }
 
 impl Scorer<'_> {
     /// The mean return of `checkpoint` under the settings, from its saved evaluation or a
     /// new one (written where `gradless eval` writes it, the run locked meanwhile).
-    fn score(&mut self, run: &Path, checkpoint: &Path, env: &str) -> Result<f64> {
+    fn score(&mut self, run: &Path, checkpoint: &Path, env: &MakeArgs) -> Result<f64> {
         let (base, relative) = default_eval_place(checkpoint);
         if let Some(saved) = saved_evaluation(&base.join(&relative))
             && saved.matches(&self.settings, env)
@@ -144,7 +149,7 @@ impl Scorer<'_> {
     }
 
     /// Every evaluated checkpoint of a run whose evaluation matches, as `(step, mean)`.
-    fn curve(&self, checkpoints: &[PathBuf], env: &str) -> Vec<(u64, f64)> {
+    fn curve(&self, checkpoints: &[PathBuf], env: &MakeArgs) -> Vec<(u64, f64)> {
         checkpoints
             .iter()
             .filter_map(|c| {
@@ -176,10 +181,13 @@ impl Scorer<'_> {
                     run: run.clone(),
                     checkpoint,
                     curve: self.curve(&target.checkpoints, &env),
-                    env,
+                    env: env.to_string(),
                     score,
                     seed: target.zoo.as_ref().and_then(|zoo| zoo.seed),
                 });
+                if !self.envs.contains(&env) {
+                    self.envs.push(env);
+                }
             }
         }
         Ok(Group {
@@ -189,44 +197,36 @@ impl Scorer<'_> {
     }
 }
 
-/// The envs the groups' runs were evaluated on, each once, in name order.
-fn envs_of(groups: &[Group]) -> Vec<&str> {
-    let mut envs: Vec<&str> = groups
-        .iter()
-        .flat_map(|g| g.runs.iter().map(|r| r.env.as_str()))
-        .collect();
-    envs.sort();
-    envs.dedup();
-    envs
-}
-
-/// Each env's target (threshold) and, when normalising, its random-policy score.
+/// Each env's target (threshold) and, when normalising, its random-policy score; an env
+/// made with keyword arguments is an env of its own (its runs' `env` names it with them), and
+/// a threshold given for its id holds for it.
 fn references(
-    envs: &[&str],
+    envs: &[MakeArgs],
     thresholds: &[(Option<String>, f64)],
     normalize: bool,
     seed: u64,
 ) -> Result<Vec<EnvReference>> {
     if envs.len() > 1 && thresholds.iter().any(|(env, _)| env.is_none()) {
+        let names: Vec<String> = envs.iter().map(MakeArgs::to_string).collect();
         bail!(
             "--threshold: the runs span {}; give ENV=VALUE for each",
-            envs.join(", ")
+            names.join(", ")
         );
     }
     envs.iter()
-        .map(|&env| {
-            // A threshold for this env wins over one for every env.
-            let given = thresholds
+        .map(|env| {
+            let name = env.to_string();
+            // A threshold for this env wins over one for its id, then one for every env.
+            let given = [Some(name.as_str()), Some(env.id.as_str()), None]
                 .iter()
-                .find(|(e, _)| e.as_deref() == Some(env))
-                .or_else(|| thresholds.iter().find(|(e, _)| e.is_none()))
+                .find_map(|wanted| thresholds.iter().find(|(e, _)| e.as_deref() == *wanted))
                 .map(|(_, v)| *v);
-            let target = given.or(gradless_envs::spec(env)?.reward_threshold);
+            let target = given.or(gradless_envs::spec(&env.id)?.reward_threshold);
             let random = normalize
                 .then(|| random_policy_score(env, RANDOM_EPISODES, seed))
                 .transpose()?;
             Ok(EnvReference {
-                env: env.to_string(),
+                env: name,
                 target,
                 random,
             })
@@ -294,6 +294,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     args.counts.check(args.acting.seed)?;
     let named = parse_groups(&args.groups)?;
     let thresholds = parse_thresholds(&args.threshold)?;
+    let figures = args.figures.options()?;
     let out = prepare_output_dir(&args.out, Path::new(""))?;
     let mut scorer = Scorer {
         args,
@@ -301,12 +302,14 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
             .acting
             .eval_settings(&args.counts, EnvBackendChoice::Only(EnvBackend::Cpu))?,
         device: None,
+        envs: Vec::new(),
     };
     let groups: Vec<Group> = named
         .iter()
         .map(|(name, paths)| scorer.group(name, paths))
         .collect::<Result<_>>()?;
-    let envs = envs_of(&groups);
+    let mut envs = std::mem::take(&mut scorer.envs);
+    envs.sort_by_key(MakeArgs::to_string);
     let normalize = match args.normalize {
         Normalize::Auto => envs.len() > 1,
         Normalize::On => true,
@@ -339,7 +342,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     };
     let text = serde_json::to_vec_pretty(&file).context("serialising the comparison")?;
     write_atomically(&out.join("comparison.json"), &text)?;
-    for file in write_figures(&comparison, &out)? {
+    for file in write_figures(&comparison, &out, &figures)? {
         tracing::info!(file = %file.display(), "figure written");
     }
     Ok(())

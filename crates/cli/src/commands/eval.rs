@@ -16,13 +16,15 @@ use gradless_evaluator::{
 };
 
 use gradless_grad_modes::{Plan, Speedup, inference_speedup};
+use gradless_plots::FigureOptions;
 use gradless_policy::Checkpoint;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, Scored, check_count, lock_out};
+use crate::settings::{ActingArgs, EpisodeArgs, FigureArgs, Scored, check_count, lock_out};
+use crate::shard::Shard;
 
 /// Arguments of `gradless eval`.
 #[derive(Debug, Args)]
@@ -39,6 +41,8 @@ pub struct EvalArgs {
     counts: EpisodeArgs,
     #[command(flatten)]
     acting: ActingArgs,
+    #[command(flatten)]
+    figures: FigureArgs,
     /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i),
     /// `device` (beside the policy, in f32, from the starts the CPU envs' seeds give;
     /// CartPole, MountainCar-v0 and Pendulum-v1; `--stochastic` on wgpu only, drawn in the
@@ -69,57 +73,17 @@ pub struct EvalArgs {
     merge: bool,
 }
 
-/// `--shard`: this process's share of the checkpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Shard {
-    index: usize,
-    count: usize,
-}
-
-/// Where a job scheduler puts a task's index: Slurm job arrays, Kubernetes Indexed Jobs.
-const SHARD_INDEX_VARIABLES: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
-
-impl Shard {
-    /// `K/N`, or `N` with K from the first of [`SHARD_INDEX_VARIABLES`] that `variable` has.
-    fn parse(spec: &str, variable: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let number = |text: &str, what: &str| -> Result<usize> {
-            text.trim()
-                .parse()
-                .with_context(|| format!("--shard `{spec}`: {what} `{text}` is not a whole number"))
-        };
-        let (index, count) = match spec.split_once('/') {
-            Some((k, n)) => (number(k, "K")?, number(n, "N")?),
-            None => {
-                let count = number(spec, "N")?;
-                let (name, value) = SHARD_INDEX_VARIABLES
-                    .iter()
-                    .find_map(|name| variable(name).map(|value| (*name, value)))
-                    .with_context(|| {
-                        format!(
-                            "--shard {spec}: no shard index (give K/N, or set {})",
-                            SHARD_INDEX_VARIABLES.join(" or ")
-                        )
-                    })?;
-                (number(&value, name)?, count)
-            }
-        };
-        if count == 0 || index >= count {
-            bail!("--shard: shard {index} of {count} does not exist (K must lie in 0..N)");
-        }
-        Ok(Self { index, count })
+/// Keeps `shard`'s checkpoints, counted over every run in order (and the targets that
+/// still have some).
+fn keep_shard(shard: Shard, targets: &mut Vec<EvalTarget>) {
+    let mut position = 0;
+    for target in targets.iter_mut() {
+        target.checkpoints.retain(|_| {
+            position += 1;
+            shard.owns(position - 1)
+        });
     }
-
-    /// Keeps this shard's checkpoints (and the targets that still have some).
-    fn keep(&self, targets: &mut Vec<EvalTarget>) {
-        let mut position = 0;
-        for target in targets.iter_mut() {
-            target.checkpoints.retain(|_| {
-                position += 1;
-                (position - 1) % self.count == self.index
-            });
-        }
-        targets.retain(|t| !t.checkpoints.is_empty());
-    }
+    targets.retain(|t| !t.checkpoints.is_empty());
 }
 
 /// A checkpoint's evaluation as printed with `--json`.
@@ -143,9 +107,10 @@ fn grad_mode_report(
         // Another tool's policy: measured on a native copy of it, made for the measurement
         // in a folder of this process's only (mode 0700), removed when done.
         let scratch = ScratchDir::new()?;
-        let (policy, env_id) = gradless_evaluator::read_foreign_for_env(checkpoint, settings)?;
+        // Only the network is timed: the copy names the env by id alone.
+        let (policy, env) = gradless_evaluator::read_foreign_for_env(checkpoint, settings)?;
         let copy =
-            crate::foreign::write_native(checkpoint, &policy, &env_id, &scratch.0.join("policy"))?;
+            crate::foreign::write_native(checkpoint, &policy, &env.id, &scratch.0.join("policy"))?;
         inference_speedup(&copy, base, batch, &Plan::quick_report())?
     } else {
         let opened = Checkpoint::open(checkpoint)?;
@@ -377,12 +342,14 @@ struct EvalRun<'a> {
     base: Device,
     device: AgentDevice,
     shard: Option<Shard>,
+    figures: FigureOptions,
 }
 
 impl<'a> EvalRun<'a> {
     /// Checks every flag before the device opens (probing wgpu takes seconds).
     fn resolve(args: &'a EvalArgs) -> Result<Self> {
         args.counts.check(args.acting.seed)?;
+        let figures = args.figures.options()?;
         if args.record > 0 {
             check_count("--record", args.record, RecordPlan::MAX_EPISODES)?;
         }
@@ -407,17 +374,14 @@ impl<'a> EvalRun<'a> {
                  which runs on wgpu; on flex use --env-backend cpu"
             );
         }
-        let shard = args
-            .shard
-            .as_deref()
-            .map(|spec| Shard::parse(spec, |name| std::env::var(name).ok()))
-            .transpose()?;
+        let shard = args.shard.as_deref().map(Shard::from_flag).transpose()?;
         Ok(Self {
             args,
             settings,
             base,
             device,
             shard,
+            figures,
         })
     }
 
@@ -436,7 +400,7 @@ impl<'a> EvalRun<'a> {
         check_distinct_outputs(&targets, self.args.out.as_deref())?;
         if let Some(shard) = self.shard {
             let before: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
-            shard.keep(&mut targets);
+            keep_shard(shard, &mut targets);
             let kept: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
             tracing::info!(
                 shard = shard.index,
@@ -539,6 +503,7 @@ fn print_result(
 fn finish_run(
     run: &Path,
     evaluated: &[CheckpointEvaluation],
+    figures: &FigureOptions,
     out: Option<&Path>,
     json: bool,
     progress: &EvalProgress,
@@ -554,8 +519,9 @@ fn finish_run(
         None => prepare_output_dir(run, Path::new("eval"))?,
     };
     let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
-    let title = format!("{} on {}", run.display(), best.env);
-    for file in write_learning_curve(&points, &title, &folder.join("learning_curve"))? {
+    let name = run.file_name().unwrap_or(run.as_os_str()).to_string_lossy();
+    let title = format!("{name} on {}", best.env);
+    for file in write_learning_curve(&points, &title, &folder.join("learning_curve"), figures)? {
         tracing::info!(file = %file.display(), "learning curve written");
     }
     let events = write_tensorboard_curve(&points, &folder)?;
@@ -636,7 +602,14 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         // An RL Zoo run has one model: no curve over its training.
         let whole_run = eval.shard.is_none() && target.zoo.is_none();
         if let Some(run) = target.run.as_ref().filter(|_| whole_run) {
-            finish_run(run, &evaluated, args.out.as_deref(), json, &progress)?;
+            finish_run(
+                run,
+                &evaluated,
+                &eval.figures,
+                args.out.as_deref(),
+                json,
+                &progress,
+            )?;
         }
     }
     if failed > 0 {
@@ -648,47 +621,6 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn variables(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
-
-    #[test]
-    fn shards_come_from_the_flag_or_the_scheduler() {
-        let none = variables(&[]);
-        assert_eq!(
-            Shard::parse("1/4", &none).unwrap(),
-            Shard { index: 1, count: 4 }
-        );
-        let slurm = variables(&[("SLURM_ARRAY_TASK_ID", "2"), ("JOB_COMPLETION_INDEX", "0")]);
-        assert_eq!(
-            Shard::parse("3", &slurm).unwrap(),
-            Shard { index: 2, count: 3 }
-        );
-        let kubernetes = variables(&[("JOB_COMPLETION_INDEX", "0")]);
-        assert_eq!(
-            Shard::parse("3", &kubernetes).unwrap(),
-            Shard { index: 0, count: 3 }
-        );
-        for (spec, word) in [
-            ("4/4", "does not exist"),
-            ("0/0", "does not exist"),
-            ("x/2", "K `x`"),
-            ("3", "no shard index"),
-        ] {
-            let error = Shard::parse(spec, &none).unwrap_err().to_string();
-            assert!(error.contains(word), "{spec}: {error}");
-        }
-    }
 
     /// Every checkpoint lands in exactly one shard, counted over runs in order.
     #[test]
@@ -708,7 +640,7 @@ mod tests {
         let mut seen = Vec::new();
         for index in 0..2 {
             let mut mine = targets.clone();
-            Shard { index, count: 2 }.keep(&mut mine);
+            keep_shard(Shard { index, count: 2 }, &mut mine);
             seen.extend(mine.into_iter().flat_map(|t| t.checkpoints));
         }
         seen.sort();
@@ -720,7 +652,7 @@ mod tests {
             checkpoints: vec![PathBuf::from("only")],
             zoo: None,
         }];
-        Shard { index: 1, count: 2 }.keep(&mut first);
+        keep_shard(Shard { index: 1, count: 2 }, &mut first);
         assert!(first.is_empty(), "a shard may get nothing");
     }
 }

@@ -58,12 +58,13 @@ fn export_foreign(args: &ExportArgs) -> Result<()> {
         activation: crate::settings::parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
-    let (policy, env_id) = read_foreign_for_env(&args.checkpoint, &settings)?;
+    let (policy, env) = read_foreign_for_env(&args.checkpoint, &settings)?;
+    let env_id = crate::foreign::id_to_record(&args.checkpoint, &env)?;
     match args.format {
         Format::Safetensors => export_foreign_safetensors(
             &policy.network,
             policy.normalizer.as_ref(),
-            &env_id,
+            env_id,
             policy.step.unwrap_or(0),
             &args.out,
         )

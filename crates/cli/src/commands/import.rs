@@ -36,8 +36,9 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         activation: parse_activation(args.activation.as_deref())?,
         ..EvalSettings::default()
     };
-    let (policy, env_id) = read_foreign_for_env(&args.file, &settings)?;
-    let checkpoint = write_native(&args.file, &policy, &env_id, &args.out)?;
+    let (policy, env) = read_foreign_for_env(&args.file, &settings)?;
+    let env_id = crate::foreign::id_to_record(&args.file, &env)?;
+    let checkpoint = write_native(&args.file, &policy, env_id, &args.out)?;
     println!("{}", checkpoint.dir().display());
     tracing::info!(file = %args.file.display(), checkpoint = %args.out.display(), kind = %policy.kind, "imported");
     Ok(())

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::logging;
 use crate::output::print_json_line;
+use crate::shard::Shard;
 
 /// Arguments of `gradless train`.
 #[derive(Debug, Args)]
@@ -45,6 +46,11 @@ pub struct TrainArgs {
     /// With --seeds: how many runs train at once (each its own process).
     #[arg(long, default_value_t = 1, requires = "seeds")]
     jobs: usize,
+    /// With --seeds: train only shard K of N (K in 0..N) of the seeds: the seed at position
+    /// j of the list belongs to shard j mod N. `--shard N` reads K from SLURM_ARRAY_TASK_ID
+    /// or JOB_COMPLETION_INDEX, so a job array trains a sweep.
+    #[arg(long, value_name = "K/N", requires = "seeds")]
+    shard: Option<String>,
 }
 
 /// The most runs one `--seeds` starts.
@@ -128,9 +134,13 @@ fn run_child(mut command: std::process::Command, seed: u64, json: bool) -> Resul
 /// Long because the children's command line, the worker pool and the failure count share
 /// the seeds' queue.
 fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
-    let seeds = parse_seeds(list)?;
+    let mut seeds = parse_seeds(list)?;
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
+    }
+    if let Some(shard) = args.shard.as_deref().map(Shard::from_flag).transpose()? {
+        seeds = shard.share(&seeds);
+        tracing::info!(shard = shard.index, of = shard.count, seeds = ?seeds, "training this shard's seeds");
     }
     let config_path = args
         .config

@@ -30,6 +30,8 @@ class Evaluation:
     truncated_fraction: float
     checkpoint: str
     env: str
+    #: The keyword arguments the env was made with (an RL Zoo run's ``env_kwargs``).
+    env_kwargs: dict[str, Any]
     env_backend: str
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ use std::path::Path;
 use gradless_device::TrainingDevice;
 use gradless_device_envs::DeviceSnapshot;
 use gradless_device_envs::{BatchSnapshot, EnvBatch, make_batch};
-use gradless_envs::{EnvRng, VectorSnapshot};
+use gradless_envs::{EnvRng, MakeArgs, VectorSnapshot};
 use gradless_policy::{
     ActionHead, ActorCritic, Agent, Architecture, Checkpoint, CheckpointError, MODEL_FILE,
 };
@@ -72,7 +72,7 @@ impl Ppo {
         training: &TrainingDevice,
     ) -> Result<(Box<dyn EnvBatch>, ActionHead), TrainError> {
         let envs = make_batch(
-            &config.env,
+            &MakeArgs::registered(config.env.as_str()),
             ppo.num_envs,
             ppo.env_backend,
             training.inference().device(),

@@ -2,6 +2,7 @@
 
 // The session's own types and imports: these are its methods, in a file of their own.
 use super::*;
+use gradless_envs::MakeArgs;
 
 impl Session {
     pub(super) fn evaluate(&mut self) -> Result<(), TrainError> {
@@ -15,7 +16,7 @@ impl Session {
         let agent = self.algorithm.agent();
         let episodes = run_episodes(
             &agent,
-            &self.config.env,
+            &MakeArgs::registered(self.config.env.as_str()),
             EnvBackend::Cpu,
             plan,
             |_| {},

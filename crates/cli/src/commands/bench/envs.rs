@@ -50,9 +50,22 @@ pub(super) fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
     super::check_timing(&args.num_envs, args.repeats, args.seconds)?;
     check_count("--threads", args.threads, MAX_THREADS)?;
     make(&args.env)?; // an unknown id fails here, listing the known ones
-    if let Some(bad) = args.num_envs.iter().find(|&&n| n == 0 || n < args.threads) {
+    // A size with fewer envs than threads would leave threads idle: skipped, and said so.
+    let (sizes, skipped): (Vec<usize>, Vec<usize>) =
+        args.num_envs.iter().partition(|&&n| n >= args.threads);
+    if sizes.is_empty() {
         bail!(
-            "--num-envs {bad}: need at least one env per thread ({} threads)",
+            "--num-envs: every size is smaller than --threads {} (need at least one env per \
+             thread)",
+            args.threads
+        );
+    }
+    if !skipped.is_empty() {
+        let list: Vec<String> = skipped.iter().map(usize::to_string).collect();
+        tracing::warn!(
+            "--num-envs {}: skipped, fewer envs than --threads {} (need at least one env per \
+             thread)",
+            list.join(","),
             args.threads
         );
     }
@@ -62,7 +75,7 @@ pub(super) fn bench_envs(args: &EnvBenchArgs, json: bool) -> Result<()> {
             "env", "num_envs", "threads", "steps/s (median)"
         );
     }
-    for &num_envs in &args.num_envs {
+    for &num_envs in &sizes {
         let window = Duration::from_secs_f64(args.seconds);
         let mut rates = Vec::with_capacity(args.repeats);
         // The first window warms caches and the allocator and is not counted.

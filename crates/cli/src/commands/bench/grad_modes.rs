@@ -42,6 +42,8 @@ pub struct GradModesArgs {
     /// (recorded on wgpu; re-run on flex and on autodiff devices), in the same windows.
     #[arg(long)]
     graph_capture: bool,
+    #[command(flatten)]
+    figures: crate::settings::FigureArgs,
 }
 
 fn check_timing(seconds: f64, windows: usize) -> Result<Duration> {
@@ -78,6 +80,7 @@ fn print_row(m: &Measurement, inference_us: f64) {
 /// Runs `gradless bench grad-modes`.
 pub fn bench(args: &GradModesArgs, json: bool) -> Result<()> {
     let window = check_timing(args.seconds, args.windows)?;
+    let figures = args.figures.options()?;
     if args.batch.is_empty() || args.batch.contains(&0) {
         bail!("--batch: every size must be at least 1");
     }
@@ -136,7 +139,7 @@ pub fn bench(args: &GradModesArgs, json: bool) -> Result<()> {
         })?;
         all.extend(measured);
     }
-    for file in write_charts(&all, &args.out)? {
+    for file in write_charts(&all, &args.out, &figures)? {
         tracing::info!(file = %file.display(), "chart written");
     }
     if !all.iter().all(|m| m.actions_identical) {

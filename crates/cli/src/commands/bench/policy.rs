@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use gradless_device::{Backend, InferenceDevice};
 use gradless_device_envs::{EnvBackend, StepKernel, device_dynamics};
-use gradless_envs::{EnvRng, Space, make};
+use gradless_envs::{EnvRng, MakeArgs, Space, make};
 use gradless_evaluator::{EvalSettings, LoadedCheckpoint};
 use gradless_policy::{
     ActionHead, Activation, ActorCritic, Agent, AgentDevice, EpisodePlan, PolicyForward, Rollout,
@@ -75,7 +75,7 @@ const EPISODES_PER_SLOT: usize = 4;
 /// seeded starts computed on the host included), timed as [`median_steps_per_sec`] times
 /// a rollout: evaluations run until each window is over, after an uncounted warm-up.
 fn median_episode_steps_per_sec(
-    env_id: &str,
+    env: &MakeArgs,
     num_envs: usize,
     agent: &Agent,
     timing: &Timing,
@@ -93,7 +93,7 @@ fn median_episode_steps_per_sec(
                 num_envs,
                 stochastic: false,
             };
-            let run = run_episodes(agent, env_id, EnvBackend::Device, plan, |_| {}, |_| {})?;
+            let run = run_episodes(agent, env, EnvBackend::Device, plan, |_| {}, |_| {})?;
             steps += run.iter().map(|e| u64::from(e.length)).sum::<u64>();
             first_seed += episodes as u64;
         }
@@ -217,8 +217,7 @@ pub(super) fn bench_eval(args: &EvalBenchArgs, json: bool) -> Result<()> {
                 continue;
             }
             for &num_envs in &args.num_envs {
-                let mut rollout =
-                    Rollout::new(loaded.env_id(), num_envs, EnvBackend::Cpu, &device)?;
+                let mut rollout = Rollout::new(loaded.env(), num_envs, EnvBackend::Cpu, &device)?;
                 let steps_per_sec = median_steps_per_sec(&mut rollout, &agent, &timing)?;
                 measured += 1;
                 let result = EvalBenchResult {
@@ -337,6 +336,7 @@ pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
         host_only: args.host_only,
     };
     let (mut measured, mut skipped) = (0usize, None);
+    let env = MakeArgs::registered(args.env.as_str());
     for backend in backends {
         let device = InferenceDevice::new(&gradless_device::open(backend)?);
         let agent = fresh_agent(&args.env, &device)?;
@@ -359,12 +359,11 @@ pub(super) fn bench_rollout(args: &RolloutBenchArgs, json: bool) -> Result<()> {
                             continue;
                         }
                         Stepping::Episode => (
-                            median_episode_steps_per_sec(&args.env, num_envs, &agent, &timing)?,
+                            median_episode_steps_per_sec(&env, num_envs, &agent, &timing)?,
                             Some("episode".to_string()),
                         ),
                         Stepping::Env(kernel) => {
-                            let mut rollout =
-                                Rollout::new(&args.env, num_envs, env_backend, &device)?;
+                            let mut rollout = Rollout::new(&env, num_envs, env_backend, &device)?;
                             if let Some(kernel) = kernel
                                 && let Err(e) = rollout.use_step_kernel(kernel)
                             {
