@@ -54,30 +54,24 @@ pub fn make_options(
                 "{env_id}: {key} cannot be {type_name}"
             )));
         };
-        options.set(&key, value).map_err(|error| match error {
-            KwargError::BadValue { .. } => PyValueError::new_err(format!("{env_id}: {error}")),
-            KwargError::Unknown(_) => PyTypeError::new_err(format!(
-                "{env_id} got an unexpected keyword argument '{key}'"
-            )),
-            KwargError::WrongType { .. } => PyTypeError::new_err(format!("{env_id}: {error}")),
-        })?;
+        set_option(env_id, &mut options, &key, value)?;
     }
     Ok(options)
 }
 
-/// `max_episode_steps` as a step limit: the registered one when `None`.
-pub fn step_limit(max_episode_steps: Option<i64>) -> PyResult<StepLimit> {
-    match max_episode_steps {
-        None => Ok(StepLimit::Registered),
-        Some(steps) => u32::try_from(steps)
-            .ok()
-            .filter(|&steps| steps > 0)
-            .map(StepLimit::Steps)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "max_episode_steps must be between 1 and {}, got {steps}",
-                    u32::MAX
-                ))
-            }),
-    }
+/// Sets one of `env_id`'s keyword arguments, raising as Python would: an unknown keyword or
+/// a value of the wrong type is a `TypeError`, a value out of range a `ValueError`.
+pub fn set_option(
+    env_id: &str,
+    options: &mut MakeOptions,
+    key: &str,
+    value: KwargValue<'_>,
+) -> PyResult<()> {
+    options.set(key, value).map_err(|error| match error {
+        KwargError::BadValue { .. } => PyValueError::new_err(format!("{env_id}: {error}")),
+        KwargError::Unknown(_) => PyTypeError::new_err(format!(
+            "{env_id} got an unexpected keyword argument '{key}'"
+        )),
+        KwargError::WrongType { .. } => PyTypeError::new_err(format!("{env_id}: {error}")),
+    })
 }

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gradless_envs::{Actions, AutoresetMode, EnvError, make_vector};
+use gradless_envs::{Actions, AutoresetMode, EnvError, KwargValue, StepLimit, make_vector};
 use numpy::{
     AllowTypeChange, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayLikeDyn, PyArrayMethods,
     PyUntypedArray, PyUntypedArrayMethods,
@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rayon::prelude::*;
 
-use crate::options::{make_options, step_limit};
+use crate::options::{make_options, set_option};
 use crate::{GradlessError, SpaceParts, bounded, space_parts, to_py_err};
 
 /// The most sub-environments one vector env holds.
@@ -116,7 +116,15 @@ impl VectorEnv {
                 )));
             }
         };
-        let options = make_options(env_id, kwargs, step_limit(max_episode_steps)?)?;
+        let mut options = make_options(env_id, kwargs, StepLimit::Registered)?;
+        if let Some(steps) = max_episode_steps {
+            set_option(
+                env_id,
+                &mut options,
+                "max_episode_steps",
+                KwargValue::Int(steps),
+            )?;
+        }
         // The sizes come from the env's spaces: check the buffers fit before anything of
         // that size is made.
         let probe = make_vector(env_id, 1, mode, options).map_err(to_py_err)?;
