@@ -123,6 +123,36 @@ fn train_writes_a_run_that_resume_recognises_as_finished() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--profile` prints where the time went and leaves it in `profile.json`.
+#[test]
+fn a_profiled_run_reports_its_phases() {
+    let dir = scratch("train-profile");
+    let config = write_config(&dir, TINY_PPO);
+    let run = dir.join("run");
+    let output = gradless(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--profile",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("where the training time went:"), "{text}");
+    for phase in ["rollout", "forward", "backward", "optimizer"] {
+        assert!(text.lines().any(|line| line.starts_with(phase)), "{text}");
+    }
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("profile.json")).unwrap()).unwrap();
+    // 1024 steps of 64 transitions.
+    assert_eq!(profile["updates"], 16);
+    assert_eq!(profile["env_steps"], 1024);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_configs_are_one_line_errors_naming_the_file_and_key() {
     let dir = scratch("bad-config");

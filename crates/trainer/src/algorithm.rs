@@ -12,6 +12,7 @@ use crate::TrainError;
 use crate::config::TrainConfig;
 use crate::metrics::Update;
 use crate::normalization::Normalizers;
+use crate::profile::Profiler;
 
 /// The optimizer state's file inside a checkpoint.
 pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bin";
@@ -26,8 +27,8 @@ pub(crate) struct Iteration {
 }
 
 /// What every algorithm keeps alike: the env steps taken so far and its budget, the network's
-/// architecture, and the running statistics its observations (and rewards) are normalised
-/// with.
+/// architecture, the running statistics its observations (and rewards) are normalised
+/// with, and the profiler its phases are timed with.
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) global_step: u64,
@@ -36,6 +37,8 @@ pub(crate) struct Core {
     /// The network's architecture, as checkpoints record it.
     pub(crate) architecture: Architecture,
     pub(crate) normalizers: Normalizers,
+    /// Off unless the run is profiled; not part of the training state.
+    pub(crate) profiler: Profiler,
 }
 
 impl Core {
@@ -53,6 +56,7 @@ impl Core {
             total_timesteps: config.total_timesteps,
             architecture,
             normalizers: Normalizers::new(&config.normalization, observation_dim, num_envs, gamma),
+            profiler: Profiler::default(),
         }
     }
 
@@ -99,6 +103,8 @@ pub(crate) trait Algorithm {
     fn iterate(&mut self, iteration: &mut Iteration) -> Result<(), TrainError>;
     /// The state every algorithm keeps alike.
     fn core(&self) -> &Core;
+    /// The same, to change.
+    fn core_mut(&mut self) -> &mut Core;
     /// Environment steps taken.
     fn global_step(&self) -> u64 {
         self.core().global_step

@@ -35,6 +35,7 @@ use crate::algorithm::{
 use crate::config::{DqnConfig, TdLoss, TrainConfig};
 use crate::grad_clip::{clip_by_global_norm, global_norm};
 use crate::normalization::Normalizers;
+use crate::profile::Phase;
 use crate::replay_buffer::ReplayBuffer;
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
@@ -271,24 +272,19 @@ impl Dqn {
         let upload = |values: Vec<f32>, device| {
             Tensor::<1>::from_data(TensorData::new(values, [size]), device)
         };
-        // The TD target on the inference device: a constant for the update.
-        let next_max = self
-            .target
-            .forward(observation_tensor(
-                &batch.next_observations,
-                dim,
-                &inference,
-            ))
-            .max_dim(1)
-            .reshape([size]);
+        let next = observation_tensor(&batch.next_observations, dim, &inference);
         let continues = upload(batch.terminated, &inference).neg().add_scalar(1.0);
-        let td_target =
-            upload(batch.rewards, &inference) + next_max.mul_scalar(self.config.gamma) * continues;
+        let rewards = upload(batch.rewards, &inference);
         let actions =
             Tensor::<2, Int>::from_data(TensorData::new(batch.actions, [size, 1]), &device);
+        let observations = observation_tensor(&batch.observations, dim, &device);
+        self.core.profiler.mark(Phase::Minibatch);
+        // The TD target on the inference device: a constant for the update.
+        let next_max = self.target.forward(next).max_dim(1).reshape([size]);
+        let td_target = rewards + next_max.mul_scalar(self.config.gamma) * continues;
         let q_taken = self
             .q
-            .forward(observation_tensor(&batch.observations, dim, &device))
+            .forward(observations)
             .gather(1, actions)
             .reshape([size]);
         let error = q_taken.clone() - td_target;
@@ -301,16 +297,21 @@ impl Dqn {
                 (quadratic.clone().powi_scalar(2).mul_scalar(0.5) + magnitude - quadratic).mean()
             }
         };
+        self.core.profiler.mark(Phase::Forward);
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.q);
+        self.core.profiler.mark(Phase::Backward);
         let norm = match self.config.max_grad_norm {
             Some(max_norm) => clip_by_global_norm(&self.q, &mut grads, max_norm),
             None => global_norm(&self.q, &grads),
         }
         .expect("the network has parameters");
+        self.core.profiler.mark(Phase::GradClip);
         self.q = self
             .optimizer
             .step(self.config.learning_rate, self.q.clone(), grads);
+        self.core.profiler.mark(Phase::Optimizer);
         self.gradient_steps += 1;
+        self.core.profiler.updated();
         Tensor::cat(vec![loss.inner(), q_taken.inner().mean(), norm.inner()], 0)
     }
 }
@@ -323,10 +324,12 @@ impl Algorithm for Dqn {
         let started = Instant::now();
         self.core.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
+        self.core.profiler.mark(Phase::Acting);
         let step = self.env.step(Actions::Discrete(&actions))?;
         let before = self.core.count_step(&step, iteration);
         self.buffer.push_step(&self.observations, &actions, &step);
         self.observations.copy_from_slice(step.observations);
+        self.core.profiler.mark(Phase::EnvStep);
 
         let c = &self.config;
         if self.core.global_step > c.learning_starts
@@ -344,11 +347,13 @@ impl Algorithm for Dqn {
                     .reshape([3]),
             )
             .map_err(|e| self.act_error(e, "the loss"))?;
+            self.core.profiler.mark(Phase::Readback);
             for (pending, value) in self.pending.iter_mut().zip(sums) {
                 *pending += f64::from(value);
             }
             self.pending_count += count as u64;
             self.acting = self.q.valid();
+            self.core.profiler.mark(Phase::NetworkCopy);
         }
         if crossed(
             before,
@@ -356,6 +361,7 @@ impl Algorithm for Dqn {
             self.config.target_network_frequency,
         ) {
             self.target = self.q.valid();
+            self.core.profiler.mark(Phase::NetworkCopy);
         }
         if self.pending_count > 0 && crossed(before, self.core.global_step, REPORT_EVERY) {
             let k = self.pending_count as f64;
@@ -377,6 +383,10 @@ impl Algorithm for Dqn {
 
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
     }
 
     fn policy(&self) -> Agent {

@@ -13,6 +13,7 @@ mod grad_clip;
 pub mod metrics;
 mod normalization;
 mod ppo;
+pub mod profile;
 mod replay_buffer;
 pub mod run_dir;
 mod sac;

@@ -42,6 +42,7 @@ use crate::algorithm::{
 use crate::config::{SacConfig, TrainConfig};
 use crate::metrics::{SacUpdate, Update};
 use crate::normalization::Normalizers;
+use crate::profile::Phase;
 use crate::replay_buffer::ReplayBuffer;
 
 /// The trainer's generators are seeded with the run's seed xor these, apart from the envs'
@@ -420,27 +421,32 @@ impl Sac {
             Tensor::<1>::from_data(TensorData::new(values, [size]), device)
         };
 
-        // The critics' target on the inference device: a constant for the update.
         let next = observation_tensor(&batch.next_observations, dim, &inference);
-        let next_noise = self.noise(size, &inference);
-        let (next_actions, next_log_prob) = self.acting.sample(next.clone(), next_noise);
-        let soft_value = self.target.min(next, next_actions) - next_log_prob.mul_scalar(self.alpha);
         let continues = column(batch.terminated, &inference).neg().add_scalar(1.0);
-        let target = column(batch.rewards, &inference)
-            + soft_value.mul_scalar(self.config.gamma) * continues;
-
+        let rewards = column(batch.rewards, &inference);
         let observations = observation_tensor(&batch.observations, dim, &device);
         let actions =
             Tensor::<2>::from_data(TensorData::new(batch.actions, [size, action_dim]), &device);
+        self.core.profiler.mark(Phase::Minibatch);
+
+        // The critics' target on the inference device: a constant for the update.
+        let next_noise = self.noise(size, &inference);
+        let (next_actions, next_log_prob) = self.acting.sample(next.clone(), next_noise);
+        let soft_value = self.target.min(next, next_actions) - next_log_prob.mul_scalar(self.alpha);
+        let target = rewards + soft_value.mul_scalar(self.config.gamma) * continues;
         let (q1, q2) = self.critics.forward(observations.clone(), actions);
         let q1_loss = (q1.clone() - target.clone()).powi_scalar(2).mean();
         let q2_loss = (q2.clone() - target).powi_scalar(2).mean();
         let loss = q1_loss.clone() + q2_loss.clone();
+        self.core.profiler.mark(Phase::Forward);
         let grads = GradientsParams::from_grads(loss.backward(), &self.critics);
+        self.core.profiler.mark(Phase::Backward);
         self.critics = self
             .critic_optimizer
             .step(self.config.q_lr, self.critics.clone(), grads);
+        self.core.profiler.mark(Phase::Optimizer);
         self.gradient_steps += 1;
+        self.core.profiler.updated();
         let critic_stats = Tensor::cat(
             vec![
                 q1.inner().mean(),
@@ -461,12 +467,14 @@ impl Sac {
                 actor_stats.push(self.actor_step(observations.clone()));
             }
             self.acting = self.actor.valid();
+            self.core.profiler.mark(Phase::NetworkCopy);
         }
         if self
             .gradient_steps
             .is_multiple_of(self.config.target_network_frequency)
         {
             self.target = polyak(self.target.clone(), &self.critics.valid(), self.config.tau);
+            self.core.profiler.mark(Phase::NetworkCopy);
         }
         (critic_stats, actor_stats)
     }
@@ -480,10 +488,13 @@ impl Sac {
         let (actions, log_prob) = self.actor.sample(observations.clone(), noise);
         let q = self.critics.min(observations.clone(), actions);
         let actor_loss = (log_prob.mul_scalar(self.alpha) - q).mean();
+        self.core.profiler.mark(Phase::Forward);
         let grads = GradientsParams::from_grads(actor_loss.backward(), &self.actor);
+        self.core.profiler.mark(Phase::Backward);
         self.actor = self
             .actor_optimizer
             .step(self.config.policy_lr, self.actor.clone(), grads);
+        self.core.profiler.mark(Phase::Optimizer);
         if !self.config.autotune {
             return Tensor::cat(
                 vec![
@@ -502,11 +513,14 @@ impl Sac {
         let temperature_loss = (log_alpha.exp() * log_prob.add_scalar(target_entropy))
             .neg()
             .mean();
+        self.core.profiler.mark(Phase::Forward);
         let grads = GradientsParams::from_grads(temperature_loss.backward(), &self.temperature);
+        self.core.profiler.mark(Phase::Backward);
         // CleanRL steps the temperature at the critics' learning rate.
         self.temperature =
             self.temperature_optimizer
                 .step(self.config.q_lr, self.temperature.clone(), grads);
+        self.core.profiler.mark(Phase::Optimizer);
         Tensor::cat(vec![actor_loss.inner(), temperature_loss.inner()], 0)
     }
 
@@ -556,6 +570,7 @@ impl Algorithm for Sac {
         let n = self.env.num_envs();
         self.core.normalizers.observe(&self.observations);
         let actions = self.choose_actions()?;
+        self.core.profiler.mark(Phase::Acting);
         let step = self.env.step(Actions::Continuous(&actions))?;
         let before = self.core.count_step(&step, iteration);
         self.buffer.push_step(&self.observations, &actions, &step);
@@ -564,6 +579,7 @@ impl Algorithm for Sac {
             .map(|e| step.terminated[e] || step.truncated[e])
             .collect();
         self.restart_exploration(&ended);
+        self.core.profiler.mark(Phase::EnvStep);
 
         let c = &self.config;
         if self.core.global_step > c.learning_starts
@@ -587,6 +603,7 @@ impl Algorithm for Sac {
                 sums = Tensor::cat(vec![sums, actor_sums], 0);
             }
             let sums = read_f32(sums).map_err(|e| self.act_error(e, "the losses"))?;
+            self.core.profiler.mark(Phase::Readback);
             for (pending, value) in self.pending.critic.iter_mut().zip(&sums) {
                 *pending += f64::from(*value);
             }
@@ -600,6 +617,7 @@ impl Algorithm for Sac {
                     .log_alpha()
                     .map_err(|e| self.act_error(e, "the entropy weight"))?;
                 self.alpha = f64::from(log_alpha).exp();
+                self.core.profiler.mark(Phase::Readback);
             }
         }
         if self.pending.critic_steps > 0 && crossed(before, self.core.global_step, REPORT_EVERY) {
@@ -625,6 +643,10 @@ impl Algorithm for Sac {
 
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
     }
 
     fn policy(&self) -> Agent {

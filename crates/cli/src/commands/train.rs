@@ -39,6 +39,11 @@ pub struct TrainArgs {
     /// Do not write TensorBoard event files into the run directory.
     #[arg(long)]
     no_tensorboard: bool,
+    /// Time each phase of training (rollout, acting, env steps, minibatches, forward,
+    /// backward, clipping, optimizer, read-backs), waiting for the device after each; the
+    /// table goes to stdout and `profile.json` into the run directory.
+    #[arg(long)]
+    profile: bool,
     /// Train one run per seed (`1-5`, `1,3,7`, `1-3,9`), each into `seed-N` under `--out`
     /// (default: runs/<config name>).
     #[arg(long, value_name = "LIST", conflicts_with_all = ["seed", "resume"])]
@@ -180,6 +185,9 @@ fn run_seeds(args: &TrainArgs, list: &str, json: bool) -> Result<()> {
         if args.no_tensorboard {
             command.arg("--no-tensorboard");
         }
+        if args.profile {
+            command.arg("--profile");
+        }
         command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -301,6 +309,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
     if args.no_tensorboard {
         session.turn_off_tensorboard();
     }
+    if args.profile {
+        session.profile();
+    }
     let summary = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(session.config().total_timesteps).with_style(
             ProgressStyle::with_template(
@@ -348,6 +359,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
             if let Some(path) = path {
                 println!("{label:<15} {}", path.display());
             }
+        }
+        if let Some(profile) = &summary.profile {
+            println!("where the training time went:\n{}", profile.table());
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! the gradients' global norm.
 
 use burn::optim::GradientsParams;
-use burn::prelude::{Int, Tensor, TensorData};
+use burn::prelude::{Device, Int, Tensor, TensorData};
 use gradless_policy::acting::{observation_tensor, read_f32};
 use gradless_policy::sampling::{Categorical, DiagGaussian};
 use gradless_policy::{ActError, ActionHead, ActorCritic};
@@ -13,6 +13,7 @@ use super::rollout::Transitions;
 use crate::TrainError;
 use crate::grad_clip::clip_by_global_norm;
 use crate::metrics::PpoLosses;
+use crate::profile::Phase;
 
 /// Diagnostics per minibatch, in [`PpoLosses`]' field order.
 const DIAGNOSTICS: usize = 6;
@@ -54,37 +55,31 @@ impl Ppo {
         for _ in 0..config.update_epochs {
             self.rng.shuffle(&mut indices);
             for chunk in indices.chunks(minibatch) {
-                let pick =
-                    |values: &[f32]| -> Vec<f32> { chunk.iter().map(|&i| values[i]).collect() };
-                let mut chunk_advantages = pick(advantages);
-                if config.normalize_advantages {
-                    normalise(&mut chunk_advantages);
-                }
-                let upload = |values: Vec<f32>| {
-                    Tensor::<1>::from_data(TensorData::new(values, [chunk.len()]), &device)
-                };
-                let observations: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&i| rollout.observations[i * dim..(i + 1) * dim].iter().copied())
-                    .collect();
-                let observations = observation_tensor(&observations, dim, &device);
+                let batch = Minibatch::gather(
+                    chunk,
+                    rollout,
+                    advantages,
+                    returns,
+                    config.normalize_advantages,
+                    (dim, self.head),
+                    &device,
+                );
+                self.core.profiler.mark(Phase::Minibatch);
                 let (new_log_probs, entropy) =
-                    self.log_probs_and_entropy(&model, observations.clone(), chunk, rollout);
-                let log_ratio = new_log_probs - upload(pick(&rollout.log_probs));
+                    self.log_probs_and_entropy(&model, batch.observations.clone(), batch.actions);
+                let log_ratio = new_log_probs - batch.log_probs;
                 let ratio = log_ratio.clone().exp();
-                let chunk_advantages = upload(chunk_advantages);
                 let clip = config.clip_coef;
-                let policy_loss = (chunk_advantages.clone().neg() * ratio.clone())
-                    .max_pair(chunk_advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip))
+                let policy_loss = (batch.advantages.clone().neg() * ratio.clone())
+                    .max_pair(batch.advantages.neg() * ratio.clone().clamp(1.0 - clip, 1.0 + clip))
                     .mean();
-                let new_values = model.value(observations);
-                let chunk_returns = upload(pick(returns));
-                let unclipped = (new_values.clone() - chunk_returns.clone()).powi_scalar(2);
+                let new_values = model.value(batch.observations);
+                let unclipped = (new_values.clone() - batch.returns.clone()).powi_scalar(2);
                 let value_loss = if config.clip_value_loss {
-                    let old_values = upload(pick(&rollout.values));
+                    let old_values = batch.values;
                     let clipped = old_values.clone() + (new_values - old_values).clamp(-clip, clip);
                     unclipped
-                        .max_pair((clipped - chunk_returns).powi_scalar(2))
+                        .max_pair((clipped - batch.returns).powi_scalar(2))
                         .mean()
                         .mul_scalar(0.5)
                 } else {
@@ -92,10 +87,14 @@ impl Ppo {
                 };
                 let loss = policy_loss.clone() - entropy.clone().mul_scalar(config.entropy_coef)
                     + value_loss.clone().mul_scalar(config.value_coef);
+                self.core.profiler.mark(Phase::Forward);
                 let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                self.core.profiler.mark(Phase::Backward);
                 let grad_norm = clip_by_global_norm(&model, &mut grads, config.max_grad_norm)
                     .expect("the network has parameters");
+                self.core.profiler.mark(Phase::GradClip);
                 model = self.optimizer.step(lr, model, grads);
+                self.core.profiler.mark(Phase::Optimizer);
 
                 // Diagnostics, off the graph; read back once per update.
                 statistics.push(diagnostics(
@@ -104,6 +103,7 @@ impl Ppo {
                     log_ratio,
                     clip,
                 ));
+                self.core.profiler.mark(Phase::Forward);
             }
         }
         self.model = model;
@@ -117,6 +117,8 @@ impl Ppo {
             ActError::NonFinite => self.non_finite("the loss"),
             other => other.into(),
         })?;
+        self.core.profiler.mark(Phase::Readback);
+        self.core.profiler.updated();
         Ok(losses_from_means(&means))
     }
 
@@ -126,40 +128,98 @@ impl Ppo {
         &self,
         model: &ActorCritic,
         observations: Tensor<2>,
-        chunk: &[usize],
-        rollout: &Transitions,
+        actions: MinibatchActions,
     ) -> (Tensor<1>, Tensor<1>) {
-        let device = observations.device();
-        match self.head {
-            ActionHead::Categorical { .. } => {
-                let actions: Vec<i64> =
-                    chunk.iter().map(|&i| rollout.discrete_actions[i]).collect();
-                let actions = Tensor::<2, Int>::from_data(
-                    TensorData::new(actions, [chunk.len(), 1]),
-                    &device,
-                );
+        match actions {
+            MinibatchActions::Discrete(actions) => {
                 let policy = Categorical::new(model.actor(observations));
                 (policy.log_prob(actions), policy.mean_entropy())
             }
-            ActionHead::Gaussian { dim: action_dim } => {
-                let actions: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&i| {
-                        rollout.continuous_actions[i * action_dim..(i + 1) * action_dim]
-                            .iter()
-                            .copied()
-                    })
-                    .collect();
-                let actions = Tensor::<2>::from_data(
-                    TensorData::new(actions, [chunk.len(), action_dim]),
-                    &device,
-                );
+            MinibatchActions::Continuous(actions) => {
                 let policy = DiagGaussian::new(
                     model.actor(observations),
                     model.log_std().expect("Gaussian head has a log-std"),
                 );
                 (policy.log_prob(actions), policy.mean_entropy())
             }
+        }
+    }
+}
+
+/// A minibatch's actions on the device, as the action head takes them.
+enum MinibatchActions {
+    /// `[n, 1]` action indices.
+    Discrete(Tensor<2, Int>),
+    /// `[n, action_dim]` actions.
+    Continuous(Tensor<2>),
+}
+
+/// One minibatch of a rollout on the training device.
+struct Minibatch {
+    observations: Tensor<2>,
+    actions: MinibatchActions,
+    /// The log-probabilities the rollout acted with.
+    log_probs: Tensor<1>,
+    /// Advantages, normalised over the minibatch when the config says so.
+    advantages: Tensor<1>,
+    /// Value targets.
+    returns: Tensor<1>,
+    /// The values the rollout estimated.
+    values: Tensor<1>,
+}
+
+impl Minibatch {
+    /// The transitions `chunk` of `rollout` (observations of `dim` values, actions of
+    /// `head`'s kind), gathered on the host and uploaded to `device`.
+    fn gather(
+        chunk: &[usize],
+        rollout: &Transitions,
+        advantages: &[f32],
+        returns: &[f32],
+        normalize_advantages: bool,
+        (dim, head): (usize, ActionHead),
+        device: &Device,
+    ) -> Self {
+        let n = chunk.len();
+        let pick = |values: &[f32]| -> Vec<f32> { chunk.iter().map(|&i| values[i]).collect() };
+        let rows = |values: &[f32], width: usize| -> Vec<f32> {
+            chunk
+                .iter()
+                .flat_map(|&i| values[i * width..(i + 1) * width].iter().copied())
+                .collect()
+        };
+        let upload =
+            |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [n]), device);
+        let mut chunk_advantages = pick(advantages);
+        if normalize_advantages {
+            normalise(&mut chunk_advantages);
+        }
+        let actions = match head {
+            ActionHead::Categorical { .. } => {
+                let actions: Vec<i64> =
+                    chunk.iter().map(|&i| rollout.discrete_actions[i]).collect();
+                MinibatchActions::Discrete(Tensor::from_data(
+                    TensorData::new(actions, [n, 1]),
+                    device,
+                ))
+            }
+            ActionHead::Gaussian { dim: action_dim } => {
+                MinibatchActions::Continuous(Tensor::from_data(
+                    TensorData::new(
+                        rows(&rollout.continuous_actions, action_dim),
+                        [n, action_dim],
+                    ),
+                    device,
+                ))
+            }
+        };
+        Self {
+            observations: observation_tensor(&rows(&rollout.observations, dim), dim, device),
+            actions,
+            log_probs: upload(pick(&rollout.log_probs)),
+            advantages: upload(chunk_advantages),
+            returns: upload(pick(returns)),
+            values: upload(pick(&rollout.values)),
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::adam::Adam;
 use crate::algorithm::{Core, Iteration};
 use crate::config::PpoConfig;
 use crate::metrics::{PpoUpdate, Update};
+use crate::profile::Phase;
 use rollout::{Collected, gae};
 
 pub(crate) struct Ppo {
@@ -74,6 +75,7 @@ impl Ppo {
             self.config.rollout_kernel,
         )
         .map_err(|e| act_error(self.core.global_step, e))?;
+        self.core.profiler.mark(Phase::Rollout);
         let rollout_seconds = started.elapsed().as_secs_f64();
         let n = self.envs.num_envs() as u64;
         iteration.episodes.extend(episodes.iter().map(|episode| {
@@ -101,6 +103,7 @@ impl Ppo {
             .zip(&transitions.values)
             .map(|(a, v)| a + v)
             .collect();
+        self.core.profiler.mark(Phase::Advantages);
         let losses = self.update(&transitions, &advantages, &returns, lr)?;
         self.updates += 1;
         let seconds = started.elapsed().as_secs_f64();

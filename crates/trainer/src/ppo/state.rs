@@ -200,6 +200,10 @@ impl Algorithm for Ppo {
         &self.core
     }
 
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
     fn finished(&self) -> bool {
         self.updates >= self.num_updates
     }

@@ -26,6 +26,7 @@ use crate::config::{AlgorithmConfig, TrainConfig};
 use crate::dqn::Dqn;
 use crate::metrics::{MetricsLine, Throttle, Update};
 use crate::ppo::Ppo;
+use crate::profile::{Profile, Profiler};
 use crate::run_dir::{BEST, CONFIG_FILE, DEVICE_FILE, LATEST, RunDir};
 use crate::sac::Sac;
 use crate::tensorboard::TensorBoardLog;
@@ -102,6 +103,9 @@ pub struct RunSummary {
     pub last_evaluation: Option<Evaluation>,
     /// The first evaluation that reached `evaluation.stop_at_return`.
     pub target_reached: Option<Evaluation>,
+    /// Where the training time went, when the run was profiled (also in `profile.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
 }
 
 /// A run in progress.
@@ -109,6 +113,7 @@ pub struct Session {
     config: TrainConfig,
     run: RunDir,
     device: DeviceReport,
+    training_device: TrainingDevice,
     algorithm: Box<dyn Algorithm>,
     state: SessionState,
     update_log: Throttle,
@@ -156,14 +161,20 @@ impl Session {
             total_timesteps = config.total_timesteps,
             "training started"
         );
-        Ok(Self::assemble(config, run, device, algorithm, state))
+        Ok(Self::assemble(
+            config,
+            run,
+            (device, training),
+            algorithm,
+            state,
+        ))
     }
 
     /// A session of these parts, logging as sessions do.
     fn assemble(
         config: TrainConfig,
         run: RunDir,
-        device: DeviceReport,
+        (device, training_device): (DeviceReport, TrainingDevice),
         algorithm: Box<dyn Algorithm>,
         state: SessionState,
     ) -> Self {
@@ -175,6 +186,7 @@ impl Session {
             config,
             run,
             device,
+            training_device,
             algorithm,
             state,
             update_log: Throttle::new(UPDATE_LOG_EVERY),
@@ -325,13 +337,27 @@ impl Session {
             device = %device,
             "training resumed"
         );
-        Ok(Self::assemble(saved, run, device, algorithm, state))
+        Ok(Self::assemble(
+            saved,
+            run,
+            (device, training),
+            algorithm,
+            state,
+        ))
     }
 
     /// Writes no TensorBoard event files (they are written beside the metrics log by
     /// default); call before training, since the file is created with the first line logged.
     pub fn turn_off_tensorboard(&mut self) {
         self.tensorboard = TensorBoardLog::Off;
+    }
+
+    /// Times every phase of every iteration from here on (waiting for the device at the end
+    /// of each, which slows a run on a device that queues work) and writes where the time
+    /// went to `profile.json` in the run directory when the run ends.
+    pub fn profile(&mut self) {
+        let core = self.algorithm.core_mut();
+        core.profiler = Profiler::on(self.training_device.device(), core.global_step);
     }
 
     /// The run directory.
@@ -377,7 +403,9 @@ impl Session {
             }
             let started = Instant::now();
             let mut iteration = Iteration::default();
+            self.algorithm.core_mut().profiler.start_iteration();
             self.algorithm.iterate(&mut iteration)?;
+            self.algorithm.core_mut().profiler.end_iteration();
             self.state.train_seconds += started.elapsed().as_secs_f64();
             iterations += 1;
             self.log(iteration)?;
@@ -405,6 +433,9 @@ impl Session {
         }
         self.checkpoint()?;
         let summary = self.summary();
+        if let Some(profile) = &summary.profile {
+            profile.write(self.run.root())?;
+        }
         tracing::info!(
             global_step = summary.global_step,
             episodes = summary.episodes,
@@ -431,6 +462,11 @@ impl Session {
             training_return: self.training_return(),
             last_evaluation: self.state.last_evaluation,
             target_reached: self.state.target_reached,
+            profile: self
+                .algorithm
+                .core()
+                .profiler
+                .report(self.algorithm.global_step()),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::logging::Short;
 use super::*;
+use crate::profile::{Phase, Profile};
 use gradless_test_support::scratch;
 
 fn config(text: &str) -> TrainConfig {
@@ -480,4 +481,70 @@ fn burn_version_is_the_locked_one() {
         lock.contains(&format!("name = \"burn\"\nversion = \"{BURN_VERSION}\"")),
         "Cargo.lock pins another burn than {BURN_VERSION}"
     );
+}
+
+/// A profiled run learns exactly what an unprofiled one does, and its profile names the
+/// algorithm's phases, counts its updates and stays within the run's training time.
+fn profiled_run_matches_and_reports(
+    name: &str,
+    text: &str,
+    phases: &[Phase],
+    updates: Option<u64>,
+) {
+    let plain_dir = scratch(&format!("{name}-plain"));
+    let mut plain = Session::start(config(text), Backend::Flex, &plain_dir).unwrap();
+    let plain_summary = plain.run(StopAt::End, &mut ()).unwrap();
+    assert_eq!(plain_summary.profile, None);
+    assert!(!plain_dir.join(crate::profile::PROFILE_FILE).exists());
+
+    let profiled_dir = scratch(&format!("{name}-profiled"));
+    let mut profiled = Session::start(config(text), Backend::Flex, &profiled_dir).unwrap();
+    profiled.profile();
+    let summary = profiled.run(StopAt::End, &mut ()).unwrap();
+    assert_eq!(
+        plain.parameters_and_moments(),
+        profiled.parameters_and_moments()
+    );
+    assert_eq!(episode_lines(&plain_dir), episode_lines(&profiled_dir));
+
+    let profile = summary.profile.expect("profiled");
+    let saved: Profile = serde_json::from_str(
+        &std::fs::read_to_string(profiled_dir.join(crate::profile::PROFILE_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved, profile);
+    let seen: Vec<Phase> = profile.phases.iter().map(|p| p.phase).collect();
+    for phase in phases {
+        assert!(seen.contains(phase), "{name}: no {phase:?} in {seen:?}");
+    }
+    assert_eq!(profile.env_steps, summary.global_step);
+    match updates {
+        Some(updates) => assert_eq!(profile.updates, updates),
+        None => assert!(profile.updates > 0),
+    }
+    assert!(
+        profile.seconds > 0.0 && profile.seconds <= summary.train_seconds,
+        "{name}: profiled {} s of {} s trained",
+        profile.seconds,
+        summary.train_seconds
+    );
+    std::fs::remove_dir_all(&plain_dir).unwrap();
+    std::fs::remove_dir_all(&profiled_dir).unwrap();
+}
+
+#[test]
+fn profiling_changes_nothing_and_times_every_phase() {
+    use Phase::*;
+    let update = [Minibatch, Forward, Backward, Optimizer, Readback];
+    // 256 steps of 64 transitions: 4 updates.
+    let ppo = [&update[..], &[Rollout, Advantages, GradClip]].concat();
+    profiled_run_matches_and_reports("profile-ppo", PPO, &ppo, Some(4));
+    let off_policy = [&update[..], &[Acting, EnvStep, NetworkCopy]].concat();
+    profiled_run_matches_and_reports(
+        "profile-dqn",
+        DQN,
+        &[&off_policy[..], &[GradClip]].concat(),
+        None,
+    );
+    profiled_run_matches_and_reports("profile-sac", SAC, &off_policy, None);
 }
