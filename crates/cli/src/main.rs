@@ -45,6 +45,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Compare groups of runs as rliable does: aggregate intervals, probability of improvement.
     Compare(commands::compare::CompareArgs),
+    /// Draw training curves (episodic return, losses) from runs' metrics logs, runs overlaid.
+    Plot(commands::plot::PlotArgs),
     /// Record a checkpoint's evaluation episodes as animated GIFs, drawn as Gymnasium draws them.
     Record(commands::record::RecordArgs),
     /// Make a native checkpoint of a policy another tool saved (SB3, CleanRL, state dicts).
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args, cli.json),
         Command::Record(args) => commands::record::run(&args, cli.json),
         Command::Compare(args) => commands::compare::run(&args, cli.json),
+        Command::Plot(args) => commands::plot::run(&args, cli.json),
         Command::Export(args) => commands::export::run(&args),
         Command::Import(args) => commands::import::run(&args),
         Command::Replay(args) => commands::replay::run(&args),

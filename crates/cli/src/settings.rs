@@ -145,6 +145,26 @@ pub fn check_count(flag: &str, value: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// How many bootstrap resamples an interval takes.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Bootstrap resamples per interval.
+    #[arg(long, default_value_t = 50_000)]
+    pub reps: usize,
+}
+
+impl BootstrapArgs {
+    /// The most resamples asked for: four times rliable's default of 50,000. Every
+    /// resample's estimate is kept to take percentiles, so memory grows with it (a few
+    /// hundred MB for many runs, where ten million took gigabytes).
+    const MAX_REPS: usize = 200_000;
+
+    /// Refuses a count outside 1..=MAX_REPS, naming `--reps`.
+    pub fn check(&self) -> Result<()> {
+        check_count("--reps", self.reps, Self::MAX_REPS)
+    }
+}
+
 /// `--activation`, parsed.
 pub fn parse_activation(name: Option<&str>) -> Result<Option<Activation>> {
     name.map(|name| {

@@ -154,6 +154,43 @@ fn seeds_train_side_by_side_and_compare_reports_groups_and_pairs() {
             dir.join(pointer.trim())
         );
     }
+
+    // Group a's runs kept only their last checkpoints: its curve comes from the evaluations
+    // logged during training (every 512 steps).
+    let curve = &lines[0]["curve"];
+    assert_eq!(curve["source"], "training", "{curve}");
+    assert_eq!(curve["steps"], serde_json::json!([512, 1024]));
+    // `eval` of the folder evaluates every kept checkpoint and draws the curve over seeds
+    // compare draws for the group, at every step, from those evaluations.
+    let folder = root.join("a");
+    let eval = gradless(&[
+        "eval",
+        folder.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--episodes",
+        "4",
+        "--reps",
+        "500",
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let written: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(folder.join("eval/learning_curve_over_seeds.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["curve"]["source"], "checkpoints", "{written}");
+    assert!(written["curve"]["steps"].as_array().unwrap().len() >= 2);
+    for file in ["svg", "png"] {
+        assert!(
+            folder
+                .join(format!("eval/learning_curve_over_seeds.{file}"))
+                .is_file()
+        );
+    }
+    let svg = std::fs::read_to_string(folder.join("eval/learning_curve_over_seeds.svg")).unwrap();
+    assert!(svg.contains("a on CartPole-v1: IQM over 2 seeds"), "title");
+    let after_eval = json_lines(&compare());
+    assert_eq!(after_eval[0]["curve"], written["curve"]);
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -153,6 +153,45 @@ fn a_profiled_run_reports_its_phases() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `plot` draws a run's training curves (and a folder's runs overlaid); a folder without
+/// runs is one line naming the file it looked for.
+#[test]
+fn plot_draws_training_curves_of_runs() {
+    let dir = scratch("plot");
+    let config = write_config(&dir, TINY_PPO);
+    let run = dir.join("runs").join("tiny");
+    let output = train_new(&config, &run, false);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = dir.join("plots");
+    let plotted = gradless(&[
+        "--json",
+        "plot",
+        dir.join("runs").to_str().unwrap(),
+        "--window",
+        "10",
+        "--title",
+        "Tiny PPO",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(plotted.status.success(), "{}", stderr(&plotted));
+    let written = &json_lines(&plotted)[0];
+    assert_eq!(written["files"].as_array().unwrap().len(), 4, "{written}");
+    let returns = std::fs::read_to_string(out.join("returns.svg")).unwrap();
+    assert!(returns.contains("Tiny PPO: Episodic return during training (mean of the last 10"));
+    assert!(returns.contains("runs/tiny"), "the run in the legend");
+    let updates = std::fs::read_to_string(out.join("updates.svg")).unwrap();
+    for statistic in ["value_loss", "entropy", "grad_norm"] {
+        assert!(updates.contains(statistic), "{statistic}");
+    }
+    assert!(!updates.contains(">sps<") && !updates.contains("\nsps\n"));
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let refused = gradless(&["plot", empty.to_str().unwrap()]);
+    assert_clean_failure(&refused, &["empty", "no metrics.jsonl"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_configs_are_one_line_errors_naming_the_file_and_key() {
     let dir = scratch("bad-config");

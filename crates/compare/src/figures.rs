@@ -6,31 +6,26 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, compact, legend_beside, steps_label,
-    write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, compact, legend_beside, series_colour,
+    split_for_legend, steps_label, write_svg_and_png,
 };
 
-use crate::Comparison;
+use crate::{Comparison, Curve, CurveSource};
 
 /// A value with its 95% interval.
 type Estimate = (f64, [f64; 2]);
 
-/// A group's name and its line's `(x, value, [lo, hi])` points.
-type Line = (String, Vec<(f64, f64, [f64; 2])>);
+/// A group's line: its name, its colour (the group's in every figure) and its
+/// `(x, value, [lo, hi])` points.
+struct Line {
+    name: String,
+    colour: RGBColor,
+    points: Vec<(f64, f64, [f64; 2])>,
+}
 
-/// The colour of group `k`.
+/// The colour of group `k`, the same in every figure.
 fn colour(k: usize) -> RGBColor {
-    const COLOURS: [RGBColor; 8] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-    ];
-    COLOURS[k % COLOURS.len()]
+    series_colour(k)
 }
 
 fn failed<E: std::fmt::Display>(e: E) -> String {
@@ -185,10 +180,13 @@ impl Figure for BandFigure<'_> {
         look: &Look<'_>,
     ) -> Result<(), String> {
         root.fill(&WHITE).map_err(failed)?;
-        let legend_width = look.px(150);
-        let (plot, legend) =
-            root.split_horizontally(root.dim_in_pixel().0.saturating_sub(legend_width));
-        let points = || self.lines.iter().flat_map(|(_, p)| p.iter());
+        let entries: Vec<(String, RGBColor)> = self
+            .lines
+            .iter()
+            .map(|line| (line.name.clone(), line.colour))
+            .collect();
+        let (plot, legend) = split_for_legend(&root, &entries, look);
+        let points = || self.lines.iter().flat_map(|line| line.points.iter());
         let x = padded(points().map(|p| p.0));
         let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]));
         let mut chart = ChartBuilder::on(&plot)
@@ -210,6 +208,7 @@ impl Figure for BandFigure<'_> {
                     compact(*x)
                 }
             })
+            .y_label_formatter(&|y| compact(*y))
             .label_style(look.font(14))
             .axis_desc_style(look.font(15))
             .light_line_style(TRANSPARENT)
@@ -217,34 +216,61 @@ impl Figure for BandFigure<'_> {
             .draw()
             .map_err(failed)?;
         let width = look.px(2);
-        for (k, (_, line)) in self.lines.iter().enumerate() {
-            let band: Vec<(f64, f64)> = line
+        for Line { colour, points, .. } in &self.lines {
+            let band: Vec<(f64, f64)> = points
                 .iter()
                 .map(|p| (p.0, p.2[1]))
-                .chain(line.iter().rev().map(|p| (p.0, p.2[0])))
+                .chain(points.iter().rev().map(|p| (p.0, p.2[0])))
                 .collect();
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     band,
-                    colour(k).mix(0.2).filled(),
+                    colour.mix(0.2).filled(),
                 )))
                 .map_err(failed)?;
             chart
                 .draw_series(LineSeries::new(
-                    line.iter().map(|p| (p.0, p.1)),
-                    colour(k).stroke_width(width),
+                    points.iter().map(|p| (p.0, p.1)),
+                    colour.stroke_width(width),
                 ))
                 .map_err(failed)?;
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(k, (name, _))| (name.clone(), colour(k)))
-            .collect();
         legend_beside(&legend, &entries, look)?;
         root.present().map_err(failed)
     }
+}
+
+/// Group `k`'s curve as a line, its name saying when the points are evaluations during
+/// training.
+fn curve_line(group: &str, curve: &Curve, k: usize) -> Line {
+    let points = curve.steps.iter().zip(&curve.iqm).zip(&curve.ci95);
+    Line {
+        name: match curve.source {
+            CurveSource::Checkpoints => group.to_string(),
+            CurveSource::Training => format!("{group} (during training)"),
+        },
+        colour: colour(k),
+        points: points.map(|((&s, &v), &ci)| (s as f64, v, ci)).collect(),
+    }
+}
+
+/// Writes the curve of one group of runs (`gradless eval` of a folder of runs) as
+/// `stem.svg` and `stem.png`, titled `title` unless `options` give one; returns the files.
+pub fn write_curve_over_runs(
+    group: &str,
+    curve: &Curve,
+    title: &str,
+    stem: &Path,
+    options: &FigureOptions,
+) -> Result<Vec<PathBuf>, PlotError> {
+    let figure = BandFigure {
+        title,
+        x_name: "environment steps",
+        y_name: "IQM over seeds of mean return",
+        x_steps: true,
+        lines: vec![curve_line(group, curve, 0)],
+    };
+    write_svg_and_png(&figure, stem, options)
 }
 
 /// Writes `aggregates`, `performance_profile` and (when some group has one)
@@ -255,31 +281,30 @@ pub fn write_figures(
     options: &FigureOptions,
 ) -> Result<Vec<PathBuf>, PlotError> {
     // A title asked for heads every figure, each keeping its own after it.
-    let titled = |own: &str| FigureOptions {
-        title: options
-            .title
-            .as_ref()
-            .map(|title| format!("{title}: {own}")),
-        ..options.clone()
-    };
+    let titled = |own: &str| options.titled(own);
     let aggregates = AggregatesFigure(comparison);
     let mut files = write_svg_and_png(
         &aggregates,
         &dir.join("aggregates"),
         &titled(&aggregates.title()),
     )?;
-    let names = comparison.groups.iter().map(|g| g.group.clone());
     let profiles = BandFigure {
         title: "Performance profiles (95% CIs)",
         x_name: &format!("τ ({})", score_name(comparison)),
         y_name: "fraction of runs with score > τ",
         x_steps: false,
-        lines: names
-            .clone()
+        lines: comparison
+            .groups
+            .iter()
             .zip(&comparison.profiles)
-            .map(|(name, p)| {
+            .enumerate()
+            .map(|(k, (group, p))| {
                 let points = p.taus.iter().zip(&p.fraction).zip(&p.ci95);
-                (name, points.map(|((&t, &f), &ci)| (t, f, ci)).collect())
+                Line {
+                    name: group.group.clone(),
+                    colour: colour(k),
+                    points: points.map(|((&t, &f), &ci)| (t, f, ci)).collect(),
+                }
             })
             .collect(),
     };
@@ -288,16 +313,11 @@ pub fn write_figures(
         &dir.join("performance_profile"),
         &titled(profiles.title),
     )?);
-    let curves: Vec<Line> = names
-        .zip(&comparison.curves)
-        .filter_map(|(name, curve)| {
-            let c = curve.as_ref()?;
-            let points = c.steps.iter().zip(&c.iqm).zip(&c.ci95);
-            Some((
-                name,
-                points.map(|((&s, &v), &ci)| (s as f64, v, ci)).collect(),
-            ))
-        })
+    let curves: Vec<Line> = comparison
+        .groups
+        .iter()
+        .enumerate()
+        .filter_map(|(k, group)| Some(curve_line(&group.group, group.curve.as_ref()?, k)))
         .collect();
     if !curves.is_empty() {
         let efficiency = BandFigure {
@@ -329,6 +349,7 @@ mod tests {
             env: "CartPole-v1".into(),
             score,
             curve,
+            training_curve: Vec::new(),
             seed: None,
         };
         let groups = [

@@ -61,6 +61,9 @@ pub struct RunScore {
     /// The run's evaluated checkpoints as `(step, mean return)`, in step order (for
     /// sample-efficiency curves; may be empty).
     pub curve: Vec<(u64, f64)>,
+    /// The greedy evaluations logged while it trained as `(step, mean return)`: the curve
+    /// when its evaluated checkpoints do not give one (pruned checkpoints); may be empty.
+    pub training_curve: Vec<(u64, f64)>,
     /// The seed it was trained with, where its folder says (RL Zoo's `args.yml`).
     pub seed: Option<u64>,
 }
@@ -139,6 +142,10 @@ pub struct GroupReport {
     pub optimality_gap: f64,
     /// Its interval.
     pub optimality_gap_ci95: [f64; 2],
+    /// Its IQM over runs against training steps, where its runs share two evaluated steps
+    /// or more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<Curve>,
 }
 
 /// The probability that a run of group `x` scores above one of group `y`.
@@ -163,9 +170,6 @@ pub struct Comparison {
     pub pairs: Vec<PairReport>,
     /// Each group's performance profile.
     pub profiles: Vec<Profile>,
-    /// Each group's sample-efficiency curve, where its runs have evaluated checkpoints at
-    /// two steps or more in common.
-    pub curves: Vec<Option<Curve>>,
     /// Whether scores were normalised.
     pub normalized: bool,
 }
@@ -184,15 +188,40 @@ pub struct Profile {
     pub ci95: Vec<[f64; 2]>,
 }
 
-/// A group's IQM over runs at the steps where all its runs were evaluated.
-#[derive(Debug, Clone, PartialEq)]
+/// A group's IQM over runs at the steps where all its runs were evaluated, with its 95%
+/// stratified-bootstrap interval (its own generator, seeded with the comparison's seed, so
+/// a group's curve is the same whatever it is compared with).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Curve {
+    /// Which evaluations it is drawn from.
+    pub source: CurveSource,
     /// Training steps.
     pub steps: Vec<u64>,
     /// The IQM of the runs' scores there.
     pub iqm: Vec<f64>,
     /// Its 95% interval.
     pub ci95: Vec<[f64; 2]>,
+}
+
+/// The evaluations a [`Curve`] is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurveSource {
+    /// The runs' checkpoints, evaluated as the comparison's scores are.
+    Checkpoints,
+    /// The greedy evaluations logged during training (`metrics.jsonl`), used when the
+    /// checkpoints' evaluations share fewer than two steps.
+    Training,
+}
+
+impl CurveSource {
+    /// What the curve's points are, for figures.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CurveSource::Checkpoints => "evaluated checkpoints",
+            CurveSource::Training => "evaluations during training",
+        }
+    }
 }
 
 /// Turns raw scores into the values compared (normalised or not), with each env's target.
@@ -323,6 +352,7 @@ pub fn compare(
             median_ci95,
             optimality_gap: point.optimality_gap,
             optimality_gap_ci95,
+            curve: sample_efficiency(&group.runs, &scale, settings.reps, settings.seed)?,
         });
         all_strata.push(strata);
     }
@@ -374,51 +404,83 @@ pub fn compare(
             }
         })
         .collect();
-    let curves = groups
-        .iter()
-        .map(|group| sample_efficiency(group, &scale, settings.reps, &mut rng))
-        .collect::<Result<_, _>>()?;
     Ok(Comparison {
         groups: reports,
         pairs,
         profiles,
-        curves,
         normalized: settings.normalize,
     })
 }
 
-/// The group's IQM over runs at every step all its runs have an evaluation at; `None`
-/// when there are fewer than two such steps.
+/// The IQM over `runs` (of one env, scores not normalised) against steps, as [`compare`]
+/// draws a group's curve with `reps` resamples from `seed`; `None` when the runs share
+/// fewer than two evaluated steps.
+pub fn curve_over_runs(
+    runs: &[RunScore],
+    reps: usize,
+    seed: u64,
+) -> Result<Option<Curve>, CompareError> {
+    let scale = Scale {
+        references: &[],
+        normalize: false,
+    };
+    sample_efficiency(runs, &scale, reps, seed)
+}
+
+/// Where a run's points of one source are.
+type Points = fn(&RunScore) -> &[(u64, f64)];
+
+/// The steps at which every run's `points` has a value, in the first run's order.
+fn shared_steps(runs: &[RunScore], points: impl Fn(&RunScore) -> &[(u64, f64)]) -> Vec<u64> {
+    let mut steps: Vec<u64> = points(&runs[0]).iter().map(|&(step, _)| step).collect();
+    steps.retain(|step| {
+        runs.iter()
+            .all(|r| points(r).iter().any(|(s, _)| s == step))
+    });
+    steps
+}
+
+/// The runs' IQM at every step all of them have an evaluation at, from their evaluated
+/// checkpoints or else from their evaluations during training; `None` when neither gives
+/// two steps.
 fn sample_efficiency(
-    group: &Group,
+    runs: &[RunScore],
     scale: &Scale,
     reps: usize,
-    rng: &mut EnvRng,
+    seed: u64,
 ) -> Result<Option<Curve>, CompareError> {
-    let mut steps: Vec<u64> = group.runs[0].curve.iter().map(|&(step, _)| step).collect();
-    steps.retain(|step| {
-        group
-            .runs
-            .iter()
-            .all(|r| r.curve.iter().any(|(s, _)| s == step))
-    });
+    fn from_checkpoints(run: &RunScore) -> &[(u64, f64)] {
+        &run.curve
+    }
+    fn from_training(run: &RunScore) -> &[(u64, f64)] {
+        &run.training_curve
+    }
+    let (source, points): (CurveSource, Points) = if shared_steps(runs, from_checkpoints).len() >= 2
+    {
+        (CurveSource::Checkpoints, from_checkpoints)
+    } else {
+        (CurveSource::Training, from_training)
+    };
+    let steps = shared_steps(runs, points);
     if steps.len() < 2 {
         return Ok(None);
     }
+    let mut rng = EnvRng::from_seed(seed);
     let mut curve = Curve {
+        source,
         steps: steps.clone(),
         iqm: Vec::new(),
         ci95: Vec::new(),
     };
     for step in steps {
         let at_step = Group {
-            name: group.name.clone(),
-            runs: group
-                .runs
+            name: String::new(),
+            runs: runs
                 .iter()
                 .map(|r| RunScore {
-                    score: r.curve.iter().find(|(s, _)| *s == step).expect("kept").1,
+                    score: points(r).iter().find(|(s, _)| *s == step).expect("kept").1,
                     curve: Vec::new(),
+                    training_curve: Vec::new(),
                     ..r.clone()
                 })
                 .collect(),
@@ -446,6 +508,7 @@ mod tests {
             env: env.to_string(),
             score,
             curve: Vec::new(),
+            training_curve: Vec::new(),
             seed: None,
         }
     }
@@ -487,7 +550,7 @@ mod tests {
         ];
         let comparison = compare(&groups, &cartpole_reference(), &settings(false)).unwrap();
         assert!(
-            comparison.curves.iter().all(Option::is_none),
+            comparison.groups.iter().all(|g| g.curve.is_none()),
             "no evaluated steps"
         );
         let profile = &comparison.profiles[0];
@@ -530,7 +593,8 @@ mod tests {
             runs: vec![a, b],
         }];
         let comparison = compare(&groups, &cartpole_reference(), &settings(false)).unwrap();
-        let curve = comparison.curves[0].as_ref().unwrap();
+        let curve = comparison.groups[0].curve.as_ref().unwrap();
+        assert_eq!(curve.source, CurveSource::Checkpoints);
         assert_eq!(curve.steps, [100, 300]);
         assert_eq!(curve.iqm, [40.0, 350.0]);
         assert!(
@@ -540,6 +604,41 @@ mod tests {
                 .zip(&curve.iqm)
                 .all(|(ci, v)| ci[0] <= *v && *v <= ci[1])
         );
+        // The same curve alone, and in another company.
+        let alone = curve_over_runs(&groups[0].runs, 1000, 0).unwrap();
+        assert_eq!(alone.as_ref(), Some(curve));
+        let mut company = groups.to_vec();
+        company.insert(
+            0,
+            Group {
+                name: "other".into(),
+                runs: vec![
+                    run("c", "CartPole-v1", 100.0),
+                    run("d", "CartPole-v1", 200.0),
+                ],
+            },
+        );
+        let compared = compare(&company, &cartpole_reference(), &settings(false)).unwrap();
+        assert_eq!(compared.groups[1].curve.as_ref(), Some(curve));
+    }
+
+    #[test]
+    fn pruned_checkpoints_give_the_curve_of_the_evaluations_during_training() {
+        let mut a = run("a", "CartPole-v1", 300.0);
+        a.curve = vec![(300, 300.0)];
+        a.training_curve = vec![(100, 50.0), (200, 150.0), (300, 290.0)];
+        let mut b = run("b", "CartPole-v1", 400.0);
+        b.curve = vec![(300, 400.0)];
+        b.training_curve = vec![(100, 30.0), (200, 170.0), (300, 410.0)];
+        let curve = curve_over_runs(&[a.clone(), b.clone()], 200, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(curve.source, CurveSource::Training);
+        assert_eq!(curve.steps, [100, 200, 300]);
+        assert_eq!(curve.iqm, [40.0, 160.0, 350.0]);
+        // One run without a log: no curve at all.
+        b.training_curve.clear();
+        assert_eq!(curve_over_runs(&[a, b], 200, 1).unwrap(), None);
     }
 
     #[test]

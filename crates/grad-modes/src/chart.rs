@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, legend_beside, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, legend_beside, split_for_legend,
+    write_svg_and_png,
 };
 
 use crate::measure::Measurement;
@@ -44,9 +45,11 @@ impl Figure for GradModeChart<'_> {
             "Time per policy step relative to inference mode ({})",
             self.device
         );
-        let legend_width = look.px(130);
-        let (plot, legend) =
-            root.split_horizontally(root.dim_in_pixel().0.saturating_sub(legend_width));
+        let entries: Vec<(String, RGBColor)> = GradMode::ALL
+            .iter()
+            .map(|&mode| (mode.name().to_string(), colour(mode)))
+            .collect();
+        let (plot, legend) = split_for_legend(&root, &entries, look);
         let mut chart = ChartBuilder::on(&plot)
             .caption(look.title(&own_title), look.font(20))
             .margin(look.px(12))
@@ -87,10 +90,6 @@ impl Figure for GradModeChart<'_> {
             });
             chart.draw_series(bars).map_err(error)?;
         }
-        let entries: Vec<(String, RGBColor)> = GradMode::ALL
-            .iter()
-            .map(|&mode| (mode.name().to_string(), colour(mode)))
-            .collect();
         legend_beside(&legend, &entries, look)?;
         root.present().map_err(error)
     }

@@ -23,6 +23,23 @@ pub const FONT: &str = "sans-serif";
 /// The grid's lines: one light line per labelled tick, none between.
 pub const GRID: plotters::style::RGBAColor = plotters::style::RGBAColor(0, 0, 0, 0.12);
 
+/// The colour of the `k`-th series (group, run) of a figure: the same `k` has the same
+/// colour in every figure.
+pub fn series_colour(k: usize) -> plotters::style::RGBColor {
+    use plotters::style::RGBColor;
+    const COLOURS: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    COLOURS[k % COLOURS.len()]
+}
+
 /// How figures are written: their size, the PNG's resolution and a title that replaces the
 /// one a figure gives itself (`--title`, `--width`, `--height`, `--dpi`).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +111,15 @@ impl FigureOptions {
         Ok(())
     }
 
+    /// These options for one of several figures written together: a title asked for heads
+    /// it, the figure's own title (`own`) after it.
+    pub fn titled(&self, own: &str) -> FigureOptions {
+        FigureOptions {
+            title: self.title.as_ref().map(|title| format!("{title}: {own}")),
+            ..self.clone()
+        }
+    }
+
     /// The figure's size in pixels at `dpi`.
     fn pixels(&self, dpi: u32) -> (u32, u32) {
         let side = |inches: f64| (inches * f64::from(dpi)).round().max(1.0) as u32;
@@ -135,6 +161,26 @@ pub fn compact(value: f64) -> String {
     }
 }
 
+/// A tick label on an axis spanning `span`: as many decimals as the span needs to tell
+/// ticks apart (an entropy of 0.6912 to 0.6931 reads 0.6915, not 0.69), a value that is zero
+/// but for rounding as 0, and scientific notation for very small or large magnitudes.
+pub fn tick_label(value: f64, span: f64) -> String {
+    if !(span.is_finite() && span > 0.0) {
+        return compact(value);
+    }
+    let value = if value.abs() < span * 1e-6 {
+        0.0
+    } else {
+        value
+    };
+    let magnitude = value.abs().max(span);
+    if !(1e-3..1e6).contains(&magnitude) {
+        return format!("{value:.1e}");
+    }
+    let decimals = (1.0 - span.log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{value:.decimals$}")
+}
+
 /// A count of environment steps as a tick label: `500`, `10k`, `2.5M`.
 pub fn steps_label(steps: f64) -> String {
     let (value, unit) = match steps.abs() {
@@ -147,6 +193,27 @@ pub fn steps_label(steps: f64) -> String {
     let shown = format!("{value:.1}");
     let shown = shown.strip_suffix(".0").unwrap_or(&shown);
     format!("{shown}{unit}")
+}
+
+/// Splits `root` into the chart's area and, at its right, a legend column as wide as the
+/// longest of `entries`' names needs (at most two fifths of the figure).
+pub fn split_for_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[(String, plotters::style::RGBColor)],
+    look: &Look<'_>,
+) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    use plotters::style::IntoFont;
+    let font = (FONT, look.px(14)).into_font();
+    let text = entries
+        .iter()
+        .filter_map(|(name, _)| root.estimate_text_size(name, &font.clone().into()).ok())
+        .map(|(width, _)| width)
+        .max()
+        .unwrap_or(0);
+    let (swatch, gap) = (look.px(18), look.px(6));
+    let width = root.dim_in_pixel().0;
+    let column = (3 * gap + swatch + text).min(width * 2 / 5);
+    root.split_horizontally(width - column)
 }
 
 /// Draws a legend in `area` (beside the chart, never over its data): a swatch of each
@@ -390,6 +457,15 @@ mod tests {
             .map(steps_label)
             .collect();
         assert_eq!(labels, ["0", "500", "2k", "10k", "51.2k", "2.5M", "1M"]);
+    }
+
+    #[test]
+    fn tick_labels_carry_the_decimals_their_axis_needs() {
+        assert_eq!(tick_label(0.6915, 0.002), "0.6915");
+        assert_eq!(tick_label(35.0, 40.0), "35");
+        assert_eq!(tick_label(-1e-17, 0.2), "0.00");
+        assert_eq!(tick_label(2e-5, 4e-5), "2.0e-5");
+        assert_eq!(tick_label(3e7, 1e7), "3.0e7");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 mod dqn;
 mod grad_clip;
 pub mod metrics;
+pub mod metrics_log;
 mod normalization;
 mod ppo;
 pub mod profile;
@@ -19,6 +20,7 @@ pub mod run_dir;
 mod sac;
 mod session;
 mod tensorboard;
+pub mod training_curves;
 
 use std::path::PathBuf;
 

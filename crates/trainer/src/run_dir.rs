@@ -385,8 +385,8 @@ pub fn saved_backend(root: &Path) -> Result<Option<gradless_device::Backend>, Tr
     }
 }
 
-/// The largest metrics log a resume rewrites (some millions of episodes).
-const MAX_METRICS_BYTES: u64 = 4 << 30;
+/// The largest metrics log a resume rewrites or figures read (some millions of episodes).
+pub const MAX_METRICS_BYTES: u64 = 4 << 30;
 
 /// Takes a run directory's lock, or says that another process writes it.
 fn lock(root: &Path) -> Result<DirLock, TrainError> {

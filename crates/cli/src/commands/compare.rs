@@ -19,7 +19,7 @@ use gradless_evaluator::{
 use serde::Serialize;
 
 use crate::output::{print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, FigureArgs, Scored, check_count};
+use crate::settings::{ActingArgs, BootstrapArgs, EpisodeArgs, FigureArgs, Scored};
 
 /// Whether scores are normalised per env.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,9 +49,8 @@ pub struct CompareArgs {
     /// `--seed` seeds the evaluations (episode i from SEED + i) and the bootstrap.
     #[command(flatten)]
     acting: ActingArgs,
-    /// Bootstrap resamples per interval.
-    #[arg(long, default_value_t = 50_000)]
-    reps: usize,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
     /// The score counting as solved, for the optimality gap and normalisation: ENV=VALUE,
     /// or VALUE when every run is of one env (default: the env's reward threshold).
     #[arg(long, value_name = "[ENV=]VALUE")]
@@ -66,11 +65,6 @@ pub struct CompareArgs {
     #[command(flatten)]
     figures: FigureArgs,
 }
-
-/// The most bootstrap resamples asked for: four times rliable's default of 50,000. Every
-/// resample's estimate is kept to take percentiles, so memory grows with it (a few hundred
-/// MB here for many runs, where ten million took gigabytes).
-const MAX_REPS: usize = 200_000;
 
 /// Random-policy episodes behind each env's normalisation.
 const RANDOM_EPISODES: usize = 100;
@@ -181,6 +175,7 @@ impl Scorer<'_> {
                     run: run.clone(),
                     checkpoint,
                     curve: self.curve(&target.checkpoints, &env),
+                    training_curve: training_curve(run),
                     env: env.to_string(),
                     score,
                     seed: target.zoo.as_ref().and_then(|zoo| zoo.seed),
@@ -194,6 +189,26 @@ impl Scorer<'_> {
             name: name.to_string(),
             runs,
         })
+    }
+}
+
+/// The greedy evaluations a gradless run logged while it trained, as `(step, mean return)`;
+/// none for a run without a metrics log (another tool's), and none, with a warning naming
+/// the file, for a log that cannot be read (the comparison itself does not need it).
+pub fn training_curve(run: &Path) -> Vec<(u64, f64)> {
+    if !run.join(gradless_trainer::run_dir::METRICS_FILE).exists() {
+        return Vec::new();
+    }
+    match gradless_trainer::metrics_log::read_metrics(run) {
+        Ok(log) => log
+            .evaluations
+            .iter()
+            .map(|e| (e.global_step, e.mean_return))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "no curve from the evaluations during training");
+            Vec::new()
+        }
     }
 }
 
@@ -264,6 +279,18 @@ fn print_table(comparison: &Comparison) {
     if comparison.normalized {
         println!("(scores normalised per env: 0 = random policy, 1 = threshold)");
     }
+    for group in &comparison.groups {
+        if let Some(curve) = &group.curve {
+            println!(
+                "{}: IQM over runs [95% CI] by step ({})",
+                group.group,
+                curve.source.describe()
+            );
+            for ((step, iqm), ci) in curve.steps.iter().zip(&curve.iqm).zip(&curve.ci95) {
+                println!("  {step:>10}  {}", interval(*iqm, *ci));
+            }
+        }
+    }
     for pair in &comparison.pairs {
         println!(
             "P({} > {}) = {}",
@@ -290,7 +317,7 @@ struct ComparisonFile<'a> {
 
 /// Runs `gradless compare`.
 pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
-    check_count("--reps", args.reps, MAX_REPS)?;
+    args.bootstrap.check()?;
     args.counts.check(args.acting.seed)?;
     let named = parse_groups(&args.groups)?;
     let thresholds = parse_thresholds(&args.threshold)?;
@@ -317,7 +344,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
     };
     let references = references(&envs, &thresholds, normalize, args.acting.seed)?;
     let settings = CompareSettings {
-        reps: args.reps,
+        reps: args.bootstrap.reps,
         seed: args.acting.seed,
         normalize,
     };
@@ -337,7 +364,7 @@ pub fn run(args: &CompareArgs, json: bool) -> Result<()> {
         groups: &comparison.groups,
         pairs: &comparison.pairs,
         normalized: comparison.normalized,
-        reps: args.reps,
+        reps: args.bootstrap.reps,
         seed: args.acting.seed,
     };
     let text = serde_json::to_vec_pretty(&file).context("serialising the comparison")?;

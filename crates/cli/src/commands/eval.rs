@@ -15,6 +15,9 @@ use gradless_evaluator::{
     write_outputs, write_tensorboard_curve,
 };
 
+use gradless_compare::figures::write_curve_over_runs;
+use gradless_compare::{Curve, RunScore, curve_over_runs};
+use gradless_envs::MakeArgs;
 use gradless_grad_modes::{Plan, Speedup, inference_speedup};
 use gradless_plots::FigureOptions;
 use gradless_policy::Checkpoint;
@@ -23,7 +26,9 @@ use serde::Serialize;
 
 use crate::logging;
 use crate::output::{error_line, print_json_line, write_atomically};
-use crate::settings::{ActingArgs, EpisodeArgs, FigureArgs, Scored, check_count, lock_out};
+use crate::settings::{
+    ActingArgs, BootstrapArgs, EpisodeArgs, FigureArgs, Scored, check_count, lock_out,
+};
 use crate::shard::Shard;
 
 /// Arguments of `gradless eval`.
@@ -43,6 +48,9 @@ pub struct EvalArgs {
     acting: ActingArgs,
     #[command(flatten)]
     figures: FigureArgs,
+    /// For a folder of runs of one env: the resamples of the band of its curve over seeds.
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
     /// Where the envs step: `cpu` (Gymnasium-exact, episode i from seed SEED + i),
     /// `device` (beside the policy, in f32, from the starts the CPU envs' seeds give;
     /// CartPole, MountainCar-v0 and Pendulum-v1; `--stochastic` on wgpu only, drawn in the
@@ -349,6 +357,7 @@ impl<'a> EvalRun<'a> {
     /// Checks every flag before the device opens (probing wgpu takes seconds).
     fn resolve(args: &'a EvalArgs) -> Result<Self> {
         args.counts.check(args.acting.seed)?;
+        args.bootstrap.check()?;
         let figures = args.figures.options()?;
         if args.record > 0 {
             check_count("--record", args.record, RecordPlan::MAX_EPISODES)?;
@@ -545,6 +554,80 @@ fn finish_run(
     Ok(())
 }
 
+/// A run evaluated whole, as a curve over seeds takes it.
+fn run_score(run: &Path, evaluated: &[CheckpointEvaluation]) -> Option<RunScore> {
+    let last = evaluated.last()?;
+    Some(RunScore {
+        run: run.to_path_buf(),
+        checkpoint: last.checkpoint.clone(),
+        env: MakeArgs {
+            id: last.env.clone(),
+            options: last.env_kwargs,
+        }
+        .to_string(),
+        score: last.summary.mean_return,
+        curve: evaluated
+            .iter()
+            .filter_map(|e| Some((e.step?, e.summary.mean_return)))
+            .collect(),
+        training_curve: super::compare::training_curve(run),
+        seed: None,
+    })
+}
+
+/// What `learning_curve_over_seeds.json` holds.
+#[derive(Serialize)]
+struct CurveOverSeeds<'a> {
+    group: &'a str,
+    env: &'a str,
+    runs: Vec<&'a Path>,
+    reps: usize,
+    seed: u64,
+    curve: &'a Curve,
+}
+
+/// The IQM over the runs of a folder against steps with its stratified-bootstrap band, as
+/// `compare` draws a group's: `learning_curve_over_seeds` (SVG, PNG, JSON) in the folder's
+/// `eval` (or `--out`). Nothing for runs of several envs, or without two steps in common.
+fn finish_folder(args: &EvalArgs, runs: &[RunScore], figures: &FigureOptions) -> Result<()> {
+    let env = &runs[0].env;
+    if runs.iter().any(|r| &r.env != env) {
+        tracing::info!(
+            "the runs are of several envs: no curve over seeds (compare draws one per group of runs)"
+        );
+        return Ok(());
+    }
+    let Some(curve) = curve_over_runs(runs, args.bootstrap.reps, args.acting.seed)? else {
+        tracing::info!("the runs share fewer than two evaluated steps: no curve over seeds");
+        return Ok(());
+    };
+    let folder = match args.out.as_deref() {
+        Some(out) => prepare_output_dir(out, Path::new(""))?,
+        None => prepare_output_dir(&args.path, Path::new("eval"))?,
+    };
+    let group = args
+        .path
+        .file_name()
+        .unwrap_or(args.path.as_os_str())
+        .to_string_lossy();
+    let record = CurveOverSeeds {
+        group: &group,
+        env,
+        runs: runs.iter().map(|r| r.run.as_path()).collect(),
+        reps: args.bootstrap.reps,
+        seed: args.acting.seed,
+        curve: &curve,
+    };
+    let stem = folder.join("learning_curve_over_seeds");
+    let json = serde_json::to_vec_pretty(&record).context("serialising the curve over seeds")?;
+    write_atomically(&stem.with_extension("json"), &json)?;
+    let title = format!("{group} on {env}: IQM over {} seeds", runs.len());
+    for file in write_curve_over_runs(&group, &curve, &title, &stem, figures)? {
+        tracing::info!(file = %file.display(), "learning curve over seeds written");
+    }
+    Ok(())
+}
+
 /// Runs `gradless eval`; a checkpoint that fails is reported and skipped, and the exit
 /// status says so at the end.
 pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
@@ -563,6 +646,7 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
     let total: usize = targets.iter().map(|t| t.checkpoints.len()).sum();
     let progress = EvalProgress::start(total as u64 * episodes);
     let (mut episodes_before, mut failed, mut rows_printed) = (0u64, 0, 0);
+    let mut whole_runs = Vec::new();
     for target in &targets {
         let _lock = match eval.lock_run(target) {
             Ok(lock) => lock,
@@ -610,7 +694,11 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
                 json,
                 &progress,
             )?;
+            whole_runs.extend(run_score(run, &evaluated));
         }
+    }
+    if whole_runs.len() >= 2 {
+        finish_folder(args, &whole_runs, &eval.figures)?;
     }
     if failed > 0 {
         bail!("{failed} of {total} checkpoints could not be evaluated (see above)");

@@ -7,6 +7,7 @@ pub mod envs;
 pub mod eval;
 pub mod export;
 pub mod import;
+pub mod plot;
 pub mod record;
 pub mod replay;
 pub mod train;
