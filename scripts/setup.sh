@@ -3,10 +3,11 @@
 # already there. mesa-vulkan-drivers: lavapipe, the software Vulkan driver wgpu runs on
 # when there is no GPU. cmake and libsdl2-gfx-dev: building the gym-rs crate (SDL2).
 # fonts-dejavu-core: the font of the learning curves' PNG text. python3-venv: the virtual
-# environment scripts/test.sh runs the Python package's tests in.
+# environment scripts/test.sh runs the Python package's tests in. ffmpeg: MP4 videos
+# (`record --format mp4`).
 set -euo pipefail
 
-packages=(mesa-vulkan-drivers cmake libsdl2-gfx-dev fonts-dejavu-core python3-venv)
+packages=(mesa-vulkan-drivers cmake libsdl2-gfx-dev fonts-dejavu-core python3-venv ffmpeg)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

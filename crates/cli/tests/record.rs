@@ -68,7 +68,7 @@ fn record_writes_one_gif_per_episode_and_a_listing() {
 }
 
 /// `eval --record N` records the evaluation's first N episodes beside its files: the same
-/// episodes (returns and lengths) the evaluation logged.
+/// episodes (returns and lengths) the evaluation logged; here as MP4s.
 #[test]
 fn eval_records_its_first_episodes_into_its_folder() {
     let out = scratch("eval-record");
@@ -80,6 +80,8 @@ fn eval_records_its_first_episodes_into_its_folder() {
             "3",
             "--record",
             "2",
+            "--record-format",
+            "mp4",
             "--env",
             "CartPole-v0",
             "--out",
@@ -109,12 +111,10 @@ fn eval_records_its_first_episodes_into_its_folder() {
         ] {
             assert_eq!(video[key], episode[key], "{key}");
         }
-        assert!(
-            folder
-                .join("videos")
-                .join(video["video"].as_str().unwrap())
-                .is_file()
-        );
+        let name = video["video"].as_str().unwrap();
+        assert!(name.ends_with(".mp4"), "{name}");
+        let bytes = std::fs::read(folder.join("videos").join(name)).unwrap();
+        assert_eq!(&bytes[4..8], b"ftyp", "an MP4 file");
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
@@ -143,6 +143,24 @@ fn bad_record_requests_are_one_line_errors() {
             "flex",
         ]),
         &["--record", "--env-backend cpu"],
+    );
+    // MP4s need ffmpeg: without it on PATH, one line naming it and the flag, nothing written.
+    let no_tools = scratch("record-no-ffmpeg");
+    let out = no_tools.join("videos");
+    let without_ffmpeg = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args([
+            "record", path, "--format", "mp4", "--device", "flex", "--out",
+        ])
+        .arg(&out)
+        .env("PATH", &no_tools)
+        .output()
+        .unwrap();
+    assert_clean_failure(&without_ffmpeg, &["--format mp4", "ffmpeg", "not on PATH"]);
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&no_tools).unwrap();
+    assert_clean_failure(
+        &gradless(&["record", path, "--format", "avi", "--device", "flex"]),
+        &["--format", "avi", "gif or mp4"],
     );
     // An output folder that is a link is refused, not written through.
     let root = scratch("record-link");

@@ -1,12 +1,12 @@
 //! Episode videos: a checkpoint's first evaluation episodes played again, each on one CPU
 //! env from its seed (the same episode the evaluation ran), drawn frame by frame as
-//! Gymnasium's `rgb_array` renderer draws the env and written as animated GIFs.
+//! Gymnasium's `rgb_array` renderer draws the env and written as animated GIFs or MP4s.
 
 use std::path::{Path, PathBuf};
 
 use gradless_envs::Action;
 use gradless_policy::{SeededEpisode, watch_episode};
-use gradless_render::{GifRecorder, RenderError, Scene};
+use gradless_render::{RenderError, Scene, VideoFormat, VideoRecorder};
 use serde::Serialize;
 
 use crate::{EvalError, LoadedCheckpoint};
@@ -23,6 +23,8 @@ pub struct RecordPlan {
     pub episodes: usize,
     /// Sample actions (as a stochastic evaluation does) instead of taking the greedy ones.
     pub stochastic: bool,
+    /// The videos' file format.
+    pub format: VideoFormat,
 }
 
 /// An action as a trajectory lists it: an integer, or a list of floats.
@@ -44,7 +46,7 @@ pub struct RecordedVideo {
     pub episode: SeededEpisode,
     /// The env it ran on.
     pub env: String,
-    /// The GIF's file name, in the folder beside this listing.
+    /// The video's file name, in the folder beside this listing.
     pub video: String,
     /// Frames in the video: the episode's length + 1 (the reset, then every step).
     pub frames: u64,
@@ -55,7 +57,7 @@ pub struct RecordedVideo {
 }
 
 impl RecordPlan {
-    /// The most videos one recording writes (each a GIF of up to thousands of frames).
+    /// The most videos one recording writes (each of up to thousands of frames).
     pub const MAX_EPISODES: usize = 10_000;
 }
 
@@ -120,7 +122,7 @@ impl VideoWriter {
 
 impl LoadedCheckpoint {
     /// Records the plan's episodes into `dir` (made by [`crate::prepare_output_dir`]): one
-    /// `episode-NNNN.gif` each, written as it finishes, then the listing [`VIDEOS_FILE`];
+    /// `episode-NNNN.gif` (or `.mp4`) each, written as it finishes, then the listing [`VIDEOS_FILE`];
     /// `on_video` hears of each video once written (in an [`VideoFolder::Owned`] folder it
     /// shows when the whole recording does).
     pub fn record_videos(
@@ -131,6 +133,9 @@ impl LoadedCheckpoint {
         mut on_video: impl FnMut(&RecordedVideo, &Path),
     ) -> Result<Vec<RecordedVideo>, EvalError> {
         let scene = Scene::for_env(&self.env.id).map_err(|source| self.render_error(source))?;
+        if plan.format == VideoFormat::Mp4 {
+            gradless_render::check_ffmpeg().map_err(|source| self.render_error(source))?;
+        }
         let io = |source| EvalError::Io {
             path: dir.to_path_buf(),
             source,
@@ -140,7 +145,9 @@ impl LoadedCheckpoint {
         let listed_before = listed_videos(dir);
         let mut writer = match folder {
             VideoFolder::Owned => {
-                let mut names: Vec<String> = (0..plan.episodes).map(video_name).collect();
+                let mut names: Vec<String> = (0..plan.episodes)
+                    .map(|episode| video_name(episode, plan.format))
+                    .collect();
                 names.push(VIDEOS_FILE.to_string());
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 VideoWriter::Set(gradless_files::OutputSet::begin(dir, &names).map_err(io)?)
@@ -155,7 +162,7 @@ impl LoadedCheckpoint {
                     reason: format!("seed {} + {episode} passes {}", plan.first_seed, u64::MAX),
                 }
             })?;
-            let (bytes, video) = self.record_one(&scene, episode, seed, plan.stochastic)?;
+            let (bytes, video) = self.record_one(&scene, episode, seed, plan)?;
             writer.write(&video.video, &bytes).map_err(io)?;
             on_video(&video, &dir.join(&video.video));
             videos.push(video);
@@ -170,15 +177,16 @@ impl LoadedCheckpoint {
         Ok(videos)
     }
 
-    /// One episode's GIF bytes and listing entry.
+    /// One episode's video bytes and listing entry.
     fn record_one(
         &self,
         scene: &Scene,
         episode: usize,
         seed: u64,
-        stochastic: bool,
+        plan: &RecordPlan,
     ) -> Result<(Vec<u8>, RecordedVideo), EvalError> {
-        let mut recorder = GifRecorder::new(scene).map_err(|source| self.render_error(source))?;
+        let mut recorder =
+            VideoRecorder::new(scene, plan.format).map_err(|source| self.render_error(source))?;
         let mut init_state = Vec::new();
         let mut actions = Vec::new();
         // The first drawing error; the episode runs on, its frames are no longer drawn.
@@ -188,7 +196,7 @@ impl LoadedCheckpoint {
             &self.env,
             episode,
             seed,
-            stochastic,
+            plan.stochastic,
             |state, action| {
                 let continuous = match action {
                     None => {
@@ -227,7 +235,7 @@ impl LoadedCheckpoint {
         let video = RecordedVideo {
             episode: watched,
             env: self.env.id.clone(),
-            video: video_name(episode),
+            video: video_name(episode, plan.format),
             frames,
             init_state,
             actions,
@@ -259,16 +267,21 @@ fn listed_videos(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The file name of episode `episode`'s video.
-fn video_name(episode: usize) -> String {
-    format!("episode-{episode:04}.gif")
+/// The file name of episode `episode`'s video in `format`.
+fn video_name(episode: usize, format: VideoFormat) -> String {
+    format!("episode-{episode:04}.{}", format.extension())
 }
 
-/// Whether `name` is a video file name as [`LoadedCheckpoint::record_videos`] writes them.
+/// Whether `name` is a video file name as [`LoadedCheckpoint::record_videos`] writes them
+/// (in either format).
 fn is_video_name(name: &str) -> bool {
-    name.strip_prefix("episode-")
-        .and_then(|rest| rest.strip_suffix(".gif"))
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    let Some((stem, extension)) = name.rsplit_once('.') else {
+        return false;
+    };
+    extension.parse::<VideoFormat>().is_ok()
+        && stem
+            .strip_prefix("episode-")
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Removes the videos an earlier recording listed in `dir` that this one did not write
@@ -318,6 +331,7 @@ mod tests {
             first_seed: u64::MAX,
             episodes: 2,
             stochastic: false,
+            format: VideoFormat::Gif,
         };
         let owned = scratch("record-owned");
         let err = checkpoint
@@ -349,6 +363,79 @@ mod tests {
         std::fs::remove_dir_all(&given).unwrap();
     }
 
+    /// An MP4 (through ffmpeg, which `scripts/setup.sh` installs) holds the GIF's frames:
+    /// as many, each within H.264's rounding of the same picture.
+    #[test]
+    fn mp4_videos_hold_the_gif_frames() {
+        let checkpoint = loaded("pendulum-v1-sac", None);
+        let dir = scratch("record-mp4");
+        let plan = |format| RecordPlan {
+            first_seed: 7,
+            episodes: 1,
+            stochastic: false,
+            format,
+        };
+        let gif = checkpoint
+            .record_videos(&plan(VideoFormat::Gif), &dir, VideoFolder::Owned, |_, _| {})
+            .unwrap();
+        let mp4 = checkpoint
+            .record_videos(&plan(VideoFormat::Mp4), &dir, VideoFolder::Owned, |_, _| {})
+            .unwrap();
+        assert_eq!(mp4[0].video, "episode-0000.mp4");
+        assert_eq!(mp4[0].episode, gif[0].episode);
+        assert!(
+            !dir.join("episode-0000.gif").exists(),
+            "the listing's old video is removed"
+        );
+        // Re-recorded as GIF to compare with: the same episode, the same frames.
+        let gif_dir = scratch("record-mp4-gif");
+        checkpoint
+            .record_videos(
+                &plan(VideoFormat::Gif),
+                &gif_dir,
+                VideoFolder::Owned,
+                |_, _| {},
+            )
+            .unwrap();
+        let gif_frames =
+            decode_gif(&std::fs::read(gif_dir.join("episode-0000.gif")).unwrap()).unwrap();
+        let decoded = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-i"])
+            .arg(dir.join("episode-0000.mp4"))
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
+            .output()
+            .expect("ffmpeg runs (scripts/setup.sh installs it)");
+        assert!(
+            decoded.status.success(),
+            "{}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
+        let (width, height) = (
+            gif_frames[0].0.width as usize,
+            gif_frames[0].0.height as usize,
+        );
+        let frame_bytes = width * height * 3;
+        assert_eq!(decoded.stdout.len() % frame_bytes, 0);
+        assert_eq!(decoded.stdout.len() / frame_bytes, gif_frames.len());
+        assert_eq!(gif_frames.len() as u64, mp4[0].frames);
+        for (k, ((gif_frame, _), mp4_frame)) in gif_frames
+            .iter()
+            .zip(decoded.stdout.chunks_exact(frame_bytes))
+            .enumerate()
+        {
+            let total: u64 = gif_frame
+                .rgb
+                .iter()
+                .zip(mp4_frame)
+                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
+                .sum();
+            let mean = total as f64 / frame_bytes as f64;
+            assert!(mean < 2.0, "frame {k}: mean difference {mean} levels");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&gif_dir).unwrap();
+    }
+
     #[test]
     fn videos_show_the_evaluated_episodes_frame_by_frame() {
         let checkpoint = loaded("cartpole-v1-ppo", Some("CartPole-v0"));
@@ -364,6 +451,7 @@ mod tests {
             first_seed: settings.seed,
             episodes: 2,
             stochastic: false,
+            format: VideoFormat::Gif,
         };
         let mut heard = 0;
         let videos = checkpoint

@@ -154,6 +154,29 @@ pub fn create_private_dir(stem: &str) -> io::Result<PathBuf> {
     .map(|(path, ())| path)
 }
 
+/// A [`create_private_dir`] folder, removed with everything in it when dropped (on every
+/// path out of the code that made it).
+#[derive(Debug)]
+pub struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    /// A new private folder named after `stem`.
+    pub fn create(stem: &str) -> io::Result<Self> {
+        create_private_dir(stem).map(Self)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Removes the temporaries of `path` (`.tmp-PID-N-NAME` beside it) that processes which have
 /// since died left behind (killed between writing one and renaming it); a live process's
 /// are its own business.
@@ -706,6 +729,11 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         std::fs::remove_dir(&first).unwrap();
         std::fs::remove_dir(&second).unwrap();
+        let guarded = PrivateDir::create("gradless-test-private").unwrap();
+        let path = guarded.path().to_path_buf();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+        drop(guarded);
+        assert!(!path.exists(), "removed with what it held");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use gradless_envs::MakeArgs;
 use gradless_grad_modes::{Plan, Speedup, inference_speedup};
 use gradless_plots::FigureOptions;
 use gradless_policy::Checkpoint;
+use gradless_render::VideoFormat;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -70,6 +71,9 @@ pub struct EvalArgs {
     /// a `videos` folder of its evaluation folder.
     #[arg(long, default_value_t = 0, value_name = "N")]
     record: usize,
+    /// With --record: the videos' format, `gif` or `mp4` (through the system's ffmpeg).
+    #[arg(long, default_value = "gif", value_name = "gif|mp4")]
+    record_format: VideoFormat,
     /// Evaluate only shard K of N (K in 0..N) of the checkpoints PATH holds: checkpoint j,
     /// counted over every run in order, belongs to shard j mod N. `--shard N` reads K from
     /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX. Run-level outputs wait for --merge.
@@ -114,11 +118,16 @@ fn grad_mode_report(
     let speedup = if checkpoint.is_file() {
         // Another tool's policy: measured on a native copy of it, made for the measurement
         // in a folder of this process's only (mode 0700), removed when done.
-        let scratch = ScratchDir::new()?;
+        let scratch = gradless_files::PrivateDir::create("gradless-grad-modes")
+            .context("a private folder for a copy of the policy")?;
         // Only the network is timed: the copy names the env by id alone.
         let (policy, env) = gradless_evaluator::read_foreign_for_env(checkpoint, settings)?;
-        let copy =
-            crate::foreign::write_native(checkpoint, &policy, &env.id, &scratch.0.join("policy"))?;
+        let copy = crate::foreign::write_native(
+            checkpoint,
+            &policy,
+            &env.id,
+            &scratch.path().join("policy"),
+        )?;
         inference_speedup(&copy, base, batch, &Plan::quick_report())?
     } else {
         let opened = Checkpoint::open(checkpoint)?;
@@ -127,23 +136,6 @@ fn grad_mode_report(
     let json = serde_json::to_vec_pretty(&speedup).context("serialising the grad-mode report")?;
     write_atomically(&dir.join("grad_mode_report.json"), &json)?;
     Ok(speedup)
-}
-
-/// A new private folder in the temporary directory, removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> Result<Self> {
-        gradless_files::create_private_dir("gradless-grad-modes")
-            .map(Self)
-            .context("a private folder for a copy of the policy")
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Where a checkpoint's evaluation files go, as a folder inside a base: by default `eval`
@@ -276,7 +268,7 @@ fn record_videos(
     evaluation: &CheckpointEvaluation,
     first_seed: u64,
     dir: &Path,
-    count: usize,
+    (count, format): (usize, VideoFormat),
     progress: &EvalProgress,
 ) -> Result<()> {
     let videos = prepare_output_dir(dir, Path::new("videos"))?;
@@ -284,6 +276,7 @@ fn record_videos(
         first_seed,
         episodes: count.min(evaluation.episodes.len()),
         stochastic: evaluation.stochastic,
+        format,
     };
     loaded.record_videos(&plan, &videos, VideoFolder::Owned, |video, path| {
         let evaluated = &evaluation.episodes[video.episode.episode];
@@ -361,6 +354,9 @@ impl<'a> EvalRun<'a> {
         let figures = args.figures.options()?;
         if args.record > 0 {
             check_count("--record", args.record, RecordPlan::MAX_EPISODES)?;
+            if args.record_format == VideoFormat::Mp4 {
+                gradless_render::check_ffmpeg().context("--record-format mp4")?;
+            }
         }
         let mut env_backend: EnvBackendChoice = args
             .env_backend
@@ -472,7 +468,7 @@ impl<'a> EvalRun<'a> {
                 &evaluation,
                 settings.seed,
                 &dir,
-                args.record,
+                (args.record, args.record_format),
                 progress,
             )?;
         }

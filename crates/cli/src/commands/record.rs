@@ -1,9 +1,9 @@
-//! `gradless record`: a checkpoint's evaluation episodes as animated GIFs, drawn as
-//! Gymnasium's `rgb_array` renderer draws the env.
+//! `gradless record`: a checkpoint's evaluation episodes as videos (animated GIFs or MP4s),
+//! drawn as Gymnasium's `rgb_array` renderer draws the env.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use gradless_device::InferenceDevice;
 use gradless_evaluator::{
@@ -11,6 +11,7 @@ use gradless_evaluator::{
     enclosing_run, one_checkpoint, prepare_output_dir,
 };
 use gradless_policy::SeededEpisode;
+use gradless_render::{VideoFormat, check_ffmpeg};
 use serde::Serialize;
 
 use crate::output::print_json_line;
@@ -26,10 +27,14 @@ pub struct RecordArgs {
     episodes: usize,
     #[command(flatten)]
     acting: ActingArgs,
-    /// Where to write the GIFs and videos.jsonl; default: a `videos` folder inside the
+    /// Where to write the videos and videos.jsonl; default: a `videos` folder inside the
     /// checkpoint.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The videos' format: `gif`, or `mp4` (H.264 at the env's frame rate, written by the
+    /// system's ffmpeg).
+    #[arg(long, default_value = "gif", value_name = "gif|mp4")]
+    format: VideoFormat,
 }
 
 /// A recorded video as printed with `--json`.
@@ -72,6 +77,9 @@ pub fn print_video(video: &RecordedVideo, path: &Path, json: bool) -> Result<()>
 pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
     check_count("--episodes", args.episodes, RecordPlan::MAX_EPISODES)?;
     check_first_seed(args.acting.seed, args.episodes)?;
+    if args.format == VideoFormat::Mp4 {
+        check_ffmpeg().context("--format mp4")?;
+    }
     let checkpoint = one_checkpoint(&args.path)?;
     let (base, relative) = match &args.out {
         Some(out) => (out.clone(), PathBuf::new()),
@@ -103,6 +111,7 @@ pub fn run(args: &RecordArgs, json: bool) -> Result<()> {
         first_seed: args.acting.seed,
         episodes: args.episodes,
         stochastic: settings.samples(),
+        format: args.format,
     };
     let mut printed = Ok(());
     // The default `videos` folder is gradless's own; a folder named by --out is the user's,
