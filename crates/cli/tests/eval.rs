@@ -59,6 +59,16 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     std::fs::write(&bad, bytes).unwrap();
+    // Evaluations the run logged while it trained, drawn beside its checkpoints'.
+    let logged: String = [(25_600, 120.0), (51_200, 480.0)]
+        .iter()
+        .map(|(step, mean)| {
+            format!(
+                "{{\"event\":\"evaluation\",\"global_step\":{step},\"episodes\":5,\"mean_return\":{mean},\"returns\":[],\"train_seconds\":1.0,\"target_reached\":false}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(run.join("metrics.jsonl"), logged).unwrap();
     let output = eval_json_on_flex(&run, &root.join("out"), &["--episodes", "4"]);
     assert!(!output.status.success());
     let stderr = stderr(&output);
@@ -85,6 +95,7 @@ fn a_bad_checkpoint_in_a_run_is_reported_and_skipped() {
         svg.contains("\n50k\n") && !svg.contains(&root.display().to_string()),
         "{svg}"
     );
+    assert!(svg.contains("\nduring training (mean)\n"), "{svg}");
     let png = std::fs::read(curve.with_extension("png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     // The curve for TensorBoard too; evaluating again replaces it rather than adding one.

@@ -1,17 +1,25 @@
 //! The learning curve of a run: IQM of the evaluation returns against training step, with
-//! its 95% bootstrap interval shaded, as SVG and PNG.
+//! its 95% bootstrap interval shaded, and the greedy evaluations the run logged while it
+//! trained (its checkpoints may have been pruned since) as a second line, as SVG and PNG.
 
 use std::path::{Path, PathBuf};
 
 use gradless_plots::plotters::prelude::*;
-use gradless_plots::{Figure, FigureOptions, GRID, Look, compact, steps_label, write_svg_and_png};
+use gradless_plots::{
+    Figure, FigureOptions, GRID, Look, compact, legend_beside, split_for_legend, steps_label,
+    write_svg_and_png,
+};
 
 use crate::{CheckpointEvaluation, EvalError};
 
 struct LearningCurve<'a> {
     title: &'a str,
     evaluations: &'a [&'a CheckpointEvaluation],
+    training: &'a [(u64, f64)],
 }
+
+/// The colour of the evaluations logged during training.
+const TRAINING_COLOUR: RGBColor = RGBColor(110, 110, 110);
 
 impl Figure for LearningCurve<'_> {
     fn draw<DB: DrawingBackend>(
@@ -19,18 +27,23 @@ impl Figure for LearningCurve<'_> {
         root: DrawingArea<DB, gradless_plots::plotters::coord::Shift>,
         look: &Look<'_>,
     ) -> Result<(), String> {
-        draw(root, look, self.title, self.evaluations)
+        draw(root, look, self)
     }
 }
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, gradless_plots::plotters::coord::Shift>,
     look: &Look<'_>,
-    title: &str,
-    evaluations: &[&CheckpointEvaluation],
+    curve: &LearningCurve<'_>,
 ) -> Result<(), String> {
     let error = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(error)?;
+    let (title, evaluations, training) = (curve.title, curve.evaluations, curve.training);
+    let mut entries = vec![("evaluated checkpoints (IQM, 95% CI)".to_string(), BLUE)];
+    if !training.is_empty() {
+        entries.push(("during training (mean)".to_string(), TRAINING_COLOUR));
+    }
+    let (root, legend) = split_for_legend(&root, &entries, look);
     // A curve is over training steps: an evaluation whose step is unknown has no place on it.
     let evaluations: Vec<(u64, &CheckpointEvaluation)> = evaluations
         .iter()
@@ -39,14 +52,16 @@ fn draw<DB: DrawingBackend>(
     let max_step = evaluations
         .iter()
         .map(|(step, _)| *step)
+        .chain(training.iter().map(|(step, _)| *step))
         .max()
         .unwrap_or(1)
         .max(1);
     let (low, high) = evaluations
         .iter()
-        .map(|(_, e)| e)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
-            (lo.min(e.summary.iqm_ci95[0]), hi.max(e.summary.iqm_ci95[1]))
+        .flat_map(|(_, e)| e.summary.iqm_ci95)
+        .chain(training.iter().map(|(_, mean)| *mean))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
         });
     let margin = ((high - low) * 0.05).max(1.0);
     let mut chart = ChartBuilder::on(&root)
@@ -98,6 +113,20 @@ fn draw<DB: DrawingBackend>(
                 .map(|p| Circle::new(p, look.px(3), BLUE.filled())),
         )
         .map_err(error)?;
+    chart
+        .draw_series(LineSeries::new(
+            training.iter().copied(),
+            TRAINING_COLOUR.stroke_width(look.px(1)),
+        ))
+        .map_err(error)?;
+    chart
+        .draw_series(
+            training
+                .iter()
+                .map(|&p| Circle::new(p, look.px(2), TRAINING_COLOUR.filled())),
+        )
+        .map_err(error)?;
+    legend_beside(&legend, &entries, look)?;
     root.present().map_err(error)
 }
 
@@ -150,15 +179,21 @@ pub fn write_tensorboard_curve(
     Ok(path)
 }
 
-/// Writes `<stem>.svg` and `<stem>.png` for a run's evaluations (in step order), as
-/// `options` say; returns the files written.
+/// Writes `<stem>.svg` and `<stem>.png` for a run's evaluations (in step order) and the
+/// `(step, mean return)` of the greedy evaluations it logged while training (may be
+/// empty), as `options` say; returns the files written.
 pub fn write_learning_curve(
     evaluations: &[&CheckpointEvaluation],
+    training: &[(u64, f64)],
     title: &str,
     stem: &Path,
     options: &FigureOptions,
 ) -> Result<Vec<PathBuf>, EvalError> {
-    let curve = LearningCurve { title, evaluations };
+    let curve = LearningCurve {
+        title,
+        evaluations,
+        training,
+    };
     write_svg_and_png(&curve, stem, options).map_err(|e| EvalError::Io {
         source: std::io::Error::other(e.reason),
         path: e.path,

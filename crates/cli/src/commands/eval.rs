@@ -526,7 +526,9 @@ fn finish_run(
     let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
     let name = run.file_name().unwrap_or(run.as_os_str()).to_string_lossy();
     let title = format!("{name} on {}", best.env);
-    for file in write_learning_curve(&points, &title, &folder.join("learning_curve"), figures)? {
+    let training = super::compare::training_curve(run);
+    let stem = folder.join("learning_curve");
+    for file in write_learning_curve(&points, &training, &title, &stem, figures)? {
         tracing::info!(file = %file.display(), "learning curve written");
     }
     let events = write_tensorboard_curve(&points, &folder)?;
