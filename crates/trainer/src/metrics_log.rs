@@ -112,6 +112,27 @@ pub fn read_metrics(run: &Path) -> Result<MetricsLog, TrainError> {
     Ok(log)
 }
 
+/// The `(step, mean return)` of the greedy evaluations the run in `run` logged while it
+/// trained, for curves: none for a folder without a metrics log (another tool's run), and
+/// none, with a warning naming the file, for a log that cannot be read (a figure is drawn
+/// without them rather than not at all).
+pub fn logged_evaluations(run: &Path) -> Vec<(u64, f64)> {
+    if !run.join(METRICS_FILE).exists() {
+        return Vec::new();
+    }
+    match read_metrics(run) {
+        Ok(log) => log
+            .evaluations
+            .iter()
+            .map(|e| (e.global_step, e.mean_return))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "the evaluations logged during training are left out");
+            Vec::new()
+        }
+    }
+}
+
 /// One parsed line.
 enum Record {
     Episode(LoggedEpisode),

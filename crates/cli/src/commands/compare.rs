@@ -16,6 +16,7 @@ use gradless_evaluator::{
     discover, evaluation_env, prepare_output_dir, random_policy_score, saved_evaluation,
     write_outputs,
 };
+use gradless_trainer::metrics_log::logged_evaluations;
 use serde::Serialize;
 
 use crate::output::{print_json_line, write_atomically};
@@ -175,7 +176,7 @@ impl Scorer<'_> {
                     run: run.clone(),
                     checkpoint,
                     curve: self.curve(&target.checkpoints, &env),
-                    training_curve: training_curve(run),
+                    training_curve: logged_evaluations(run),
                     env: env.to_string(),
                     score,
                     seed: target.zoo.as_ref().and_then(|zoo| zoo.seed),
@@ -189,26 +190,6 @@ impl Scorer<'_> {
             name: name.to_string(),
             runs,
         })
-    }
-}
-
-/// The greedy evaluations a gradless run logged while it trained, as `(step, mean return)`;
-/// none for a run without a metrics log (another tool's), and none, with a warning naming
-/// the file, for a log that cannot be read (the comparison itself does not need it).
-pub fn training_curve(run: &Path) -> Vec<(u64, f64)> {
-    if !run.join(gradless_trainer::run_dir::METRICS_FILE).exists() {
-        return Vec::new();
-    }
-    match gradless_trainer::metrics_log::read_metrics(run) {
-        Ok(log) => log
-            .evaluations
-            .iter()
-            .map(|e| (e.global_step, e.mean_return))
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "no curve from the evaluations during training");
-            Vec::new()
-        }
     }
 }
 

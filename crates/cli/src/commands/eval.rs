@@ -22,6 +22,7 @@ use gradless_grad_modes::{Plan, Speedup, inference_speedup};
 use gradless_plots::FigureOptions;
 use gradless_policy::Checkpoint;
 use gradless_render::VideoFormat;
+use gradless_trainer::metrics_log::logged_evaluations;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -526,7 +527,7 @@ fn finish_run(
     let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
     let name = run.file_name().unwrap_or(run.as_os_str()).to_string_lossy();
     let title = format!("{name} on {}", best.env);
-    let training = super::compare::training_curve(run);
+    let training = logged_evaluations(run);
     let stem = folder.join("learning_curve");
     for file in write_learning_curve(&points, &training, &title, &stem, figures)? {
         tracing::info!(file = %file.display(), "learning curve written");
@@ -568,7 +569,7 @@ fn run_score(run: &Path, evaluated: &[CheckpointEvaluation]) -> Option<RunScore>
             .iter()
             .filter_map(|e| Some((e.step?, e.summary.mean_return)))
             .collect(),
-        training_curve: super::compare::training_curve(run),
+        training_curve: logged_evaluations(run),
         seed: None,
     })
 }
