@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, compact, legend_beside, series_colour,
-    split_for_legend, steps_label, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, compact, draw_title, series_colour,
+    split_for_legend, steps_label, tick_count, write_svg_and_png,
 };
 
 use crate::{Comparison, Curve, CurveSource};
@@ -97,11 +97,7 @@ impl Figure for AggregatesFigure<'_> {
         } else {
             "mean return"
         };
-        let (title, body) = root.split_vertically(look.px(40));
-        let own_title = self.title();
-        title
-            .titled(look.title(&own_title), look.font(20))
-            .map_err(failed)?;
+        let body = draw_title(&root, look.title(&self.title()), look)?;
         for (k, (area, (name, values))) in body
             .split_evenly((1, 4))
             .into_iter()
@@ -185,20 +181,22 @@ impl Figure for BandFigure<'_> {
             .iter()
             .map(|line| (line.name.clone(), line.colour))
             .collect();
-        let (plot, legend) = split_for_legend(&root, &entries, look);
+        let body = draw_title(&root, look.title(self.title), look)?;
+        let (plot, legend) = split_for_legend(&body, &entries, look);
         let points = || self.lines.iter().flat_map(|line| line.points.iter());
         let x = padded(points().map(|p| p.0));
         let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]));
         let mut chart = ChartBuilder::on(&plot)
-            .caption(look.title(self.title), look.font(20))
             .margin(look.px(12))
             .x_label_area_size(look.px(40))
             .y_label_area_size(look.px(60))
             .build_cartesian_2d(x, y)
             .map_err(failed)?;
         let x_steps = self.x_steps;
+        let x_ticks = tick_count(plot.dim_in_pixel().0, look);
         chart
             .configure_mesh()
+            .x_labels(x_ticks)
             .x_desc(self.x_name)
             .y_desc(self.y_name)
             .x_label_formatter(&|x| {
@@ -235,7 +233,7 @@ impl Figure for BandFigure<'_> {
                 ))
                 .map_err(failed)?;
         }
-        legend_beside(&legend, &entries, look)?;
+        legend.draw(&entries, look)?;
         root.present().map_err(failed)
     }
 }

@@ -441,8 +441,8 @@ fn shared_steps(runs: &[RunScore], points: impl Fn(&RunScore) -> &[(u64, f64)]) 
 }
 
 /// The runs' IQM at every step all of them have an evaluation at, from their evaluated
-/// checkpoints or else from their evaluations during training; `None` when neither gives
-/// two steps.
+/// checkpoints, or from their evaluations during training where those share more steps
+/// (checkpoints pruned as training went on); `None` when neither gives two steps.
 fn sample_efficiency(
     runs: &[RunScore],
     scale: &Scale,
@@ -455,12 +455,13 @@ fn sample_efficiency(
     fn from_training(run: &RunScore) -> &[(u64, f64)] {
         &run.training_curve
     }
-    let (source, points): (CurveSource, Points) = if shared_steps(runs, from_checkpoints).len() >= 2
-    {
-        (CurveSource::Checkpoints, from_checkpoints)
-    } else {
-        (CurveSource::Training, from_training)
-    };
+    let checkpoint_steps = shared_steps(runs, from_checkpoints).len();
+    let (source, points): (CurveSource, Points) =
+        if checkpoint_steps >= shared_steps(runs, from_training).len() {
+            (CurveSource::Checkpoints, from_checkpoints)
+        } else {
+            (CurveSource::Training, from_training)
+        };
     let steps = shared_steps(runs, points);
     if steps.len() < 2 {
         return Ok(None);
@@ -637,8 +638,27 @@ mod tests {
         assert_eq!(curve.steps, [100, 200, 300]);
         assert_eq!(curve.iqm, [40.0, 160.0, 350.0]);
         // One run without a log: no curve at all.
-        b.training_curve.clear();
-        assert_eq!(curve_over_runs(&[a, b], 200, 1).unwrap(), None);
+        let unlogged = RunScore {
+            training_curve: Vec::new(),
+            ..b.clone()
+        };
+        assert_eq!(
+            curve_over_runs(&[a.clone(), unlogged], 200, 1).unwrap(),
+            None
+        );
+        // Two evaluated checkpoints against three steps of training evaluations: the
+        // longer curve; as many steps each: the checkpoints, scored as the comparison is.
+        a.curve.insert(0, (200, 140.0));
+        b.curve.insert(0, (200, 160.0));
+        let longer = curve_over_runs(&[a.clone(), b.clone()], 200, 1).unwrap();
+        assert_eq!(longer.unwrap().source, CurveSource::Training);
+        a.curve.insert(0, (100, 60.0));
+        b.curve.insert(0, (100, 20.0));
+        let level = curve_over_runs(&[a.clone(), b.clone()], 200, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(level.source, CurveSource::Checkpoints);
+        assert_eq!(level.iqm, [40.0, 150.0, 350.0]);
     }
 
     #[test]

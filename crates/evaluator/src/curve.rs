@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, compact, legend_beside, split_for_legend, steps_label,
-    write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, compact, draw_title, split_for_legend, steps_label,
+    tick_count, write_svg_and_png,
 };
 
 use crate::{CheckpointEvaluation, EvalError};
@@ -43,7 +43,8 @@ fn draw<DB: DrawingBackend>(
     if !training.is_empty() {
         entries.push(("during training (mean)".to_string(), TRAINING_COLOUR));
     }
-    let (root, legend) = split_for_legend(&root, &entries, look);
+    let body = draw_title(&root, look.title(title), look)?;
+    let (root, legend) = split_for_legend(&body, &entries, look);
     // A curve is over training steps: an evaluation whose step is unknown has no place on it.
     let evaluations: Vec<(u64, &CheckpointEvaluation)> = evaluations
         .iter()
@@ -65,7 +66,6 @@ fn draw<DB: DrawingBackend>(
         });
     let margin = ((high - low) * 0.05).max(1.0);
     let mut chart = ChartBuilder::on(&root)
-        .caption(look.title(title), look.font(20))
         .margin(look.px(12))
         .x_label_area_size(look.px(40))
         .y_label_area_size(look.px(60))
@@ -75,8 +75,10 @@ fn draw<DB: DrawingBackend>(
             (low - margin)..(high + margin),
         )
         .map_err(error)?;
+    let x_ticks = tick_count(root.dim_in_pixel().0, look);
     chart
         .configure_mesh()
+        .x_labels(x_ticks)
         .x_desc("environment steps")
         .y_desc("IQM return (95% CI over one seed's episodes)")
         .x_label_formatter(&|steps| steps_label(*steps as f64))
@@ -126,7 +128,7 @@ fn draw<DB: DrawingBackend>(
                 .map(|&p| Circle::new(p, look.px(2), TRAINING_COLOUR.filled())),
         )
         .map_err(error)?;
-    legend_beside(&legend, &entries, look)?;
+    legend.draw(&entries, look)?;
     root.present().map_err(error)
 }
 

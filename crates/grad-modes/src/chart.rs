@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, legend_beside, split_for_legend,
-    write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, draw_title, split_for_legend, write_svg_and_png,
 };
 
 use crate::measure::Measurement;
@@ -49,9 +48,9 @@ impl Figure for GradModeChart<'_> {
             .iter()
             .map(|&mode| (mode.name().to_string(), colour(mode)))
             .collect();
-        let (plot, legend) = split_for_legend(&root, &entries, look);
+        let body = draw_title(&root, look.title(&own_title), look)?;
+        let (plot, legend) = split_for_legend(&body, &entries, look);
         let mut chart = ChartBuilder::on(&plot)
-            .caption(look.title(&own_title), look.font(20))
             .margin(look.px(12))
             .x_label_area_size(look.px(40))
             .y_label_area_size(look.px(60))
@@ -90,7 +89,7 @@ impl Figure for GradModeChart<'_> {
             });
             chart.draw_series(bars).map_err(error)?;
         }
-        legend_beside(&legend, &entries, look)?;
+        legend.draw(&entries, look)?;
         root.present().map_err(error)
     }
 }

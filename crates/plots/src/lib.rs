@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::{BitMapBackend, DrawingArea, DrawingBackend, IntoDrawingArea, SVGBackend};
-use plotters::style::FontStyle;
+use plotters::style::{FontStyle, IntoFont};
 
 pub use plotters;
 
@@ -27,7 +27,7 @@ pub const GRID: plotters::style::RGBAColor = plotters::style::RGBAColor(0, 0, 0,
 /// colour in every figure.
 pub fn series_colour(k: usize) -> plotters::style::RGBColor {
     use plotters::style::RGBColor;
-    const COLOURS: [RGBColor; 8] = [
+    const COLOURS: [RGBColor; 10] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -36,6 +36,8 @@ pub fn series_colour(k: usize) -> plotters::style::RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
     ];
     COLOURS[k % COLOURS.len()]
 }
@@ -195,55 +197,120 @@ pub fn steps_label(steps: f64) -> String {
     format!("{shown}{unit}")
 }
 
+/// The font of a figure's title `text` over `area`: 20 (at 100 pixels per inch), smaller
+/// where the title would not fit the area's width (a figure at a paper's column width), but
+/// not below half.
+pub fn title_font<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    look: &Look<'_>,
+) -> (&'static str, u32) {
+    fitted_font(
+        area,
+        text,
+        look.px(20),
+        area.dim_in_pixel().0.saturating_sub(look.px(16)),
+    )
+}
+
+/// Draws the title `text` across the top of `root` (the whole figure's width, the font
+/// fitted to it) and returns the area below it.
+pub fn draw_title<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+    look: &Look<'_>,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    let font = title_font(root, text, look);
+    let (strip, rest) = root.split_vertically(font.1 * 2);
+    strip.titled(text, font).map_err(|e| e.to_string())?;
+    Ok(rest)
+}
+
+/// `size`, or smaller (down to half) so that `text` fits `width` pixels.
+fn fitted_font<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    size: u32,
+    width: u32,
+) -> (&'static str, u32) {
+    let needed = area
+        .estimate_text_size(text, &(FONT, size).into_font().into())
+        .map_or(0, |(w, _)| w);
+    if needed <= width || needed == 0 {
+        return (FONT, size);
+    }
+    let scaled = (u64::from(size) * u64::from(width) / u64::from(needed)) as u32;
+    (FONT, scaled.max(size / 2).max(1))
+}
+
+/// How many labelled ticks an axis `extent` pixels long carries: one per 90 pixels (at 100
+/// per inch), between 2 and 10, so that labels such as `100k` never run into each other.
+pub fn tick_count(extent: u32, look: &Look<'_>) -> usize {
+    (extent / look.px(90)).clamp(2, 10) as usize
+}
+
+/// A legend's column beside a chart (never over its data), with the font its names fit in.
+pub struct Legend<DB: DrawingBackend> {
+    area: DrawingArea<DB, Shift>,
+    font: u32,
+}
+
 /// Splits `root` into the chart's area and, at its right, a legend column as wide as the
-/// longest of `entries`' names needs (at most two fifths of the figure).
+/// longest of `entries`' names needs, at most two fifths of the figure (the names' font
+/// shrinks, down to half, to fit a narrow figure).
 pub fn split_for_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     entries: &[(String, plotters::style::RGBColor)],
     look: &Look<'_>,
-) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
-    use plotters::style::IntoFont;
-    let font = (FONT, look.px(14)).into_font();
-    let text = entries
-        .iter()
-        .filter_map(|(name, _)| root.estimate_text_size(name, &font.clone().into()).ok())
-        .map(|(width, _)| width)
-        .max()
-        .unwrap_or(0);
+) -> (DrawingArea<DB, Shift>, Legend<DB>) {
     let (swatch, gap) = (look.px(18), look.px(6));
     let width = root.dim_in_pixel().0;
+    let room = (width * 2 / 5).saturating_sub(3 * gap + swatch);
+    let longest = entries
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .max_by_key(|name| name.chars().count())
+        .unwrap_or("");
+    let (_, font) = fitted_font(root, longest, look.px(14), room);
+    let text = root
+        .estimate_text_size(longest, &(FONT, font).into_font().into())
+        .map_or(0, |(w, _)| w);
     let column = (3 * gap + swatch + text).min(width * 2 / 5);
-    root.split_horizontally(width - column)
+    let (plot, area) = root.split_horizontally(width - column);
+    (plot, Legend { area, font })
 }
 
-/// Draws a legend in `area` (beside the chart, never over its data): a swatch of each
-/// entry's colour and its name, one entry a line from the top.
-pub fn legend_beside<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    entries: &[(String, plotters::style::RGBColor)],
-    look: &Look<'_>,
-) -> Result<(), String> {
-    use plotters::element::{PathElement, Text};
-    use plotters::style::{Color, IntoFont};
-    let line = look.px(22) as i32;
-    let (swatch, gap) = (look.px(18) as i32, look.px(6) as i32);
-    let top = look.px(48) as i32;
-    for (k, (name, colour)) in entries.iter().enumerate() {
-        let y = top + k as i32 * line;
-        area.draw(&PathElement::new(
-            vec![(gap, y), (gap + swatch, y)],
-            colour.stroke_width(look.px(3)),
-        ))
-        .map_err(|e| e.to_string())?;
-        let font = (FONT, look.px(14)).into_font();
-        area.draw(&Text::new(
-            name.clone(),
-            (2 * gap + swatch, y - look.px(7) as i32),
-            font,
-        ))
-        .map_err(|e| e.to_string())?;
+impl<DB: DrawingBackend> Legend<DB> {
+    /// Draws `entries`: a swatch of each one's colour and its name, one a line from the top.
+    pub fn draw(
+        &self,
+        entries: &[(String, plotters::style::RGBColor)],
+        look: &Look<'_>,
+    ) -> Result<(), String> {
+        use plotters::element::{PathElement, Text};
+        use plotters::style::Color;
+        let line = (self.font * 22 / 14) as i32;
+        let (swatch, gap) = (look.px(18) as i32, look.px(6) as i32);
+        let top = look.px(48) as i32;
+        for (k, (name, colour)) in entries.iter().enumerate() {
+            let y = top + k as i32 * line;
+            self.area
+                .draw(&PathElement::new(
+                    vec![(gap, y), (gap + swatch, y)],
+                    colour.stroke_width(look.px(3)),
+                ))
+                .map_err(|e| e.to_string())?;
+            let font = (FONT, self.font).into_font();
+            self.area
+                .draw(&Text::new(
+                    name.clone(),
+                    (2 * gap + swatch, y - (self.font / 2) as i32),
+                    font,
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Something that can draw itself on any plotters backend.
@@ -457,6 +524,27 @@ mod tests {
             .map(steps_label)
             .collect();
         assert_eq!(labels, ["0", "500", "2k", "10k", "51.2k", "2.5M", "1M"]);
+    }
+
+    #[test]
+    fn narrow_figures_get_fewer_ticks_and_titles_that_fit() {
+        let at = |dpi: f64| Look {
+            scale: dpi / DESIGN_DPI,
+            title: None,
+        };
+        // 8 inches at 100 dpi; a paper's column, 3.5 inches, at 200.
+        assert_eq!(tick_count(800, &at(100.0)), 8);
+        assert_eq!(tick_count(700, &at(200.0)), 3);
+        assert_eq!(tick_count(100, &at(100.0)), 2);
+        register_font().unwrap();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (700, 500)).into_drawing_area();
+            let long = "CartPole-v1: Sample efficiency (IQM over runs, 95% CIs)";
+            let (_, size) = title_font(&root, long, &at(200.0));
+            assert!((20..40).contains(&size), "{size}");
+            assert_eq!(title_font(&root, "Short", &at(200.0)).1, 40);
+        }
     }
 
     #[test]

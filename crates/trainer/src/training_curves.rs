@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, compact, legend_beside, series_colour,
-    split_for_legend, steps_label, tick_label, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, draw_title, series_colour, split_for_legend,
+    steps_label, tick_count, tick_label, write_svg_and_png,
 };
 
 use crate::metrics_log::MetricsLog;
@@ -115,7 +115,8 @@ impl Figure for ReturnsFigure<'_> {
     ) -> Result<(), String> {
         root.fill(&WHITE).map_err(failed)?;
         let entries = legend_entries(self.runs);
-        let (plot, legend) = split_for_legend(&root, &entries, look);
+        let body = draw_title(&root, look.title(&self.title()), look)?;
+        let (plot, legend) = split_for_legend(&body, &entries, look);
         let episodes: Vec<Vec<(u64, f64)>> = self
             .runs
             .iter()
@@ -129,20 +130,22 @@ impl Figure for ReturnsFigure<'_> {
             .collect();
         let all = || episodes.iter().flatten();
         let last_step = all().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
-        let title = self.title();
+        let returns = padded(all().map(|p| p.1));
+        let span = returns.end - returns.start;
         let mut chart = ChartBuilder::on(&plot)
-            .caption(look.title(&title), look.font(20))
             .margin(look.px(12))
             .x_label_area_size(look.px(40))
             .y_label_area_size(look.px(60))
-            .build_cartesian_2d(0.0..last_step * 1.02, padded(all().map(|p| p.1)))
+            .build_cartesian_2d(0.0..last_step * 1.02, returns)
             .map_err(failed)?;
+        let x_ticks = tick_count(plot.dim_in_pixel().0, look);
         chart
             .configure_mesh()
+            .x_labels(x_ticks)
             .x_desc("environment steps")
             .y_desc("episodic return")
             .x_label_formatter(&|x| steps_label(*x))
-            .y_label_formatter(&|y| compact(*y))
+            .y_label_formatter(&|y| tick_label(*y, span))
             .label_style(look.font(14))
             .axis_desc_style(look.font(15))
             .light_line_style(TRANSPARENT)
@@ -167,7 +170,7 @@ impl Figure for ReturnsFigure<'_> {
                 ))
                 .map_err(failed)?;
         }
-        legend_beside(&legend, &entries, look)?;
+        legend.draw(&entries, look)?;
         root.present().map_err(failed)
     }
 }
@@ -201,11 +204,8 @@ impl Figure for UpdatesFigure<'_> {
     ) -> Result<(), String> {
         root.fill(&WHITE).map_err(failed)?;
         let entries = legend_entries(self.runs);
-        let (plot, legend) = split_for_legend(&root, &entries, look);
-        let (title_area, panels_area) = plot.split_vertically(look.px(36));
-        title_area
-            .titled(look.title(UPDATES_TITLE), look.font(20))
-            .map_err(failed)?;
+        let body = draw_title(&root, look.title(UPDATES_TITLE), look)?;
+        let (panels_area, legend) = split_for_legend(&body, &entries, look);
         let columns = self.names.len().clamp(1, 3);
         let rows = self.names.len().div_ceil(columns).max(1);
         let panels = panels_area.split_evenly((rows, columns));
@@ -254,7 +254,7 @@ impl Figure for UpdatesFigure<'_> {
                     .map_err(failed)?;
             }
         }
-        legend_beside(&legend, &entries, look)?;
+        legend.draw(&entries, look)?;
         root.present().map_err(failed)
     }
 }
