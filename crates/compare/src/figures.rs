@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, compact, draw_title, series_colour,
+    Figure, FigureOptions, GRID, Look, PlotError, compact, draw_title, padded, series_colour,
     split_for_legend, steps_label, tick_count, write_svg_and_png,
 };
 
@@ -41,17 +41,8 @@ fn score_name(comparison: &Comparison) -> &'static str {
     }
 }
 
-/// A range holding `values`, with a margin.
-fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if !low.is_finite() {
-        return 0.0..1.0;
-    }
-    let margin = ((high - low) * 0.08).max(1e-3 * high.abs().max(1.0));
-    (low - margin)..(high + margin)
-}
+/// The margin around a value axis's data, as a fraction of its spread.
+const MARGIN: f64 = 0.08;
 
 struct AggregatesFigure<'a>(&'a Comparison);
 
@@ -104,7 +95,7 @@ impl Figure for AggregatesFigure<'_> {
             .zip(panels)
             .enumerate()
         {
-            let x = padded(values.iter().flat_map(|(v, ci)| [*v, ci[0], ci[1]]));
+            let x = padded(values.iter().flat_map(|(v, ci)| [*v, ci[0], ci[1]]), MARGIN);
             let mut chart = ChartBuilder::on(&area)
                 .caption(name, look.font(16))
                 .margin(look.px(8))
@@ -184,8 +175,8 @@ impl Figure for BandFigure<'_> {
         let body = draw_title(&root, look.title(self.title), look)?;
         let (plot, legend) = split_for_legend(&body, &entries, look);
         let points = || self.lines.iter().flat_map(|line| line.points.iter());
-        let x = padded(points().map(|p| p.0));
-        let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]));
+        let x = padded(points().map(|p| p.0), MARGIN);
+        let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]), MARGIN);
         let mut chart = ChartBuilder::on(&plot)
             .margin(look.px(12))
             .x_label_area_size(look.px(40))

@@ -243,6 +243,19 @@ fn fitted_font<DB: DrawingBackend>(
     (FONT, scaled.max(size / 2).max(1))
 }
 
+/// A range holding `values` with a margin of `margin` of their spread on each side (and a
+/// little room when they are all equal); `0..1` when there are none.
+pub fn padded(values: impl Iterator<Item = f64>, margin: f64) -> std::ops::Range<f64> {
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !low.is_finite() {
+        return 0.0..1.0;
+    }
+    let margin = ((high - low) * margin).max(1e-3 * high.abs().max(1.0));
+    (low - margin)..(high + margin)
+}
+
 /// How many labelled ticks an axis `extent` pixels long carries: one per 90 pixels (at 100
 /// per inch), between 2 and 10, so that labels such as `100k` never run into each other.
 pub fn tick_count(extent: u32, look: &Look<'_>) -> usize {

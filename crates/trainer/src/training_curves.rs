@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, draw_title, series_colour, split_for_legend,
-    steps_label, tick_count, tick_label, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, draw_title, padded, series_colour,
+    split_for_legend, steps_label, tick_count, tick_label, write_svg_and_png,
 };
 
 use crate::metrics_log::MetricsLog;
@@ -68,17 +68,8 @@ pub fn smoothed(episodes: &[(u64, f64)], window: usize) -> Vec<(u64, f64)> {
         .collect()
 }
 
-/// A range holding `values` with a margin; `0..1` when there are none.
-fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if !low.is_finite() {
-        return 0.0..1.0;
-    }
-    let margin = ((high - low) * 0.05).max(1e-3 * high.abs().max(1.0));
-    (low - margin)..(high + margin)
-}
+/// The margin around a value axis's data, as a fraction of its spread.
+const MARGIN: f64 = 0.05;
 
 /// The runs' legend entries, in run order.
 fn legend_entries(runs: &[TrainingRun]) -> Vec<(String, RGBColor)> {
@@ -130,7 +121,7 @@ impl Figure for ReturnsFigure<'_> {
             .collect();
         let all = || episodes.iter().flatten();
         let last_step = all().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
-        let returns = padded(all().map(|p| p.1));
+        let returns = padded(all().map(|p| p.1), MARGIN);
         let span = returns.end - returns.start;
         let mut chart = ChartBuilder::on(&plot)
             .margin(look.px(12))
@@ -225,7 +216,7 @@ impl Figure for UpdatesFigure<'_> {
                 .collect();
             let all = || lines.iter().flatten();
             let last_step = all().map(|p| p.0).fold(1.0, f64::max);
-            let values = padded(all().map(|p| p.1));
+            let values = padded(all().map(|p| p.1), MARGIN);
             let span = values.end - values.start;
             let mut chart = ChartBuilder::on(panel)
                 .caption(name, look.font(14))
