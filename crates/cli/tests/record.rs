@@ -157,6 +157,20 @@ fn bad_record_requests_are_one_line_errors() {
         .unwrap();
     assert_clean_failure(&without_ffmpeg, &["--format mp4", "ffmpeg", "not on PATH"]);
     assert!(!out.exists());
+    // An ffmpeg without the H.264 encoder is refused before any episode runs.
+    let fake = no_tools.join("ffmpeg");
+    std::fs::write(&fake, "#!/bin/sh\necho ' V....D mpeg4  MPEG-4 part 2'\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let without_x264 = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args([
+            "record", path, "--format", "mp4", "--device", "flex", "--out",
+        ])
+        .arg(&out)
+        .env("PATH", &no_tools)
+        .output()
+        .unwrap();
+    assert_clean_failure(&without_x264, &["--format mp4", "no libx264"]);
+    assert!(!out.exists());
     std::fs::remove_dir_all(&no_tools).unwrap();
     assert_clean_failure(
         &gradless(&["record", path, "--format", "avi", "--device", "flex"]),

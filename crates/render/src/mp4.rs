@@ -22,26 +22,45 @@ fn ffmpeg_error(what: impl std::fmt::Display) -> RenderError {
     RenderError::Ffmpeg(what.to_string())
 }
 
-/// Checks that `ffmpeg` runs, so that a recording asked for as MP4 is refused before any
-/// episode runs rather than after.
+/// The most bytes of `ffmpeg -encoders`' listing read.
+const MAX_LISTING_BYTES: usize = 1 << 20;
+
+/// Checks that `ffmpeg` runs and has the H.264 encoder (`libx264`), so that a recording asked
+/// for as MP4 is refused before any episode runs rather than after (an encoder missing
+/// half way would end the stream the frames are written to).
 pub fn check_ffmpeg() -> Result<(), RenderError> {
-    let status = Command::new(FFMPEG)
-        .arg("-version")
+    let output = Command::new(FFMPEG)
+        .args(["-hide_banner", "-encoders"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
-    match status {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(ffmpeg_error(format!(
-            "`{FFMPEG} -version` exited with {status}"
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(ffmpeg_error(format!(
-            "MP4 videos are written by {FFMPEG}, which is not on PATH (install it, e.g. \
-             `apt-get install ffmpeg`, or record GIFs)"
-        ))),
-        Err(error) => Err(ffmpeg_error(format!("could not run {FFMPEG}: {error}"))),
+        .output();
+    let listing = match output {
+        Ok(output) if output.status.success() => output.stdout,
+        Ok(output) => {
+            return Err(ffmpeg_error(format!(
+                "`{FFMPEG} -encoders` exited with {}",
+                output.status
+            )));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ffmpeg_error(format!(
+                "MP4 videos are written by {FFMPEG}, which is not on PATH (install it, e.g. \
+                 `apt-get install ffmpeg`, or record GIFs)"
+            )));
+        }
+        Err(error) => return Err(ffmpeg_error(format!("could not run {FFMPEG}: {error}"))),
+    };
+    let listing = String::from_utf8_lossy(&listing[..listing.len().min(MAX_LISTING_BYTES)]);
+    if !listing
+        .lines()
+        .any(|line| line.split_whitespace().nth(1) == Some("libx264"))
+    {
+        return Err(ffmpeg_error(format!(
+            "this {FFMPEG} has no libx264 (H.264) encoder, which MP4 videos are written with \
+             (install an {FFMPEG} built with it, or record GIFs)"
+        )));
     }
+    Ok(())
 }
 
 /// Writes a scene's frames, in order, into an MP4 encoded by `ffmpeg`.
