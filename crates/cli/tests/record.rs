@@ -171,6 +171,22 @@ fn bad_record_requests_are_one_line_errors() {
         .unwrap();
     assert_clean_failure(&without_x264, &["--format mp4", "no libx264"]);
     assert!(!out.exists());
+    // An encoder that stops reading half way: one line with what it said, not a process
+    // ended by SIGPIPE.
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho ' V....D libx264  H.264'\n[ \"$2\" = -encoders ] && exit 0\necho 'No space left on device' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let stopped = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
+        .args([
+            "record", path, "--format", "mp4", "--device", "flex", "--out",
+        ])
+        .arg(&out)
+        .env("PATH", &no_tools)
+        .output()
+        .unwrap();
+    assert_clean_failure(&stopped, &["ffmpeg failed", "No space left on device"]);
     std::fs::remove_dir_all(&no_tools).unwrap();
     assert_clean_failure(
         &gradless(&["record", path, "--format", "avi", "--device", "flex"]),

@@ -1,9 +1,15 @@
 //! MP4 videos (H.264 in yuv420p, which every player reads, at the scene's frame rate)
 //! through the system's `ffmpeg`: the frames go to its standard input as raw RGB as they are
 //! drawn, and it writes the file into a private folder, read back when the video ends.
+//!
+//! Its standard input is one end of a socket pair, not a pipe: gradless lets SIGPIPE end the
+//! process (as `head` ends other tools), and a socket write to an encoder that stopped
+//! reading returns an error instead (std sends with `MSG_NOSIGNAL`), which is reported.
 
 use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
 
 use gradless_files::PrivateDir;
 
@@ -66,7 +72,7 @@ pub fn check_ffmpeg() -> Result<(), RenderError> {
 /// Writes a scene's frames, in order, into an MP4 encoded by `ffmpeg`.
 pub struct Mp4Recorder {
     child: Child,
-    stdin: Option<ChildStdin>,
+    frames_in: Option<UnixStream>,
     folder: PrivateDir,
     width: u32,
     height: u32,
@@ -81,7 +87,9 @@ impl Mp4Recorder {
             .map_err(|e| ffmpeg_error(format!("a private folder for {FFMPEG}'s output: {e}")))?;
         let log = std::fs::File::create(folder.path().join("ffmpeg.log"))
             .map_err(|e| ffmpeg_error(format!("{FFMPEG}'s log: {e}")))?;
-        let mut child = Command::new(FFMPEG)
+        let (frames_in, encoder_end) =
+            UnixStream::pair().map_err(|e| ffmpeg_error(format!("a socket to {FFMPEG}: {e}")))?;
+        let child = Command::new(FFMPEG)
             .args(["-hide_banner", "-loglevel", "error", "-f", "rawvideo"])
             .args([
                 "-pix_fmt",
@@ -101,7 +109,7 @@ impl Mp4Recorder {
                 "+faststart",
             ])
             .arg(folder.path().join("video.mp4"))
-            .stdin(Stdio::piped())
+            .stdin(Stdio::from(OwnedFd::from(encoder_end)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -111,10 +119,9 @@ impl Mp4Recorder {
                 }
                 _ => ffmpeg_error(format!("could not start {FFMPEG}: {e}")),
             })?;
-        let stdin = child.stdin.take();
         Ok(Self {
             child,
-            stdin,
+            frames_in: Some(frames_in),
             folder,
             width,
             height,
@@ -135,8 +142,8 @@ impl Mp4Recorder {
                 got: (frame.width, frame.height),
             });
         }
-        let stdin = self.stdin.as_mut().expect("open until finish");
-        if stdin.write_all(&frame.rgb).is_err() {
+        let frames_in = self.frames_in.as_mut().expect("open until finish");
+        if frames_in.write_all(&frame.rgb).is_err() {
             // ffmpeg stopped reading: it says why in its log.
             return Err(self.failure());
         }
@@ -146,7 +153,7 @@ impl Mp4Recorder {
 
     /// The finished file's bytes.
     pub fn finish(mut self) -> Result<Vec<u8>, RenderError> {
-        drop(self.stdin.take());
+        drop(self.frames_in.take());
         let status = self
             .child
             .wait()
@@ -176,7 +183,7 @@ impl Mp4Recorder {
 impl Drop for Mp4Recorder {
     fn drop(&mut self) {
         // A video abandoned half way: its encoder stops, its folder goes with `folder`.
-        if self.stdin.take().is_some() {
+        if self.frames_in.take().is_some() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
