@@ -505,10 +505,11 @@ fn print_result(
 }
 
 /// A run's learning curves (SVG, PNG and TensorBoard) and its best checkpoint by IQM, from
-/// the evaluations of its checkpoints.
+/// the evaluations of its checkpoints (and the `training` evaluations it logged).
 fn finish_run(
     run: &Path,
     evaluated: &[CheckpointEvaluation],
+    training: &[(u64, f64)],
     figures: &FigureOptions,
     out: Option<&Path>,
     json: bool,
@@ -527,9 +528,8 @@ fn finish_run(
     let points: Vec<&CheckpointEvaluation> = evaluated.iter().collect();
     let name = run.file_name().unwrap_or(run.as_os_str()).to_string_lossy();
     let title = format!("{name} on {}", best.env);
-    let training = logged_evaluations(run);
     let stem = folder.join("learning_curve");
-    for file in write_learning_curve(&points, &training, &title, &stem, figures)? {
+    for file in write_learning_curve(&points, training, &title, &stem, figures)? {
         tracing::info!(file = %file.display(), "learning curve written");
     }
     let events = write_tensorboard_curve(&points, &folder)?;
@@ -553,8 +553,13 @@ fn finish_run(
     Ok(())
 }
 
-/// A run evaluated whole, as a curve over seeds takes it.
-fn run_score(run: &Path, evaluated: &[CheckpointEvaluation]) -> Option<RunScore> {
+/// A run evaluated whole, with the evaluations it logged while `training`, as a curve over
+/// seeds takes it.
+fn run_score(
+    run: &Path,
+    evaluated: &[CheckpointEvaluation],
+    training: Vec<(u64, f64)>,
+) -> Option<RunScore> {
     let last = evaluated.last()?;
     Some(RunScore {
         run: run.to_path_buf(),
@@ -569,7 +574,7 @@ fn run_score(run: &Path, evaluated: &[CheckpointEvaluation]) -> Option<RunScore>
             .iter()
             .filter_map(|e| Some((e.step?, e.summary.mean_return)))
             .collect(),
-        training_curve: logged_evaluations(run),
+        training_curve: training,
         seed: None,
     })
 }
@@ -685,15 +690,18 @@ pub fn run(args: &EvalArgs, json: bool) -> Result<()> {
         // An RL Zoo run has one model: no curve over its training.
         let whole_run = eval.shard.is_none() && target.zoo.is_none();
         if let Some(run) = target.run.as_ref().filter(|_| whole_run) {
+            // Read once: the run's curve and the folder's curve over seeds both draw it.
+            let training = logged_evaluations(run);
             finish_run(
                 run,
                 &evaluated,
+                &training,
                 &eval.figures,
                 args.out.as_deref(),
                 json,
                 &progress,
             )?;
-            whole_runs.extend(run_score(run, &evaluated));
+            whole_runs.extend(run_score(run, &evaluated, training));
         }
     }
     if whole_runs.len() >= 2 {
