@@ -7,7 +7,7 @@ use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
     Figure, FigureOptions, GRID, Look, PlotError, compact, draw_title, padded, series_colour,
-    split_for_legend, steps_label, tick_count, write_svg_and_png,
+    steps_label, tick_count, titled_with_legend, write_svg_and_png,
 };
 
 use crate::{Comparison, Curve, CurveSource};
@@ -166,14 +166,12 @@ impl Figure for BandFigure<'_> {
         root: DrawingArea<DB, Shift>,
         look: &Look<'_>,
     ) -> Result<(), String> {
-        root.fill(&WHITE).map_err(failed)?;
         let entries: Vec<(String, RGBColor)> = self
             .lines
             .iter()
             .map(|line| (line.name.clone(), line.colour))
             .collect();
-        let body = draw_title(&root, look.title(self.title), look)?;
-        let (plot, legend) = split_for_legend(&body, &entries, look);
+        let (plot, legend) = titled_with_legend(&root, look.title(self.title), &entries, look)?;
         let points = || self.lines.iter().flat_map(|line| line.points.iter());
         let x = padded(points().map(|p| p.0), MARGIN);
         let y = padded(points().flat_map(|p| [p.1, p.2[0], p.2[1]]), MARGIN);

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, compact, draw_title, split_for_legend, steps_label,
-    tick_count, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, compact, steps_label, tick_count, titled_with_legend,
+    write_svg_and_png,
 };
 
 use crate::{CheckpointEvaluation, EvalError};
@@ -37,14 +37,12 @@ fn draw<DB: DrawingBackend>(
     curve: &LearningCurve<'_>,
 ) -> Result<(), String> {
     let error = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(error)?;
     let (title, evaluations, training) = (curve.title, curve.evaluations, curve.training);
     let mut entries = vec![("evaluated checkpoints (IQM, 95% CI)".to_string(), BLUE)];
     if !training.is_empty() {
         entries.push(("during training (mean)".to_string(), TRAINING_COLOUR));
     }
-    let body = draw_title(&root, look.title(title), look)?;
-    let (root, legend) = split_for_legend(&body, &entries, look);
+    let (root, legend) = titled_with_legend(&root, look.title(title), &entries, look)?;
     // A curve is over training steps: an evaluation whose step is unknown has no place on it.
     let evaluations: Vec<(u64, &CheckpointEvaluation)> = evaluations
         .iter()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, draw_title, split_for_legend, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, titled_with_legend, write_svg_and_png,
 };
 
 use crate::measure::Measurement;
@@ -33,7 +33,6 @@ impl Figure for GradModeChart<'_> {
         look: &Look<'_>,
     ) -> Result<(), String> {
         let error = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-        root.fill(&WHITE).map_err(error)?;
         let highest = self
             .groups
             .iter()
@@ -48,8 +47,7 @@ impl Figure for GradModeChart<'_> {
             .iter()
             .map(|&mode| (mode.name().to_string(), colour(mode)))
             .collect();
-        let body = draw_title(&root, look.title(&own_title), look)?;
-        let (plot, legend) = split_for_legend(&body, &entries, look);
+        let (plot, legend) = titled_with_legend(&root, look.title(&own_title), &entries, look)?;
         let mut chart = ChartBuilder::on(&plot)
             .margin(look.px(12))
             .x_label_area_size(look.px(40))

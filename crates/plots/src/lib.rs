@@ -262,6 +262,20 @@ pub fn tick_count(extent: u32, look: &Look<'_>) -> usize {
     (extent / look.px(90)).clamp(2, 10) as usize
 }
 
+/// Lays out a figure that has a legend: a white page, `title` across its top, a legend
+/// column for `entries` at its right; returns the chart's area and the legend.
+pub fn titled_with_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    entries: &[(String, plotters::style::RGBColor)],
+    look: &Look<'_>,
+) -> Result<(DrawingArea<DB, Shift>, Legend<DB>), String> {
+    root.fill(&plotters::style::WHITE)
+        .map_err(|e| e.to_string())?;
+    let body = draw_title(root, title, look)?;
+    Ok(split_for_legend(&body, entries, look))
+}
+
 /// A legend's column beside a chart (never over its data), with the font its names fit in.
 pub struct Legend<DB: DrawingBackend> {
     area: DrawingArea<DB, Shift>,
@@ -271,7 +285,7 @@ pub struct Legend<DB: DrawingBackend> {
 /// Splits `root` into the chart's area and, at its right, a legend column as wide as the
 /// longest of `entries`' names needs, at most two fifths of the figure (the names' font
 /// shrinks, down to half, to fit a narrow figure).
-pub fn split_for_legend<DB: DrawingBackend>(
+fn split_for_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     entries: &[(String, plotters::style::RGBColor)],
     look: &Look<'_>,

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use gradless_plots::plotters::coord::Shift;
 use gradless_plots::plotters::prelude::*;
 use gradless_plots::{
-    Figure, FigureOptions, GRID, Look, PlotError, draw_title, padded, series_colour,
-    split_for_legend, steps_label, tick_count, tick_label, write_svg_and_png,
+    Figure, FigureOptions, GRID, Look, PlotError, padded, series_colour, steps_label, tick_count,
+    tick_label, titled_with_legend, write_svg_and_png,
 };
 
 use crate::metrics_log::MetricsLog;
@@ -104,10 +104,8 @@ impl Figure for ReturnsFigure<'_> {
         root: DrawingArea<DB, Shift>,
         look: &Look<'_>,
     ) -> Result<(), String> {
-        root.fill(&WHITE).map_err(failed)?;
         let entries = legend_entries(self.runs);
-        let body = draw_title(&root, look.title(&self.title()), look)?;
-        let (plot, legend) = split_for_legend(&body, &entries, look);
+        let (plot, legend) = titled_with_legend(&root, look.title(&self.title()), &entries, look)?;
         let episodes: Vec<Vec<(u64, f64)>> = self
             .runs
             .iter()
@@ -193,10 +191,9 @@ impl Figure for UpdatesFigure<'_> {
         root: DrawingArea<DB, Shift>,
         look: &Look<'_>,
     ) -> Result<(), String> {
-        root.fill(&WHITE).map_err(failed)?;
         let entries = legend_entries(self.runs);
-        let body = draw_title(&root, look.title(UPDATES_TITLE), look)?;
-        let (panels_area, legend) = split_for_legend(&body, &entries, look);
+        let (panels_area, legend) =
+            titled_with_legend(&root, look.title(UPDATES_TITLE), &entries, look)?;
         let columns = self.names.len().clamp(1, 3);
         let rows = self.names.len().div_ceil(columns).max(1);
         let panels = panels_area.split_evenly((rows, columns));
