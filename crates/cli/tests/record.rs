@@ -147,28 +147,25 @@ fn bad_record_requests_are_one_line_errors() {
     // MP4s need ffmpeg: without it on PATH, one line naming it and the flag, nothing written.
     let no_tools = scratch("record-no-ffmpeg");
     let out = no_tools.join("videos");
-    let without_ffmpeg = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
-        .args([
-            "record", path, "--format", "mp4", "--device", "flex", "--out",
-        ])
-        .arg(&out)
-        .env("PATH", &no_tools)
-        .output()
-        .unwrap();
+    // `record --format mp4` with PATH holding only `no_tools` (where a fake ffmpeg goes).
+    let mp4_with_only_tools_in_path = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
+            .args([
+                "record", path, "--format", "mp4", "--device", "flex", "--out",
+            ])
+            .arg(&out)
+            .env("PATH", &no_tools)
+            .output()
+            .unwrap()
+    };
+    let without_ffmpeg = mp4_with_only_tools_in_path();
     assert_clean_failure(&without_ffmpeg, &["--format mp4", "ffmpeg", "not on PATH"]);
     assert!(!out.exists());
     // An ffmpeg without the H.264 encoder is refused before any episode runs.
     let fake = no_tools.join("ffmpeg");
     std::fs::write(&fake, "#!/bin/sh\necho ' V....D mpeg4  MPEG-4 part 2'\n").unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let without_x264 = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
-        .args([
-            "record", path, "--format", "mp4", "--device", "flex", "--out",
-        ])
-        .arg(&out)
-        .env("PATH", &no_tools)
-        .output()
-        .unwrap();
+    let without_x264 = mp4_with_only_tools_in_path();
     assert_clean_failure(&without_x264, &["--format mp4", "no libx264"]);
     assert!(!out.exists());
     // An encoder that stops reading half way: one line with what it said, not a process
@@ -178,14 +175,7 @@ fn bad_record_requests_are_one_line_errors() {
         "#!/bin/sh\necho ' V....D libx264  H.264'\n[ \"$2\" = -encoders ] && exit 0\necho 'No space left on device' >&2\nexit 1\n",
     )
     .unwrap();
-    let stopped = std::process::Command::new(env!("CARGO_BIN_EXE_gradless"))
-        .args([
-            "record", path, "--format", "mp4", "--device", "flex", "--out",
-        ])
-        .arg(&out)
-        .env("PATH", &no_tools)
-        .output()
-        .unwrap();
+    let stopped = mp4_with_only_tools_in_path();
     assert_clean_failure(&stopped, &["ffmpeg failed", "No space left on device"]);
     std::fs::remove_dir_all(&no_tools).unwrap();
     assert_clean_failure(
